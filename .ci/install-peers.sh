@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs and starts everything the test suite talks to, on a fresh Debian machine:
+#   - Postfix's smtp-sink (package postfix) as the SMTP peer,
+#   - Kannel bearerbox/smsbox and fakesmsc (packages kannel, kannel-extras) as the SMS gateway,
+#   - PostgreSQL (package postgresql) on 127.0.0.1:5432 with trust auth and a `test` database.
+# Idempotent: skips what is already there. The tests start their own smtp-sink and Kannel
+# processes on loopback ports; this script only makes sure the binaries and PostgreSQL exist.
+set -euo pipefail
+
+SUDO=""
+if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
+
+need_pkgs=()
+command -v smtp-sink >/dev/null 2>&1 || [ -x /usr/sbin/smtp-sink ] || need_pkgs+=(postfix)
+[ -x /usr/sbin/bearerbox ] || need_pkgs+=(kannel)
+[ -x /usr/lib/kannel/test/fakesmsc ] || need_pkgs+=(kannel-extras)
+command -v pg_ctlcluster >/dev/null 2>&1 || need_pkgs+=(postgresql)
+
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  echo "install-peers: installing ${need_pkgs[*]}"
+  # Keep the packages' system services from starting: the tests run their own peers.
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+  $SUDO chmod +x /usr/sbin/policy-rc.d
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+  $SUDO rm -f /usr/sbin/policy-rc.d
+fi
+
+# PostgreSQL: start the cluster if it is not accepting connections, then make sure `test` exists.
+if ! pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then
+  ver=$(ls /etc/postgresql | sort -V | tail -1)
+  hba=/etc/postgresql/$ver/main/pg_hba.conf
+  if ! grep -q 'ritualist-ci' "$hba"; then
+    # trust on loopback for the test database (CI machine only)
+    $SUDO sed -i '1i host all all 127.0.0.1/32 trust # ritualist-ci\nlocal all all trust # ritualist-ci' "$hba"
+  fi
+  $SUDO pg_ctlcluster --skip-systemctl-redirect "$ver" main start
+  for _ in $(seq 1 30); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 1; done
+fi
+if ! psql -h 127.0.0.1 -U postgres -d test -c 'select 1' >/dev/null 2>&1; then
+  $SUDO -u postgres psql -h 127.0.0.1 -c 'create database test' >/dev/null 2>&1 \
+    || psql -h 127.0.0.1 -U postgres -c 'create database test' >/dev/null
+fi
+echo "install-peers: smtp-sink $(command -v smtp-sink || echo /usr/sbin/smtp-sink), bearerbox /usr/sbin/bearerbox, fakesmsc /usr/lib/kannel/test/fakesmsc, postgres ok"

@@ -1,0 +1,16 @@
+//! Schema migrations for ritualist, written with sea-query builders so the same file
+//! serves SQLite (the embedded default) and PostgreSQL. Never edit a released migration:
+//! add a new one.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261123_000001_initial;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261123_000001_initial::Migration)]
+    }
+}

@@ -1,0 +1,82 @@
+//! `ritualist check`: every mistake in the config, the rituals and the templates, with file,
+//! line and a hint — then every ritual rendered for every locale and channel against sample
+//! customers (one with every optional field missing), and SMS lengths. Sends nothing.
+
+use std::path::Path;
+
+use super::Definitions;
+use super::message::{compose, sample_customers};
+use crate::config::{Config, Diagnostic, Diagnostics};
+use crate::domain::Locale;
+use crate::plan::occasion_on;
+use crate::render::SmsEncoding;
+
+/// Validates everything reachable from the config file. Never touches the database.
+pub fn check(config_path: &Path) -> Diagnostics {
+    let cfg = match Config::load(config_path) {
+        Ok(c) => c,
+        Err(d) => return d,
+    };
+    let defs = match Definitions::load(&cfg) {
+        Ok(d) => d,
+        Err(d) => return d,
+    };
+    render_samples(&cfg, &defs)
+}
+
+fn render_samples(cfg: &Config, defs: &Definitions) -> Diagnostics {
+    let mut diags = Diagnostics::default();
+    let key = b"check";
+    for ritual in &defs.rituals {
+        let mut locales = defs.templates.locales(&ritual.template);
+        if locales.is_empty() {
+            locales.push(cfg.defaults.locale.to_string());
+        }
+        for locale in locales {
+            let Ok(loc) = Locale::parse(&locale) else {
+                continue;
+            };
+            for mut c in sample_customers(cfg) {
+                c.locale = loc.clone();
+                let date = jiff::civil::date(2027, 3, 1);
+                let occasion = occasion_on(ritual, &c, date).unwrap_or(crate::plan::Occasion {
+                    date,
+                    year: 2027,
+                    years: None,
+                });
+                for channel in &ritual.channels {
+                    match compose(cfg, &defs.templates, key, ritual, &c, &occasion, "2027", *channel, 1_800_000_000) {
+                        Ok(m) => {
+                            if let Some(len) = m.sms
+                                && len.segments > 1
+                                && c.external_id == "sample-full"
+                            {
+                                let enc = match len.encoding {
+                                    SmsEncoding::Gsm7 => "GSM-7: 160 per SMS, 153 per part",
+                                    SmsEncoding::Ucs2 => "UCS-2 (Cyrillic or diacritics): 70 per SMS, 67 per part",
+                                };
+                                diags.push(
+                                    Diagnostic::warning(
+                                        &cfg.templates_dir.join(&ritual.template).join(&m.locale).join("sms.hbs"),
+                                        1,
+                                        1,
+                                        format!("the `{locale}` SMS of `{}` costs {} segments ({} units, {enc})", ritual.name, len.segments, len.units),
+                                    )
+                                    .with_hint("shorten the text, or avoid characters outside GSM-7 to get 160 per segment"),
+                                );
+                            }
+                        }
+                        Err(e) => diags.push(
+                            Diagnostic::error(&ritual.source, ritual.template_line, 1, format!(
+                                "`{}` cannot be rendered in `{locale}` on {channel} for the sample customer `{}`: {e}",
+                                ritual.name, c.external_id
+                            ))
+                            .with_hint("a variable may be missing for some customers: use {{#if …}} or {{default value \"fallback\"}}"),
+                        ),
+                    }
+                }
+            }
+        }
+    }
+    diags
+}

@@ -1,0 +1,154 @@
+//! Draining the outbox: claim due rows under a lease, send each outside any transaction,
+//! record the result (fenced by the lease token). Knows nothing about rituals or templates:
+//! it sends the stored bytes, so a retry is byte-identical to the first attempt.
+
+use jiff::Timestamp;
+
+use super::App;
+use crate::channel::Outgoing;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DispatchReport {
+    pub claimed: usize,
+    pub sent: usize,
+    pub retrying: usize,
+    pub failed: usize,
+    /// Results not recorded because the lease had been lost (another worker took over).
+    pub lease_lost: usize,
+}
+
+impl DispatchReport {
+    fn add(&mut self, o: DispatchReport) {
+        self.claimed += o.claimed;
+        self.sent += o.sent;
+        self.retrying += o.retrying;
+        self.failed += o.failed;
+        self.lease_lost += o.lease_lost;
+    }
+}
+
+/// Seconds to wait before attempt `attempt + 1` after a transient failure: exponential from
+/// 60 s, capped at one hour, with full jitter in the upper half (`jitter` in [0, 1)).
+pub fn retry_delay_secs(attempt: u32, jitter: f64) -> i64 {
+    let base = 60i64
+        .saturating_mul(1i64 << attempt.saturating_sub(1).min(16))
+        .min(3600);
+    let j = jitter.clamp(0.0, 1.0);
+    base / 2 + ((base / 2) as f64 * j) as i64
+}
+
+fn jitter() -> f64 {
+    let mut b = [0u8; 4];
+    let _ = getrandom::fill(&mut b);
+    u32::from_le_bytes(b) as f64 / (u32::MAX as f64 + 1.0)
+}
+
+impl App {
+    /// One step: claim a batch of due rows and send them. `claimed == 0` means nothing is due.
+    pub async fn dispatch_batch(&self, now: Timestamp) -> Result<DispatchReport, super::AppError> {
+        let now_s = now.as_second();
+        let d = &self.cfg.delivery;
+        self.store.release_expired_leases(now_s).await?;
+        let batch = self
+            .store
+            .claim_due(now_s, d.batch_size, d.lease_secs)
+            .await?;
+        let mut report = DispatchReport {
+            claimed: batch.len(),
+            ..Default::default()
+        };
+        let from = self.cfg.shop.from_email.clone();
+        let sends = batch.iter().map(|row| {
+            let from = from.as_str();
+            async move {
+                let msg = Outgoing {
+                    channel: &row.channel,
+                    recipient: &row.recipient,
+                    payload: &row.payload,
+                    message_id: row.message_id.as_deref(),
+                    from,
+                };
+                (row, self.channels.send(&msg).await)
+            }
+        });
+        // Sends of one batch run concurrently (the SMTP pool caps connections).
+        let results = futures_util::future::join_all(sends).await;
+        for (row, result) in results {
+            let recorded = match result {
+                Ok(reply) => {
+                    tracing::info!(delivery = row.id, customer = row.customer_id, ritual = %row.ritual, channel = %row.channel, "sent: {reply}");
+                    report.sent += 1;
+                    self.store
+                        .mark_sent(row.id, &row.lease_token, now_s)
+                        .await?
+                }
+                Err(e) if e.is_transient() && (row.attempts as u32) < d.max_attempts => {
+                    let next = now_s + retry_delay_secs(row.attempts as u32, jitter());
+                    tracing::warn!(
+                        delivery = row.id,
+                        customer = row.customer_id,
+                        attempt = row.attempts,
+                        "transient failure, retrying: {e}"
+                    );
+                    report.retrying += 1;
+                    self.store
+                        .mark_retry(row.id, &row.lease_token, next, &e.message, now_s)
+                        .await?
+                }
+                Err(e) => {
+                    tracing::error!(
+                        delivery = row.id,
+                        customer = row.customer_id,
+                        attempt = row.attempts,
+                        "failed: {e}"
+                    );
+                    report.failed += 1;
+                    self.store
+                        .mark_failed(row.id, &row.lease_token, &e.message, now_s)
+                        .await?
+                }
+            };
+            if !recorded {
+                report.lease_lost += 1;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Sends until nothing is due at `now` (rows waiting for a later retry stay waiting).
+    pub async fn drain(&self, now: Timestamp) -> Result<DispatchReport, super::AppError> {
+        let mut total = DispatchReport::default();
+        loop {
+            let r = self.dispatch_batch(now).await?;
+            if r.claimed == 0 {
+                return Ok(total);
+            }
+            total.add(r);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_schedule_table() {
+        // (attempt, jitter) → delay
+        for (attempt, j, want) in [
+            (1, 0.0, 30),
+            (1, 0.999, 59),
+            (2, 0.0, 60),
+            (3, 0.0, 120),
+            (7, 0.0, 1800),
+            (8, 0.0, 1800),
+            (20, 1.0, 3600),
+        ] {
+            assert_eq!(
+                retry_delay_secs(attempt, j),
+                want,
+                "attempt {attempt} jitter {j}"
+            );
+        }
+    }
+}

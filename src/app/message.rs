@@ -1,0 +1,280 @@
+//! From a decision to the exact bytes that will be sent: the template context, the
+//! deterministic Message-ID, the unsubscribe link and the rendered email or SMS.
+
+use std::collections::BTreeSet;
+
+use hmac::{Hmac, Mac};
+use jiff::tz::TimeZone;
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+use crate::channel::{EmailParts, build_email};
+use crate::config::Config;
+use crate::domain::{Channel, Email, Locale, OccurrenceKey, Phone, YearlyDate};
+use crate::plan::{CustomerFacts, Occasion};
+use crate::render::{RenderError, Templates, flatten_paths};
+use crate::ritual::Ritual;
+
+type HmacSha256 = Hmac<Sha256>;
+
+fn hmac_hex(key: &[u8], data: &str, chars: usize) -> String {
+    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(data.as_bytes());
+    let mut h = hex::encode(mac.finalize().into_bytes());
+    h.truncate(chars);
+    h
+}
+
+/// `<hmac>@<sender domain>`: stable for an occurrence and channel (so a retry carries the same
+/// id), unguessable, and free of personal data (Message-IDs are visible to every server).
+pub fn message_id(key: &[u8], occ: &OccurrenceKey, channel: Channel, domain: &str) -> String {
+    let h = hmac_hex(key, &format!("msgid/v1/{occ}/{channel}"), 32);
+    format!("{h}@{domain}")
+}
+
+/// The unsubscribe link for a customer, channel and ritual category. An http(s) base gets a
+/// signed token; a `mailto:` base is used as it is.
+pub fn unsubscribe_link(
+    cfg: &Config,
+    key: &[u8],
+    customer_id: i64,
+    channel: Channel,
+    category: &str,
+) -> String {
+    let base = &cfg.links.unsubscribe;
+    if base.starts_with("http://") || base.starts_with("https://") {
+        let payload = format!("v1.{customer_id}.{channel}.{category}");
+        let sig = hmac_hex(key, &format!("unsub/{payload}"), 32);
+        let sep = if base.contains('?') { '&' } else { '?' };
+        format!("{base}{sep}t={payload}.{sig}")
+    } else {
+        base.clone()
+    }
+}
+
+/// The variables every template sees.
+pub fn message_context(
+    cfg: &Config,
+    ritual: &Ritual,
+    c: &CustomerFacts,
+    occasion: &Occasion,
+    unsubscribe: &str,
+) -> Value {
+    let full_name = match (&c.first_name, &c.last_name) {
+        (Some(f), Some(l)) => Some(format!("{f} {l}")),
+        (Some(f), None) => Some(f.clone()),
+        (None, Some(l)) => Some(l.clone()),
+        (None, None) => None,
+    };
+    json!({
+        "customer": {
+            "external_id": c.external_id,
+            "first_name": c.first_name,
+            "last_name": c.last_name,
+            "full_name": full_name,
+            "email": c.email.as_ref().map(|e| e.to_string()),
+            "phone": c.phone.as_ref().map(|p| p.to_string()),
+            "locale": c.locale.to_string(),
+            "attributes": c.attributes,
+        },
+        "occasion": {
+            "ritual": ritual.name,
+            "date": occasion.date.to_string(),
+            "day": occasion.date.day(),
+            "month": occasion.date.month(),
+            "year": occasion.year,
+            "age": occasion.years,
+        },
+        "shop": {
+            "name": cfg.shop.name,
+            "url": cfg.shop.url,
+            "email": cfg.shop.from_email,
+        },
+        "links": {
+            "unsubscribe": unsubscribe,
+            "preferences": cfg.links.preferences,
+        },
+    })
+}
+
+/// Two sample customers for `check` and the lint vocabulary: one with every field, one with
+/// every optional field missing.
+pub fn sample_customers(cfg: &Config) -> Vec<CustomerFacts> {
+    let zone = TimeZone::get(&cfg.defaults.time_zone).unwrap_or(TimeZone::UTC);
+    let full = CustomerFacts {
+        id: 1,
+        external_id: "sample-full".into(),
+        first_name: Some("Ana".into()),
+        last_name: Some("Popescu".into()),
+        email: Email::parse("ana@example.com").ok(),
+        phone: Phone::parse("+40721234567", None).ok(),
+        locale: cfg.defaults.locale.clone(),
+        zone: zone.clone(),
+        birthday: YearlyDate::parse("1990-03-01").ok(),
+        preferred_channel: None,
+        attributes: [("tier".to_string(), "gold".to_string())]
+            .into_iter()
+            .collect(),
+    };
+    let minimal = CustomerFacts {
+        id: 2,
+        external_id: "sample-minimal".into(),
+        first_name: None,
+        last_name: None,
+        email: Email::parse("someone@example.com").ok(),
+        phone: Phone::parse("+40721234568", None).ok(),
+        locale: cfg.defaults.locale.clone(),
+        zone,
+        birthday: YearlyDate::parse("--03-01").ok(),
+        preferred_channel: None,
+        attributes: Default::default(),
+    };
+    vec![full, minimal]
+}
+
+/// Every variable path templates may use (from a sample context).
+pub fn vocabulary(cfg: &Config) -> BTreeSet<String> {
+    let c = &sample_customers(cfg)[0];
+    let occasion = Occasion {
+        date: jiff::civil::date(2027, 3, 1),
+        year: 2027,
+        years: Some(37),
+    };
+    let ritual = crate::ritual::Ritual {
+        name: "sample".into(),
+        description: None,
+        trigger: crate::ritual::Trigger::Yearly {
+            date: crate::ritual::YearlyField::Birthday,
+            feb29: Default::default(),
+        },
+        send_time: jiff::civil::Time::midnight(),
+        channels: vec![],
+        deliver: crate::ritual::DeliverPolicy::Preferred,
+        template: "sample".into(),
+        category: "sample".into(),
+        priority: 0,
+        source: Default::default(),
+        template_line: 0,
+    };
+    let mut v = flatten_paths(&message_context(cfg, &ritual, c, &occasion, "https://x"));
+    // Free attributes are open-ended: allow any `customer.attributes.*` by listing the parent.
+    v.retain(|p| !p.starts_with("customer.attributes."));
+    v
+}
+
+/// A message ready for the ledger.
+#[derive(Debug, Clone)]
+pub struct Composed {
+    pub subject: Option<String>,
+    pub payload: String,
+    pub message_id: Option<String>,
+    pub locale: String,
+    /// For SMS: encoding and segment count.
+    pub sms: Option<crate::render::SmsLength>,
+    /// For email: the rendered parts (preview shows them decoded).
+    pub html: Option<String>,
+    pub text: Option<String>,
+}
+
+/// Renders and assembles the message for one decision. `now` becomes the email's Date.
+#[allow(clippy::too_many_arguments)]
+pub fn compose(
+    cfg: &Config,
+    templates: &Templates,
+    key: &[u8],
+    ritual: &Ritual,
+    c: &CustomerFacts,
+    occasion: &Occasion,
+    occurrence: &str,
+    channel: Channel,
+    now: i64,
+) -> Result<Composed, RenderError> {
+    let unsubscribe = unsubscribe_link(cfg, key, c.id, channel, &ritual.category);
+    let ctx = message_context(cfg, ritual, c, occasion, &unsubscribe);
+    let occ = OccurrenceKey {
+        ritual: ritual.name.clone(),
+        customer_id: c.id,
+        occurrence: occurrence.to_string(),
+    };
+    let locale: &Locale = &c.locale;
+    match channel {
+        Channel::Email => {
+            let r = templates.render_email(&ritual.template, locale, &ctx)?;
+            let from_domain = cfg
+                .shop
+                .from_email
+                .rsplit_once('@')
+                .map(|(_, d)| d)
+                .unwrap_or("localhost");
+            let mid = message_id(key, &occ, channel, from_domain);
+            let to = c.email.as_ref().map(|e| e.to_string()).unwrap_or_default();
+            let to_name = ctx["customer"]["full_name"].as_str().map(String::from);
+            let payload = build_email(&EmailParts {
+                from_email: &cfg.shop.from_email,
+                from_name: Some(cfg.shop.from_name.as_deref().unwrap_or(&cfg.shop.name)),
+                to_email: &to,
+                to_name: to_name.as_deref(),
+                subject: &r.subject,
+                html: &r.html,
+                text: &r.text,
+                message_id: &mid,
+                date: now,
+                list_unsubscribe: Some(&unsubscribe),
+            })
+            .map_err(|e| RenderError::Render {
+                file: ritual.source.clone(),
+                message: e.message,
+            })?;
+            Ok(Composed {
+                subject: Some(r.subject),
+                payload,
+                message_id: Some(mid),
+                locale: r.locale,
+                sms: None,
+                html: Some(r.html),
+                text: Some(r.text),
+            })
+        }
+        Channel::Sms => {
+            let r = templates.render_sms(&ritual.template, locale, &ctx)?;
+            let mid = message_id(key, &occ, channel, "sms");
+            Ok(Composed {
+                subject: None,
+                payload: r.text,
+                message_id: Some(mid),
+                locale: r.locale,
+                sms: Some(r.length),
+                html: None,
+                text: None,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_ids_are_stable_distinct_and_opaque() {
+        let occ = OccurrenceKey::yearly("birthday", 42, 2027);
+        let a = message_id(b"k", &occ, Channel::Email, "shop.example");
+        assert_eq!(a, message_id(b"k", &occ, Channel::Email, "shop.example"));
+        assert_ne!(a, message_id(b"k", &occ, Channel::Sms, "shop.example"));
+        assert_ne!(
+            a,
+            message_id(
+                b"k",
+                &OccurrenceKey::yearly("birthday", 42, 2028),
+                Channel::Email,
+                "shop.example"
+            )
+        );
+        assert_ne!(
+            a,
+            message_id(b"other", &occ, Channel::Email, "shop.example")
+        );
+        assert!(a.ends_with("@shop.example"), "{a}");
+        assert_eq!(a.len(), 32 + 1 + "shop.example".len());
+    }
+}

@@ -1,0 +1,140 @@
+//! Delivery channels: the only home of `lettre` (email) and `reqwest` (SMS over HTTP).
+//!
+//! | transport | channel | what it does |
+//! |---|---|---|
+//! | [`Outbox`] | email, sms | writes `.eml` files and `sms.jsonl` lines into a folder: no server needed |
+//! | [`SmtpPool`] | email | SMTP through connections it opens itself (TCP_NODELAY), reused, every step under a timeout |
+//! | [`Kannel`] | sms | Kannel's HTTP `sendsms` interface, UCS-2 for text outside GSM-7 |
+//!
+//! Every transport answers with a [`SendError`] that says whether retrying can help.
+
+mod email;
+mod outbox;
+mod sms;
+
+use std::sync::Once;
+
+pub use email::{EmailParts, SmtpPool, build_email, normalize_crlf};
+pub use outbox::Outbox;
+pub use sms::Kannel;
+
+use crate::config::{Config, EmailTransport, SmsTransport};
+use crate::render::sms_length;
+
+/// Whether a failed send may succeed later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// 4xx, a dropped connection, a timeout, HTTP 429/5xx: try again later.
+    Transient,
+    /// 5xx, a malformed address, HTTP 4xx: retrying cannot help.
+    Permanent,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct SendError {
+    pub retry: Retry,
+    pub message: String,
+}
+
+impl SendError {
+    pub fn transient(message: impl Into<String>) -> Self {
+        SendError {
+            retry: Retry::Transient,
+            message: message.into(),
+        }
+    }
+    pub fn permanent(message: impl Into<String>) -> Self {
+        SendError {
+            retry: Retry::Permanent,
+            message: message.into(),
+        }
+    }
+    pub fn is_transient(&self) -> bool {
+        self.retry == Retry::Transient
+    }
+    pub fn is_permanent(&self) -> bool {
+        self.retry == Retry::Permanent
+    }
+}
+
+/// One message ready to go, exactly as stored in the ledger.
+#[derive(Debug, Clone)]
+pub struct Outgoing<'a> {
+    pub channel: &'a str,
+    /// Email address or E.164 number.
+    pub recipient: &'a str,
+    /// The whole RFC 5322 message (email) or the text (SMS).
+    pub payload: &'a str,
+    pub message_id: Option<&'a str>,
+    /// Envelope sender (email).
+    pub from: &'a str,
+}
+
+#[derive(Debug)]
+enum EmailSender {
+    Outbox(Outbox),
+    Smtp(SmtpPool),
+}
+
+#[derive(Debug)]
+enum SmsSender {
+    Outbox(Outbox),
+    Kannel(Kannel),
+}
+
+/// The configured transports, built once and shared so connections are reused.
+#[derive(Debug)]
+pub struct Channels {
+    email: EmailSender,
+    sms: SmsSender,
+}
+
+/// Installs ring as the process-wide rustls provider (once; one TLS provider for everything).
+pub fn init_tls() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+impl Channels {
+    pub fn from_config(cfg: &Config) -> Result<Channels, SendError> {
+        init_tls();
+        let outbox = || Outbox::new(&cfg.delivery.outbox_dir);
+        let email = match &cfg.delivery.email {
+            EmailTransport::Outbox => EmailSender::Outbox(outbox()),
+            EmailTransport::Smtp(s) => EmailSender::Smtp(SmtpPool::new(s.clone())),
+        };
+        let sms = match &cfg.delivery.sms {
+            SmsTransport::Outbox => SmsSender::Outbox(outbox()),
+            SmsTransport::Kannel(k) => SmsSender::Kannel(Kannel::new(k.clone())?),
+        };
+        Ok(Channels { email, sms })
+    }
+
+    /// Sends one message; `Ok` carries the provider's reply (or where the file went).
+    pub async fn send(&self, msg: &Outgoing<'_>) -> Result<String, SendError> {
+        match msg.channel {
+            "email" => match &self.email {
+                EmailSender::Outbox(o) => o.write_email(msg).await,
+                EmailSender::Smtp(p) => {
+                    p.send(msg.from, msg.recipient, msg.payload.as_bytes())
+                        .await
+                }
+            },
+            "sms" => match &self.sms {
+                SmsSender::Outbox(o) => o.write_sms(msg, &sms_length(msg.payload)).await,
+                SmsSender::Kannel(k) => k.send(msg.recipient, msg.payload).await,
+            },
+            other => Err(SendError::permanent(format!("unknown channel `{other}`"))),
+        }
+    }
+
+    /// Closes pooled connections politely (QUIT).
+    pub async fn close(&self) {
+        if let EmailSender::Smtp(p) = &self.email {
+            p.close().await;
+        }
+    }
+}

@@ -1,0 +1,245 @@
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// One finding about a file a marketer or operator wrote: where, what, and what to do.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Diagnostic {
+    pub severity: Severity,
+    pub file: PathBuf,
+    /// 1-based; 0 when the problem concerns the file as a whole.
+    pub line: u64,
+    pub column: u64,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl Diagnostic {
+    pub fn error(file: &Path, line: u64, column: u64, message: impl Into<String>) -> Self {
+        Diagnostic {
+            severity: Severity::Error,
+            file: file.to_path_buf(),
+            line,
+            column,
+            message: message.into(),
+            hint: None,
+        }
+    }
+    pub fn warning(file: &Path, line: u64, column: u64, message: impl Into<String>) -> Self {
+        Diagnostic {
+            severity: Severity::Warning,
+            ..Diagnostic::error(file, line, column, message)
+        }
+    }
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+    pub fn at(file: &Path, loc: &serde_saphyr::Location, message: impl Into<String>) -> Self {
+        Diagnostic::error(file, loc.line(), loc.column(), message)
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sev = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        if self.line > 0 {
+            write!(
+                f,
+                "{}:{}:{}: {sev}: {}",
+                self.file.display(),
+                self.line,
+                self.column,
+                self.message
+            )?;
+        } else {
+            write!(f, "{}: {sev}: {}", self.file.display(), self.message)?;
+        }
+        if let Some(h) = &self.hint {
+            write!(f, "\n  hint: {h}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A set of findings; an error when any of them is an error.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Diagnostics(pub Vec<Diagnostic>);
+
+impl Diagnostics {
+    pub fn push(&mut self, d: Diagnostic) {
+        self.0.push(d);
+    }
+    pub fn extend(&mut self, other: Diagnostics) {
+        self.0.extend(other.0);
+    }
+    pub fn has_errors(&self) -> bool {
+        self.0.iter().any(|d| d.severity == Severity::Error)
+    }
+    pub fn errors(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.0.iter().filter(|d| d.severity == Severity::Error)
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Display for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, d) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{d}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Diagnostics {}
+
+/// Keys that hold secrets: refused in YAML (they belong in the environment).
+const SECRET_WORDS: &[&str] = &[
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "api_key",
+    "apikey",
+    "auth_token",
+];
+
+/// Parses one YAML document into `T`, turning every serde-saphyr error into a diagnostic with
+/// the file, line, column and, for unknown keys, a "did you mean" hint.
+pub fn parse_yaml<T: DeserializeOwned>(file: &Path, text: &str) -> Result<T, Diagnostic> {
+    let options = serde_saphyr::options! {
+        strict_booleans: true,
+        duplicate_keys: serde_saphyr::DuplicateKeyPolicy::Error,
+        with_snippet: false,
+    };
+    serde_saphyr::from_str_with_options::<T>(text, options)
+        .map_err(|e| yaml_diagnostic(file, text, &e))
+}
+
+fn yaml_diagnostic(file: &Path, text: &str, e: &serde_saphyr::Error) -> Diagnostic {
+    let (line, column) = e
+        .location()
+        .map(|l| (l.line(), l.column()))
+        .unwrap_or((0, 0));
+    let raw = e.without_snippet().to_string();
+    // serde-saphyr appends " at line N column M": the location is shown in front instead.
+    let message = match raw.find(" at line ") {
+        Some(i) => raw[..i].to_string(),
+        None => raw.clone(),
+    };
+    let mut d = Diagnostic::error(file, line, column, message.clone());
+    if let Some((unknown, expected)) = parse_unknown_field(&message) {
+        let lower = unknown.to_ascii_lowercase();
+        if SECRET_WORDS.iter().any(|w| lower.contains(w)) {
+            d = d.with_hint(format!(
+                "secrets never go in YAML: set the environment variable named by `{}_env` \
+                 (or `<VAR>_FILE` pointing at a file) instead of `{unknown}`",
+                unknown
+            ));
+        } else if let Some(best) = did_you_mean(&unknown, &expected) {
+            d = d.with_hint(format!(
+                "did you mean `{best}`? valid keys here: {}",
+                expected.join(", ")
+            ));
+        } else if !expected.is_empty() {
+            d = d.with_hint(format!("valid keys here: {}", expected.join(", ")));
+        }
+    } else if message.contains("duplicate") {
+        d = d.with_hint("each key may appear once in a mapping; remove or merge the repeated key");
+    } else if message.contains("invalid type") || message.contains("expected") {
+        if let Some(snippet) = text.lines().nth(line.saturating_sub(1) as usize) {
+            d = d.with_hint(format!(
+                "check the value on this line: `{}`",
+                snippet.trim()
+            ));
+        }
+    }
+    d
+}
+
+/// Extracts (unknown, expected…) from serde's "unknown field `x`, expected one of `a`, `b`".
+fn parse_unknown_field(msg: &str) -> Option<(String, Vec<String>)> {
+    let rest = msg
+        .split("unknown field `")
+        .nth(1)
+        .or_else(|| msg.split("unknown variant `").nth(1))?;
+    let (unknown, tail) = rest.split_once('`')?;
+    let expected = tail
+        .split('`')
+        .enumerate()
+        .filter(|(i, _)| i % 2 == 1)
+        .map(|(_, s)| s.to_string())
+        .collect();
+    Some((unknown.to_string(), expected))
+}
+
+/// The closest candidate, if it is close enough to be a likely typo.
+pub fn did_you_mean(word: &str, candidates: &[String]) -> Option<String> {
+    candidates
+        .iter()
+        .map(|c| (strsim::jaro_winkler(word, c), c))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct T {
+        template: String,
+        enabled: Option<bool>,
+    }
+
+    #[test]
+    fn unknown_key_has_line_and_hint() {
+        let d = parse_yaml::<T>(Path::new("r.yaml"), "enabled: true\ntemplat: x\n").unwrap_err();
+        assert_eq!(d.line, 2, "{d}");
+        assert!(d.message.contains("templat"), "{d}");
+        assert!(
+            d.hint
+                .as_deref()
+                .unwrap()
+                .contains("did you mean `template`"),
+            "{d}"
+        );
+    }
+
+    #[test]
+    fn no_is_not_false() {
+        let d = parse_yaml::<T>(Path::new("r.yaml"), "template: x\nenabled: NO\n").unwrap_err();
+        assert_eq!(d.line, 2, "{d}");
+    }
+
+    #[test]
+    fn duplicate_keys_are_rejected() {
+        assert!(parse_yaml::<T>(Path::new("r.yaml"), "template: x\ntemplate: y\n").is_err());
+    }
+
+    #[test]
+    fn secrets_get_a_specific_hint() {
+        let d =
+            parse_yaml::<T>(Path::new("r.yaml"), "template: x\npassword: hunter2\n").unwrap_err();
+        assert!(d.hint.as_deref().unwrap().contains("environment"), "{d}");
+    }
+}

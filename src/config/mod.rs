@@ -1,0 +1,17 @@
+//! Configuration files: `config/ritualist.yaml` (database, defaults, shop, delivery) and the
+//! shared machinery that turns any YAML mistake into a [`Diagnostic`] with file, line, column
+//! and a hint.
+//!
+//! YAML is read with serde-saphyr (duplicate keys rejected, `strict_booleans` so `NO` stays a
+//! string) into spec structs that mirror the file (`deny_unknown_fields`); cross-field checks
+//! then build the validated [`Config`]. Secrets never live in YAML: the file names environment
+//! variables (`password_env`), and a key that looks like a secret is refused with a hint.
+
+mod diagnostic;
+mod settings;
+
+pub use diagnostic::{Diagnostic, Diagnostics, Severity, parse_yaml};
+pub use settings::{
+    Config, Defaults, DeliveryConfig, EmailTransport, KannelConfig, Links, Secret, Shop,
+    SmsTransport, SmtpConfig, SmtpSecurity,
+};

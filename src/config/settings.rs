@@ -1,0 +1,529 @@
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use super::diagnostic::{Diagnostic, Diagnostics, parse_yaml};
+use crate::domain::{Locale, parse_zone};
+
+// ---------------------------------------------------------------------------------------------
+// Spec: mirrors the YAML file.
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigSpec {
+    /// `path/to/file.db`, `sqlite:path`, or `postgres://user@host/db`.
+    database: Option<String>,
+    defaults: Option<DefaultsSpec>,
+    shop: ShopSpec,
+    /// A CSV of customers imported on first use of an empty database (the demo data).
+    sample_data: Option<String>,
+    rituals: Option<String>,
+    templates: Option<String>,
+    links: Option<LinksSpec>,
+    delivery: Option<DeliverySpec>,
+    /// Environment variable holding the key that derives Message-IDs and link tokens.
+    secret_env: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DefaultsSpec {
+    time_zone: Option<Spanned<String>>,
+    locale: Option<Spanned<String>>,
+    /// Digits of the country calling code used for phone numbers written without one.
+    country_code: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ShopSpec {
+    name: String,
+    url: Option<String>,
+    from_email: Spanned<String>,
+    from_name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LinksSpec {
+    unsubscribe: Option<String>,
+    preferences: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeliverySpec {
+    outbox_dir: Option<String>,
+    email: Option<EmailSpec>,
+    sms: Option<SmsSpec>,
+    batch_size: Option<u32>,
+    lease_secs: Option<u32>,
+    max_attempts: Option<u32>,
+    tick_secs: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EmailSpec {
+    transport: Spanned<String>,
+    smtp: Option<SmtpSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SmtpSpec {
+    host: String,
+    port: Option<u16>,
+    security: Option<Spanned<String>>,
+    username: Option<String>,
+    password_env: Option<String>,
+    hello_name: Option<String>,
+    timeout_secs: Option<u32>,
+    connections: Option<u32>,
+    /// Accept self-signed certificates (a local relay in a lab). Never in production.
+    accept_invalid_certs: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SmsSpec {
+    transport: Spanned<String>,
+    kannel: Option<KannelSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KannelSpec {
+    url: String,
+    username: String,
+    password_env: Option<String>,
+    from: Option<String>,
+    timeout_secs: Option<u32>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validated configuration.
+// ---------------------------------------------------------------------------------------------
+
+/// A secret read from the environment; prints as `***`.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    /// Reads `VAR`, or the file named by `VAR_FILE` (trailing newline trimmed).
+    pub fn from_env(var: &str) -> Option<Secret> {
+        if let Ok(v) = std::env::var(var)
+            && !v.is_empty()
+        {
+            return Some(Secret(v));
+        }
+        let file = std::env::var(format!("{var}_FILE")).ok()?;
+        let s = std::fs::read_to_string(file).ok()?;
+        Some(Secret(s.trim_end_matches(['\r', '\n']).to_string()))
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Defaults {
+    pub time_zone: String,
+    pub locale: Locale,
+    pub country_code: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Shop {
+    pub name: String,
+    pub url: Option<String>,
+    pub from_email: String,
+    pub from_name: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Links {
+    pub unsubscribe: String,
+    pub preferences: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpSecurity {
+    /// No TLS: only for a relay on the same host or a trusted network.
+    Plain,
+    /// STARTTLS required.
+    Starttls,
+    /// Implicit TLS (port 465).
+    Tls,
+}
+
+#[derive(Debug, Clone)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub security: SmtpSecurity,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub hello_name: String,
+    pub timeout_secs: u32,
+    pub connections: u32,
+    pub accept_invalid_certs: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum EmailTransport {
+    Outbox,
+    Smtp(SmtpConfig),
+}
+
+#[derive(Debug, Clone)]
+pub struct KannelConfig {
+    pub url: String,
+    pub username: String,
+    pub password: Secret,
+    pub from: Option<String>,
+    pub timeout_secs: u32,
+}
+
+#[derive(Debug, Clone)]
+pub enum SmsTransport {
+    Outbox,
+    Kannel(KannelConfig),
+}
+
+#[derive(Debug, Clone)]
+pub struct DeliveryConfig {
+    pub outbox_dir: PathBuf,
+    pub email: EmailTransport,
+    pub sms: SmsTransport,
+    pub batch_size: u32,
+    pub lease_secs: u32,
+    pub max_attempts: u32,
+    pub tick_secs: u32,
+}
+
+/// The validated configuration. Built once, passed by reference; never a global.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    pub database_url: String,
+    pub defaults: Defaults,
+    pub shop: Shop,
+    pub sample_data: Option<PathBuf>,
+    pub rituals_dir: PathBuf,
+    pub templates_dir: PathBuf,
+    pub links: Links,
+    pub delivery: DeliveryConfig,
+    /// Key for Message-IDs (and, later, link tokens). `None`: the store's generated instance key is used.
+    pub secret: Option<Secret>,
+}
+
+impl Config {
+    /// Reads and validates the configuration file. `RITUALIST_DATABASE_URL` overrides `database`.
+    pub fn load(path: &Path) -> Result<Config, Diagnostics> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Diagnostics(vec![Diagnostic::error(path, 0, 0, format!("cannot read the configuration: {e}")).with_hint(
+                "pass the file with --config, or run from the project folder that holds config/ritualist.yaml",
+            )])
+        })?;
+        Config::from_str(path, &text)
+    }
+
+    pub fn from_str(path: &Path, text: &str) -> Result<Config, Diagnostics> {
+        let spec: ConfigSpec = parse_yaml(path, text).map_err(|d| Diagnostics(vec![d]))?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let base = if base.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            base
+        };
+        let rel = |p: &str| -> PathBuf {
+            let p = PathBuf::from(p);
+            if p.is_absolute() { p } else { base.join(p) }
+        };
+        let mut diags = Diagnostics::default();
+
+        let database = std::env::var("RITUALIST_DATABASE_URL")
+            .ok()
+            .filter(|s| !s.is_empty())
+            .or(spec.database.clone())
+            .unwrap_or_else(|| "../data/ritualist.db".into());
+        let database_url =
+            if database.starts_with("postgres://") || database.starts_with("postgresql://") {
+                database
+            } else {
+                let file = database
+                    .strip_prefix("sqlite://")
+                    .or_else(|| database.strip_prefix("sqlite:"))
+                    .unwrap_or(&database);
+                let file = file.split('?').next().unwrap_or(file);
+                let p = if std::env::var("RITUALIST_DATABASE_URL").is_ok() {
+                    PathBuf::from(file)
+                } else {
+                    rel(file)
+                };
+                format!("sqlite://{}?mode=rwc", p.display())
+            };
+
+        let d = spec.defaults.as_ref();
+        let time_zone = match d.and_then(|d| d.time_zone.as_ref()) {
+            Some(z) => {
+                if let Err(e) = parse_zone(&z.value) {
+                    diags.push(Diagnostic::at(path, &z.referenced, e.to_string()).with_hint(
+                        "use a name from the IANA tz database, e.g. Europe/Bucharest, Europe/Moscow, America/New_York",
+                    ));
+                }
+                z.value.clone()
+            }
+            None => "UTC".to_string(),
+        };
+        let locale = match d.and_then(|d| d.locale.as_ref()) {
+            Some(l) => match Locale::parse(&l.value) {
+                Ok(l) => l,
+                Err(e) => {
+                    diags.push(Diagnostic::at(path, &l.referenced, e.to_string()));
+                    Locale::parse("en").expect("en is a locale")
+                }
+            },
+            None => Locale::parse("en").expect("en is a locale"),
+        };
+        let country_code = match d.and_then(|d| d.country_code.as_ref()) {
+            Some(c) => {
+                let v = c.value.trim().trim_start_matches('+').to_string();
+                if v.is_empty() || v.len() > 3 || !v.chars().all(|ch| ch.is_ascii_digit()) {
+                    diags.push(
+                        Diagnostic::at(path, &c.referenced, format!("invalid country code `{}`", c.value))
+                            .with_hint("write the calling code's digits as a quoted string, e.g. \"40\" for Romania, \"7\" for Russia"),
+                    );
+                }
+                Some(v)
+            }
+            None => None,
+        };
+
+        let from_email = spec.shop.from_email.value.clone();
+        if crate::domain::Email::parse(&from_email).is_err() {
+            diags.push(
+                Diagnostic::at(
+                    path,
+                    &spec.shop.from_email.referenced,
+                    format!("invalid shop.from_email `{from_email}`"),
+                )
+                .with_hint("the address customers see as the sender, e.g. hello@yourshop.com"),
+            );
+        }
+
+        let links = Links {
+            unsubscribe: spec
+                .links
+                .as_ref()
+                .and_then(|l| l.unsubscribe.clone())
+                .unwrap_or_else(|| format!("mailto:{from_email}?subject=unsubscribe")),
+            preferences: spec.links.as_ref().and_then(|l| l.preferences.clone()),
+        };
+
+        let dl = spec.delivery.as_ref();
+        let email = match dl.and_then(|d| d.email.as_ref()) {
+            None => EmailTransport::Outbox,
+            Some(e) => match e.transport.value.as_str() {
+                "outbox" => EmailTransport::Outbox,
+                "smtp" => match &e.smtp {
+                    None => {
+                        diags.push(
+                            Diagnostic::at(path, &e.transport.referenced, "`transport: smtp` needs an `smtp:` section")
+                                .with_hint("add smtp: { host: relay.example.com, port: 587, security: starttls }"),
+                        );
+                        EmailTransport::Outbox
+                    }
+                    Some(s) => EmailTransport::Smtp(smtp_config(path, s, &mut diags)),
+                },
+                other => {
+                    diags.push(
+                        Diagnostic::at(
+                            path,
+                            &e.transport.referenced,
+                            format!("unknown email transport `{other}`"),
+                        )
+                        .with_hint("use `outbox` (files, no server) or `smtp`"),
+                    );
+                    EmailTransport::Outbox
+                }
+            },
+        };
+        let sms = match dl.and_then(|d| d.sms.as_ref()) {
+            None => SmsTransport::Outbox,
+            Some(s) => match s.transport.value.as_str() {
+                "outbox" => SmsTransport::Outbox,
+                "kannel" => match &s.kannel {
+                    None => {
+                        diags.push(
+                            Diagnostic::at(path, &s.transport.referenced, "`transport: kannel` needs a `kannel:` section")
+                                .with_hint("add kannel: { url: http://127.0.0.1:13013/cgi-bin/sendsms, username: ritualist }"),
+                        );
+                        SmsTransport::Outbox
+                    }
+                    Some(k) => {
+                        let var = k
+                            .password_env
+                            .clone()
+                            .unwrap_or_else(|| "RITUALIST_KANNEL_PASSWORD".into());
+                        let password = Secret::from_env(&var).unwrap_or_default();
+                        SmsTransport::Kannel(KannelConfig {
+                            url: k.url.clone(),
+                            username: k.username.clone(),
+                            password,
+                            from: k.from.clone(),
+                            timeout_secs: k.timeout_secs.unwrap_or(15),
+                        })
+                    }
+                },
+                other => {
+                    diags.push(
+                        Diagnostic::at(
+                            path,
+                            &s.transport.referenced,
+                            format!("unknown sms transport `{other}`"),
+                        )
+                        .with_hint("use `outbox` (a JSON-lines file, no gateway) or `kannel`"),
+                    );
+                    SmsTransport::Outbox
+                }
+            },
+        };
+        let delivery = DeliveryConfig {
+            outbox_dir: rel(dl
+                .and_then(|d| d.outbox_dir.as_deref())
+                .unwrap_or("../outbox")),
+            email,
+            sms,
+            batch_size: dl.and_then(|d| d.batch_size).unwrap_or(50).max(1),
+            lease_secs: dl.and_then(|d| d.lease_secs).unwrap_or(300).max(10),
+            max_attempts: dl.and_then(|d| d.max_attempts).unwrap_or(8).max(1),
+            tick_secs: dl.and_then(|d| d.tick_secs).unwrap_or(60).max(1),
+        };
+
+        let secret_var = spec
+            .secret_env
+            .clone()
+            .unwrap_or_else(|| "RITUALIST_SECRET".into());
+        let secret = Secret::from_env(&secret_var);
+
+        if diags.has_errors() {
+            return Err(diags);
+        }
+        Ok(Config {
+            path: path.to_path_buf(),
+            database_url,
+            defaults: Defaults {
+                time_zone,
+                locale,
+                country_code,
+            },
+            shop: Shop {
+                name: spec.shop.name,
+                url: spec.shop.url,
+                from_email,
+                from_name: spec.shop.from_name,
+            },
+            sample_data: spec.sample_data.as_deref().map(rel),
+            rituals_dir: rel(spec.rituals.as_deref().unwrap_or("rituals")),
+            templates_dir: rel(spec.templates.as_deref().unwrap_or("../templates")),
+            links,
+            delivery,
+            secret,
+        })
+    }
+}
+
+fn smtp_config(path: &Path, s: &SmtpSpec, diags: &mut Diagnostics) -> SmtpConfig {
+    let security = match s.security.as_ref() {
+        None => SmtpSecurity::Starttls,
+        Some(v) => {
+            match v.value.as_str() {
+                "plain" | "none" => SmtpSecurity::Plain,
+                "starttls" => SmtpSecurity::Starttls,
+                "tls" | "ssl" | "implicit" => SmtpSecurity::Tls,
+                other => {
+                    diags.push(
+                    Diagnostic::at(path, &v.referenced, format!("unknown smtp security `{other}`"))
+                        .with_hint("use `starttls` (port 587), `tls` (port 465) or `plain` (a local relay)"),
+                );
+                    SmtpSecurity::Starttls
+                }
+            }
+        }
+    };
+    let port = s.port.unwrap_or(match security {
+        SmtpSecurity::Plain => 25,
+        SmtpSecurity::Starttls => 587,
+        SmtpSecurity::Tls => 465,
+    });
+    let var = s
+        .password_env
+        .clone()
+        .unwrap_or_else(|| "RITUALIST_SMTP_PASSWORD".into());
+    SmtpConfig {
+        host: s.host.clone(),
+        port,
+        security,
+        username: s.username.clone(),
+        password: Secret::from_env(&var),
+        hello_name: s.hello_name.clone().unwrap_or_else(|| "localhost".into()),
+        timeout_secs: s.timeout_secs.unwrap_or(30).max(1),
+        connections: s.connections.unwrap_or(4).clamp(1, 64),
+        accept_invalid_certs: s.accept_invalid_certs.unwrap_or(false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "shop:\n  name: Test\n  from_email: hello@example.com\ndefaults:\n  time_zone: Europe/Bucharest\n  locale: ro\n";
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let c = Config::from_str(Path::new("/etc/r/ritualist.yaml"), GOOD).unwrap();
+        assert_eq!(c.defaults.time_zone, "Europe/Bucharest");
+        assert_eq!(c.rituals_dir, PathBuf::from("/etc/r/rituals"));
+        assert!(matches!(c.delivery.email, EmailTransport::Outbox));
+    }
+
+    #[test]
+    fn bad_zone_is_reported_with_its_line() {
+        let text = GOOD.replace("Europe/Bucharest", "Europe/Bucharets");
+        let d = Config::from_str(Path::new("c.yaml"), &text).unwrap_err();
+        let e = &d.0[0];
+        assert_eq!(e.line, 5, "{e}");
+        assert!(e.message.contains("Europe/Bucharets"), "{e}");
+    }
+
+    #[test]
+    fn password_in_yaml_is_refused() {
+        let text = format!(
+            "{GOOD}delivery:\n  email:\n    transport: smtp\n    smtp:\n      host: x\n      password: hunter2\n"
+        );
+        let d = Config::from_str(Path::new("c.yaml"), &text).unwrap_err();
+        assert!(d.to_string().contains("environment"), "{d}");
+    }
+
+    #[test]
+    fn secret_prints_as_stars() {
+        assert_eq!(format!("{:?}", Secret::new("hunter2")), "***");
+    }
+}

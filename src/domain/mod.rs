@@ -1,0 +1,31 @@
+//! Plain value types shared by every other module: contact data (email, E.164 phone),
+//! locales, channels, yearly dates and occurrence keys.
+//!
+//! "Parse, don't validate": each type is built only through `parse`/`FromStr`, so once a
+//! value exists it is valid. This module depends on nothing else in the crate and on no
+//! foreign crate but `jiff` (dates) and `thiserror`.
+
+mod contact;
+mod dates;
+mod keys;
+
+pub use contact::{Channel, Email, Locale, Phone, PreferredChannel};
+pub use dates::{Feb29Policy, YearlyDate, parse_zone};
+pub use keys::OccurrenceKey;
+
+/// Why a value could not be parsed: said in words a marketer understands.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DomainError {
+    #[error("invalid email address `{0}`: {1}")]
+    Email(String, &'static str),
+    #[error("invalid phone number `{0}`: {1}")]
+    Phone(String, &'static str),
+    #[error("invalid locale `{0}`: expected a language tag such as `en`, `ru` or `ro-MD`")]
+    Locale(String),
+    #[error("unknown time zone `{0}`: expected an IANA name such as `Europe/Bucharest`")]
+    Zone(String),
+    #[error("invalid date `{0}`: {1}")]
+    Date(String, &'static str),
+    #[error("unknown channel `{0}`: expected `email` or `sms`")]
+    Channel(String),
+}

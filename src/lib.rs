@@ -1,0 +1,25 @@
+//! ritualist: customer-loyalty rituals (birthday greetings and more) planned from YAML,
+//! rendered from Handlebars templates and delivered by email and SMS, once per occurrence.
+//!
+//! The map (arrows point inward):
+//! - [`domain`]: value types (email, E.164 phone, locale, yearly dates, occurrence keys);
+//! - [`config`], [`ritual`]: YAML → validated settings and rituals, with file:line diagnostics;
+//! - [`plan`]: the one pure decision function (`now` is an argument);
+//! - [`render`]: Handlebars (the only home of `handlebars`), template lint, SMS segments;
+//! - [`store`]: sea-orm (the only home of `sea_orm`): customers, orders, consent, the ledger;
+//! - [`channel`]: lettre and reqwest behind one small trait (outbox, SMTP, Kannel);
+//! - [`import`]: CSV → records, every bad row reported with its line;
+//! - [`app`]: the use cases the CLI calls (tick, dispatch, preview, check, import).
+
+pub mod app;
+pub mod channel;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod daemon;
+pub mod domain;
+pub mod import;
+pub mod plan;
+pub mod render;
+pub mod ritual;
+pub mod store;

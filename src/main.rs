@@ -1,0 +1,31 @@
+//! The `ritualist` binary: parse arguments, set up logging, run, map to an exit code.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = ritualist::cli::Cli::parse();
+    // Logs to stderr; sqlx and lettre kept at warn/info (lettre's debug output would contain
+    // credentials and message bodies).
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("RITUALIST_LOG").unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new("info,sqlx=warn,sea_orm=warn,lettre=info")
+        });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    rt.block_on(ritualist::cli::run(cli))
+}

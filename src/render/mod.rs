@@ -1,0 +1,557 @@
+//! Templates: the only home of `handlebars`.
+//!
+//! Layout on disk: `templates/<folder>/<locale>/{subject.hbs, email.html.hbs, email.txt.hbs,
+//! sms.hbs}` per ritual template folder and locale, and `templates/partials/*.hbs` shared by
+//! all (brand header, footer, …). Two registries are compiled once at load: one escapes HTML
+//! (for `email.html.hbs`), one does not (subject, text and SMS: the default escaper would turn
+//! `=` into `&#x3D;` in a plain-text link). Strict mode is on in both; [`lint`] walks every
+//! branch of every template so a typo in an `{{else}}` is caught before anything is sent.
+
+pub mod lint;
+mod sms;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use handlebars::Handlebars;
+use serde_json::Value;
+
+use crate::config::{Diagnostic, Diagnostics};
+use crate::domain::{Channel, Locale};
+pub use sms::{SmsEncoding, SmsLength, sms_length};
+
+/// The parts a template folder may hold for one locale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Part {
+    Subject,
+    Html,
+    Text,
+    Sms,
+}
+
+impl Part {
+    pub const ALL: [Part; 4] = [Part::Subject, Part::Html, Part::Text, Part::Sms];
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Part::Subject => "subject.hbs",
+            Part::Html => "email.html.hbs",
+            Part::Text => "email.txt.hbs",
+            Part::Sms => "sms.hbs",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error(
+        "template folder `{folder}` has no {part} template for locale `{locale}` or its fallbacks"
+    )]
+    Missing {
+        folder: String,
+        part: &'static str,
+        locale: String,
+    },
+    #[error("rendering {file}: {message}")]
+    Render { file: PathBuf, message: String },
+}
+
+/// A rendered email, before MIME assembly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedEmail {
+    pub locale: String,
+    pub subject: String,
+    pub html: String,
+    pub text: String,
+}
+
+/// A rendered SMS with its length.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedSms {
+    pub locale: String,
+    pub text: String,
+    pub length: SmsLength,
+}
+
+/// Compiled templates. Built once at start (and on reload), shared by every render.
+pub struct Templates {
+    html: Handlebars<'static>,
+    plain: Handlebars<'static>,
+    /// (folder, locale) → parts present, with their files.
+    sets: BTreeMap<(String, String), BTreeMap<Part, PathBuf>>,
+    default_locale: Locale,
+}
+
+impl std::fmt::Debug for Templates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Templates")
+            .field("sets", &self.sets.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+fn registry(escape: bool) -> Handlebars<'static> {
+    let mut h = Handlebars::new();
+    h.set_strict_mode(true);
+    h.set_prevent_indent(true);
+    if !escape {
+        h.register_escape_fn(handlebars::no_escape);
+    }
+    h.register_helper("default", Box::new(default_helper));
+    h.register_helper("upper", Box::new(upper_helper));
+    h
+}
+
+handlebars::handlebars_helper!(default_helper: |v: Json, fallback: Json| {
+    match v {
+        Value::Null => fallback.clone(),
+        Value::String(s) if s.trim().is_empty() => fallback.clone(),
+        other => other.clone(),
+    }
+});
+handlebars::handlebars_helper!(upper_helper: |s: str| s.to_uppercase());
+
+/// Helper names templates may use besides the built-ins.
+pub fn helper_names() -> BTreeSet<String> {
+    ["default", "upper"].into_iter().map(String::from).collect()
+}
+
+fn template_name(folder: &str, locale: &str, part: Part) -> String {
+    format!("{folder}/{locale}/{}", part.file_name())
+}
+
+impl Templates {
+    /// Loads and compiles every template under `dir`, linting each against `vocabulary`
+    /// (the dotted variable paths a message context provides). Every problem is collected.
+    pub fn load(
+        dir: &Path,
+        default_locale: &Locale,
+        vocabulary: &BTreeSet<String>,
+    ) -> Result<Templates, Diagnostics> {
+        let mut diags = Diagnostics::default();
+        let mut html = registry(true);
+        let mut plain = registry(false);
+        let mut sets: BTreeMap<(String, String), BTreeMap<Part, PathBuf>> = BTreeMap::new();
+
+        if !dir.is_dir() {
+            return Err(Diagnostics(vec![
+                Diagnostic::error(dir, 0, 0, "the templates folder does not exist").with_hint(
+                    "set `templates:` in ritualist.yaml to the folder holding your templates",
+                ),
+            ]));
+        }
+
+        // Partials first: their names make up the lint vocabulary.
+        let mut partials: BTreeMap<String, (PathBuf, String)> = BTreeMap::new();
+        let pdir = dir.join("partials");
+        if pdir.is_dir() {
+            for path in sorted_entries(&pdir) {
+                if path.extension().and_then(|e| e.to_str()) != Some("hbs") {
+                    continue;
+                }
+                let name = path
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .unwrap_or_default()
+                    .to_string();
+                match std::fs::read_to_string(&path) {
+                    Ok(src) => {
+                        partials.insert(name, (path, src));
+                    }
+                    Err(e) => {
+                        diags.push(Diagnostic::error(&path, 0, 0, format!("cannot read: {e}")))
+                    }
+                }
+            }
+        }
+        let vocab = lint::Vocabulary {
+            variables: vocabulary.clone(),
+            helpers: helper_names(),
+            partials: partials.keys().cloned().collect(),
+        };
+        check_partial_cycles(&partials, &mut diags);
+        for (name, (path, src)) in &partials {
+            lint_into(path, src, &vocab, &mut diags);
+            for reg in [&mut html, &mut plain] {
+                if let Err(e) = reg.register_partial(name, src.as_str()) {
+                    diags.push(template_error(path, &e));
+                }
+            }
+        }
+
+        for folder_path in sorted_entries(dir) {
+            if !folder_path.is_dir() || folder_path == pdir {
+                continue;
+            }
+            let folder = folder_path
+                .file_name()
+                .and_then(|s| s.to_str())
+                .unwrap_or_default()
+                .to_string();
+            for loc_path in sorted_entries(&folder_path) {
+                if !loc_path.is_dir() {
+                    continue;
+                }
+                let locale = loc_path
+                    .file_name()
+                    .and_then(|s| s.to_str())
+                    .unwrap_or_default()
+                    .to_string();
+                if Locale::parse(&locale)
+                    .map(|l| l.as_str() != locale)
+                    .unwrap_or(true)
+                {
+                    diags.push(
+                        Diagnostic::error(
+                            &loc_path,
+                            0,
+                            0,
+                            format!("`{locale}` is not a locale folder name"),
+                        )
+                        .with_hint("name locale folders like `en`, `ru`, `ro`, `ro-MD`"),
+                    );
+                    continue;
+                }
+                for part in Part::ALL {
+                    let path = loc_path.join(part.file_name());
+                    if !path.is_file() {
+                        continue;
+                    }
+                    let src = match std::fs::read_to_string(&path) {
+                        Ok(s) => s,
+                        Err(e) => {
+                            diags.push(Diagnostic::error(&path, 0, 0, format!("cannot read: {e}")));
+                            continue;
+                        }
+                    };
+                    lint_into(&path, &src, &vocab, &mut diags);
+                    let reg = if part == Part::Html {
+                        &mut html
+                    } else {
+                        &mut plain
+                    };
+                    match reg.register_template_string(&template_name(&folder, &locale, part), &src)
+                    {
+                        Ok(()) => {
+                            sets.entry((folder.clone(), locale.clone()))
+                                .or_default()
+                                .insert(part, path);
+                        }
+                        Err(e) => diags.push(template_error(&path, &e)),
+                    }
+                }
+            }
+        }
+        if diags.has_errors() {
+            return Err(diags);
+        }
+        Ok(Templates {
+            html,
+            plain,
+            sets,
+            default_locale: default_locale.clone(),
+        })
+    }
+
+    /// The locales that have at least one part in `folder`.
+    pub fn locales(&self, folder: &str) -> Vec<String> {
+        self.sets
+            .keys()
+            .filter(|(f, _)| f == folder)
+            .map(|(_, l)| l.clone())
+            .collect()
+    }
+
+    /// The file of a part, if present for exactly this folder and locale.
+    pub fn file(&self, folder: &str, locale: &str, part: Part) -> Option<&Path> {
+        self.sets
+            .get(&(folder.to_string(), locale.to_string()))?
+            .get(&part)
+            .map(PathBuf::as_path)
+    }
+
+    /// The locale whose templates serve `wanted`: its fallback chain, then the default locale's,
+    /// then `en`; the first that has `part`.
+    pub fn resolve_locale(&self, folder: &str, wanted: &Locale, part: Part) -> Option<String> {
+        let mut chain = wanted.fallback_chain();
+        chain.extend(self.default_locale.fallback_chain());
+        chain.push("en".into());
+        chain
+            .into_iter()
+            .find(|l| self.file(folder, l, part).is_some())
+    }
+
+    /// Which channels of `channels` lack the templates they need in the default locale.
+    pub fn missing_for(&self, folder: &str, channels: &[Channel]) -> Vec<(Channel, Vec<Part>)> {
+        let mut out = Vec::new();
+        for ch in channels {
+            let needed: &[Part] = match ch {
+                Channel::Email => &[Part::Subject, Part::Html],
+                Channel::Sms => &[Part::Sms],
+            };
+            let missing: Vec<Part> = needed
+                .iter()
+                .copied()
+                .filter(|p| {
+                    self.resolve_locale(folder, &self.default_locale, *p)
+                        .is_none()
+                })
+                .collect();
+            if !missing.is_empty() {
+                out.push((*ch, missing));
+            }
+        }
+        out
+    }
+
+    fn render_part(
+        &self,
+        folder: &str,
+        locale: &str,
+        part: Part,
+        ctx: &Value,
+    ) -> Result<String, RenderError> {
+        let reg = if part == Part::Html {
+            &self.html
+        } else {
+            &self.plain
+        };
+        reg.render(&template_name(folder, locale, part), ctx)
+            .map_err(|e| RenderError::Render {
+                file: self
+                    .file(folder, locale, part)
+                    .map(Path::to_path_buf)
+                    .unwrap_or_default(),
+                message: e.to_string(),
+            })
+    }
+
+    pub fn render_email(
+        &self,
+        folder: &str,
+        wanted: &Locale,
+        ctx: &Value,
+    ) -> Result<RenderedEmail, RenderError> {
+        let missing = |part: &'static str| RenderError::Missing {
+            folder: folder.to_string(),
+            part,
+            locale: wanted.to_string(),
+        };
+        let locale = self
+            .resolve_locale(folder, wanted, Part::Html)
+            .ok_or_else(|| missing("email.html.hbs"))?;
+        let subject_locale = if self.file(folder, &locale, Part::Subject).is_some() {
+            locale.clone()
+        } else {
+            self.resolve_locale(folder, wanted, Part::Subject)
+                .ok_or_else(|| missing("subject.hbs"))?
+        };
+        let subject = self.render_part(folder, &subject_locale, Part::Subject, ctx)?;
+        let subject = subject.split_whitespace().collect::<Vec<_>>().join(" ");
+        let html = self.render_part(folder, &locale, Part::Html, ctx)?;
+        let text = if self.file(folder, &locale, Part::Text).is_some() {
+            self.render_part(folder, &locale, Part::Text, ctx)?
+        } else {
+            html_to_text(&html)
+        };
+        Ok(RenderedEmail {
+            locale,
+            subject,
+            html,
+            text,
+        })
+    }
+
+    pub fn render_sms(
+        &self,
+        folder: &str,
+        wanted: &Locale,
+        ctx: &Value,
+    ) -> Result<RenderedSms, RenderError> {
+        let locale = self
+            .resolve_locale(folder, wanted, Part::Sms)
+            .ok_or_else(|| RenderError::Missing {
+                folder: folder.to_string(),
+                part: "sms.hbs",
+                locale: wanted.to_string(),
+            })?;
+        let text = self.render_part(folder, &locale, Part::Sms, ctx)?;
+        let text = text.trim().to_string();
+        let length = sms_length(&text);
+        Ok(RenderedSms {
+            locale,
+            text,
+            length,
+        })
+    }
+}
+
+fn sorted_entries(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+fn lint_into(path: &Path, src: &str, vocab: &lint::Vocabulary, diags: &mut Diagnostics) {
+    for f in lint::lint(src, vocab) {
+        let mut d = Diagnostic::error(path, f.line as u64, f.column as u64, f.message);
+        if let Some(h) = f.hint {
+            d = d.with_hint(h);
+        }
+        diags.push(d);
+    }
+}
+
+fn template_error(path: &Path, e: &handlebars::TemplateError) -> Diagnostic {
+    let (line, col) = e.pos().unwrap_or((0, 0));
+    Diagnostic::error(path, line as u64, col as u64, e.reason().to_string())
+        .with_hint("check that every `{{#block}}` has its `{{/block}}` and every `{{` its `}}`")
+}
+
+/// A partial that includes itself, directly or through others, would recurse until the stack
+/// overflows at render time: refuse the set instead.
+fn check_partial_cycles(partials: &BTreeMap<String, (PathBuf, String)>, diags: &mut Diagnostics) {
+    let uses: BTreeMap<&str, Vec<String>> = partials
+        .iter()
+        .map(|(n, (_, src))| (n.as_str(), lint::partials_used(src)))
+        .collect();
+    for (start, (path, _)) in partials {
+        let mut stack: Vec<(String, Vec<String>)> = vec![(start.clone(), vec![start.clone()])];
+        let mut seen = BTreeSet::new();
+        while let Some((node, trail)) = stack.pop() {
+            for next in uses.get(node.as_str()).into_iter().flatten() {
+                if next == start {
+                    let mut t = trail.clone();
+                    t.push(next.clone());
+                    diags.push(
+                        Diagnostic::error(path, 1, 1, format!("partial cycle: {}", t.join(" → ")))
+                            .with_hint("a partial must not include itself, directly or through other partials"),
+                    );
+                    return;
+                }
+                if seen.insert(next.clone()) {
+                    let mut t = trail.clone();
+                    t.push(next.clone());
+                    stack.push((next.clone(), t));
+                }
+            }
+        }
+    }
+}
+
+/// Plain text from HTML for emails without a text template: tags dropped, block ends become
+/// line breaks, links kept as "text (url)", entities decoded, blank runs collapsed.
+pub fn html_to_text(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut rest = html;
+    let mut href: Option<String> = None;
+    let mut skip_depth = 0usize;
+    while let Some(i) = rest.find('<') {
+        if skip_depth == 0 {
+            out.push_str(&rest[..i]);
+        }
+        let Some(j) = rest[i..].find('>') else { break };
+        let tag = &rest[i + 1..i + j];
+        let lower = tag.to_ascii_lowercase();
+        let name = lower
+            .trim_start_matches('/')
+            .split(|c: char| c.is_whitespace() || c == '/')
+            .next()
+            .unwrap_or("");
+        let closing = lower.starts_with('/');
+        match name {
+            "style" | "script" | "head" => {
+                if closing {
+                    skip_depth = skip_depth.saturating_sub(1);
+                } else {
+                    skip_depth += 1;
+                }
+            }
+            "br" => out.push('\n'),
+            "p" | "div" | "tr" | "h1" | "h2" | "h3" | "li" | "table" if closing => out.push('\n'),
+            "a" if !closing => {
+                href = tag
+                    .split("href=\"")
+                    .nth(1)
+                    .and_then(|s| s.split('"').next())
+                    .map(String::from);
+            }
+            "a" if closing => {
+                if let Some(h) = href.take() {
+                    out.push_str(&format!(" ({h})"));
+                }
+            }
+            _ => {}
+        }
+        rest = &rest[i + j + 1..];
+    }
+    if skip_depth == 0 {
+        out.push_str(rest);
+    }
+    let decoded = out
+        .replace("&nbsp;", " ")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#x27;", "'")
+        .replace("&#39;", "'")
+        .replace("&#x3D;", "=")
+        .replace("&#x60;", "`")
+        .replace("&amp;", "&");
+    let mut lines: Vec<String> = Vec::new();
+    for line in decoded.lines() {
+        let l = line.split_whitespace().collect::<Vec<_>>().join(" ");
+        if l.is_empty() && lines.last().is_none_or(|p| p.is_empty()) {
+            continue;
+        }
+        lines.push(l);
+    }
+    while lines.last().is_some_and(|l| l.is_empty()) {
+        lines.pop();
+    }
+    lines.join("\n")
+}
+
+/// Every dotted path of a JSON object's keys ("customer", "customer.first_name", …): the
+/// variables a context provides, for the lint vocabulary.
+pub fn flatten_paths(v: &Value) -> BTreeSet<String> {
+    fn walk(prefix: &str, v: &Value, out: &mut BTreeSet<String>) {
+        if let Value::Object(m) = v {
+            for (k, child) in m {
+                let p = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                out.insert(p.clone());
+                walk(&p, child, out);
+            }
+        }
+    }
+    let mut out = BTreeSet::new();
+    walk("", v, &mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_to_text_keeps_links_and_lines() {
+        let t = html_to_text(
+            "<html><head><style>p{}</style></head><body><p>Hi &amp; welcome</p><p><a href=\"https://x.io/u?a=1\">Unsubscribe</a></p></body></html>",
+        );
+        assert_eq!(t, "Hi & welcome\nUnsubscribe (https://x.io/u?a=1)");
+    }
+
+    #[test]
+    fn flatten() {
+        let v = serde_json::json!({"customer": {"first_name": "A"}, "shop": {"name": "S"}});
+        let p = flatten_paths(&v);
+        assert!(
+            p.contains("customer.first_name") && p.contains("customer") && p.contains("shop.name")
+        );
+    }
+}

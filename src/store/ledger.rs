@@ -1,0 +1,327 @@
+//! The delivery ledger, which is also the outbox.
+//!
+//! One row per (ritual, customer, occurrence, channel), protected by a unique index and
+//! inserted with `ON CONFLICT DO NOTHING` *before* anything is sent: re-running a tick,
+//! restarting or running a second tick concurrently can never mint a second message for the
+//! same occurrence. Rows move `pending → claimed (leased) → sent | retry_wait | failed`;
+//! decisions not to send are recorded as `suppressed` with their reason. Workers claim due
+//! rows with one `UPDATE … RETURNING` that sets a lease (PostgreSQL adds `FOR UPDATE SKIP
+//! LOCKED`); results are written only while the lease token still matches.
+
+use std::collections::{BTreeMap, HashSet};
+
+use sea_orm::{ConnectionTrait, TransactionTrait, Value};
+
+use super::{Store, StoreError, random_token};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Pending,
+    Claimed,
+    RetryWait,
+    Sent,
+    Failed,
+    Suppressed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Claimed => "claimed",
+            Status::RetryWait => "retry_wait",
+            Status::Sent => "sent",
+            Status::Failed => "failed",
+            Status::Suppressed => "suppressed",
+        }
+    }
+}
+
+/// A decision to record.
+#[derive(Debug, Clone)]
+pub struct NewDelivery {
+    pub ritual: String,
+    pub category: String,
+    pub customer_id: i64,
+    pub occurrence: String,
+    pub channel: String,
+    pub status: Status,
+    pub reason: Option<String>,
+    pub recipient: Option<String>,
+    pub subject: Option<String>,
+    /// What is sent, byte for byte on every attempt: the whole RFC 5322 message for email,
+    /// the text for SMS.
+    pub payload: Option<String>,
+    pub message_id: Option<String>,
+    pub due_at: i64,
+}
+
+/// A row claimed for sending, with the lease token that fences its result.
+#[derive(Debug, Clone)]
+pub struct ClaimedDelivery {
+    pub id: i64,
+    pub ritual: String,
+    pub customer_id: i64,
+    pub occurrence: String,
+    pub channel: String,
+    pub recipient: String,
+    pub subject: Option<String>,
+    pub payload: String,
+    pub message_id: Option<String>,
+    pub attempts: i32,
+    pub due_at: i64,
+    pub lease_token: String,
+}
+
+/// A ledger row, for reports and tests.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DeliveryRow {
+    pub id: i64,
+    pub ritual: String,
+    pub customer_id: i64,
+    pub occurrence: String,
+    pub channel: String,
+    pub status: String,
+    pub reason: Option<String>,
+    pub recipient: Option<String>,
+    pub message_id: Option<String>,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub sent_at: Option<i64>,
+}
+
+const BLOCKED_BY_CONSENT: &str = "EXISTS (SELECT 1 FROM consents c WHERE c.customer_id = deliveries.customer_id AND c.opted_out = TRUE \
+     AND c.scope IN ('all', 'channel:' || deliveries.channel, 'ritual:' || deliveries.ritual, 'category:' || deliveries.category))";
+
+impl Store {
+    /// Records a decision unless its occurrence is already there. `true` when inserted.
+    pub async fn insert_delivery(&self, d: &NewDelivery, now: i64) -> Result<bool, StoreError> {
+        let n = self
+            .exec(
+                "INSERT INTO deliveries (ritual, category, customer_id, occurrence, channel, status, reason, recipient, subject, payload, message_id, due_at, attempts, next_attempt_at, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 0, $12, $13, $13) \
+                 ON CONFLICT (ritual, customer_id, occurrence, channel) DO NOTHING",
+                vec![
+                    d.ritual.clone().into(),
+                    d.category.clone().into(),
+                    d.customer_id.into(),
+                    d.occurrence.clone().into(),
+                    d.channel.clone().into(),
+                    d.status.as_str().into(),
+                    d.reason.clone().into(),
+                    d.recipient.clone().into(),
+                    d.subject.clone().into(),
+                    d.payload.clone().into(),
+                    d.message_id.clone().into(),
+                    d.due_at.into(),
+                    now.into(),
+                ],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    /// The (customer, occurrence, channel) triples of `ritual` already in the ledger for `ids`.
+    pub async fn recorded_occurrences(
+        &self,
+        ritual: &str,
+        ids: &[i64],
+    ) -> Result<HashSet<(i64, String, String)>, StoreError> {
+        let mut out = HashSet::new();
+        for chunk in ids.chunks(500) {
+            let placeholders: Vec<String> = (2..chunk.len() + 2).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT customer_id, occurrence, channel FROM deliveries WHERE ritual = $1 AND customer_id IN ({})",
+                placeholders.join(", ")
+            );
+            let mut values: Vec<Value> = vec![ritual.to_string().into()];
+            values.extend(chunk.iter().map(|i| Value::from(*i)));
+            for r in self.all(&sql, values).await? {
+                out.insert((
+                    r.try_get("", "customer_id")?,
+                    r.try_get("", "occurrence")?,
+                    r.try_get("", "channel")?,
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Claims up to `limit` due rows for `lease_secs`. In the same transaction, due rows whose
+    /// customer opted out since planning are marked `suppressed` and never claimed.
+    pub async fn claim_due(
+        &self,
+        now: i64,
+        limit: u32,
+        lease_secs: u32,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        let token = random_token();
+        let txn = self.db.begin().await?;
+        txn.execute_raw(self.stmt(
+            &format!(
+                "UPDATE deliveries SET status = 'suppressed', reason = 'opted_out_before_send', updated_at = $1, lease_token = NULL \
+                 WHERE status IN ('pending', 'retry_wait') AND next_attempt_at <= $1 AND {BLOCKED_BY_CONSENT}"
+            ),
+            vec![now.into()],
+        ))
+        .await?;
+        let lock = if self.is_postgres() {
+            " FOR UPDATE SKIP LOCKED"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "UPDATE deliveries SET status = 'claimed', lease_token = $1, lease_until = $2, attempts = attempts + 1, updated_at = $3 \
+             WHERE id IN (SELECT id FROM deliveries WHERE status IN ('pending', 'retry_wait') AND next_attempt_at <= $3 \
+             ORDER BY next_attempt_at, id LIMIT $4{lock}) \
+             RETURNING id, ritual, customer_id, occurrence, channel, recipient, subject, payload, message_id, attempts, due_at"
+        );
+        let rows = txn
+            .query_all_raw(self.stmt(
+                &sql,
+                vec![
+                    token.clone().into(),
+                    (now + lease_secs as i64).into(),
+                    now.into(),
+                    (limit as i64).into(),
+                ],
+            ))
+            .await?;
+        txn.commit().await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            out.push(ClaimedDelivery {
+                id: r.try_get("", "id")?,
+                ritual: r.try_get("", "ritual")?,
+                customer_id: r.try_get("", "customer_id")?,
+                occurrence: r.try_get("", "occurrence")?,
+                channel: r.try_get("", "channel")?,
+                recipient: r
+                    .try_get::<Option<String>>("", "recipient")?
+                    .unwrap_or_default(),
+                subject: r.try_get("", "subject")?,
+                payload: r
+                    .try_get::<Option<String>>("", "payload")?
+                    .unwrap_or_default(),
+                message_id: r.try_get("", "message_id")?,
+                attempts: r.try_get("", "attempts")?,
+                due_at: r.try_get("", "due_at")?,
+                lease_token: token.clone(),
+            });
+        }
+        out.sort_by_key(|c| c.id);
+        Ok(out)
+    }
+
+    /// Returns rows whose lease expired (their worker died) to `pending`.
+    pub async fn release_expired_leases(&self, now: i64) -> Result<u64, StoreError> {
+        self.exec(
+            "UPDATE deliveries SET status = 'pending', lease_token = NULL, lease_until = NULL, updated_at = $1 \
+             WHERE status = 'claimed' AND lease_until < $1",
+            vec![now.into()],
+        )
+        .await
+    }
+
+    /// `true` when the lease still held and the row is now `sent`.
+    pub async fn mark_sent(&self, id: i64, token: &str, now: i64) -> Result<bool, StoreError> {
+        let n = self
+            .exec(
+                "UPDATE deliveries SET status = 'sent', sent_at = $1, updated_at = $1, lease_token = NULL, lease_until = NULL, last_error = NULL \
+                 WHERE id = $2 AND lease_token = $3 AND status = 'claimed'",
+                vec![now.into(), id.into(), token.to_string().into()],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    pub async fn mark_retry(
+        &self,
+        id: i64,
+        token: &str,
+        next_at: i64,
+        error: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let n = self
+            .exec(
+                "UPDATE deliveries SET status = 'retry_wait', next_attempt_at = $1, last_error = $2, updated_at = $3, lease_token = NULL, lease_until = NULL \
+                 WHERE id = $4 AND lease_token = $5 AND status = 'claimed'",
+                vec![next_at.into(), error.to_string().into(), now.into(), id.into(), token.to_string().into()],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    pub async fn mark_failed(
+        &self,
+        id: i64,
+        token: &str,
+        error: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let n = self
+            .exec(
+                "UPDATE deliveries SET status = 'failed', last_error = $1, updated_at = $2, lease_token = NULL, lease_until = NULL \
+                 WHERE id = $3 AND lease_token = $4 AND status = 'claimed'",
+                vec![error.to_string().into(), now.into(), id.into(), token.to_string().into()],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    /// Rows per status.
+    pub async fn status_counts(&self) -> Result<BTreeMap<String, i64>, StoreError> {
+        let rows = self
+            .all(
+                "SELECT status, COUNT(*) AS n FROM deliveries GROUP BY status",
+                vec![],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("", "status")?, r.try_get("", "n")?)))
+            .collect()
+    }
+
+    /// Due rows not yet terminal (pending, claimed or waiting for a retry) at `now`.
+    pub async fn due_count(&self, now: i64) -> Result<i64, StoreError> {
+        let row = self
+            .one(
+                "SELECT COUNT(*) AS n FROM deliveries WHERE status IN ('pending', 'retry_wait') AND next_attempt_at <= $1",
+                vec![now.into()],
+            )
+            .await?;
+        Ok(row
+            .map(|r| r.try_get::<i64>("", "n"))
+            .transpose()?
+            .unwrap_or(0))
+    }
+
+    /// Every ledger row, oldest first.
+    pub async fn deliveries(&self) -> Result<Vec<DeliveryRow>, StoreError> {
+        let rows = self
+            .all(
+                "SELECT id, ritual, customer_id, occurrence, channel, status, reason, recipient, message_id, attempts, last_error, sent_at FROM deliveries ORDER BY id",
+                vec![],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DeliveryRow {
+                    id: r.try_get("", "id")?,
+                    ritual: r.try_get("", "ritual")?,
+                    customer_id: r.try_get("", "customer_id")?,
+                    occurrence: r.try_get("", "occurrence")?,
+                    channel: r.try_get("", "channel")?,
+                    status: r.try_get("", "status")?,
+                    reason: r.try_get("", "reason")?,
+                    recipient: r.try_get("", "recipient")?,
+                    message_id: r.try_get("", "message_id")?,
+                    attempts: r.try_get("", "attempts")?,
+                    last_error: r.try_get("", "last_error")?,
+                    sent_at: r.try_get("", "sent_at")?,
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,165 @@
+//! The store: the only module that imports `sea_orm`. Customers, orders, consent, the
+//! delivery ledger (which doubles as the outbox) and instance settings, on SQLite (the
+//! embedded default: created and migrated on first use) or PostgreSQL, with the same
+//! migrations (`migrations/`).
+//!
+//! SQL is written once with `$n` placeholders; for SQLite they become `?n`, which SQLite binds
+//! by number, so one statement text serves both engines. Times are Unix seconds.
+
+mod ledger;
+mod people;
+
+use std::time::Duration;
+
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement, Value,
+};
+
+pub use ledger::{ClaimedDelivery, DeliveryRow, NewDelivery, Status};
+pub use people::{CustomerRow, UpsertStats};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] sea_orm::DbErr),
+    #[error("cannot prepare the database file {path}: {source}")]
+    File {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("migration failed: {0}")]
+    Migration(String),
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+/// A connection pool plus the backend it talks to.
+#[derive(Clone, Debug)]
+pub struct Store {
+    db: DatabaseConnection,
+    backend: DbBackend,
+}
+
+impl Store {
+    /// Connects and applies pending migrations. For SQLite the file (and its folder) is created
+    /// on first use, WAL is enabled and writers wait up to 10 s for each other.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        if let Some(rest) = url.strip_prefix("sqlite://") {
+            let path = rest.split('?').next().unwrap_or(rest);
+            if path != ":memory:"
+                && let Some(parent) = std::path::Path::new(path).parent()
+                && !parent.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(parent).map_err(|source| StoreError::File {
+                    path: path.to_string(),
+                    source,
+                })?;
+            }
+        }
+        let mut opts = ConnectOptions::new(url.to_string());
+        opts.sqlx_logging(false)
+            .connect_timeout(Duration::from_secs(10))
+            .acquire_timeout(Duration::from_secs(30));
+        if url.starts_with("sqlite:") {
+            opts.max_connections(4)
+                .min_connections(1)
+                .map_sqlx_sqlite_opts(|o| {
+                    o.busy_timeout(Duration::from_secs(10))
+                        .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                        .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Full)
+                        .foreign_keys(true)
+                });
+        } else {
+            opts.max_connections(8);
+        }
+        let db = Database::connect(opts).await?;
+        let backend = db.get_database_backend();
+        let store = Store { db, backend };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Applies every pending migration (idempotent).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        use migration::MigratorTrait;
+        migration::Migrator::up(&self.db, None)
+            .await
+            .map_err(|e| StoreError::Migration(e.to_string()))
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.backend == DbBackend::Postgres
+    }
+
+    fn stmt(&self, sql: &str, values: Vec<Value>) -> Statement {
+        let sql = if self.backend == DbBackend::Sqlite {
+            sql.replace('$', "?")
+        } else {
+            sql.to_string()
+        };
+        Statement::from_sql_and_values(self.backend, sql, values)
+    }
+
+    async fn exec(&self, sql: &str, values: Vec<Value>) -> Result<u64, StoreError> {
+        Ok(self
+            .db
+            .execute_raw(self.stmt(sql, values))
+            .await?
+            .rows_affected())
+    }
+
+    async fn all(
+        &self,
+        sql: &str,
+        values: Vec<Value>,
+    ) -> Result<Vec<sea_orm::QueryResult>, StoreError> {
+        Ok(self.db.query_all_raw(self.stmt(sql, values)).await?)
+    }
+
+    async fn one(
+        &self,
+        sql: &str,
+        values: Vec<Value>,
+    ) -> Result<Option<sea_orm::QueryResult>, StoreError> {
+        Ok(self.db.query_one_raw(self.stmt(sql, values)).await?)
+    }
+
+    /// The instance key (32 random bytes, hex) used to derive Message-IDs when no secret is
+    /// configured; generated and stored on first use so it survives restarts.
+    pub async fn instance_key(&self) -> Result<String, StoreError> {
+        if let Some(row) = self
+            .one(
+                "SELECT value FROM settings WHERE key = $1",
+                vec!["instance_key".into()],
+            )
+            .await?
+        {
+            return Ok(row.try_get("", "value")?);
+        }
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes)
+            .map_err(|e| StoreError::Corrupt(format!("no randomness: {e}")))?;
+        let key = hex::encode(bytes);
+        self.exec(
+            "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+            vec!["instance_key".into(), key.into()],
+        )
+        .await?;
+        let row = self
+            .one(
+                "SELECT value FROM settings WHERE key = $1",
+                vec!["instance_key".into()],
+            )
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("instance key vanished".into()))?;
+        Ok(row.try_get("", "value")?)
+    }
+}
+
+/// A fresh random token (lease tokens).
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 16];
+    // Falling back to a time-and-counter token would weaken fencing; randomness is required.
+    getrandom::fill(&mut bytes).expect("the OS random source is available");
+    hex::encode(bytes)
+}

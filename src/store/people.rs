@@ -1,0 +1,307 @@
+//! Customers, orders and consent.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use sea_orm::Value;
+
+use super::{Store, StoreError};
+use crate::import::{CustomerRecord, OrderRecord};
+
+/// A customer as stored. Plain strings: the caller parses them into domain values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CustomerRow {
+    pub id: i64,
+    pub external_id: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub locale: String,
+    pub time_zone: String,
+    pub birth_year: Option<i16>,
+    pub birth_md: Option<i32>,
+    pub signup_date: Option<String>,
+    pub preferred_channel: Option<String>,
+    pub custom_dates: String,
+    pub attributes: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct UpsertStats {
+    pub inserted: u64,
+    pub updated: u64,
+}
+
+const CUSTOMER_COLS: &str = "id, external_id, first_name, last_name, email, phone, locale, time_zone, birth_year, birth_md, signup_date, preferred_channel, custom_dates, attributes";
+
+fn customer_from(r: &sea_orm::QueryResult) -> Result<CustomerRow, StoreError> {
+    Ok(CustomerRow {
+        id: r.try_get("", "id")?,
+        external_id: r.try_get("", "external_id")?,
+        first_name: r.try_get("", "first_name")?,
+        last_name: r.try_get("", "last_name")?,
+        email: r.try_get("", "email")?,
+        phone: r.try_get("", "phone")?,
+        locale: r.try_get("", "locale")?,
+        time_zone: r.try_get("", "time_zone")?,
+        birth_year: r.try_get("", "birth_year")?,
+        birth_md: r.try_get("", "birth_md")?,
+        signup_date: r.try_get("", "signup_date")?,
+        preferred_channel: r.try_get("", "preferred_channel")?,
+        custom_dates: r.try_get("", "custom_dates")?,
+        attributes: r.try_get("", "attributes")?,
+    })
+}
+
+impl Store {
+    pub async fn customer_count(&self) -> Result<i64, StoreError> {
+        let row = self
+            .one("SELECT COUNT(*) AS n FROM customers", vec![])
+            .await?;
+        Ok(row
+            .map(|r| r.try_get::<i64>("", "n"))
+            .transpose()?
+            .unwrap_or(0))
+    }
+
+    /// Inserts or updates customers by external id, in one transaction per 500 rows.
+    pub async fn upsert_customers(
+        &self,
+        records: &[CustomerRecord],
+        now: i64,
+    ) -> Result<UpsertStats, StoreError> {
+        let mut stats = UpsertStats::default();
+        for chunk in records.chunks(500) {
+            let ids: Vec<Value> = chunk.iter().map(|c| c.external_id.clone().into()).collect();
+            let existing = self.existing_external_ids("customers", &ids).await?;
+            let txn_sql = "INSERT INTO customers (external_id, first_name, last_name, email, phone, locale, time_zone, birth_year, birth_md, signup_date, signup_md, preferred_channel, custom_dates, attributes, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15) \
+                 ON CONFLICT (external_id) DO UPDATE SET first_name = excluded.first_name, last_name = excluded.last_name, \
+                 email = excluded.email, phone = excluded.phone, locale = excluded.locale, time_zone = excluded.time_zone, \
+                 birth_year = excluded.birth_year, birth_md = excluded.birth_md, signup_date = excluded.signup_date, \
+                 signup_md = excluded.signup_md, preferred_channel = excluded.preferred_channel, \
+                 custom_dates = excluded.custom_dates, attributes = excluded.attributes, updated_at = excluded.updated_at";
+            use sea_orm::TransactionTrait;
+            let txn = self.db.begin().await?;
+            for c in chunk {
+                let custom: BTreeMap<String, String> = c
+                    .custom_dates
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.to_string()))
+                    .collect();
+                let values: Vec<Value> = vec![
+                    c.external_id.clone().into(),
+                    c.first_name.clone().into(),
+                    c.last_name.clone().into(),
+                    c.email.as_ref().map(|e| e.to_string()).into(),
+                    c.phone.as_ref().map(|p| p.to_string()).into(),
+                    c.locale.to_string().into(),
+                    c.time_zone.clone().into(),
+                    c.birthday.and_then(|b| b.year).into(),
+                    c.birthday.map(|b| b.month_day()).into(),
+                    c.signup_date.map(|d| d.to_string()).into(),
+                    c.signup_date.map(|d| d.month_day()).into(),
+                    c.preferred_channel.map(|ch| ch.as_str().to_string()).into(),
+                    serde_json::to_string(&custom)
+                        .unwrap_or_else(|_| "{}".into())
+                        .into(),
+                    serde_json::to_string(&c.attributes)
+                        .unwrap_or_else(|_| "{}".into())
+                        .into(),
+                    now.into(),
+                ];
+                use sea_orm::ConnectionTrait;
+                txn.execute_raw(self.stmt(txn_sql, values)).await?;
+                if existing.contains(&c.external_id) {
+                    stats.updated += 1;
+                } else {
+                    stats.inserted += 1;
+                }
+            }
+            txn.commit().await?;
+        }
+        Ok(stats)
+    }
+
+    async fn existing_external_ids(
+        &self,
+        table: &str,
+        ids: &[Value],
+    ) -> Result<BTreeSet<String>, StoreError> {
+        if ids.is_empty() {
+            return Ok(BTreeSet::new());
+        }
+        let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT external_id FROM {table} WHERE external_id IN ({})",
+            placeholders.join(", ")
+        );
+        let rows = self.all(&sql, ids.to_vec()).await?;
+        rows.iter()
+            .map(|r| Ok(r.try_get::<String>("", "external_id")?))
+            .collect()
+    }
+
+    /// Inserts or updates orders by external id. Orders whose customer is unknown are returned
+    /// (with their index in `records`) instead of being stored.
+    pub async fn upsert_orders(
+        &self,
+        records: &[OrderRecord],
+        now: i64,
+    ) -> Result<(UpsertStats, Vec<(usize, String)>), StoreError> {
+        let mut stats = UpsertStats::default();
+        let mut unknown = Vec::new();
+        let mut offset = 0usize;
+        for chunk in records.chunks(500) {
+            let cust_ids: Vec<Value> = chunk
+                .iter()
+                .map(|o| o.customer_external_id.clone())
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .map(Value::from)
+                .collect();
+            let placeholders: Vec<String> = (1..=cust_ids.len()).map(|i| format!("${i}")).collect();
+            let rows = self
+                .all(
+                    &format!(
+                        "SELECT id, external_id FROM customers WHERE external_id IN ({})",
+                        placeholders.join(", ")
+                    ),
+                    cust_ids,
+                )
+                .await?;
+            let mut map: HashMap<String, i64> = HashMap::new();
+            for r in rows {
+                map.insert(r.try_get("", "external_id")?, r.try_get("", "id")?);
+            }
+            let ids: Vec<Value> = chunk.iter().map(|o| o.external_id.clone().into()).collect();
+            let existing = self.existing_external_ids("orders", &ids).await?;
+            use sea_orm::{ConnectionTrait, TransactionTrait};
+            let txn = self.db.begin().await?;
+            for (i, o) in chunk.iter().enumerate() {
+                let Some(cid) = map.get(&o.customer_external_id) else {
+                    unknown.push((
+                        offset + i,
+                        format!(
+                            "unknown customer `{}`: import the customer first",
+                            o.customer_external_id
+                        ),
+                    ));
+                    continue;
+                };
+                let sql = "INSERT INTO orders (external_id, customer_id, ordered_at, amount_minor, currency, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
+                     ON CONFLICT (external_id) DO UPDATE SET customer_id = excluded.customer_id, ordered_at = excluded.ordered_at, \
+                     amount_minor = excluded.amount_minor, currency = excluded.currency";
+                txn.execute_raw(self.stmt(
+                    sql,
+                    vec![
+                        o.external_id.clone().into(),
+                        (*cid).into(),
+                        o.ordered_at.as_second().into(),
+                        o.amount_minor.into(),
+                        o.currency.clone().into(),
+                        now.into(),
+                    ],
+                ))
+                .await?;
+                if existing.contains(&o.external_id) {
+                    stats.updated += 1;
+                } else {
+                    stats.inserted += 1;
+                }
+            }
+            txn.commit().await?;
+            offset += chunk.len();
+        }
+        Ok((stats, unknown))
+    }
+
+    pub async fn order_count(&self) -> Result<i64, StoreError> {
+        let row = self.one("SELECT COUNT(*) AS n FROM orders", vec![]).await?;
+        Ok(row
+            .map(|r| r.try_get::<i64>("", "n"))
+            .transpose()?
+            .unwrap_or(0))
+    }
+
+    /// Customers whose birthday month-day is one of `mds` (an index probe on `birth_md`).
+    pub async fn customers_by_birth_md(&self, mds: &[i32]) -> Result<Vec<CustomerRow>, StoreError> {
+        if mds.is_empty() {
+            return Ok(Vec::new());
+        }
+        let placeholders: Vec<String> = (1..=mds.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT {CUSTOMER_COLS} FROM customers WHERE birth_md IN ({}) ORDER BY id",
+            placeholders.join(", ")
+        );
+        let rows = self
+            .all(&sql, mds.iter().map(|m| Value::from(*m)).collect())
+            .await?;
+        rows.iter().map(customer_from).collect()
+    }
+
+    /// A customer by external id, email or phone (in that order).
+    pub async fn find_customer(&self, key: &str) -> Result<Option<CustomerRow>, StoreError> {
+        for col in ["external_id", "email", "phone"] {
+            let sql = format!(
+                "SELECT {CUSTOMER_COLS} FROM customers WHERE {col} = $1 ORDER BY id LIMIT 1"
+            );
+            if let Some(r) = self.one(&sql, vec![key.to_string().into()]).await? {
+                return Ok(Some(customer_from(&r)?));
+            }
+        }
+        Ok(None)
+    }
+
+    pub async fn customer_by_id(&self, id: i64) -> Result<Option<CustomerRow>, StoreError> {
+        let sql = format!("SELECT {CUSTOMER_COLS} FROM customers WHERE id = $1");
+        self.one(&sql, vec![id.into()])
+            .await?
+            .as_ref()
+            .map(customer_from)
+            .transpose()
+    }
+
+    /// Records an opt-out (`opted_out = true`) or opt-in for a scope (`all`, `channel:sms`,
+    /// `ritual:birthday`, `category:holidays.mothers_day`), with its source and time.
+    pub async fn set_consent(
+        &self,
+        customer_id: i64,
+        scope: &str,
+        opted_out: bool,
+        source: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.exec(
+            "INSERT INTO consents (customer_id, scope, opted_out, source, changed_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (customer_id, scope) DO UPDATE SET opted_out = excluded.opted_out, source = excluded.source, changed_at = excluded.changed_at",
+            vec![customer_id.into(), scope.to_string().into(), opted_out.into(), source.to_string().into(), now.into()],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// The opted-out scopes of each of `ids`.
+    pub async fn opt_outs(
+        &self,
+        ids: &[i64],
+    ) -> Result<HashMap<i64, BTreeSet<String>>, StoreError> {
+        let mut out: HashMap<i64, BTreeSet<String>> = HashMap::new();
+        for chunk in ids.chunks(500) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT customer_id, scope FROM consents WHERE opted_out = TRUE AND customer_id IN ({})",
+                placeholders.join(", ")
+            );
+            for r in self
+                .all(&sql, chunk.iter().map(|i| Value::from(*i)).collect())
+                .await?
+            {
+                out.entry(r.try_get("", "customer_id")?)
+                    .or_default()
+                    .insert(r.try_get("", "scope")?);
+            }
+        }
+        Ok(out)
+    }
+}
