@@ -162,13 +162,10 @@ fn yaml_diagnostic(file: &Path, text: &str, e: &serde_saphyr::Error) -> Diagnost
         }
     } else if message.contains("duplicate") {
         d = d.with_hint("each key may appear once in a mapping; remove or merge the repeated key");
-    } else if message.contains("invalid type") || message.contains("expected") {
-        if let Some(snippet) = text.lines().nth(line.saturating_sub(1) as usize) {
-            d = d.with_hint(format!(
-                "check the value on this line: `{}`",
-                snippet.trim()
-            ));
-        }
+    } else if (message.contains("invalid type") || message.contains("expected"))
+        && let Some(snippet) = text.lines().nth(line.saturating_sub(1) as usize)
+    {
+        d = d.with_hint(format!("check the value on this line: `{}`", snippet.trim()));
     }
     d
 }
@@ -180,12 +177,20 @@ fn parse_unknown_field(msg: &str) -> Option<(String, Vec<String>)> {
         .nth(1)
         .or_else(|| msg.split("unknown variant `").nth(1))?;
     let (unknown, tail) = rest.split_once('`')?;
-    let expected = tail
-        .split('`')
-        .enumerate()
-        .filter(|(i, _)| i % 2 == 1)
-        .map(|(_, s)| s.to_string())
-        .collect();
+    let list = tail
+        .trim_start_matches(',')
+        .trim()
+        .trim_start_matches("expected one of")
+        .trim_start_matches("expected")
+        .trim();
+    let expected = if list.starts_with("there are no") {
+        Vec::new()
+    } else {
+        list.split(',')
+            .map(|s| s.trim().trim_matches('`').trim_end_matches('.').to_string())
+            .filter(|s| !s.is_empty() && !s.contains(' '))
+            .collect()
+    };
     Some((unknown.to_string(), expected))
 }
 

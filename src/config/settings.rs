@@ -80,6 +80,8 @@ struct SmtpSpec {
     security: Option<Spanned<String>>,
     username: Option<String>,
     password_env: Option<String>,
+    /// A file holding the password (systemd credentials, mounted secrets).
+    password_file: Option<String>,
     hello_name: Option<String>,
     timeout_secs: Option<u32>,
     connections: Option<u32>,
@@ -100,6 +102,8 @@ struct KannelSpec {
     url: String,
     username: String,
     password_env: Option<String>,
+    /// A file holding the password (systemd credentials, mounted secrets).
+    password_file: Option<String>,
     from: Option<String>,
     timeout_secs: Option<u32>,
 }
@@ -122,6 +126,12 @@ impl Secret {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+    /// Reads a secret from a file (trailing newline trimmed).
+    pub fn from_file(path: &Path) -> Option<Secret> {
+        let s = std::fs::read_to_string(path).ok()?;
+        Some(Secret(s.trim_end_matches(['\r', '\n']).to_string()))
+    }
+
     /// Reads `VAR`, or the file named by `VAR_FILE` (trailing newline trimmed).
     pub fn from_env(var: &str) -> Option<Secret> {
         if let Ok(v) = std::env::var(var)
@@ -382,7 +392,11 @@ impl Config {
                             .password_env
                             .clone()
                             .unwrap_or_else(|| "RITUALIST_KANNEL_PASSWORD".into());
-                        let password = Secret::from_env(&var).unwrap_or_default();
+                        let password = match &k.password_file {
+                            Some(f) => Secret::from_file(&rel(f)),
+                            None => Secret::from_env(&var),
+                        }
+                        .unwrap_or_default();
                         SmsTransport::Kannel(KannelConfig {
                             url: k.url.clone(),
                             username: k.username.clone(),
@@ -451,6 +465,7 @@ impl Config {
 }
 
 fn smtp_config(path: &Path, s: &SmtpSpec, diags: &mut Diagnostics) -> SmtpConfig {
+    let base = path.parent().unwrap_or(Path::new("."));
     let security = match s.security.as_ref() {
         None => SmtpSecurity::Starttls,
         Some(v) => {
@@ -482,7 +497,10 @@ fn smtp_config(path: &Path, s: &SmtpSpec, diags: &mut Diagnostics) -> SmtpConfig
         port,
         security,
         username: s.username.clone(),
-        password: Secret::from_env(&var),
+        password: match &s.password_file {
+            Some(f) => Secret::from_file(&base.join(f)),
+            None => Secret::from_env(&var),
+        },
         hello_name: s.hello_name.clone().unwrap_or_else(|| "localhost".into()),
         timeout_secs: s.timeout_secs.unwrap_or(30).max(1),
         connections: s.connections.unwrap_or(4).clamp(1, 64),

@@ -236,7 +236,7 @@ pub fn candidate_month_days(now: Timestamp) -> Vec<i32> {
 mod tests {
     use super::*;
     use crate::domain::Feb29Policy;
-    use jiff::civil::{Time, date};
+    use jiff::civil::Time;
     use std::path::PathBuf;
 
     fn ritual(feb29: Feb29Policy, deliver: DeliverPolicy) -> Ritual {

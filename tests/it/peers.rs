@@ -37,9 +37,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// `<pid>_<counter>_<nanos since epoch>`: unique across threads and processes.
+#[allow(clippy::disallowed_methods)] // test scaffolding: unique names, not product time
 fn unique_suffix() -> String {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
     format!("{}_{}_{}", std::process::id(), n, nanos)
 }
 
@@ -84,7 +88,10 @@ pub fn free_ports(n: usize) -> Vec<u16> {
     let listeners: Vec<TcpListener> = (0..n)
         .map(|_| TcpListener::bind(("127.0.0.1", 0)).expect("bind 127.0.0.1:0"))
         .collect();
-    listeners.iter().map(|l| l.local_addr().expect("local_addr of bound listener").port()).collect()
+    listeners
+        .iter()
+        .map(|l| l.local_addr().expect("local_addr of bound listener").port())
+        .collect()
 }
 
 /// Percent-encodes `s` for a URL query value: everything except the RFC 3986 unreserved characters
@@ -131,7 +138,16 @@ pub fn url_decode(s: &str) -> Vec<u8> {
 /// Decodes UTF-16BE bytes (what Kannel calls UCS-2) into a `String`, replacing invalid sequences (and a dangling
 /// odd byte) with U+FFFD.
 pub fn decode_utf16be(bytes: &[u8]) -> String {
-    let units: Vec<u16> = bytes.chunks(2).map(|c| if c.len() == 2 { u16::from_be_bytes([c[0], c[1]]) } else { 0xFFFD }).collect();
+    let units: Vec<u16> = bytes
+        .chunks(2)
+        .map(|c| {
+            if c.len() == 2 {
+                u16::from_be_bytes([c[0], c[1]])
+            } else {
+                0xFFFD
+            }
+        })
+        .collect();
     String::from_utf16_lossy(&units)
 }
 
@@ -141,7 +157,9 @@ pub fn decode_utf16be(bytes: &[u8]) -> String {
 /// Bounded by `timeout` for connect, each read/write and the whole exchange.
 pub fn http_get(url: &str, timeout: Duration) -> io::Result<(u16, String)> {
     let invalid = |m: String| io::Error::new(io::ErrorKind::InvalidInput, m);
-    let rest = url.strip_prefix("http://").ok_or_else(|| invalid(format!("not an http:// URL: {url}")))?;
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| invalid(format!("not an http:// URL: {url}")))?;
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
@@ -154,7 +172,9 @@ pub fn http_get(url: &str, timeout: Duration) -> io::Result<(u16, String)> {
     let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
-    stream.write_all(format!("GET {path} HTTP/1.0\r\nHost: {authority}\r\nConnection: close\r\n\r\n").as_bytes())?;
+    stream.write_all(
+        format!("GET {path} HTTP/1.0\r\nHost: {authority}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )?;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
     loop {
@@ -162,7 +182,10 @@ pub fn http_get(url: &str, timeout: Duration) -> io::Result<(u16, String)> {
             return Ok(done);
         }
         if Instant::now() > deadline {
-            return Err(io::Error::new(io::ErrorKind::TimedOut, format!("GET {url}: no complete response in {timeout:?}")));
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("GET {url}: no complete response in {timeout:?}"),
+            ));
         }
         match stream.read(&mut chunk) {
             Ok(0) => break,
@@ -172,7 +195,13 @@ pub fn http_get(url: &str, timeout: Duration) -> io::Result<(u16, String)> {
         }
     }
     parse_http_response(&buf, true).ok_or_else(|| {
-        io::Error::new(io::ErrorKind::InvalidData, format!("GET {url}: malformed response {:?}", String::from_utf8_lossy(&buf)))
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "GET {url}: malformed response {:?}",
+                String::from_utf8_lossy(&buf)
+            ),
+        )
     })
 }
 
@@ -181,13 +210,25 @@ fn parse_http_response(buf: &[u8], at_eof: bool) -> Option<(u16, String)> {
     let head_end = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = String::from_utf8_lossy(&buf[..head_end]);
     let body = &buf[head_end + 4..];
-    let status: u16 = head.lines().next()?.split_whitespace().nth(1)?.parse().ok()?;
+    let status: u16 = head
+        .lines()
+        .next()?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
     let content_length = head.lines().skip(1).find_map(|l| {
         let (k, v) = l.split_once(':')?;
-        if k.trim().eq_ignore_ascii_case("content-length") { v.trim().parse::<usize>().ok() } else { None }
+        if k.trim().eq_ignore_ascii_case("content-length") {
+            v.trim().parse::<usize>().ok()
+        } else {
+            None
+        }
     });
     match content_length {
-        Some(len) if body.len() >= len => Some((status, String::from_utf8_lossy(&body[..len]).into_owned())),
+        Some(len) if body.len() >= len => {
+            Some((status, String::from_utf8_lossy(&body[..len]).into_owned()))
+        }
         _ if at_eof => Some((status, String::from_utf8_lossy(body).into_owned())),
         _ => None,
     }
@@ -199,15 +240,27 @@ fn find_program(name: &str, preferred: &[&str]) -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("PATH") {
         candidates.extend(std::env::split_paths(&path).map(|d| d.join(name)));
     }
-    candidates.extend(["/usr/sbin", "/usr/local/sbin", "/sbin"].iter().map(|d| Path::new(d).join(name)));
-    candidates.into_iter().find(|p| fs::metadata(p).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false))
+    candidates.extend(
+        ["/usr/sbin", "/usr/local/sbin", "/sbin"]
+            .iter()
+            .map(|d| Path::new(d).join(name)),
+    );
+    candidates.into_iter().find(|p| {
+        fs::metadata(p)
+            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            .unwrap_or(false)
+    })
 }
 
 /// Whether this process runs with effective uid 0 (read from /proc/self/status; false if unknown).
 fn running_as_root() -> bool {
     fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).and_then(|l| l.split_whitespace().nth(2).map(|e| e == "0")))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|e| e == "0"))
+        })
         .unwrap_or(false)
 }
 
@@ -226,16 +279,21 @@ fn set_mode(path: &Path, mode: u32) {
 }
 
 /// A unique directory under [`std::env::temp_dir`], removed recursively on drop.
-struct ScratchDir {
+pub struct ScratchDir {
     path: PathBuf,
 }
 
 impl ScratchDir {
     /// Creates `<tmp>/<prefix>-<pid>_<counter>_<nanos>`.
-    fn new(prefix: &str) -> ScratchDir {
+    pub fn new(prefix: &str) -> ScratchDir {
         let path = std::env::temp_dir().join(format!("{prefix}-{}", unique_suffix()));
-        fs::create_dir_all(&path).unwrap_or_else(|e| panic!("create temp dir {}: {e}", path.display()));
+        fs::create_dir_all(&path)
+            .unwrap_or_else(|e| panic!("create temp dir {}: {e}", path.display()));
         ScratchDir { path }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 }
 
@@ -254,8 +312,13 @@ struct Proc {
 impl Proc {
     /// Spawns `cmd`; `Err` with context when the OS refuses.
     fn spawn(name: &str, cmd: &mut Command) -> Result<Proc, String> {
-        let child = cmd.spawn().map_err(|e| format!("cannot spawn {name} ({cmd:?}): {e}"))?;
-        Ok(Proc { name: name.to_string(), child })
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot spawn {name} ({cmd:?}): {e}"))?;
+        Ok(Proc {
+            name: name.to_string(),
+            child,
+        })
     }
 
     /// `Some(status)` once the process has exited.
@@ -280,7 +343,9 @@ impl Drop for Proc {
 
 /// Runs `cmd` to completion with its stdout/stderr captured, killing it after `timeout`.
 fn run_bounded(cmd: &mut Command, timeout: Duration) -> io::Result<(ExitStatus, String, String)> {
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn()?;
     let drain = |pipe: Option<Box<dyn Read + Send>>| {
         thread::spawn(move || {
@@ -291,8 +356,18 @@ fn run_bounded(cmd: &mut Command, timeout: Duration) -> io::Result<(ExitStatus, 
             String::from_utf8_lossy(&buf).into_owned()
         })
     };
-    let out = drain(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
-    let err = drain(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let out = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
     let deadline = Instant::now() + timeout;
     let status = loop {
         if let Some(status) = child.try_wait()? {
@@ -301,11 +376,18 @@ fn run_bounded(cmd: &mut Command, timeout: Duration) -> io::Result<(ExitStatus, 
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(io::Error::new(io::ErrorKind::TimedOut, format!("{cmd:?} did not finish in {timeout:?}")));
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("{cmd:?} did not finish in {timeout:?}"),
+            ));
         }
         thread::sleep(Duration::from_millis(20));
     };
-    Ok((status, out.join().unwrap_or_default(), err.join().unwrap_or_default()))
+    Ok((
+        status,
+        out.join().unwrap_or_default(),
+        err.join().unwrap_or_default(),
+    ))
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -363,7 +445,10 @@ impl SmtpSink {
     /// was stolen; panics with smtp-sink's log if it still does not come up.
     pub fn start(extra_args: &[&str]) -> Option<SmtpSink> {
         let Some(bin) = find_program("smtp-sink", &["/usr/sbin/smtp-sink"]) else {
-            missing_peer("smtp-sink (Debian package postfix)", "no executable /usr/sbin/smtp-sink nor smtp-sink on PATH");
+            missing_peer(
+                "smtp-sink (Debian package postfix)",
+                "no executable /usr/sbin/smtp-sink nor smtp-sink on PATH",
+            );
             return None;
         };
         let mut failures = Vec::new();
@@ -373,7 +458,11 @@ impl SmtpSink {
                 Err(e) => failures.push(format!("attempt {attempt}: {e}")),
             }
         }
-        panic!("smtp-sink ({}) is installed but did not start:\n{}", bin.display(), failures.join("\n"));
+        panic!(
+            "smtp-sink ({}) is installed but did not start:\n{}",
+            bin.display(),
+            failures.join("\n")
+        );
     }
 
     /// One start-up attempt on a fresh port and dir.
@@ -384,7 +473,8 @@ impl SmtpSink {
         fs::create_dir(&dump_dir).map_err(|e| format!("mkdir {}: {e}", dump_dir.display()))?;
         set_mode(&dump_dir, 0o777);
         let log_path = dir.path.join("smtp-sink.log");
-        let log = fs::File::create(&log_path).map_err(|e| format!("create {}: {e}", log_path.display()))?;
+        let log = fs::File::create(&log_path)
+            .map_err(|e| format!("create {}: {e}", log_path.display()))?;
         let log2 = log.try_clone().map_err(|e| e.to_string())?;
         let port = free_port();
         let mut cmd = Command::new(bin);
@@ -403,17 +493,29 @@ impl SmtpSink {
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             if let Some(status) = process.exited() {
-                return Err(format!("smtp-sink exited ({status}) on port {port}; log:\n{}", file_tail(&log_path, 2000)));
+                return Err(format!(
+                    "smtp-sink exited ({status}) on port {port}; log:\n{}",
+                    file_tail(&log_path, 2000)
+                ));
             }
             if smtp_greets(port) {
                 break;
             }
             if Instant::now() > deadline {
-                return Err(format!("smtp-sink not greeting on 127.0.0.1:{port} after 5 s; log:\n{}", file_tail(&log_path, 2000)));
+                return Err(format!(
+                    "smtp-sink not greeting on 127.0.0.1:{port} after 5 s; log:\n{}",
+                    file_tail(&log_path, 2000)
+                ));
             }
             thread::sleep(Duration::from_millis(50));
         }
-        Ok(SmtpSink { process, port, dump_dir, log_path, dir })
+        Ok(SmtpSink {
+            process,
+            port,
+            dump_dir,
+            log_path,
+            dir,
+        })
     }
 
     /// The loopback port smtp-sink listens on (host is always 127.0.0.1; plain SMTP, no TLS).
@@ -472,7 +574,10 @@ impl SmtpSink {
                 break;
             }
         }
-        prev.into_iter().filter(|(_, _, d)| Self::complete(d)).map(|(_, _, d)| d).collect()
+        prev.into_iter()
+            .filter(|(_, _, d)| Self::complete(d))
+            .map(|(_, _, d)| d)
+            .collect()
     }
 
     /// Poll (bounded by `timeout`) until at least `n` messages are dumped; return them.
@@ -481,7 +586,11 @@ impl SmtpSink {
     pub fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Vec<u8>> {
         let deadline = Instant::now() + timeout;
         loop {
-            let done = self.scan().iter().filter(|(_, _, d)| Self::complete(d)).count();
+            let done = self
+                .scan()
+                .iter()
+                .filter(|(_, _, d)| Self::complete(d))
+                .count();
             if done >= n || Instant::now() > deadline {
                 return self.messages();
             }
@@ -500,7 +609,9 @@ impl Drop for SmtpSink {
 /// True when 127.0.0.1:`port` accepts a connection and sends a greeting line within 1 s.
 fn smtp_greets(port: u16) -> bool {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(250)) else { return false };
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(250)) else {
+        return false;
+    };
     let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
     let mut buf = [0u8; 512];
     let greeted = matches!(s.read(&mut buf), Ok(n) if n > 0);
@@ -509,7 +620,13 @@ fn smtp_greets(port: u16) -> bool {
 }
 
 /// Header fields smtp-sink prepends to every dump (before its 3-line `Received:` header).
-const SINK_FIELDS: [&[u8]; 5] = [b"X-Client-Addr:", b"X-Client-Proto:", b"X-Helo-Args:", b"X-Mail-Args:", b"X-Rcpt-Args:"];
+const SINK_FIELDS: [&[u8]; 5] = [
+    b"X-Client-Addr:",
+    b"X-Client-Proto:",
+    b"X-Helo-Args:",
+    b"X-Mail-Args:",
+    b"X-Rcpt-Args:",
+];
 
 /// Splits a dump into smtp-sink's own header lines and the offset where the client's message starts.
 /// `None` if the dump does not start with smtp-sink's envelope lines.
@@ -521,7 +638,10 @@ fn split_dump(dump: &[u8]) -> Option<(Vec<&[u8]>, usize)> {
     let mut in_received = false;
     let mut pos = 0;
     while pos < dump.len() {
-        let end = dump[pos..].iter().position(|&b| b == b'\n').map_or(dump.len(), |i| pos + i);
+        let end = dump[pos..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(dump.len(), |i| pos + i);
         let line = &dump[pos..end];
         if in_received {
             if !(line.starts_with(b"\t") || line.starts_with(b" ")) {
@@ -546,7 +666,11 @@ pub fn dumped_message_body(dump: &[u8]) -> &[u8] {
     match split_dump(dump) {
         Some((_, start)) => {
             let msg = &dump[start..];
-            if msg.ends_with(b"\n\n") { &msg[..msg.len() - 1] } else { msg }
+            if msg.ends_with(b"\n\n") {
+                &msg[..msg.len() - 1]
+            } else {
+                msg
+            }
         }
         None => dump,
     }
@@ -559,7 +683,11 @@ fn dumped_field(dump: &[u8], field: &[u8]) -> Vec<String> {
             fields
                 .into_iter()
                 .filter(|l| l.starts_with(field))
-                .map(|l| String::from_utf8_lossy(&l[field.len()..]).trim().to_string())
+                .map(|l| {
+                    String::from_utf8_lossy(&l[field.len()..])
+                        .trim()
+                        .to_string()
+                })
                 .collect()
         })
         .unwrap_or_default()
@@ -568,17 +696,25 @@ fn dumped_field(dump: &[u8], field: &[u8]) -> Vec<String> {
 /// `<addr> PARAM=...` -> `addr` (`<>` -> empty string).
 fn envelope_address(args: &str) -> String {
     let first = args.split_whitespace().next().unwrap_or("");
-    first.trim_start_matches('<').trim_end_matches('>').to_string()
+    first
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .to_string()
 }
 
 /// The envelope recipients (`RCPT TO` addresses without `<>` and ESMTP parameters, in order) of an smtp-sink dump.
 pub fn dumped_envelope_recipients(dump: &[u8]) -> Vec<String> {
-    dumped_field(dump, b"X-Rcpt-Args:").iter().map(|a| envelope_address(a)).collect()
+    dumped_field(dump, b"X-Rcpt-Args:")
+        .iter()
+        .map(|a| envelope_address(a))
+        .collect()
 }
 
 /// The envelope sender (`MAIL FROM` address without `<>` and parameters; empty for the null sender `<>`).
 pub fn dumped_envelope_sender(dump: &[u8]) -> Option<String> {
-    dumped_field(dump, b"X-Mail-Args:").first().map(|a| envelope_address(a))
+    dumped_field(dump, b"X-Mail-Args:")
+        .first()
+        .map(|a| envelope_address(a))
 }
 
 /// The full `MAIL FROM` arguments as received, e.g. `<a@x.org> BODY=8BITMIME SMTPUTF8`.
@@ -653,7 +789,11 @@ pub fn join_concatenated(parts: &[ReceivedSms], ucs2: bool) -> String {
     let mut sorted: Vec<&ReceivedSms> = parts.iter().collect();
     sorted.sort_by_key(|p| p.concat_part().map(|(_, _, seq)| seq).unwrap_or(0));
     let data: Vec<u8> = sorted.iter().flat_map(|p| p.data.iter().copied()).collect();
-    if ucs2 { decode_utf16be(&data) } else { String::from_utf8_lossy(&data).into_owned() }
+    if ucs2 {
+        decode_utf16be(&data)
+    } else {
+        String::from_utf8_lossy(&data).into_owned()
+    }
 }
 
 /// Parses one `FROM TO TYPE DATA` payload from a fakesmsc "Got message" line.
@@ -662,7 +802,11 @@ fn parse_fakesmsc_payload(payload: &str, raw_line: &str) -> Option<ReceivedSms> 
     let (from, to, kind) = (it.next()?, it.next()?, it.next()?);
     // smsbox only accepts receivers made of "0123456789+-" (SENDSMS_DEFAULT_CHARS): anything else is the
     // continuation of a multi-line 7-bit text.
-    if to.is_empty() || !to.bytes().all(|b| b.is_ascii_digit() || b == b'+' || b == b'-') {
+    if to.is_empty()
+        || !to
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b'+' || b == b'-')
+    {
         return None;
     }
     let rest = it.next().unwrap_or("");
@@ -674,12 +818,22 @@ fn parse_fakesmsc_payload(payload: &str, raw_line: &str) -> Option<ReceivedSms> 
         }
         "data" => {
             let data = url_decode(rest);
-            (String::from_utf8_lossy(&data).into_owned(), data, None, "data")
+            (
+                String::from_utf8_lossy(&data).into_owned(),
+                data,
+                None,
+                "data",
+            )
         }
         "udh" => {
             let (u, d) = rest.split_once(" data ")?;
             let data = url_decode(d);
-            (String::from_utf8_lossy(&data).into_owned(), data, Some(url_decode(u)), "udh")
+            (
+                String::from_utf8_lossy(&data).into_owned(),
+                data,
+                Some(url_decode(u)),
+                "udh",
+            )
         }
         _ => return None,
     };
@@ -698,9 +852,13 @@ fn parse_fakesmsc_payload(payload: &str, raw_line: &str) -> Option<ReceivedSms> 
 fn parse_fakesmsc_output(lines: &[String]) -> Vec<ReceivedSms> {
     let mut out: Vec<ReceivedSms> = Vec::new();
     for line in lines {
-        let Some(at) = line.find("Got message ") else { continue };
+        let Some(at) = line.find("Got message ") else {
+            continue;
+        };
         let rest = &line[at..];
-        let Some(open) = rest.find(": <") else { continue };
+        let Some(open) = rest.find(": <") else {
+            continue;
+        };
         let payload = &rest[open + 3..];
         let payload = payload.strip_suffix('>').unwrap_or(payload);
         match parse_fakesmsc_payload(payload, line) {
@@ -787,13 +945,28 @@ impl Kannel {
     /// `&["max-messages = 10", "concatenation = true"]` for multipart SMS.
     pub fn start_with(sendsms_user_extra: &[&str]) -> Option<Kannel> {
         let bins = [
-            ("bearerbox", find_program("bearerbox", &["/usr/sbin/bearerbox"]), "Debian package kannel"),
-            ("smsbox", find_program("smsbox", &["/usr/sbin/smsbox"]), "Debian package kannel"),
-            ("fakesmsc", find_program("fakesmsc", &["/usr/lib/kannel/test/fakesmsc"]), "Debian package kannel-extras"),
+            (
+                "bearerbox",
+                find_program("bearerbox", &["/usr/sbin/bearerbox"]),
+                "Debian package kannel",
+            ),
+            (
+                "smsbox",
+                find_program("smsbox", &["/usr/sbin/smsbox"]),
+                "Debian package kannel",
+            ),
+            (
+                "fakesmsc",
+                find_program("fakesmsc", &["/usr/lib/kannel/test/fakesmsc"]),
+                "Debian package kannel-extras",
+            ),
         ];
         for (name, path, pkg) in &bins {
             if path.is_none() {
-                missing_peer(&format!("Kannel {name} ({pkg})"), &format!("no executable {name} in /usr/sbin, /usr/lib/kannel/test or on PATH"));
+                missing_peer(
+                    &format!("Kannel {name} ({pkg})"),
+                    &format!("no executable {name} in /usr/sbin, /usr/lib/kannel/test or on PATH"),
+                );
                 return None;
             }
         }
@@ -805,16 +978,28 @@ impl Kannel {
                 Err(e) => failures.push(format!("--- attempt {attempt}: {e}")),
             }
         }
-        panic!("Kannel is installed but did not start:\n{}", failures.join("\n"));
+        panic!(
+            "Kannel is installed but did not start:\n{}",
+            failures.join("\n")
+        );
     }
 
     /// One start-up attempt with fresh ports and dir; everything started so far is killed on `Err`.
-    fn try_start(bb: &Path, sb: &Path, fk: &Path, sendsms_user_extra: &[&str]) -> Result<Kannel, String> {
+    fn try_start(
+        bb: &Path,
+        sb: &Path,
+        fk: &Path,
+        sendsms_user_extra: &[&str],
+    ) -> Result<Kannel, String> {
         let dir = ScratchDir::new("ritualist-kannel");
         let ports = free_ports(4);
-        let (admin_port, smsbox_port, sendsms_port, smsc_port) = (ports[0], ports[1], ports[2], ports[3]);
+        let (admin_port, smsbox_port, sendsms_port, smsc_port) =
+            (ports[0], ports[1], ports[2], ports[3]);
         let conf_path = dir.path.join("kannel.conf");
-        let extra: String = sendsms_user_extra.iter().map(|l| format!("{l}\n")).collect();
+        let extra: String = sendsms_user_extra
+            .iter()
+            .map(|l| format!("{l}\n"))
+            .collect();
         let conf = format!(
             "group = core\n\
              admin-port = {admin_port}\n\
@@ -846,7 +1031,8 @@ impl Kannel {
         );
         fs::write(&conf_path, conf).map_err(|e| format!("write {}: {e}", conf_path.display()))?;
         let logged = |name: &str| -> Result<(Stdio, Stdio), String> {
-            let f = fs::File::create(dir.path.join(format!("{name}.log"))).map_err(|e| e.to_string())?;
+            let f = fs::File::create(dir.path.join(format!("{name}.log")))
+                .map_err(|e| e.to_string())?;
             let g = f.try_clone().map_err(|e| e.to_string())?;
             Ok((Stdio::from(f), Stdio::from(g)))
         };
@@ -857,12 +1043,20 @@ impl Kannel {
                 file_tail(&dir.join("smsbox.log"), 3000)
             )
         };
-        let status_url = format!("http://127.0.0.1:{admin_port}/status.txt?password={KANNEL_ADMIN_PASSWORD}");
+        let status_url =
+            format!("http://127.0.0.1:{admin_port}/status.txt?password={KANNEL_ADMIN_PASSWORD}");
         let deadline = Instant::now() + Duration::from_secs(15);
 
         let (o, e) = logged("bearerbox")?;
-        let mut bearerbox =
-            Proc::spawn("bearerbox", Command::new(bb).arg(&conf_path).current_dir(&dir.path).stdin(Stdio::null()).stdout(o).stderr(e))?;
+        let mut bearerbox = Proc::spawn(
+            "bearerbox",
+            Command::new(bb)
+                .arg(&conf_path)
+                .current_dir(&dir.path)
+                .stdin(Stdio::null())
+                .stdout(o)
+                .stderr(e),
+        )?;
         // The fake SMSC's listening socket exists once the status page lists it.
         let fake_tag = format!("FAKE:{smsc_port}");
         loop {
@@ -875,19 +1069,41 @@ impl Kannel {
                 break;
             }
             if Instant::now() > deadline {
-                return Err(format!("bearerbox status page not up in time\n{}", logs(&dir.path)));
+                return Err(format!(
+                    "bearerbox status page not up in time\n{}",
+                    logs(&dir.path)
+                ));
             }
             thread::sleep(Duration::from_millis(100));
         }
 
         let (o, e) = logged("smsbox")?;
-        let mut smsbox =
-            Proc::spawn("smsbox", Command::new(sb).arg(&conf_path).current_dir(&dir.path).stdin(Stdio::null()).stdout(o).stderr(e))?;
+        let mut smsbox = Proc::spawn(
+            "smsbox",
+            Command::new(sb)
+                .arg(&conf_path)
+                .current_dir(&dir.path)
+                .stdin(Stdio::null())
+                .stdout(o)
+                .stderr(e),
+        )?;
 
         let output = Arc::new(Mutex::new(Vec::new()));
         let mut fk_cmd = Command::new(fk);
         fk_cmd
-            .args(["-H", "127.0.0.1", "-r", &smsc_port.to_string(), "-i", "1", "-m", "0", "-v", "0", "100 200 text unused"])
+            .args([
+                "-H",
+                "127.0.0.1",
+                "-r",
+                &smsc_port.to_string(),
+                "-i",
+                "1",
+                "-m",
+                "0",
+                "-v",
+                "0",
+                "100 200 text unused",
+            ])
             .current_dir(&dir.path)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -902,19 +1118,30 @@ impl Kannel {
             for p in [&mut bearerbox, &mut smsbox, &mut fakesmsc] {
                 if let Some(st) = p.exited() {
                     let fk_out = output.lock().unwrap_or_else(|e| e.into_inner()).join("\n");
-                    return Err(format!("{} exited ({st})\n{}\nfakesmsc output:\n{fk_out}", p.name, logs(&dir.path)));
+                    return Err(format!(
+                        "{} exited ({st})\n{}\nfakesmsc output:\n{fk_out}",
+                        p.name,
+                        logs(&dir.path)
+                    ));
                 }
             }
             if let Ok((200, body)) = http_get(&status_url, Duration::from_secs(2))
                 && body.contains(&online_tag)
-                && body.lines().any(|l| l.trim_start().starts_with("smsbox:") && l.contains("on-line"))
+                && body
+                    .lines()
+                    .any(|l| l.trim_start().starts_with("smsbox:") && l.contains("on-line"))
                 && TcpStream::connect_timeout(&sendsms_addr, Duration::from_millis(500)).is_ok()
             {
                 break;
             }
             if Instant::now() > deadline {
-                let status = http_get(&status_url, Duration::from_secs(2)).map(|r| r.1).unwrap_or_default();
-                return Err(format!("Kannel not ready after 15 s; status:\n{status}\n{}", logs(&dir.path)));
+                let status = http_get(&status_url, Duration::from_secs(2))
+                    .map(|r| r.1)
+                    .unwrap_or_default();
+                return Err(format!(
+                    "Kannel not ready after 15 s; status:\n{status}\n{}",
+                    logs(&dir.path)
+                ));
             }
             thread::sleep(Duration::from_millis(100));
         }
@@ -963,13 +1190,22 @@ impl Kannel {
 
     /// bearerbox's plain-text admin status page (`/status.txt`), for diagnostics.
     pub fn admin_status(&self) -> String {
-        let url = format!("http://127.0.0.1:{}/status.txt?password={KANNEL_ADMIN_PASSWORD}", self.admin_port);
-        http_get(&url, Duration::from_secs(5)).map(|r| r.1).unwrap_or_else(|e| format!("<status page: {e}>"))
+        let url = format!(
+            "http://127.0.0.1:{}/status.txt?password={KANNEL_ADMIN_PASSWORD}",
+            self.admin_port
+        );
+        http_get(&url, Duration::from_secs(5))
+            .map(|r| r.1)
+            .unwrap_or_else(|e| format!("<status page: {e}>"))
     }
 
     /// The tails of bearerbox's and smsbox's logs plus fakesmsc's output, for assertion messages.
     pub fn logs(&self) -> String {
-        let fk = self.fakesmsc_output.lock().unwrap_or_else(|e| e.into_inner()).join("\n");
+        let fk = self
+            .fakesmsc_output
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .join("\n");
         format!(
             "bearerbox.log:\n{}\nsmsbox.log:\n{}\nfakesmsc:\n{fk}",
             file_tail(&self.dir.path.join("bearerbox.log"), 4000),
@@ -981,7 +1217,11 @@ impl Kannel {
     ///
     /// (It is actually fakesmsc's stderr: see [`ReceivedSms`] for the exact format.) In arrival order.
     pub fn received(&self) -> Vec<ReceivedSms> {
-        let lines = self.fakesmsc_output.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let lines = self
+            .fakesmsc_output
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         parse_fakesmsc_output(&lines)
     }
 
@@ -1019,7 +1259,9 @@ fn capture_lines<R: Read + Send + 'static>(pipe: Option<R>, sink: Arc<Mutex<Vec<
             match reader.read_until(b'\n', &mut line) {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {
-                    let s = String::from_utf8_lossy(&line).trim_end_matches(['\r', '\n']).to_string();
+                    let s = String::from_utf8_lossy(&line)
+                        .trim_end_matches(['\r', '\n'])
+                        .to_string();
                     sink.lock().unwrap_or_else(|e| e.into_inner()).push(s);
                 }
             }
@@ -1050,24 +1292,36 @@ pub struct PgDatabase {
 impl PgDatabase {
     /// The server URL used: env `RITUALIST_TEST_PG` or [`DEFAULT_TEST_PG`].
     pub fn server_url() -> String {
-        std::env::var("RITUALIST_TEST_PG").ok().filter(|s| !s.trim().is_empty()).unwrap_or_else(|| DEFAULT_TEST_PG.to_string())
+        std::env::var("RITUALIST_TEST_PG")
+            .ok()
+            .filter(|s| !s.trim().is_empty())
+            .unwrap_or_else(|| DEFAULT_TEST_PG.to_string())
     }
 
     /// Creates the database (see the type docs). Panics if the server is reachable but `CREATE DATABASE` fails.
     pub fn create() -> Option<PgDatabase> {
         let server = Self::server_url();
         let Some(psql) = find_program("psql", &["/usr/bin/psql"]) else {
-            missing_peer("psql (Debian package postgresql-client)", "no executable psql on PATH or in /usr/bin");
+            missing_peer(
+                "psql (Debian package postgresql-client)",
+                "no executable psql on PATH or in /usr/bin",
+            );
             return None;
         };
         match run_psql(&psql, &server, "SELECT 1") {
             Ok(out) if out.trim() == "1" => {}
             Ok(out) => {
-                missing_peer(&format!("PostgreSQL at {server}"), &format!("`SELECT 1` answered {out:?}"));
+                missing_peer(
+                    &format!("PostgreSQL at {server}"),
+                    &format!("`SELECT 1` answered {out:?}"),
+                );
                 return None;
             }
             Err(e) => {
-                missing_peer(&format!("PostgreSQL at {server}"), &format!("not reachable: {}", e.trim()));
+                missing_peer(
+                    &format!("PostgreSQL at {server}"),
+                    &format!("not reachable: {}", e.trim()),
+                );
                 return None;
             }
         }
@@ -1075,7 +1329,12 @@ impl PgDatabase {
         if let Err(e) = run_psql(&psql, &server, &format!("CREATE DATABASE \"{name}\"")) {
             panic!("CREATE DATABASE {name} on {server} failed: {e}");
         }
-        Some(PgDatabase { url: with_database(&server, &name), name, server_url: server, psql })
+        Some(PgDatabase {
+            url: with_database(&server, &name),
+            name,
+            server_url: server,
+            psql,
+        })
     }
 
     /// Runs SQL in this database with `psql -X -q -A -t -v ON_ERROR_STOP=1` (unaligned, tuples only, `|`
@@ -1089,8 +1348,16 @@ impl Drop for PgDatabase {
     /// `DROP DATABASE IF EXISTS "<name>" WITH (FORCE)` (terminates leftover connections); failures are only
     /// printed, never panic (this may run during unwinding).
     fn drop(&mut self) {
-        if let Err(e) = run_psql(&self.psql, &self.server_url, &format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name)) {
-            let _ = writeln!(io::stderr().lock(), "warning: could not drop test database {}: {e}", self.name);
+        if let Err(e) = run_psql(
+            &self.psql,
+            &self.server_url,
+            &format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name),
+        ) {
+            let _ = writeln!(
+                io::stderr().lock(),
+                "warning: could not drop test database {}: {e}",
+                self.name
+            );
         }
     }
 }
@@ -1098,15 +1365,31 @@ impl Drop for PgDatabase {
 /// `postgres://u@h:p/db?x=y` with the database path replaced by `/name` (query string kept).
 fn with_database(server: &str, name: &str) -> String {
     let auth_start = server.find("://").map_or(0, |i| i + 3);
-    let path_start = server[auth_start..].find(['/', '?']).map_or(server.len(), |i| auth_start + i);
-    let query = server[path_start..].find('?').map_or("", |i| &server[path_start + i..]);
+    let path_start = server[auth_start..]
+        .find(['/', '?'])
+        .map_or(server.len(), |i| auth_start + i);
+    let query = server[path_start..]
+        .find('?')
+        .map_or("", |i| &server[path_start + i..]);
     format!("{}/{name}{query}", &server[..path_start])
 }
 
 /// Runs one SQL command via psql against `conninfo` (bounded: 5 s connect, 60 s total). Ok(stdout) / Err(stderr).
 fn run_psql(psql: &Path, conninfo: &str, sql: &str) -> Result<String, String> {
     let mut cmd = Command::new(psql);
-    cmd.args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", conninfo, "-c", sql]).env("PGCONNECT_TIMEOUT", "5");
+    cmd.args([
+        "-X",
+        "-q",
+        "-A",
+        "-t",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-d",
+        conninfo,
+        "-c",
+        sql,
+    ])
+    .env("PGCONNECT_TIMEOUT", "5");
     match run_bounded(&mut cmd, Duration::from_secs(60)) {
         Ok((status, out, _)) if status.success() => Ok(out),
         Ok((status, _, err)) => Err(format!("psql {status}: {err}")),
@@ -1124,7 +1407,10 @@ fn smtp_reply(reader: &mut BufReader<TcpStream>) -> String {
     loop {
         let mut line = String::new();
         let n = reader.read_line(&mut line).expect("read SMTP reply");
-        assert!(n > 0, "SMTP server closed the connection; got so far: {all:?}");
+        assert!(
+            n > 0,
+            "SMTP server closed the connection; got so far: {all:?}"
+        );
         all.push_str(&line);
         if line.len() < 4 || line.as_bytes()[3] != b'-' {
             return all;
@@ -1134,15 +1420,21 @@ fn smtp_reply(reader: &mut BufReader<TcpStream>) -> String {
 
 /// Sends one SMTP command line (CRLF appended) and returns the reply.
 fn smtp_cmd(stream: &mut TcpStream, reader: &mut BufReader<TcpStream>, cmd: &str) -> String {
-    stream.write_all(format!("{cmd}\r\n").as_bytes()).expect("write SMTP command");
+    stream
+        .write_all(format!("{cmd}\r\n").as_bytes())
+        .expect("write SMTP command");
     smtp_reply(reader)
 }
 
 /// Connects to the sink, returning the stream, a reader and the greeting.
 fn smtp_connect(sink: &SmtpSink) -> (TcpStream, BufReader<TcpStream>, String) {
     let stream = TcpStream::connect(("127.0.0.1", sink.port())).expect("connect to smtp-sink");
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    stream.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+        .set_write_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let greeting = smtp_reply(&mut reader);
     (stream, reader, greeting)
@@ -1150,26 +1442,42 @@ fn smtp_connect(sink: &SmtpSink) -> (TcpStream, BufReader<TcpStream>, String) {
 
 #[test]
 fn smtp_sink_receives_a_message() {
-    let Some(sink) = SmtpSink::start(&[]) else { return };
+    let Some(sink) = SmtpSink::start(&[]) else {
+        return;
+    };
     let (mut s, mut r, greeting) = smtp_connect(&sink);
     assert!(greeting.starts_with("220"), "greeting: {greeting}");
     assert!(smtp_cmd(&mut s, &mut r, "EHLO client.example").starts_with("250"));
-    assert!(smtp_cmd(&mut s, &mut r, "MAIL FROM:<shop@example.com> BODY=8BITMIME").starts_with("250"));
+    assert!(
+        smtp_cmd(&mut s, &mut r, "MAIL FROM:<shop@example.com> BODY=8BITMIME").starts_with("250")
+    );
     assert!(smtp_cmd(&mut s, &mut r, "RCPT TO:<anna@example.org>").starts_with("250"));
     assert!(smtp_cmd(&mut s, &mut r, "RCPT TO:<ion@example.ro> NOTIFY=NEVER").starts_with("250"));
     assert!(smtp_cmd(&mut s, &mut r, "DATA").starts_with("354"));
     let body = "From: Shop <shop@example.com>\r\nTo: anna@example.org\r\nSubject: Happy birthday\r\n\
                 Content-Type: text/plain; charset=utf-8\r\n\r\nС днём рождения, Анна!\r\n..dot-stuffed line\r\nBye\r\n.";
-    assert!(smtp_cmd(&mut s, &mut r, body).starts_with("250"), "message not accepted");
+    assert!(
+        smtp_cmd(&mut s, &mut r, body).starts_with("250"),
+        "message not accepted"
+    );
     assert!(smtp_cmd(&mut s, &mut r, "QUIT").starts_with("221"));
 
     let msgs = sink.wait_for(1, Duration::from_secs(10));
     assert_eq!(msgs.len(), 1, "dumps: {msgs:?}\nlog: {}", sink.log());
     let dump = &msgs[0];
-    assert_eq!(dumped_envelope_sender(dump).as_deref(), Some("shop@example.com"));
-    assert_eq!(dumped_envelope_recipients(dump), vec!["anna@example.org", "ion@example.ro"]);
+    assert_eq!(
+        dumped_envelope_sender(dump).as_deref(),
+        Some("shop@example.com")
+    );
+    assert_eq!(
+        dumped_envelope_recipients(dump),
+        vec!["anna@example.org", "ion@example.ro"]
+    );
     assert_eq!(dumped_helo(dump).as_deref(), Some("client.example"));
-    assert_eq!(dumped_mail_args(dump).as_deref(), Some("<shop@example.com> BODY=8BITMIME"));
+    assert_eq!(
+        dumped_mail_args(dump).as_deref(),
+        Some("<shop@example.com> BODY=8BITMIME")
+    );
     let message = String::from_utf8(dumped_message_body(dump).to_vec()).expect("UTF-8 message");
     assert_eq!(
         message,
@@ -1177,12 +1485,17 @@ fn smtp_sink_receives_a_message() {
          Content-Type: text/plain; charset=utf-8\n\nС днём рождения, Анна!\n.dot-stuffed line\nBye\n"
     );
     // A dump without envelope lines is passed through.
-    assert_eq!(dumped_message_body(b"Subject: x\n\nbody\n"), b"Subject: x\n\nbody\n");
+    assert_eq!(
+        dumped_message_body(b"Subject: x\n\nbody\n"),
+        b"Subject: x\n\nbody\n"
+    );
 }
 
 #[test]
 fn smtp_sink_injects_a_hard_bounce() {
-    let Some(sink) = SmtpSink::start(&["-f", "RCPT", "-B", "550 5.1.1 User unknown"]) else { return };
+    let Some(sink) = SmtpSink::start(&["-f", "RCPT", "-B", "550 5.1.1 User unknown"]) else {
+        return;
+    };
     let (mut s, mut r, greeting) = smtp_connect(&sink);
     assert!(greeting.starts_with("220"), "greeting: {greeting}");
     assert!(smtp_cmd(&mut s, &mut r, "EHLO client.example").starts_with("250"));
@@ -1192,12 +1505,17 @@ fn smtp_sink_injects_a_hard_bounce() {
     assert!(rcpt.contains("5.1.1 User unknown"), "RCPT reply: {rcpt}");
     assert!(smtp_cmd(&mut s, &mut r, "DATA").starts_with("503"));
     assert!(smtp_cmd(&mut s, &mut r, "QUIT").starts_with("221"));
-    assert!(sink.messages().is_empty(), "a rejected transaction must not be dumped");
+    assert!(
+        sink.messages().is_empty(),
+        "a rejected transaction must not be dumped"
+    );
 }
 
 #[test]
 fn kannel_delivers_ascii_and_cyrillic_sms() {
-    let Some(kannel) = Kannel::start() else { return };
+    let Some(kannel) = Kannel::start() else {
+        return;
+    };
     let t = Duration::from_secs(10);
 
     let bad = format!(
@@ -1206,23 +1524,43 @@ fn kannel_delivers_ascii_and_cyrillic_sms() {
         kannel.username()
     );
     let (status, body) = http_get(&bad, t).expect("sendsms with bad password");
-    assert_eq!((status, body.trim()), (403, "Authorization failed for sendsms"));
+    assert_eq!(
+        (status, body.trim()),
+        (403, "Authorization failed for sendsms")
+    );
 
     let cases = [
-        ("+40722000111", "Happy birthday, Anna! 100% & a+b=c", 0u8, "text"),
+        (
+            "+40722000111",
+            "Happy birthday, Anna! 100% & a+b=c",
+            0u8,
+            "text",
+        ),
         ("+79161234567", "С днём рождения, Анна!", 2, "ucs-2"),
         ("+40722000222", "La mulți ani, Ștefan!", 2, "ucs-2"),
     ];
     for (to, text, coding, _) in cases {
         let url = kannel.sendsms_request_url("Ritualist", to, text, coding);
         let (status, body) = http_get(&url, t).unwrap_or_else(|e| panic!("sendsms {url}: {e}"));
-        assert_eq!((status, body.trim()), (202, "0: Accepted for delivery"), "{url}");
+        assert_eq!(
+            (status, body.trim()),
+            (202, "0: Accepted for delivery"),
+            "{url}"
+        );
     }
 
     let got = kannel.wait_for(cases.len(), Duration::from_secs(20));
-    assert_eq!(got.len(), cases.len(), "received {got:#?}\n{}", kannel.logs());
+    assert_eq!(
+        got.len(),
+        cases.len(),
+        "received {got:#?}\n{}",
+        kannel.logs()
+    );
     for (to, text, _, coding) in cases {
-        let sms = got.iter().find(|m| m.to == to).unwrap_or_else(|| panic!("nothing received for {to}: {got:#?}"));
+        let sms = got
+            .iter()
+            .find(|m| m.to == to)
+            .unwrap_or_else(|| panic!("nothing received for {to}: {got:#?}"));
         assert_eq!(sms.text, text, "{sms:#?}");
         assert_eq!(sms.from, "Ritualist");
         assert_eq!(sms.coding, coding, "{sms:#?}");
@@ -1247,8 +1585,18 @@ fn fakesmsc_output_is_parsed() {
     .collect();
     let got = parse_fakesmsc_output(&lines);
     assert_eq!(got.len(), 5, "{got:#?}");
-    assert_eq!((got[0].to.as_str(), got[0].text.as_str(), got[0].coding.as_str()), ("+40722000111", "Hello world", "text"));
-    assert_eq!((got[1].text.as_str(), got[1].coding.as_str()), ("С днём рождения, Анна!", "ucs-2"));
+    assert_eq!(
+        (
+            got[0].to.as_str(),
+            got[0].text.as_str(),
+            got[0].coding.as_str()
+        ),
+        ("+40722000111", "Hello world", "text")
+    );
+    assert_eq!(
+        (got[1].text.as_str(), got[1].coding.as_str()),
+        ("С днём рождения, Анна!", "ucs-2")
+    );
     assert_eq!(got[2].text, "line1\nline2\nline > text>");
     assert_eq!(got[3].concat_part(), Some((7, 2, 2)));
     assert_eq!(join_concatenated(&got[3..5], false), "xxyy");
@@ -1256,28 +1604,66 @@ fn fakesmsc_output_is_parsed() {
 
 #[test]
 fn postgres_database_is_created_and_dropped() {
-    let Some(db) = PgDatabase::create() else { return };
+    let Some(db) = PgDatabase::create() else {
+        return;
+    };
     let name = db.name.clone();
     assert!(name.starts_with("ritualist_t_"), "{name}");
-    assert!(db.url.ends_with(&format!("/{name}")) || db.url.contains(&format!("/{name}?")), "{}", db.url);
-    assert_eq!(db.psql("SELECT current_database()").expect("connect to new db").trim(), name);
-    db.psql("CREATE TABLE t (id int); INSERT INTO t VALUES (42)").expect("create table");
+    assert!(
+        db.url.ends_with(&format!("/{name}")) || db.url.contains(&format!("/{name}?")),
+        "{}",
+        db.url
+    );
+    assert_eq!(
+        db.psql("SELECT current_database()")
+            .expect("connect to new db")
+            .trim(),
+        name
+    );
+    db.psql("CREATE TABLE t (id int); INSERT INTO t VALUES (42)")
+        .expect("create table");
     assert_eq!(db.psql("SELECT id FROM t").unwrap().trim(), "42");
     let psql = db.psql.clone();
     let server = PgDatabase::server_url();
-    let exists = |n: &str| run_psql(&psql, &server, &format!("SELECT count(*) FROM pg_database WHERE datname = '{n}'")).unwrap();
+    let exists = |n: &str| {
+        run_psql(
+            &psql,
+            &server,
+            &format!("SELECT count(*) FROM pg_database WHERE datname = '{n}'"),
+        )
+        .unwrap()
+    };
     assert_eq!(exists(&name).trim(), "1");
     drop(db);
-    assert_eq!(exists(&name).trim(), "0", "database must be dropped on Drop");
+    assert_eq!(
+        exists(&name).trim(),
+        "0",
+        "database must be dropped on Drop"
+    );
 }
 
 #[test]
 fn helpers_behave() {
-    assert_eq!(url_encode("+7 Анна&x"), "%2B7%20%D0%90%D0%BD%D0%BD%D0%B0%26x");
-    assert_eq!(url_decode("%00+%04%10a%zz%"), vec![0, b' ', 4, 0x10, b'a', b'%', b'z', b'z', b'%']);
-    assert_eq!(with_database("postgres://postgres@127.0.0.1:5432/test", "x"), "postgres://postgres@127.0.0.1:5432/x");
-    assert_eq!(with_database("postgres://u:p@h/test?sslmode=disable", "x"), "postgres://u:p@h/x?sslmode=disable");
-    assert_eq!(with_database("postgres://h:5432", "x"), "postgres://h:5432/x");
+    assert_eq!(
+        url_encode("+7 Анна&x"),
+        "%2B7%20%D0%90%D0%BD%D0%BD%D0%B0%26x"
+    );
+    assert_eq!(
+        url_decode("%00+%04%10a%zz%"),
+        vec![0, b' ', 4, 0x10, b'a', b'%', b'z', b'z', b'%']
+    );
+    assert_eq!(
+        with_database("postgres://postgres@127.0.0.1:5432/test", "x"),
+        "postgres://postgres@127.0.0.1:5432/x"
+    );
+    assert_eq!(
+        with_database("postgres://u:p@h/test?sslmode=disable", "x"),
+        "postgres://u:p@h/x?sslmode=disable"
+    );
+    assert_eq!(
+        with_database("postgres://h:5432", "x"),
+        "postgres://h:5432/x"
+    );
     let ports = free_ports(4);
     let mut uniq = ports.clone();
     uniq.sort();

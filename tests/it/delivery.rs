@@ -1,0 +1,267 @@
+//! Delivery through real peers: Postfix's smtp-sink and a Kannel gateway with fakesmsc.
+
+use std::time::Duration;
+
+use crate::harness::{Db, HEADER, TestApp, at};
+use crate::peers::{
+    Kannel, ReceivedSms, SmtpSink, dumped_envelope_recipients, dumped_message_body,
+    join_concatenated,
+};
+
+fn smtp_delivery(port: u16) -> String {
+    format!(
+        "  email:\n    transport: smtp\n    smtp:\n      host: 127.0.0.1\n      port: {port}\n      security: plain\n      timeout_secs: 5\n      connections: 3\n  sms:\n    transport: outbox\n"
+    )
+}
+
+fn birthdays(n: usize, date: &str) -> String {
+    let mut s = HEADER.to_string();
+    for i in 0..n {
+        let (loc, first) = [("en", "Emma"), ("ru", "Анна"), ("ro", "Ștefan")][i % 3];
+        s.push_str(&format!(
+            "s{i},{first},Test,user{i}@example.com,,{loc},Europe/Bucharest,1990-{date},email\n"
+        ));
+    }
+    s
+}
+
+#[tokio::test]
+async fn email_reaches_a_real_smtp_server_once_with_the_right_headers() {
+    let Some(sink) = SmtpSink::start(&[]) else {
+        return;
+    };
+    let t = TestApp::start(Db::Sqlite, &smtp_delivery(sink.port()))
+        .await
+        .unwrap();
+    assert!(t.customers(&birthdays(12, "05-05")).await.is_empty());
+    let now = at("2027-05-05T12:00:00Z");
+    assert_eq!(t.app.tick(now).await.unwrap().queued, 12);
+    let d = t.app.drain(now).await.unwrap();
+    assert_eq!((d.sent, d.failed, d.retrying), (12, 0, 0), "{d:?}");
+    let dumps = sink.wait_for(12, Duration::from_secs(10));
+    assert_eq!(dumps.len(), 12);
+
+    let ledger = t.app.store.deliveries().await.unwrap();
+    let mut recipients: Vec<String> = dumps
+        .iter()
+        .flat_map(|d| dumped_envelope_recipients(d))
+        .collect();
+    recipients.sort();
+    recipients.dedup();
+    assert_eq!(recipients.len(), 12, "each customer exactly once");
+    for dump in &dumps {
+        let msg = String::from_utf8_lossy(dumped_message_body(dump)).to_string();
+        let mid = msg
+            .lines()
+            .find_map(|l| l.strip_prefix("Message-ID: <"))
+            .and_then(|l| l.strip_suffix('>'))
+            .unwrap_or_else(|| panic!("no Message-ID in {msg}"));
+        let row = ledger
+            .iter()
+            .find(|r| r.message_id.as_deref() == Some(mid))
+            .expect("Message-ID matches a ledger row");
+        assert_eq!(row.status, "sent");
+        assert!(mid.ends_with("@floare.example"));
+        assert!(msg.contains("Content-Type: multipart/alternative"), "{msg}");
+        assert!(msg.contains("Content-Type: text/plain; charset=utf-8"));
+        assert!(msg.contains("Content-Type: text/html; charset=utf-8"));
+        assert!(msg.contains("List-Unsubscribe: <https://floare.example/unsubscribe?t=v1."));
+        assert!(msg.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"));
+        assert!(
+            msg.contains("Date: Wed, 05 May 2027 12:00:00 +0000"),
+            "the Date comes from the injected clock: {msg}"
+        );
+        assert!(msg.contains("Subject: "));
+        assert!(msg.contains("From: "));
+    }
+    // A second tick and drain: nothing more reaches the server.
+    assert_eq!(t.app.tick(now).await.unwrap().queued, 0);
+    assert_eq!(t.app.drain(now).await.unwrap().claimed, 0);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(sink.messages().len(), 12);
+}
+
+#[tokio::test]
+async fn a_hard_bounce_fails_the_message_with_the_servers_reply() {
+    let Some(sink) = SmtpSink::start(&["-f", "RCPT", "-B", "550 5.1.1 User unknown"]) else {
+        return;
+    };
+    let t = TestApp::start(Db::Sqlite, &smtp_delivery(sink.port()))
+        .await
+        .unwrap();
+    assert!(t.customers(&birthdays(2, "05-05")).await.is_empty());
+    let now = at("2027-05-05T12:00:00Z");
+    t.app.tick(now).await.unwrap();
+    let d = t.app.drain(now).await.unwrap();
+    assert_eq!((d.sent, d.failed), (0, 2), "{d:?}");
+    for row in t.app.store.deliveries().await.unwrap() {
+        assert_eq!(row.status, "failed");
+        assert!(
+            row.last_error.as_deref().unwrap_or("").contains("5.1.1"),
+            "{row:?}"
+        );
+    }
+    assert!(sink.messages().is_empty());
+}
+
+#[tokio::test]
+async fn a_soft_reject_waits_and_is_retried_later() {
+    let Some(sink) = SmtpSink::start(&["-r", "RCPT", "-b", "452 4.2.2 Mailbox full"]) else {
+        return;
+    };
+    let t = TestApp::start(Db::Sqlite, &smtp_delivery(sink.port()))
+        .await
+        .unwrap();
+    assert!(t.customers(&birthdays(1, "05-05")).await.is_empty());
+    let now = at("2027-05-05T12:00:00Z");
+    t.app.tick(now).await.unwrap();
+    let d = t.app.drain(now).await.unwrap();
+    assert_eq!((d.sent, d.retrying, d.failed), (0, 1, 0), "{d:?}");
+    let row = &t.app.store.deliveries().await.unwrap()[0];
+    assert_eq!(row.status, "retry_wait");
+    assert!(
+        row.last_error.as_deref().unwrap().contains("452"),
+        "{row:?}"
+    );
+    // Not due again within the backoff window.
+    assert_eq!(
+        t.app
+            .drain(at("2027-05-05T12:00:20Z"))
+            .await
+            .unwrap()
+            .claimed,
+        0
+    );
+    // Due after it; the sink still rejects, so attempts grow and the row keeps waiting.
+    let d = t.app.drain(at("2027-05-05T12:02:00Z")).await.unwrap();
+    assert_eq!(d.claimed, 1);
+    assert_eq!(t.app.store.deliveries().await.unwrap()[0].attempts, 2);
+}
+
+#[tokio::test]
+async fn an_unreachable_relay_is_a_transient_failure() {
+    let port = crate::peers::free_port();
+    let t = TestApp::start(Db::Sqlite, &smtp_delivery(port))
+        .await
+        .unwrap();
+    assert!(t.customers(&birthdays(1, "05-05")).await.is_empty());
+    let now = at("2027-05-05T12:00:00Z");
+    t.app.tick(now).await.unwrap();
+    let d = t.app.drain(now).await.unwrap();
+    assert_eq!((d.sent, d.retrying), (0, 1), "{d:?}");
+}
+
+#[tokio::test]
+async fn sms_reaches_kannel_in_ucs2_for_cyrillic_and_romanian() {
+    // Multi-part SMS need the sendsms-user to allow them (see README, Kannel).
+    let Some(kannel) = Kannel::start_with(&["max-messages = 10", "concatenation = true"]) else {
+        return;
+    };
+    let dir = crate::peers::ScratchDir::new("kannel-pw");
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, format!("{}\n", kannel.password())).unwrap();
+    let delivery = format!(
+        "  email:\n    transport: outbox\n  sms:\n    transport: kannel\n    kannel:\n      url: {}\n      username: {}\n      password_file: {}\n      from: FloareCo\n",
+        kannel.sendsms_url(),
+        kannel.username(),
+        pw.display()
+    );
+    let t = TestApp::start(Db::Sqlite, &delivery).await.unwrap();
+    let csv = format!(
+        "{HEADER}\
+         k1,Иван,,,+79161234567,ru,Europe/Moscow,1985-07-07,sms\n\
+         k2,Ștefan,,,0721000002,ro,Europe/Bucharest,1990-07-07,sms\n\
+         k3,Emma,,,+14155550100,en,Europe/Bucharest,1990-07-07,sms\n"
+    );
+    assert!(t.customers(&csv).await.is_empty());
+    let now = at("2027-07-07T12:00:00Z");
+    assert_eq!(t.app.tick(now).await.unwrap().queued, 3);
+    let d = t.app.drain(now).await.unwrap();
+    assert_eq!(
+        (d.sent, d.failed, d.retrying),
+        (3, 0, 0),
+        "{d:?}\n{}",
+        kannel.logs()
+    );
+    let expected = [
+        (
+            "+79161234567",
+            "Иван, с днём рождения! Floare & Co: скидка 20% всю неделю, код BDAY20.",
+        ),
+        (
+            "+40721000002",
+            "La multi ani, Ștefan! Floare & Co: 20% reducere toata saptamana, cod BDAY20.",
+        ),
+        (
+            "+14155550100",
+            "Happy birthday, Emma! Floare & Co gives you 20% off all week: code BDAY20.",
+        ),
+    ];
+    // The Romanian text needs two UCS-2 parts (ș): count the parts ritualist itself computes.
+    let parts: usize = expected
+        .iter()
+        .map(|(_, t)| ritualist::render::sms_length(t).segments)
+        .sum();
+    assert_eq!(parts, 4);
+    let got = kannel.wait_for(parts, Duration::from_secs(15));
+    assert_eq!(got.len(), parts, "{}", kannel.logs());
+    let by_to = |to: &str| -> (String, String) {
+        let parts: Vec<ReceivedSms> = got
+            .iter()
+            .filter(|s| s.to.trim_start_matches('+') == to.trim_start_matches('+'))
+            .cloned()
+            .collect();
+        assert!(!parts.is_empty(), "no SMS to {to}: {got:?}");
+        if parts.len() == 1 {
+            return (parts[0].coding.clone(), parts[0].text.clone());
+        }
+        (parts[0].coding.clone(), join_concatenated(&parts, true))
+    };
+    for (to, text) in expected {
+        let (coding, got_text) = by_to(to);
+        assert_eq!(got_text, text, "to {to}");
+        if to == "+79161234567" {
+            assert_eq!(coding, "ucs-2", "Cyrillic goes as UCS-2");
+        }
+        if to == "+14155550100" {
+            assert_eq!(coding, "text", "GSM-7 text goes as plain text");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_kannel_password_fails_permanently() {
+    let Some(kannel) = Kannel::start() else {
+        return;
+    };
+    let dir = crate::peers::ScratchDir::new("kannel-pw");
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, "wrong").unwrap();
+    let delivery = format!(
+        "  email:\n    transport: outbox\n  sms:\n    transport: kannel\n    kannel:\n      url: {}\n      username: {}\n      password_file: {}\n",
+        kannel.sendsms_url(),
+        kannel.username(),
+        pw.display()
+    );
+    let t = TestApp::start(Db::Sqlite, &delivery).await.unwrap();
+    assert!(
+        t.customers(&format!(
+            "{HEADER}k1,Ana,,,+40721000002,ro,Europe/Bucharest,1990-07-07,sms\n"
+        ))
+        .await
+        .is_empty()
+    );
+    let now = at("2027-07-07T12:00:00Z");
+    t.app.tick(now).await.unwrap();
+    let d = t.app.drain(now).await.unwrap();
+    assert_eq!(d.failed, 1, "{d:?}");
+    let row = &t.app.store.deliveries().await.unwrap()[0];
+    assert!(
+        row.last_error.as_deref().unwrap().contains("403"),
+        "{row:?}"
+    );
+    assert!(
+        !row.last_error.as_deref().unwrap().contains("wrong"),
+        "the password never reaches the ledger"
+    );
+}

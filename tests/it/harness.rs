@@ -1,0 +1,156 @@
+//! `TestApp`: a ritualist instance on a temp folder (config, rituals, templates, outbox)
+//! and a fresh database (a SQLite file, or a fresh PostgreSQL database).
+
+use std::path::{Path, PathBuf};
+
+use ritualist::app::{App, ImportKind, import_file};
+use ritualist::config::Config;
+
+use crate::peers::{PgDatabase, ScratchDir};
+
+pub const REPO: &str = env!("CARGO_MANIFEST_DIR");
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestApp {
+    pub app: App,
+    pub dir: PathBuf,
+    _scratch: ScratchDir,
+    _pg: Option<PgDatabase>,
+}
+
+/// A temp folder with a copy of the repository's rituals and templates.
+pub fn project_dir() -> ScratchDir {
+    let d = ScratchDir::new("ritualist-app");
+    copy_dir(
+        &Path::new(REPO).join("config/rituals"),
+        &d.path().join("config/rituals"),
+    );
+    copy_dir(
+        &Path::new(REPO).join("templates"),
+        &d.path().join("templates"),
+    );
+    d
+}
+
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let p = e.path();
+        if p.is_dir() {
+            copy_dir(&p, &to.join(e.file_name()));
+        } else {
+            std::fs::copy(&p, to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// The YAML of a config in `dir` with the given database and delivery section.
+pub fn config_yaml(database: &str, delivery: &str) -> String {
+    format!(
+        "database: {database}\n\
+         defaults:\n  time_zone: Europe/Bucharest\n  locale: en\n  country_code: \"40\"\n\
+         shop:\n  name: Floare & Co\n  url: https://floare.example\n  from_email: hello@floare.example\n\
+         rituals: rituals\ntemplates: ../templates\n\
+         links:\n  unsubscribe: https://floare.example/unsubscribe\n\
+         delivery:\n  outbox_dir: ../outbox\n{delivery}"
+    )
+}
+
+impl TestApp {
+    /// `None` when the database is PostgreSQL and no server is reachable (outside CI).
+    pub async fn start(db: Db, delivery: &str) -> Option<TestApp> {
+        let scratch = project_dir();
+        let dir = scratch.path().to_path_buf();
+        let (url, pg) = match db {
+            Db::Sqlite => (dir.join("data/ritualist.db").display().to_string(), None),
+            Db::Postgres => {
+                let pg = PgDatabase::create()?;
+                (pg.url.clone(), Some(pg))
+            }
+        };
+        let cfg_path = dir.join("config/ritualist.yaml");
+        std::fs::write(&cfg_path, config_yaml(&url, delivery)).unwrap();
+        let cfg = Config::load(&cfg_path).unwrap_or_else(|d| panic!("{d}"));
+        let app = App::open(cfg).await.unwrap_or_else(|e| panic!("{e}"));
+        Some(TestApp {
+            app,
+            dir,
+            _scratch: scratch,
+            _pg: pg,
+        })
+    }
+
+    /// Imports customers from CSV text (header included); returns the rejected lines.
+    pub async fn customers(&self, csv: &str) -> Vec<(u64, String)> {
+        let path = self.dir.join(format!(
+            "customers-{}.csv",
+            ritualist::store::random_token()
+        ));
+        std::fs::write(&path, csv).unwrap();
+        let r = import_file(
+            &self.app.store,
+            &self.app.cfg,
+            ImportKind::Customers,
+            &path,
+            None,
+            None,
+            false,
+        )
+        .await
+        .unwrap();
+        r.errors
+    }
+
+    pub fn outbox(&self) -> PathBuf {
+        self.dir.join("outbox")
+    }
+
+    pub fn outbox_emails(&self) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(self.outbox().join("email"))
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+                    .map(|e| std::fs::read_to_string(e.path()).unwrap())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    pub fn outbox_sms(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.outbox().join("sms.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    pub async fn statuses(&self) -> Vec<(String, String, String)> {
+        self.app
+            .store
+            .deliveries()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| (d.channel, d.status, d.reason.unwrap_or_default()))
+            .collect()
+    }
+}
+
+pub fn at(s: &str) -> jiff::Timestamp {
+    s.parse().unwrap()
+}
+
+/// Both databases, for tests that must hold on each.
+pub const BOTH: [Db; 2] = [Db::Sqlite, Db::Postgres];
+
+pub const HEADER: &str =
+    "external_id,first_name,last_name,email,phone,locale,time_zone,birthday,preferred_channel\n";

@@ -1,0 +1,196 @@
+//! Bad input from marketers and operators: every mistake is reported precisely (file, line,
+//! hint), nothing is sent, and good CSV rows still import.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::harness::{REPO, copy_dir};
+use crate::peers::ScratchDir;
+
+fn checkout() -> ScratchDir {
+    let d = ScratchDir::new("ritualist-bad");
+    for sub in ["config", "templates", "samples"] {
+        copy_dir(&Path::new(REPO).join(sub), &d.path().join(sub));
+    }
+    d
+}
+
+fn ritualist(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_ritualist"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("RITUALIST_DATABASE_URL")
+        .env_remove("RITUALIST_CONFIG")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+fn edit(path: &Path, from: &str, to: &str) {
+    let s = std::fs::read_to_string(path).unwrap();
+    assert!(
+        s.contains(from),
+        "{} does not contain {from:?}",
+        path.display()
+    );
+    std::fs::write(path, s.replacen(from, to, 1)).unwrap();
+}
+
+fn nothing_sent(dir: &Path) {
+    assert!(!dir.join("outbox").exists(), "something reached the outbox");
+}
+
+#[test]
+fn a_typo_in_a_ritual_key_names_the_file_line_and_the_fix_and_sends_nothing() {
+    let d = checkout();
+    let ritual = d.path().join("config/rituals/birthday.yaml");
+    edit(&ritual, "template: birthday", "templat: birthday");
+    let (code, _, err) = ritualist(d.path(), &["check"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("birthday.yaml:10:1: error: unknown field `templat`"),
+        "{err}"
+    );
+    assert!(err.contains("did you mean `template`?"), "{err}");
+
+    let (code, _, err) = ritualist(d.path(), &["run", "--once"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("birthday.yaml:10:1"), "{err}");
+    nothing_sent(d.path());
+}
+
+#[test]
+fn a_bad_value_in_the_config_names_its_line() {
+    let d = checkout();
+    edit(
+        &d.path().join("config/ritualist.yaml"),
+        "time_zone: Europe/Bucharest",
+        "time_zone: Europe/Bucurest",
+    );
+    let (code, _, err) = ritualist(d.path(), &["check"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("ritualist.yaml:10:14: error: unknown time zone `Europe/Bucurest`"),
+        "{err}"
+    );
+    assert!(err.contains("hint:"), "{err}");
+}
+
+#[test]
+fn an_unknown_variable_in_a_branch_that_would_not_run_is_caught_before_sending() {
+    let d = checkout();
+    let tpl = d.path().join("templates/birthday/ru/email.html.hbs");
+    // Only customers without a known age would reach this branch.
+    edit(
+        &tpl,
+        "<p>С любовью,",
+        "{{#if occasion.age}}<p>{{occasion.age}}!</p>{{else}}<p>{{customer.frist_name}}</p>{{/if}}\n<p>С любовью,",
+    );
+    let (code, _, err) = ritualist(d.path(), &["check"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("templates/birthday/ru/email.html.hbs:6:"),
+        "{err}"
+    );
+    assert!(err.contains("customer.frist_name"), "{err}");
+    assert!(
+        err.contains("customer.first_name"),
+        "a did-you-mean hint: {err}"
+    );
+
+    let (code, _, err) = ritualist(d.path(), &["run", "--once"]);
+    assert_eq!(code, 2, "{err}");
+    nothing_sent(d.path());
+}
+
+#[test]
+fn a_missing_template_is_reported_against_the_ritual() {
+    let d = checkout();
+    std::fs::remove_file(d.path().join("templates/birthday/en/sms.hbs")).unwrap();
+    let (code, _, err) = ritualist(d.path(), &["check"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("birthday.yaml:10:1: error: ritual `birthday` sends sms but templates/birthday/en/ has no sms.hbs"), "{err}");
+}
+
+#[test]
+fn broken_csv_rows_are_reported_with_their_lines_and_good_rows_still_import() {
+    let d = checkout();
+    let csv = d.path().join("people.csv");
+    std::fs::write(
+        &csv,
+        "external_id;first_name;email;phone;birthday;time_zone\n\
+         g1;Ana;ana@example.com;+40721000001;1990-03-01;Europe/Bucharest\n\
+         b1;Bad;not-an-email;;1990-03-01;Europe/Bucharest\n\
+         g2;Ion;;0721000002;--12-31;\n\
+         b2;Bad;b2@example.com;;1990-02-30;Europe/Bucharest\n\
+         b3;Bad;b3@example.com;;1990-01-01;Mars/Olympus\n\
+         ;NoId;x@example.com;;;\n\
+         g3;\"Multi\nline\";g3@example.com;;;\n\
+         b4;Bad;b4@example.com;+40 72x;;\n",
+    )
+    .unwrap();
+    let (code, out, err) = ritualist(d.path(), &["import", "customers", "people.csv"]);
+    assert_eq!(code, 1, "{out}{err}");
+    for (line, what) in [
+        (3, "email"),
+        (5, "birthday"),
+        (6, "Mars/Olympus"),
+        (7, "external_id"),
+        (10, "phone"),
+    ] {
+        let needle = format!("people.csv:{line}: rejected: ");
+        let l = err
+            .lines()
+            .find(|l| l.contains(&needle))
+            .unwrap_or_else(|| panic!("no report for line {line}: {err}"));
+        assert!(l.contains(what), "line {line} should mention {what}: {l}");
+    }
+    assert!(out.contains("3 inserted"), "{out}");
+    assert!(out.contains("5 rejected"), "{out}");
+    // Re-importing is safe: updates, no duplicates.
+    let (_, out, _) = ritualist(d.path(), &["import", "customers", "people.csv"]);
+    assert!(out.contains("0 inserted, 3 updated"), "{out}");
+}
+
+#[test]
+fn windows_1251_csv_imports_cyrillic_names() {
+    let d = checkout();
+    let text = "external_id;first_name;email;birthday\nw1;Светлана;sveta@example.com;01.03.1990\n";
+    let (bytes, _, _) = encoding_rs::WINDOWS_1251.encode(text);
+    std::fs::write(d.path().join("cp1251.csv"), &bytes).unwrap();
+    let (code, out, err) = ritualist(d.path(), &["import", "customers", "cp1251.csv"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("windows-1251"), "{out}");
+    let (code, out, _) = ritualist(
+        d.path(),
+        &[
+            "preview",
+            "birthday",
+            "--customer",
+            "w1",
+            "--date",
+            "2027-03-01",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("Светлана"), "{out}");
+}
+
+#[test]
+fn a_secret_in_yaml_is_refused_with_a_hint() {
+    let d = checkout();
+    edit(
+        &d.path().join("config/ritualist.yaml"),
+        "  email:\n    transport: outbox           # outbox | smtp\n",
+        "  email:\n    transport: smtp\n    smtp:\n      host: relay.example\n      password: hunter2\n",
+    );
+    let (code, _, err) = ritualist(d.path(), &["check"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("unknown field `password`"), "{err}");
+    assert!(err.contains("environment"), "{err}");
+    assert!(!err.contains("hunter2"), "the secret is not echoed: {err}");
+}
