@@ -165,7 +165,10 @@ fn yaml_diagnostic(file: &Path, text: &str, e: &serde_saphyr::Error) -> Diagnost
     } else if (message.contains("invalid type") || message.contains("expected"))
         && let Some(snippet) = text.lines().nth(line.saturating_sub(1) as usize)
     {
-        d = d.with_hint(format!("check the value on this line: `{}`", snippet.trim()));
+        d = d.with_hint(format!(
+            "check the value on this line: `{}`",
+            snippet.trim()
+        ));
     }
     d
 }
