@@ -2,7 +2,8 @@
 # Installs and starts everything the test suite talks to, on a fresh Debian machine:
 #   - Postfix's smtp-sink (package postfix) as the SMTP peer,
 #   - Kannel bearerbox/smsbox and fakesmsc (packages kannel, kannel-extras) as the SMS gateway,
-#   - PostgreSQL (package postgresql) on 127.0.0.1:5432 with trust auth and a `test` database.
+#   - PostgreSQL (package postgresql) on 127.0.0.1:5432 with trust auth and a `test` database,
+#   - aiosmtpd (package python3-aiosmtpd) and openssl for the TLS SMTP peer.
 # Idempotent: skips what is already there. The tests start their own smtp-sink and Kannel
 # processes on loopback ports; this script only makes sure the binaries and PostgreSQL exist.
 set -euo pipefail
@@ -15,6 +16,9 @@ command -v smtp-sink >/dev/null 2>&1 || [ -x /usr/sbin/smtp-sink ] || need_pkgs+
 [ -x /usr/sbin/bearerbox ] || need_pkgs+=(kannel)
 [ -x /usr/lib/kannel/test/fakesmsc ] || need_pkgs+=(kannel-extras)
 command -v pg_ctlcluster >/dev/null 2>&1 || need_pkgs+=(postgresql)
+# A TLS-capable SMTP peer for STARTTLS/implicit-TLS/AUTH tests (tests/peers/tls_smtp.py).
+/usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || need_pkgs+=(python3-aiosmtpd)
+command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "install-peers: installing ${need_pkgs[*]}"

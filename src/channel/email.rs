@@ -266,7 +266,7 @@ impl SmtpPool {
             tokio::time::timeout(t, conn.auth(&[Mechanism::Plain, Mechanism::Login], &creds))
                 .await
                 .map_err(|_| SendError::transient("SMTP AUTH timed out"))?
-                .map_err(|e| classify(&e, "AUTH"))?;
+                .map_err(|e| about_us(&e, "AUTH"))?;
         }
         Ok(conn)
     }
@@ -365,6 +365,18 @@ impl SmtpPool {
             let _ = tokio::time::timeout(Duration::from_secs(2), i.conn.quit()).await;
         }
     }
+}
+
+/// A rejection of *us* (greeting refused, AUTH failed): never the customer's fault, so never a
+/// permanent failure of their message. It waits (transient) while the operator fixes the
+/// configuration, and is logged as an error.
+fn about_us(e: &lettre::transport::smtp::Error, phase: &str) -> SendError {
+    tracing::error!(
+        "the SMTP relay rejected ritualist itself at {phase}: {e}; check the smtp settings and credentials"
+    );
+    SendError::transient(format!(
+        "{phase} rejected by the relay (configuration, not the recipient): {e}"
+    ))
 }
 
 /// SMTP reply codes decide: 4xx transient, 5xx permanent; anything without a code (network,

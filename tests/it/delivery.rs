@@ -265,3 +265,85 @@ async fn a_wrong_kannel_password_fails_permanently() {
         "the password never reaches the ledger"
     );
 }
+
+fn tls_delivery(port: u16, security: &str, pw_file: &std::path::Path) -> String {
+    format!(
+        "  email:\n    transport: smtp\n    smtp:\n      host: 127.0.0.1\n      port: {port}\n      security: {security}\n      username: {}\n      password_file: {}\n      accept_invalid_certs: true\n      timeout_secs: 10\n  sms:\n    transport: outbox\n",
+        crate::tls_peer::USER,
+        pw_file.display()
+    )
+}
+
+/// STARTTLS (required) and implicit TLS, each with AUTH, against a real TLS server.
+#[tokio::test]
+async fn email_over_starttls_and_implicit_tls_with_auth() {
+    for mode in ["starttls", "tls"] {
+        let Some(server) = crate::tls_peer::TlsSmtp::start(mode) else {
+            return;
+        };
+        let dir = crate::peers::ScratchDir::new("smtp-pw");
+        let pw = dir.path().join("pw");
+        std::fs::write(&pw, crate::tls_peer::PASSWORD).unwrap();
+        let t = TestApp::start(Db::Sqlite, &tls_delivery(server.port, mode, &pw))
+            .await
+            .unwrap();
+        assert!(t.customers(&birthdays(3, "05-05")).await.is_empty());
+        let now = at("2027-05-05T12:00:00Z");
+        t.app.tick(now).await.unwrap();
+        let d = t.app.drain(now).await.unwrap();
+        assert_eq!(
+            (d.sent, d.failed, d.retrying),
+            (3, 0, 0),
+            "{mode}: {d:?} {:?}",
+            t.app.store.deliveries().await.unwrap()
+        );
+        let got = server.wait_for(3, Duration::from_secs(10));
+        assert_eq!(got.len(), 3, "{mode}");
+        for m in &got {
+            assert!(m.contains("X-Env-Tls: True"), "{mode}: {m}");
+            assert!(m.contains("X-Env-Auth: True"), "{mode}: {m}");
+            assert!(
+                m.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"),
+                "{mode}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_smtp_password_is_not_sent_and_not_blamed_on_the_customer() {
+    let Some(server) = crate::tls_peer::TlsSmtp::start("starttls") else {
+        return;
+    };
+    let dir = crate::peers::ScratchDir::new("smtp-pw");
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, "wrong-password").unwrap();
+    let t = TestApp::start(Db::Sqlite, &tls_delivery(server.port, "starttls", &pw))
+        .await
+        .unwrap();
+    assert!(t.customers(&birthdays(1, "05-05")).await.is_empty());
+    let now = at("2027-05-05T12:00:00Z");
+    t.app.tick(now).await.unwrap();
+    let d = t.app.drain(now).await.unwrap();
+    assert_eq!(
+        (d.sent, d.failed, d.retrying),
+        (0, 0, 1),
+        "waits for the operator, not failed: {d:?}"
+    );
+    let row = &t.app.store.deliveries().await.unwrap()[0];
+    assert_eq!(row.status, "retry_wait");
+    assert!(
+        row.last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("AUTH rejected by the relay"),
+        "{row:?}"
+    );
+    assert!(
+        !row.last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("wrong-password")
+    );
+    assert!(server.wait_for(1, Duration::from_millis(300)).is_empty());
+}

@@ -7,3 +7,4 @@ mod harness;
 mod peers;
 mod regression;
 mod scenarios;
+mod tls_peer;

@@ -194,3 +194,41 @@ fn a_secret_in_yaml_is_refused_with_a_hint() {
     assert!(err.contains("environment"), "{err}");
     assert!(!err.contains("hunter2"), "the secret is not echoed: {err}");
 }
+
+#[test]
+fn orders_import_reports_unknown_customers_and_bad_rows_by_line() {
+    let d = checkout();
+    std::fs::write(
+        d.path().join("people.csv"),
+        "external_id,first_name,email\np1,Ana,ana@example.com\np2,Ion,ion@example.com\n",
+    )
+    .unwrap();
+    let (code, out, err) = ritualist(d.path(), &["import", "customers", "people.csv"]);
+    assert_eq!(code, 0, "{out}{err}");
+    std::fs::write(
+        d.path().join("orders.csv"),
+        "order_id;customer;date;total;currency\n\
+         o1;p1;2027-01-10 12:30;120,50;RON\n\
+         o2;nobody;2027-01-11;10;RON\n\
+         o3;p2;2027-01-12;abc;RON\n\
+         o4;p2;2027-01-12T10:00:00+02:00;1 234,00;RON\n",
+    )
+    .unwrap();
+    let (code, out, err) = ritualist(d.path(), &["import", "orders", "orders.csv"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("orders.csv:3: rejected: unknown customer `nobody`"),
+        "{err}"
+    );
+    assert!(
+        err.lines()
+            .any(|l| l.contains("orders.csv:4: rejected:") && l.contains("amount")),
+        "{err}"
+    );
+    assert!(out.contains("2 inserted"), "{out}");
+    let (_, out, _) = ritualist(d.path(), &["import", "orders", "orders.csv"]);
+    assert!(
+        out.contains("0 inserted, 2 updated"),
+        "re-import is an upsert: {out}"
+    );
+}
