@@ -264,7 +264,11 @@ impl Config {
         };
         let rel = |p: &str| -> PathBuf {
             let p = PathBuf::from(p);
-            if p.is_absolute() { p } else { base.join(p) }
+            if p.is_absolute() {
+                p
+            } else {
+                normalize(&base.join(p))
+            }
         };
         let mut diags = Diagnostics::default();
 
@@ -461,6 +465,31 @@ impl Config {
             delivery,
             secret,
         })
+    }
+}
+
+/// `config/../templates` → `templates`, lexically (no file system access, symlinks untouched).
+fn normalize(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out: Vec<Component> = Vec::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => match out.last() {
+                Some(Component::Normal(_)) => {
+                    out.pop();
+                }
+                Some(Component::RootDir) => {}
+                _ => out.push(c),
+            },
+            other => out.push(other),
+        }
+    }
+    let path: PathBuf = out.iter().collect();
+    if path.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        path
     }
 }
 

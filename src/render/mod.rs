@@ -170,10 +170,13 @@ impl Templates {
         };
         check_partial_cycles(&partials, &mut diags);
         for (name, (path, src)) in &partials {
-            lint_into(path, src, &vocab, &mut diags);
+            let syntax = lint_into(path, src, &vocab, &mut diags);
             for reg in [&mut html, &mut plain] {
-                if let Err(e) = reg.register_partial(name, src.as_str()) {
+                if let Err(e) = reg.register_partial(name, src.as_str())
+                    && !syntax
+                {
                     diags.push(template_error(path, &e));
+                    break;
                 }
             }
         }
@@ -223,7 +226,7 @@ impl Templates {
                             continue;
                         }
                     };
-                    lint_into(&path, &src, &vocab, &mut diags);
+                    let syntax = lint_into(&path, &src, &vocab, &mut diags);
                     let reg = if part == Part::Html {
                         &mut html
                     } else {
@@ -236,7 +239,8 @@ impl Templates {
                                 .or_default()
                                 .insert(part, path);
                         }
-                        Err(e) => diags.push(template_error(&path, &e)),
+                        Err(e) if !syntax => diags.push(template_error(&path, &e)),
+                        Err(_) => {}
                     }
                 }
             }
@@ -393,14 +397,19 @@ fn sorted_entries(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
-fn lint_into(path: &Path, src: &str, vocab: &lint::Vocabulary, diags: &mut Diagnostics) {
-    for f in lint::lint(src, vocab) {
+/// Lints one file into `diags`; `true` when it has a syntax error (already reported, so the
+/// registry's own error for the same problem is not repeated).
+fn lint_into(path: &Path, src: &str, vocab: &lint::Vocabulary, diags: &mut Diagnostics) -> bool {
+    let findings = lint::lint(src, vocab);
+    let syntax = findings.iter().any(|f| f.kind == lint::FindingKind::Syntax);
+    for f in findings {
         let mut d = Diagnostic::error(path, f.line as u64, f.column as u64, f.message);
         if let Some(h) = f.hint {
             d = d.with_hint(h);
         }
         diags.push(d);
     }
+    syntax
 }
 
 fn template_error(path: &Path, e: &handlebars::TemplateError) -> Diagnostic {
