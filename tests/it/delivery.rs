@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use ritualist::app::DispatchReport;
+
 use crate::harness::{Db, HEADER, TestApp, at};
 use crate::peers::{
     Kannel, ReceivedSms, SmtpSink, dumped_envelope_recipients, dumped_message_body,
@@ -81,18 +83,26 @@ async fn email_reaches_a_real_smtp_server_once_with_the_right_headers() {
     assert_eq!(sink.messages().len(), 12);
 }
 
-#[tokio::test]
-async fn a_hard_bounce_fails_the_message_with_the_servers_reply() {
-    let Some(sink) = SmtpSink::start(&["-f", "RCPT", "-B", "550 5.1.1 User unknown"]) else {
-        return;
-    };
+/// Starts an smtp-sink with `args`, `n` customers whose birthday is May 5, ticks and drains
+/// at noon that day.
+async fn through_sink(args: &[&str], n: usize) -> Option<(SmtpSink, TestApp, DispatchReport)> {
+    let sink = SmtpSink::start(args)?;
     let t = TestApp::start(Db::Sqlite, &smtp_delivery(sink.port()))
         .await
         .unwrap();
-    assert!(t.customers(&birthdays(2, "05-05")).await.is_empty());
+    assert!(t.customers(&birthdays(n, "05-05")).await.is_empty());
     let now = at("2027-05-05T12:00:00Z");
     t.app.tick(now).await.unwrap();
     let d = t.app.drain(now).await.unwrap();
+    Some((sink, t, d))
+}
+
+#[tokio::test]
+async fn a_hard_bounce_fails_the_message_with_the_servers_reply() {
+    let Some((sink, t, d)) = through_sink(&["-f", "RCPT", "-B", "550 5.1.1 User unknown"], 2).await
+    else {
+        return;
+    };
     assert_eq!((d.sent, d.failed), (0, 2), "{d:?}");
     for row in t.app.store.deliveries().await.unwrap() {
         assert_eq!(row.status, "failed");
@@ -106,16 +116,11 @@ async fn a_hard_bounce_fails_the_message_with_the_servers_reply() {
 
 #[tokio::test]
 async fn a_soft_reject_waits_and_is_retried_later() {
-    let Some(sink) = SmtpSink::start(&["-r", "RCPT", "-b", "452 4.2.2 Mailbox full"]) else {
+    let Some((_sink, t, d)) =
+        through_sink(&["-r", "RCPT", "-b", "452 4.2.2 Mailbox full"], 1).await
+    else {
         return;
     };
-    let t = TestApp::start(Db::Sqlite, &smtp_delivery(sink.port()))
-        .await
-        .unwrap();
-    assert!(t.customers(&birthdays(1, "05-05")).await.is_empty());
-    let now = at("2027-05-05T12:00:00Z");
-    t.app.tick(now).await.unwrap();
-    let d = t.app.drain(now).await.unwrap();
     assert_eq!((d.sent, d.retrying, d.failed), (0, 1, 0), "{d:?}");
     let row = &t.app.store.deliveries().await.unwrap()[0];
     assert_eq!(row.status, "retry_wait");
