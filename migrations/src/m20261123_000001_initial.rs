@@ -88,6 +88,20 @@ enum Settings {
     Value,
 }
 
+/// Creates an index unless it is there already (sea-query's SQLite builder drops
+/// `IF NOT EXISTS` on indexes, and two processes may migrate a new database at once).
+async fn create_index(
+    m: &SchemaManager<'_>,
+    table: &str,
+    name: &str,
+    stmt: IndexCreateStatement,
+) -> Result<(), DbErr> {
+    if m.has_index(table, name).await? {
+        return Ok(());
+    }
+    m.create_index(stmt).await
+}
+
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
@@ -115,7 +129,10 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        m.create_index(
+        create_index(
+            m,
+            "customers",
+            "idx_customers_birth_md",
             Index::create()
                 .name("idx_customers_birth_md")
                 .table(Customers::Table)
@@ -123,7 +140,10 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        m.create_index(
+        create_index(
+            m,
+            "customers",
+            "idx_customers_signup_md",
             Index::create()
                 .name("idx_customers_signup_md")
                 .table(Customers::Table)
@@ -153,7 +173,10 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        m.create_index(
+        create_index(
+            m,
+            "orders",
+            "idx_orders_customer_time",
             Index::create()
                 .name("idx_orders_customer_time")
                 .table(Orders::Table)
@@ -183,7 +206,10 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        m.create_index(
+        create_index(
+            m,
+            "consents",
+            "uq_consents_customer_scope",
             Index::create()
                 .name("uq_consents_customer_scope")
                 .table(Consents::Table)
@@ -223,7 +249,10 @@ impl MigrationTrait for Migration {
         )
         .await?;
         // Once per occurrence and channel: the constraint every send is claimed against.
-        m.create_index(
+        create_index(
+            m,
+            "deliveries",
+            "uq_deliveries_occurrence",
             Index::create()
                 .name("uq_deliveries_occurrence")
                 .table(Deliveries::Table)
@@ -235,7 +264,10 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        m.create_index(
+        create_index(
+            m,
+            "deliveries",
+            "idx_deliveries_due",
             Index::create()
                 .name("idx_deliveries_due")
                 .table(Deliveries::Table)

@@ -10,6 +10,7 @@ mod preview;
 mod tick;
 
 use std::path::Path;
+use std::sync::{Arc, RwLock};
 
 use crate::channel::Channels;
 use crate::config::{Config, Diagnostic, Diagnostics};
@@ -20,7 +21,9 @@ use crate::store::Store;
 pub use check::check;
 pub use dispatch::{DispatchReport, retry_delay_secs};
 pub use import::{ImportKind, ImportReport, import_file};
-pub use message::{Composed, compose, message_context, message_id, sample_customers, unsubscribe_link};
+pub use message::{
+    Composed, compose, message_context, message_id, sample_customers, unsubscribe_link,
+};
 pub use preview::{Preview, PreviewRequest};
 pub use tick::TickReport;
 
@@ -93,7 +96,8 @@ impl Definitions {
 /// Everything a running ritualist needs, built once.
 pub struct App {
     pub cfg: Config,
-    pub defs: Definitions,
+    /// The current rituals and templates; swapped whole by [`App::reload`].
+    defs: RwLock<Arc<Definitions>>,
     pub store: Store,
     pub channels: Channels,
     /// Key deriving Message-IDs and link tokens.
@@ -145,16 +149,62 @@ impl App {
         };
         Ok(App {
             cfg,
-            defs,
+            defs: RwLock::new(Arc::new(defs)),
             store,
             channels,
             key,
         })
     }
 
-    pub fn ritual(&self, name: &str) -> Option<&Ritual> {
-        self.defs.rituals.iter().find(|r| r.name == name)
+    /// The rituals and templates in force now.
+    pub fn defs(&self) -> Arc<Definitions> {
+        self.defs.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
+
+    pub fn ritual(&self, name: &str) -> Option<Ritual> {
+        self.defs().rituals.iter().find(|r| r.name == name).cloned()
+    }
+
+    /// Re-reads rituals and templates. The new set replaces the old one only when it is
+    /// entirely valid; otherwise the old set stays in force and the problems are returned.
+    pub fn reload(&self) -> Result<usize, Diagnostics> {
+        let defs = Definitions::load(&self.cfg)?;
+        let n = defs.rituals.len();
+        *self.defs.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(defs);
+        Ok(n)
+    }
+}
+
+/// A cheap fingerprint of every file under the rituals and templates folders (path, size,
+/// modification time): when it changes, the daemon reloads.
+pub fn definitions_fingerprint(cfg: &Config) -> u64 {
+    use std::hash::{Hash, Hasher};
+    fn walk(dir: &Path, h: &mut std::collections::hash_map::DefaultHasher) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let mut entries: Vec<_> = rd.filter_map(|e| e.ok()).collect();
+        entries.sort_by_key(|e| e.path());
+        for e in entries {
+            let p = e.path();
+            p.hash(h);
+            if let Ok(m) = e.metadata() {
+                m.len().hash(h);
+                if let Ok(t) = m.modified()
+                    && let Ok(d) = t.duration_since(std::time::UNIX_EPOCH)
+                {
+                    d.as_nanos().hash(h);
+                }
+                if m.is_dir() {
+                    walk(&p, h);
+                }
+            }
+        }
+    }
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    walk(&cfg.rituals_dir, &mut h);
+    walk(&cfg.templates_dir, &mut h);
+    h.finish()
 }
 
 /// Reads and validates the config file, or says what is wrong with it.

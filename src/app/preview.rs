@@ -32,14 +32,19 @@ pub enum Preview {
 
 impl App {
     pub async fn preview(&self, req: &PreviewRequest) -> Result<Preview, super::AppError> {
-        let ritual = self.ritual(&req.ritual).ok_or_else(|| {
-            let names: Vec<&str> = self.defs.rituals.iter().map(|r| r.name.as_str()).collect();
-            super::AppError::Other(format!(
-                "no ritual named `{}` (known: {})",
-                req.ritual,
-                names.join(", ")
-            ))
-        })?;
+        let defs = self.defs();
+        let ritual = defs
+            .rituals
+            .iter()
+            .find(|r| r.name == req.ritual)
+            .ok_or_else(|| {
+                let names: Vec<&str> = defs.rituals.iter().map(|r| r.name.as_str()).collect();
+                super::AppError::Other(format!(
+                    "no ritual named `{}` (known: {})",
+                    req.ritual,
+                    names.join(", ")
+                ))
+            })?;
         let row = self
             .store
             .find_customer(&req.customer)
@@ -122,7 +127,7 @@ impl App {
                     }
                     let m = compose(
                         &self.cfg,
-                        &self.defs.templates,
+                        &defs.templates,
                         &self.key,
                         ritual,
                         &c,
@@ -143,7 +148,7 @@ impl App {
             if let Some(recipient) = c.contact(ch) {
                 let m = compose(
                     &self.cfg,
-                    &self.defs.templates,
+                    &defs.templates,
                     &self.key,
                     ritual,
                     &c,

@@ -114,7 +114,8 @@ impl App {
     pub async fn tick(&self, now: Timestamp) -> Result<TickReport, super::AppError> {
         let mut report = TickReport::default();
         let now_s = now.as_second();
-        for ritual in &self.defs.rituals {
+        let defs = self.defs();
+        for ritual in &defs.rituals {
             let (candidates, decisions) = self.decisions(ritual, now).await?;
             report.candidates += candidates;
             report.decisions += decisions.len();
@@ -151,7 +152,7 @@ impl App {
                     } => {
                         match compose(
                             &self.cfg,
-                            &self.defs.templates,
+                            &defs.templates,
                             &self.key,
                             ritual,
                             &c,

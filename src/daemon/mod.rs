@@ -1,17 +1,29 @@
 //! The daemon: a thin loop around the two step functions (`App::tick`, `App::drain`). It
-//! only decides when to run them and when to stop: SIGINT/SIGTERM finish the current step
-//! and exit; nothing is left half-recorded because every step commits row by row.
+//! only decides when to run them, when to reload, and when to stop:
+//! - every `tick_secs` (aligned to the period): tick, then drain what is due;
+//! - on SIGHUP, or when a file under the rituals or templates folders changes (polled every
+//!   2 s): validate the whole new set; if anything is wrong, keep running the old set and log
+//!   every problem with its file and line;
+//! - on SIGINT/SIGTERM: finish the current step, close connections, return.
+//!
+//! Nothing is left half-recorded by a stop: every step commits row by row.
 
 use std::time::Duration;
 
-use crate::app::{App, AppError};
+use crate::app::{App, AppError, definitions_fingerprint};
+
+const WATCH_EVERY: Duration = Duration::from_secs(2);
 
 /// Runs ticks and dispatch every `tick_secs` until a shutdown signal arrives.
 pub async fn run(app: &App) -> Result<(), AppError> {
     let period = Duration::from_secs(app.cfg.delivery.tick_secs as u64);
     let mut shutdown = Box::pin(shutdown_signal());
+    let mut hangup = hangup_signal();
+    let mut fingerprint = definitions_fingerprint(&app.cfg);
+    let mut watch = tokio::time::interval(WATCH_EVERY);
+    watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tracing::info!(
-        rituals = app.defs.rituals.len(),
+        rituals = app.defs().rituals.len(),
         "daemon started; ticking every {} s",
         period.as_secs()
     );
@@ -27,18 +39,82 @@ pub async fn run(app: &App) -> Result<(), AppError> {
             failed = sent.failed,
             "tick done"
         );
-        // Sleep to the next period boundary, or stop.
-        let secs = period.as_secs().max(1);
-        let into = (crate::clock::now().as_second().rem_euclid(secs as i64)) as u64;
-        let wait = Duration::from_secs(secs - into);
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = &mut shutdown => {
-                tracing::info!("shutdown signal received; stopping");
-                app.channels.close().await;
-                return Ok(());
+        // Wait for the next period boundary, reloading or stopping on the way.
+        let secs = period.as_secs().max(1) as i64;
+        let into = crate::clock::now().as_second().rem_euclid(secs);
+        let next = tokio::time::Instant::now() + Duration::from_secs((secs - into) as u64);
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(next) => break,
+                _ = &mut shutdown => {
+                    tracing::info!("shutdown signal received; stopping");
+                    app.channels.close().await;
+                    return Ok(());
+                }
+                _ = hangup.recv() => {
+                    tracing::info!("SIGHUP: reloading rituals and templates");
+                    fingerprint = definitions_fingerprint(&app.cfg);
+                    reload(app);
+                }
+                _ = watch.tick() => {
+                    let now_fp = definitions_fingerprint(&app.cfg);
+                    if now_fp != fingerprint {
+                        fingerprint = now_fp;
+                        tracing::info!("rituals or templates changed on disk: reloading");
+                        reload(app);
+                    }
+                }
             }
         }
+    }
+}
+
+fn reload(app: &App) {
+    match app.reload() {
+        Ok(n) => tracing::info!(
+            rituals = n,
+            "reloaded: the new rituals and templates are in force"
+        ),
+        Err(diags) => {
+            for d in diags.0.iter() {
+                tracing::error!("{d}");
+            }
+            tracing::error!(
+                "the edited rituals/templates have {} error(s): still running the previous set; fix them and save again",
+                diags.errors().count()
+            );
+        }
+    }
+}
+
+/// A stream of SIGHUPs (never fires where there are none).
+struct Hangup {
+    #[cfg(unix)]
+    inner: Option<tokio::signal::unix::Signal>,
+}
+
+impl Hangup {
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        if let Some(s) = self.inner.as_mut() {
+            s.recv().await;
+            return;
+        }
+        std::future::pending::<()>().await
+    }
+}
+
+fn hangup_signal() -> Hangup {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        Hangup {
+            inner: signal(SignalKind::hangup()).ok(),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        Hangup {}
     }
 }
 

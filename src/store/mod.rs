@@ -79,12 +79,23 @@ impl Store {
         Ok(store)
     }
 
-    /// Applies every pending migration (idempotent).
+    /// Applies every pending migration (idempotent). Two processes opening a new database at
+    /// once (a daemon and an import) race to migrate it: the loser retries, finds nothing
+    /// pending, and carries on.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         use migration::MigratorTrait;
-        migration::Migrator::up(&self.db, None)
-            .await
-            .map_err(|e| StoreError::Migration(e.to_string()))
+        let mut attempt = 0;
+        loop {
+            match migration::Migrator::up(&self.db, None).await {
+                Ok(()) => return Ok(()),
+                Err(e) if attempt < 5 => {
+                    attempt += 1;
+                    tracing::debug!("migration attempt {attempt} failed ({e}); retrying");
+                    tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+                }
+                Err(e) => return Err(StoreError::Migration(e.to_string())),
+            }
+        }
     }
 
     pub fn is_postgres(&self) -> bool {

@@ -6,5 +6,6 @@ mod delivery;
 mod harness;
 mod peers;
 mod regression;
+mod reload;
 mod scenarios;
 mod tls_peer;
