@@ -48,22 +48,25 @@ fn render_samples(cfg: &Config, defs: &Definitions) -> Diagnostics {
                     match compose(cfg, &defs.templates, key, ritual, &c, &occasion, "2027", *channel, 1_800_000_000) {
                         Ok(m) => {
                             if let Some(len) = m.sms
-                                && len.segments > 1
                                 && c.external_id == "sample-full"
                             {
+                                let file = cfg.templates_dir.join(&ritual.template).join(&m.locale).join("sms.hbs");
                                 let enc = match len.encoding {
                                     SmsEncoding::Gsm7 => "GSM-7: 160 per SMS, 153 per part",
                                     SmsEncoding::Ucs2 => "UCS-2 (Cyrillic or diacritics): 70 per SMS, 67 per part",
                                 };
-                                diags.push(
-                                    Diagnostic::warning(
-                                        &cfg.templates_dir.join(&ritual.template).join(&m.locale).join("sms.hbs"),
-                                        1,
-                                        1,
-                                        format!("the `{locale}` SMS of `{}` costs {} segments ({} units, {enc})", ritual.name, len.segments, len.units),
-                                    )
-                                    .with_hint("shorten the text, or avoid characters outside GSM-7 to get 160 per segment"),
+                                let what = format!(
+                                    "the `{locale}` SMS of `{}` costs {} segment(s): {} units, {enc}",
+                                    ritual.name, len.segments, len.units
                                 );
+                                if len.segments as u32 > ritual.sms_max_segments {
+                                    diags.push(
+                                        Diagnostic::warning(&file, 1, 1, format!("{what}; the ritual allows {}", ritual.sms_max_segments))
+                                            .with_hint("shorten the text, or avoid characters outside GSM-7 to get 160 per segment; or raise `sms_max_segments`"),
+                                    );
+                                } else {
+                                    diags.push(Diagnostic::note(&file, what));
+                                }
                             }
                         }
                         Err(e) => diags.push(

@@ -153,6 +153,7 @@ pub fn vocabulary(cfg: &Config) -> BTreeSet<String> {
         template: "sample".into(),
         category: "sample".into(),
         priority: 0,
+        sms_max_segments: 2,
         source: Default::default(),
         template_line: 0,
     };

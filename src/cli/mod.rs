@@ -124,7 +124,11 @@ pub async fn run(cli: Cli) -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             match &e {
-                AppError::Invalid(d) => eprintln!("{d}"),
+                AppError::Invalid(d) => {
+                    let mut d = d.clone();
+                    d.attach_snippets();
+                    eprintln!("{d}");
+                }
                 other => eprintln!("error: {other}"),
             }
             ExitCode::from(2)
@@ -141,20 +145,28 @@ fn out(s: &str) {
 async fn dispatch(cli: Cli) -> Result<ExitCode, AppError> {
     match cli.command {
         Command::Check { format } => {
-            let diags = app::check(&cli.config);
+            let mut diags = app::check(&cli.config);
+            diags.attach_snippets();
+            let errors = diags.errors().count();
+            let warnings = diags.findings().count() - errors;
             match format {
                 Format::Json => out(&serde_json::to_string_pretty(&diags.0).unwrap_or_default()),
                 Format::Table => {
-                    if diags.is_empty() {
+                    for d in &diags.0 {
+                        if d.severity == Severity::Note {
+                            out(&d.to_string());
+                        } else {
+                            eprintln!("{d}");
+                        }
+                    }
+                    if errors + warnings == 0 {
                         out(&format!("{}: everything checks out", cli.config.display()));
                     } else {
-                        eprintln!("{diags}");
-                        let errors = diags.errors().count();
-                        eprintln!("{} error(s), {} warning(s)", errors, diags.0.len() - errors);
+                        eprintln!("{errors} error(s), {warnings} warning(s)");
                     }
                 }
             }
-            Ok(if diags.0.iter().any(|d| d.severity == Severity::Error) {
+            Ok(if errors > 0 {
                 ExitCode::from(1)
             } else {
                 ExitCode::SUCCESS

@@ -8,6 +8,8 @@ use serde::de::DeserializeOwned;
 pub enum Severity {
     Error,
     Warning,
+    /// Information (e.g. an SMS's encoding and segment count): never a finding.
+    Note,
 }
 
 /// One finding about a file a marketer or operator wrote: where, what, and what to do.
@@ -20,6 +22,9 @@ pub struct Diagnostic {
     pub column: u64,
     pub message: String,
     pub hint: Option<String>,
+    /// The source line the diagnostic points at (filled by [`Diagnostics::attach_snippets`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snippet: Option<String>,
 }
 
 impl Diagnostic {
@@ -31,12 +36,19 @@ impl Diagnostic {
             column,
             message: message.into(),
             hint: None,
+            snippet: None,
         }
     }
     pub fn warning(file: &Path, line: u64, column: u64, message: impl Into<String>) -> Self {
         Diagnostic {
             severity: Severity::Warning,
             ..Diagnostic::error(file, line, column, message)
+        }
+    }
+    pub fn note(file: &Path, message: impl Into<String>) -> Self {
+        Diagnostic {
+            severity: Severity::Note,
+            ..Diagnostic::error(file, 0, 0, message)
         }
     }
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
@@ -53,6 +65,7 @@ impl fmt::Display for Diagnostic {
         let sev = match self.severity {
             Severity::Error => "error",
             Severity::Warning => "warning",
+            Severity::Note => "note",
         };
         if self.line > 0 {
             write!(
@@ -65,6 +78,19 @@ impl fmt::Display for Diagnostic {
             )?;
         } else {
             write!(f, "{}: {sev}: {}", self.file.display(), self.message)?;
+        }
+        if let Some(src) = &self.snippet {
+            let n = self.line.to_string();
+            let pad = " ".repeat(n.len());
+            let caret_at = src
+                .chars()
+                .take(self.column.saturating_sub(1) as usize)
+                .map(|c| if c == '\t' { '\t' } else { ' ' });
+            write!(
+                f,
+                "\n {pad} |\n {n} | {src}\n {pad} | {}^",
+                caret_at.collect::<String>()
+            )?;
         }
         if let Some(h) = &self.hint {
             write!(f, "\n  hint: {h}")?;
@@ -93,6 +119,29 @@ impl Diagnostics {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+    /// Findings only (errors and warnings, not notes).
+    pub fn findings(&self) -> impl Iterator<Item = &Diagnostic> {
+        self.0.iter().filter(|d| d.severity != Severity::Note)
+    }
+    /// Reads each file named by a diagnostic once and attaches the line it points at.
+    pub fn attach_snippets(&mut self) {
+        let mut cache: std::collections::HashMap<PathBuf, Option<String>> = Default::default();
+        for d in self
+            .0
+            .iter_mut()
+            .filter(|d| d.line > 0 && d.snippet.is_none())
+        {
+            let text = cache
+                .entry(d.file.clone())
+                .or_insert_with(|| std::fs::read_to_string(&d.file).ok());
+            if let Some(line) = text
+                .as_deref()
+                .and_then(|t| t.lines().nth(d.line as usize - 1))
+            {
+                d.snippet = Some(redact_secret(line.trim_end()));
+            }
+        }
+    }
 }
 
 impl fmt::Display for Diagnostics {
@@ -119,6 +168,24 @@ const SECRET_WORDS: &[&str] = &[
     "apikey",
     "auth_token",
 ];
+
+/// `password: hunter2` → `password: ***`: a snippet never repeats a secret.
+fn redact_secret(line: &str) -> String {
+    if let Some((key, _)) = line.split_once(':') {
+        let k = key
+            .trim()
+            .trim_start_matches('-')
+            .trim()
+            .to_ascii_lowercase();
+        if SECRET_WORDS.iter().any(|w| k.contains(w))
+            && !k.ends_with("_env")
+            && !k.ends_with("_file")
+        {
+            return format!("{key}: ***");
+        }
+    }
+    line.to_string()
+}
 
 /// Parses one YAML document into `T`, turning every serde-saphyr error into a diagnostic with
 /// the file, line, column and, for unknown keys, a "did you mean" hint.
@@ -242,6 +309,19 @@ mod tests {
     #[test]
     fn duplicate_keys_are_rejected() {
         assert!(parse_yaml::<T>(Path::new("r.yaml"), "template: x\ntemplate: y\n").is_err());
+    }
+
+    #[test]
+    fn snippets_never_show_secrets() {
+        assert_eq!(
+            redact_secret("      password: hunter2"),
+            "      password: ***"
+        );
+        assert_eq!(
+            redact_secret("  password_env: SMTP_PW"),
+            "  password_env: SMTP_PW"
+        );
+        assert_eq!(redact_secret("template: x"), "template: x");
     }
 
     #[test]

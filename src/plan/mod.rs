@@ -253,6 +253,7 @@ mod tests {
             template: "birthday".into(),
             category: "birthday".into(),
             priority: 0,
+            sms_max_segments: 2,
             source: PathBuf::from("birthday.yaml"),
             template_line: 1,
         }

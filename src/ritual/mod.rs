@@ -56,6 +56,8 @@ pub struct Ritual {
     /// Opt-out category (defaults to the ritual's name).
     pub category: String,
     pub priority: i32,
+    /// `check` warns when an SMS of this ritual needs more segments than this.
+    pub sms_max_segments: u32,
     pub source: PathBuf,
     /// Line of `template:` in the source, for template diagnostics.
     pub template_line: u64,
@@ -77,6 +79,7 @@ mod spec {
         pub template: Spanned<String>,
         pub category: Option<String>,
         pub priority: Option<i32>,
+        pub sms_max_segments: Option<u32>,
     }
 
     #[derive(Debug, Deserialize)]
@@ -284,6 +287,7 @@ pub fn parse_ritual(file: &Path, text: &str) -> Result<Option<Ritual>, Diagnosti
         deliver,
         template: spec.template.value.clone(),
         priority: spec.priority.unwrap_or(0),
+        sms_max_segments: spec.sms_max_segments.unwrap_or(2).max(1),
         source: file.to_path_buf(),
         template_line: spec.template.referenced.line(),
     }))
