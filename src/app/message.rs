@@ -190,6 +190,25 @@ pub fn compose(
     channel: Channel,
     now: i64,
 ) -> Result<Composed, RenderError> {
+    compose_with(
+        cfg, templates, key, ritual, c, occasion, occurrence, channel, now, None,
+    )
+}
+
+/// [`compose`], with a prefix for the email subject (test sends are marked `[TEST]`).
+#[allow(clippy::too_many_arguments)]
+pub fn compose_with(
+    cfg: &Config,
+    templates: &Templates,
+    key: &[u8],
+    ritual: &Ritual,
+    c: &CustomerFacts,
+    occasion: &Occasion,
+    occurrence: &str,
+    channel: Channel,
+    now: i64,
+    subject_prefix: Option<&str>,
+) -> Result<Composed, RenderError> {
     let unsubscribe = unsubscribe_link(cfg, key, c.id, channel, &ritual.category);
     let ctx = message_context(cfg, ritual, c, occasion, &unsubscribe);
     let occ = OccurrenceKey {
@@ -200,7 +219,10 @@ pub fn compose(
     let locale: &Locale = &c.locale;
     match channel {
         Channel::Email => {
-            let r = templates.render_email(&ritual.template, locale, &ctx)?;
+            let mut r = templates.render_email(&ritual.template, locale, &ctx)?;
+            if let Some(prefix) = subject_prefix {
+                r.subject = format!("{prefix}{}", r.subject);
+            }
             let from_domain = cfg
                 .shop
                 .from_email

@@ -4,9 +4,10 @@
 use jiff::civil::Date;
 
 use super::App;
-use super::message::{Composed, compose};
+use super::message::{Composed, compose, compose_with};
 use super::tick::facts_from_row;
-use crate::domain::Channel;
+use crate::channel::Outgoing;
+use crate::domain::{Channel, Email, Locale, Phone};
 use crate::plan::{Consent, Outcome, decide, occasion_on};
 
 #[derive(Debug, Clone)]
@@ -15,6 +16,16 @@ pub struct PreviewRequest {
     pub customer: String,
     pub date: Option<Date>,
     pub channel: Option<Channel>,
+    /// Render in this locale instead of the customer's.
+    pub locale: Option<Locale>,
+}
+
+/// The result of a test send: where it went and what the transport answered.
+#[derive(Debug, Clone)]
+pub struct TestSend {
+    pub channel: Channel,
+    pub recipient: String,
+    pub reply: Result<String, String>,
 }
 
 /// The outcome of a preview.
@@ -31,6 +42,94 @@ pub enum Preview {
 }
 
 impl App {
+    /// Sends what [`App::preview`] shows to `to` (an email address or a phone number) through
+    /// the configured transport, as a test: the subject starts with `[TEST] `, the Message-ID
+    /// is a fresh one, nothing is recorded in the ledger and nothing counts for the customer.
+    pub async fn test_send(
+        &self,
+        req: &PreviewRequest,
+        to: &str,
+    ) -> Result<Vec<TestSend>, super::AppError> {
+        let (channel, email, phone) = match Email::parse(to) {
+            Ok(e) => (Channel::Email, Some(e), None),
+            Err(_) => match Phone::parse(to, self.cfg.defaults.country_code.as_deref()) {
+                Ok(p) => (Channel::Sms, None, Some(p)),
+                Err(e) => {
+                    return Err(super::AppError::Other(format!(
+                        "--send-to `{to}` is neither an email address nor a phone number: {e}"
+                    )));
+                }
+            },
+        };
+        let req = PreviewRequest {
+            channel: Some(channel),
+            ..req.clone()
+        };
+        let Preview::Messages { date, send_at, .. } = self.preview(&req).await? else {
+            return Err(super::AppError::Other(
+                "nothing to send: see `ritualist preview` without --send-to".into(),
+            ));
+        };
+        let defs = self.defs();
+        let ritual = defs
+            .rituals
+            .iter()
+            .find(|r| r.name == req.ritual)
+            .expect("preview found it");
+        let row = self
+            .store
+            .find_customer(&req.customer)
+            .await?
+            .expect("preview found the customer");
+        let mut c = facts_from_row(
+            &row,
+            &self.cfg.defaults.time_zone,
+            &self.cfg.defaults.locale,
+        );
+        if let Some(l) = &req.locale {
+            c.locale = l.clone();
+        }
+        c.email = email;
+        c.phone = phone;
+        let occasion = occasion_on(ritual, &c, date).expect("preview found the occasion");
+        let occurrence = format!("test-{}", crate::store::random_token());
+        let m = compose_with(
+            &self.cfg,
+            &defs.templates,
+            &self.key,
+            ritual,
+            &c,
+            &occasion,
+            &occurrence,
+            channel,
+            send_at.timestamp().as_second(),
+            Some("[TEST] "),
+        )
+        .map_err(|e| super::AppError::Other(e.to_string()))?;
+        let payload = if channel == Channel::Sms {
+            format!("[TEST] {}", m.payload)
+        } else {
+            m.payload
+        };
+        let recipient = c.contact(channel).expect("set above");
+        let reply = self
+            .channels
+            .send(&Outgoing {
+                channel: channel.as_str(),
+                recipient: &recipient,
+                payload: &payload,
+                message_id: m.message_id.as_deref(),
+                from: &self.cfg.shop.from_email,
+            })
+            .await
+            .map_err(|e| e.message);
+        Ok(vec![TestSend {
+            channel,
+            recipient,
+            reply,
+        }])
+    }
+
     pub async fn preview(&self, req: &PreviewRequest) -> Result<Preview, super::AppError> {
         let defs = self.defs();
         let ritual = defs

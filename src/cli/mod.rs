@@ -84,6 +84,16 @@ pub enum Command {
         /// Print the email exactly as it goes on the wire (MIME, CRLF).
         #[arg(long)]
         raw: bool,
+        /// Render in this locale instead of the customer's (e.g. ro, ru, en).
+        #[arg(long)]
+        locale: Option<String>,
+        /// Also write the email's HTML to this file (open it in a browser).
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
+        /// Send it as a test to this email address or phone number through the configured
+        /// transport: subject marked [TEST], never recorded, never counted for the customer.
+        #[arg(long, value_name = "ADDRESS_OR_PHONE")]
+        send_to: Option<String>,
     },
     /// Record an opt-out (or with --undo an opt-in) for a customer.
     Optout {
@@ -260,17 +270,55 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, AppError> {
             date,
             channel,
             raw,
+            locale,
+            html,
+            send_to,
         } => {
             let cfg = Config::load(&cli.config)?;
             let app = App::open(cfg).await?;
-            let p = app
-                .preview(&PreviewRequest {
-                    ritual,
-                    customer,
-                    date,
-                    channel,
-                })
-                .await?;
+            let locale = locale
+                .map(|l| crate::domain::Locale::parse(&l))
+                .transpose()
+                .map_err(|e| AppError::Other(e.to_string()))?;
+            let req = PreviewRequest {
+                ritual,
+                customer,
+                date,
+                channel,
+                locale,
+            };
+            if let Some(to) = send_to {
+                let mut failed = false;
+                for t in app.test_send(&req, &to).await? {
+                    match t.reply {
+                        Ok(reply) => out(&format!(
+                            "test {} sent to {}: {reply}",
+                            t.channel, t.recipient
+                        )),
+                        Err(e) => {
+                            failed = true;
+                            eprintln!("test {} to {} failed: {e}", t.channel, t.recipient);
+                        }
+                    }
+                }
+                app.channels.close().await;
+                return Ok(if failed {
+                    ExitCode::from(1)
+                } else {
+                    ExitCode::SUCCESS
+                });
+            }
+            let p = app.preview(&req).await?;
+            if let (Some(file), Preview::Messages { messages, .. }) = (&html, &p) {
+                let Some(body) = messages.iter().find_map(|(_, _, m)| m.html.clone()) else {
+                    return Err(AppError::Other(
+                        "--html: this preview has no email (try --channel email)".into(),
+                    ));
+                };
+                std::fs::write(file, body).map_err(|e| {
+                    AppError::Other(format!("cannot write {}: {e}", file.display()))
+                })?;
+            }
             match p {
                 Preview::NotSent { reason } => {
                     out(&format!("nothing would be sent: {reason}"));

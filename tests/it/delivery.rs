@@ -352,3 +352,87 @@ async fn a_wrong_smtp_password_is_not_sent_and_not_blamed_on_the_customer() {
     );
     assert!(server.wait_for(1, Duration::from_millis(300)).is_empty());
 }
+
+/// `preview --send-to` sends a marked test through the configured transport and records
+/// nothing: the customer's own occurrence is untouched.
+#[test]
+fn a_test_send_goes_through_smtp_marked_and_unrecorded() {
+    let Some(sink) = SmtpSink::start(&[]) else {
+        return;
+    };
+    let d = crate::peers::ScratchDir::new("ritualist-testsend");
+    for sub in ["config", "templates", "samples"] {
+        crate::harness::copy_dir(
+            &std::path::Path::new(crate::harness::REPO).join(sub),
+            &d.path().join(sub),
+        );
+    }
+    let cfg = d.path().join("config/ritualist.yaml");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "  email:\n    transport: outbox           # outbox | smtp\n",
+        &format!("  email:\n    transport: smtp\n    smtp:\n      host: 127.0.0.1\n      port: {}\n      security: plain\n", sink.port()),
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_ritualist"))
+            .args(args)
+            .current_dir(d.path())
+            .env_remove("RITUALIST_DATABASE_URL")
+            .env_remove("RITUALIST_CONFIG")
+            .output()
+            .unwrap()
+    };
+    let out = run(&[
+        "preview",
+        "birthday",
+        "--customer",
+        "C00426",
+        "--date",
+        "2027-02-28",
+        "--locale",
+        "en",
+        "--send-to",
+        "marketer@floare.example",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = sink.wait_for(1, Duration::from_secs(10));
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        dumped_envelope_recipients(&got[0]),
+        vec!["marketer@floare.example".to_string()]
+    );
+    let msg = String::from_utf8_lossy(dumped_message_body(&got[0])).to_string();
+    assert!(
+        msg.contains("Subject: [TEST] Happy birthday, Ana!"),
+        "in English, marked: {msg}"
+    );
+    // Nothing recorded for the customer.
+    let out = run(&["status"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).trim().is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // --html writes the HTML part.
+    let out = run(&[
+        "preview",
+        "birthday",
+        "--customer",
+        "C00426",
+        "--date",
+        "2027-02-28",
+        "--html",
+        "ana.html",
+    ]);
+    assert!(out.status.success());
+    let html = std::fs::read_to_string(d.path().join("ana.html")).unwrap();
+    assert!(
+        html.contains("<html lang=\"ro\">") && html.contains("La mulți ani, Ana!"),
+        "{html}"
+    );
+}
