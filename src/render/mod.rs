@@ -6,9 +6,13 @@
 //! (for `email.html.hbs`), one does not (subject, text and SMS: the default escaper would turn
 //! `=` into `&#x3D;` in a plain-text link). Strict mode is on in both; [`lint`] walks every
 //! branch of every template so a typo in an `{{else}}` is caught before anything is sent.
+//! The helpers marketers use (dates, plurals, money, ordinals) are in `helpers`; the text part
+//! of an email without `email.txt.hbs` comes from [`html_to_text`].
 
+mod helpers;
 pub mod lint;
 mod sms;
+mod text;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -19,6 +23,7 @@ use serde_json::Value;
 use crate::config::{Diagnostic, Diagnostics};
 use crate::domain::{Channel, Locale};
 pub use sms::{SmsEncoding, SmsLength, sms_length};
+pub use text::html_to_text;
 
 /// The parts a template folder may hold for one locale.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -96,23 +101,13 @@ fn registry(escape: bool) -> Handlebars<'static> {
     if !escape {
         h.register_escape_fn(handlebars::no_escape);
     }
-    h.register_helper("default", Box::new(default_helper));
-    h.register_helper("upper", Box::new(upper_helper));
+    helpers::register(&mut h);
     h
 }
 
-handlebars::handlebars_helper!(default_helper: |v: Json, fallback: Json| {
-    match v {
-        Value::Null => fallback.clone(),
-        Value::String(s) if s.trim().is_empty() => fallback.clone(),
-        other => other.clone(),
-    }
-});
-handlebars::handlebars_helper!(upper_helper: |s: str| s.to_uppercase());
-
 /// Helper names templates may use besides the built-ins.
 pub fn helper_names() -> BTreeSet<String> {
-    ["default", "upper"].into_iter().map(String::from).collect()
+    helpers::NAMES.into_iter().map(String::from).collect()
 }
 
 fn template_name(folder: &str, locale: &str, part: Part) -> String {
@@ -449,79 +444,6 @@ fn check_partial_cycles(partials: &BTreeMap<String, (PathBuf, String)>, diags: &
     }
 }
 
-/// Plain text from HTML for emails without a text template: tags dropped, block ends become
-/// line breaks, links kept as "text (url)", entities decoded, blank runs collapsed.
-pub fn html_to_text(html: &str) -> String {
-    let mut out = String::with_capacity(html.len());
-    let mut rest = html;
-    let mut href: Option<String> = None;
-    let mut skip_depth = 0usize;
-    while let Some(i) = rest.find('<') {
-        if skip_depth == 0 {
-            out.push_str(&rest[..i]);
-        }
-        let Some(j) = rest[i..].find('>') else { break };
-        let tag = &rest[i + 1..i + j];
-        let lower = tag.to_ascii_lowercase();
-        let name = lower
-            .trim_start_matches('/')
-            .split(|c: char| c.is_whitespace() || c == '/')
-            .next()
-            .unwrap_or("");
-        let closing = lower.starts_with('/');
-        match name {
-            "style" | "script" | "head" => {
-                if closing {
-                    skip_depth = skip_depth.saturating_sub(1);
-                } else {
-                    skip_depth += 1;
-                }
-            }
-            "br" => out.push('\n'),
-            "p" | "div" | "tr" | "h1" | "h2" | "h3" | "li" | "table" if closing => out.push('\n'),
-            "a" if !closing => {
-                href = tag
-                    .split("href=\"")
-                    .nth(1)
-                    .and_then(|s| s.split('"').next())
-                    .map(String::from);
-            }
-            "a" if closing => {
-                if let Some(h) = href.take() {
-                    out.push_str(&format!(" ({h})"));
-                }
-            }
-            _ => {}
-        }
-        rest = &rest[i + j + 1..];
-    }
-    if skip_depth == 0 {
-        out.push_str(rest);
-    }
-    let decoded = out
-        .replace("&nbsp;", " ")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&#x27;", "'")
-        .replace("&#39;", "'")
-        .replace("&#x3D;", "=")
-        .replace("&#x60;", "`")
-        .replace("&amp;", "&");
-    let mut lines: Vec<String> = Vec::new();
-    for line in decoded.lines() {
-        let l = line.split_whitespace().collect::<Vec<_>>().join(" ");
-        if l.is_empty() && lines.last().is_none_or(|p| p.is_empty()) {
-            continue;
-        }
-        lines.push(l);
-    }
-    while lines.last().is_some_and(|l| l.is_empty()) {
-        lines.pop();
-    }
-    lines.join("\n")
-}
-
 /// Every dotted path of a JSON object's keys ("customer", "customer.first_name", …): the
 /// variables a context provides, for the lint vocabulary.
 pub fn flatten_paths(v: &Value) -> BTreeSet<String> {
@@ -548,19 +470,66 @@ mod tests {
     use super::*;
 
     #[test]
-    fn html_to_text_keeps_links_and_lines() {
-        let t = html_to_text(
-            "<html><head><style>p{}</style></head><body><p>Hi &amp; welcome</p><p><a href=\"https://x.io/u?a=1\">Unsubscribe</a></p></body></html>",
-        );
-        assert_eq!(t, "Hi & welcome\nUnsubscribe (https://x.io/u?a=1)");
-    }
-
-    #[test]
     fn flatten() {
         let v = serde_json::json!({"customer": {"first_name": "A"}, "shop": {"name": "S"}});
         let p = flatten_paths(&v);
         assert!(
             p.contains("customer.first_name") && p.contains("customer") && p.contains("shop.name")
+        );
+    }
+
+    /// A fresh folder under the system temp dir, removed when dropped.
+    struct TempDir(PathBuf);
+    impl TempDir {
+        fn new(tag: &str) -> TempDir {
+            let p = std::env::temp_dir().join(format!(
+                "ritualist-render-{tag}-{}-{:?}",
+                std::process::id(),
+                std::thread::current().id()
+            ));
+            let _ = std::fs::remove_dir_all(&p);
+            std::fs::create_dir_all(&p).unwrap();
+            TempDir(p)
+        }
+        fn write(&self, rel: &str, content: &str) {
+            let p = self.0.join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, content).unwrap();
+        }
+    }
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn context(first_name: &str, locale: &str) -> Value {
+        serde_json::json!({
+            "customer": {"first_name": first_name, "locale": locale},
+            "occasion": {"date": "2027-03-01", "age": 21},
+            "shop": {"name": "Floare & Co", "url": "https://floare.md"},
+            "links": {"unsubscribe": "https://floare.md/u?t=v1.1.email.bday.ab"},
+        })
+    }
+
+    #[test]
+    fn helpers_speak_the_language_of_the_template_rendered() {
+        let dir = TempDir::new("lang");
+        dir.write("bday/ro/sms.hbs", "{{date occasion.date}}: {{occasion.age}} {{plural occasion.age \"an\" \"ani\" \"de ani\"}}");
+        dir.write("bday/ru/sms.hbs", "{{date occasion.date \"weekday\"}}");
+        let vocab = flatten_paths(&context("x", "en"));
+        let t = Templates::load(&dir.0, &Locale::parse("ro").unwrap(), &vocab).unwrap();
+        // A German customer gets the default locale's (Romanian) template, in Romanian.
+        let de = Locale::parse("de").unwrap();
+        let sms = t.render_sms("bday", &de, &context("Ana", "de")).unwrap();
+        assert_eq!(sms.text, "1 martie: 21 de ani");
+        let ru = Locale::parse("ru").unwrap();
+        let mut bad = context("Ana", "ru");
+        bad["occasion"]["date"] = "2027-02-30".into();
+        let e = t.render_sms("bday", &ru, &bad).unwrap_err().to_string();
+        assert!(
+            e.contains("bday/ru/sms.hbs") && e.contains("is not a date in the form YYYY-MM-DD"),
+            "{e}"
         );
     }
 }
