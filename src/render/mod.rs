@@ -8,9 +8,12 @@
 //! branch of every template so a typo in an `{{else}}` is caught before anything is sent.
 //! The helpers marketers use (dates, plurals, money, ordinals) are in `helpers`; the text part
 //! of an email without `email.txt.hbs` comes from [`html_to_text`].
+//! `email.mjml.hbs` may stand in for `email.html.hbs`: `mjml` compiles it to an HTML
+//! template once, at load.
 
 mod helpers;
 pub mod lint;
+mod mjml;
 mod sms;
 mod text;
 
@@ -210,7 +213,33 @@ impl Templates {
                     continue;
                 }
                 for part in Part::ALL {
-                    let path = loc_path.join(part.file_name());
+                    let mut path = loc_path.join(part.file_name());
+                    let mut is_mjml = false;
+                    if part == Part::Html {
+                        let mjml_path = loc_path.join(mjml::FILE_NAME);
+                        match (path.is_file(), mjml_path.is_file()) {
+                            (true, true) => {
+                                diags.push(
+                                    Diagnostic::error(
+                                        &mjml_path,
+                                        0,
+                                        0,
+                                        format!(
+                                            "both {} and {} are here; only one can be the HTML part",
+                                            part.file_name(),
+                                            mjml::FILE_NAME
+                                        ),
+                                    )
+                                    .with_hint("delete the one you no longer edit"),
+                                );
+                            }
+                            (false, true) => {
+                                path = mjml_path;
+                                is_mjml = true;
+                            }
+                            _ => {}
+                        }
+                    }
                     if !path.is_file() {
                         continue;
                     }
@@ -222,6 +251,21 @@ impl Templates {
                         }
                     };
                     let syntax = lint_into(&path, &src, &vocab, &mut diags);
+                    let src = if is_mjml {
+                        if syntax {
+                            continue;
+                        }
+                        // Compiled once here; every message is then rendered by Handlebars alone.
+                        match mjml::compile(&path, &src) {
+                            Ok(html) => html,
+                            Err(found) => {
+                                found.into_iter().for_each(|d| diags.push(d));
+                                continue;
+                            }
+                        }
+                    } else {
+                        src
+                    };
                     let reg = if part == Part::Html {
                         &mut html
                     } else {
@@ -234,6 +278,12 @@ impl Templates {
                                 .or_default()
                                 .insert(part, path);
                         }
+                        Err(e) if is_mjml => diags.push(Diagnostic::error(
+                            &path,
+                            0,
+                            0,
+                            format!("after MJML compilation: {}", e.reason()),
+                        )),
                         Err(e) if !syntax => diags.push(template_error(&path, &e)),
                         Err(_) => {}
                     }
@@ -510,6 +560,92 @@ mod tests {
             "shop": {"name": "Floare & Co", "url": "https://floare.md"},
             "links": {"unsubscribe": "https://floare.md/u?t=v1.1.email.bday.ab"},
         })
+    }
+
+    fn load(dir: &TempDir) -> Result<Templates, Diagnostics> {
+        let vocab = flatten_paths(&context("x", "en"));
+        Templates::load(&dir.0, &Locale::parse("en").unwrap(), &vocab)
+    }
+
+    const MJML: &str = r#"<mjml>
+  <mj-head><mj-title>{{shop.name}}</mj-title></mj-head>
+  <mj-body>
+    <mj-section><mj-column>
+      <mj-text font-size="20px">Happy birthday, {{customer.first_name}}!</mj-text>
+      <mj-text>{{#if occasion.age}}{{occasion.age}} {{plural occasion.age "year" "years"}} on {{date occasion.date "long"}}.{{/if}}</mj-text>
+      <mj-button href="{{shop.url}}/shop?code=BDAY20">Shop now</mj-button>
+      <mj-text>{{> footer}}<a href="{{links.unsubscribe}}">Unsubscribe</a></mj-text>
+    </mj-column></mj-section>
+  </mj-body>
+</mjml>
+"#;
+
+    #[test]
+    fn an_mjml_template_is_compiled_at_load_and_rendered_by_handlebars() {
+        let dir = TempDir::new("mjml");
+        dir.write("partials/footer.hbs", "<p>{{shop.name}}</p>");
+        dir.write(
+            "bday/en/subject.hbs",
+            "Happy birthday, {{customer.first_name}}!",
+        );
+        dir.write("bday/en/email.mjml.hbs", MJML);
+        let t = load(&dir).unwrap_or_else(|d| panic!("{d:?}"));
+        assert_eq!(
+            t.file("bday", "en", Part::Html),
+            Some(dir.0.join("bday/en/email.mjml.hbs").as_path())
+        );
+        let en = Locale::parse("en").unwrap();
+        let mail = t
+            .render_email("bday", &en, &context("Ana <3", "en"))
+            .unwrap();
+        assert!(mail.html.starts_with("<!doctype html>"), "{}", mail.html);
+        assert!(mail.html.contains("<table"), "MJML layout tables");
+        // Escaped by the HTML registry, as any variable.
+        assert!(
+            mail.html.contains("Happy birthday, Ana &lt;3!"),
+            "{}",
+            mail.html
+        );
+        assert!(mail.html.contains("21 years on 1 March."));
+        assert!(
+            mail.html.contains("<p>Floare &amp; Co</p>"),
+            "partial rendered"
+        );
+        assert!(
+            mail.html
+                .contains(r#"href="https://floare.md/shop?code=BDAY20""#)
+        );
+        // No email.txt.hbs: the text part comes from the HTML, links as footnotes.
+        assert_eq!(
+            mail.text,
+            "Happy birthday, Ana <3!\n21 years on 1 March.\n\nShop now [1]\n\nFloare & Co\n\n\
+             Unsubscribe [2]\n\n[1] https://floare.md/shop?code=BDAY20\n\
+             [2] https://floare.md/u?t=v1.1.email.bday.ab"
+        );
+    }
+
+    #[test]
+    fn mjml_problems_are_diagnostics_on_the_mjml_file() {
+        let dir = TempDir::new("mjml-bad");
+        dir.write(
+            "bday/en/email.mjml.hbs",
+            "<mjml><mj-body>\n<mj-section><mj-column>\n<mj-text>{{customer.first_name}} < 3</mj-text>\n</mj-column></mj-section></mj-body></mjml>",
+        );
+        dir.write("bday/ro/email.mjml.hbs", &MJML.replace("{{> footer}}", ""));
+        dir.write("bday/ro/email.html.hbs", "<p>{{customer.first_name}}</p>");
+        let d = load(&dir).expect_err("should fail").0;
+        let en = dir.0.join("bday/en/email.mjml.hbs");
+        let ro = dir.0.join("bday/ro/email.mjml.hbs");
+        assert!(
+            d.iter()
+                .any(|d| d.file == en && d.line == 3 && d.message.starts_with("MJML")),
+            "{d:?}"
+        );
+        assert!(
+            d.iter()
+                .any(|d| d.file == ro && d.message.contains("only one can be the HTML part")),
+            "{d:?}"
+        );
     }
 
     #[test]
