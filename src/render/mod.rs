@@ -668,4 +668,45 @@ mod tests {
             "{e}"
         );
     }
+
+    #[test]
+    fn shipped_birthday_templates_name_the_age_with_the_right_plural() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+        let vocab = flatten_paths(&context("x", "en"));
+        let t = Templates::load(&dir, &Locale::parse("en").unwrap(), &vocab)
+            .unwrap_or_else(|d| panic!("{d:?}"));
+        let cases = [
+            ("en", 21, "1 March marks 21 wonderful years."),
+            ("en", 1, "1 March marks 1 wonderful year."),
+            ("ru", 21, "1 марта — 21 год! Прекрасный возраст."),
+            ("ru", 33, "1 марта — 33 года! Прекрасный возраст."),
+            ("ru", 37, "1 марта — 37 лет! Прекрасный возраст."),
+            ("ro", 19, "1 martie — 19 ani! O vârstă minunată."),
+            ("ro", 37, "1 martie — 37 de ani! O vârstă minunată."),
+        ];
+        for (locale, age, line) in cases {
+            let mut ctx = context("Ana", locale);
+            ctx["occasion"]["age"] = age.into();
+            let mail = t
+                .render_email("birthday", &Locale::parse(locale).unwrap(), &ctx)
+                .unwrap();
+            assert!(
+                mail.text.lines().any(|l| l == line),
+                "{locale}: {}",
+                mail.text
+            );
+            assert!(
+                mail.html.contains(&format!("<p>{line}</p>")),
+                "{locale}: {}",
+                mail.html
+            );
+            // Without a known age the sentence is left out.
+            ctx["occasion"]["age"] = Value::Null;
+            let mail = t
+                .render_email("birthday", &Locale::parse(locale).unwrap(), &ctx)
+                .unwrap();
+            let (age_words, _) = line.split_once(['!', '.']).unwrap();
+            assert!(!mail.text.contains(age_words), "{}", mail.text);
+        }
+    }
 }
