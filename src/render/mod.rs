@@ -6,9 +6,16 @@
 //! (for `email.html.hbs`), one does not (subject, text and SMS: the default escaper would turn
 //! `=` into `&#x3D;` in a plain-text link). Strict mode is on in both; [`lint`] walks every
 //! branch of every template so a typo in an `{{else}}` is caught before anything is sent.
+//! The helpers marketers use (dates, plurals, money, ordinals) are in `helpers`; the text part
+//! of an email without `email.txt.hbs` comes from [`html_to_text`].
+//! `email.mjml.hbs` may stand in for `email.html.hbs`: `mjml` compiles it to an HTML
+//! template once, at load.
 
+mod helpers;
 pub mod lint;
+mod mjml;
 mod sms;
+mod text;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -19,6 +26,7 @@ use serde_json::Value;
 use crate::config::{Diagnostic, Diagnostics};
 use crate::domain::{Channel, Locale};
 pub use sms::{SmsEncoding, SmsLength, sms_length};
+pub use text::html_to_text;
 
 /// The parts a template folder may hold for one locale.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -96,23 +104,13 @@ fn registry(escape: bool) -> Handlebars<'static> {
     if !escape {
         h.register_escape_fn(handlebars::no_escape);
     }
-    h.register_helper("default", Box::new(default_helper));
-    h.register_helper("upper", Box::new(upper_helper));
+    helpers::register(&mut h);
     h
 }
 
-handlebars::handlebars_helper!(default_helper: |v: Json, fallback: Json| {
-    match v {
-        Value::Null => fallback.clone(),
-        Value::String(s) if s.trim().is_empty() => fallback.clone(),
-        other => other.clone(),
-    }
-});
-handlebars::handlebars_helper!(upper_helper: |s: str| s.to_uppercase());
-
 /// Helper names templates may use besides the built-ins.
 pub fn helper_names() -> BTreeSet<String> {
-    ["default", "upper"].into_iter().map(String::from).collect()
+    helpers::NAMES.into_iter().map(String::from).collect()
 }
 
 fn template_name(folder: &str, locale: &str, part: Part) -> String {
@@ -215,7 +213,33 @@ impl Templates {
                     continue;
                 }
                 for part in Part::ALL {
-                    let path = loc_path.join(part.file_name());
+                    let mut path = loc_path.join(part.file_name());
+                    let mut is_mjml = false;
+                    if part == Part::Html {
+                        let mjml_path = loc_path.join(mjml::FILE_NAME);
+                        match (path.is_file(), mjml_path.is_file()) {
+                            (true, true) => {
+                                diags.push(
+                                    Diagnostic::error(
+                                        &mjml_path,
+                                        0,
+                                        0,
+                                        format!(
+                                            "both {} and {} are here; only one can be the HTML part",
+                                            part.file_name(),
+                                            mjml::FILE_NAME
+                                        ),
+                                    )
+                                    .with_hint("delete the one you no longer edit"),
+                                );
+                            }
+                            (false, true) => {
+                                path = mjml_path;
+                                is_mjml = true;
+                            }
+                            _ => {}
+                        }
+                    }
                     if !path.is_file() {
                         continue;
                     }
@@ -227,6 +251,21 @@ impl Templates {
                         }
                     };
                     let syntax = lint_into(&path, &src, &vocab, &mut diags);
+                    let src = if is_mjml {
+                        if syntax {
+                            continue;
+                        }
+                        // Compiled once here; every message is then rendered by Handlebars alone.
+                        match mjml::compile(&path, &src) {
+                            Ok(html) => html,
+                            Err(found) => {
+                                found.into_iter().for_each(|d| diags.push(d));
+                                continue;
+                            }
+                        }
+                    } else {
+                        src
+                    };
                     let reg = if part == Part::Html {
                         &mut html
                     } else {
@@ -239,6 +278,12 @@ impl Templates {
                                 .or_default()
                                 .insert(part, path);
                         }
+                        Err(e) if is_mjml => diags.push(Diagnostic::error(
+                            &path,
+                            0,
+                            0,
+                            format!("after MJML compilation: {}", e.reason()),
+                        )),
                         Err(e) if !syntax => diags.push(template_error(&path, &e)),
                         Err(_) => {}
                     }
@@ -449,79 +494,6 @@ fn check_partial_cycles(partials: &BTreeMap<String, (PathBuf, String)>, diags: &
     }
 }
 
-/// Plain text from HTML for emails without a text template: tags dropped, block ends become
-/// line breaks, links kept as "text (url)", entities decoded, blank runs collapsed.
-pub fn html_to_text(html: &str) -> String {
-    let mut out = String::with_capacity(html.len());
-    let mut rest = html;
-    let mut href: Option<String> = None;
-    let mut skip_depth = 0usize;
-    while let Some(i) = rest.find('<') {
-        if skip_depth == 0 {
-            out.push_str(&rest[..i]);
-        }
-        let Some(j) = rest[i..].find('>') else { break };
-        let tag = &rest[i + 1..i + j];
-        let lower = tag.to_ascii_lowercase();
-        let name = lower
-            .trim_start_matches('/')
-            .split(|c: char| c.is_whitespace() || c == '/')
-            .next()
-            .unwrap_or("");
-        let closing = lower.starts_with('/');
-        match name {
-            "style" | "script" | "head" => {
-                if closing {
-                    skip_depth = skip_depth.saturating_sub(1);
-                } else {
-                    skip_depth += 1;
-                }
-            }
-            "br" => out.push('\n'),
-            "p" | "div" | "tr" | "h1" | "h2" | "h3" | "li" | "table" if closing => out.push('\n'),
-            "a" if !closing => {
-                href = tag
-                    .split("href=\"")
-                    .nth(1)
-                    .and_then(|s| s.split('"').next())
-                    .map(String::from);
-            }
-            "a" if closing => {
-                if let Some(h) = href.take() {
-                    out.push_str(&format!(" ({h})"));
-                }
-            }
-            _ => {}
-        }
-        rest = &rest[i + j + 1..];
-    }
-    if skip_depth == 0 {
-        out.push_str(rest);
-    }
-    let decoded = out
-        .replace("&nbsp;", " ")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&#x27;", "'")
-        .replace("&#39;", "'")
-        .replace("&#x3D;", "=")
-        .replace("&#x60;", "`")
-        .replace("&amp;", "&");
-    let mut lines: Vec<String> = Vec::new();
-    for line in decoded.lines() {
-        let l = line.split_whitespace().collect::<Vec<_>>().join(" ");
-        if l.is_empty() && lines.last().is_none_or(|p| p.is_empty()) {
-            continue;
-        }
-        lines.push(l);
-    }
-    while lines.last().is_some_and(|l| l.is_empty()) {
-        lines.pop();
-    }
-    lines.join("\n")
-}
-
 /// Every dotted path of a JSON object's keys ("customer", "customer.first_name", …): the
 /// variables a context provides, for the lint vocabulary.
 pub fn flatten_paths(v: &Value) -> BTreeSet<String> {
@@ -548,19 +520,193 @@ mod tests {
     use super::*;
 
     #[test]
-    fn html_to_text_keeps_links_and_lines() {
-        let t = html_to_text(
-            "<html><head><style>p{}</style></head><body><p>Hi &amp; welcome</p><p><a href=\"https://x.io/u?a=1\">Unsubscribe</a></p></body></html>",
-        );
-        assert_eq!(t, "Hi & welcome\nUnsubscribe (https://x.io/u?a=1)");
-    }
-
-    #[test]
     fn flatten() {
         let v = serde_json::json!({"customer": {"first_name": "A"}, "shop": {"name": "S"}});
         let p = flatten_paths(&v);
         assert!(
             p.contains("customer.first_name") && p.contains("customer") && p.contains("shop.name")
         );
+    }
+
+    /// A fresh folder under the system temp dir, removed when dropped.
+    struct TempDir(PathBuf);
+    impl TempDir {
+        fn new(tag: &str) -> TempDir {
+            let p = std::env::temp_dir().join(format!(
+                "ritualist-render-{tag}-{}-{:?}",
+                std::process::id(),
+                std::thread::current().id()
+            ));
+            let _ = std::fs::remove_dir_all(&p);
+            std::fs::create_dir_all(&p).unwrap();
+            TempDir(p)
+        }
+        fn write(&self, rel: &str, content: &str) {
+            let p = self.0.join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, content).unwrap();
+        }
+    }
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn context(first_name: &str, locale: &str) -> Value {
+        serde_json::json!({
+            "customer": {"first_name": first_name, "locale": locale},
+            "occasion": {"date": "2027-03-01", "age": 21},
+            "shop": {"name": "Floare & Co", "url": "https://floare.md"},
+            "links": {"unsubscribe": "https://floare.md/u?t=v1.1.email.bday.ab"},
+        })
+    }
+
+    fn load(dir: &TempDir) -> Result<Templates, Diagnostics> {
+        let vocab = flatten_paths(&context("x", "en"));
+        Templates::load(&dir.0, &Locale::parse("en").unwrap(), &vocab)
+    }
+
+    const MJML: &str = r#"<mjml>
+  <mj-head><mj-title>{{shop.name}}</mj-title></mj-head>
+  <mj-body>
+    <mj-section><mj-column>
+      <mj-text font-size="20px">Happy birthday, {{customer.first_name}}!</mj-text>
+      <mj-text>{{#if occasion.age}}{{occasion.age}} {{plural occasion.age "year" "years"}} on {{date occasion.date "long"}}.{{/if}}</mj-text>
+      <mj-button href="{{shop.url}}/shop?code=BDAY20">Shop now</mj-button>
+      <mj-text>{{> footer}}<a href="{{links.unsubscribe}}">Unsubscribe</a></mj-text>
+    </mj-column></mj-section>
+  </mj-body>
+</mjml>
+"#;
+
+    #[test]
+    fn an_mjml_template_is_compiled_at_load_and_rendered_by_handlebars() {
+        let dir = TempDir::new("mjml");
+        dir.write("partials/footer.hbs", "<p>{{shop.name}}</p>");
+        dir.write(
+            "bday/en/subject.hbs",
+            "Happy birthday, {{customer.first_name}}!",
+        );
+        dir.write("bday/en/email.mjml.hbs", MJML);
+        let t = load(&dir).unwrap_or_else(|d| panic!("{d:?}"));
+        assert_eq!(
+            t.file("bday", "en", Part::Html),
+            Some(dir.0.join("bday/en/email.mjml.hbs").as_path())
+        );
+        let en = Locale::parse("en").unwrap();
+        let mail = t
+            .render_email("bday", &en, &context("Ana <3", "en"))
+            .unwrap();
+        assert!(mail.html.starts_with("<!doctype html>"), "{}", mail.html);
+        assert!(mail.html.contains("<table"), "MJML layout tables");
+        // Escaped by the HTML registry, as any variable.
+        assert!(
+            mail.html.contains("Happy birthday, Ana &lt;3!"),
+            "{}",
+            mail.html
+        );
+        assert!(mail.html.contains("21 years on 1 March."));
+        assert!(
+            mail.html.contains("<p>Floare &amp; Co</p>"),
+            "partial rendered"
+        );
+        assert!(
+            mail.html
+                .contains(r#"href="https://floare.md/shop?code=BDAY20""#)
+        );
+        // No email.txt.hbs: the text part comes from the HTML, links as footnotes.
+        assert_eq!(
+            mail.text,
+            "Happy birthday, Ana <3!\n21 years on 1 March.\n\nShop now [1]\n\nFloare & Co\n\n\
+             Unsubscribe [2]\n\n[1] https://floare.md/shop?code=BDAY20\n\
+             [2] https://floare.md/u?t=v1.1.email.bday.ab"
+        );
+    }
+
+    #[test]
+    fn mjml_problems_are_diagnostics_on_the_mjml_file() {
+        let dir = TempDir::new("mjml-bad");
+        dir.write(
+            "bday/en/email.mjml.hbs",
+            "<mjml><mj-body>\n<mj-section><mj-column>\n<mj-text>{{customer.first_name}} < 3</mj-text>\n</mj-column></mj-section></mj-body></mjml>",
+        );
+        dir.write("bday/ro/email.mjml.hbs", &MJML.replace("{{> footer}}", ""));
+        dir.write("bday/ro/email.html.hbs", "<p>{{customer.first_name}}</p>");
+        let d = load(&dir).expect_err("should fail").0;
+        let en = dir.0.join("bday/en/email.mjml.hbs");
+        let ro = dir.0.join("bday/ro/email.mjml.hbs");
+        assert!(
+            d.iter()
+                .any(|d| d.file == en && d.line == 3 && d.message.starts_with("MJML")),
+            "{d:?}"
+        );
+        assert!(
+            d.iter()
+                .any(|d| d.file == ro && d.message.contains("only one can be the HTML part")),
+            "{d:?}"
+        );
+    }
+
+    #[test]
+    fn helpers_speak_the_language_of_the_template_rendered() {
+        let dir = TempDir::new("lang");
+        dir.write("bday/ro/sms.hbs", "{{date occasion.date}}: {{occasion.age}} {{plural occasion.age \"an\" \"ani\" \"de ani\"}}");
+        dir.write("bday/ru/sms.hbs", "{{date occasion.date \"weekday\"}}");
+        let vocab = flatten_paths(&context("x", "en"));
+        let t = Templates::load(&dir.0, &Locale::parse("ro").unwrap(), &vocab).unwrap();
+        // A German customer gets the default locale's (Romanian) template, in Romanian.
+        let de = Locale::parse("de").unwrap();
+        let sms = t.render_sms("bday", &de, &context("Ana", "de")).unwrap();
+        assert_eq!(sms.text, "1 martie: 21 de ani");
+        let ru = Locale::parse("ru").unwrap();
+        let mut bad = context("Ana", "ru");
+        bad["occasion"]["date"] = "2027-02-30".into();
+        let e = t.render_sms("bday", &ru, &bad).unwrap_err().to_string();
+        assert!(
+            e.contains("bday/ru/sms.hbs") && e.contains("is not a date in the form YYYY-MM-DD"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn shipped_birthday_templates_name_the_age_with_the_right_plural() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+        let vocab = flatten_paths(&context("x", "en"));
+        let t = Templates::load(&dir, &Locale::parse("en").unwrap(), &vocab)
+            .unwrap_or_else(|d| panic!("{d:?}"));
+        let cases = [
+            ("en", 21, "1 March marks 21 wonderful years."),
+            ("en", 1, "1 March marks 1 wonderful year."),
+            ("ru", 21, "1 марта — 21 год! Прекрасный возраст."),
+            ("ru", 33, "1 марта — 33 года! Прекрасный возраст."),
+            ("ru", 37, "1 марта — 37 лет! Прекрасный возраст."),
+            ("ro", 19, "1 martie — 19 ani! O vârstă minunată."),
+            ("ro", 37, "1 martie — 37 de ani! O vârstă minunată."),
+        ];
+        for (locale, age, line) in cases {
+            let mut ctx = context("Ana", locale);
+            ctx["occasion"]["age"] = age.into();
+            let mail = t
+                .render_email("birthday", &Locale::parse(locale).unwrap(), &ctx)
+                .unwrap();
+            assert!(
+                mail.text.lines().any(|l| l == line),
+                "{locale}: {}",
+                mail.text
+            );
+            assert!(
+                mail.html.contains(&format!("<p>{line}</p>")),
+                "{locale}: {}",
+                mail.html
+            );
+            // Without a known age the sentence is left out.
+            ctx["occasion"]["age"] = Value::Null;
+            let mail = t
+                .render_email("birthday", &Locale::parse(locale).unwrap(), &ctx)
+                .unwrap();
+            let (age_words, _) = line.split_once(['!', '.']).unwrap();
+            assert!(!mail.text.contains(age_words), "{}", mail.text);
+        }
     }
 }

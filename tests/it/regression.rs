@@ -93,7 +93,7 @@ fn an_unknown_variable_in_a_branch_that_would_not_run_is_caught_before_sending()
     let (code, _, err) = ritualist(d.path(), &["check"]);
     assert_eq!(code, 1, "{err}");
     assert!(
-        err.contains("templates/birthday/ru/email.html.hbs:6:"),
+        err.contains("templates/birthday/ru/email.html.hbs:7:"),
         "{err}"
     );
     assert!(err.contains("customer.frist_name"), "{err}");
