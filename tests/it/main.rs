@@ -8,4 +8,5 @@ mod peers;
 mod regression;
 mod reload;
 mod scenarios;
+mod snapshots;
 mod tls_peer;
