@@ -25,7 +25,7 @@ pub use message::{
     Composed, compose, message_context, message_id, sample_customers, unsubscribe_link,
 };
 pub use preview::{Preview, PreviewRequest};
-pub use tick::TickReport;
+pub use tick::{TickReport, facts_from_row};
 
 /// Rituals and the templates they use, validated together.
 pub struct Definitions {

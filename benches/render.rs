@@ -1,0 +1,124 @@
+//! Render throughput: the full per-message path against a raw Handlebars render loop of the
+//! same templates, side by side in one run (machines are noisy: compare ratios, not times).
+//!
+//! - baseline: the compiled registry renders subject, HTML and text from a ready JSON context;
+//! - full: a stored customer row → planner facts → template context → subject, HTML, text →
+//!   the complete MIME message with its Message-ID and List-Unsubscribe headers.
+//!
+//! Bar (issue #4): full ≥ 0.5 × baseline. Run: `cargo bench --bench render`.
+
+use std::hint::black_box;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use ritualist::app::{Definitions, compose, facts_from_row, message_context};
+use ritualist::config::Config;
+use ritualist::domain::Channel;
+use ritualist::plan::occasion_on;
+use ritualist::store::CustomerRow;
+
+fn rate(mut f: impl FnMut(), budget: Duration) -> f64 {
+    // Warm up, then count iterations within the budget.
+    for _ in 0..200 {
+        f();
+    }
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < budget {
+        for _ in 0..100 {
+            f();
+        }
+        n += 100;
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+fn main() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let cfg = Config::load(&root.join("config/ritualist.yaml")).expect("config");
+    let defs = Definitions::load(&cfg).expect("definitions");
+    let ritual = defs
+        .rituals
+        .iter()
+        .find(|r| r.name == "birthday")
+        .expect("birthday ritual")
+        .clone();
+    let row = CustomerRow {
+        id: 42,
+        external_id: "C00042".into(),
+        first_name: Some("Ana".into()),
+        last_name: Some("Popescu".into()),
+        email: Some("ana.popescu@example.com".into()),
+        phone: Some("+40721234567".into()),
+        locale: "ro".into(),
+        time_zone: "Europe/Bucharest".into(),
+        birth_year: Some(1990),
+        birth_md: Some(301),
+        signup_date: Some("2019-05-04".into()),
+        preferred_channel: Some("email".into()),
+        custom_dates: "{}".into(),
+        attributes: r#"{"tier":"gold"}"#.into(),
+    };
+    let date = jiff::civil::date(2027, 3, 1);
+    let key = b"bench-key";
+    let now = 1_803_974_400;
+
+    let facts = facts_from_row(&row, &cfg.defaults.time_zone, &cfg.defaults.locale);
+    let occasion = occasion_on(&ritual, &facts, date).expect("born on March 1");
+    let ctx = message_context(
+        &cfg,
+        &ritual,
+        &facts,
+        &occasion,
+        "https://floare.example/unsubscribe?t=x",
+    );
+
+    let budget = Duration::from_millis(1500);
+    let rounds = 5;
+    let (mut base, mut full) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        base.push(rate(
+            || {
+                black_box(
+                    defs.templates
+                        .render_email(&ritual.template, &facts.locale, black_box(&ctx))
+                        .unwrap(),
+                );
+            },
+            budget,
+        ));
+        full.push(rate(
+            || {
+                let f = facts_from_row(
+                    black_box(&row),
+                    &cfg.defaults.time_zone,
+                    &cfg.defaults.locale,
+                );
+                let o = occasion_on(&ritual, &f, date).unwrap();
+                black_box(
+                    compose(
+                        &cfg,
+                        &defs.templates,
+                        key,
+                        &ritual,
+                        &f,
+                        &o,
+                        "2027",
+                        Channel::Email,
+                        now,
+                    )
+                    .unwrap(),
+                );
+            },
+            budget,
+        ));
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v[v.len() / 2]
+    };
+    let (b, f) = (median(&mut base), median(&mut full));
+    println!("render baseline (compiled registry: subject + html + text): {b:>10.0} msg/s");
+    println!("full per-message (row → facts → context → render → MIME):   {f:>10.0} msg/s");
+    println!("ratio full / baseline: {:.2} (bar: >= 0.50)", f / b);
+}
