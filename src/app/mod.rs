@@ -20,7 +20,9 @@ use crate::store::Store;
 pub use check::check;
 pub use dispatch::{DispatchReport, retry_delay_secs};
 pub use import::{ImportKind, ImportReport, import_file};
-pub use message::{Composed, compose, message_context, message_id, sample_customers, unsubscribe_link};
+pub use message::{
+    Composed, compose, message_context, message_id, sample_customers, unsubscribe_link,
+};
 pub use preview::{Preview, PreviewRequest};
 pub use tick::TickReport;
 
