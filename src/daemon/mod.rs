@@ -42,7 +42,8 @@ pub async fn run(app: &App) -> Result<(), AppError> {
     }
 }
 
-async fn shutdown_signal() {
+/// Completes on Ctrl-C (SIGINT) or SIGTERM.
+pub async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
