@@ -456,7 +456,7 @@ iframe{width:100%;height:460px;border:1px solid #ccc;border-radius:4px;backgroun
 fn shell(title: &str, header: &str, main: &str) -> String {
     format!(
         "<!doctype html><html><head><meta charset=\"utf-8\">\
-         <title>ritualist preview · {}</title><style>{STYLE}</style></head>\
+         <title>ritualist preview · {}</title><link rel=\"icon\" href=\"data:,\"><style>{STYLE}</style></head>\
          <body><header><h1>ritualist preview</h1>{header}</header><main>{main}</main></body></html>",
         esc(title),
     )
