@@ -3,7 +3,8 @@
 #   - Postfix's smtp-sink (package postfix) as the SMTP peer,
 #   - Kannel bearerbox/smsbox and fakesmsc (packages kannel, kannel-extras) as the SMS gateway,
 #   - PostgreSQL (package postgresql) on 127.0.0.1:5432 with trust auth and a `test` database,
-#   - aiosmtpd (package python3-aiosmtpd) and openssl for the TLS SMTP peer.
+#   - aiosmtpd (package python3-aiosmtpd) and openssl for the TLS SMTP peer,
+#   - Chromium (package chromium), headless, for the preview page's browser test.
 # Idempotent: skips what is already there. The tests start their own smtp-sink and Kannel
 # processes on loopback ports; this script only makes sure the binaries and PostgreSQL exist.
 set -euo pipefail
@@ -19,6 +20,8 @@ command -v pg_ctlcluster >/dev/null 2>&1 || need_pkgs+=(postgresql)
 # A TLS-capable SMTP peer for STARTTLS/implicit-TLS/AUTH tests (tests/peers/tls_smtp.py).
 /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || need_pkgs+=(python3-aiosmtpd)
 command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)
+# Headless browser for `preview --serve` (tests/it/browser.rs).
+[ -x /usr/bin/chromium ] || need_pkgs+=(chromium)
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "install-peers: installing ${need_pkgs[*]}"
@@ -45,4 +48,4 @@ if ! psql -h 127.0.0.1 -U postgres -d test -c 'select 1' >/dev/null 2>&1; then
   $SUDO -u postgres psql -h 127.0.0.1 -c 'create database test' >/dev/null 2>&1 \
     || psql -h 127.0.0.1 -U postgres -c 'create database test' >/dev/null
 fi
-echo "install-peers: smtp-sink $(command -v smtp-sink || echo /usr/sbin/smtp-sink), bearerbox /usr/sbin/bearerbox, fakesmsc /usr/lib/kannel/test/fakesmsc, postgres ok"
+echo "install-peers: smtp-sink $(command -v smtp-sink || echo /usr/sbin/smtp-sink), bearerbox /usr/sbin/bearerbox, fakesmsc /usr/lib/kannel/test/fakesmsc, chromium /usr/bin/chromium, postgres ok"

@@ -9,7 +9,8 @@
 //! - [`store`]: sea-orm (the only home of `sea_orm`): customers, orders, consent, the ledger;
 //! - [`channel`]: lettre and reqwest behind one small trait (outbox, SMTP, Kannel);
 //! - [`import`]: CSV → records, every bad row reported with its line;
-//! - [`app`]: the use cases the CLI calls (tick, dispatch, preview, check, import).
+//! - [`app`]: the use cases the CLI calls (tick, dispatch, preview, check, import);
+//! - [`http`]: axum (the only home of `axum`): the local preview page for marketers.
 
 pub mod app;
 pub mod channel;
@@ -18,6 +19,7 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod domain;
+pub mod http;
 pub mod import;
 pub mod plan;
 pub mod render;

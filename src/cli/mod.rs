@@ -70,12 +70,15 @@ pub enum Command {
     },
     /// Create or update the database schema (also done automatically on first use).
     Migrate,
-    /// Show the exact message a customer would get for a ritual on a date.
+    /// Show the exact message a customer would get for a ritual on a date; or, with --serve,
+    /// a local web page with every ritual × locale rendered for a sample customer.
     Preview {
-        ritual: String,
-        /// External id, email or phone.
-        #[arg(long)]
-        customer: String,
+        /// The ritual (required without --serve).
+        #[arg(required_unless_present = "serve")]
+        ritual: Option<String>,
+        /// External id, email or phone (required without --serve).
+        #[arg(long, required_unless_present = "serve")]
+        customer: Option<String>,
         /// The local date (YYYY-MM-DD); default: the ritual's next occasion for this customer.
         #[arg(long)]
         date: Option<jiff::civil::Date>,
@@ -94,6 +97,13 @@ pub enum Command {
         /// transport: subject marked [TEST], never recorded, never counted for the customer.
         #[arg(long, value_name = "ADDRESS_OR_PHONE")]
         send_to: Option<String>,
+        /// Serve the preview page on http://127.0.0.1:PORT/ until Ctrl-C; it re-renders when
+        /// a ritual or template file changes.
+        #[arg(long, conflicts_with_all = ["ritual", "customer", "date", "channel", "raw", "locale", "html", "send_to"])]
+        serve: bool,
+        /// The port for --serve, on 127.0.0.1 only [default: 8025].
+        #[arg(long)]
+        port: Option<u16>,
     },
     /// Record an opt-out (or with --undo an opt-in) for a customer.
     Optout {
@@ -127,6 +137,9 @@ impl std::str::FromStr for Channel2 {
 /// Newtype so clap can parse a channel.
 #[derive(Debug, Clone, Copy)]
 pub struct Channel2(pub Channel);
+
+/// Where `preview --serve` listens without `--port`.
+pub const DEFAULT_PREVIEW_PORT: u16 = 8025;
 
 /// Runs the parsed command; the caller turns the result into the process exit code.
 pub async fn run(cli: Cli) -> ExitCode {
@@ -265,6 +278,23 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, AppError> {
             }
         }
         Command::Preview {
+            serve: true, port, ..
+        } => {
+            let port = port.unwrap_or(DEFAULT_PREVIEW_PORT);
+            let cfg = Config::load(&cli.config)?;
+            let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+                .await
+                .map_err(|e| AppError::Other(format!("cannot listen on 127.0.0.1:{port}: {e}")))?;
+            let addr = listener
+                .local_addr()
+                .map_err(|e| AppError::Other(e.to_string()))?;
+            out(&format!("preview: http://{addr}/ (Ctrl-C to stop)"));
+            crate::http::serve_preview(cfg, listener, crate::daemon::shutdown_signal())
+                .await
+                .map_err(|e| AppError::Other(format!("preview server: {e}")))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Preview {
             ritual,
             customer,
             date,
@@ -273,7 +303,19 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, AppError> {
             locale,
             html,
             send_to,
+            port,
+            serve: false,
         } => {
+            // clap's `requires` does not see a `--serve` flag's absence (flags default to false).
+            if port.is_some() {
+                return Err(AppError::Other("--port only goes with --serve".into()));
+            }
+            // clap enforces both without --serve; this keeps the contract if that ever changes.
+            let (Some(ritual), Some(customer)) = (ritual, customer) else {
+                return Err(AppError::Other(
+                    "preview needs a RITUAL and --customer ID (or --serve for the web page)".into(),
+                ));
+            };
             let cfg = Config::load(&cli.config)?;
             let app = App::open(cfg).await?;
             let locale = locale

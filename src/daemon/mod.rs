@@ -118,7 +118,8 @@ fn hangup_signal() -> Hangup {
     }
 }
 
-async fn shutdown_signal() {
+/// Completes on Ctrl-C (SIGINT) or SIGTERM.
+pub async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

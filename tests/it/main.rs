@@ -1,7 +1,9 @@
 //! The one integration-test binary: the product against a real SQLite file, a real
-//! PostgreSQL server, Postfix's smtp-sink and a real Kannel gateway, all on loopback.
+//! PostgreSQL server, Postfix's smtp-sink and a real Kannel gateway, all on loopback, and the
+//! preview page in headless Chromium.
 //! Peers are started by each test (see `peers`); under CI a missing peer fails the test.
 
+mod browser;
 mod delivery;
 mod harness;
 mod peers;

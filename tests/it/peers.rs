@@ -235,7 +235,7 @@ fn parse_http_response(buf: &[u8], at_eof: bool) -> Option<(u16, String)> {
 }
 
 /// First executable among `preferred`, then `$PATH/<name>`, then the sbin directories (often not on a user's PATH).
-fn find_program(name: &str, preferred: &[&str]) -> Option<PathBuf> {
+pub fn find_program(name: &str, preferred: &[&str]) -> Option<PathBuf> {
     let mut candidates: Vec<PathBuf> = preferred.iter().map(PathBuf::from).collect();
     if let Some(path) = std::env::var_os("PATH") {
         candidates.extend(std::env::split_paths(&path).map(|d| d.join(name)));
@@ -342,7 +342,10 @@ impl Drop for Proc {
 }
 
 /// Runs `cmd` to completion with its stdout/stderr captured, killing it after `timeout`.
-fn run_bounded(cmd: &mut Command, timeout: Duration) -> io::Result<(ExitStatus, String, String)> {
+pub fn run_bounded(
+    cmd: &mut Command,
+    timeout: Duration,
+) -> io::Result<(ExitStatus, String, String)> {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

@@ -1,0 +1,544 @@
+//! The preview page: `GET /` lists every ritual × locale its template folder has, with the
+//! subject, the email (in a sandboxed `srcdoc` iframe, so its styles and links cannot touch the
+//! page) and the SMS with its encoding and segment count, for one sample customer and date.
+//!
+//! Nothing is cached: each request loads the rituals and templates from disk
+//! ([`Definitions::load`]), so a reload shows the files as they are now. When they do not load,
+//! the page lists the diagnostics (file:line: message, hint) instead, still with HTTP 200: it is
+//! the marketer's answer, not a server failure. `GET /version` is a digest of every file under
+//! the rituals and templates folders; the page polls it every second and reloads itself when it
+//! changes. The configuration itself is read once, at start.
+
+use std::fmt::Write as _;
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::{Html, IntoResponse};
+use axum::routing::get;
+use jiff::civil::Date;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::app::{Composed, Definitions, compose, sample_customers};
+use crate::config::{Config, Diagnostics, Severity};
+use crate::domain::{Channel, Locale};
+use crate::plan::{CustomerFacts, Occasion, occasion_on};
+use crate::render::RenderError;
+use crate::ritual::Ritual;
+
+/// The date the page shows when none is chosen: the samples' birthday.
+const DEFAULT_DATE: Date = jiff::civil::date(2027, 3, 1);
+
+/// Key for Message-IDs and unsubscribe tokens when the config has no secret. Preview links are
+/// never sent, so they need not verify against the store's instance key.
+const PREVIEW_KEY: &[u8] = b"ritualist-preview";
+
+/// Serves the preview page on `listener` until `shutdown` completes.
+pub async fn serve_preview(
+    cfg: Config,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(Arc::new(cfg)))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+fn router(cfg: Arc<Config>) -> Router {
+    Router::new()
+        .route("/", get(page))
+        .route("/version", get(version))
+        .route("/healthz", get(|| async { "ok" }))
+        .with_state(cfg)
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct PageQuery {
+    /// External id of one of the sample customers.
+    customer: Option<String>,
+    /// YYYY-MM-DD.
+    date: Option<String>,
+}
+
+const NO_STORE: [(header::HeaderName, &str); 1] = [(header::CACHE_CONTROL, "no-store")];
+
+async fn page(State(cfg): State<Arc<Config>>, Query(q): Query<PageQuery>) -> impl IntoResponse {
+    // Loading and rendering read files: keep them off the async workers.
+    let html = tokio::task::spawn_blocking(move || render_page(&cfg, &q))
+        .await
+        .unwrap_or_else(|e| {
+            shell(
+                "error",
+                "",
+                &format!("<p class=\"error\">{}</p>", esc(&e.to_string())),
+            )
+        });
+    (NO_STORE, Html(html))
+}
+
+async fn version(State(cfg): State<Arc<Config>>) -> impl IntoResponse {
+    let v = tokio::task::spawn_blocking(move || files_version(&cfg))
+        .await
+        .unwrap_or_default();
+    (NO_STORE, v)
+}
+
+/// A digest of the names and contents of every file under the rituals and templates folders.
+/// Contents rather than mtimes: an edit within the file system's timestamp granularity still
+/// counts. The folders are small text files, so hashing them once a second is cheap.
+fn files_version(cfg: &Config) -> String {
+    let mut files = Vec::new();
+    for dir in [&cfg.rituals_dir, &cfg.templates_dir] {
+        collect_files(dir, 0, &mut files);
+    }
+    files.sort();
+    let mut h = Sha256::new();
+    for (path, content) in files {
+        h.update(path.as_bytes());
+        h.update([0]);
+        h.update((content.len() as u64).to_le_bytes());
+        h.update(&content);
+    }
+    let mut v = hex::encode(h.finalize());
+    v.truncate(16);
+    v
+}
+
+fn collect_files(dir: &Path, depth: usize, out: &mut Vec<(String, Vec<u8>)>) {
+    // Bounded depth: a symlink loop must not hang the page.
+    if depth > 8 {
+        return;
+    }
+    let entries = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) => {
+            // A folder appearing or vanishing changes the version too.
+            out.push((dir.display().to_string(), e.to_string().into_bytes()));
+            return;
+        }
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            collect_files(&p, depth + 1, out);
+        } else {
+            let content = std::fs::read(&p).unwrap_or_else(|e| e.to_string().into_bytes());
+            out.push((p.display().to_string(), content));
+        }
+    }
+}
+
+/// Escapes text for HTML content and for double- or single-quoted attribute values.
+fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + s.len() / 8);
+    for ch in s.chars() {
+        match ch {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn render_page(cfg: &Config, q: &PageQuery) -> String {
+    // The version first: a file edited while this page renders then still triggers a reload.
+    let version = files_version(cfg);
+    let samples = sample_customers(cfg);
+    let mut notices = Vec::new();
+    let customer = match q.customer.as_deref().filter(|s| !s.is_empty()) {
+        None => &samples[0],
+        Some(id) => samples
+            .iter()
+            .find(|c| c.external_id == id)
+            .unwrap_or_else(|| {
+                notices.push(format!(
+                    "there is no sample customer `{id}`; showing `{}`",
+                    samples[0].external_id
+                ));
+                &samples[0]
+            }),
+    };
+    let date = match q.date.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        None => DEFAULT_DATE,
+        Some(s) => s.parse::<Date>().unwrap_or_else(|_| {
+            notices.push(format!(
+                "`{s}` is not a date (YYYY-MM-DD); showing {DEFAULT_DATE}"
+            ));
+            DEFAULT_DATE
+        }),
+    };
+
+    let mut body = String::new();
+    for n in &notices {
+        let _ = write!(body, "<p class=\"notice\">{}</p>", esc(n));
+    }
+    match Definitions::load(cfg) {
+        Ok(defs) => body.push_str(&messages(cfg, &defs, customer, date)),
+        Err(diags) => body.push_str(&diagnostics(&diags)),
+    }
+    body.push_str(&reload_script(&version));
+    shell(
+        &format!("{} · {date}", customer.external_id),
+        &form(&samples, customer, date),
+        &body,
+    )
+}
+
+fn form(samples: &[CustomerFacts], chosen: &CustomerFacts, date: Date) -> String {
+    let mut options = String::new();
+    for c in samples {
+        let name = match (&c.first_name, &c.last_name) {
+            (None, None) => "no name".to_string(),
+            (f, l) => [f.as_deref(), l.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" "),
+        };
+        let birthday = c
+            .birthday
+            .map(|b| b.to_string())
+            .unwrap_or_else(|| "no birthday".into());
+        let _ = write!(
+            options,
+            "<option value=\"{id}\"{sel}>{id} ({name}, {birthday})</option>",
+            id = esc(&c.external_id),
+            sel = if c.external_id == chosen.external_id {
+                " selected"
+            } else {
+                ""
+            },
+            name = esc(&name),
+            birthday = esc(&birthday),
+        );
+    }
+    format!(
+        "<form method=\"get\" action=\"/\">\
+         <label>Sample customer <select name=\"customer\">{options}</select></label> \
+         <label>Date <input type=\"date\" name=\"date\" value=\"{date}\" required></label> \
+         <button type=\"submit\">Show</button>\
+         <span class=\"live\">reloads when a ritual or template file changes</span>\
+         </form>"
+    )
+}
+
+fn messages(cfg: &Config, defs: &Definitions, customer: &CustomerFacts, date: Date) -> String {
+    let mut out = String::new();
+    if defs.rituals.is_empty() {
+        let _ = write!(
+            out,
+            "<p class=\"notice\">No rituals in {}.</p>",
+            esc(&cfg.rituals_dir.display().to_string())
+        );
+    }
+    let key = cfg
+        .secret
+        .as_ref()
+        .map(|s| s.expose().as_bytes())
+        .unwrap_or(PREVIEW_KEY);
+    for ritual in &defs.rituals {
+        let _ = write!(
+            out,
+            "<section class=\"ritual\" id=\"ritual-{name}\"><h2>{name}</h2>",
+            name = esc(&ritual.name)
+        );
+        if let Some(d) = &ritual.description {
+            let _ = write!(out, "<p class=\"description\">{}</p>", esc(d));
+        }
+        let occasion = occasion_on(ritual, customer, date).unwrap_or_else(|| {
+            let _ = write!(
+                out,
+                "<p class=\"notice\">`{}` would not fire for {} on {date}; shown as if it did.</p>",
+                esc(&ritual.name),
+                esc(&customer.external_id)
+            );
+            Occasion {
+                date,
+                year: date.year(),
+                years: customer.birthday.and_then(|b| b.years_at(date.year())),
+            }
+        });
+        let now = date
+            .to_datetime(ritual.send_time)
+            .to_zoned(customer.zone.clone())
+            .map(|z| z.timestamp().as_second())
+            .unwrap_or(0);
+        let locales = defs.templates.locales(&ritual.template);
+        if locales.is_empty() {
+            let _ = write!(
+                out,
+                "<p class=\"notice\">templates/{}/ has no locale folders.</p>",
+                esc(&ritual.template)
+            );
+        }
+        for locale in locales {
+            let _ = write!(
+                out,
+                "<div class=\"locale\" lang=\"{l}\"><h3>{l}</h3><div class=\"pair\">",
+                l = esc(&locale)
+            );
+            let Ok(parsed) = Locale::parse(&locale) else {
+                let _ = write!(
+                    out,
+                    "<p class=\"error\">`{}` is not a locale name.</p></div></div>",
+                    esc(&locale)
+                );
+                continue;
+            };
+            let c = CustomerFacts {
+                locale: parsed,
+                ..customer.clone()
+            };
+            let render = |channel| {
+                compose(
+                    cfg,
+                    &defs.templates,
+                    key,
+                    ritual,
+                    &c,
+                    &occasion,
+                    &occasion.year.to_string(),
+                    channel,
+                    now,
+                )
+            };
+            out.push_str(&email_card(ritual, &locale, Channel::Email, &render));
+            out.push_str(&sms_card(ritual, &locale, Channel::Sms, &render));
+            out.push_str("</div></div>");
+        }
+        out.push_str("</section>");
+    }
+    out
+}
+
+type Render<'a> = dyn Fn(Channel) -> Result<Composed, RenderError> + 'a;
+
+/// "from en" when the locale had no template of its own for this part.
+fn fallback_note(wanted: &str, m: &Composed) -> String {
+    if m.locale == wanted {
+        String::new()
+    } else {
+        format!(
+            " <span class=\"fallback\">(no {} template: falls back to {})</span>",
+            esc(wanted),
+            esc(&m.locale)
+        )
+    }
+}
+
+fn email_card(ritual: &Ritual, locale: &str, channel: Channel, render: &Render) -> String {
+    let mut out = String::from("<div class=\"card email\"><h4>Email</h4>");
+    if !ritual.channels.contains(&channel) {
+        out.push_str("<p class=\"muted\">this ritual sends no email</p></div>");
+        return out;
+    }
+    match render(channel) {
+        Ok(m) => {
+            let _ = write!(
+                out,
+                "<p class=\"subject\"><span class=\"label\">Subject</span> {}{}</p>\
+                 <iframe sandbox srcdoc=\"{}\" title=\"{} email, {}\"></iframe>\
+                 <details><summary>plain text</summary><pre>{}</pre></details>",
+                esc(m.subject.as_deref().unwrap_or("")),
+                fallback_note(locale, &m),
+                esc(m.html.as_deref().unwrap_or("")),
+                esc(&ritual.name),
+                esc(locale),
+                esc(m.text.as_deref().unwrap_or("")),
+            );
+        }
+        Err(e) => {
+            let _ = write!(out, "<p class=\"error\">{}</p>", esc(&e.to_string()));
+        }
+    }
+    out.push_str("</div>");
+    out
+}
+
+fn sms_card(ritual: &Ritual, locale: &str, channel: Channel, render: &Render) -> String {
+    let mut out = String::from("<div class=\"card sms\"><h4>SMS</h4>");
+    if !ritual.channels.contains(&channel) {
+        out.push_str("<p class=\"muted\">this ritual sends no SMS</p></div>");
+        return out;
+    }
+    match render(channel) {
+        Ok(m) => {
+            let _ = write!(out, "<pre class=\"bubble\">{}</pre>", esc(&m.payload));
+            if let Some(len) = m.sms {
+                let _ = write!(
+                    out,
+                    "<p class=\"meta{warn}\">{enc} · {n} segment{s} · {units} units{note}</p>",
+                    warn = if len.segments > 1 { " warn" } else { "" },
+                    enc = len.encoding.as_str(),
+                    n = len.segments,
+                    s = if len.segments == 1 { "" } else { "s" },
+                    units = len.units,
+                    note = fallback_note(locale, &m),
+                );
+            }
+        }
+        Err(e) => {
+            let _ = write!(out, "<p class=\"error\">{}</p>", esc(&e.to_string()));
+        }
+    }
+    out.push_str("</div>");
+    out
+}
+
+fn diagnostics(diags: &Diagnostics) -> String {
+    let errors = diags.errors().count();
+    let mut out = format!(
+        "<section class=\"problems\"><h2>The rituals and templates do not load: {errors} error{s}</h2>\
+         <p>Fix the files below; this page reloads by itself when you save.</p><ul>",
+        s = if errors == 1 { "" } else { "s" }
+    );
+    for d in &diags.0 {
+        let (class, sev) = match d.severity {
+            Severity::Error => ("error", "error"),
+            Severity::Warning => ("warning", "warning"),
+        };
+        let place = if d.line > 0 {
+            format!("{}:{}:{}", d.file.display(), d.line, d.column)
+        } else {
+            d.file.display().to_string()
+        };
+        let _ = write!(
+            out,
+            "<li class=\"{class}\"><code>{}</code>: {sev}: {}",
+            esc(&place),
+            esc(&d.message)
+        );
+        if let Some(h) = &d.hint {
+            let _ = write!(out, "<div class=\"hint\">hint: {}</div>", esc(h));
+        }
+        out.push_str("</li>");
+    }
+    out.push_str("</ul></section>");
+    out
+}
+
+/// Polls `/version` every second; reloads (keeping the query) when the files changed.
+fn reload_script(version: &str) -> String {
+    format!(
+        "<script>(function(){{var v=\"{}\";setInterval(function(){{\
+         fetch(\"/version\",{{cache:\"no-store\"}}).then(function(r){{return r.ok?r.text():v}})\
+         .then(function(t){{if(t!==v){{location.reload()}}}}).catch(function(){{}})}},1000)}})();</script>",
+        esc(version)
+    )
+}
+
+const STYLE: &str = "\
+body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:0;background:#f4f4f6;color:#222}\
+header{background:#2d2a32;color:#fff;padding:10px 20px}header h1{font-size:18px;margin:0 0 8px}\
+form{display:flex;gap:12px;align-items:center;flex-wrap:wrap}form .live{color:#bbb;font-size:12px}\
+main{padding:8px 20px 40px}.ritual{margin-top:16px}.ritual>h2{margin:8px 0 0}\
+.description{color:#555;margin:2px 0 8px}.locale{background:#fff;border:1px solid #ddd;border-radius:6px;margin:12px 0;padding:8px 12px}\
+.locale h3{margin:0 0 6px;text-transform:uppercase;font-size:14px;color:#666}\
+.pair{display:grid;grid-template-columns:minmax(0,2fr) minmax(0,1fr);gap:16px}\
+.card h4{margin:0 0 6px;font-size:13px;color:#888;text-transform:uppercase}\
+.subject{margin:0 0 6px;font-weight:600}.label{font-weight:normal;color:#888;margin-right:6px}\
+iframe{width:100%;height:460px;border:1px solid #ccc;border-radius:4px;background:#fff}\
+.bubble{white-space:pre-wrap;background:#e7f0ff;border-radius:12px;padding:10px 12px;margin:0;font:inherit}\
+.meta{color:#666;font-size:13px}.meta.warn{color:#a15c00}.fallback{color:#a15c00;font-weight:normal;font-size:13px}\
+.muted{color:#999}.notice{background:#fff8e0;border:1px solid #f0d98a;padding:6px 10px;border-radius:4px}\
+.error{color:#a00}.warning{color:#a15c00}.hint{color:#555;margin-left:1em}\
+.problems{background:#fff;border:1px solid #e0a0a0;border-radius:6px;padding:8px 16px;margin-top:16px}\
+.problems li{margin:8px 0}details pre{white-space:pre-wrap}";
+
+fn shell(title: &str, header: &str, main: &str) -> String {
+    format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\">\
+         <title>ritualist preview · {}</title><link rel=\"icon\" href=\"data:,\"><style>{STYLE}</style></head>\
+         <body><header><h1>ritualist preview</h1>{header}</header><main>{main}</main></body></html>",
+        esc(title),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repo_config() -> Config {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/ritualist.yaml");
+        Config::load(&path).unwrap_or_else(|d| panic!("{d}"))
+    }
+
+    #[test]
+    fn escapes_everything_that_could_end_an_attribute_or_open_a_tag() {
+        assert_eq!(
+            esc(r#"<a href="x?a=1&b='2'">"#),
+            "&lt;a href=&quot;x?a=1&amp;b=&#39;2&#39;&quot;&gt;"
+        );
+        // An entity already in the email must survive the attribute round trip.
+        assert_eq!(esc("&amp;"), "&amp;amp;");
+    }
+
+    #[test]
+    fn page_shows_every_locale_with_email_and_sms() {
+        let html = render_page(&repo_config(), &PageQuery::default());
+        for l in ["en", "ro", "ru"] {
+            assert!(html.contains(&format!("<h3>{l}</h3>")), "{l} missing");
+        }
+        assert!(html.contains("С днём рождения, Ana!"), "{html}");
+        assert!(html.contains("<iframe sandbox srcdoc=\"&lt;!doctype html&gt;"));
+        // The email's own quotes are escaped inside the attribute: no raw `"` ends it early.
+        assert!(html.contains("style=&quot;"));
+        assert!(html.contains("ucs-2 · "), "the Russian SMS is UCS-2");
+        assert!(html.contains("value=\"2027-03-01\""));
+        assert!(html.contains(&files_version(&repo_config())));
+    }
+
+    #[test]
+    fn page_falls_back_and_explains_bad_input() {
+        let q = PageQuery {
+            customer: Some("nobody".into()),
+            date: Some("2027-13-40".into()),
+        };
+        let html = render_page(&repo_config(), &q);
+        assert!(html.contains("there is no sample customer `nobody`"));
+        assert!(html.contains("`2027-13-40` is not a date"));
+        let q = PageQuery {
+            customer: Some("sample-minimal".into()),
+            date: Some("2027-06-01".into()),
+        };
+        let html = render_page(&repo_config(), &q);
+        assert!(html.contains("would not fire for sample-minimal on 2027-06-01"));
+        assert!(
+            html.contains("Дорогой друг"),
+            "the minimal sample has no name"
+        );
+    }
+
+    #[tokio::test]
+    async fn serves_health_and_stops_on_shutdown() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve_preview(repo_config(), listener, async {
+            let _ = stopped.await;
+        }));
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).await.unwrap();
+        assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+        assert!(resp.ends_with("ok"), "{resp}");
+        stop.send(()).unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(10), server)
+            .await
+            .expect("the server stops after shutdown")
+            .unwrap()
+            .unwrap();
+    }
+}

@@ -1,0 +1,228 @@
+//! `ritualist preview --serve` as a marketer uses it: the real binary on a copy of the
+//! repository's config, templates and samples, the page loaded by headless Chromium (Debian's
+//! package `chromium`), then a template edited and the page loaded again.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::harness::{REPO, copy_dir};
+use crate::peers::{ScratchDir, find_program, free_port, http_get, missing_peer, run_bounded};
+
+/// A temp project folder: config/, templates/ and samples/ copied from the repository.
+fn project() -> ScratchDir {
+    let d = ScratchDir::new("ritualist-serve");
+    for sub in ["config", "templates", "samples"] {
+        copy_dir(&Path::new(REPO).join(sub), &d.path().join(sub));
+    }
+    d
+}
+
+/// `ritualist preview --serve --port P` running in a project folder; killed and reaped on drop
+/// (also when a test panics).
+struct Server {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// Starts the server and waits (bounded) until it answers `/healthz`. Retries with a new
+    /// port when another process took the free port first.
+    fn start(dir: &Path) -> Server {
+        let mut last_log = String::new();
+        for _ in 0..3 {
+            let port = free_port();
+            let log = dir.join(format!("serve-{port}.log"));
+            let child = Command::new(env!("CARGO_BIN_EXE_ritualist"))
+                .args(["preview", "--serve", "--port", &port.to_string()])
+                .current_dir(dir)
+                .env_remove("RITUALIST_CONFIG")
+                .env_remove("RITUALIST_DATABASE_URL")
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(std::fs::File::create(&log).unwrap())
+                .spawn()
+                .expect("spawn ritualist preview --serve");
+            let mut server = Server { child, port, log };
+            // The URL goes to stdout first thing; read it on a thread so the wait is bounded.
+            let stdout = server.child.stdout.take().unwrap();
+            let (tx, rx) = mpsc::channel();
+            thread::spawn(move || {
+                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    let _ = tx.send(line);
+                }
+            });
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let mut announced = None;
+            loop {
+                if announced.is_none()
+                    && let Ok(line) = rx.recv_timeout(Duration::from_millis(50))
+                {
+                    announced = Some(line);
+                }
+                if let Some(line) = &announced
+                    && let Ok((200, body)) =
+                        http_get(&server.url("/healthz"), Duration::from_secs(2))
+                {
+                    assert_eq!(body, "ok");
+                    assert!(
+                        line.contains(&format!("http://127.0.0.1:{port}/")),
+                        "stdout should announce the URL: {line:?}"
+                    );
+                    return server;
+                }
+                if let Ok(Some(status)) = server.child.try_wait() {
+                    last_log = server.log();
+                    assert!(
+                        last_log.contains("cannot listen"),
+                        "preview --serve exited with {status}:\n{last_log}"
+                    );
+                    break; // port taken: try another
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "preview --serve did not answer /healthz within 30 s:\n{}",
+                    server.log()
+                );
+                thread::sleep(Duration::from_millis(50));
+            }
+        }
+        panic!("preview --serve could not bind a free port in 3 tries:\n{last_log}");
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn get(&self, path: &str) -> (u16, String) {
+        http_get(&self.url(path), Duration::from_secs(20))
+            .unwrap_or_else(|e| panic!("GET {path}: {e}\n{}", self.log()))
+    }
+}
+
+/// Debian's Chromium, or `None` after [`missing_peer`] (a failure under CI).
+fn chromium() -> Option<PathBuf> {
+    let found = find_program("chromium", &["/usr/bin/chromium"]);
+    if found.is_none() {
+        missing_peer(
+            "chromium (Debian package chromium)",
+            "no /usr/bin/chromium for the preview page's browser test",
+        );
+    }
+    found
+}
+
+/// The DOM of `url` after load, as headless Chromium serialises it.
+fn dump_dom(chromium: &Path, profile: &Path, url: &str) -> String {
+    let (status, out, err) = run_bounded(
+        Command::new(chromium).args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            &format!("--user-data-dir={}", profile.display()),
+            "--dump-dom",
+            url,
+        ]),
+        Duration::from_secs(120),
+    )
+    .unwrap_or_else(|e| panic!("chromium --dump-dom {url}: {e}"));
+    assert!(status.success(), "chromium exited with {status}:\n{err}");
+    assert!(
+        out.contains("</html>"),
+        "chromium printed no DOM for {url}:\n{out}\n{err}"
+    );
+    out
+}
+
+#[test]
+fn chromium_shows_every_locale_and_the_edited_template_after_a_reload() {
+    let Some(chromium) = chromium() else {
+        return;
+    };
+    let project = project();
+    let server = Server::start(project.path());
+    let profile = project.path().join("chromium-profile");
+    let page = server.url("/");
+
+    let dom = dump_dom(&chromium, &profile, &page);
+    // The Russian email's subject, the email itself in an isolated frame, and the SMS with its
+    // encoding and segment count.
+    assert!(
+        dom.contains("С днём рождения, Ana! Подарок от Floare &amp; Co"),
+        "{dom}"
+    );
+    assert!(dom.contains("<iframe sandbox=\"\" srcdoc=\""), "{dom}");
+    assert!(dom.contains("Happy birthday, Ana!"), "{dom}");
+    assert!(
+        dom.contains("Ana, с днём рождения! Floare &amp; Co: скидка 20%"),
+        "{dom}"
+    );
+    assert!(dom.contains("ucs-2 · 1 segment"), "{dom}");
+    assert!(dom.contains("gsm-7 · 1 segment"), "{dom}");
+    assert!(!dom.contains("EDITED-12345"));
+
+    // A marketer saves a template: /version changes (the open page polls it and reloads itself)
+    // and the next load renders the file as it is now.
+    let (_, before) = server.get("/version");
+    let subject = project.path().join("templates/birthday/en/subject.hbs");
+    let text = std::fs::read_to_string(&subject).unwrap();
+    std::fs::write(&subject, format!("EDITED-12345 {text}")).unwrap();
+    let (_, after) = server.get("/version");
+    assert_ne!(before, after, "an edited template must change /version");
+
+    let dom = dump_dom(&chromium, &profile, &page);
+    assert!(dom.contains("EDITED-12345 Happy birthday, Ana!"), "{dom}");
+    assert!(dom.contains(&format!("var v=\"{after}\"")), "{dom}");
+}
+
+#[test]
+fn a_broken_template_shows_its_diagnostics_then_the_fix_shows_the_messages() {
+    let project = project();
+    let server = Server::start(project.path());
+    let sms = project.path().join("templates/birthday/ro/sms.hbs");
+    let good = std::fs::read_to_string(&sms).unwrap();
+    std::fs::write(&sms, "La mulți ani, {{customer.frist_name}}!\n").unwrap();
+
+    let (status, body) = server.get("/");
+    assert_eq!(
+        status, 200,
+        "diagnostics are the page's answer, not a failure"
+    );
+    assert!(body.contains("do not load: 1 error"), "{body}");
+    assert!(body.contains("birthday/ro/sms.hbs:1:"), "{body}");
+    assert!(body.contains("frist_name"), "{body}");
+    assert!(
+        !body.contains("<iframe"),
+        "no messages while the definitions are broken"
+    );
+
+    std::fs::write(&sms, good).unwrap();
+    let (status, body) = server.get("/?customer=sample-minimal&date=2027-03-01");
+    assert_eq!(status, 200);
+    assert!(!body.contains("do not load"), "{body}");
+    assert!(body.contains("<iframe sandbox srcdoc="), "{body}");
+    assert!(
+        body.contains("<option value=\"sample-minimal\" selected>"),
+        "{body}"
+    );
+    assert_eq!(server.get("/healthz"), (200, "ok".to_string()));
+}
