@@ -4,6 +4,7 @@
 //! The map (arrows point inward):
 //! - [`domain`]: value types (email, E.164 phone, locale, yearly dates, occurrence keys);
 //! - [`config`], [`ritual`]: YAML → validated settings and rituals, with file:line diagnostics;
+//! - [`calendar`]: holiday calendars (YAML) and their pure date rules (nth weekday, Easter ± N);
 //! - [`plan`]: the one pure decision function (`now` is an argument);
 //! - [`render`]: Handlebars (the only home of `handlebars`), template lint, SMS segments;
 //! - [`store`]: sea-orm (the only home of `sea_orm`): customers, orders, consent, the ledger;
@@ -13,6 +14,7 @@
 //! - [`http`]: axum (the only home of `axum`): the local preview page for marketers.
 
 pub mod app;
+pub mod calendar;
 pub mod channel;
 pub mod cli;
 pub mod clock;
