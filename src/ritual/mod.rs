@@ -63,6 +63,8 @@ pub struct Ritual {
     pub template_line: u64,
 }
 
+pub mod schedule;
+
 mod spec {
     use super::*;
 
