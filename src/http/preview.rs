@@ -404,6 +404,7 @@ fn diagnostics(diags: &Diagnostics) -> String {
         let (class, sev) = match d.severity {
             Severity::Error => ("error", "error"),
             Severity::Warning => ("warning", "warning"),
+            Severity::Note => ("note", "note"),
         };
         let place = if d.line > 0 {
             format!("{}:{}:{}", d.file.display(), d.line, d.column)
