@@ -219,7 +219,8 @@ pub fn compose_with(
     let locale: &Locale = &c.locale;
     match channel {
         Channel::Email => {
-            let mut r = templates.render_email(&ritual.template, locale, &ctx)?;
+            let to_name = ctx["customer"]["full_name"].as_str().map(String::from);
+            let mut r = templates.render_email_owned(&ritual.template, locale, ctx)?;
             if let Some(prefix) = subject_prefix {
                 r.subject = format!("{prefix}{}", r.subject);
             }
@@ -231,7 +232,6 @@ pub fn compose_with(
                 .unwrap_or("localhost");
             let mid = message_id(key, &occ, channel, from_domain);
             let to = c.email.as_ref().map(|e| e.to_string()).unwrap_or_default();
-            let to_name = ctx["customer"]["full_name"].as_str().map(String::from);
             let payload = build_email(&EmailParts {
                 from_email: &cfg.shop.from_email,
                 from_name: Some(cfg.shop.from_name.as_deref().unwrap_or(&cfg.shop.name)),

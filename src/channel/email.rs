@@ -43,22 +43,37 @@ pub struct EmailParts<'a> {
 
 /// Bare LF → CRLF, bare CR dropped. Applied to every message before it reaches lettre
 /// (RUSTSEC-2026-0561: lettre 0.11.23 does not dot-stuff "\n." so a body could end DATA early).
+fn is_crlf_clean(s: &str) -> bool {
+    let b = s.as_bytes();
+    memchr::memchr2_iter(b'\r', b'\n', b).all(|i| match b[i] {
+        b'\n' => i > 0 && b[i - 1] == b'\r',
+        _ => b.get(i + 1) == Some(&b'\n'),
+    })
+}
+
 pub fn normalize_crlf(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + s.len() / 32);
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\r' => {
-                if chars.peek() == Some(&'\n') {
-                    chars.next();
-                    out.push_str("\r\n");
-                }
-            }
-            '\n' => out.push_str("\r\n"),
-            _ => out.push(c),
-        }
+    let b = s.as_bytes();
+    // Fast path: already CRLF everywhere (the usual case for a built message).
+    if is_crlf_clean(s) {
+        return s.to_string();
     }
-    out
+    let mut out = Vec::with_capacity(b.len() + b.len() / 32);
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'\r' if b.get(i + 1) == Some(&b'\n') => {
+                out.extend_from_slice(b"\r\n");
+                i += 2;
+                continue;
+            }
+            b'\r' => {}
+            b'\n' => out.extend_from_slice(b"\r\n"),
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    // Only ASCII CR/LF bytes were added or removed, so the UTF-8 stays valid.
+    String::from_utf8(out).expect("CR/LF edits keep UTF-8 valid")
 }
 
 /// Builds the RFC 5322 message: multipart/alternative (text, then HTML), a deterministic
@@ -95,7 +110,15 @@ pub fn build_email(p: &EmailParts<'_>) -> Result<String, SendError> {
         }
     }
     let bytes = msg.formatted();
-    Ok(normalize_crlf(&String::from_utf8_lossy(&bytes)))
+    let text = match String::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    };
+    Ok(if is_crlf_clean(&text) {
+        text
+    } else {
+        normalize_crlf(&text)
+    })
 }
 
 /// A TLS stream over a TCP stream we opened (with TCP_NODELAY), for implicit TLS.

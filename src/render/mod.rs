@@ -352,7 +352,9 @@ impl Templates {
         out
     }
 
-    fn render_part(
+    /// Renders one part with the plain `Handlebars::render` API (the context is converted on
+    /// every call): the baseline of the render benchmark.
+    pub fn render_raw(
         &self,
         folder: &str,
         locale: &str,
@@ -374,11 +376,50 @@ impl Templates {
             })
     }
 
+    fn context(ctx: &Value) -> Result<handlebars::Context, RenderError> {
+        handlebars::Context::wraps(ctx).map_err(|e| RenderError::Render {
+            file: PathBuf::new(),
+            message: e.to_string(),
+        })
+    }
+
+    fn render_part(
+        &self,
+        folder: &str,
+        locale: &str,
+        part: Part,
+        ctx: &handlebars::Context,
+    ) -> Result<String, RenderError> {
+        let reg = if part == Part::Html {
+            &self.html
+        } else {
+            &self.plain
+        };
+        reg.render_with_context(&template_name(folder, locale, part), ctx)
+            .map_err(|e| RenderError::Render {
+                file: self
+                    .file(folder, locale, part)
+                    .map(Path::to_path_buf)
+                    .unwrap_or_default(),
+                message: e.to_string(),
+            })
+    }
+
     pub fn render_email(
         &self,
         folder: &str,
         wanted: &Locale,
         ctx: &Value,
+    ) -> Result<RenderedEmail, RenderError> {
+        self.render_email_owned(folder, wanted, ctx.clone())
+    }
+
+    /// [`Templates::render_email`] taking the context by value (no copy of the JSON).
+    pub fn render_email_owned(
+        &self,
+        folder: &str,
+        wanted: &Locale,
+        ctx: Value,
     ) -> Result<RenderedEmail, RenderError> {
         let missing = |part: &'static str| RenderError::Missing {
             folder: folder.to_string(),
@@ -394,6 +435,8 @@ impl Templates {
             self.resolve_locale(folder, wanted, Part::Subject)
                 .ok_or_else(|| missing("subject.hbs"))?
         };
+        // One context for the three parts, built from the JSON without copying it.
+        let ctx = &handlebars::Context::from(ctx);
         let subject = self.render_part(folder, &subject_locale, Part::Subject, ctx)?;
         let subject = subject.split_whitespace().collect::<Vec<_>>().join(" ");
         let html = self.render_part(folder, &locale, Part::Html, ctx)?;
@@ -423,7 +466,7 @@ impl Templates {
                 part: "sms.hbs",
                 locale: wanted.to_string(),
             })?;
-        let text = self.render_part(folder, &locale, Part::Sms, ctx)?;
+        let text = self.render_part(folder, &locale, Part::Sms, &Self::context(ctx)?)?;
         let text = text.trim().to_string();
         let length = sms_length(&text);
         Ok(RenderedSms {
