@@ -117,6 +117,19 @@ pub enum Command {
     },
     /// Ledger rows per status.
     Status,
+    /// List a country calendar's holidays for a year (check floating dates before a campaign).
+    Calendar {
+        /// Calendar id: ro, ru, en-US, en-GB (a file in config/calendars/).
+        id: String,
+        /// The year (default: this year).
+        #[arg(long)]
+        year: Option<i16>,
+        /// Holiday names in this language (default: en).
+        #[arg(long, default_value = "en")]
+        locale: String,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -440,6 +453,48 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, AppError> {
                     "opted out of"
                 }
             ));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Calendar {
+            id,
+            year,
+            locale,
+            format,
+        } => {
+            let cfg = Config::load(&cli.config)?;
+            let calendars = crate::calendar::load_calendars(&cfg.calendars_dir)?;
+            let cal = crate::calendar::find_calendar(&calendars, &id).map_err(|e| {
+                AppError::Other(format!("unknown calendar `{}`; {}", e.id, e.hint()))
+            })?;
+            let year = year
+                .unwrap_or_else(|| crate::clock::now().to_zoned(jiff::tz::TimeZone::UTC).year());
+            let dates = cal.dates_in(year);
+            match format {
+                Format::Json => {
+                    let rows: Vec<serde_json::Value> = dates
+                        .iter()
+                        .map(|(d, h)| {
+                            serde_json::json!({
+                                "date": d.to_string(),
+                                "weekday": format!("{:?}", d.weekday()).to_lowercase(),
+                                "holiday": h.id,
+                                "name": h.name(&locale),
+                            })
+                        })
+                        .collect();
+                    out(&serde_json::to_string_pretty(&rows).unwrap_or_default());
+                }
+                Format::Table => {
+                    for (d, h) in &dates {
+                        out(&format!(
+                            "{d}  {:<9}  {:<24}  {}",
+                            format!("{:?}", d.weekday()).to_lowercase(),
+                            h.id,
+                            h.name(&locale)
+                        ));
+                    }
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Status => {

@@ -21,6 +21,8 @@ struct ConfigSpec {
     /// A CSV of customers imported on first use of an empty database (the demo data).
     sample_data: Option<String>,
     rituals: Option<String>,
+    /// Folder of holiday calendars (`<id>.yaml`).
+    calendars: Option<String>,
     templates: Option<String>,
     links: Option<LinksSpec>,
     delivery: Option<DeliverySpec>,
@@ -236,6 +238,7 @@ pub struct Config {
     pub shop: Shop,
     pub sample_data: Option<PathBuf>,
     pub rituals_dir: PathBuf,
+    pub calendars_dir: PathBuf,
     pub templates_dir: PathBuf,
     pub links: Links,
     pub delivery: DeliveryConfig,
@@ -460,6 +463,7 @@ impl Config {
             },
             sample_data: spec.sample_data.as_deref().map(rel),
             rituals_dir: rel(spec.rituals.as_deref().unwrap_or("rituals")),
+            calendars_dir: rel(spec.calendars.as_deref().unwrap_or("calendars")),
             templates_dir: rel(spec.templates.as_deref().unwrap_or("../templates")),
             links,
             delivery,

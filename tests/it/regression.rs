@@ -232,3 +232,37 @@ fn orders_import_reports_unknown_customers_and_bad_rows_by_line() {
         "re-import is an upsert: {out}"
     );
 }
+
+#[test]
+fn the_calendar_command_lists_floating_holidays_per_country() {
+    let d = checkout();
+    let (code, out, err) = ritualist(d.path(), &["calendar", "en-GB", "--year", "2026"]);
+    assert_eq!(code, 0, "{err}");
+    // Mothering Sunday is Western Easter − 21 days.
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("2026-03-15") && l.contains("mothers_day")),
+        "{out}"
+    );
+    let (code, out, _) = ritualist(
+        d.path(),
+        &[
+            "calendar", "ru", "--year", "2026", "--locale", "ru", "--format", "json",
+        ],
+    );
+    assert_eq!(code, 0);
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    let easter = rows
+        .iter()
+        .find(|r| r["holiday"] == "orthodox_easter")
+        .unwrap();
+    assert_eq!(easter["date"], "2026-04-12");
+    assert!(
+        rows.iter()
+            .any(|r| r["holiday"] == "mothers_day" && r["date"] == "2026-11-29"),
+        "{out}"
+    );
+    let (code, _, err) = ritualist(d.path(), &["calendar", "ro-X"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("did you mean `ro`?"), "{err}");
+}
