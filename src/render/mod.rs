@@ -361,19 +361,33 @@ impl Templates {
         part: Part,
         ctx: &Value,
     ) -> Result<String, RenderError> {
-        let reg = if part == Part::Html {
+        self.registry_for(part)
+            .render(&template_name(folder, locale, part), ctx)
+            .map_err(|e| self.part_error(folder, locale, part, e))
+    }
+
+    fn registry_for(&self, part: Part) -> &Handlebars<'static> {
+        if part == Part::Html {
             &self.html
         } else {
             &self.plain
-        };
-        reg.render(&template_name(folder, locale, part), ctx)
-            .map_err(|e| RenderError::Render {
-                file: self
-                    .file(folder, locale, part)
-                    .map(Path::to_path_buf)
-                    .unwrap_or_default(),
-                message: e.to_string(),
-            })
+        }
+    }
+
+    fn part_error(
+        &self,
+        folder: &str,
+        locale: &str,
+        part: Part,
+        e: handlebars::RenderError,
+    ) -> RenderError {
+        RenderError::Render {
+            file: self
+                .file(folder, locale, part)
+                .map(Path::to_path_buf)
+                .unwrap_or_default(),
+            message: e.to_string(),
+        }
     }
 
     fn context(ctx: &Value) -> Result<handlebars::Context, RenderError> {
@@ -390,19 +404,9 @@ impl Templates {
         part: Part,
         ctx: &handlebars::Context,
     ) -> Result<String, RenderError> {
-        let reg = if part == Part::Html {
-            &self.html
-        } else {
-            &self.plain
-        };
-        reg.render_with_context(&template_name(folder, locale, part), ctx)
-            .map_err(|e| RenderError::Render {
-                file: self
-                    .file(folder, locale, part)
-                    .map(Path::to_path_buf)
-                    .unwrap_or_default(),
-                message: e.to_string(),
-            })
+        self.registry_for(part)
+            .render_with_context(&template_name(folder, locale, part), ctx)
+            .map_err(|e| self.part_error(folder, locale, part, e))
     }
 
     pub fn render_email(
