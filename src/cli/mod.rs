@@ -343,24 +343,20 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, AppError> {
                 locale,
             };
             if let Some(to) = send_to {
-                let mut failed = false;
-                for t in app.test_send(&req, &to).await? {
-                    match t.reply {
-                        Ok(reply) => out(&format!(
+                let t = app.test_send(&req, &to).await?;
+                app.channels.close().await;
+                return Ok(match t.reply {
+                    Ok(reply) => {
+                        out(&format!(
                             "test {} sent to {}: {reply}",
                             t.channel, t.recipient
-                        )),
-                        Err(e) => {
-                            failed = true;
-                            eprintln!("test {} to {} failed: {e}", t.channel, t.recipient);
-                        }
+                        ));
+                        ExitCode::SUCCESS
                     }
-                }
-                app.channels.close().await;
-                return Ok(if failed {
-                    ExitCode::from(1)
-                } else {
-                    ExitCode::SUCCESS
+                    Err(e) => {
+                        eprintln!("test {} to {} failed: {e}", t.channel, t.recipient);
+                        ExitCode::from(1)
+                    }
                 });
             }
             let p = app.preview(&req).await?;

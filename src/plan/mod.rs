@@ -77,6 +77,13 @@ pub struct Occasion {
     pub years: Option<i16>,
 }
 
+impl Occasion {
+    /// The occurrence part of the ledger key: the year for yearly rituals.
+    pub fn occurrence(&self) -> String {
+        self.year.to_string()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Send {
@@ -157,7 +164,7 @@ pub fn decide(
     let decision = |outcome| Decision {
         ritual: ritual.name.clone(),
         customer_id: c.id,
-        occurrence: occasion.year.to_string(),
+        occurrence: occasion.occurrence(),
         occasion: occasion.clone(),
         outcome,
     };
