@@ -69,7 +69,7 @@ fn main() {
     let occasion = occasion_on(&ritual, &facts, date).expect("born on March 1");
     let ctx = message_context(
         &cfg,
-        &ritual,
+        &ritual.name,
         &facts,
         &occasion,
         "https://floare.example/unsubscribe?t=x",

@@ -48,7 +48,6 @@ impl App {
     pub async fn dispatch_batch(&self, now: Timestamp) -> Result<DispatchReport, super::AppError> {
         let now_s = now.as_second();
         let d = &self.cfg.delivery;
-        self.store.release_expired_leases(now_s).await?;
         let batch = self
             .store
             .claim_due(now_s, d.batch_size, d.lease_secs)
@@ -116,7 +115,9 @@ impl App {
     }
 
     /// Sends until nothing is due at `now` (rows waiting for a later retry stay waiting).
+    /// First returns rows whose worker died (expired lease) to the queue.
     pub async fn drain(&self, now: Timestamp) -> Result<DispatchReport, super::AppError> {
+        self.store.release_expired_leases(now.as_second()).await?;
         let mut total = DispatchReport::default();
         loop {
             let r = self.dispatch_batch(now).await?;

@@ -55,7 +55,7 @@ pub fn unsubscribe_link(
 /// The variables every template sees.
 pub fn message_context(
     cfg: &Config,
-    ritual: &Ritual,
+    ritual: &str,
     c: &CustomerFacts,
     occasion: &Occasion,
     unsubscribe: &str,
@@ -78,7 +78,7 @@ pub fn message_context(
             "attributes": c.attributes,
         },
         "occasion": {
-            "ritual": ritual.name,
+            "ritual": ritual,
             "date": occasion.date.to_string(),
             "day": occasion.date.day(),
             "month": occasion.date.month(),
@@ -140,24 +140,7 @@ pub fn vocabulary(cfg: &Config) -> BTreeSet<String> {
         year: 2027,
         years: Some(37),
     };
-    let ritual = crate::ritual::Ritual {
-        name: "sample".into(),
-        description: None,
-        trigger: crate::ritual::Trigger::Yearly {
-            date: crate::ritual::YearlyField::Birthday,
-            feb29: Default::default(),
-        },
-        send_time: jiff::civil::Time::midnight(),
-        channels: vec![],
-        deliver: crate::ritual::DeliverPolicy::Preferred,
-        template: "sample".into(),
-        category: "sample".into(),
-        priority: 0,
-        sms_max_segments: 2,
-        source: Default::default(),
-        template_line: 0,
-    };
-    let mut v = flatten_paths(&message_context(cfg, &ritual, c, &occasion, "https://x"));
+    let mut v = flatten_paths(&message_context(cfg, "sample", c, &occasion, "https://x"));
     // Free attributes are open-ended: allow any `customer.attributes.*` by listing the parent.
     v.retain(|p| !p.starts_with("customer.attributes."));
     v
@@ -210,7 +193,7 @@ pub fn compose_with(
     subject_prefix: Option<&str>,
 ) -> Result<Composed, RenderError> {
     let unsubscribe = unsubscribe_link(cfg, key, c.id, channel, &ritual.category);
-    let ctx = message_context(cfg, ritual, c, occasion, &unsubscribe);
+    let ctx = message_context(cfg, &ritual.name, c, occasion, &unsubscribe);
     let occ = OccurrenceKey {
         ritual: ritual.name.clone(),
         customer_id: c.id,

@@ -5,7 +5,7 @@
 //! column and a hint. A rule string's diagnostic points at the word at fault inside the string.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use jiff::civil::Date;
 use serde_saphyr::{Location, Spanned};
@@ -71,22 +71,11 @@ mod spec {
 /// Reads every `*.yaml`/`*.yml` in `dir`; the file stem is the calendar id. Every problem in
 /// every file is collected before returning.
 pub fn load_calendars(dir: &Path) -> Result<BTreeMap<String, Calendar>, Diagnostics> {
-    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
-        Ok(rd) => rd
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
-            .collect(),
-        Err(e) => {
-            return Err(Diagnostics(vec![
-                Diagnostic::error(dir, 0, 0, format!("cannot read the calendars folder: {e}"))
-                    .with_hint(
-                        "holiday calendars live in config/calendars/<id>.yaml \
-                         (ro.yaml, en-US.yaml, …)",
-                    ),
-            ]));
-        }
-    };
-    files.sort();
+    let files = crate::config::yaml_files(
+        dir,
+        "calendars",
+        "holiday calendars live in config/calendars/<id>.yaml (ro.yaml, en-US.yaml, …)",
+    )?;
     let mut diags = Diagnostics::default();
     let mut calendars = BTreeMap::new();
     for file in files {

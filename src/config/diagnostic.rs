@@ -169,6 +169,23 @@ const SECRET_WORDS: &[&str] = &[
     "auth_token",
 ];
 
+/// The `*.yaml`/`*.yml` files of a definitions folder, sorted by name; an unreadable folder is a
+/// diagnostic carrying `hint` (what the folder is for and how to point at it).
+pub fn yaml_files(dir: &Path, what: &str, hint: &str) -> Result<Vec<PathBuf>, Diagnostics> {
+    let rd = std::fs::read_dir(dir).map_err(|e| {
+        Diagnostics(vec![
+            Diagnostic::error(dir, 0, 0, format!("cannot read the {what} folder: {e}"))
+                .with_hint(hint),
+        ])
+    })?;
+    let mut files: Vec<PathBuf> = rd
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
 /// `password: hunter2` → `password: ***`: a snippet never repeats a secret.
 fn redact_secret(line: &str) -> String {
     if let Some((key, _)) = line.split_once(':') {

@@ -10,7 +10,7 @@
 mod diagnostic;
 mod settings;
 
-pub use diagnostic::{Diagnostic, Diagnostics, Severity, did_you_mean, parse_yaml};
+pub use diagnostic::{Diagnostic, Diagnostics, Severity, did_you_mean, parse_yaml, yaml_files};
 pub use settings::{
     Config, Defaults, DeliveryConfig, EmailTransport, KannelConfig, Links, Secret, Shop,
     SmsTransport, SmtpConfig, SmtpSecurity,

@@ -275,9 +275,13 @@ impl Config {
         };
         let mut diags = Diagnostics::default();
 
-        let database = std::env::var("RITUALIST_DATABASE_URL")
+        // The environment's database wins; its relative SQLite path is taken from the working
+        // directory, the file's from the config folder.
+        let from_env = std::env::var("RITUALIST_DATABASE_URL")
             .ok()
-            .filter(|s| !s.is_empty())
+            .filter(|s| !s.is_empty());
+        let database = from_env
+            .clone()
             .or(spec.database.clone())
             .unwrap_or_else(|| "../data/ritualist.db".into());
         let database_url =
@@ -289,7 +293,7 @@ impl Config {
                     .or_else(|| database.strip_prefix("sqlite:"))
                     .unwrap_or(&database);
                 let file = file.split('?').next().unwrap_or(file);
-                let p = if std::env::var("RITUALIST_DATABASE_URL").is_ok() {
+                let p = if from_env.is_some() {
                     PathBuf::from(file)
                 } else {
                     rel(file)

@@ -102,21 +102,11 @@ mod spec {
 /// Every problem in every file is collected before returning.
 pub fn load_rituals(dir: &Path) -> Result<Vec<Ritual>, Diagnostics> {
     let mut diags = Diagnostics::default();
-    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
-        Ok(rd) => rd
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
-            .collect(),
-        Err(e) => {
-            return Err(Diagnostics(vec![
-                Diagnostic::error(dir, 0, 0, format!("cannot read the rituals folder: {e}"))
-                    .with_hint(
-                        "set `rituals:` in ritualist.yaml to the folder holding your ritual files",
-                    ),
-            ]));
-        }
-    };
-    files.sort();
+    let files = crate::config::yaml_files(
+        dir,
+        "rituals",
+        "set `rituals:` in ritualist.yaml to the folder holding your ritual files",
+    )?;
     let mut rituals = Vec::new();
     let mut names = BTreeSet::new();
     for file in files {
