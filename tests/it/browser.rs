@@ -9,16 +9,12 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::harness::{REPO, copy_dir};
+use crate::harness::{newcomer_checkout, ritualist_cmd};
 use crate::peers::{ScratchDir, find_program, free_port, http_get, missing_peer, run_bounded};
 
 /// A temp project folder: config/, templates/ and samples/ copied from the repository.
 fn project() -> ScratchDir {
-    let d = ScratchDir::new("ritualist-serve");
-    for sub in ["config", "templates", "samples"] {
-        copy_dir(&Path::new(REPO).join(sub), &d.path().join(sub));
-    }
-    d
+    newcomer_checkout()
 }
 
 /// `ritualist preview --serve --port P` running in a project folder; killed and reaped on drop
@@ -44,11 +40,8 @@ impl Server {
         for _ in 0..3 {
             let port = free_port();
             let log = dir.join(format!("serve-{port}.log"));
-            let child = Command::new(env!("CARGO_BIN_EXE_ritualist"))
+            let child = ritualist_cmd(dir)
                 .args(["preview", "--serve", "--port", &port.to_string()])
-                .current_dir(dir)
-                .env_remove("RITUALIST_CONFIG")
-                .env_remove("RITUALIST_DATABASE_URL")
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(std::fs::File::create(&log).unwrap())

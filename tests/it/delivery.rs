@@ -360,28 +360,14 @@ fn a_test_send_goes_through_smtp_marked_and_unrecorded() {
     let Some(sink) = SmtpSink::start(&[]) else {
         return;
     };
-    let d = crate::peers::ScratchDir::new("ritualist-testsend");
-    for sub in ["config", "templates", "samples"] {
-        crate::harness::copy_dir(
-            &std::path::Path::new(crate::harness::REPO).join(sub),
-            &d.path().join(sub),
-        );
-    }
+    let d = crate::harness::newcomer_checkout();
     let cfg = d.path().join("config/ritualist.yaml");
     let text = std::fs::read_to_string(&cfg).unwrap().replace(
         "  email:\n    transport: outbox           # outbox | smtp\n",
         &format!("  email:\n    transport: smtp\n    smtp:\n      host: 127.0.0.1\n      port: {}\n      security: plain\n", sink.port()),
     );
     std::fs::write(&cfg, text).unwrap();
-    let run = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_ritualist"))
-            .args(args)
-            .current_dir(d.path())
-            .env_remove("RITUALIST_DATABASE_URL")
-            .env_remove("RITUALIST_CONFIG")
-            .output()
-            .unwrap()
-    };
+    let run = |args: &[&str]| crate::harness::ritualist(d.path(), args);
     let out = run(&[
         "preview",
         "birthday",

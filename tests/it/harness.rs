@@ -154,3 +154,45 @@ pub const BOTH: [Db; 2] = [Db::Sqlite, Db::Postgres];
 
 pub const HEADER: &str =
     "external_id,first_name,last_name,email,phone,locale,time_zone,birthday,preferred_channel\n";
+
+/// A copy of the repository as a newcomer gets it: config, rituals, templates, samples.
+pub fn newcomer_checkout() -> ScratchDir {
+    let d = ScratchDir::new("ritualist-checkout");
+    for sub in ["config", "templates", "samples"] {
+        copy_dir(&Path::new(REPO).join(sub), &d.path().join(sub));
+    }
+    d
+}
+
+/// The `ritualist` binary, run in `dir`, with no environment overrides leaking in.
+pub fn ritualist_cmd(dir: &Path) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_ritualist"));
+    c.current_dir(dir)
+        .env_remove("RITUALIST_DATABASE_URL")
+        .env_remove("RITUALIST_CONFIG");
+    c
+}
+
+/// Runs `ritualist ARGS` in `dir` to completion.
+pub fn ritualist(dir: &Path, args: &[&str]) -> std::process::Output {
+    ritualist_cmd(dir).args(args).output().unwrap()
+}
+
+/// Waits (bounded) for a child to exit; kills it and panics when it does not.
+pub fn wait_exit(
+    child: &mut std::process::Child,
+    timeout: std::time::Duration,
+    what: &str,
+) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{what} did not exit within {timeout:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

@@ -2,27 +2,16 @@
 //! hint), nothing is sent, and good CSV rows still import.
 
 use std::path::Path;
-use std::process::Command;
 
-use crate::harness::{REPO, copy_dir};
 use crate::peers::ScratchDir;
 
 fn checkout() -> ScratchDir {
-    let d = ScratchDir::new("ritualist-bad");
-    for sub in ["config", "templates", "samples"] {
-        copy_dir(&Path::new(REPO).join(sub), &d.path().join(sub));
-    }
-    d
+    crate::harness::newcomer_checkout()
 }
 
+/// (exit code, stdout, stderr) of `ritualist ARGS` in `dir`.
 fn ritualist(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ritualist"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("RITUALIST_DATABASE_URL")
-        .env_remove("RITUALIST_CONFIG")
-        .output()
-        .unwrap();
+    let out = crate::harness::ritualist(dir, args);
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).to_string(),

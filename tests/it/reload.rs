@@ -7,8 +7,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::{REPO, copy_dir};
-use crate::peers::ScratchDir;
+use crate::harness::{newcomer_checkout, ritualist, ritualist_cmd, wait_exit};
 
 struct Daemon(Child);
 
@@ -53,13 +52,7 @@ fn import_one(dir: &Path, id: &str) {
         ),
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_ritualist"))
-        .args(["import", "customers", &format!("{id}.csv")])
-        .current_dir(dir)
-        .env_remove("RITUALIST_DATABASE_URL")
-        .env_remove("RITUALIST_CONFIG")
-        .output()
-        .unwrap();
+    let out = ritualist(dir, &["import", "customers", &format!("{id}.csv")]);
     assert!(
         out.status.success(),
         "{}",
@@ -92,10 +85,7 @@ fn subject(eml: &str) -> &str {
 
 #[test]
 fn the_daemon_reloads_valid_edits_and_keeps_the_old_set_on_broken_ones() {
-    let d = ScratchDir::new("ritualist-reload");
-    for sub in ["config", "templates", "samples"] {
-        copy_dir(&Path::new(REPO).join(sub), &d.path().join(sub));
-    }
+    let d = newcomer_checkout();
     let cfg = d.path().join("config/ritualist.yaml");
     let text = std::fs::read_to_string(&cfg)
         .unwrap()
@@ -103,11 +93,8 @@ fn the_daemon_reloads_valid_edits_and_keeps_the_old_set_on_broken_ones() {
     std::fs::write(&cfg, text).unwrap();
     let log = d.path().join("daemon.log");
     let mut daemon = Daemon(
-        Command::new(env!("CARGO_BIN_EXE_ritualist"))
+        ritualist_cmd(d.path())
             .arg("run")
-            .current_dir(d.path())
-            .env_remove("RITUALIST_DATABASE_URL")
-            .env_remove("RITUALIST_CONFIG")
             .env("RITUALIST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdout(Stdio::null())
@@ -181,14 +168,11 @@ fn the_daemon_reloads_valid_edits_and_keeps_the_old_set_on_broken_ones() {
         .status()
         .unwrap();
     assert!(term.success());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(s) = daemon.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "the daemon did not stop");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = wait_exit(
+        &mut daemon.0,
+        Duration::from_secs(20),
+        "the daemon after SIGTERM",
+    );
     let mut rest = String::new();
     let _ = std::fs::File::open(&log).unwrap().read_to_string(&mut rest);
     assert!(status.success(), "{rest}");

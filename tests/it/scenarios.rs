@@ -2,8 +2,9 @@
 
 use std::process::Command;
 
-use crate::harness::{BOTH, Db, HEADER, REPO, TestApp, at, copy_dir};
-use crate::peers::ScratchDir;
+use crate::harness::{
+    BOTH, Db, HEADER, TestApp, at, newcomer_checkout, ritualist, ritualist_cmd, wait_exit,
+};
 
 const OUTBOX: &str = "  email:\n    transport: outbox\n  sms:\n    transport: outbox\n";
 
@@ -182,25 +183,6 @@ async fn an_opt_out_after_planning_stops_the_message() {
     }
 }
 
-/// A copy of the repository as a newcomer gets it: config, rituals, templates, samples.
-fn newcomer_checkout() -> ScratchDir {
-    let d = ScratchDir::new("ritualist-newcomer");
-    for sub in ["config", "templates", "samples"] {
-        copy_dir(&std::path::Path::new(REPO).join(sub), &d.path().join(sub));
-    }
-    d
-}
-
-fn ritualist(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_ritualist"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("RITUALIST_DATABASE_URL")
-        .env_remove("RITUALIST_CONFIG")
-        .output()
-        .unwrap()
-}
-
 fn outbox_count(dir: &std::path::Path) -> usize {
     let emails = std::fs::read_dir(dir.join("outbox/email"))
         .map(|rd| rd.count())
@@ -330,11 +312,8 @@ fn the_daemon_ticks_and_stops_cleanly_on_sigterm() {
         .unwrap()
         .replace("  max_attempts: 8\n", "  max_attempts: 8\n  tick_secs: 1\n");
     std::fs::write(&cfg, text).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ritualist"))
+    let mut child = ritualist_cmd(d.path())
         .arg("run")
-        .current_dir(d.path())
-        .env_remove("RITUALIST_DATABASE_URL")
-        .env_remove("RITUALIST_CONFIG")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -356,17 +335,11 @@ fn the_daemon_ticks_and_stops_cleanly_on_sigterm() {
         .status()
         .unwrap();
     assert!(kill.success());
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the daemon did not stop within 20 s of SIGTERM");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    };
+    let status = wait_exit(
+        &mut child,
+        std::time::Duration::from_secs(20),
+        "the daemon after SIGTERM",
+    );
     let mut err = String::new();
     use std::io::Read;
     child
