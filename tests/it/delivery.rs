@@ -87,14 +87,18 @@ async fn email_reaches_a_real_smtp_server_once_with_the_right_headers() {
 /// at noon that day.
 async fn through_sink(args: &[&str], n: usize) -> Option<(SmtpSink, TestApp, DispatchReport)> {
     let sink = SmtpSink::start(args)?;
-    let t = TestApp::start(Db::Sqlite, &smtp_delivery(sink.port()))
-        .await
-        .unwrap();
+    let (t, d) = birthdays_through(&smtp_delivery(sink.port()), n).await;
+    Some((sink, t, d))
+}
+
+/// A SQLite app with `delivery`, `n` customers born on May 5, ticked and drained at noon that day.
+async fn birthdays_through(delivery: &str, n: usize) -> (TestApp, DispatchReport) {
+    let t = TestApp::start(Db::Sqlite, delivery).await.unwrap();
     assert!(t.customers(&birthdays(n, "05-05")).await.is_empty());
     let now = at("2027-05-05T12:00:00Z");
-    t.app.tick(now).await.unwrap();
+    assert_eq!(t.app.tick(now).await.unwrap().queued, n);
     let d = t.app.drain(now).await.unwrap();
-    Some((sink, t, d))
+    (t, d)
 }
 
 #[tokio::test]
@@ -145,14 +149,7 @@ async fn a_soft_reject_waits_and_is_retried_later() {
 
 #[tokio::test]
 async fn an_unreachable_relay_is_a_transient_failure() {
-    let port = crate::peers::free_port();
-    let t = TestApp::start(Db::Sqlite, &smtp_delivery(port))
-        .await
-        .unwrap();
-    assert!(t.customers(&birthdays(1, "05-05")).await.is_empty());
-    let now = at("2027-05-05T12:00:00Z");
-    t.app.tick(now).await.unwrap();
-    let d = t.app.drain(now).await.unwrap();
+    let (_t, d) = birthdays_through(&smtp_delivery(crate::peers::free_port()), 1).await;
     assert_eq!((d.sent, d.retrying), (0, 1), "{d:?}");
 }
 
@@ -289,13 +286,7 @@ async fn email_over_starttls_and_implicit_tls_with_auth() {
         let dir = crate::peers::ScratchDir::new("smtp-pw");
         let pw = dir.path().join("pw");
         std::fs::write(&pw, crate::tls_peer::PASSWORD).unwrap();
-        let t = TestApp::start(Db::Sqlite, &tls_delivery(server.port, mode, &pw))
-            .await
-            .unwrap();
-        assert!(t.customers(&birthdays(3, "05-05")).await.is_empty());
-        let now = at("2027-05-05T12:00:00Z");
-        t.app.tick(now).await.unwrap();
-        let d = t.app.drain(now).await.unwrap();
+        let (t, d) = birthdays_through(&tls_delivery(server.port, mode, &pw), 3).await;
         assert_eq!(
             (d.sent, d.failed, d.retrying),
             (3, 0, 0),
@@ -323,13 +314,7 @@ async fn a_wrong_smtp_password_is_not_sent_and_not_blamed_on_the_customer() {
     let dir = crate::peers::ScratchDir::new("smtp-pw");
     let pw = dir.path().join("pw");
     std::fs::write(&pw, "wrong-password").unwrap();
-    let t = TestApp::start(Db::Sqlite, &tls_delivery(server.port, "starttls", &pw))
-        .await
-        .unwrap();
-    assert!(t.customers(&birthdays(1, "05-05")).await.is_empty());
-    let now = at("2027-05-05T12:00:00Z");
-    t.app.tick(now).await.unwrap();
-    let d = t.app.drain(now).await.unwrap();
+    let (t, d) = birthdays_through(&tls_delivery(server.port, "starttls", &pw), 1).await;
     assert_eq!(
         (d.sent, d.failed, d.retrying),
         (0, 0, 1),
