@@ -399,14 +399,14 @@ impl Config {
                         SmsTransport::Outbox
                     }
                     Some(k) => {
-                        let var = k
-                            .password_env
-                            .clone()
-                            .unwrap_or_else(|| "RITUALIST_KANNEL_PASSWORD".into());
-                        let password = match &k.password_file {
-                            Some(f) => Secret::from_file(&rel(f)),
-                            None => Secret::from_env(&var),
-                        }
+                        let password = password(
+                            path,
+                            k.password_env.as_deref(),
+                            k.password_file.as_deref(),
+                            "RITUALIST_KANNEL_PASSWORD",
+                            "the Kannel sendsms password",
+                            &mut diags,
+                        )
                         .unwrap_or_default();
                         SmsTransport::Kannel(KannelConfig {
                             url: k.url.clone(),
@@ -501,8 +501,52 @@ fn normalize(p: &Path) -> PathBuf {
     }
 }
 
+/// A password from `password_file` (relative to the config's folder) or from the environment
+/// variable `password_env` (default `default_var`; `VAR_FILE` also works). Missing is an error
+/// that names both ways to give it — better than a daemon whose every message is refused.
+fn password(
+    path: &Path,
+    env: Option<&str>,
+    file: Option<&str>,
+    default_var: &str,
+    what: &str,
+    diags: &mut Diagnostics,
+) -> Option<Secret> {
+    if let Some(f) = file {
+        let base = path.parent().unwrap_or(Path::new("."));
+        let p = if Path::new(f).is_absolute() {
+            PathBuf::from(f)
+        } else {
+            normalize(&base.join(f))
+        };
+        let secret = Secret::from_file(&p);
+        if secret.is_none() {
+            diags.push(
+                Diagnostic::error(path, 0, 0, format!("cannot read {what} from password_file `{}`", p.display()))
+                    .with_hint("check the path (relative to this file's folder) and that the daemon's user may read it"),
+            );
+        }
+        return secret;
+    }
+    let var = env.unwrap_or(default_var);
+    let secret = Secret::from_env(var);
+    if secret.is_none() {
+        diags.push(
+            Diagnostic::error(
+                path,
+                0,
+                0,
+                format!("{what} is not set: the environment variable `{var}` is empty"),
+            )
+            .with_hint(format!(
+                "export {var}=…, set {var}_FILE to a file holding it, or set `password_file:`"
+            )),
+        );
+    }
+    secret
+}
+
 fn smtp_config(path: &Path, s: &SmtpSpec, diags: &mut Diagnostics) -> SmtpConfig {
-    let base = path.parent().unwrap_or(Path::new("."));
     let security = match s.security.as_ref() {
         None => SmtpSecurity::Starttls,
         Some(v) => {
@@ -525,19 +569,23 @@ fn smtp_config(path: &Path, s: &SmtpSpec, diags: &mut Diagnostics) -> SmtpConfig
         SmtpSecurity::Starttls => 587,
         SmtpSecurity::Tls => 465,
     });
-    let var = s
-        .password_env
-        .clone()
-        .unwrap_or_else(|| "RITUALIST_SMTP_PASSWORD".into());
+    // A password only matters (and is then required) when a username is configured.
+    let password = s.username.as_ref().and_then(|_| {
+        password(
+            path,
+            s.password_env.as_deref(),
+            s.password_file.as_deref(),
+            "RITUALIST_SMTP_PASSWORD",
+            "the SMTP password",
+            diags,
+        )
+    });
     SmtpConfig {
         host: s.host.clone(),
         port,
         security,
         username: s.username.clone(),
-        password: match &s.password_file {
-            Some(f) => Secret::from_file(&base.join(f)),
-            None => Secret::from_env(&var),
-        },
+        password,
         hello_name: s.hello_name.clone().unwrap_or_else(|| "localhost".into()),
         timeout_secs: s.timeout_secs.unwrap_or(30).max(1),
         connections: s.connections.unwrap_or(4).clamp(1, 64),
@@ -575,6 +623,28 @@ mod tests {
         );
         let d = Config::from_str(Path::new("c.yaml"), &text).unwrap_err();
         assert!(d.to_string().contains("environment"), "{d}");
+    }
+
+    #[test]
+    fn a_missing_gateway_password_is_a_config_error_not_a_failed_send() {
+        let text = format!(
+            "{GOOD}delivery:\n  sms:\n    transport: kannel\n    kannel:\n      url: http://127.0.0.1:1/\n      username: u\n      password_env: RITUALIST_TEST_NEVER_SET_4471\n"
+        );
+        let d = Config::from_str(Path::new("c.yaml"), &text).unwrap_err();
+        assert!(
+            d.to_string()
+                .contains("`RITUALIST_TEST_NEVER_SET_4471` is empty"),
+            "{d}"
+        );
+        let text = format!(
+            "{GOOD}delivery:\n  email:\n    transport: smtp\n    smtp:\n      host: x\n      username: u\n      password_file: /nonexistent/pw\n"
+        );
+        let d = Config::from_str(Path::new("c.yaml"), &text).unwrap_err();
+        assert!(
+            d.to_string()
+                .contains("cannot read the SMTP password from password_file `/nonexistent/pw`"),
+            "{d}"
+        );
     }
 
     #[test]
