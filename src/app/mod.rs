@@ -161,10 +161,6 @@ impl App {
         self.defs.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    pub fn ritual(&self, name: &str) -> Option<Ritual> {
-        self.defs().rituals.iter().find(|r| r.name == name).cloned()
-    }
-
     /// Re-reads rituals and templates. The new set replaces the old one only when it is
     /// entirely valid; otherwise the old set stays in force and the problems are returned.
     pub fn reload(&self) -> Result<usize, Diagnostics> {
@@ -205,9 +201,4 @@ pub fn definitions_fingerprint(cfg: &Config) -> u64 {
     walk(&cfg.rituals_dir, &mut h);
     walk(&cfg.templates_dir, &mut h);
     h.finish()
-}
-
-/// Reads and validates the config file, or says what is wrong with it.
-pub fn load_config(path: &Path) -> Result<Config, Diagnostics> {
-    Config::load(path)
 }

@@ -3,7 +3,7 @@
 //! nothing), 2 could not run. Data goes to stdout, logs to stderr.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -137,19 +137,6 @@ pub enum ImportWhat {
     Customers,
     Orders,
 }
-
-impl std::str::FromStr for Channel2 {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        s.parse::<Channel>()
-            .map(Channel2)
-            .map_err(|e| e.to_string())
-    }
-}
-
-/// Newtype so clap can parse a channel.
-#[derive(Debug, Clone, Copy)]
-pub struct Channel2(pub Channel);
 
 /// Where `preview --serve` listens without `--port`.
 pub const DEFAULT_PREVIEW_PORT: u16 = 8025;
@@ -534,6 +521,3 @@ fn redact_url(url: &str) -> String {
         _ => url.to_string(),
     }
 }
-
-#[allow(dead_code)]
-fn _path_is_used(_: &Path) {}

@@ -283,20 +283,6 @@ impl Store {
             .collect()
     }
 
-    /// Due rows not yet terminal (pending, claimed or waiting for a retry) at `now`.
-    pub async fn due_count(&self, now: i64) -> Result<i64, StoreError> {
-        let row = self
-            .one(
-                "SELECT COUNT(*) AS n FROM deliveries WHERE status IN ('pending', 'retry_wait') AND next_attempt_at <= $1",
-                vec![now.into()],
-            )
-            .await?;
-        Ok(row
-            .map(|r| r.try_get::<i64>("", "n"))
-            .transpose()?
-            .unwrap_or(0))
-    }
-
     /// Every ledger row, oldest first.
     pub async fn deliveries(&self) -> Result<Vec<DeliveryRow>, StoreError> {
         let rows = self

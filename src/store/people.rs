@@ -216,14 +216,6 @@ impl Store {
         Ok((stats, unknown))
     }
 
-    pub async fn order_count(&self) -> Result<i64, StoreError> {
-        let row = self.one("SELECT COUNT(*) AS n FROM orders", vec![]).await?;
-        Ok(row
-            .map(|r| r.try_get::<i64>("", "n"))
-            .transpose()?
-            .unwrap_or(0))
-    }
-
     /// Customers whose birthday month-day is one of `mds` (an index probe on `birth_md`).
     pub async fn customers_by_birth_md(&self, mds: &[i32]) -> Result<Vec<CustomerRow>, StoreError> {
         if mds.is_empty() {
@@ -251,15 +243,6 @@ impl Store {
             }
         }
         Ok(None)
-    }
-
-    pub async fn customer_by_id(&self, id: i64) -> Result<Option<CustomerRow>, StoreError> {
-        let sql = format!("SELECT {CUSTOMER_COLS} FROM customers WHERE id = $1");
-        self.one(&sql, vec![id.into()])
-            .await?
-            .as_ref()
-            .map(customer_from)
-            .transpose()
     }
 
     /// Records an opt-out (`opted_out = true`) or opt-in for a scope (`all`, `channel:sms`,
