@@ -178,7 +178,8 @@ pub fn compose(
     )
 }
 
-/// [`compose`], with a prefix for the email subject (test sends are marked `[TEST]`).
+/// [`compose`], with a prefix for the email subject or the SMS text (test sends are marked
+/// `[TEST] `).
 #[allow(clippy::too_many_arguments)]
 pub fn compose_with(
     cfg: &Config,
@@ -190,7 +191,7 @@ pub fn compose_with(
     occurrence: &str,
     channel: Channel,
     now: i64,
-    subject_prefix: Option<&str>,
+    prefix: Option<&str>,
 ) -> Result<Composed, RenderError> {
     let unsubscribe = unsubscribe_link(cfg, key, c.id, channel, &ritual.category);
     let ctx = message_context(cfg, &ritual.name, c, occasion, &unsubscribe);
@@ -204,7 +205,7 @@ pub fn compose_with(
         Channel::Email => {
             let to_name = ctx["customer"]["full_name"].as_str().map(String::from);
             let mut r = templates.render_email_owned(&ritual.template, locale, ctx)?;
-            if let Some(prefix) = subject_prefix {
+            if let Some(prefix) = prefix {
                 r.subject = format!("{prefix}{}", r.subject);
             }
             let from_domain = cfg
@@ -242,7 +243,11 @@ pub fn compose_with(
             })
         }
         Channel::Sms => {
-            let r = templates.render_sms(&ritual.template, locale, &ctx)?;
+            let mut r = templates.render_sms(&ritual.template, locale, &ctx)?;
+            if let Some(prefix) = prefix {
+                r.text = format!("{prefix}{}", r.text);
+                r.length = crate::render::sms_length(&r.text);
+            }
             let mid = message_id(key, &occ, channel, "sms");
             Ok(Composed {
                 subject: None,

@@ -236,18 +236,13 @@ impl App {
         };
         let occurrence = format!("test-{}", crate::store::random_token());
         let m = self.compose_for(&t, &c, &occurrence, channel, Some("[TEST] "))?;
-        let payload = if channel == Channel::Sms {
-            format!("[TEST] {}", m.payload)
-        } else {
-            m.payload
-        };
         let recipient = c.contact(channel).expect("the address was set above");
         let reply = self
             .channels
             .send(&Outgoing {
                 channel: channel.as_str(),
                 recipient: &recipient,
-                payload: &payload,
+                payload: &m.payload,
                 message_id: m.message_id.as_deref(),
                 from: &self.cfg.shop.from_email,
             })

@@ -377,3 +377,42 @@ async fn overlapping_ticks_never_double_record() {
         assert_eq!(t.app.store.deliveries().await.unwrap().len(), 60);
     }
 }
+
+/// A test SMS goes through the configured SMS transport (here the outbox), marked, unrecorded.
+#[test]
+fn a_test_sms_is_marked_and_unrecorded() {
+    let d = newcomer_checkout();
+    let out = ritualist(
+        d.path(),
+        &[
+            "preview",
+            "birthday",
+            "--customer",
+            "C00426",
+            "--date",
+            "2027-02-28",
+            "--send-to",
+            "+40 721 999 999",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sms = std::fs::read_to_string(d.path().join("outbox/sms.jsonl")).unwrap();
+    let line: serde_json::Value = serde_json::from_str(sms.lines().next().unwrap()).unwrap();
+    assert_eq!(line["to"], "+40721999999");
+    assert!(
+        line["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("[TEST] La multi ani, Ana!"),
+        "{line}"
+    );
+    let out = ritualist(d.path(), &["status"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).trim().is_empty(),
+        "nothing recorded"
+    );
+}
