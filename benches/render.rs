@@ -3,8 +3,9 @@
 //!
 //! - baseline: a raw Handlebars render loop of the same three templates (subject, HTML, text):
 //!   `Handlebars::render(name, &json)` on the compiled registry with a ready JSON context;
-//! - full: a stored customer row → planner facts → template context → subject, HTML, text →
-//!   the complete MIME message with its Message-ID and List-Unsubscribe headers.
+//! - full: what dispatch does for a first attempt: a stored customer row → planner facts, the
+//!   stored occasion (JSON) → template context → subject, HTML, text → the complete MIME
+//!   message with its Message-ID and List-Unsubscribe headers.
 //!
 //! Bar (issue #4): full ≥ 0.5 × baseline. Run: `cargo bench --bench render`.
 
@@ -12,10 +13,10 @@ use std::hint::black_box;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use ritualist::app::{Definitions, compose, facts_from_row, message_context};
+use ritualist::app::{Definitions, FactsBuilder, compose, message_context};
 use ritualist::config::Config;
 use ritualist::domain::Channel;
-use ritualist::plan::occasion_on;
+use ritualist::plan::{Occasion, day_start};
 use ritualist::render::Part;
 use ritualist::store::CustomerRow;
 
@@ -60,13 +61,30 @@ fn main() {
         preferred_channel: Some("email".into()),
         custom_dates: "{}".into(),
         attributes: r#"{"tier":"gold"}"#.into(),
+        order_count: 3,
+        total_spent_minor: 45_000,
+        first_order_at: Some(1_600_000_000),
+        last_order_at: Some(1_790_000_000),
     };
     let date = jiff::civil::date(2027, 3, 1);
     let key = b"bench-key";
     let now = 1_803_974_400;
 
-    let facts = facts_from_row(&row, &cfg.defaults.time_zone, &cfg.defaults.locale);
-    let occasion = occasion_on(&ritual, &facts, date).expect("born on March 1");
+    let mut builder = FactsBuilder::new(&cfg);
+    let facts = builder.facts(&row, Default::default(), Vec::new());
+    let engine = defs.engine(&cfg);
+    let idx = engine.ritual_index("birthday").expect("birthday");
+    let occasion = engine
+        .occurrences_of(
+            idx,
+            &facts,
+            day_start(date, &facts.zone) - jiff::SignedDuration::from_secs(1),
+            day_start(date.tomorrow().unwrap(), &facts.zone),
+        )
+        .pop()
+        .expect("born on March 1")
+        .occasion;
+    let stored_occasion = serde_json::to_string(&occasion).expect("occasion as JSON");
     let ctx = message_context(
         &cfg,
         &ritual.name,
@@ -93,12 +111,8 @@ fn main() {
         ));
         full.push(rate(
             || {
-                let f = facts_from_row(
-                    black_box(&row),
-                    &cfg.defaults.time_zone,
-                    &cfg.defaults.locale,
-                );
-                let o = occasion_on(&ritual, &f, date).unwrap();
+                let f = builder.facts(black_box(&row), Default::default(), Vec::new());
+                let o: Occasion = serde_json::from_str(black_box(&stored_occasion)).unwrap();
                 black_box(
                     compose(
                         &cfg,

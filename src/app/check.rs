@@ -5,10 +5,9 @@
 use std::path::Path;
 
 use super::Definitions;
-use super::message::{compose, sample_customers};
+use super::message::{compose, sample_customers, sample_occasion};
 use crate::config::{Config, Diagnostic, Diagnostics};
 use crate::domain::Locale;
-use crate::plan::occasion_on;
 use crate::render::SmsEncoding;
 
 /// Validates everything reachable from the config file. Never touches the database.
@@ -38,12 +37,7 @@ fn render_samples(cfg: &Config, defs: &Definitions) -> Diagnostics {
             };
             for mut c in sample_customers(cfg) {
                 c.locale = loc.clone();
-                let date = jiff::civil::date(2027, 3, 1);
-                let occasion = occasion_on(ritual, &c, date).unwrap_or(crate::plan::Occasion {
-                    date,
-                    year: 2027,
-                    years: None,
-                });
+                let occasion = sample_occasion(Some(ritual), c.external_id == "sample-full");
                 for channel in &ritual.channels {
                     match compose(cfg, &defs.templates, key, ritual, &c, &occasion, "2027", *channel, 1_800_000_000) {
                         Ok(m) => {

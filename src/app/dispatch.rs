@@ -4,8 +4,26 @@
 
 use jiff::Timestamp;
 
+use std::collections::HashMap;
+
+use jiff::tz::TimeZone;
+
 use super::App;
+use super::message::compose;
 use crate::channel::Outgoing;
+use crate::config::AllowedHours;
+use crate::domain::{Channel, Email, Phone};
+use crate::plan::{CustomerFacts, Occasion, next_allowed};
+use crate::store::ClaimedDelivery;
+
+/// When a row's send window (`<zone> HH:MM-HH:MM`) is closed at `now`, when it opens.
+pub fn quiet_until(window: &str, now: Timestamp) -> Option<Timestamp> {
+    let (zone, hours) = window.rsplit_once(' ')?;
+    let hours: AllowedHours = hours.parse().ok()?;
+    let zone = TimeZone::get(zone).ok()?;
+    let next = next_allowed(now, &zone, Some(hours));
+    (next > now).then_some(next)
+}
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct DispatchReport {
@@ -15,6 +33,8 @@ pub struct DispatchReport {
     pub failed: usize,
     /// Results not recorded because the lease had been lost (another worker took over).
     pub lease_lost: usize,
+    /// Put back until the recipient's quiet hours end.
+    pub deferred: usize,
 }
 
 impl DispatchReport {
@@ -24,6 +44,7 @@ impl DispatchReport {
         self.retrying += o.retrying;
         self.failed += o.failed;
         self.lease_lost += o.lease_lost;
+        self.deferred += o.deferred;
     }
 }
 
@@ -48,14 +69,30 @@ impl App {
     pub async fn dispatch_batch(&self, now: Timestamp) -> Result<DispatchReport, super::AppError> {
         let now_s = now.as_second();
         let d = &self.cfg.delivery;
-        let batch = self
+        let claimed = self
             .store
             .claim_due(now_s, d.batch_size, d.lease_secs)
             .await?;
         let mut report = DispatchReport {
-            claimed: batch.len(),
+            claimed: claimed.len(),
             ..Default::default()
         };
+        // Never inside quiet hours: a row whose window is closed now waits, untried.
+        let mut batch = Vec::with_capacity(claimed.len());
+        for row in claimed {
+            if let Some(next) = row.send_window.as_deref().and_then(|w| quiet_until(w, now)) {
+                self.store
+                    .defer(row.id, &row.lease_token, next.as_second(), now_s)
+                    .await?;
+                report.deferred += 1;
+                continue;
+            }
+            batch.push(row);
+        }
+        // First attempts: render now, and keep the bytes so every retry sends the same.
+        self.render_claimed(&mut batch, now, &mut report).await?;
+        let batch: Vec<ClaimedDelivery> =
+            batch.into_iter().filter(|r| r.payload.is_some()).collect();
         let from = self.cfg.shop.from_email.clone();
         let sends = batch.iter().map(|row| {
             let from = from.as_str();
@@ -63,7 +100,7 @@ impl App {
                 let msg = Outgoing {
                     channel: &row.channel,
                     recipient: &row.recipient,
-                    payload: &row.payload,
+                    payload: row.payload.as_deref().unwrap_or_default(),
                     message_id: row.message_id.as_deref(),
                     from,
                 };
@@ -112,6 +149,100 @@ impl App {
             }
         }
         Ok(report)
+    }
+
+    /// Renders the rows claimed for their first attempt. A row that cannot be rendered (its
+    /// ritual was removed, a template fails for this customer) fails with the reason.
+    async fn render_claimed(
+        &self,
+        batch: &mut [ClaimedDelivery],
+        now: Timestamp,
+        report: &mut DispatchReport,
+    ) -> Result<(), super::AppError> {
+        let ids: Vec<i64> = batch
+            .iter()
+            .filter(|r| r.payload.is_none())
+            .map(|r| r.customer_id)
+            .collect();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let rows = self.store.customers_by_ids(&ids).await?;
+        let mut builder = self.facts_builder();
+        let facts: HashMap<i64, CustomerFacts> = rows
+            .iter()
+            .map(|r| (r.id, builder.facts(r, Default::default(), Vec::new())))
+            .collect();
+        let defs = self.defs();
+        for row in batch.iter_mut().filter(|r| r.payload.is_none()) {
+            let composed = (|| {
+                let c = facts
+                    .get(&row.customer_id)
+                    .ok_or("the customer no longer exists".to_string())?;
+                let ritual = defs
+                    .rituals
+                    .iter()
+                    .find(|r| r.name == row.ritual)
+                    .ok_or_else(|| format!("ritual `{}` no longer exists", row.ritual))?;
+                let occasion: Occasion = row
+                    .occasion
+                    .as_deref()
+                    .and_then(|o| serde_json::from_str(o).ok())
+                    .ok_or("the occasion is missing".to_string())?;
+                let channel: Channel = row.channel.parse().map_err(|e| format!("{e}"))?;
+                let mut c = c.clone();
+                // The address decided at planning time is the one written to.
+                match channel {
+                    Channel::Email => c.email = Email::parse(&row.recipient).ok(),
+                    Channel::Sms => c.phone = Phone::parse(&row.recipient, None).ok(),
+                }
+                compose(
+                    &self.cfg,
+                    &defs.templates,
+                    &self.key,
+                    ritual,
+                    &c,
+                    &occasion,
+                    &row.occurrence,
+                    channel,
+                    now.as_second(),
+                )
+                .map_err(|e| format!("render: {e}"))
+            })();
+            match composed {
+                Ok(m) => {
+                    if self
+                        .store
+                        .set_message(
+                            row.id,
+                            &row.lease_token,
+                            m.subject.as_deref(),
+                            &m.payload,
+                            m.message_id.as_deref(),
+                        )
+                        .await?
+                    {
+                        row.message_id = m.message_id;
+                        row.subject = m.subject;
+                        row.payload = Some(m.payload);
+                    } else {
+                        report.lease_lost += 1;
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(delivery = row.id, customer = row.customer_id, ritual = %row.ritual, "cannot render: {e}");
+                    report.failed += 1;
+                    if !self
+                        .store
+                        .mark_failed(row.id, &row.lease_token, &e, now.as_second())
+                        .await?
+                    {
+                        report.lease_lost += 1;
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Sends until nothing is due at `now` (rows waiting for a later retry stay waiting).

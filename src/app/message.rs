@@ -11,7 +11,7 @@ use sha2::Sha256;
 use crate::channel::{EmailParts, build_email};
 use crate::config::Config;
 use crate::domain::{Channel, Email, Locale, OccurrenceKey, Phone, YearlyDate};
-use crate::plan::{CustomerFacts, Occasion};
+use crate::plan::{CustomerFacts, HolidayRef, Occasion, OrderFact};
 use crate::render::{RenderError, Templates, flatten_paths};
 use crate::ritual::Ritual;
 
@@ -76,6 +76,8 @@ pub fn message_context(
             "phone": c.phone.as_ref().map(|p| p.to_string()),
             "locale": c.locale.to_string(),
             "attributes": c.attributes,
+            "orders": c.order_count,
+            "total_spent_minor": c.total_spent_minor,
         },
         "occasion": {
             "ritual": ritual,
@@ -84,6 +86,18 @@ pub fn message_context(
             "month": occasion.date.month(),
             "year": occasion.year,
             "age": occasion.years,
+            "years": occasion.years,
+            "holiday": occasion.holiday.as_ref().map(|h| h.name.clone()),
+            "holiday_id": occasion.holiday.as_ref().map(|h| h.id.clone()),
+            "inactive_days": occasion.inactive_days,
+            "step": occasion.step,
+            "order": occasion.order.as_ref().map(|o| json!({
+                "id": o.external_id,
+                "number": o.number,
+                "amount_minor": o.amount_minor,
+                "currency": o.currency,
+                "date": c.zone.to_datetime(o.at).date().to_string(),
+            })),
         },
         "shop": {
             "name": cfg.shop.name,
@@ -101,45 +115,68 @@ pub fn message_context(
 /// every optional field missing.
 pub fn sample_customers(cfg: &Config) -> Vec<CustomerFacts> {
     let zone = TimeZone::get(&cfg.defaults.time_zone).unwrap_or(TimeZone::UTC);
-    let full = CustomerFacts {
-        id: 1,
-        external_id: "sample-full".into(),
-        first_name: Some("Ana".into()),
-        last_name: Some("Popescu".into()),
-        email: Email::parse("ana@example.com").ok(),
-        phone: Phone::parse("+40721234567", None).ok(),
-        locale: cfg.defaults.locale.clone(),
-        zone: zone.clone(),
-        birthday: YearlyDate::parse("1990-03-01").ok(),
-        preferred_channel: None,
-        attributes: [("tier".to_string(), "gold".to_string())]
-            .into_iter()
-            .collect(),
-    };
-    let minimal = CustomerFacts {
-        id: 2,
-        external_id: "sample-minimal".into(),
-        first_name: None,
-        last_name: None,
-        email: Email::parse("someone@example.com").ok(),
-        phone: Phone::parse("+40721234568", None).ok(),
-        locale: cfg.defaults.locale.clone(),
-        zone,
-        birthday: YearlyDate::parse("--03-01").ok(),
-        preferred_channel: None,
-        attributes: Default::default(),
-    };
+    let mut full = CustomerFacts::bare(1, "sample-full", cfg.defaults.locale.clone(), zone.clone());
+    full.first_name = Some("Ana".into());
+    full.last_name = Some("Popescu".into());
+    full.email = Email::parse("ana@example.com").ok();
+    full.phone = Phone::parse("+40721234567", None).ok();
+    full.birthday = YearlyDate::parse("1990-03-01").ok();
+    full.signup = YearlyDate::parse("2020-03-01").ok();
+    full.order_count = 5;
+    full.total_spent_minor = 125_000;
+    full.attributes = [("tier".to_string(), "gold".to_string())]
+        .into_iter()
+        .collect();
+    full.calendar = cfg.engine.default_calendar.clone();
+    let mut minimal = CustomerFacts::bare(2, "sample-minimal", cfg.defaults.locale.clone(), zone);
+    minimal.email = Email::parse("someone@example.com").ok();
+    minimal.phone = Phone::parse("+40721234568", None).ok();
+    minimal.birthday = YearlyDate::parse("--03-01").ok();
+    minimal.calendar = cfg.engine.default_calendar.clone();
     vec![full, minimal]
+}
+
+/// An occasion for sample renders of `ritual` (`check`): what its trigger kind provides, with
+/// the optional parts (age, …) only for the `full` sample.
+pub fn sample_occasion(ritual: Option<&Ritual>, full: bool) -> Occasion {
+    use crate::ritual::Trigger;
+    let date = jiff::civil::date(2027, 3, 1);
+    let mut o = Occasion::on(date);
+    let kind = ritual.map(|r| &r.trigger);
+    let all = kind.is_none();
+    if all || matches!(kind, Some(Trigger::Yearly { .. })) {
+        o.years = full.then_some(37);
+    }
+    if all || matches!(kind, Some(Trigger::Holiday { .. })) {
+        let id = match kind {
+            Some(Trigger::Holiday { ids, .. }) => ids[0].clone(),
+            _ => "womens_day".into(),
+        };
+        o.holiday = Some(HolidayRef {
+            name: id.replace('_', " "),
+            id,
+        });
+    }
+    if all || matches!(kind, Some(Trigger::Inactivity { .. })) {
+        o.inactive_days = Some(45);
+        o.step = Some(1);
+    }
+    if all || matches!(kind, Some(Trigger::Order { .. })) {
+        o.order = Some(OrderFact {
+            external_id: "A-1001".into(),
+            at: jiff::Timestamp::from_second(1_803_000_000).expect("a valid instant"),
+            number: 5,
+            amount_minor: 24_950,
+            currency: "RON".into(),
+        });
+    }
+    o
 }
 
 /// Every variable path templates may use (from a sample context).
 pub fn vocabulary(cfg: &Config) -> BTreeSet<String> {
     let c = &sample_customers(cfg)[0];
-    let occasion = Occasion {
-        date: jiff::civil::date(2027, 3, 1),
-        year: 2027,
-        years: Some(37),
-    };
+    let occasion = sample_occasion(None, true);
     let mut v = flatten_paths(&message_context(cfg, "sample", c, &occasion, "https://x"));
     // Free attributes are open-ended: allow any `customer.attributes.*` by listing the parent.
     v.retain(|p| !p.starts_with("customer.attributes."));
@@ -193,7 +230,8 @@ pub fn compose_with(
     now: i64,
     prefix: Option<&str>,
 ) -> Result<Composed, RenderError> {
-    let unsubscribe = unsubscribe_link(cfg, key, c.id, channel, &ritual.category);
+    let category = ritual.category_for(occasion.holiday.as_ref().map(|h| h.id.as_str()));
+    let unsubscribe = unsubscribe_link(cfg, key, c.id, channel, &category);
     let ctx = message_context(cfg, &ritual.name, c, occasion, &unsubscribe);
     let occ = OccurrenceKey {
         ritual: ritual.name.clone(),

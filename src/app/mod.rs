@@ -6,31 +6,40 @@ mod check;
 mod dispatch;
 mod import;
 mod message;
+mod plan_cmd;
 mod preview;
+mod scan;
 mod tick;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 
+use crate::calendar::{Calendar, load_calendars};
 use crate::channel::Channels;
 use crate::config::{Config, Diagnostic, Diagnostics};
+use crate::plan::Engine;
 use crate::render::Templates;
-use crate::ritual::{Ritual, load_rituals};
+use crate::ritual::{Ritual, Segments, Trigger, load_rituals, load_segments};
 use crate::store::Store;
 
 pub use check::check;
 pub use dispatch::{DispatchReport, retry_delay_secs};
 pub use import::{ImportKind, ImportReport, import_file};
 pub use message::{
-    Composed, compose, message_context, message_id, sample_customers, unsubscribe_link,
+    Composed, compose, message_context, message_id, sample_customers, sample_occasion,
+    unsubscribe_link,
 };
+pub use plan_cmd::{PlanRequest, PlannedDecision};
 pub use preview::{Preview, PreviewRequest};
-pub use tick::{TickReport, facts_from_row};
+pub use tick::{FactsBuilder, TickReport};
 
-/// Rituals and the templates they use, validated together.
+/// Rituals, the templates they use, the segments and the calendars, validated together.
 pub struct Definitions {
     pub rituals: Vec<Ritual>,
     pub templates: Templates,
+    pub segments: Segments,
+    pub calendars: BTreeMap<String, Calendar>,
 }
 
 impl Definitions {
@@ -45,6 +54,28 @@ impl Definitions {
                 Vec::new()
             }
         };
+        let segments = match load_segments(&cfg.engine.segments_file) {
+            Ok(s) => s,
+            Err(d) => {
+                diags.extend(d);
+                Segments::default()
+            }
+        };
+        let uses_holidays = rituals
+            .iter()
+            .any(|r| matches!(r.trigger, Trigger::Holiday { .. }));
+        let calendars: BTreeMap<String, Calendar> = if cfg.calendars_dir.is_dir() || uses_holidays {
+            match load_calendars(&cfg.calendars_dir) {
+                Ok(cals) => cals,
+                Err(d) => {
+                    diags.extend(d);
+                    BTreeMap::new()
+                }
+            }
+        } else {
+            BTreeMap::new()
+        };
+        cross_check(cfg, &rituals, &segments, &calendars, &mut diags);
         let vocabulary = message::vocabulary(cfg);
         let templates = match Templates::load(&cfg.templates_dir, &cfg.defaults.locale, &vocabulary)
         {
@@ -89,7 +120,89 @@ impl Definitions {
         Ok(Definitions {
             rituals,
             templates: templates.expect("no errors means templates loaded"),
+            segments,
+            calendars,
         })
+    }
+
+    /// The decision engine over these definitions.
+    pub fn engine<'a>(&'a self, cfg: &'a Config) -> Engine<'a> {
+        Engine {
+            rituals: &self.rituals,
+            segments: &self.segments,
+            calendars: &self.calendars,
+            config: &cfg.engine,
+        }
+    }
+}
+
+/// Names a ritual uses that must exist elsewhere: segments, holidays, the default calendar.
+fn cross_check(
+    cfg: &Config,
+    rituals: &[Ritual],
+    segments: &Segments,
+    calendars: &BTreeMap<String, Calendar>,
+    diags: &mut Diagnostics,
+) {
+    let segment_names: Vec<String> = segments.0.keys().cloned().collect();
+    for r in rituals {
+        for (name, line) in r.audience.segments.iter().zip(&r.segment_lines) {
+            if !segments.0.contains_key(name) {
+                let mut d =
+                    Diagnostic::error(&r.source, *line, 1, format!("unknown segment `{name}`"));
+                d = match crate::config::did_you_mean(name, &segment_names) {
+                    Some(best) => d.with_hint(format!(
+                        "did you mean `{best}`? segments are defined in {}",
+                        cfg.engine.segments_file.display()
+                    )),
+                    None if segment_names.is_empty() => d.with_hint(format!(
+                        "define it in {}",
+                        cfg.engine.segments_file.display()
+                    )),
+                    None => d.with_hint(format!("known segments: {}", segment_names.join(", "))),
+                };
+                diags.push(d);
+            }
+        }
+        if let Trigger::Holiday { ids, .. } = &r.trigger {
+            let known: BTreeSet<String> = calendars
+                .values()
+                .flat_map(|c| c.holidays.iter().map(|h| h.id.clone()))
+                .collect();
+            let known: Vec<String> = known.into_iter().collect();
+            for id in ids {
+                if !known.contains(id) {
+                    let mut d = Diagnostic::error(
+                        &r.source,
+                        r.trigger_line,
+                        1,
+                        format!("no calendar has a holiday `{id}`"),
+                    );
+                    d = match crate::config::did_you_mean(id, &known) {
+                        Some(best) => d.with_hint(format!("did you mean `{best}`? `ritualist calendar <id>` lists each calendar's holidays")),
+                        None => d.with_hint(format!("holidays are defined in {}; `ritualist calendar <id>` lists them", cfg.calendars_dir.display())),
+                    };
+                    diags.push(d);
+                }
+            }
+        }
+    }
+    if !calendars.is_empty() && !calendars.contains_key(&cfg.engine.default_calendar) {
+        diags.push(
+            Diagnostic::error(
+                &cfg.path,
+                0,
+                0,
+                format!(
+                    "engine.default_calendar `{}` is not a calendar",
+                    cfg.engine.default_calendar
+                ),
+            )
+            .with_hint(format!(
+                "one of: {}",
+                calendars.keys().cloned().collect::<Vec<_>>().join(", ")
+            )),
+        );
     }
 }
 
@@ -200,5 +313,12 @@ pub fn definitions_fingerprint(cfg: &Config) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     walk(&cfg.rituals_dir, &mut h);
     walk(&cfg.templates_dir, &mut h);
+    walk(&cfg.calendars_dir, &mut h);
+    if let Ok(m) = std::fs::metadata(&cfg.engine.segments_file) {
+        m.len().hash(&mut h);
+        if let Ok(t) = m.modified() {
+            t.hash(&mut h);
+        }
+    }
     h.finish()
 }

@@ -7,11 +7,12 @@ use std::sync::Arc;
 use jiff::civil::Date;
 
 use super::message::{Composed, compose_with};
-use super::tick::facts_from_row;
 use super::{App, AppError, Definitions};
 use crate::channel::Outgoing;
 use crate::domain::{Channel, Email, Locale, Phone};
-use crate::plan::{Consent, CustomerFacts, Occasion, Outcome, decide, occasion_on};
+use jiff::SignedDuration;
+
+use crate::plan::{Consent, CustomerFacts, Occurrence, Outcome, Window, day_start};
 use crate::ritual::Ritual;
 
 #[derive(Debug, Clone)]
@@ -45,91 +46,119 @@ pub enum Preview {
     NotSent { reason: String },
 }
 
-/// What a preview is about, looked up once: the ritual, the customer, and the occasion on the
-/// requested date (or the next one).
+/// What a preview is about, looked up once: the ritual, the customer, and the occurrence on
+/// the requested date (or the next one).
 struct Target {
     defs: Arc<Definitions>,
     ritual: Ritual,
     customer: CustomerFacts,
-    occasion: Occasion,
+    occurrence: Occurrence,
     send_at: jiff::Zoned,
 }
 
 impl App {
+    /// The customer's facts as the engine sees them, with every order they placed.
+    async fn customer_facts(&self, key: &str) -> Result<Option<CustomerFacts>, AppError> {
+        let Some(row) = self.store.find_customer(key).await? else {
+            return Ok(None);
+        };
+        let mut custom = self.store.custom_dates(&[row.id]).await?;
+        let mut orders = self
+            .store
+            .orders_between(&[row.id], i64::MIN, i64::MAX)
+            .await?;
+        Ok(Some(self.facts_builder().facts(
+            &row,
+            custom.remove(&row.id).unwrap_or_default(),
+            orders.remove(&row.id).unwrap_or_default(),
+        )))
+    }
+
     /// Resolves a request, or says why there is nothing to show.
     async fn target(&self, req: &PreviewRequest) -> Result<Result<Target, String>, AppError> {
         let defs = self.defs();
-        let ritual = defs
-            .rituals
-            .iter()
-            .find(|r| r.name == req.ritual)
-            .cloned()
-            .ok_or_else(|| {
-                let names: Vec<&str> = defs.rituals.iter().map(|r| r.name.as_str()).collect();
-                AppError::Other(format!(
-                    "no ritual named `{}` (known: {})",
-                    req.ritual,
-                    names.join(", ")
-                ))
-            })?;
-        let row = self
-            .store
-            .find_customer(&req.customer)
-            .await?
-            .ok_or_else(|| {
-                AppError::Other(format!(
-                    "no customer with external id, email or phone `{}`",
-                    req.customer
-                ))
-            })?;
-        let mut c = facts_from_row(
-            &row,
-            &self.cfg.defaults.time_zone,
-            &self.cfg.defaults.locale,
-        );
+        let engine = defs.engine(&self.cfg);
+        let idx = engine.ritual_index(&req.ritual).ok_or_else(|| {
+            let names: Vec<&str> = defs.rituals.iter().map(|r| r.name.as_str()).collect();
+            AppError::Other(format!(
+                "no ritual named `{}` (known: {})",
+                req.ritual,
+                names.join(", ")
+            ))
+        })?;
+        let ritual = defs.rituals[idx].clone();
+        let mut c = self.customer_facts(&req.customer).await?.ok_or_else(|| {
+            AppError::Other(format!(
+                "no customer with external id, email or phone `{}`",
+                req.customer
+            ))
+        })?;
         if let Some(l) = &req.locale {
             c.locale = l.clone();
         }
-        let occasion = match req.date {
-            Some(date) => occasion_on(&ritual, &c, date).ok_or_else(|| {
-                let when = c
-                    .birthday
-                    .map(|b| b.to_string())
-                    .unwrap_or_else(|| "none on file".into());
-                format!(
-                    "`{}` does not fire for customer `{}` on {date} (birthday: {when})",
-                    ritual.name, c.external_id
-                )
-            }),
-            // Without --date: the next day (today included, in the customer's zone) it fires.
-            None => {
-                let today = crate::clock::now().to_zoned(c.zone.clone()).date();
-                today
-                    .series(jiff::Span::new().days(1))
-                    .take(366 * 4)
-                    .find_map(|d| occasion_on(&ritual, &c, d))
+        let day = |d: jiff::civil::Date| day_start(d, &c.zone);
+        let occurrence = match req.date {
+            Some(date) => {
+                let next = date.tomorrow().unwrap_or(date);
+                engine
+                    .occurrences_of(idx, &c, day(date) - SignedDuration::from_secs(1), day(next))
+                    .into_iter()
+                    .next()
                     .ok_or_else(|| {
                         format!(
-                            "customer `{}` has no occasion for `{}` (no birthday on file)",
-                            c.external_id, ritual.name
+                            "`{}` ({}) does not fire for customer `{}` on {date}",
+                            ritual.name,
+                            ritual.trigger.kind(),
+                            c.external_id
+                        )
+                    })
+            }
+            // Without --date: the next occurrence (today included); for event rituals whose
+            // last occurrence has passed, the latest one within a year.
+            None => {
+                let now = crate::clock::now();
+                let today = day(now.to_zoned(c.zone.clone()).date()) - SignedDuration::from_secs(1);
+                let ahead = engine
+                    .occurrences_of(
+                        idx,
+                        &c,
+                        today,
+                        now + SignedDuration::from_hours(24 * 366 * 4),
+                    )
+                    .into_iter()
+                    .min_by_key(|o| o.due);
+                ahead
+                    .or_else(|| {
+                        engine
+                            .occurrences_of(
+                                idx,
+                                &c,
+                                now - SignedDuration::from_hours(24 * 366),
+                                now,
+                            )
+                            .into_iter()
+                            .max_by_key(|o| o.due)
+                    })
+                    .ok_or_else(|| {
+                        format!(
+                            "customer `{}` has no occurrence of `{}` ({})",
+                            c.external_id,
+                            ritual.name,
+                            ritual.trigger.kind()
                         )
                     })
             }
         };
-        let occasion = match occasion {
+        let occurrence = match occurrence {
             Ok(o) => o,
             Err(reason) => return Ok(Err(reason)),
         };
-        let send_at = occasion
-            .date
-            .to_datetime(ritual.send_time)
-            .to_zoned(c.zone.clone())
-            .map_err(|e| AppError::Other(e.to_string()))?;
+        let send_at = occurrence.due.to_zoned(c.zone.clone());
         Ok(Ok(Target {
             defs,
             ritual,
             customer: c,
-            occasion,
+            occurrence,
             send_at,
         }))
     }
@@ -148,7 +177,7 @@ impl App {
             &self.key,
             &t.ritual,
             c,
-            &t.occasion,
+            &t.occurrence.occasion,
             occurrence,
             channel,
             t.send_at.timestamp().as_second(),
@@ -171,14 +200,60 @@ impl App {
                 .remove(&c.id)
                 .unwrap_or_default(),
         };
-        // The decision the daemon would take at the send time: the same function, the same inputs.
+        // The decision the daemon would take at the due time: the same engine, the same
+        // inputs (the ledger's recent rows, without this occurrence's own).
+        let caps = self
+            .cfg
+            .engine
+            .frequency_caps
+            .iter()
+            .map(|c| c.days)
+            .max()
+            .unwrap_or(0);
+        let due = t.occurrence.due;
+        let since = due - SignedDuration::from_hours(24 * (caps as i64 + 2));
+        let history: Vec<_> = self
+            .store
+            .history(&[c.id], since.as_second())
+            .await?
+            .remove(&c.id)
+            .unwrap_or_default()
+            .iter()
+            .map(super::scan::recorded_from)
+            .filter(|h| !(h.ritual == t.ritual.name && h.occurrence == t.occurrence.key))
+            .collect();
+        let engine = t.defs.engine(&self.cfg);
+        let window = Window {
+            from: due - SignedDuration::from_secs(1),
+            now: due,
+            catching_up: false,
+        };
         let mut channels = Vec::new();
-        for d in decide(&t.ritual, c, &consent, t.send_at.timestamp()) {
+        let mut send_at = t.send_at.clone();
+        let decisions: Vec<_> = engine
+            .decide(c, &consent, &history, window)
+            .into_iter()
+            .filter(|d| d.ritual == t.ritual.name && d.occurrence == t.occurrence.key)
+            .collect();
+        if decisions.is_empty() {
+            return Ok(Preview::NotSent {
+                reason: format!(
+                    "customer `{}` is not in the audience of `{}`",
+                    c.external_id, t.ritual.name
+                ),
+            });
+        }
+        for d in decisions {
             match d.outcome {
                 Outcome::Suppress { reason, .. } => return Ok(Preview::NotSent { reason }),
                 Outcome::Send {
-                    channel, recipient, ..
-                } => channels.push((channel, recipient)),
+                    channel,
+                    recipient,
+                    due_at,
+                } => {
+                    send_at = send_at.max(due_at.to_zoned(c.zone.clone()));
+                    channels.push((channel, recipient))
+                }
             }
         }
         if let Some(want) = req.channel {
@@ -192,7 +267,7 @@ impl App {
                 }
             };
         }
-        let occurrence = t.occasion.occurrence();
+        let occurrence = t.occurrence.key.clone();
         let mut messages = Vec::with_capacity(channels.len());
         for (channel, recipient) in channels {
             messages.push((
@@ -202,8 +277,8 @@ impl App {
             ));
         }
         Ok(Preview::Messages {
-            date: t.occasion.date,
-            send_at: t.send_at,
+            date: t.occurrence.local_date,
+            send_at,
             messages,
         })
     }

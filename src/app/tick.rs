@@ -1,199 +1,304 @@
-//! One scheduler tick: decide every ritual for every candidate customer at `now` and record
-//! each new decision in the ledger (rendered, ready to send) before anything is sent.
+//! One scheduler tick: every occurrence due since the last tick is decided by the engine and
+//! recorded in the ledger (messages as `pending`, suppressions with their reason) before
+//! anything is sent. Messages are rendered when they are sent (`dispatch`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
-use jiff::Timestamp;
 use jiff::tz::TimeZone;
+use jiff::{SignedDuration, Timestamp};
 
 use super::App;
-use super::message::compose;
+use super::scan::CandidateScan;
+use crate::config::Config;
 use crate::domain::{Channel, Email, Locale, Phone, YearlyDate};
-use crate::plan::{Consent, CustomerFacts, Decision, Outcome, candidate_month_days, decide};
-use crate::ritual::{Ritual, Trigger};
-use crate::store::{CustomerRow, NewDelivery, Status};
+use crate::plan::{CustomerFacts, Decision, OrderFact, Outcome, Window};
+use crate::store::{CustomerRow, NewDelivery, OrderRow, Status};
+
+/// The settings key of the last tick's `now`.
+const WATERMARK: &str = "tick_watermark";
+/// The settings key of the real clock when the last tick started: customers and orders
+/// stored after it are new to the engine.
+const WALL: &str = "tick_wall";
 
 /// What a tick did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct TickReport {
     /// Customers looked at.
-    pub candidates: usize,
-    /// Decisions taken at this tick (sends and suppressions), already recorded ones included.
+    pub candidates: u64,
+    /// Decisions taken at this tick (sends and suppressions).
     pub decisions: usize,
     /// New messages queued in the ledger.
     pub queued: usize,
-    /// New suppressions recorded.
+    /// New suppressions recorded (opt-outs, no contact, holdout, caps, missed).
     pub suppressed: usize,
-    /// Decisions whose occurrence was already in the ledger.
+    /// Decisions whose occurrence was already in the ledger (another tick or daemon won).
     pub already_recorded: usize,
-    /// Messages that could not be rendered (recorded as failed with the reason).
-    pub render_failed: usize,
 }
 
-/// Turns a stored row into planner facts. Invalid stored values (which import never writes)
-/// degrade to "absent" rather than stopping the tick.
-pub fn facts_from_row(
-    row: &CustomerRow,
-    default_zone: &str,
-    default_locale: &Locale,
-) -> CustomerFacts {
-    let zone = TimeZone::get(&row.time_zone)
-        .or_else(|_| TimeZone::get(default_zone))
-        .unwrap_or(TimeZone::UTC);
-    let birthday = row
-        .birth_md
-        .and_then(|md| YearlyDate::new(row.birth_year, (md / 100) as i8, (md % 100) as i8).ok());
-    let attributes: BTreeMap<String, String> =
-        serde_json::from_str(&row.attributes).unwrap_or_default();
-    CustomerFacts {
-        id: row.id,
-        external_id: row.external_id.clone(),
-        first_name: row.first_name.clone(),
-        last_name: row.last_name.clone(),
-        email: row.email.as_deref().and_then(|e| Email::parse(e).ok()),
-        phone: row
-            .phone
-            .as_deref()
-            .and_then(|p| Phone::parse(p, None).ok()),
-        locale: Locale::parse(&row.locale).unwrap_or_else(|_| default_locale.clone()),
-        zone,
-        birthday,
-        preferred_channel: row
-            .preferred_channel
-            .as_deref()
-            .and_then(|c| c.parse::<Channel>().ok()),
-        attributes,
+/// Turns stored rows into planner facts, caching time zones. Invalid stored values (which
+/// import never writes) degrade to "absent" rather than stopping the tick.
+pub struct FactsBuilder {
+    zones: HashMap<String, TimeZone>,
+    default_zone: String,
+    default_locale: Locale,
+    default_calendar: String,
+}
+
+impl FactsBuilder {
+    pub fn new(cfg: &Config) -> Self {
+        FactsBuilder {
+            zones: HashMap::new(),
+            default_zone: cfg.defaults.time_zone.clone(),
+            default_locale: cfg.defaults.locale.clone(),
+            default_calendar: cfg.engine.default_calendar.clone(),
+        }
+    }
+
+    fn zone(&mut self, name: &str) -> TimeZone {
+        if let Some(z) = self.zones.get(name) {
+            return z.clone();
+        }
+        let z = TimeZone::get(name)
+            .or_else(|_| TimeZone::get(&self.default_zone))
+            .unwrap_or(TimeZone::UTC);
+        self.zones.insert(name.to_string(), z.clone());
+        z
+    }
+
+    pub fn facts(
+        &mut self,
+        row: &CustomerRow,
+        custom: BTreeMap<String, (Option<i16>, i32)>,
+        orders: Vec<OrderRow>,
+    ) -> CustomerFacts {
+        let zone = self.zone(&row.time_zone);
+        let yearly = |year: Option<i16>, md: i32| {
+            YearlyDate::new(year, (md / 100) as i8, (md % 100) as i8).ok()
+        };
+        let attributes: BTreeMap<String, String> = if row.attributes.len() > 2 {
+            serde_json::from_str(&row.attributes).unwrap_or_default()
+        } else {
+            BTreeMap::new()
+        };
+        let locale = Locale::parse(&row.locale).unwrap_or_else(|_| self.default_locale.clone());
+        let country = attributes
+            .get("country")
+            .map(|c| c.trim().to_ascii_uppercase())
+            .filter(|c| c.len() == 2)
+            .or_else(|| {
+                let l = locale.as_str();
+                l.split('-')
+                    .nth(1)
+                    .filter(|r| r.len() == 2)
+                    .map(|r| r.to_ascii_uppercase())
+            });
+        let calendar = crate::calendar::calendar_for(
+            country.as_deref(),
+            locale.as_str(),
+            &self.default_calendar,
+        );
+        let ts = |s: Option<i64>| s.and_then(|s| Timestamp::from_second(s).ok());
+        CustomerFacts {
+            id: row.id,
+            external_id: row.external_id.clone(),
+            first_name: row.first_name.clone(),
+            last_name: row.last_name.clone(),
+            email: row.email.as_deref().and_then(|e| Email::parse(e).ok()),
+            phone: row
+                .phone
+                .as_deref()
+                .and_then(|p| Phone::parse(p, None).ok()),
+            locale,
+            zone,
+            birthday: row.birth_md.and_then(|md| yearly(row.birth_year, md)),
+            signup: row
+                .signup_date
+                .as_deref()
+                .and_then(|s| YearlyDate::parse(s).ok()),
+            custom_dates: custom
+                .into_iter()
+                .filter_map(|(k, (y, md))| Some((k, yearly(y, md)?)))
+                .collect(),
+            order_count: row.order_count,
+            total_spent_minor: row.total_spent_minor,
+            first_order_at: ts(row.first_order_at),
+            last_order_at: ts(row.last_order_at),
+            orders: orders
+                .into_iter()
+                .filter_map(|o| {
+                    Some(OrderFact {
+                        external_id: o.external_id,
+                        at: Timestamp::from_second(o.ordered_at).ok()?,
+                        number: o.number,
+                        amount_minor: o.amount_minor,
+                        currency: o.currency,
+                    })
+                })
+                .collect(),
+            country,
+            calendar,
+            preferred_channel: row
+                .preferred_channel
+                .as_deref()
+                .and_then(|c| c.parse::<Channel>().ok()),
+            attributes,
+        }
+    }
+}
+
+/// The ledger row for a decision.
+pub fn new_delivery(cfg: &Config, c: &CustomerFacts, d: &Decision) -> NewDelivery {
+    let occasion = serde_json::to_string(&d.occasion).ok();
+    let base = NewDelivery {
+        ritual: d.ritual.clone(),
+        category: d.category.clone(),
+        customer_id: c.id,
+        occurrence: d.occurrence.clone(),
+        channel: d.channel_key().to_string(),
+        status: Status::Suppressed,
+        reason: None,
+        recipient: None,
+        subject: None,
+        payload: None,
+        message_id: None,
+        due_at: d.due.as_second(),
+        occasion,
+        send_window: None,
+    };
+    match &d.outcome {
+        Outcome::Suppress { reason, .. } => NewDelivery {
+            reason: Some(reason.clone()),
+            ..base
+        },
+        Outcome::Send {
+            channel,
+            recipient,
+            due_at,
+        } => NewDelivery {
+            status: Status::Pending,
+            recipient: Some(recipient.clone()),
+            due_at: due_at.as_second(),
+            send_window: cfg
+                .engine
+                .allowed_hours(*channel)
+                .map(|h| format!("{} {h}", c.zone.iana_name().unwrap_or("UTC"))),
+            ..base
+        },
     }
 }
 
 impl App {
-    /// Candidate customers for a ritual at `now` (an index probe on the month-day column).
-    pub async fn candidates(
-        &self,
-        ritual: &Ritual,
-        now: Timestamp,
-    ) -> Result<Vec<CustomerFacts>, super::AppError> {
-        let rows = match &ritual.trigger {
-            Trigger::Yearly { .. } => {
-                self.store
-                    .customers_by_birth_md(&candidate_month_days(now))
-                    .await?
-            }
-        };
-        Ok(rows
-            .iter()
-            .map(|r| facts_from_row(r, &self.cfg.defaults.time_zone, &self.cfg.defaults.locale))
-            .collect())
+    /// The window a tick at `now` decides: from the last tick (at most `catch_up_days` back,
+    /// recording what was missed), or on a first run (or a clock set back) the last 26 hours
+    /// without recording anything as missed.
+    pub async fn tick_window(&self, now: Timestamp) -> Result<Window, super::AppError> {
+        let watermark = self
+            .store
+            .setting(WATERMARK)
+            .await?
+            .and_then(|s| s.parse::<i64>().ok())
+            .and_then(|s| Timestamp::from_second(s).ok());
+        let catch_up = SignedDuration::from_hours(24 * self.cfg.engine.catch_up_days as i64);
+        Ok(match watermark {
+            Some(w) if w < now => Window {
+                from: w.max(now - catch_up),
+                now,
+                catching_up: true,
+            },
+            _ => Window {
+                from: now - SignedDuration::from_hours(26),
+                now,
+                catching_up: false,
+            },
+        })
     }
 
-    /// Every decision for `ritual` at `now`, without writing anything (the dry run and the
-    /// daemon call the same function).
-    pub async fn decisions(
-        &self,
-        ritual: &Ritual,
-        now: Timestamp,
-    ) -> Result<(usize, Vec<(CustomerFacts, Decision)>), super::AppError> {
-        let customers = self.candidates(ritual, now).await?;
-        let ids: Vec<i64> = customers.iter().map(|c| c.id).collect();
-        let mut opt_outs = self.store.opt_outs(&ids).await?;
-        let mut out = Vec::new();
-        for c in &customers {
-            let consent = Consent {
-                opted_out: opt_outs.remove(&c.id).unwrap_or_default(),
-            };
-            for d in decide(ritual, c, &consent, now) {
-                out.push((c.clone(), d));
-            }
-        }
-        Ok((customers.len(), out))
-    }
-
-    /// One tick: decide, then record every new decision (rendered messages as `pending`,
-    /// suppressions with their reason). Safe to repeat: the ledger's unique occurrence key
-    /// turns a second recording of the same occurrence into a no-op.
+    /// One tick: decide every occurrence due since the last tick, and record the decisions.
+    /// Safe to repeat and to run concurrently: the ledger's unique occurrence key turns a
+    /// second recording of the same occurrence into a no-op.
     pub async fn tick(&self, now: Timestamp) -> Result<TickReport, super::AppError> {
+        let wall = crate::clock::now().as_second();
+        let window = self.tick_window(now).await?;
+        let defs = self.defs();
+        let engine = defs.engine(&self.cfg);
+        // Customers and orders stored since the last tick: their occurrences due before they
+        // arrived were never decided, so they get the whole grace window (nothing of theirs
+        // is "missed": it did not exist).
+        let fresh_window = Window {
+            from: window.now
+                - self
+                    .longest_grace(&defs.rituals)
+                    .min(SignedDuration::from_hours(
+                        24 * self.cfg.engine.catch_up_days as i64,
+                    )),
+            now,
+            catching_up: false,
+        };
+        let fresh = match (window.catching_up, self.store.setting(WALL).await?) {
+            (true, Some(w)) => match w.parse::<i64>() {
+                Ok(w) => self.store.ids_changed_since(w - 2).await?,
+                Err(_) => Vec::new(),
+            },
+            _ => Vec::new(),
+        };
+        let mut scan = CandidateScan::new(
+            self,
+            engine,
+            window.from,
+            window.now,
+            None,
+            fresh,
+            fresh_window.from,
+        )
+        .await?;
         let mut report = TickReport::default();
         let now_s = now.as_second();
-        let defs = self.defs();
-        for ritual in &defs.rituals {
-            let (candidates, decisions) = self.decisions(ritual, now).await?;
-            report.candidates += candidates;
-            report.decisions += decisions.len();
-            let ids: Vec<i64> = decisions.iter().map(|(c, _)| c.id).collect();
-            let recorded = self.store.recorded_occurrences(&ritual.name, &ids).await?;
-            for (c, d) in decisions {
-                if recorded.contains(&(c.id, d.occurrence.clone(), d.channel_key().to_string())) {
-                    report.already_recorded += 1;
-                    continue;
-                }
-                let base = NewDelivery {
-                    ritual: ritual.name.clone(),
-                    category: ritual.category.clone(),
-                    customer_id: c.id,
-                    occurrence: d.occurrence.clone(),
-                    channel: d.channel_key().to_string(),
-                    status: Status::Suppressed,
-                    reason: None,
-                    recipient: None,
-                    subject: None,
-                    payload: None,
-                    message_id: None,
-                    due_at: now_s,
-                };
-                let row = match &d.outcome {
-                    Outcome::Suppress { reason, .. } => NewDelivery {
-                        reason: Some(reason.clone()),
-                        ..base
-                    },
-                    Outcome::Send {
-                        channel,
-                        recipient,
-                        due_at,
-                    } => {
-                        match compose(
-                            &self.cfg,
-                            &defs.templates,
-                            &self.key,
-                            ritual,
-                            &c,
-                            &d.occasion,
-                            &d.occurrence,
-                            *channel,
-                            now_s,
-                        ) {
-                            Ok(m) => NewDelivery {
-                                status: Status::Pending,
-                                recipient: Some(recipient.clone()),
-                                subject: m.subject,
-                                payload: Some(m.payload),
-                                message_id: m.message_id,
-                                due_at: due_at.as_second(),
-                                ..base
-                            },
-                            Err(e) => {
-                                tracing::error!(ritual = %ritual.name, customer = c.id, "cannot render: {e}");
-                                report.render_failed += 1;
-                                NewDelivery {
-                                    status: Status::Failed,
-                                    reason: Some(format!("render: {e}")),
-                                    ..base
-                                }
-                            }
-                        }
-                    }
-                };
-                let status = row.status;
-                if self.store.insert_delivery(&row, now_s).await? {
-                    match status {
-                        Status::Pending => report.queued += 1,
-                        Status::Suppressed => report.suppressed += 1,
-                        _ => {}
+        while let Some(chunk) = scan.next().await? {
+            report.candidates += chunk.len() as u64;
+            let mut rows = Vec::new();
+            for cand in &chunk {
+                let w = if cand.fresh {
+                    Window {
+                        from: fresh_window.from.min(window.from),
+                        ..fresh_window
                     }
                 } else {
-                    report.already_recorded += 1;
+                    window
+                };
+                for d in engine.decide(&cand.facts, &cand.consent, &cand.history, w) {
+                    rows.push(new_delivery(&self.cfg, &cand.facts, &d));
                 }
             }
+            report.decisions += rows.len();
+            let (queued, suppressed) = self.store.insert_deliveries(&rows, now_s).await?;
+            report.queued += queued;
+            report.suppressed += suppressed;
+            report.already_recorded += rows.len() - queued - suppressed;
         }
+        let current = self
+            .store
+            .setting(WATERMARK)
+            .await?
+            .and_then(|s| s.parse::<i64>().ok());
+        if current.is_none_or(|c| c < now_s) {
+            self.store
+                .set_setting(WATERMARK, &now_s.to_string())
+                .await?;
+        }
+        self.store.set_setting(WALL, &wall.to_string()).await?;
         Ok(report)
+    }
+
+    /// How far back a late occurrence can still be sent, over all rituals.
+    fn longest_grace(&self, rituals: &[crate::ritual::Ritual]) -> SignedDuration {
+        rituals
+            .iter()
+            .map(|r| match r.grace {
+                // A local day, wherever on Earth.
+                crate::ritual::Grace::SameDay => SignedDuration::from_hours(26),
+                crate::ritual::Grace::For(d) => d,
+            })
+            .max()
+            .unwrap_or(SignedDuration::ZERO)
     }
 }

@@ -115,6 +115,24 @@ pub enum Command {
         #[arg(long)]
         undo: bool,
     },
+    /// Every decision the daemon will take, written nowhere: who gets what and when, and who
+    /// is skipped and why.
+    Plan {
+        /// The first local date (default: today in UTC).
+        #[arg(long)]
+        date: Option<jiff::civil::Date>,
+        /// How many local days from --date.
+        #[arg(long, default_value_t = 1)]
+        days: u32,
+        /// Only this ritual.
+        #[arg(long)]
+        ritual: Option<String>,
+        /// Only this customer (external id, email or phone).
+        #[arg(long)]
+        customer: Option<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
     /// Ledger rows per status.
     Status,
     /// List a country calendar's holidays for a year (check floating dates before a campaign).
@@ -251,12 +269,11 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, AppError> {
                 let d = app.drain(now).await?;
                 app.channels.close().await;
                 out(&format!(
-                    "tick at {now}: {} candidate(s), {} new message(s) queued, {} suppressed, {} already recorded, {} render failure(s); sent {}, retrying {}, failed {}",
+                    "tick at {now}: {} candidate(s), {} new message(s) queued, {} suppressed, {} already recorded; sent {}, retrying {}, failed {}",
                     t.candidates,
                     t.queued,
                     t.suppressed,
                     t.already_recorded,
-                    t.render_failed,
                     d.sent,
                     d.retrying,
                     d.failed
@@ -267,7 +284,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, AppError> {
                         app.cfg.delivery.outbox_dir.display()
                     ));
                 }
-                Ok(if t.render_failed + d.failed > 0 {
+                Ok(if d.failed > 0 {
                     ExitCode::from(1)
                 } else {
                     ExitCode::SUCCESS
@@ -480,6 +497,38 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, AppError> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Plan {
+            date,
+            days,
+            ritual,
+            customer,
+            format,
+        } => {
+            let cfg = Config::load(&cli.config)?;
+            let app = App::open(cfg).await?;
+            let date = date
+                .unwrap_or_else(|| crate::clock::now().to_zoned(jiff::tz::TimeZone::UTC).date());
+            let req = app::PlanRequest {
+                date,
+                days,
+                ritual,
+                customer,
+            };
+            let bar = progress_bar();
+            let planned = app
+                .plan(&req, |done, total| {
+                    if let Some(b) = &bar {
+                        b.set_length(total);
+                        b.set_position(done);
+                    }
+                })
+                .await?;
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+            print_plan(&planned, format);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Status => {
             let cfg = Config::load(&cli.config)?;
             let store = Store::open(&cfg.database_url).await?;
@@ -487,6 +536,68 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, AppError> {
                 out(&format!("{status:<12} {n}"));
             }
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// A progress bar on stderr when it is a terminal (never in pipes and logs).
+fn progress_bar() -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} planning {bar:40} {pos}/{len} customers ({eta})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    Some(bar)
+}
+
+fn print_plan(planned: &[app::PlannedDecision], format: Format) {
+    match format {
+        Format::Json => {
+            let mut stdout = std::io::stdout().lock();
+            for p in planned {
+                let _ = writeln!(stdout, "{}", serde_json::to_string(p).unwrap_or_default());
+            }
+        }
+        Format::Table => {
+            let mut stdout = std::io::stdout().lock();
+            let _ = writeln!(
+                stdout,
+                "{:<18} {:<16} {:<9} {:<6} {:<26} {:<21} {:<28} reason",
+                "ritual",
+                "customer",
+                "decision",
+                "chan",
+                "send at (local)",
+                "send at (UTC)",
+                "occurrence"
+            );
+            for p in planned {
+                let _ = writeln!(
+                    stdout,
+                    "{:<18} {:<16} {:<9} {:<6} {:<26} {:<21} {:<28} {}",
+                    p.ritual,
+                    p.customer,
+                    p.decision,
+                    p.channel.as_deref().unwrap_or("-"),
+                    p.send_at.as_deref().unwrap_or("-"),
+                    p.send_at_utc.as_deref().unwrap_or("-"),
+                    p.occurrence,
+                    p.reason.as_deref().unwrap_or("")
+                );
+            }
+            let sends = planned.iter().filter(|p| p.decision == "send").count();
+            let _ = writeln!(
+                stdout,
+                "{} decision(s): {sends} send(s), {} suppression(s)",
+                planned.len(),
+                planned.len() - sends
+            );
         }
     }
 }

@@ -8,9 +8,11 @@
 //! variables (`password_env`), and a key that looks like a secret is refused with a hint.
 
 mod diagnostic;
+mod engine;
 mod settings;
 
 pub use diagnostic::{Diagnostic, Diagnostics, Severity, did_you_mean, parse_yaml, yaml_files};
+pub use engine::{AllowedHours, EngineConfig, FrequencyCap};
 pub use settings::{
     Config, Defaults, DeliveryConfig, EmailTransport, KannelConfig, Links, Secret, Shop,
     SmsTransport, SmtpConfig, SmtpSecurity,

@@ -28,6 +28,8 @@ struct ConfigSpec {
     delivery: Option<DeliverySpec>,
     /// Environment variable holding the key that derives Message-IDs and link tokens.
     secret_env: Option<String>,
+    /// Rules across rituals: caps, quiet hours, catch-up, segments.
+    engine: Option<super::engine::EngineSpec>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -244,6 +246,7 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     /// Key for Message-IDs (and, later, link tokens). `None`: the store's generated instance key is used.
     pub secret: Option<Secret>,
+    pub engine: super::engine::EngineConfig,
 }
 
 impl Config {
@@ -447,6 +450,7 @@ impl Config {
             .clone()
             .unwrap_or_else(|| "RITUALIST_SECRET".into());
         let secret = Secret::from_env(&secret_var);
+        let engine = super::engine::compile(path, spec.engine.as_ref(), rel, &mut diags);
 
         if diags.has_errors() {
             return Err(diags);
@@ -472,6 +476,7 @@ impl Config {
             links,
             delivery,
             secret,
+            engine,
         })
     }
 }

@@ -26,7 +26,7 @@ use sha2::{Digest, Sha256};
 use crate::app::{Composed, Definitions, compose, sample_customers};
 use crate::config::{Config, Diagnostics, Severity};
 use crate::domain::{Channel, Locale};
-use crate::plan::{CustomerFacts, Occasion, occasion_on};
+use crate::plan::CustomerFacts;
 use crate::render::RenderError;
 use crate::ritual::Ritual;
 
@@ -253,19 +253,33 @@ fn messages(cfg: &Config, defs: &Definitions, customer: &CustomerFacts, date: Da
         if let Some(d) = &ritual.description {
             let _ = write!(out, "<p class=\"description\">{}</p>", esc(d));
         }
-        let occasion = occasion_on(ritual, customer, date).unwrap_or_else(|| {
-            let _ = write!(
-                out,
-                "<p class=\"notice\">`{}` would not fire for {} on {date}; shown as if it did.</p>",
-                esc(&ritual.name),
-                esc(&customer.external_id)
-            );
-            Occasion {
-                date,
-                year: date.year(),
-                years: customer.birthday.and_then(|b| b.years_at(date.year())),
+        let engine = defs.engine(cfg);
+        let idx = engine.ritual_index(&ritual.name).unwrap_or(0);
+        let start =
+            crate::plan::day_start(date, &customer.zone) - jiff::SignedDuration::from_secs(1);
+        let end = crate::plan::day_start(date.tomorrow().unwrap_or(date), &customer.zone);
+        let occasion = match engine
+            .occurrences_of(idx, customer, start, end)
+            .into_iter()
+            .next()
+        {
+            Some(o) => o.occasion,
+            None => {
+                let _ = write!(
+                    out,
+                    "<p class=\"notice\">`{}` would not fire for {} on {date}; shown as if it did.</p>",
+                    esc(&ritual.name),
+                    esc(&customer.external_id)
+                );
+                let mut o = crate::app::sample_occasion(Some(ritual), true);
+                o.date = date;
+                o.year = date.year();
+                if o.years.is_some() {
+                    o.years = customer.birthday.and_then(|b| b.years_at(date.year()));
+                }
+                o
             }
-        });
+        };
         let now = date
             .to_datetime(ritual.send_time)
             .to_zoned(customer.zone.clone())

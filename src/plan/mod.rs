@@ -1,17 +1,42 @@
-//! The decision function: given the rituals, one customer's facts, their consent and `now`,
-//! what happens? Send on a channel at an instant, suppress with a reason, or nothing yet.
+//! The decision function: given the rituals, one customer's facts, their consent, what the
+//! ledger already holds for them and `now`, what happens? Send on a channel at an instant,
+//! suppress with a reason, or nothing yet.
 //!
-//! Pure: no clock, no I/O. The daemon, `plan`-style dry runs, `preview` and the tests all
-//! call [`decide`], so a dry run cannot drift from what the daemon really does.
+//! Pure: no clock, no I/O. The daemon's tick, `ritualist plan`, `preview` and the tests all go
+//! through [`Engine::decide`], so a dry run cannot drift from what the daemon really does.
+//!
+//! - `occur`: when each trigger kind has an occurrence for a customer (yearly dates, holidays,
+//!   cron schedules, inactivity steps, orders), with its stable occurrence key;
+//! - this file: audience, grace window (`missed`), consent, channels, holdout, frequency caps
+//!   with priority arbitration, quiet hours.
+
+mod occur;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use jiff::Timestamp;
-use jiff::civil::Date;
+use jiff::civil::{Date, DateTime};
 use jiff::tz::TimeZone;
+use jiff::{SignedDuration, Timestamp, ToSpan};
 
+use crate::calendar::Calendar;
+use crate::config::{AllowedHours, EngineConfig};
 use crate::domain::{Channel, Email, Locale, Phone, YearlyDate};
-use crate::ritual::{DeliverPolicy, Ritual, Trigger, YearlyField};
+use crate::ritual::{AudienceFacts, DeliverPolicy, Grace, Ritual, Segments};
+
+pub use occur::{month_days_between, zone_may_be_due};
+
+/// An order, as event rituals and templates see it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OrderFact {
+    pub external_id: String,
+    pub at: Timestamp,
+    /// 1 for the customer's first order, 2 for the second, …
+    pub number: i64,
+    pub amount_minor: i64,
+    pub currency: String,
+}
 
 /// What the planner knows about a customer.
 #[derive(Debug, Clone)]
@@ -25,6 +50,18 @@ pub struct CustomerFacts {
     pub locale: Locale,
     pub zone: TimeZone,
     pub birthday: Option<YearlyDate>,
+    pub signup: Option<YearlyDate>,
+    pub custom_dates: BTreeMap<String, YearlyDate>,
+    pub order_count: i64,
+    pub total_spent_minor: i64,
+    pub first_order_at: Option<Timestamp>,
+    pub last_order_at: Option<Timestamp>,
+    /// Orders event rituals may fire for (the tick loads the ones in its window).
+    pub orders: Vec<OrderFact>,
+    /// ISO 3166 alpha-2, from the `country` attribute or the locale's region.
+    pub country: Option<String>,
+    /// The holiday calendar the customer follows.
+    pub calendar: String,
     pub preferred_channel: Option<Channel>,
     pub attributes: BTreeMap<String, String>,
 }
@@ -36,10 +73,61 @@ impl CustomerFacts {
             Channel::Sms => self.phone.as_ref().map(|p| p.to_string()),
         }
     }
+
+    /// A customer with nothing but an id, a locale and a zone (tests, samples).
+    pub fn bare(id: i64, external_id: &str, locale: Locale, zone: TimeZone) -> Self {
+        CustomerFacts {
+            id,
+            external_id: external_id.into(),
+            first_name: None,
+            last_name: None,
+            email: None,
+            phone: None,
+            locale,
+            zone,
+            birthday: None,
+            signup: None,
+            custom_dates: BTreeMap::new(),
+            order_count: 0,
+            total_spent_minor: 0,
+            first_order_at: None,
+            last_order_at: None,
+            orders: Vec::new(),
+            country: None,
+            calendar: String::new(),
+            preferred_channel: None,
+            attributes: BTreeMap::new(),
+        }
+    }
+
+    fn local_date(&self, t: Timestamp) -> Date {
+        self.zone.to_datetime(t).date()
+    }
+
+    /// The audience view of the customer on local date `on`.
+    pub fn audience_facts(&self, on: Date) -> AudienceFacts<'_> {
+        let days = |t: Option<Timestamp>| {
+            t.map(|t| (on - self.local_date(t)).get_days() as i64)
+                .filter(|d| *d >= 0)
+        };
+        AudienceFacts {
+            orders: self.order_count,
+            total_spent: self.total_spent_minor as f64 / 100.0,
+            days_since_last_order: days(self.last_order_at),
+            days_since_signup: self.signup.and_then(|s| {
+                let d = Date::new(s.year?, s.month, s.day).ok()?;
+                Some((on - d).get_days() as i64).filter(|d| *d >= 0)
+            }),
+            locale: self.locale.as_str(),
+            country: self.country.as_deref(),
+            attributes: Some(&self.attributes),
+        }
+    }
 }
 
 /// The scopes a customer opted out of: `all`, `channel:<email|sms>`, `ritual:<name>`,
-/// `category:<name>` (a category opt-out leaves every other category alone).
+/// `category:<name>`. A category opt-out covers its sub-categories (`category:holidays`
+/// covers `holidays.mothers_day`) and nothing else.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Consent {
     pub opted_out: BTreeSet<String>,
@@ -51,37 +139,94 @@ impl Consent {
             opted_out: scopes.iter().map(|s| s.to_string()).collect(),
         }
     }
-    /// The scope that stops this ritual for this customer whatever the channel.
-    fn blocks_ritual(&self, ritual: &Ritual) -> Option<String> {
-        [
-            "all".to_string(),
-            format!("ritual:{}", ritual.name),
-            format!("category:{}", ritual.category),
-        ]
-        .into_iter()
-        .find(|s| self.opted_out.contains(s))
+
+    /// The scope that stops this ritual's occurrence whatever the channel.
+    pub fn blocks(&self, ritual: &str, category: &str) -> Option<String> {
+        if self.opted_out.is_empty() {
+            return None;
+        }
+        if self.opted_out.contains("all") {
+            return Some("all".into());
+        }
+        let r = format!("ritual:{ritual}");
+        if self.opted_out.contains(&r) {
+            return Some(r);
+        }
+        // `holidays.mothers_day`, then `holidays`.
+        let mut cat = category;
+        loop {
+            let s = format!("category:{cat}");
+            if self.opted_out.contains(&s) {
+                return Some(s);
+            }
+            match cat.rfind('.') {
+                Some(i) => cat = &cat[..i],
+                None => return None,
+            }
+        }
     }
-    fn blocks_channel(&self, channel: Channel) -> bool {
-        self.opted_out.contains(&format!("channel:{channel}"))
+
+    pub fn blocks_channel(&self, channel: Channel) -> bool {
+        !self.opted_out.is_empty() && self.opted_out.contains(&format!("channel:{channel}"))
     }
 }
 
-/// The occasion a message celebrates: available to templates as `occasion.*`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A holiday an occurrence celebrates.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HolidayRef {
+    pub id: String,
+    /// In the customer's language.
+    pub name: String,
+}
+
+/// The occasion a message celebrates: available to templates as `occasion.*`, stored with the
+/// ledger row so the message can be rendered when it is sent.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Occasion {
-    /// The local date it is celebrated on.
+    /// The local date the message is due on.
     pub date: Date,
-    /// The year of the occurrence (the key of yearly rituals).
+    /// The year of the occurrence.
     pub year: i16,
-    /// Age reached / years since the original date, when its year is known.
+    /// Age reached / years since the original date (yearly rituals, when the year is known).
     pub years: Option<i16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holiday: Option<HolidayRef>,
+    /// Days without an order (inactivity) and which step (1-based).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inactive_days: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<OrderFact>,
 }
 
 impl Occasion {
-    /// The occurrence part of the ledger key: the year for yearly rituals.
-    pub fn occurrence(&self) -> String {
-        self.year.to_string()
+    pub fn on(date: Date) -> Self {
+        Occasion {
+            date,
+            year: date.year(),
+            years: None,
+            holiday: None,
+            inactive_days: None,
+            step: None,
+            order: None,
+        }
     }
+}
+
+/// One occurrence of a ritual for a customer, before anything is decided about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Occurrence {
+    /// Index into [`Engine::rituals`].
+    pub ritual: usize,
+    /// The occurrence part of the ledger key: `2027` (yearly), `mothers_day:2027`,
+    /// `2027-06-01T10:00` (schedule), `2026-08-10T14:03:00Z+45d` (inactivity), `order:A-981`.
+    pub key: String,
+    pub category: String,
+    pub occasion: Occasion,
+    /// When it is due (before quiet hours), and its local date.
+    pub due: Timestamp,
+    pub local_date: Date,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,6 +234,7 @@ pub enum Outcome {
     Send {
         channel: Channel,
         recipient: String,
+        /// Not before this instant (the due time, moved out of quiet hours).
         due_at: Timestamp,
     },
     Suppress {
@@ -102,9 +248,11 @@ pub enum Outcome {
 pub struct Decision {
     pub ritual: String,
     pub customer_id: i64,
-    /// The occurrence part of the key: the year for yearly rituals.
     pub occurrence: String,
+    pub category: String,
     pub occasion: Occasion,
+    /// When the occurrence was due (its nominal time).
+    pub due: Timestamp,
     pub outcome: Outcome,
 }
 
@@ -119,349 +267,441 @@ impl Decision {
             Outcome::Suppress { channel: None, .. } => "none",
         }
     }
+    pub fn is_send(&self) -> bool {
+        matches!(self.outcome, Outcome::Send { .. })
+    }
 }
 
-/// When (if ever) the ritual's occasion falls on `date` for this customer.
-pub fn occasion_on(ritual: &Ritual, c: &CustomerFacts, date: Date) -> Option<Occasion> {
-    match &ritual.trigger {
-        Trigger::Yearly {
-            date: YearlyField::Birthday,
-            feb29,
-        } => {
-            let b = c.birthday?;
-            let celebrated = b.in_year(date.year(), *feb29)?;
-            (celebrated == date).then(|| Occasion {
-                date,
-                year: date.year(),
-                years: b.years_at(date.year()),
-            })
+/// What the ledger already holds for a customer (recent rows), as the planner needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    pub ritual: String,
+    pub occurrence: String,
+    /// A message (queued, sending or sent), as opposed to a suppression or a failure.
+    pub message: bool,
+    /// The nominal due instant.
+    pub due: Timestamp,
+}
+
+impl Recorded {
+    pub fn from_decision(d: &Decision) -> Self {
+        Recorded {
+            ritual: d.ritual.clone(),
+            occurrence: d.occurrence.clone(),
+            message: d.is_send(),
+            due: d.due,
         }
     }
 }
 
-/// Decides ritual × customer at `now`. Empty when nothing is due yet (or at all) today.
-///
-/// A yearly occasion is due from its local send time until the end of that local day; ticks
-/// after that do not revive it (grace windows for longer outages come with the engine issue).
-pub fn decide(
-    ritual: &Ritual,
-    c: &CustomerFacts,
-    consent: &Consent,
-    now: Timestamp,
-) -> Vec<Decision> {
-    let local = now.to_zoned(c.zone.clone());
-    let today = local.date();
-    let Some(occasion) = occasion_on(ritual, c, today) else {
-        return Vec::new();
-    };
-    let Ok(due) = today.to_datetime(ritual.send_time).to_zoned(c.zone.clone()) else {
-        return Vec::new();
-    };
-    let due_at = due.timestamp();
-    if now < due_at {
-        return Vec::new();
+/// Reasons a message is not sent (the `reason` column of suppressed rows).
+pub mod reason {
+    pub const NO_CONTACT: &str = "no_contact";
+    pub const HOLDOUT: &str = "holdout";
+    pub const MISSED: &str = "missed";
+    pub const CAPPED_BY: &str = "capped_by:";
+    pub const OPTED_OUT: &str = "opted_out:";
+}
+
+/// The rules of one deployment: rituals, segments, calendars and the engine config.
+#[derive(Debug, Clone, Copy)]
+pub struct Engine<'a> {
+    pub rituals: &'a [Ritual],
+    pub segments: &'a Segments,
+    pub calendars: &'a BTreeMap<String, Calendar>,
+    pub config: &'a EngineConfig,
+}
+
+/// A window of decision: occurrences due in `(from, now]` are decided at `now`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub from: Timestamp,
+    pub now: Timestamp,
+    /// `true` when the daemon was running before `from`: occurrences in the window that are
+    /// past their grace are recorded as `missed`. `false` on a first run (nothing was missed:
+    /// there was no daemon), when they are left alone.
+    pub catching_up: bool,
+}
+
+impl<'a> Engine<'a> {
+    pub fn ritual_index(&self, name: &str) -> Option<usize> {
+        self.rituals.iter().position(|r| r.name == name)
     }
-    let decision = |outcome| Decision {
-        ritual: ritual.name.clone(),
-        customer_id: c.id,
-        occurrence: occasion.occurrence(),
-        occasion: occasion.clone(),
-        outcome,
-    };
-    if let Some(scope) = consent.blocks_ritual(ritual) {
-        return vec![decision(Outcome::Suppress {
-            channel: None,
-            reason: format!("opted_out:{scope}"),
-        })];
-    }
-    let reachable: Vec<Channel> = ritual
-        .channels
-        .iter()
-        .copied()
-        .filter(|ch| c.contact(*ch).is_some() && !consent.blocks_channel(*ch))
-        .collect();
-    if reachable.is_empty() {
-        let blocked: Vec<&Channel> = ritual
-            .channels
+
+    /// Every decision due for `c` in `w`. Occurrences already in `history` are skipped.
+    ///
+    /// Frequency caps are arbitrated per local day: every candidate occurrence of that day
+    /// (including ones due later that day) competes by priority (then due time, then name),
+    /// after the messages already recorded, so the outcome does not depend on when ticks run.
+    pub fn decide(
+        &self,
+        c: &CustomerFacts,
+        consent: &Consent,
+        history: &[Recorded],
+        w: Window,
+    ) -> Vec<Decision> {
+        let mut out = Vec::new();
+        if w.now <= w.from {
+            return out;
+        }
+        // Whole local days around the window, so a day's arbitration sees all of it.
+        let first_day = c.local_date(w.from);
+        let last_day = c.local_date(w.now);
+        let span_from = day_start(first_day, &c.zone) - SignedDuration::from_secs(1);
+        let span_to = day_start(last_day.tomorrow().unwrap_or(last_day), &c.zone);
+        let mut occs = Vec::new();
+        for (i, r) in self.rituals.iter().enumerate() {
+            occur::occurrences(self, i, r, c, span_from, span_to, &mut occs);
+        }
+        if occs.is_empty() {
+            return out;
+        }
+        let recorded: BTreeSet<(&str, &str)> = history
             .iter()
-            .filter(|ch| c.contact(**ch).is_some() && consent.blocks_channel(**ch))
+            .map(|h| (h.ritual.as_str(), h.occurrence.as_str()))
             .collect();
-        let reason = match blocked.first() {
-            Some(ch) => format!("opted_out:channel:{ch}"),
-            None => "no_contact".to_string(),
-        };
-        return vec![decision(Outcome::Suppress {
-            channel: None,
-            reason,
-        })];
-    }
-    let chosen: Vec<Channel> = match ritual.deliver {
-        DeliverPolicy::All => reachable,
-        DeliverPolicy::Preferred => {
-            let pick = c
-                .preferred_channel
-                .filter(|p| reachable.contains(p))
-                .unwrap_or(reachable[0]);
-            vec![pick]
-        }
-    };
-    chosen
-        .into_iter()
-        .map(|channel| {
-            let recipient = c
-                .contact(channel)
-                .expect("reachable channels have contact data");
-            decision(Outcome::Send {
-                channel,
-                recipient,
-                due_at,
-            })
-        })
-        .collect()
-}
-
-/// The `month * 100 + day` values whose customers may have an occasion today somewhere on
-/// Earth at `now` (local dates span UTC−12 … UTC+14), including Feb 29 when a non-leap year
-/// celebrates it on Feb 28 or Mar 1. The store probes its month-day index with these.
-pub fn candidate_month_days(now: Timestamp) -> Vec<i32> {
-    let utc = now.to_zoned(TimeZone::UTC).date();
-    let mut out = BTreeSet::new();
-    for delta in -1i32..=1 {
-        let Ok(d) = utc.checked_add(jiff::Span::new().days(delta)) else {
-            continue;
-        };
-        out.insert(d.month() as i32 * 100 + d.day() as i32);
-        let leap = d.in_leap_year();
-        if !leap && ((d.month() == 2 && d.day() == 28) || (d.month() == 3 && d.day() == 1)) {
-            out.insert(229);
-        }
-    }
-    out.into_iter().collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::domain::Feb29Policy;
-    use jiff::civil::Time;
-    use std::path::PathBuf;
-
-    fn ritual(feb29: Feb29Policy, deliver: DeliverPolicy) -> Ritual {
-        Ritual {
-            name: "birthday".into(),
-            description: None,
-            trigger: Trigger::Yearly {
-                date: YearlyField::Birthday,
-                feb29,
-            },
-            send_time: Time::constant(10, 0, 0, 0),
-            channels: vec![Channel::Email, Channel::Sms],
-            deliver,
-            template: "birthday".into(),
-            category: "birthday".into(),
-            priority: 0,
-            sms_max_segments: 2,
-            source: PathBuf::from("birthday.yaml"),
-            template_line: 1,
-        }
-    }
-
-    fn customer(zone: &str, birthday: &str) -> CustomerFacts {
-        CustomerFacts {
-            id: 7,
-            external_id: "c7".into(),
-            first_name: Some("Ana".into()),
-            last_name: None,
-            email: Some(Email::parse("ana@example.com").unwrap()),
-            phone: Some(Phone::parse("+40721234567", None).unwrap()),
-            locale: Locale::parse("ro").unwrap(),
-            zone: TimeZone::get(zone).unwrap(),
-            birthday: Some(YearlyDate::parse(birthday).unwrap()),
-            preferred_channel: None,
-            attributes: BTreeMap::new(),
-        }
-    }
-
-    fn at(s: &str) -> Timestamp {
-        s.parse().unwrap()
-    }
-
-    #[test]
-    fn due_at_local_send_time_in_the_customers_zone() {
-        let r = ritual(Feb29Policy::Feb28, DeliverPolicy::Preferred);
-        let c = customer("Asia/Vladivostok", "1990-03-01"); // UTC+10
-        // 09:59 local on Mar 1 = 23:59 UTC Feb 28: not yet.
-        assert!(decide(&r, &c, &Consent::default(), at("2027-02-28T23:59:00Z")).is_empty());
-        let d = decide(&r, &c, &Consent::default(), at("2027-03-01T00:00:00Z"));
-        assert_eq!(d.len(), 1);
-        assert_eq!(d[0].occurrence, "2027");
-        assert_eq!(d[0].occasion.years, Some(37));
-        match &d[0].outcome {
-            Outcome::Send {
-                channel, due_at, ..
-            } => {
-                assert_eq!(*channel, Channel::Email);
-                assert_eq!(*due_at, at("2027-03-01T00:00:00Z"));
+        // Not yet recorded, and not due before the window (a previous tick decided those).
+        occs.retain(|o| {
+            o.due > w.from
+                && !recorded.contains(&(self.rituals[o.ritual].name.as_str(), o.key.as_str()))
+        });
+        occs.sort_by(|a, b| a.local_date.cmp(&b.local_date).then(a.due.cmp(&b.due)));
+        // Messages accepted in this call count for later days' caps.
+        let mut accepted: Vec<Recorded> = Vec::new();
+        let mut i = 0;
+        while i < occs.len() {
+            let day = occs[i].local_date;
+            let mut j = i;
+            while j < occs.len() && occs[j].local_date == day {
+                j += 1;
             }
-            other => panic!("{other:?}"),
+            self.decide_day(c, consent, history, &mut accepted, &occs[i..j], w, &mut out);
+            i = j;
         }
-        // The next local day: nothing.
-        assert!(decide(&r, &c, &Consent::default(), at("2027-03-01T14:00:00Z")).is_empty());
+        out
     }
 
-    #[test]
-    fn feb29_follows_the_policy() {
-        let c = customer("UTC", "2000-02-29");
-        let feb28 = at("2027-02-28T12:00:00Z");
-        let mar1 = at("2027-03-01T12:00:00Z");
-        let r = ritual(Feb29Policy::Feb28, DeliverPolicy::Preferred);
-        assert_eq!(decide(&r, &c, &Consent::default(), feb28).len(), 1);
-        assert!(decide(&r, &c, &Consent::default(), mar1).is_empty());
-        let r = ritual(Feb29Policy::Mar1, DeliverPolicy::Preferred);
-        assert!(decide(&r, &c, &Consent::default(), feb28).is_empty());
-        assert_eq!(decide(&r, &c, &Consent::default(), mar1).len(), 1);
-        let r = ritual(Feb29Policy::Skip, DeliverPolicy::Preferred);
-        assert!(decide(&r, &c, &Consent::default(), feb28).is_empty());
-        assert!(decide(&r, &c, &Consent::default(), mar1).is_empty());
-        assert_eq!(
-            decide(&r, &c, &Consent::default(), at("2028-02-29T12:00:00Z")).len(),
-            1
-        );
-    }
-
-    #[test]
-    fn preferred_channel_and_all() {
-        let mut c = customer("UTC", "1990-05-05");
-        c.preferred_channel = Some(Channel::Sms);
-        let now = at("2027-05-05T12:00:00Z");
-        let d = decide(
-            &ritual(Feb29Policy::Feb28, DeliverPolicy::Preferred),
-            &c,
-            &Consent::default(),
-            now,
-        );
-        assert!(matches!(
-            d[0].outcome,
-            Outcome::Send {
-                channel: Channel::Sms,
-                ..
-            }
-        ));
-        c.phone = None;
-        let d = decide(
-            &ritual(Feb29Policy::Feb28, DeliverPolicy::Preferred),
-            &c,
-            &Consent::default(),
-            now,
-        );
-        assert!(
-            matches!(
-                d[0].outcome,
-                Outcome::Send {
-                    channel: Channel::Email,
-                    ..
-                }
-            ),
-            "falls back to a channel with contact"
-        );
-        c.phone = Some(Phone::parse("+40721234567", None).unwrap());
-        let d = decide(
-            &ritual(Feb29Policy::Feb28, DeliverPolicy::All),
-            &c,
-            &Consent::default(),
-            now,
-        );
-        assert_eq!(d.len(), 2);
-    }
-
-    #[test]
-    fn opt_outs_and_missing_contact_suppress_with_a_reason() {
-        let c = customer("UTC", "1990-05-05");
-        let now = at("2027-05-05T12:00:00Z");
-        let r = ritual(Feb29Policy::Feb28, DeliverPolicy::Preferred);
-        let reason =
-            |consent: &Consent, c: &CustomerFacts| match &decide(&r, c, consent, now)[0].outcome {
-                Outcome::Suppress { reason, .. } => reason.clone(),
-                Outcome::Send { channel, .. } => format!("send:{channel}"),
+    #[allow(clippy::too_many_arguments)]
+    fn decide_day(
+        &self,
+        c: &CustomerFacts,
+        consent: &Consent,
+        history: &[Recorded],
+        accepted: &mut Vec<Recorded>,
+        day: &[Occurrence],
+        w: Window,
+        out: &mut Vec<Decision>,
+    ) {
+        // First pass: everything but the caps.
+        struct Candidate<'o> {
+            occ: &'o Occurrence,
+            channels: Vec<Channel>,
+        }
+        let mut capped: Vec<Candidate> = Vec::new();
+        for o in day {
+            let r = &self.rituals[o.ritual];
+            let emit = o.due > w.from && o.due <= w.now;
+            let decision = |outcome| Decision {
+                ritual: r.name.clone(),
+                customer_id: c.id,
+                occurrence: o.key.clone(),
+                category: o.category.clone(),
+                occasion: o.occasion.clone(),
+                due: o.due,
+                outcome,
             };
-        assert_eq!(
-            reason(&Consent::opted_out_of(&["all"]), &c),
-            "opted_out:all"
-        );
-        assert_eq!(
-            reason(&Consent::opted_out_of(&["category:birthday"]), &c),
-            "opted_out:category:birthday"
-        );
-        assert_eq!(
-            reason(&Consent::opted_out_of(&["category:digest"]), &c),
-            "send:email"
-        );
-        assert_eq!(
-            reason(&Consent::opted_out_of(&["channel:email"]), &c),
-            "send:sms"
-        );
-        assert_eq!(
-            reason(
-                &Consent::opted_out_of(&["channel:email", "channel:sms"]),
-                &c
-            ),
-            "opted_out:channel:email"
-        );
-        let mut nobody = c.clone();
-        nobody.email = None;
-        nobody.phone = None;
-        assert_eq!(reason(&Consent::default(), &nobody), "no_contact");
-    }
-
-    #[test]
-    fn dst_gap_send_time_moves_forward() {
-        // Europe/Bucharest springs forward 2027-03-28 03:00 → 04:00; a 03:30 send time does not exist.
-        let mut r = ritual(Feb29Policy::Feb28, DeliverPolicy::Preferred);
-        r.send_time = Time::constant(3, 30, 0, 0);
-        let c = customer("Europe/Bucharest", "1990-03-28");
-        let d = decide(&r, &c, &Consent::default(), at("2027-03-28T12:00:00Z"));
-        match &d[0].outcome {
-            Outcome::Send { due_at, .. } => assert_eq!(*due_at, at("2027-03-28T01:30:00Z")),
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn candidate_days_cover_all_zones_and_feb29() {
-        assert_eq!(
-            candidate_month_days(at("2027-05-05T12:00:00Z")),
-            vec![504, 505, 506]
-        );
-        assert_eq!(
-            candidate_month_days(at("2027-02-28T12:00:00Z")),
-            vec![227, 228, 229, 301]
-        );
-        assert_eq!(
-            candidate_month_days(at("2028-02-28T12:00:00Z")),
-            vec![227, 228, 229]
-        );
-    }
-
-    proptest::proptest! {
-        /// For any zone and instant, a customer whose birthday is their local today is decided
-        /// exactly once per channel set, and the due instant is never after `now`.
-        #[test]
-        fn decided_once_and_never_early(secs in 1_700_000_000i64..1_900_000_000i64, zi in 0usize..6) {
-            let zones = ["UTC", "Europe/Bucharest", "Europe/Moscow", "America/New_York", "Pacific/Kiritimati", "Pacific/Pago_Pago"];
-            let now = Timestamp::from_second(secs).unwrap();
-            let tz = TimeZone::get(zones[zi]).unwrap();
-            let local = now.to_zoned(tz).date();
-            let bday = format!("1980-{:02}-{:02}", local.month(), local.day());
-            let c = customer(zones[zi], &bday);
-            let r = ritual(Feb29Policy::Feb28, DeliverPolicy::Preferred);
-            let d = decide(&r, &c, &Consent::default(), now);
-            proptest::prop_assert!(d.len() <= 1);
-            for x in &d {
-                if let Outcome::Send { due_at, .. } = x.outcome { proptest::prop_assert!(due_at <= now); }
-                proptest::prop_assert_eq!(&x.occurrence, &local.year().to_string());
+            let suppress = |reason: String| {
+                decision(Outcome::Suppress {
+                    channel: None,
+                    reason,
+                })
+            };
+            if !r
+                .audience
+                .matches(self.segments, &c.audience_facts(o.local_date))
+            {
+                continue;
             }
-            let md = local.month() as i32 * 100 + local.day() as i32;
-            proptest::prop_assert!(candidate_month_days(now).contains(&md));
+            if emit && w.now > grace_deadline(r, o, &c.zone) {
+                if w.catching_up {
+                    out.push(suppress(reason::MISSED.into()));
+                }
+                continue;
+            }
+            if let Some(scope) = consent.blocks(&r.name, &o.category) {
+                if emit {
+                    out.push(suppress(format!("{}{scope}", reason::OPTED_OUT)));
+                }
+                continue;
+            }
+            let reachable: Vec<Channel> = r
+                .channels
+                .iter()
+                .copied()
+                .filter(|ch| c.contact(*ch).is_some() && !consent.blocks_channel(*ch))
+                .collect();
+            if reachable.is_empty() {
+                if emit {
+                    let blocked = r
+                        .channels
+                        .iter()
+                        .find(|ch| c.contact(**ch).is_some() && consent.blocks_channel(**ch));
+                    out.push(suppress(match blocked {
+                        Some(ch) => format!("{}channel:{ch}", reason::OPTED_OUT),
+                        None => reason::NO_CONTACT.into(),
+                    }));
+                }
+                continue;
+            }
+            if in_holdout(&r.name, &c.external_id, r.holdout_percent) {
+                if emit {
+                    out.push(suppress(reason::HOLDOUT.into()));
+                }
+                continue;
+            }
+            let channels = match r.deliver {
+                DeliverPolicy::All => reachable,
+                DeliverPolicy::Preferred => vec![
+                    c.preferred_channel
+                        .filter(|p| reachable.contains(p))
+                        .unwrap_or(reachable[0]),
+                ],
+            };
+            capped.push(Candidate { occ: o, channels });
+        }
+        // Second pass: caps, by priority.
+        capped.sort_by(|a, b| {
+            let (ra, rb) = (&self.rituals[a.occ.ritual], &self.rituals[b.occ.ritual]);
+            rb.priority
+                .cmp(&ra.priority)
+                .then(a.occ.due.cmp(&b.occ.due))
+                .then(ra.name.cmp(&rb.name))
+                .then(a.occ.key.cmp(&b.occ.key))
+        });
+        for cand in capped {
+            let o = cand.occ;
+            let r = &self.rituals[o.ritual];
+            let emit = o.due > w.from && o.due <= w.now;
+            let blocked_by = if r.capped {
+                self.cap_blocker(c, history, accepted, o.local_date)
+            } else {
+                None
+            };
+            let decision = |outcome| Decision {
+                ritual: r.name.clone(),
+                customer_id: c.id,
+                occurrence: o.key.clone(),
+                category: o.category.clone(),
+                occasion: o.occasion.clone(),
+                due: o.due,
+                outcome,
+            };
+            if let Some(winner) = blocked_by {
+                if emit {
+                    out.push(decision(Outcome::Suppress {
+                        channel: None,
+                        reason: format!("{}{winner}", reason::CAPPED_BY),
+                    }));
+                }
+                continue;
+            }
+            accepted.push(Recorded {
+                ritual: r.name.clone(),
+                occurrence: o.key.clone(),
+                message: true,
+                due: o.due,
+            });
+            if !emit {
+                continue;
+            }
+            for channel in cand.channels {
+                let recipient = c.contact(channel).expect("reachable channels have contact");
+                let due_at =
+                    send_instant(o.due, w.now, &c.zone, self.config.allowed_hours(channel));
+                out.push(decision(Outcome::Send {
+                    channel,
+                    recipient,
+                    due_at,
+                }));
+            }
         }
     }
+
+    /// The ritual whose message fills a cap on local day `day`, if one is full.
+    fn cap_blocker(
+        &self,
+        c: &CustomerFacts,
+        history: &[Recorded],
+        accepted: &[Recorded],
+        day: Date,
+    ) -> Option<String> {
+        for cap in &self.config.frequency_caps {
+            let first = day.checked_sub((cap.days as i64 - 1).days()).unwrap_or(day);
+            let mut seen: BTreeSet<(&str, &str)> = BTreeSet::new();
+            let mut counted: Vec<&Recorded> = Vec::new();
+            for h in history.iter().chain(accepted) {
+                if !h.message {
+                    continue;
+                }
+                let d = c.local_date(h.due);
+                if d < first || d > day {
+                    continue;
+                }
+                // Uncapped (transactional) rituals neither count nor get capped.
+                if self.rituals.iter().any(|r| r.name == h.ritual && !r.capped) {
+                    continue;
+                }
+                if seen.insert((h.ritual.as_str(), h.occurrence.as_str())) {
+                    counted.push(h);
+                }
+            }
+            if counted.len() as u32 >= cap.max {
+                let priority = |name: &str| {
+                    self.rituals
+                        .iter()
+                        .find(|r| r.name == name)
+                        .map_or(i32::MIN, |r| r.priority)
+                };
+                let winner = counted
+                    .iter()
+                    .max_by(|a, b| {
+                        priority(&a.ritual)
+                            .cmp(&priority(&b.ritual))
+                            .then(a.due.cmp(&b.due))
+                            .then(b.ritual.cmp(&a.ritual))
+                    })
+                    .expect("a full cap counts something");
+                return Some(winner.ritual.clone());
+            }
+        }
+        None
+    }
+
+    /// What `plan` shows: every decision for occurrences due in `(from, to]`, each taken at its
+    /// due instant, as a daemon ticking through that time would take it. Nothing is written;
+    /// the decisions taken so far stand in for the ledger.
+    pub fn plan(
+        &self,
+        c: &CustomerFacts,
+        consent: &Consent,
+        history: &[Recorded],
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Vec<Decision> {
+        let mut occs = Vec::new();
+        for (i, r) in self.rituals.iter().enumerate() {
+            occur::occurrences(self, i, r, c, from, to, &mut occs);
+        }
+        let mut instants: Vec<Timestamp> = occs.iter().map(|o| o.due).collect();
+        instants.sort();
+        instants.dedup();
+        let mut hist = history.to_vec();
+        let mut out = Vec::new();
+        let mut prev = from;
+        for t in instants {
+            let w = Window {
+                from: prev,
+                now: t,
+                catching_up: false,
+            };
+            let ds = self.decide(c, consent, &hist, w);
+            hist.extend(ds.iter().map(Recorded::from_decision));
+            out.extend(ds);
+            prev = t;
+        }
+        out
+    }
+
+    /// The occurrences of one ritual for `c` due in `(from, to]` (preview, check).
+    pub fn occurrences_of(
+        &self,
+        ritual: usize,
+        c: &CustomerFacts,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Vec<Occurrence> {
+        let mut out = Vec::new();
+        occur::occurrences(self, ritual, &self.rituals[ritual], c, from, to, &mut out);
+        out
+    }
+}
+
+/// Midnight (or the first instant) of a local date.
+pub fn day_start(d: Date, zone: &TimeZone) -> Timestamp {
+    d.to_datetime(jiff::civil::Time::midnight())
+        .to_zoned(zone.clone())
+        .map(|z| z.timestamp())
+        .unwrap_or(Timestamp::MIN)
+}
+
+/// The last instant an occurrence may still be sent.
+fn grace_deadline(r: &Ritual, o: &Occurrence, zone: &TimeZone) -> Timestamp {
+    match r.grace {
+        Grace::SameDay => {
+            let next = o.local_date.tomorrow().unwrap_or(o.local_date);
+            (day_start(next, zone) - SignedDuration::from_secs(1)).max(o.due)
+        }
+        Grace::For(d) => o.due + d,
+    }
+}
+
+/// Stable membership of a ritual's holdout group: FNV-1a of ritual and customer, in basis
+/// points. The same customer stays in (or out of) a ritual's holdout across occurrences.
+pub fn in_holdout(ritual: &str, external_id: &str, percent: f64) -> bool {
+    if percent <= 0.0 {
+        return false;
+    }
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in ritual.bytes().chain([0u8]).chain(external_id.bytes()) {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    // Mix the high bits down: FNV's low bits are weak for short inputs.
+    h ^= h >> 29;
+    h = h.wrapping_mul(0xbf58476d1ce4e5b9);
+    h ^= h >> 32;
+    ((h % 10_000) as f64) < percent * 100.0
+}
+
+/// Whether local time-of-day `t` is inside the allowed hours.
+fn allowed(h: AllowedHours, t: jiff::civil::Time) -> bool {
+    if h.from < h.until {
+        t >= h.from && t < h.until
+    } else {
+        t >= h.from || t < h.until
+    }
+}
+
+/// The first instant at or after `t` inside the allowed hours.
+pub fn next_allowed(t: Timestamp, zone: &TimeZone, hours: Option<AllowedHours>) -> Timestamp {
+    let Some(h) = hours else { return t };
+    let local = zone.to_datetime(t);
+    if allowed(h, local.time()) {
+        return t;
+    }
+    let mut date = local.date();
+    if local.time() >= h.from {
+        date = date.tomorrow().unwrap_or(date);
+    }
+    let start: DateTime = date.to_datetime(h.from);
+    start
+        .to_zoned(zone.clone())
+        .map(|z| z.timestamp())
+        .unwrap_or(t)
+}
+
+/// When a message due at `due` may go, decided at `now`: the due time moved out of quiet
+/// hours; a late message whose time has passed goes now, unless now is quiet too.
+pub fn send_instant(
+    due: Timestamp,
+    now: Timestamp,
+    zone: &TimeZone,
+    hours: Option<AllowedHours>,
+) -> Timestamp {
+    let s = next_allowed(due, zone, hours);
+    if s >= now {
+        return s;
+    }
+    let n = next_allowed(now, zone, hours);
+    if n == now { s } else { n }
 }

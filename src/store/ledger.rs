@@ -54,6 +54,10 @@ pub struct NewDelivery {
     pub payload: Option<String>,
     pub message_id: Option<String>,
     pub due_at: i64,
+    /// The occasion (JSON), for rendering when the message is sent.
+    pub occasion: Option<String>,
+    /// `<zone> <HH:MM-HH:MM>`: the local hours the message may be sent in.
+    pub send_window: Option<String>,
 }
 
 /// A row claimed for sending, with the lease token that fences its result.
@@ -61,12 +65,16 @@ pub struct NewDelivery {
 pub struct ClaimedDelivery {
     pub id: i64,
     pub ritual: String,
+    pub category: String,
     pub customer_id: i64,
     pub occurrence: String,
     pub channel: String,
     pub recipient: String,
     pub subject: Option<String>,
-    pub payload: String,
+    /// `None` until the first attempt renders the message.
+    pub payload: Option<String>,
+    pub occasion: Option<String>,
+    pub send_window: Option<String>,
     pub message_id: Option<String>,
     pub attempts: i32,
     pub due_at: i64,
@@ -91,7 +99,8 @@ pub struct DeliveryRow {
 }
 
 const BLOCKED_BY_CONSENT: &str = "EXISTS (SELECT 1 FROM consents c WHERE c.customer_id = deliveries.customer_id AND c.opted_out = TRUE \
-     AND c.scope IN ('all', 'channel:' || deliveries.channel, 'ritual:' || deliveries.ritual, 'category:' || deliveries.category))";
+     AND (c.scope IN ('all', 'channel:' || deliveries.channel, 'ritual:' || deliveries.ritual, 'category:' || deliveries.category) \
+     OR (c.scope LIKE 'category:%' AND substr('category:' || deliveries.category, 1, length(c.scope) + 1) = c.scope || '.')))";
 
 impl Store {
     /// Records a decision unless its occurrence is already there. `true` when inserted.
@@ -174,7 +183,7 @@ impl Store {
             "UPDATE deliveries SET status = 'claimed', lease_token = $1, lease_until = $2, attempts = attempts + 1, updated_at = $3 \
              WHERE id IN (SELECT id FROM deliveries WHERE status IN ('pending', 'retry_wait') AND next_attempt_at <= $3 \
              ORDER BY next_attempt_at, id LIMIT $4{lock}) \
-             RETURNING id, ritual, customer_id, occurrence, channel, recipient, subject, payload, message_id, attempts, due_at"
+             RETURNING id, ritual, category, customer_id, occurrence, channel, recipient, subject, payload, message_id, attempts, due_at, occasion, send_window"
         );
         let rows = txn
             .query_all_raw(self.stmt(
@@ -193,6 +202,7 @@ impl Store {
             out.push(ClaimedDelivery {
                 id: r.try_get("", "id")?,
                 ritual: r.try_get("", "ritual")?,
+                category: r.try_get("", "category")?,
                 customer_id: r.try_get("", "customer_id")?,
                 occurrence: r.try_get("", "occurrence")?,
                 channel: r.try_get("", "channel")?,
@@ -200,9 +210,9 @@ impl Store {
                     .try_get::<Option<String>>("", "recipient")?
                     .unwrap_or_default(),
                 subject: r.try_get("", "subject")?,
-                payload: r
-                    .try_get::<Option<String>>("", "payload")?
-                    .unwrap_or_default(),
+                payload: r.try_get("", "payload")?,
+                occasion: r.try_get("", "occasion")?,
+                send_window: r.try_get("", "send_window")?,
                 message_id: r.try_get("", "message_id")?,
                 attempts: r.try_get("", "attempts")?,
                 due_at: r.try_get("", "due_at")?,
@@ -211,6 +221,49 @@ impl Store {
         }
         out.sort_by_key(|c| c.id);
         Ok(out)
+    }
+
+    /// Stores the rendered message of a claimed row (first attempt), so every retry sends the
+    /// same bytes. `false` when the lease was lost.
+    pub async fn set_message(
+        &self,
+        id: i64,
+        token: &str,
+        subject: Option<&str>,
+        payload: &str,
+        message_id: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let n = self
+            .exec(
+                "UPDATE deliveries SET subject = $1, payload = $2, message_id = $3 WHERE id = $4 AND lease_token = $5 AND status = 'claimed'",
+                vec![
+                    subject.map(str::to_string).into(),
+                    payload.to_string().into(),
+                    message_id.map(str::to_string).into(),
+                    id.into(),
+                    token.to_string().into(),
+                ],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    /// Puts a claimed row back, untried, until `next_at` (quiet hours).
+    pub async fn defer(
+        &self,
+        id: i64,
+        token: &str,
+        next_at: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let n = self
+            .exec(
+                "UPDATE deliveries SET status = 'pending', next_attempt_at = $1, attempts = attempts - 1, updated_at = $2, lease_token = NULL, lease_until = NULL \
+                 WHERE id = $3 AND lease_token = $4 AND status = 'claimed'",
+                vec![next_at.into(), now.into(), id.into(), token.to_string().into()],
+            )
+            .await?;
+        Ok(n == 1)
     }
 
     /// Returns rows whose lease expired (their worker died) to `pending`.

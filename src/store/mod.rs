@@ -6,6 +6,7 @@
 //! SQL is written once with `$n` placeholders; for SQLite they become `?n`, which SQLite binds
 //! by number, so one statement text serves both engines. Times are Unix seconds.
 
+mod engine;
 mod ledger;
 mod people;
 
@@ -15,6 +16,7 @@ use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement, Value,
 };
 
+pub use engine::{HistoryRow, MonthDayColumn, OrderRow};
 pub use ledger::{ClaimedDelivery, DeliveryRow, NewDelivery, Status};
 pub use people::{CustomerRow, UpsertStats};
 
@@ -76,6 +78,7 @@ impl Store {
         let backend = db.get_database_backend();
         let store = Store { db, backend };
         store.migrate().await?;
+        store.backfill_order_facts().await?;
         Ok(store)
     }
 
@@ -102,7 +105,7 @@ impl Store {
         self.backend == DbBackend::Postgres
     }
 
-    fn stmt(&self, sql: &str, values: Vec<Value>) -> Statement {
+    pub(crate) fn stmt(&self, sql: &str, values: Vec<Value>) -> Statement {
         let sql = if self.backend == DbBackend::Sqlite {
             sql.replace('$', "?")
         } else {

@@ -24,6 +24,10 @@ pub struct CustomerRow {
     pub preferred_channel: Option<String>,
     pub custom_dates: String,
     pub attributes: String,
+    pub order_count: i64,
+    pub total_spent_minor: i64,
+    pub first_order_at: Option<i64>,
+    pub last_order_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -32,9 +36,9 @@ pub struct UpsertStats {
     pub updated: u64,
 }
 
-const CUSTOMER_COLS: &str = "id, external_id, first_name, last_name, email, phone, locale, time_zone, birth_year, birth_md, signup_date, preferred_channel, custom_dates, attributes";
+pub(super) const CUSTOMER_COLS: &str = "id, external_id, first_name, last_name, email, phone, locale, time_zone, birth_year, birth_md, signup_date, preferred_channel, custom_dates, attributes, order_count, total_spent_minor, first_order_at, last_order_at";
 
-fn customer_from(r: &sea_orm::QueryResult) -> Result<CustomerRow, StoreError> {
+pub(super) fn customer_from(r: &sea_orm::QueryResult) -> Result<CustomerRow, StoreError> {
     Ok(CustomerRow {
         id: r.try_get("", "id")?,
         external_id: r.try_get("", "external_id")?,
@@ -50,6 +54,10 @@ fn customer_from(r: &sea_orm::QueryResult) -> Result<CustomerRow, StoreError> {
         preferred_channel: r.try_get("", "preferred_channel")?,
         custom_dates: r.try_get("", "custom_dates")?,
         attributes: r.try_get("", "attributes")?,
+        order_count: r.try_get("", "order_count")?,
+        total_spent_minor: r.try_get("", "total_spent_minor")?,
+        first_order_at: r.try_get("", "first_order_at")?,
+        last_order_at: r.try_get("", "last_order_at")?,
     })
 }
 
@@ -112,6 +120,24 @@ impl Store {
                 ];
                 use sea_orm::ConnectionTrait;
                 txn.execute_raw(self.stmt(txn_sql, values)).await?;
+                // Custom yearly dates, indexed by month-day for the yearly rituals.
+                txn.execute_raw(self.stmt(
+                    "DELETE FROM customer_dates WHERE customer_id = (SELECT id FROM customers WHERE external_id = $1)",
+                    vec![c.external_id.clone().into()],
+                ))
+                .await?;
+                for (name, d) in &c.custom_dates {
+                    txn.execute_raw(self.stmt(
+                        "INSERT INTO customer_dates (customer_id, name, md, year) SELECT id, $2, $3, $4 FROM customers WHERE external_id = $1",
+                        vec![
+                            c.external_id.clone().into(),
+                            name.clone().into(),
+                            d.month_day().into(),
+                            d.year.into(),
+                        ],
+                    ))
+                    .await?;
+                }
                 if existing.contains(&c.external_id) {
                     stats.updated += 1;
                 } else {
@@ -210,26 +236,15 @@ impl Store {
                     stats.inserted += 1;
                 }
             }
+            let touched: BTreeSet<i64> = chunk
+                .iter()
+                .filter_map(|o| map.get(&o.customer_external_id).copied())
+                .collect();
+            refresh_order_facts(self, &txn, &touched.into_iter().collect::<Vec<_>>()).await?;
             txn.commit().await?;
             offset += chunk.len();
         }
         Ok((stats, unknown))
-    }
-
-    /// Customers whose birthday month-day is one of `mds` (an index probe on `birth_md`).
-    pub async fn customers_by_birth_md(&self, mds: &[i32]) -> Result<Vec<CustomerRow>, StoreError> {
-        if mds.is_empty() {
-            return Ok(Vec::new());
-        }
-        let placeholders: Vec<String> = (1..=mds.len()).map(|i| format!("${i}")).collect();
-        let sql = format!(
-            "SELECT {CUSTOMER_COLS} FROM customers WHERE birth_md IN ({}) ORDER BY id",
-            placeholders.join(", ")
-        );
-        let rows = self
-            .all(&sql, mds.iter().map(|m| Value::from(*m)).collect())
-            .await?;
-        rows.iter().map(customer_from).collect()
     }
 
     /// A customer by external id, email or phone (in that order).
@@ -287,4 +302,61 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// Recomputes the order facts (count, total, first and last order, the first order's local
+/// month-day) of `ids` from their orders, inside `txn`.
+pub(super) async fn refresh_order_facts<C: sea_orm::ConnectionTrait>(
+    store: &Store,
+    txn: &C,
+    ids: &[i64],
+) -> Result<(), StoreError> {
+    for chunk in ids.chunks(500) {
+        if chunk.is_empty() {
+            continue;
+        }
+        let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        let values: Vec<Value> = chunk.iter().map(|i| Value::from(*i)).collect();
+        let list = placeholders.join(", ");
+        txn.execute_raw(store.stmt(
+            &format!(
+                "UPDATE customers SET \
+                 order_count = (SELECT COUNT(*) FROM orders o WHERE o.customer_id = customers.id), \
+                 total_spent_minor = COALESCE((SELECT SUM(o.amount_minor) FROM orders o WHERE o.customer_id = customers.id), 0), \
+                 first_order_at = (SELECT MIN(o.ordered_at) FROM orders o WHERE o.customer_id = customers.id), \
+                 last_order_at = (SELECT MAX(o.ordered_at) FROM orders o WHERE o.customer_id = customers.id) \
+                 WHERE id IN ({list})"
+            ),
+            values.clone(),
+        ))
+        .await?;
+        let rows = txn
+            .query_all_raw(store.stmt(
+                &format!(
+                    "SELECT id, time_zone, first_order_at FROM customers WHERE id IN ({list})"
+                ),
+                values,
+            ))
+            .await?;
+        for r in rows {
+            let id: i64 = r.try_get("", "id")?;
+            let zone: String = r.try_get("", "time_zone")?;
+            let first: Option<i64> = r.try_get("", "first_order_at")?;
+            let md = first.and_then(|t| local_month_day(t, &zone));
+            txn.execute_raw(store.stmt(
+                "UPDATE customers SET first_order_md = $1 WHERE id = $2",
+                vec![md.into(), id.into()],
+            ))
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// `month * 100 + day` of a Unix time in an IANA zone (UTC when the zone is unknown).
+fn local_month_day(t: i64, zone: &str) -> Option<i32> {
+    let ts = jiff::Timestamp::from_second(t).ok()?;
+    let tz = jiff::tz::TimeZone::get(zone).unwrap_or(jiff::tz::TimeZone::UTC);
+    let d = tz.to_datetime(ts).date();
+    Some(d.month() as i32 * 100 + d.day() as i32)
 }

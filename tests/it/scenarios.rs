@@ -45,12 +45,18 @@ async fn a_tick_twice_for_the_same_day_sends_nothing_new() {
         let sent = t.app.drain(now).await.unwrap();
         assert_eq!((sent.sent, sent.failed, sent.retrying), (2, 0, 0), "{db:?}");
 
-        // Again, and again later the same day: every decision is already recorded.
+        // Again, and again later the same day: every decision is already recorded, so the
+        // engine decides nothing anew and the ledger keeps its four rows.
         for later in ["2027-03-01T12:00:00Z", "2027-03-01T15:30:00Z"] {
             let again = t.app.tick(at(later)).await.unwrap();
             assert_eq!(
                 (again.queued, again.suppressed, again.already_recorded),
-                (0, 0, 4),
+                (0, 0, 0),
+                "{db:?} {later}"
+            );
+            assert_eq!(
+                t.app.store.deliveries().await.unwrap().len(),
+                4,
                 "{db:?} {later}"
             );
             assert_eq!(t.app.drain(at(later)).await.unwrap().claimed, 0);

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use ritualist::app::{Definitions, compose, sample_customers};
 use ritualist::config::Config;
 use ritualist::domain::{Channel, Locale};
-use ritualist::plan::occasion_on;
+use ritualist::plan::day_start;
 
 use crate::harness::REPO;
 
@@ -73,12 +73,20 @@ fn birthday_messages_per_locale_and_channel() {
     let cfg = Config::load(&Path::new(REPO).join("config/ritualist.yaml")).unwrap();
     let defs = Definitions::load(&cfg).unwrap_or_else(|d| panic!("{d}"));
     let ritual = defs.rituals.iter().find(|r| r.name == "birthday").unwrap();
+    let engine = defs.engine(&cfg);
+    let idx = engine.ritual_index("birthday").unwrap();
     for customer in sample_customers(&cfg) {
         for locale in ["en", "ro", "ru"] {
             let mut c = customer.clone();
             c.locale = Locale::parse(locale).unwrap();
             let date = jiff::civil::date(2027, 3, 1);
-            let occasion = occasion_on(ritual, &c, date).expect("the samples are born on March 1");
+            let start = day_start(date, &c.zone) - jiff::SignedDuration::from_secs(1);
+            let end = day_start(date.tomorrow().unwrap(), &c.zone);
+            let occasion = engine
+                .occurrences_of(idx, &c, start, end)
+                .pop()
+                .expect("the samples are born on March 1")
+                .occasion;
             for channel in [Channel::Email, Channel::Sms] {
                 let m = compose(
                     &cfg,

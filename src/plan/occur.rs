@@ -1,0 +1,294 @@
+//! When a ritual has an occurrence for a customer, and its stable key.
+//!
+//! Every function takes the half-open window `(from, to]` of due instants it reports; the
+//! caller decides what the window means (a tick, a day of `plan`).
+
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use jiff::{Timestamp, ToSpan};
+
+use super::{CustomerFacts, Engine, HolidayRef, Occasion, Occurrence};
+use crate::domain::YearlyDate;
+use crate::ritual::{Ritual, Trigger, YearlyField};
+
+/// `date` at the ritual's send time in `zone` (a time in a DST gap moves to the end of the
+/// gap; in a fold, the first of the two instants).
+fn at_send_time(r: &Ritual, date: Date, zone: &TimeZone) -> Option<Timestamp> {
+    date.to_datetime(r.send_time)
+        .to_zoned(zone.clone())
+        .ok()
+        .map(|z| z.timestamp())
+}
+
+/// The local dates whose occurrences could be due in `(from, to]` for any send time (a day
+/// either side).
+fn dates(c: &CustomerFacts, from: Timestamp, to: Timestamp) -> impl Iterator<Item = Date> {
+    let first = c.local_date(from).yesterday().ok();
+    let last = c.local_date(to).tomorrow().ok();
+    let mut d = first;
+    std::iter::from_fn(move || {
+        let cur = d?;
+        if last.is_some_and(|l| cur > l) {
+            return None;
+        }
+        d = cur.tomorrow().ok();
+        Some(cur)
+    })
+}
+
+fn yearly_value(c: &CustomerFacts, field: &YearlyField) -> Option<YearlyDate> {
+    match field {
+        YearlyField::Birthday => c.birthday,
+        YearlyField::Signup => c.signup,
+        YearlyField::Custom(name) => c.custom_dates.get(name).copied(),
+        YearlyField::FirstPurchase => {
+            let d = c.local_date(c.first_order_at?);
+            YearlyDate::new(Some(d.year()), d.month(), d.day()).ok()
+        }
+    }
+}
+
+pub(super) fn occurrences(
+    engine: &Engine,
+    idx: usize,
+    r: &Ritual,
+    c: &CustomerFacts,
+    from: Timestamp,
+    to: Timestamp,
+    out: &mut Vec<Occurrence>,
+) {
+    let in_window = |t: Timestamp| t > from && t <= to;
+    let mut push = |key: String, category: String, occasion: Occasion, due: Timestamp| {
+        out.push(Occurrence {
+            ritual: idx,
+            key,
+            category,
+            local_date: c.local_date(due),
+            occasion,
+            due,
+        })
+    };
+    match &r.trigger {
+        Trigger::Yearly {
+            date: field,
+            offset_days,
+            milestones,
+            feb29,
+        } => {
+            let Some(v) = yearly_value(c, field) else {
+                return;
+            };
+            for date in dates(c, from, to) {
+                let Ok(anniversary) = date.checked_sub((*offset_days as i64).days()) else {
+                    continue;
+                };
+                if v.in_year(anniversary.year(), *feb29) != Some(anniversary) {
+                    continue;
+                }
+                // The original day itself (and any day before it) is not an anniversary.
+                if v.year.is_some_and(|y| anniversary.year() <= y) {
+                    continue;
+                }
+                let years = v.years_at(anniversary.year());
+                if let Some(m) = milestones
+                    && !years.is_some_and(|y| m.contains(&y))
+                {
+                    continue;
+                }
+                let Some(due) = at_send_time(r, date, &c.zone) else {
+                    continue;
+                };
+                if in_window(due) {
+                    let mut occasion = Occasion::on(date);
+                    occasion.year = anniversary.year();
+                    occasion.years = years;
+                    push(
+                        anniversary.year().to_string(),
+                        r.category_for(None),
+                        occasion,
+                        due,
+                    );
+                }
+            }
+        }
+        Trigger::Holiday { ids, offset_days } => {
+            let Some(cal) = engine.calendars.get(&c.calendar) else {
+                return;
+            };
+            for date in dates(c, from, to) {
+                let Ok(day) = date.checked_sub((*offset_days as i64).days()) else {
+                    continue;
+                };
+                for id in ids {
+                    let Some(h) = cal.holiday(id) else { continue };
+                    if h.date_in(day.year()) != Some(day) {
+                        continue;
+                    }
+                    let Some(due) = at_send_time(r, date, &c.zone) else {
+                        continue;
+                    };
+                    if in_window(due) {
+                        let mut occasion = Occasion::on(date);
+                        occasion.year = day.year();
+                        occasion.holiday = Some(HolidayRef {
+                            id: id.clone(),
+                            name: h.name(c.locale.as_str()).to_string(),
+                        });
+                        push(
+                            format!("{id}:{}", day.year()),
+                            r.category_for(Some(id)),
+                            occasion,
+                            due,
+                        );
+                    }
+                }
+            }
+        }
+        Trigger::Schedule { cron } => {
+            for date in dates(c, from, to) {
+                for (wall, due) in cron.occurrences_on(date, &c.zone) {
+                    if in_window(due) {
+                        push(
+                            wall.strftime("%Y-%m-%dT%H:%M").to_string(),
+                            r.category_for(None),
+                            Occasion::on(date),
+                            due,
+                        );
+                    }
+                }
+            }
+        }
+        Trigger::Inactivity { days } => {
+            let Some(last) = c.last_order_at else { return };
+            let last_day = c.local_date(last);
+            for (step, n) in days.iter().enumerate() {
+                let Ok(date) = last_day.checked_add((*n as i64).days()) else {
+                    continue;
+                };
+                let Some(due) = at_send_time(r, date, &c.zone) else {
+                    continue;
+                };
+                if in_window(due) {
+                    let mut occasion = Occasion::on(date);
+                    occasion.inactive_days = Some(*n);
+                    occasion.step = Some(step as u32 + 1);
+                    push(format!("{last}+{n}d"), r.category_for(None), occasion, due);
+                }
+            }
+        }
+        Trigger::Order {
+            delay_days,
+            every_nth,
+        } => {
+            for o in &c.orders {
+                if o.number < 1 || o.number % *every_nth as i64 != 0 {
+                    continue;
+                }
+                let (date, due) = if *delay_days == 0 {
+                    (c.local_date(o.at), o.at)
+                } else {
+                    let Ok(date) = c.local_date(o.at).checked_add((*delay_days as i64).days())
+                    else {
+                        continue;
+                    };
+                    let Some(due) = at_send_time(r, date, &c.zone) else {
+                        continue;
+                    };
+                    (date, due)
+                };
+                if in_window(due) {
+                    let mut occasion = Occasion::on(date);
+                    occasion.order = Some(o.clone());
+                    push(
+                        format!("order:{}", o.external_id),
+                        r.category_for(None),
+                        occasion,
+                        due,
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The `month * 100 + day` values of yearly dates that can have an occurrence `offset_days`
+/// later due in `(from, to]` somewhere on Earth (local dates span UTC−12 … UTC+14, send times
+/// a whole day), including Feb 29 when a non-leap year celebrates it on Feb 28 or Mar 1.
+/// The store probes its month-day indexes with these.
+pub fn month_days_between(from: Timestamp, to: Timestamp, offset_days: i32) -> Vec<i32> {
+    let utc = |t: Timestamp| TimeZone::UTC.to_datetime(t).date();
+    let mut out = std::collections::BTreeSet::new();
+    let (Ok(first), Ok(last)) = (
+        utc(from).checked_sub(2.days()),
+        utc(to).checked_add(2.days()),
+    ) else {
+        return Vec::new();
+    };
+    let mut d = first;
+    while d <= last {
+        if let Ok(a) = d.checked_sub((offset_days as i64).days()) {
+            out.insert(a.month() as i32 * 100 + a.day() as i32);
+            if !a.in_leap_year()
+                && ((a.month() == 2 && a.day() == 28) || (a.month() == 3 && a.day() == 1))
+            {
+                out.insert(229);
+            }
+        }
+        if out.len() >= 366 {
+            break;
+        }
+        match d.tomorrow() {
+            Ok(n) => d = n,
+            Err(_) => break,
+        }
+    }
+    out.into_iter().collect()
+}
+
+/// Whether a holiday or schedule ritual can have an occurrence due in `(from, to]` for a
+/// customer in `zone` under any calendar: the tick reads only the customers of such zones.
+pub fn zone_may_be_due(
+    engine: &Engine,
+    r: &Ritual,
+    zone: &TimeZone,
+    from: Timestamp,
+    to: Timestamp,
+) -> bool {
+    let first = zone.to_datetime(from).date();
+    let last = zone.to_datetime(to).date();
+    let mut date = first;
+    loop {
+        match &r.trigger {
+            Trigger::Holiday { ids, offset_days } => {
+                if let Ok(day) = date.checked_sub((*offset_days as i64).days()) {
+                    let falls = engine.calendars.values().any(|cal| {
+                        ids.iter().any(|id| {
+                            cal.holiday(id)
+                                .is_some_and(|h| h.date_in(day.year()) == Some(day))
+                        })
+                    });
+                    if falls && at_send_time(r, date, zone).is_some_and(|t| t > from && t <= to) {
+                        return true;
+                    }
+                }
+            }
+            Trigger::Schedule { cron } => {
+                if cron
+                    .occurrences_on(date, zone)
+                    .iter()
+                    .any(|(_, t)| *t > from && *t <= to)
+                {
+                    return true;
+                }
+            }
+            _ => return false,
+        }
+        if date >= last {
+            return false;
+        }
+        match date.tomorrow() {
+            Ok(n) => date = n,
+            Err(_) => return false,
+        }
+    }
+}

@@ -1,0 +1,408 @@
+//! What the ritual engine reads and writes: candidate customers found through indexes,
+//! their custom dates, orders and recent ledger rows, batched ledger inserts, and the tick
+//! watermark.
+
+use std::collections::{BTreeMap, HashMap};
+
+use sea_orm::{ConnectionTrait, TransactionTrait, Value};
+
+use super::people::{CUSTOMER_COLS, customer_from};
+use super::{CustomerRow, NewDelivery, Store, StoreError};
+
+/// An order as the engine sees it, with its rank among the customer's orders (1 = first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderRow {
+    pub customer_id: i64,
+    pub external_id: String,
+    pub ordered_at: i64,
+    pub number: i64,
+    pub amount_minor: i64,
+    pub currency: String,
+}
+
+/// A recent ledger row of a customer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryRow {
+    pub customer_id: i64,
+    pub ritual: String,
+    pub occurrence: String,
+    pub status: String,
+    pub due_at: i64,
+    pub decided_at: i64,
+}
+
+/// Which month-day column a yearly ritual probes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MonthDayColumn {
+    Birth,
+    Signup,
+    FirstOrder,
+}
+
+fn placeholders(from: usize, n: usize) -> String {
+    (from..from + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn ids_values(ids: &[i64]) -> Vec<Value> {
+    ids.iter().map(|i| Value::from(*i)).collect()
+}
+
+/// Rows per multi-row INSERT: 14 values each, well under SQLite's 32766 variables.
+const INSERT_ROWS: usize = 500;
+
+impl Store {
+    /// Ids of customers whose yearly date (in `col`) has one of the month-days.
+    pub async fn ids_by_month_day(
+        &self,
+        col: MonthDayColumn,
+        mds: &[i32],
+    ) -> Result<Vec<i64>, StoreError> {
+        if mds.is_empty() {
+            return Ok(Vec::new());
+        }
+        let col = match col {
+            MonthDayColumn::Birth => "birth_md",
+            MonthDayColumn::Signup => "signup_md",
+            MonthDayColumn::FirstOrder => "first_order_md",
+        };
+        let sql = format!(
+            "SELECT id FROM customers WHERE {col} IN ({})",
+            placeholders(1, mds.len())
+        );
+        let rows = self
+            .all(&sql, mds.iter().map(|m| Value::from(*m)).collect())
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get("", "id")?)).collect()
+    }
+
+    /// Ids of customers whose custom date `name` has one of the month-days.
+    pub async fn ids_by_custom_month_day(
+        &self,
+        name: &str,
+        mds: &[i32],
+    ) -> Result<Vec<i64>, StoreError> {
+        if mds.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT customer_id FROM customer_dates WHERE name = $1 AND md IN ({})",
+            placeholders(2, mds.len())
+        );
+        let mut values: Vec<Value> = vec![name.to_string().into()];
+        values.extend(mds.iter().map(|m| Value::from(*m)));
+        let rows = self.all(&sql, values).await?;
+        rows.iter()
+            .map(|r| Ok(r.try_get("", "customer_id")?))
+            .collect()
+    }
+
+    /// Ids of customers whose last order is in `[lo, hi]`.
+    pub async fn ids_by_last_order(&self, lo: i64, hi: i64) -> Result<Vec<i64>, StoreError> {
+        let rows = self
+            .all(
+                "SELECT id FROM customers WHERE last_order_at >= $1 AND last_order_at <= $2",
+                vec![lo.into(), hi.into()],
+            )
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get("", "id")?)).collect()
+    }
+
+    /// Ids of customers with an order placed in `[lo, hi]`.
+    pub async fn ids_by_order_time(&self, lo: i64, hi: i64) -> Result<Vec<i64>, StoreError> {
+        let rows = self
+            .all(
+                "SELECT DISTINCT customer_id FROM orders WHERE ordered_at >= $1 AND ordered_at <= $2",
+                vec![lo.into(), hi.into()],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| Ok(r.try_get("", "customer_id")?))
+            .collect()
+    }
+
+    /// Customers imported or changed, or with an order recorded, after `wall` (Unix seconds
+    /// of the real clock): the tick gives them the whole grace window, since occurrences due
+    /// before they arrived were never decided.
+    pub async fn ids_changed_since(&self, wall: i64) -> Result<Vec<i64>, StoreError> {
+        let rows = self
+            .all(
+                "SELECT id FROM customers WHERE updated_at > $1 UNION SELECT customer_id AS id FROM orders WHERE created_at > $1",
+                vec![wall.into()],
+            )
+            .await?;
+        let mut ids: Vec<i64> = rows
+            .iter()
+            .map(|r| r.try_get("", "id"))
+            .collect::<Result<_, _>>()?;
+        ids.sort_unstable();
+        ids.dedup();
+        Ok(ids)
+    }
+
+    /// How many customers live in these zones.
+    pub async fn count_in_zones(&self, zones: &[String]) -> Result<u64, StoreError> {
+        let sql = format!(
+            "SELECT COUNT(*) AS n FROM customers WHERE time_zone IN ({})",
+            placeholders(1, zones.len())
+        );
+        let row = self
+            .one(&sql, zones.iter().map(|z| Value::from(z.clone())).collect())
+            .await?;
+        Ok(row
+            .map(|r| r.try_get::<i64>("", "n"))
+            .transpose()?
+            .unwrap_or(0) as u64)
+    }
+
+    /// The time zones customers live in.
+    pub async fn customer_zones(&self) -> Result<Vec<String>, StoreError> {
+        let rows = self
+            .all("SELECT DISTINCT time_zone FROM customers", vec![])
+            .await?;
+        rows.iter()
+            .map(|r| Ok(r.try_get("", "time_zone")?))
+            .collect()
+    }
+
+    /// Up to `limit` customers of `zone` with an id above `after`, by id (keyset paging).
+    pub async fn customers_in_zone(
+        &self,
+        zone: &str,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<CustomerRow>, StoreError> {
+        let sql = format!(
+            "SELECT {CUSTOMER_COLS} FROM customers WHERE time_zone = $1 AND id > $2 ORDER BY id LIMIT $3"
+        );
+        let rows = self
+            .all(
+                &sql,
+                vec![zone.to_string().into(), after.into(), (limit as i64).into()],
+            )
+            .await?;
+        rows.iter().map(customer_from).collect()
+    }
+
+    /// Up to `limit` customers with an id above `after`, by id (keyset paging over everyone).
+    pub async fn customers_after(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<CustomerRow>, StoreError> {
+        let sql =
+            format!("SELECT {CUSTOMER_COLS} FROM customers WHERE id > $1 ORDER BY id LIMIT $2");
+        let rows = self
+            .all(&sql, vec![after.into(), (limit as i64).into()])
+            .await?;
+        rows.iter().map(customer_from).collect()
+    }
+
+    /// The customers with these ids.
+    pub async fn customers_by_ids(&self, ids: &[i64]) -> Result<Vec<CustomerRow>, StoreError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let sql = format!(
+                "SELECT {CUSTOMER_COLS} FROM customers WHERE id IN ({}) ORDER BY id",
+                placeholders(1, chunk.len())
+            );
+            for r in self.all(&sql, ids_values(chunk)).await? {
+                out.push(customer_from(&r)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Custom yearly dates of `ids`: name → (year, month-day).
+    pub async fn custom_dates(
+        &self,
+        ids: &[i64],
+    ) -> Result<HashMap<i64, BTreeMap<String, (Option<i16>, i32)>>, StoreError> {
+        let mut out: HashMap<i64, BTreeMap<String, (Option<i16>, i32)>> = HashMap::new();
+        for chunk in ids.chunks(500) {
+            let sql = format!(
+                "SELECT customer_id, name, md, year FROM customer_dates WHERE customer_id IN ({})",
+                placeholders(1, chunk.len())
+            );
+            for r in self.all(&sql, ids_values(chunk)).await? {
+                out.entry(r.try_get("", "customer_id")?)
+                    .or_default()
+                    .insert(
+                        r.try_get("", "name")?,
+                        (r.try_get("", "year")?, r.try_get("", "md")?),
+                    );
+            }
+        }
+        Ok(out)
+    }
+
+    /// Orders of `ids` placed in `[lo, hi]`, each with its rank among the customer's orders.
+    pub async fn orders_between(
+        &self,
+        ids: &[i64],
+        lo: i64,
+        hi: i64,
+    ) -> Result<HashMap<i64, Vec<OrderRow>>, StoreError> {
+        let mut out: HashMap<i64, Vec<OrderRow>> = HashMap::new();
+        for chunk in ids.chunks(500) {
+            let sql = format!(
+                "SELECT o.customer_id, o.external_id, o.ordered_at, o.amount_minor, o.currency, \
+                 (SELECT COUNT(*) FROM orders p WHERE p.customer_id = o.customer_id \
+                  AND (p.ordered_at < o.ordered_at OR (p.ordered_at = o.ordered_at AND p.id <= o.id))) AS number \
+                 FROM orders o WHERE o.ordered_at >= $1 AND o.ordered_at <= $2 AND o.customer_id IN ({}) \
+                 ORDER BY o.customer_id, o.ordered_at, o.id",
+                placeholders(3, chunk.len())
+            );
+            let mut values: Vec<Value> = vec![lo.into(), hi.into()];
+            values.extend(ids_values(chunk));
+            for r in self.all(&sql, values).await? {
+                let row = OrderRow {
+                    customer_id: r.try_get("", "customer_id")?,
+                    external_id: r.try_get("", "external_id")?,
+                    ordered_at: r.try_get("", "ordered_at")?,
+                    number: r.try_get("", "number")?,
+                    amount_minor: r.try_get("", "amount_minor")?,
+                    currency: r.try_get("", "currency")?,
+                };
+                out.entry(row.customer_id).or_default().push(row);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Ledger rows of `ids` due since `since` (the engine's memory: what was recorded for the
+    /// window, and what counts against the frequency caps).
+    pub async fn history(
+        &self,
+        ids: &[i64],
+        since: i64,
+    ) -> Result<HashMap<i64, Vec<HistoryRow>>, StoreError> {
+        let mut out: HashMap<i64, Vec<HistoryRow>> = HashMap::new();
+        for chunk in ids.chunks(500) {
+            let sql = format!(
+                "SELECT customer_id, ritual, occurrence, status, due_at, created_at FROM deliveries \
+                 WHERE customer_id IN ({}) AND due_at >= $1",
+                placeholders(2, chunk.len())
+            );
+            let mut values: Vec<Value> = vec![since.into()];
+            values.extend(ids_values(chunk));
+            for r in self.all(&sql, values).await? {
+                let row = HistoryRow {
+                    customer_id: r.try_get("", "customer_id")?,
+                    ritual: r.try_get("", "ritual")?,
+                    occurrence: r.try_get("", "occurrence")?,
+                    status: r.try_get("", "status")?,
+                    due_at: r.try_get("", "due_at")?,
+                    decided_at: r.try_get("", "created_at")?,
+                };
+                out.entry(row.customer_id).or_default().push(row);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records decisions (one transaction, multi-row inserts); occurrences already recorded
+    /// are left as they are. Returns how many new rows are messages (`pending`) and how many
+    /// are suppressions.
+    pub async fn insert_deliveries(
+        &self,
+        rows: &[NewDelivery],
+        now: i64,
+    ) -> Result<(usize, usize), StoreError> {
+        if rows.is_empty() {
+            return Ok((0, 0));
+        }
+        let txn = self.db.begin().await?;
+        let (mut pending, mut suppressed) = (0, 0);
+        for chunk in rows.chunks(INSERT_ROWS) {
+            let mut sql = String::from(
+                "INSERT INTO deliveries (ritual, category, customer_id, occurrence, channel, status, reason, recipient, subject, payload, message_id, due_at, occasion, send_window, attempts, next_attempt_at, created_at, updated_at) VALUES ",
+            );
+            let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 14 + 1);
+            values.push(now.into());
+            for (i, d) in chunk.iter().enumerate() {
+                let b = 2 + i * 14;
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push('(');
+                for k in 0..14 {
+                    sql.push_str(&format!("${}, ", b + k));
+                }
+                // attempts, next_attempt_at (= due_at), created_at, updated_at
+                sql.push_str(&format!("0, ${}, $1, $1)", b + 11));
+                values.extend([
+                    Value::from(d.ritual.clone()),
+                    d.category.clone().into(),
+                    d.customer_id.into(),
+                    d.occurrence.clone().into(),
+                    d.channel.clone().into(),
+                    d.status.as_str().into(),
+                    d.reason.clone().into(),
+                    d.recipient.clone().into(),
+                    d.subject.clone().into(),
+                    d.payload.clone().into(),
+                    d.message_id.clone().into(),
+                    d.due_at.into(),
+                    d.occasion.clone().into(),
+                    d.send_window.clone().into(),
+                ]);
+            }
+            sql.push_str(
+                " ON CONFLICT (ritual, customer_id, occurrence, channel) DO NOTHING RETURNING status",
+            );
+            for r in txn.query_all_raw(self.stmt(&sql, values)).await? {
+                if r.try_get::<String>("", "status")? == "pending" {
+                    pending += 1;
+                } else {
+                    suppressed += 1;
+                }
+            }
+        }
+        txn.commit().await?;
+        Ok((pending, suppressed))
+    }
+
+    pub async fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .one(
+                "SELECT value FROM settings WHERE key = $1",
+                vec![key.to_string().into()],
+            )
+            .await?
+            .map(|r| r.try_get("", "value"))
+            .transpose()?)
+    }
+
+    pub async fn set_setting(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.exec(
+            "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            vec![key.to_string().into(), value.to_string().into()],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Fills in the first order's month-day where migrations could not (it needs the zone).
+    pub async fn backfill_order_facts(&self) -> Result<(), StoreError> {
+        let rows = self
+            .all(
+                "SELECT id FROM customers WHERE first_order_at IS NOT NULL AND first_order_md IS NULL",
+                vec![],
+            )
+            .await?;
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<i64> = rows
+            .iter()
+            .map(|r| r.try_get("", "id"))
+            .collect::<Result<_, _>>()?;
+        let txn = self.db.begin().await?;
+        super::people::refresh_order_facts(self, &txn, &ids).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+}
