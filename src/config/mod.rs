@@ -9,9 +9,13 @@
 
 mod diagnostic;
 mod settings;
+mod sms;
 
 pub use diagnostic::{Diagnostic, Diagnostics, Severity, did_you_mean, parse_yaml, yaml_files};
 pub use settings::{
-    Config, Defaults, DeliveryConfig, EmailTransport, KannelConfig, Links, Secret, Shop,
-    SmsTransport, SmtpConfig, SmtpSecurity,
+    Config, Defaults, DeliveryConfig, EmailTransport, Links, Secret, Shop, SmtpConfig, SmtpSecurity,
+};
+pub use sms::{
+    AcceptRule, HttpBody, HttpMethod, HttpSmsConfig, JsonFieldRule, JsonTemplate, KannelConfig,
+    Placeholder, SmsProvider, SmsTransport, Template, TemplateVars, TwilioConfig, TwilioSender,
 };
