@@ -119,7 +119,10 @@ impl App {
                         .await?
                 }
                 Err(e) if e.is_transient() && (row.attempts as u32) < d.max_attempts => {
-                    let next = now_s + retry_delay_secs(row.attempts as u32, jitter());
+                    // Never sooner than the provider asked (HTTP Retry-After).
+                    let backoff = retry_delay_secs(row.attempts as u32, jitter());
+                    let asked = e.retry_after.map_or(0, |d| d.as_secs_f64().ceil() as i64);
+                    let next = now_s + backoff.max(asked);
                     tracing::warn!(
                         delivery = row.id,
                         customer = row.customer_id,

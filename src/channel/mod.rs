@@ -4,19 +4,21 @@
 //! |---|---|---|
 //! | [`Outbox`] | email, sms | writes `.eml` files and `sms.jsonl` lines into a folder: no server needed |
 //! | [`SmtpPool`] | email | SMTP through connections it opens itself (TCP_NODELAY), reused, every step under a timeout |
-//! | [`Kannel`] | sms | Kannel's HTTP `sendsms` interface, UCS-2 for text outside GSM-7 |
+//! | [`SmsProviders`] | sms | HTTP gateways tried in order: [`Twilio`], a generic [`HttpGateway`] described in YAML, [`Kannel`] (`sendsms`, UCS-2 for text outside GSM-7) |
 //!
-//! Every transport answers with a [`SendError`] that says whether retrying can help.
+//! Every transport answers with a [`SendError`] that says whether retrying can help (and, after
+//! an HTTP `Retry-After`, how long to wait at least).
 
 mod email;
 mod outbox;
 mod sms;
 
 use std::sync::Once;
+use std::time::Duration;
 
 pub use email::{EmailParts, SmtpPool, build_email, normalize_crlf};
 pub use outbox::Outbox;
-pub use sms::Kannel;
+pub use sms::{HttpGateway, Kannel, SmsProviders, Twilio};
 
 use crate::config::{Config, EmailTransport, SmsTransport};
 use crate::render::sms_length;
@@ -35,6 +37,9 @@ pub enum Retry {
 pub struct SendError {
     pub retry: Retry,
     pub message: String,
+    /// How long the provider asked us to wait (HTTP `Retry-After`); the dispatcher waits at
+    /// least this long before the next attempt.
+    pub retry_after: Option<Duration>,
 }
 
 impl SendError {
@@ -42,13 +47,20 @@ impl SendError {
         SendError {
             retry: Retry::Transient,
             message: message.into(),
+            retry_after: None,
         }
     }
     pub fn permanent(message: impl Into<String>) -> Self {
         SendError {
             retry: Retry::Permanent,
             message: message.into(),
+            retry_after: None,
         }
+    }
+    /// The same error, asking for at least `d` before the next attempt.
+    pub fn with_retry_after(mut self, d: Duration) -> Self {
+        self.retry_after = Some(d);
+        self
     }
     pub fn is_transient(&self) -> bool {
         self.retry == Retry::Transient
@@ -80,7 +92,7 @@ enum EmailSender {
 #[derive(Debug)]
 enum SmsSender {
     Outbox(Outbox),
-    Kannel(Kannel),
+    Providers(SmsProviders),
 }
 
 /// The configured transports, built once and shared so connections are reused.
@@ -108,7 +120,7 @@ impl Channels {
         };
         let sms = match &cfg.delivery.sms {
             SmsTransport::Outbox => SmsSender::Outbox(outbox()),
-            SmsTransport::Kannel(k) => SmsSender::Kannel(Kannel::new(k.clone())?),
+            SmsTransport::Providers(p) => SmsSender::Providers(SmsProviders::new(p)?),
         };
         Ok(Channels { email, sms })
     }
@@ -125,7 +137,7 @@ impl Channels {
             },
             "sms" => match &self.sms {
                 SmsSender::Outbox(o) => o.write_sms(msg, &sms_length(msg.payload)).await,
-                SmsSender::Kannel(k) => k.send(msg.recipient, msg.payload).await,
+                SmsSender::Providers(p) => p.send(msg.recipient, msg.payload).await,
             },
             other => Err(SendError::permanent(format!("unknown channel `{other}`"))),
         }

@@ -166,7 +166,9 @@ const SECRET_WORDS: &[&str] = &[
     "token",
     "api_key",
     "apikey",
+    "api-key",
     "auth_token",
+    "authorization",
 ];
 
 /// The `*.yaml`/`*.yml` files of a definitions folder, sorted by name; an unreadable folder is a
@@ -339,6 +341,11 @@ mod tests {
             "  password_env: SMTP_PW"
         );
         assert_eq!(redact_secret("template: x"), "template: x");
+        assert_eq!(
+            redact_secret("    Authorization: Bearer abc"),
+            "    Authorization: ***"
+        );
+        assert_eq!(redact_secret("    X-Api-Key: abc"), "    X-Api-Key: ***");
     }
 
     #[test]

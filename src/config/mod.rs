@@ -10,10 +10,14 @@
 mod diagnostic;
 mod engine;
 mod settings;
+mod sms;
 
 pub use diagnostic::{Diagnostic, Diagnostics, Severity, did_you_mean, parse_yaml, yaml_files};
 pub use engine::{AllowedHours, EngineConfig, FrequencyCap};
 pub use settings::{
-    Config, Defaults, DeliveryConfig, EmailTransport, KannelConfig, Links, Secret, Shop,
-    SmsTransport, SmtpConfig, SmtpSecurity,
+    Config, Defaults, DeliveryConfig, EmailTransport, Links, Secret, Shop, SmtpConfig, SmtpSecurity,
+};
+pub use sms::{
+    AcceptRule, HttpBody, HttpMethod, HttpSmsConfig, JsonFieldRule, JsonTemplate, KannelConfig,
+    Placeholder, SmsProvider, SmsTransport, Template, TemplateVars, TwilioConfig, TwilioSender,
 };

@@ -5,6 +5,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::diagnostic::{Diagnostic, Diagnostics, parse_yaml};
+use super::sms::{SmsSpec, SmsTransport, sms_transport};
 use crate::domain::{Locale, parse_zone};
 
 // ---------------------------------------------------------------------------------------------
@@ -62,7 +63,7 @@ struct LinksSpec {
 struct DeliverySpec {
     outbox_dir: Option<String>,
     email: Option<EmailSpec>,
-    sms: Option<SmsSpec>,
+    sms: Option<Spanned<SmsSpec>>,
     batch_size: Option<u32>,
     lease_secs: Option<u32>,
     max_attempts: Option<u32>,
@@ -91,25 +92,6 @@ struct SmtpSpec {
     connections: Option<u32>,
     /// Accept self-signed certificates (a local relay in a lab). Never in production.
     accept_invalid_certs: Option<bool>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SmsSpec {
-    transport: Spanned<String>,
-    kannel: Option<KannelSpec>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct KannelSpec {
-    url: String,
-    username: String,
-    password_env: Option<String>,
-    /// A file holding the password (systemd credentials, mounted secrets).
-    password_file: Option<String>,
-    from: Option<String>,
-    timeout_secs: Option<u32>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -203,21 +185,6 @@ pub struct SmtpConfig {
 pub enum EmailTransport {
     Outbox,
     Smtp(SmtpConfig),
-}
-
-#[derive(Debug, Clone)]
-pub struct KannelConfig {
-    pub url: String,
-    pub username: String,
-    pub password: Secret,
-    pub from: Option<String>,
-    pub timeout_secs: u32,
-}
-
-#[derive(Debug, Clone)]
-pub enum SmsTransport {
-    Outbox,
-    Kannel(KannelConfig),
 }
 
 #[derive(Debug, Clone)]
@@ -389,50 +356,7 @@ impl Config {
                 }
             },
         };
-        let sms = match dl.and_then(|d| d.sms.as_ref()) {
-            None => SmsTransport::Outbox,
-            Some(s) => match s.transport.value.as_str() {
-                "outbox" => SmsTransport::Outbox,
-                "kannel" => match &s.kannel {
-                    None => {
-                        diags.push(
-                            Diagnostic::at(path, &s.transport.referenced, "`transport: kannel` needs a `kannel:` section")
-                                .with_hint("add kannel: { url: http://127.0.0.1:13013/cgi-bin/sendsms, username: ritualist }"),
-                        );
-                        SmsTransport::Outbox
-                    }
-                    Some(k) => {
-                        let password = password(
-                            path,
-                            k.password_env.as_deref(),
-                            k.password_file.as_deref(),
-                            "RITUALIST_KANNEL_PASSWORD",
-                            "the Kannel sendsms password",
-                            &mut diags,
-                        )
-                        .unwrap_or_default();
-                        SmsTransport::Kannel(KannelConfig {
-                            url: k.url.clone(),
-                            username: k.username.clone(),
-                            password,
-                            from: k.from.clone(),
-                            timeout_secs: k.timeout_secs.unwrap_or(15),
-                        })
-                    }
-                },
-                other => {
-                    diags.push(
-                        Diagnostic::at(
-                            path,
-                            &s.transport.referenced,
-                            format!("unknown sms transport `{other}`"),
-                        )
-                        .with_hint("use `outbox` (a JSON-lines file, no gateway) or `kannel`"),
-                    );
-                    SmsTransport::Outbox
-                }
-            },
-        };
+        let sms = sms_transport(path, dl.and_then(|d| d.sms.as_ref()), &mut diags);
         let delivery = DeliveryConfig {
             outbox_dir: rel(dl
                 .and_then(|d| d.outbox_dir.as_deref())
@@ -506,18 +430,30 @@ fn normalize(p: &Path) -> PathBuf {
     }
 }
 
-/// A password from `password_file` (relative to the config's folder) or from the environment
-/// variable `password_env` (default `default_var`; `VAR_FILE` also works). Missing is an error
-/// that names both ways to give it — better than a daemon whose every message is refused.
-fn password(
+/// Where a credential comes from, as the YAML names it.
+pub(super) struct SecretSource<'a> {
+    /// The variable named in YAML (`password_env`), else `default_var` (empty: none).
+    pub env: Option<&'a str>,
+    /// A file (relative to the config's folder); wins over the environment.
+    pub file: Option<&'a str>,
+    pub default_var: &'a str,
+    /// The YAML key of the file, for the hint: `password_file`.
+    pub file_key: &'a str,
+    /// "the SMTP password".
+    pub what: &'a str,
+    /// Where the section that needs it starts (`None`: the file as a whole).
+    pub at: Option<&'a serde_saphyr::Location>,
+}
+
+/// A credential from its file or its environment variable (`VAR_FILE` also works). Missing is
+/// an error that names both ways to give it — better than a daemon whose every message is refused.
+pub(super) fn read_secret(
     path: &Path,
-    env: Option<&str>,
-    file: Option<&str>,
-    default_var: &str,
-    what: &str,
+    src: SecretSource,
     diags: &mut Diagnostics,
 ) -> Option<Secret> {
-    if let Some(f) = file {
+    let (line, column) = src.at.map_or((0, 0), |l| (l.line(), l.column()));
+    if let Some(f) = src.file {
         let base = path.parent().unwrap_or(Path::new("."));
         let p = if Path::new(f).is_absolute() {
             PathBuf::from(f)
@@ -527,28 +463,56 @@ fn password(
         let secret = Secret::from_file(&p);
         if secret.is_none() {
             diags.push(
-                Diagnostic::error(path, 0, 0, format!("cannot read {what} from password_file `{}`", p.display()))
+                Diagnostic::error(path, line, column, format!("cannot read {} from {} `{}`", src.what, src.file_key, p.display()))
                     .with_hint("check the path (relative to this file's folder) and that the daemon's user may read it"),
             );
         }
         return secret;
     }
-    let var = env.unwrap_or(default_var);
+    let var = src.env.unwrap_or(src.default_var);
     let secret = Secret::from_env(var);
     if secret.is_none() {
         diags.push(
             Diagnostic::error(
                 path,
-                0,
-                0,
-                format!("{what} is not set: the environment variable `{var}` is empty"),
+                line,
+                column,
+                format!(
+                    "{} is not set: the environment variable `{var}` is empty",
+                    src.what
+                ),
             )
             .with_hint(format!(
-                "export {var}=…, set {var}_FILE to a file holding it, or set `password_file:`"
+                "export {var}=…, set {var}_FILE to a file holding it, or set `{}:`",
+                src.file_key
             )),
         );
     }
     secret
+}
+
+/// A password from `password_file` or from the environment variable `password_env` (default
+/// `default_var`).
+fn password(
+    path: &Path,
+    env: Option<&str>,
+    file: Option<&str>,
+    default_var: &str,
+    what: &str,
+    diags: &mut Diagnostics,
+) -> Option<Secret> {
+    read_secret(
+        path,
+        SecretSource {
+            env,
+            file,
+            default_var,
+            file_key: "password_file",
+            what,
+            at: None,
+        },
+        diags,
+    )
 }
 
 fn smtp_config(path: &Path, s: &SmtpSpec, diags: &mut Diagnostics) -> SmtpConfig {

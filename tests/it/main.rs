@@ -10,5 +10,6 @@ mod peers;
 mod regression;
 mod reload;
 mod scenarios;
+mod sms_providers;
 mod snapshots;
 mod tls_peer;

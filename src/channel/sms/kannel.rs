@@ -1,0 +1,70 @@
+//! SMS through Kannel's HTTP `sendsms` interface (smsbox).
+//!
+//! Request: `GET <url>?username=…&password=…&to=<E.164>&text=<UTF-8>&charset=UTF-8&coding=<0|2>`
+//! (`from` when configured). `coding=2` (UCS-2) is chosen for any text outside GSM-7 —
+//! Cyrillic, Romanian ș/ț — so the handset shows it intact. Kannel answers `202` with
+//! `0: Accepted for delivery` or `3: Queued for later delivery`; `403` (bad credentials) lets
+//! the next provider try, other `4xx` (a bad number) cannot succeed anywhere; `5xx`, timeouts
+//! and refused connections can succeed later.
+
+use super::{Attempt, Reply, excerpt, request_failed, status_failure};
+use crate::channel::SendError;
+use crate::config::KannelConfig;
+use crate::render::{SmsEncoding, sms_length};
+
+#[derive(Debug)]
+pub struct Kannel {
+    cfg: KannelConfig,
+    http: reqwest::Client,
+}
+
+impl Kannel {
+    pub fn new(cfg: KannelConfig) -> Result<Kannel, SendError> {
+        Ok(Kannel {
+            http: super::client(cfg.timeout_secs)?,
+            cfg,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.cfg.name
+    }
+
+    /// Sends one SMS; `Ok` is Kannel's status and reply (`202 0: Accepted for delivery`).
+    pub async fn send(&self, to: &str, text: &str) -> Result<String, SendError> {
+        self.attempt(to, text).await.map_err(|f| f.error)
+    }
+
+    pub(super) async fn attempt(&self, to: &str, text: &str) -> Attempt {
+        let coding = match sms_length(text).encoding {
+            SmsEncoding::Gsm7 => "0",
+            SmsEncoding::Ucs2 => "2",
+        };
+        let mut query: Vec<(&str, &str)> = vec![
+            ("username", self.cfg.username.as_str()),
+            ("password", self.cfg.password.expose()),
+            ("to", to),
+            ("text", text),
+            ("charset", "UTF-8"),
+            ("coding", coding),
+        ];
+        if let Some(from) = &self.cfg.from {
+            query.push(("from", from.as_str()));
+        }
+        // The URL carries the password: `request_failed` never lets it reach a message.
+        let resp = self
+            .http
+            .get(&self.cfg.url)
+            .query(&query)
+            .send()
+            .await
+            .map_err(|e| request_failed(&self.cfg.name, e))?;
+        let reply = Reply::read(resp).await;
+        let quoted = excerpt(&reply.body, self.cfg.password.expose(), to);
+        if (200..=299).contains(&reply.status) {
+            Ok(format!("{} {quoted}", reply.status))
+        } else {
+            Err(status_failure(&self.cfg.name, &reply, &quoted))
+        }
+    }
+}

@@ -1,0 +1,467 @@
+//! SMS over HTTP: Twilio's Messages API, a generic gateway described in YAML, and Kannel's
+//! `sendsms`, tried in the configured order.
+//!
+//! Each provider sorts its answer into one of four outcomes:
+//!
+//! | outcome | examples | next provider? | the message |
+//! |---|---|---|---|
+//! | accepted | Twilio 201 with a `sid`, Kannel 202, a 2xx matching `accepted:` | — | sent |
+//! | not taken, may work later | connection refused, connect timeout, 408, 429, 5xx | yes | transient (with `Retry-After`) |
+//! | refused because of *us* | 401/403/404 (credentials, account, URL), Twilio's sender/account codes | yes | permanent |
+//! | refused because of *the message* | Twilio 21211 invalid `To`, 21610 unsubscribed, a gateway's 400 | **no** | permanent |
+//! | in doubt | no (complete) answer after the request was written | **no** | transient |
+//!
+//! In doubt is not passed to the next provider: the first may have taken the message, and a
+//! second gateway would send it again (RELIABILITY.md §1: SMS prefers a possible loss to a
+//! possible duplicate). Provider replies quoted in errors never carry the credential, and the
+//! recipient's number is replaced by `<to>` (errors reach the logs).
+
+mod http;
+mod kannel;
+mod twilio;
+
+use std::time::Duration;
+
+pub use http::HttpGateway;
+pub use kannel::Kannel;
+pub use twilio::Twilio;
+
+use super::SendError;
+use crate::config::SmsProvider;
+
+/// A provider's reply body is read up to this many bytes (RELIABILITY.md §4: a size cap).
+const BODY_CAP: usize = 64 * 1024;
+/// Characters of a reply quoted in a message.
+const EXCERPT_CHARS: usize = 200;
+/// A `Retry-After` longer than this is taken as this.
+const RETRY_AFTER_CAP: Duration = Duration::from_secs(24 * 3600);
+
+/// Why one provider did not take one message, and whether the next one may be tried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub error: SendError,
+    /// The provider did not take the message and the reason is not the message itself.
+    pub try_next: bool,
+}
+
+impl Failure {
+    /// Not taken; the next provider may be tried.
+    fn next(error: SendError) -> Failure {
+        Failure {
+            error,
+            try_next: true,
+        }
+    }
+    /// Stop here: the message itself is refused, or the provider may have taken it.
+    fn stop(error: SendError) -> Failure {
+        Failure {
+            error,
+            try_next: false,
+        }
+    }
+}
+
+/// What one provider made of one message: `Ok` carries its reply (a message id).
+pub type Attempt = Result<String, Failure>;
+
+#[derive(Debug)]
+enum Provider {
+    Twilio(Twilio),
+    Http(HttpGateway),
+    Kannel(Kannel),
+}
+
+impl Provider {
+    fn name(&self) -> &str {
+        match self {
+            Provider::Twilio(p) => p.name(),
+            Provider::Http(p) => p.name(),
+            Provider::Kannel(p) => p.name(),
+        }
+    }
+    async fn attempt(&self, to: &str, text: &str) -> Attempt {
+        match self {
+            Provider::Twilio(p) => p.attempt(to, text).await,
+            Provider::Http(p) => p.attempt(to, text).await,
+            Provider::Kannel(p) => p.attempt(to, text).await,
+        }
+    }
+}
+
+/// The configured SMS providers in their fallback order, each with its own HTTP client
+/// (built once: connections are reused).
+#[derive(Debug)]
+pub struct SmsProviders {
+    providers: Vec<Provider>,
+}
+
+impl SmsProviders {
+    pub fn new(list: &[SmsProvider]) -> Result<SmsProviders, SendError> {
+        let providers = list
+            .iter()
+            .map(|p| {
+                Ok(match p {
+                    SmsProvider::Twilio(c) => Provider::Twilio(Twilio::new(c.clone())?),
+                    SmsProvider::Http(c) => Provider::Http(HttpGateway::new(c.clone())?),
+                    SmsProvider::Kannel(c) => Provider::Kannel(Kannel::new(c.clone())?),
+                })
+            })
+            .collect::<Result<Vec<_>, SendError>>()?;
+        if providers.is_empty() {
+            return Err(SendError::permanent("no SMS provider is configured"));
+        }
+        Ok(SmsProviders { providers })
+    }
+
+    /// Tries each provider in order until one takes the message. `Ok` names it:
+    /// `twilio SM0123…`, `smsro 200 {"status":"ok"}`, `kannel 202 0: Accepted for delivery`.
+    pub async fn send(&self, to: &str, text: &str) -> Result<String, SendError> {
+        let mut failures = Vec::new();
+        for (i, p) in self.providers.iter().enumerate() {
+            match p.attempt(to, text).await {
+                Ok(reply) => return Ok(format!("{} {reply}", p.name())),
+                Err(f) => {
+                    let stop = !f.try_next;
+                    if !stop && let Some(next) = self.providers.get(i + 1) {
+                        tracing::warn!(
+                            provider = p.name(),
+                            next = next.name(),
+                            "SMS provider failed, trying the next one: {}",
+                            f.error
+                        );
+                    }
+                    failures.push(f);
+                    if stop {
+                        break;
+                    }
+                }
+            }
+        }
+        Err(combine(failures))
+    }
+}
+
+/// One error for the whole chain. A failure that stopped the chain decides; when every provider
+/// was tried, the message may succeed later if any failure was transient, and the earliest
+/// moment is the shortest `Retry-After` (none when a provider gave no `Retry-After`).
+fn combine(failures: Vec<Failure>) -> SendError {
+    let message = failures
+        .iter()
+        .map(|f| f.error.message.as_str())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let Some(last) = failures.last() else {
+        return SendError::permanent("no SMS provider is configured");
+    };
+    if !last.try_next {
+        return SendError {
+            message,
+            ..last.error.clone()
+        };
+    }
+    let transient: Vec<&SendError> = failures
+        .iter()
+        .map(|f| &f.error)
+        .filter(|e| e.is_transient())
+        .collect();
+    if transient.is_empty() {
+        return SendError::permanent(message);
+    }
+    let wait = transient
+        .iter()
+        .map(|e| e.retry_after)
+        .collect::<Option<Vec<Duration>>>()
+        .and_then(|v| v.into_iter().min());
+    let e = SendError::transient(message);
+    match wait {
+        Some(d) => e.with_retry_after(d),
+        None => e,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared by the providers.
+// ---------------------------------------------------------------------------------------------
+
+/// One client per provider: a timeout on every request, connecting within half of it
+/// (at most 10 s), no redirects.
+fn client(timeout_secs: u32) -> Result<reqwest::Client, SendError> {
+    super::init_tls();
+    let timeout = Duration::from_secs(timeout_secs.max(1) as u64);
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout((timeout / 2).clamp(Duration::from_secs(1), Duration::from_secs(10)))
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("ritualist/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| SendError::permanent(format!("cannot build the HTTP client: {e}")))
+}
+
+/// The request failed before a status arrived. A failed connection means the provider never
+/// saw the message (try the next one); anything later — a timeout or a dropped connection
+/// after the request was written — is in doubt. The URL (it may carry a secret) is left out.
+fn request_failed(name: &str, e: reqwest::Error) -> Failure {
+    let connect = e.is_connect();
+    let builder = e.is_builder();
+    let timeout = e.is_timeout();
+    let detail = error_chain(&e.without_url());
+    if builder {
+        Failure::next(SendError::permanent(format!(
+            "{name}: cannot build the request: {detail}"
+        )))
+    } else if connect {
+        Failure::next(SendError::transient(format!(
+            "{name} unreachable: {detail}"
+        )))
+    } else {
+        let what = if timeout {
+            "no answer in time"
+        } else {
+            "connection lost"
+        };
+        Failure::stop(SendError::transient(format!(
+            "{name}: {what} after the request was sent ({detail}); in doubt: the provider may have taken the message, so no other provider is tried"
+        )))
+    }
+}
+
+/// `error sending request: client error (Connect): tcp connect error: Connection refused`.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        let m = inner.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        src = inner.source();
+    }
+    s
+}
+
+/// A reply: its status, `Retry-After`, and up to [`BODY_CAP`] bytes of its body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Reply {
+    status: u16,
+    retry_after: Option<Duration>,
+    body: String,
+    /// False when reading the body failed (a timeout or a dropped connection).
+    complete: bool,
+}
+
+impl Reply {
+    async fn read(mut resp: reqwest::Response) -> Reply {
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, crate::clock::now()));
+        let mut bytes = Vec::new();
+        let mut complete = true;
+        loop {
+            match resp.chunk().await {
+                Ok(Some(chunk)) => {
+                    let room = BODY_CAP - bytes.len();
+                    bytes.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                    if bytes.len() >= BODY_CAP {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(_) => {
+                    complete = false;
+                    break;
+                }
+            }
+        }
+        Reply {
+            status,
+            retry_after,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+            complete,
+        }
+    }
+}
+
+/// `Retry-After: 7` or `Retry-After: Wed, 21 Oct 2026 07:28:00 GMT`, capped at a day; a date
+/// in the past is no wait at all.
+fn parse_retry_after(v: &str, now: jiff::Timestamp) -> Option<Duration> {
+    let v = v.trim();
+    let d = if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+        Duration::from_secs(v.parse().unwrap_or(u64::MAX))
+    } else {
+        let at = jiff::fmt::rfc2822::DateTimeParser::new()
+            .parse_timestamp(v)
+            .ok()?;
+        let secs = at.as_second().saturating_sub(now.as_second()).max(0);
+        Duration::from_secs(secs as u64)
+    };
+    Some(d.min(RETRY_AFTER_CAP))
+}
+
+/// What a transient failure status looks like: 408, 425, 429 and 5xx.
+fn is_transient_status(status: u16) -> bool {
+    matches!(status, 408 | 425 | 429) || (500..=599).contains(&status)
+}
+
+/// Statuses that are about our side (credentials, account, URL, method): another provider
+/// may well take the message.
+fn is_about_us(status: u16) -> bool {
+    matches!(status, 401 | 402 | 403 | 404 | 405 | 407 | 410) || (300..=399).contains(&status)
+}
+
+/// A failure from a status that did not mean "accepted", for providers that know nothing more.
+fn status_failure(name: &str, reply: &Reply, detail: &str) -> Failure {
+    let message = format!("{name} {}: {detail}", reply.status);
+    if is_transient_status(reply.status) {
+        let e = SendError::transient(message);
+        Failure::next(match reply.retry_after {
+            Some(d) => e.with_retry_after(d),
+            None => e,
+        })
+    } else if is_about_us(reply.status) {
+        Failure::next(SendError::permanent(message))
+    } else {
+        Failure::stop(SendError::permanent(message))
+    }
+}
+
+/// A reply quoted in a message: credentials and the recipient's number replaced, whitespace
+/// folded, at most [`EXCERPT_CHARS`] characters.
+fn excerpt(body: &str, secret: &str, to: &str) -> String {
+    let mut s = body.to_string();
+    if !secret.is_empty() {
+        s = s.replace(secret, "***");
+    }
+    let digits = to.trim_start_matches('+');
+    if digits.len() >= 5 {
+        s = s.replace(to, "<to>").replace(digits, "<to>");
+    }
+    let folded = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut out: String = folded.chars().take(EXCERPT_CHARS).collect();
+    if folded.chars().count() > EXCERPT_CHARS {
+        out.push('…');
+    }
+    if out.is_empty() {
+        out.push_str("(empty reply)");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_in_seconds_or_as_a_date() {
+        let now: jiff::Timestamp = "2026-10-21T07:28:00Z".parse().unwrap();
+        assert_eq!(parse_retry_after("7", now), Some(Duration::from_secs(7)));
+        assert_eq!(
+            parse_retry_after(" 120 ", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2026 07:29:30 GMT", now),
+            Some(Duration::from_secs(90))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2026 07:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("99999999999", now), Some(RETRY_AFTER_CAP));
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-5", now), None);
+    }
+
+    #[test]
+    fn excerpts_hide_the_secret_and_the_number() {
+        let e = excerpt(
+            "{\"error\": \"key s3cr3t-key invalid for\n  +40721000002 (40721000002)\"}",
+            "s3cr3t-key",
+            "+40721000002",
+        );
+        assert_eq!(e, "{\"error\": \"key *** invalid for <to> (<to>)\"}");
+        assert_eq!(excerpt("", "", "+1"), "(empty reply)");
+        let long = "é".repeat(500);
+        assert_eq!(excerpt(&long, "", "").chars().count(), EXCERPT_CHARS + 1);
+    }
+
+    fn reply(status: u16, retry_after: Option<u64>) -> Reply {
+        Reply {
+            status,
+            retry_after: retry_after.map(Duration::from_secs),
+            body: String::new(),
+            complete: true,
+        }
+    }
+
+    #[test]
+    fn statuses_without_provider_knowledge() {
+        // (status, transient, try the next provider)
+        for (status, transient, next) in [
+            (429, true, true),
+            (500, true, true),
+            (503, true, true),
+            (408, true, true),
+            (401, false, true),
+            (403, false, true),
+            (404, false, true),
+            (301, false, true),
+            (400, false, false),
+            (422, false, false),
+        ] {
+            let f = status_failure("gw", &reply(status, None), "x");
+            assert_eq!(f.error.is_transient(), transient, "{status}");
+            assert_eq!(f.try_next, next, "{status}");
+            assert!(f.error.message.starts_with(&format!("gw {status}: ")));
+        }
+        let f = status_failure("gw", &reply(429, Some(7)), "slow down");
+        assert_eq!(f.error.retry_after, Some(Duration::from_secs(7)));
+    }
+
+    fn t(msg: &str, after: Option<u64>, next: bool) -> Failure {
+        let mut e = SendError::transient(msg);
+        e.retry_after = after.map(Duration::from_secs);
+        Failure {
+            error: e,
+            try_next: next,
+        }
+    }
+    fn p(msg: &str, next: bool) -> Failure {
+        Failure {
+            error: SendError::permanent(msg),
+            try_next: next,
+        }
+    }
+
+    #[test]
+    fn the_chain_result() {
+        // All down: transient; the shortest Retry-After when every provider gave one.
+        let e = combine(vec![t("a 429", Some(7), true), t("b 429", Some(3), true)]);
+        assert!(e.is_transient());
+        assert_eq!(e.retry_after, Some(Duration::from_secs(3)));
+        assert_eq!(e.message, "a 429; b 429");
+        // One without Retry-After may be back at the next regular attempt.
+        let e = combine(vec![t("a 429", Some(7), true), t("b 500", None, true)]);
+        assert_eq!(e.retry_after, None);
+        // Misconfigured everywhere: permanent.
+        let e = combine(vec![p("a 401", true), p("b 403", true)]);
+        assert!(e.is_permanent());
+        // One misconfigured, one down: it may work later.
+        let e = combine(vec![p("a 401", true), t("b 503", Some(60), true)]);
+        assert!(e.is_transient());
+        assert_eq!(e.retry_after, Some(Duration::from_secs(60)));
+        // The message itself refused after a provider was down: permanent.
+        let e = combine(vec![
+            t("a 500", None, true),
+            p("b 400 invalid number", false),
+        ]);
+        assert!(e.is_permanent());
+        assert_eq!(e.message, "a 500; b 400 invalid number");
+        // In doubt: transient, whatever came before.
+        let e = combine(vec![p("a 401", true), t("b in doubt", None, false)]);
+        assert!(e.is_transient());
+    }
+}

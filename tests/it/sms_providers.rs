@@ -1,0 +1,653 @@
+//! SMS providers over HTTP against gateways served in-process on loopback (axum): a
+//! Twilio-shaped Messages endpoint that checks basic auth and the form fields, and a generic
+//! JSON endpoint. Through `Channels` built from a real `ritualist.yaml`, and once through
+//! the daemon's tick and drain.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use ritualist::channel::{Channels, Outgoing, SendError};
+use ritualist::config::Config;
+
+use crate::harness::{Db, HEADER, TestApp, at, config_yaml};
+use crate::peers::{ScratchDir, free_port};
+
+const SID: &str = "AC0123456789abcdef0123456789abcdef";
+const TOKEN: &str = "test-auth-token";
+/// `base64("AC0123456789abcdef0123456789abcdef:test-auth-token")`, computed outside the test.
+const BASIC: &str = "Basic QUMwMTIzNDU2Nzg5YWJjZGVmMDEyMzQ1Njc4OWFiY2RlZjp0ZXN0LWF1dGgtdG9rZW4=";
+const API_KEY: &str = "k-9f8e7d";
+/// Cyrillic, a quote, a backslash and a line break: all must arrive intact.
+const TEXT: &str = "Иван, с днём рождения! \"Floare & Co\" \\ скидка 20%\nкод BDAY20";
+
+/// One request as the gateway saw it.
+#[derive(Debug, Clone)]
+struct Received {
+    method: Method,
+    path: String,
+    query: String,
+    headers: HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Received {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+    fn form(&self) -> Vec<(String, String)> {
+        form_decode(&self.body)
+    }
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).expect("a JSON body")
+    }
+}
+
+/// (status, headers, body) to answer.
+type Answer = (u16, Vec<(&'static str, String)>, String);
+type Behaviour = Arc<dyn Fn(&Received) -> Answer + Send + Sync>;
+
+#[derive(Clone)]
+struct GatewayState {
+    behaviour: Behaviour,
+    received: Arc<Mutex<Vec<Received>>>,
+    /// Answer only after this long (a gateway that hangs).
+    delay: Duration,
+}
+
+/// An HTTP server on 127.0.0.1 that records every request and answers with `behaviour`.
+struct Gateway {
+    addr: SocketAddr,
+    received: Arc<Mutex<Vec<Received>>>,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Gateway {
+    async fn start(behaviour: impl Fn(&Received) -> Answer + Send + Sync + 'static) -> Gateway {
+        Gateway::start_with_delay(behaviour, Duration::ZERO).await
+    }
+
+    async fn start_with_delay(
+        behaviour: impl Fn(&Received) -> Answer + Send + Sync + 'static,
+        delay: Duration,
+    ) -> Gateway {
+        let state = GatewayState {
+            behaviour: Arc::new(behaviour),
+            received: Arc::default(),
+            delay,
+        };
+        let received = state.received.clone();
+        let router = Router::new().fallback(handle).with_state(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap();
+        });
+        Gateway {
+            addr,
+            received,
+            _stop: stop,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+}
+
+async fn handle(
+    State(s): State<GatewayState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let r = Received {
+        method,
+        path: uri.path().to_string(),
+        query: uri.query().unwrap_or("").to_string(),
+        headers,
+        body: body.to_vec(),
+    };
+    s.received.lock().unwrap().push(r.clone());
+    if !s.delay.is_zero() {
+        tokio::time::sleep(s.delay).await;
+    }
+    let (status, extra, body) = (s.behaviour)(&r);
+    let mut resp = (StatusCode::from_u16(status).unwrap(), body).into_response();
+    for (k, v) in extra {
+        resp.headers_mut().insert(k, v.parse().unwrap());
+    }
+    resp
+}
+
+/// `application/x-www-form-urlencoded` → pairs (written here, independent of the client's encoder).
+fn form_decode(body: &[u8]) -> Vec<(String, String)> {
+    fn unescape(s: &str) -> String {
+        let b = s.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < b.len() {
+            match b[i] {
+                b'+' => out.push(b' '),
+                b'%' if i + 2 < b.len() => {
+                    let hex = std::str::from_utf8(&b[i + 1..i + 3]).unwrap();
+                    out.push(u8::from_str_radix(hex, 16).unwrap());
+                    i += 2;
+                }
+                c => out.push(c),
+            }
+            i += 1;
+        }
+        String::from_utf8(out).expect("UTF-8 after percent-decoding")
+    }
+    let s = std::str::from_utf8(body).unwrap();
+    s.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (unescape(k), unescape(v))
+        })
+        .collect()
+}
+
+fn json_answer(status: u16, v: serde_json::Value) -> Answer {
+    (
+        status,
+        vec![("content-type", "application/json".into())],
+        v.to_string(),
+    )
+}
+
+/// What the Twilio-shaped endpoint does once the request is well-formed and authenticated.
+#[derive(Debug, Clone, Copy)]
+enum Twilio {
+    Accept,
+    Throttle,
+    Down,
+}
+
+/// A Twilio-shaped Messages endpoint: 401 (code 20003) without the right basic auth, 400 (code
+/// 21211) for the magic invalid number +15005550001, otherwise `mode`.
+fn twilio(mode: Twilio) -> impl Fn(&Received) -> Answer + Send + Sync + 'static {
+    let n = AtomicU32::new(0);
+    move |r| {
+        assert_eq!(r.method, Method::POST);
+        assert_eq!(r.path, format!("/2010-04-01/Accounts/{SID}/Messages.json"));
+        assert_eq!(
+            r.header("content-type"),
+            Some("application/x-www-form-urlencoded")
+        );
+        if r.header("authorization") != Some(BASIC) {
+            return json_answer(
+                401,
+                serde_json::json!({"code": 20003, "message": "Authenticate", "status": 401}),
+            );
+        }
+        let form = r.form();
+        let to = form.iter().find(|(k, _)| k == "To").map(|(_, v)| v.clone());
+        if to.as_deref() == Some("+15005550001") {
+            return json_answer(
+                400,
+                serde_json::json!({
+                    "code": 21211,
+                    "message": "The 'To' number +15005550001 is not a valid phone number.",
+                    "more_info": "https://www.twilio.com/docs/errors/21211",
+                    "status": 400,
+                }),
+            );
+        }
+        match mode {
+            Twilio::Accept => {
+                let i = n.fetch_add(1, Ordering::Relaxed);
+                json_answer(
+                    201,
+                    serde_json::json!({
+                        "sid": format!("SM{i:032x}"),
+                        "status": "queued",
+                        "to": to,
+                    }),
+                )
+            }
+            Twilio::Throttle => (
+                429,
+                vec![("retry-after", "7".into())],
+                r#"{"code": 20429, "message": "Too Many Requests", "status": 429}"#.into(),
+            ),
+            Twilio::Down => (500, vec![], "Internal Server Error".into()),
+        }
+    }
+}
+
+/// A regional gateway taking JSON with an API key header; answers like many do, 200 with a
+/// per-message status.
+fn json_gateway() -> impl Fn(&Received) -> Answer + Send + Sync + 'static {
+    |r| {
+        if r.header("x-api-key") != Some(API_KEY) {
+            return json_answer(401, serde_json::json!({"error": "bad key"}));
+        }
+        assert_eq!(r.header("content-type"), Some("application/json"));
+        json_answer(
+            200,
+            serde_json::json!({"messages": [{"status": 0, "id": "m-1"}]}),
+        )
+    }
+}
+
+/// Files holding the credentials, and the config written next to them.
+struct Setup {
+    dir: ScratchDir,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let dir = ScratchDir::new("sms-providers");
+        std::fs::create_dir_all(dir.path().join("config")).unwrap();
+        std::fs::write(dir.path().join("config/twilio-token"), format!("{TOKEN}\n")).unwrap();
+        std::fs::write(dir.path().join("config/api-key"), API_KEY).unwrap();
+        Setup { dir }
+    }
+
+    /// A config whose `delivery.sms` is `sms` (indented under `  sms:`).
+    fn channels(&self, sms: &str) -> Channels {
+        let path = self.dir.path().join("config/ritualist.yaml");
+        let db = self.dir.path().join("data/r.db");
+        std::fs::write(
+            &path,
+            config_yaml(
+                &db.display().to_string(),
+                &format!("  email:\n    transport: outbox\n  sms:\n{sms}"),
+            ),
+        )
+        .unwrap();
+        let cfg = Config::load(&path).unwrap_or_else(|d| panic!("{d}"));
+        Channels::from_config(&cfg).unwrap()
+    }
+}
+
+fn twilio_yaml(base_url: &str) -> String {
+    format!(
+        "      - twilio:\n          account_sid: {SID}\n          auth_token_file: twilio-token\n          from: \"+15005550006\"\n          base_url: {base_url}\n          timeout_secs: 5\n"
+    )
+}
+
+fn json_yaml(name: &str, base_url: &str) -> String {
+    format!(
+        r#"      - http:
+          name: {name}
+          url: {base_url}/api/v2/sms
+          headers: {{ X-Api-Key: "{{secret}}" }}
+          secret_file: api-key
+          from: FloareCo
+          json:
+            sender: "{{from}}"
+            messages:
+              - to: "{{to_digits}}"
+                text: "{{text}}"
+                unicode: true
+          accepted:
+            status: [200]
+            json_field: {{ path: messages.0.status, equals: 0 }}
+          timeout_secs: 5
+"#
+    )
+}
+
+async fn send(ch: &Channels, to: &str) -> Result<String, SendError> {
+    ch.send(&Outgoing {
+        channel: "sms",
+        recipient: to,
+        payload: TEXT,
+        message_id: Some("<m1@floare.example>"),
+        from: "hello@floare.example",
+    })
+    .await
+}
+
+#[tokio::test]
+async fn twilio_accepts_with_basic_auth_and_the_exact_form() {
+    let tw = Gateway::start(twilio(Twilio::Accept)).await;
+    let s = Setup::new();
+    let ch = s.channels(&format!("    providers:\n{}", twilio_yaml(&tw.url())));
+    let reply = send(&ch, "+79161234567").await.unwrap();
+    assert_eq!(reply, format!("twilio SM{:032x}", 0));
+    let got = tw.received();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].header("authorization"), Some(BASIC));
+    assert_eq!(
+        got[0].form(),
+        [
+            ("To", "+79161234567"),
+            ("Body", TEXT),
+            ("From", "+15005550006")
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+    );
+}
+
+#[tokio::test]
+async fn twilio_429_is_transient_and_keeps_retry_after() {
+    let tw = Gateway::start(twilio(Twilio::Throttle)).await;
+    let s = Setup::new();
+    let ch = s.channels(&format!("    providers:\n{}", twilio_yaml(&tw.url())));
+    let e = send(&ch, "+79161234567").await.unwrap_err();
+    assert!(e.is_transient(), "{e:?}");
+    assert_eq!(e.retry_after, Some(Duration::from_secs(7)), "{e:?}");
+    assert!(
+        e.message.contains("twilio 429: 20429 Too Many Requests"),
+        "{e}"
+    );
+    assert!(!e.message.contains(TOKEN));
+}
+
+#[tokio::test]
+async fn a_500_falls_back_to_the_next_provider_which_gets_the_exact_json() {
+    let tw = Gateway::start(twilio(Twilio::Down)).await;
+    let gw = Gateway::start(json_gateway()).await;
+    let s = Setup::new();
+    let ch = s.channels(&format!(
+        "    providers:\n{}{}",
+        twilio_yaml(&tw.url()),
+        json_yaml("smsro", &gw.url())
+    ));
+    let reply = send(&ch, "+79161234567").await.unwrap();
+    assert!(reply.starts_with("smsro 200 "), "{reply}");
+    assert_eq!(tw.received().len(), 1, "twilio was tried first");
+    let got = gw.received();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].method, Method::POST);
+    assert_eq!(got[0].path, "/api/v2/sms");
+    assert_eq!(got[0].header("x-api-key"), Some(API_KEY));
+    assert_eq!(
+        got[0].json(),
+        serde_json::json!({
+            "sender": "FloareCo",
+            "messages": [{ "to": "79161234567", "text": TEXT, "unicode": true }],
+        })
+    );
+    // UTF-8 on the wire, not \u escapes.
+    assert!(
+        String::from_utf8(got[0].body.clone())
+            .unwrap()
+            .contains("Иван, с днём рождения!")
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_or_misconfigured_provider_falls_back_too() {
+    let gw = Gateway::start(json_gateway()).await;
+    let wrong_auth = Gateway::start(twilio(Twilio::Accept)).await;
+    let s = Setup::new();
+    std::fs::write(s.dir.path().join("config/wrong-token"), "nope").unwrap();
+    let down = format!("http://127.0.0.1:{}", free_port());
+    let ch = s.channels(&format!(
+        "    providers:\n{}      - twilio:\n          name: twilio-eu\n          account_sid: {SID}\n          auth_token_file: wrong-token\n          from: FloareCo\n          base_url: {}\n{}",
+        twilio_yaml(&down),
+        wrong_auth.url(),
+        json_yaml("smsro", &gw.url())
+    ));
+    let reply = send(&ch, "+40721000002").await.unwrap();
+    assert!(reply.starts_with("smsro 200"), "{reply}");
+    assert_eq!(wrong_auth.received().len(), 1, "a 401 is about us: next");
+    assert_eq!(gw.received().len(), 1);
+}
+
+#[tokio::test]
+async fn an_invalid_number_is_permanent_and_no_other_provider_is_tried() {
+    let tw = Gateway::start(twilio(Twilio::Accept)).await;
+    let gw = Gateway::start(json_gateway()).await;
+    let s = Setup::new();
+    let ch = s.channels(&format!(
+        "    providers:\n{}{}",
+        twilio_yaml(&tw.url()),
+        json_yaml("smsro", &gw.url())
+    ));
+    let e = send(&ch, "+15005550001").await.unwrap_err();
+    assert!(e.is_permanent(), "{e:?}");
+    assert!(
+        e.message
+            .starts_with("twilio 400: 21211 The 'To' number <to> is not a valid phone number."),
+        "{e}"
+    );
+    assert!(gw.received().is_empty(), "no fallback for a bad number");
+}
+
+#[tokio::test]
+async fn every_provider_down_is_transient_with_the_shortest_retry_after() {
+    let tw = Gateway::start(twilio(Twilio::Throttle)).await;
+    let gw = Gateway::start(|_: &Received| (503, vec![("retry-after", "3".into())], String::new()))
+        .await;
+    let s = Setup::new();
+    let ch = s.channels(&format!(
+        "    providers:\n{}{}",
+        twilio_yaml(&tw.url()),
+        json_yaml("smsro", &gw.url())
+    ));
+    let e = send(&ch, "+40721000002").await.unwrap_err();
+    assert!(e.is_transient(), "{e:?}");
+    assert_eq!(e.retry_after, Some(Duration::from_secs(3)));
+    assert!(
+        e.message.contains("twilio 429") && e.message.contains("smsro 503"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn a_json_reply_saying_no_is_permanent() {
+    let gw = Gateway::start(|_: &Received| {
+        json_answer(
+            200,
+            serde_json::json!({"messages": [{"status": 7, "error": "no credit"}]}),
+        )
+    })
+    .await;
+    let s = Setup::new();
+    let ch = s.channels(&format!(
+        "    providers:\n{}",
+        json_yaml("smsro", &gw.url())
+    ));
+    let e = send(&ch, "+40721000002").await.unwrap_err();
+    assert!(e.is_permanent(), "{e:?}");
+    assert!(
+        e.message
+            .contains("smsro 200: not accepted: `messages.0.status` is `7`, not `0`"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn a_get_gateway_with_query_parameters_and_a_body_check() {
+    let gw = Gateway::start(|r: &Received| {
+        (
+            200,
+            vec![],
+            if r.query.contains("user=floare") {
+                "OK 1 sent".into()
+            } else {
+                "ERR".into()
+            },
+        )
+    })
+    .await;
+    let s = Setup::new();
+    let ch = s.channels(&format!(
+        "    providers:\n      - http:\n          name: legacy\n          url: {}/cgi/send?v=2\n          method: GET\n          query: {{ user: floare, pass: \"{{secret}}\", to: \"{{to}}\", msg: \"{{text}}\" }}\n          secret_file: api-key\n          accepted: {{ body_contains: OK }}\n",
+        gw.url()
+    ));
+    assert_eq!(
+        send(&ch, "+40721000002").await.unwrap(),
+        "legacy 200 OK 1 sent"
+    );
+    let got = gw.received();
+    assert_eq!(got[0].method, Method::GET);
+    assert!(got[0].body.is_empty());
+    assert_eq!(
+        form_decode(got[0].query.as_bytes()),
+        [
+            ("v", "2"),
+            ("user", "floare"),
+            ("pass", API_KEY),
+            ("to", "+40721000002"),
+            ("msg", TEXT)
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+    );
+}
+
+/// The last provider in the list is a real Kannel (with fakesmsc as its SMSC).
+#[tokio::test]
+async fn twilio_down_falls_back_to_a_real_kannel() {
+    let Some(kannel) = crate::peers::Kannel::start() else {
+        return;
+    };
+    let tw = Gateway::start(twilio(Twilio::Down)).await;
+    let s = Setup::new();
+    std::fs::write(s.dir.path().join("config/kannel-pw"), kannel.password()).unwrap();
+    let ch = s.channels(&format!(
+        "    providers:\n{}      - kannel: {{ url: \"{}\", username: {}, password_file: kannel-pw, from: FloareCo }}\n",
+        twilio_yaml(&tw.url()),
+        kannel.sendsms_url(),
+        kannel.username()
+    ));
+    let reply = ch
+        .send(&Outgoing {
+            channel: "sms",
+            recipient: "+79161234567",
+            payload: "Иван, с днём рождения!",
+            message_id: None,
+            from: "hello@floare.example",
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", kannel.logs()));
+    assert_eq!(reply, "kannel 202 0: Accepted for delivery");
+    assert_eq!(tw.received().len(), 1);
+    let got = kannel.wait_for(1, Duration::from_secs(15));
+    assert_eq!(got.len(), 1, "{}", kannel.logs());
+    assert_eq!(got[0].text, "Иван, с днём рождения!");
+    assert_eq!(got[0].coding, "ucs-2");
+}
+
+/// A gateway that takes the request and answers too late: the message may have gone out, so the
+/// next provider is not asked to send it again (RELIABILITY.md §1: SMS in doubt is not resent).
+#[tokio::test]
+async fn no_answer_in_time_is_in_doubt_and_not_sent_elsewhere() {
+    let slow = Gateway::start_with_delay(twilio(Twilio::Accept), Duration::from_secs(4)).await;
+    let gw = Gateway::start(json_gateway()).await;
+    let s = Setup::new();
+    let ch = s.channels(&format!(
+        "    providers:\n{}{}",
+        twilio_yaml(&slow.url()).replace("timeout_secs: 5", "timeout_secs: 1"),
+        json_yaml("smsro", &gw.url())
+    ));
+    let e = send(&ch, "+40721000002").await.unwrap_err();
+    assert!(e.is_transient(), "{e:?}");
+    assert!(e.message.contains("in doubt"), "{e}");
+    assert_eq!(slow.received().len(), 1);
+    assert!(gw.received().is_empty());
+}
+
+/// Through the daemon's path: tick plans three birthday SMS, drain sends them through Twilio
+/// (the ledger says `sent`); a 429 with a long Retry-After holds the retry back that long.
+#[tokio::test]
+async fn the_daemon_sends_through_twilio_and_honours_retry_after() {
+    let throttled = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = throttled.clone();
+    let accept = twilio(Twilio::Accept);
+    let tw = Gateway::start(move |r: &Received| {
+        if flag.load(Ordering::SeqCst) {
+            (429, vec![("retry-after", "7200".into())], String::new())
+        } else {
+            accept(r)
+        }
+    })
+    .await;
+    let token = ScratchDir::new("twilio-token");
+    let token_file = token.path().join("token");
+    std::fs::write(&token_file, TOKEN).unwrap();
+    let delivery = format!(
+        "  email:\n    transport: outbox\n  sms:\n    providers:\n{}",
+        twilio_yaml(&tw.url()).replace("twilio-token", &token_file.display().to_string())
+    );
+    let t = TestApp::start(Db::Sqlite, &delivery).await.unwrap();
+    let csv = format!(
+        "{HEADER}\
+         k1,Иван,,,+79161234567,ru,Europe/Moscow,1985-07-07,sms\n\
+         k2,Ștefan,,,0721000002,ro,Europe/Bucharest,1990-07-07,sms\n\
+         k3,Emma,,,+14155550100,en,Europe/Bucharest,1990-07-07,sms\n\
+         k4,Ana,,,+40721000004,ro,Europe/Bucharest,1990-07-08,sms\n"
+    );
+    assert!(t.customers(&csv).await.is_empty());
+    let now = at("2027-07-07T12:00:00Z");
+    assert_eq!(t.app.tick(now).await.unwrap().queued, 3);
+    let d = t.app.drain(now).await.unwrap();
+    assert_eq!((d.sent, d.failed, d.retrying), (3, 0, 0), "{d:?}");
+    let mut got: Vec<(String, String)> = tw
+        .received()
+        .iter()
+        .map(|r| {
+            let f = r.form();
+            let get = |k: &str| f.iter().find(|(n, _)| n == k).unwrap().1.clone();
+            (get("To"), get("Body"))
+        })
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            (
+                "+14155550100",
+                "Happy birthday, Emma! Floare & Co gives you 20% off all week: code BDAY20."
+            ),
+            (
+                "+40721000002",
+                "La multi ani, Ștefan! Floare & Co: 20% reducere toata saptamana, cod BDAY20."
+            ),
+            (
+                "+79161234567",
+                "Иван, с днём рождения! Floare & Co: скидка 20% всю неделю, код BDAY20."
+            ),
+        ]
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+    );
+    let ledger = t.app.store.deliveries().await.unwrap();
+    assert!(ledger.iter().all(|r| r.status == "sent"), "{ledger:?}");
+
+    // The next day, Twilio throttles with Retry-After: 7200 (two hours, longer than any backoff
+    // of a first retry, which is at most a minute).
+    throttled.store(true, Ordering::SeqCst);
+    let day2 = at("2027-07-08T08:00:00Z");
+    assert_eq!(t.app.tick(day2).await.unwrap().queued, 1);
+    let d = t.app.drain(day2).await.unwrap();
+    assert_eq!((d.sent, d.retrying), (0, 1), "{d:?}");
+    throttled.store(false, Ordering::SeqCst);
+    let d = t.app.drain(at("2027-07-08T09:00:00Z")).await.unwrap();
+    assert_eq!(d.claimed, 0, "an hour later the row still waits: {d:?}");
+    let d = t.app.drain(at("2027-07-08T10:00:01Z")).await.unwrap();
+    assert_eq!((d.claimed, d.sent), (1, 1), "{d:?}");
+    let row = t
+        .app
+        .store
+        .deliveries()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.recipient.as_deref() == Some("+40721000004"))
+        .unwrap();
+    assert_eq!((row.status.as_str(), row.attempts), ("sent", 2), "{row:?}");
+}
