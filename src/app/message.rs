@@ -145,7 +145,15 @@ pub fn sample_occasion(ritual: Option<&Ritual>, full: bool) -> Occasion {
     let kind = ritual.map(|r| &r.trigger);
     let all = kind.is_none();
     if all || matches!(kind, Some(Trigger::Yearly { .. })) {
-        o.years = full.then_some(37);
+        // With milestones the year is always known (only known years can be milestones).
+        let milestone = matches!(
+            kind,
+            Some(Trigger::Yearly {
+                milestones: Some(_),
+                ..
+            })
+        );
+        o.years = (full || milestone).then_some(5);
     }
     if all || matches!(kind, Some(Trigger::Holiday { .. })) {
         let id = match kind {
