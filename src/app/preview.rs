@@ -223,11 +223,7 @@ impl App {
             .filter(|h| !(h.ritual == t.ritual.name && h.occurrence == t.occurrence.key))
             .collect();
         let engine = t.defs.engine(&self.cfg);
-        let window = Window {
-            from: due - SignedDuration::from_secs(1),
-            now: due,
-            catching_up: false,
-        };
+        let window = Window::new(due - SignedDuration::from_secs(1), due, false);
         let mut channels = Vec::new();
         let mut send_at = t.send_at.clone();
         let decisions: Vec<_> = engine

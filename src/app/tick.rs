@@ -200,16 +200,8 @@ impl App {
             .and_then(|s| Timestamp::from_second(s).ok());
         let catch_up = SignedDuration::from_hours(24 * self.cfg.engine.catch_up_days as i64);
         Ok(match watermark {
-            Some(w) if w < now => Window {
-                from: w.max(now - catch_up),
-                now,
-                catching_up: true,
-            },
-            _ => Window {
-                from: now - SignedDuration::from_hours(26),
-                now,
-                catching_up: false,
-            },
+            Some(w) if w < now => Window::new(w.max(now - catch_up), now, true),
+            _ => Window::new(now - SignedDuration::from_hours(26), now, false),
         })
     }
 
@@ -224,16 +216,12 @@ impl App {
         // Customers and orders stored since the last tick: their occurrences due before they
         // arrived were never decided, so they get the whole grace window (nothing of theirs
         // is "missed": it did not exist).
-        let fresh_window = Window {
-            from: window.now
-                - self
-                    .longest_grace(&defs.rituals)
-                    .min(SignedDuration::from_hours(
-                        24 * self.cfg.engine.catch_up_days as i64,
-                    )),
-            now,
-            catching_up: false,
-        };
+        let fresh_from = window.now
+            - self
+                .longest_grace(&defs.rituals)
+                .min(SignedDuration::from_hours(
+                    24 * self.cfg.engine.catch_up_days as i64,
+                ));
         let fresh = match (window.catching_up, self.store.setting(WALL).await?) {
             (true, Some(w)) => match w.parse::<i64>() {
                 Ok(w) => self.store.ids_changed_since(w - 2).await?,
@@ -248,7 +236,7 @@ impl App {
             window.now,
             None,
             fresh,
-            fresh_window.from,
+            fresh_from,
         )
         .await?;
         let mut report = TickReport::default();
@@ -259,8 +247,8 @@ impl App {
             for cand in &chunk {
                 let w = if cand.fresh {
                     Window {
-                        from: fresh_window.from.min(window.from),
-                        ..fresh_window
+                        earlier: Some(fresh_from),
+                        ..window
                     }
                 } else {
                     window

@@ -321,6 +321,26 @@ pub struct Window {
     /// past their grace are recorded as `missed`. `false` on a first run (nothing was missed:
     /// there was no daemon), when they are left alone.
     pub catching_up: bool,
+    /// Also decide occurrences due in `(earlier, from]` that are not recorded yet, never as
+    /// missed: a customer (or order) stored since the last tick, whose occurrences due before
+    /// it arrived were never decided.
+    pub earlier: Option<Timestamp>,
+}
+
+impl Window {
+    pub fn new(from: Timestamp, now: Timestamp, catching_up: bool) -> Self {
+        Window {
+            from,
+            now,
+            catching_up,
+            earlier: None,
+        }
+    }
+
+    /// The start of everything this window decides.
+    pub fn lower(&self) -> Timestamp {
+        self.earlier.map_or(self.from, |e| e.min(self.from))
+    }
 }
 
 impl<'a> Engine<'a> {
@@ -345,7 +365,7 @@ impl<'a> Engine<'a> {
             return out;
         }
         // Whole local days around the window, so a day's arbitration sees all of it.
-        let first_day = c.local_date(w.from);
+        let first_day = c.local_date(w.lower());
         let last_day = c.local_date(w.now);
         let span_from = day_start(first_day, &c.zone) - SignedDuration::from_secs(1);
         let span_to = day_start(last_day.tomorrow().unwrap_or(last_day), &c.zone);
@@ -361,8 +381,9 @@ impl<'a> Engine<'a> {
             .map(|h| (h.ritual.as_str(), h.occurrence.as_str()))
             .collect();
         // Not yet recorded, and not due before the window (a previous tick decided those).
+        let lower = w.lower();
         occs.retain(|o| {
-            o.due > w.from
+            o.due > lower
                 && !recorded.contains(&(self.rituals[o.ritual].name.as_str(), o.key.as_str()))
         });
         occs.sort_by(|a, b| a.local_date.cmp(&b.local_date).then(a.due.cmp(&b.due)));
@@ -400,7 +421,7 @@ impl<'a> Engine<'a> {
         let mut capped: Vec<Candidate> = Vec::new();
         for o in day {
             let r = &self.rituals[o.ritual];
-            let emit = o.due > w.from && o.due <= w.now;
+            let emit = o.due > w.lower() && o.due <= w.now;
             let decision = |outcome| Decision {
                 ritual: r.name.clone(),
                 customer_id: c.id,
@@ -423,7 +444,7 @@ impl<'a> Engine<'a> {
                 continue;
             }
             if emit && w.now > grace_deadline(r, o, &c.zone) {
-                if w.catching_up {
+                if w.catching_up && o.due > w.from {
                     out.push(suppress(reason::MISSED.into()));
                 }
                 continue;
@@ -481,7 +502,7 @@ impl<'a> Engine<'a> {
         for cand in capped {
             let o = cand.occ;
             let r = &self.rituals[o.ritual];
-            let emit = o.due > w.from && o.due <= w.now;
+            let emit = o.due > w.lower() && o.due <= w.now;
             let blocked_by = if r.capped {
                 self.cap_blocker(c, history, accepted, o.local_date)
             } else {
@@ -599,11 +620,7 @@ impl<'a> Engine<'a> {
         let mut out = Vec::new();
         let mut prev = from;
         for t in instants {
-            let w = Window {
-                from: prev,
-                now: t,
-                catching_up: false,
-            };
+            let w = Window::new(prev, t, false);
             let ds = self.decide(c, consent, &hist, w);
             hist.extend(ds.iter().map(Recorded::from_decision));
             out.extend(ds);

@@ -80,11 +80,7 @@ impl World {
             c,
             consent,
             &[],
-            Window {
-                from: now - SignedDuration::from_hours(24),
-                now,
-                catching_up: false,
-            },
+            Window::new(now - SignedDuration::from_hours(24), now, false),
         )
     }
 }
@@ -429,11 +425,7 @@ fn sms_quiet_hours_move_the_send_never_inside() {
         &c,
         &Consent::default(),
         &[],
-        Window {
-            from: at("2027-05-05T03:00:00Z"),
-            now: at("2027-05-05T19:30:00Z"),
-            catching_up: true,
-        },
+        Window::new(at("2027-05-05T03:00:00Z"), at("2027-05-05T19:30:00Z"), true),
     );
     assert_eq!(due_at(&d[0]), at("2027-05-06T06:00:00Z"));
     // Email has no quiet hours by default.
@@ -454,11 +446,7 @@ fn grace_window_sends_late_or_records_missed() {
             &c,
             &Consent::default(),
             &[],
-            Window {
-                from: at("2027-02-28T00:00:00Z"),
-                now: at(now),
-                catching_up: true,
-            },
+            Window::new(at("2027-02-28T00:00:00Z"), at(now), true),
         )
     };
     let d = catch_up(&w, "2027-03-02T23:00:00Z");
@@ -471,11 +459,11 @@ fn grace_window_sends_late_or_records_missed() {
         &c,
         &Consent::default(),
         &[],
-        Window {
-            from: at("2027-02-28T00:00:00Z"),
-            now: at("2027-03-03T10:00:01Z"),
-            catching_up: false,
-        },
+        Window::new(
+            at("2027-02-28T00:00:00Z"),
+            at("2027-03-03T10:00:01Z"),
+            false,
+        ),
     );
     assert!(d.is_empty());
     // A birthday may not be late past its local day.
@@ -486,11 +474,7 @@ fn grace_window_sends_late_or_records_missed() {
         &c,
         &Consent::default(),
         &[],
-        Window {
-            from: at("2027-02-28T00:00:00Z"),
-            now: at("2027-03-02T00:00:00Z"),
-            catching_up: true,
-        },
+        Window::new(at("2027-02-28T00:00:00Z"), at("2027-03-02T00:00:00Z"), true),
     );
     assert_eq!(outcome(&d[0]), "missed");
 }
@@ -573,11 +557,7 @@ fn caps_arbitrate_by_priority_deterministically_whatever_the_tick() {
         &c,
         &Consent::default(),
         &history,
-        Window {
-            from: at("2027-05-05T00:00:00Z"),
-            now: at("2027-05-05T23:00:00Z"),
-            catching_up: true,
-        },
+        Window::new(at("2027-05-05T00:00:00Z"), at("2027-05-05T23:00:00Z"), true),
     );
     assert_eq!(expect(&all), want);
     // …or minute by minute, feeding each tick's decisions back as history: the same.
@@ -586,16 +566,9 @@ fn caps_arbitrate_by_priority_deterministically_whatever_the_tick() {
     let mut t = at("2027-05-05T00:00:00Z");
     while t < at("2027-05-05T23:00:00Z") {
         let next = t + SignedDuration::from_mins(1);
-        let ds = w.engine().decide(
-            &c,
-            &Consent::default(),
-            &hist,
-            Window {
-                from: t,
-                now: next,
-                catching_up: true,
-            },
-        );
+        let ds = w
+            .engine()
+            .decide(&c, &Consent::default(), &hist, Window::new(t, next, true));
         hist.extend(ds.iter().map(Recorded::from_decision));
         got.extend(ds);
         t = next;
@@ -617,11 +590,7 @@ fn recorded_occurrences_are_not_decided_twice() {
     let w = World::new(vec![birthday()]);
     let c = customer("UTC", "1990-05-05");
     let now = at("2027-05-05T12:00:00Z");
-    let win = Window {
-        from: now - SignedDuration::from_hours(24),
-        now,
-        catching_up: true,
-    };
+    let win = Window::new(now - SignedDuration::from_hours(24), now, true);
     let first = w.engine().decide(&c, &Consent::default(), &[], win);
     let hist: Vec<Recorded> = first.iter().map(Recorded::from_decision).collect();
     assert!(
@@ -676,7 +645,7 @@ proptest::proptest! {
         let mut t = start - SignedDuration::from_hours(30);
         while t < start + SignedDuration::from_hours(30) {
             let next = t + SignedDuration::from_mins(step_mins);
-            let ds = w.engine().decide(&c, &Consent::default(), &hist, Window { from: t, now: next, catching_up: true });
+            let ds = w.engine().decide(&c, &Consent::default(), &hist, Window::new(t, next, true));
             for d in &ds {
                 proptest::prop_assert!(d.due <= next);
                 proptest::prop_assert!(d.due > t);

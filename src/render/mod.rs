@@ -719,7 +719,21 @@ mod tests {
     #[test]
     fn shipped_birthday_templates_name_the_age_with_the_right_plural() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
-        let vocab = flatten_paths(&context("x", "en"));
+        let mut vocab = flatten_paths(&context("x", "en"));
+        // What the other shipped rituals' occasions carry (app::message_context has them all).
+        for p in [
+            "occasion.years",
+            "occasion.holiday",
+            "occasion.inactive_days",
+            "occasion.step",
+            "occasion.order",
+            "occasion.order.id",
+            "occasion.order.number",
+            "occasion.order.amount_minor",
+            "occasion.order.currency",
+        ] {
+            vocab.insert(p.to_string());
+        }
         let t = Templates::load(&dir, &Locale::parse("en").unwrap(), &vocab)
             .unwrap_or_else(|d| panic!("{d:?}"));
         let cases = [

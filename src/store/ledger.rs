@@ -96,6 +96,8 @@ pub struct DeliveryRow {
     pub attempts: i32,
     pub last_error: Option<String>,
     pub sent_at: Option<i64>,
+    pub due_at: i64,
+    pub occasion: Option<String>,
 }
 
 const BLOCKED_BY_CONSENT: &str = "EXISTS (SELECT 1 FROM consents c WHERE c.customer_id = deliveries.customer_id AND c.opted_out = TRUE \
@@ -340,7 +342,7 @@ impl Store {
     pub async fn deliveries(&self) -> Result<Vec<DeliveryRow>, StoreError> {
         let rows = self
             .all(
-                "SELECT id, ritual, customer_id, occurrence, channel, status, reason, recipient, message_id, attempts, last_error, sent_at FROM deliveries ORDER BY id",
+                "SELECT id, ritual, customer_id, occurrence, channel, status, reason, recipient, message_id, attempts, last_error, sent_at, due_at, occasion FROM deliveries ORDER BY id",
                 vec![],
             )
             .await?;
@@ -359,6 +361,8 @@ impl Store {
                     attempts: r.try_get("", "attempts")?,
                     last_error: r.try_get("", "last_error")?,
                     sent_at: r.try_get("", "sent_at")?,
+                    due_at: r.try_get("", "due_at")?,
+                    occasion: r.try_get("", "occasion")?,
                 })
             })
             .collect()

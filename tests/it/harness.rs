@@ -32,6 +32,15 @@ pub fn project_dir() -> ScratchDir {
         &d.path().join("config/rituals"),
     );
     copy_dir(
+        &Path::new(REPO).join("config/calendars"),
+        &d.path().join("config/calendars"),
+    );
+    std::fs::copy(
+        Path::new(REPO).join("config/segments.yaml"),
+        d.path().join("config/segments.yaml"),
+    )
+    .unwrap();
+    copy_dir(
         &Path::new(REPO).join("templates"),
         &d.path().join("templates"),
     );
@@ -59,6 +68,7 @@ pub fn config_yaml(database: &str, delivery: &str) -> String {
          shop:\n  name: Floare & Co\n  url: https://floare.example\n  from_email: hello@floare.example\n\
          rituals: rituals\ntemplates: ../templates\n\
          links:\n  unsubscribe: https://floare.example/unsubscribe\n\
+         engine:\n  default_calendar: ro\n  frequency_caps:\n    - {{ max: 3, days: 7 }}\n\
          delivery:\n  outbox_dir: ../outbox\n{delivery}"
     )
 }
@@ -106,6 +116,26 @@ impl TestApp {
         .await
         .unwrap();
         r.errors
+    }
+
+    /// Imports orders from CSV text (header included); returns the rejected lines.
+    pub async fn orders(&self, csv: &str) -> Vec<(u64, String)> {
+        let path = self
+            .dir
+            .join(format!("orders-{}.csv", ritualist::store::random_token()));
+        std::fs::write(&path, csv).unwrap();
+        import_file(
+            &self.app.store,
+            &self.app.cfg,
+            ImportKind::Orders,
+            &path,
+            None,
+            None,
+            false,
+        )
+        .await
+        .unwrap()
+        .errors
     }
 
     pub fn outbox(&self) -> PathBuf {

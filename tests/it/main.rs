@@ -5,6 +5,7 @@
 
 mod browser;
 mod delivery;
+mod engine;
 mod harness;
 mod peers;
 mod regression;
