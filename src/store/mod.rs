@@ -6,6 +6,7 @@
 //! SQL is written once with `$n` placeholders; for SQLite they become `?n`, which SQLite binds
 //! by number, so one statement text serves both engines. Times are Unix seconds.
 
+mod bulk;
 mod engine;
 mod ledger;
 mod people;
