@@ -60,7 +60,7 @@ impl Store {
     /// 7,000-parameter INSERT. Anonymous ones bind in O(N).
     pub(super) fn stmt_positional(&self, sql: &str, values: Vec<Value>) -> Statement {
         if self.backend != DbBackend::Sqlite {
-            return self.stmt(sql, values);
+            return Statement::from_sql_and_values(self.backend, sql.to_string(), values);
         }
         let mut out = String::with_capacity(sql.len());
         let mut ordered = Vec::with_capacity(values.len());

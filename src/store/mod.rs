@@ -3,8 +3,8 @@
 //! embedded default: created and migrated on first use) or PostgreSQL, with the same
 //! migrations (`migrations/`).
 //!
-//! SQL is written once with `$n` placeholders; for SQLite they become `?n`, which SQLite binds
-//! by number, so one statement text serves both engines. Times are Unix seconds.
+//! SQL is written once with `$n` placeholders; for SQLite they become anonymous `?` with the
+//! values reordered to match, so one statement text serves both engines. Times are Unix seconds.
 
 mod bulk;
 mod engine;
@@ -106,13 +106,15 @@ impl Store {
         self.backend == DbBackend::Postgres
     }
 
+    /// A statement for this backend. On SQLite every `$n` becomes an anonymous `?`, with the
+    /// values laid out in the order the placeholders occur (see [`Store::stmt_positional`]):
+    /// numbered `?NNN` parameters bind in O(N²), which dominated multi-row inserts and long
+    /// `IN` lists.
     pub(crate) fn stmt(&self, sql: &str, values: Vec<Value>) -> Statement {
-        let sql = if self.backend == DbBackend::Sqlite {
-            sql.replace('$', "?")
-        } else {
-            sql.to_string()
-        };
-        Statement::from_sql_and_values(self.backend, sql, values)
+        if self.backend == DbBackend::Sqlite {
+            return self.stmt_positional(sql, values);
+        }
+        Statement::from_sql_and_values(self.backend, sql.to_string(), values)
     }
 
     async fn exec(&self, sql: &str, values: Vec<Value>) -> Result<u64, StoreError> {
