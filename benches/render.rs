@@ -71,7 +71,7 @@ fn main() {
     let now = 1_803_974_400;
 
     let mut builder = FactsBuilder::new(&cfg);
-    let facts = builder.facts(&row, Default::default(), Vec::new());
+    let facts = builder.facts(&row, Vec::new());
     let engine = defs.engine(&cfg);
     let idx = engine.ritual_index("birthday").expect("birthday");
     let occasion = engine
@@ -111,7 +111,7 @@ fn main() {
         ));
         full.push(rate(
             || {
-                let f = builder.facts(black_box(&row), Default::default(), Vec::new());
+                let f = builder.facts(black_box(&row), Vec::new());
                 let o: Occasion = serde_json::from_str(black_box(&stored_occasion)).unwrap();
                 black_box(
                     compose(

@@ -174,7 +174,7 @@ impl App {
         let mut builder = self.facts_builder();
         let facts: HashMap<i64, CustomerFacts> = rows
             .iter()
-            .map(|r| (r.id, builder.facts(r, Default::default(), Vec::new())))
+            .map(|r| (r.id, builder.facts(r, Vec::new())))
             .collect();
         let defs = self.defs();
         for row in batch.iter_mut().filter(|r| r.payload.is_none()) {

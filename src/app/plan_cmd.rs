@@ -111,7 +111,16 @@ impl App {
         let from = utc(req.date)? - SignedDuration::from_hours(14) - SignedDuration::from_secs(1);
         let to = utc(end)? + SignedDuration::from_hours(12);
         let engine = defs.engine(&self.cfg);
-        let mut scan = CandidateScan::new(self, engine, from, to, only, Vec::new(), from).await?;
+        let mut scan = CandidateScan::new(
+            self,
+            engine,
+            from,
+            to,
+            only,
+            (Vec::new(), from),
+            Some((req.date, end)),
+        )
+        .await?;
         let mut out = Vec::new();
         progress(0, scan.total);
         while let Some(chunk) = scan.next().await? {

@@ -62,16 +62,14 @@ impl App {
         let Some(row) = self.store.find_customer(key).await? else {
             return Ok(None);
         };
-        let mut custom = self.store.custom_dates(&[row.id]).await?;
         let mut orders = self
             .store
             .orders_between(&[row.id], i64::MIN, i64::MAX)
             .await?;
-        Ok(Some(self.facts_builder().facts(
-            &row,
-            custom.remove(&row.id).unwrap_or_default(),
-            orders.remove(&row.id).unwrap_or_default(),
-        )))
+        Ok(Some(
+            self.facts_builder()
+                .facts(&row, orders.remove(&row.id).unwrap_or_default()),
+        ))
     }
 
     /// Resolves a request, or says why there is nothing to show.

@@ -11,9 +11,12 @@ use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 
 use super::{App, AppError};
-use crate::plan::{Consent, CustomerFacts, Engine, Recorded, month_days_between, zone_may_be_due};
+use crate::plan::{
+    Consent, CustomerFacts, Engine, Probed, Recorded, probe_may_be_due, probe_ranges,
+    yearly_month_days, zone_may_be_due,
+};
 use crate::ritual::{Trigger, YearlyField};
-use crate::store::{CustomerRow, HistoryRow, MonthDayColumn};
+use crate::store::{CustomerRow, HistoryRow, MonthDayColumn, Probe};
 
 /// Customers per chunk.
 const CHUNK: u32 = 2000;
@@ -58,8 +61,8 @@ pub struct CandidateScan<'a> {
     fresh: Vec<i64>,
     fresh_pos: usize,
     orders_from: Option<i64>,
+    order_ids: BTreeSet<i64>,
     orders_to: i64,
-    needs_custom: bool,
     history_since: i64,
     pub total: u64,
     pub done: u64,
@@ -67,6 +70,8 @@ pub struct CandidateScan<'a> {
 
 impl<'a> CandidateScan<'a> {
     /// Everyone the occurrences due in `(from, to]` can concern; with `only`, that customer.
+    /// With `local_days` `[first, end)`, only occurrences due on those local dates of each
+    /// customer's zone count (what `plan` shows).
     /// `fresh` customers come first, with the orders and history of the wider window that
     /// starts at `fresh_from`.
     pub async fn new(
@@ -75,63 +80,123 @@ impl<'a> CandidateScan<'a> {
         from: Timestamp,
         to: Timestamp,
         only: Option<i64>,
-        fresh: Vec<i64>,
-        fresh_from: Timestamp,
+        (fresh, fresh_from): (Vec<i64>, Timestamp),
+        local_days: Option<(jiff::civil::Date, jiff::civil::Date)>,
     ) -> Result<CandidateScan<'a>, AppError> {
+        // The window as seen from one zone.
+        let zone_window = |tz: &TimeZone| match local_days {
+            None => (from, to),
+            Some((first, end)) => {
+                let second = SignedDuration::from_secs(1);
+                (
+                    (crate::plan::day_start(first, tz) - second).max(from),
+                    (crate::plan::day_start(end, tz) - second).min(to),
+                )
+            }
+        };
         let store = &app.store;
-        let day = SignedDuration::from_hours(24);
         let days = |n: i64| SignedDuration::from_hours(24 * n);
         let mut probe = BTreeSet::new();
         let mut zones = BTreeSet::new();
         let mut all_zones: Option<Vec<String>> = None;
         let mut orders_from: Option<i64> = None;
-        let mut needs_custom = false;
+        let mut zone_cache: HashMap<String, TimeZone> = HashMap::new();
+        let mut probed: HashMap<(bool, i64, i64), Vec<Probe>> = HashMap::new();
+        // Customers with an order an event ritual may be due for: the only ones (with the
+        // fresh) whose orders are read.
+        let mut order_ids = BTreeSet::new();
+        // Keeps the probed customers the ritual can have something due for in the window.
+        let keep = |r: &crate::ritual::Ritual,
+                    found: Vec<Probe>,
+                    probed: fn(i64) -> Option<Probed>,
+                    probe: &mut BTreeSet<i64>,
+                    zone_cache: &mut HashMap<String, TimeZone>| {
+            for p in found {
+                if probe.contains(&p.id) {
+                    continue;
+                }
+                let tz = zone_cache
+                    .entry(p.zone)
+                    .or_insert_with_key(|name| app.zone(name));
+                let (zf, zt) = zone_window(tz);
+                if probed(p.value).is_none_or(|v| probe_may_be_due(r, tz, v, zf, zt)) {
+                    probe.insert(p.id);
+                }
+            }
+        };
+        let last_order: fn(i64) -> Option<Probed> =
+            |v| Timestamp::from_second(v).ok().map(Probed::LastOrder);
+        let order: fn(i64) -> Option<Probed> =
+            |v| Timestamp::from_second(v).ok().map(Probed::Order);
         for r in engine.rituals {
             match &r.trigger {
-                Trigger::Yearly {
-                    date, offset_days, ..
-                } => {
-                    let mds = month_days_between(from, to, *offset_days);
-                    let ids = match date {
+                Trigger::Yearly { date, .. } => {
+                    // The month-days due in the window, zone by zone: a one-minute tick
+                    // probes only the dates whose send time is in that minute somewhere.
+                    if all_zones.is_none() {
+                        all_zones = Some(store.customer_zones().await?);
+                    }
+                    let mut due: HashMap<&str, Vec<i32>> = HashMap::new();
+                    let mut mds = BTreeSet::new();
+                    for z in all_zones.iter().flatten() {
+                        let tz = zone_cache
+                            .entry(z.clone())
+                            .or_insert_with_key(|name| app.zone(name));
+                        let (zf, zt) = zone_window(tz);
+                        let m = yearly_month_days(r, tz, zf, zt);
+                        mds.extend(m.iter().copied());
+                        due.insert(z, m);
+                    }
+                    let mds: Vec<i32> = mds.into_iter().collect();
+                    let found = match date {
                         YearlyField::Birthday => {
-                            store.ids_by_month_day(MonthDayColumn::Birth, &mds).await?
+                            store.probe_month_day(MonthDayColumn::Birth, &mds).await?
                         }
                         YearlyField::Signup => {
-                            store.ids_by_month_day(MonthDayColumn::Signup, &mds).await?
+                            store.probe_month_day(MonthDayColumn::Signup, &mds).await?
                         }
                         YearlyField::FirstPurchase => {
                             store
-                                .ids_by_month_day(MonthDayColumn::FirstOrder, &mds)
+                                .probe_month_day(MonthDayColumn::FirstOrder, &mds)
                                 .await?
                         }
                         YearlyField::Custom(name) => {
-                            needs_custom = true;
-                            store.ids_by_custom_month_day(name, &mds).await?
+                            store.probe_custom_month_day(name, &mds).await?
                         }
                     };
-                    probe.extend(ids);
-                }
-                Trigger::Inactivity { days: steps } => {
-                    for n in steps {
-                        let lo = from - days(*n as i64) - 2 * day;
-                        let hi = to - days(*n as i64) + 2 * day;
-                        probe.extend(
-                            store
-                                .ids_by_last_order(lo.as_second(), hi.as_second())
-                                .await?,
-                        );
+                    for p in found {
+                        if due
+                            .get(p.zone.as_str())
+                            .is_some_and(|m| m.contains(&(p.value as i32)))
+                        {
+                            probe.insert(p.id);
+                        }
                     }
                 }
-                Trigger::Order { delay_days, .. } => {
-                    let lo = from - days(*delay_days as i64) - 2 * day;
-                    let hi = to - days(*delay_days as i64) + day;
-                    probe.extend(
-                        store
-                            .ids_by_order_time(lo.as_second(), hi.as_second())
-                            .await?,
-                    );
-                    orders_from =
-                        Some(orders_from.map_or(lo.as_second(), |o| o.min(lo.as_second())));
+                Trigger::Inactivity { .. } | Trigger::Order { .. } => {
+                    let is_order = matches!(r.trigger, Trigger::Order { .. });
+                    for (lo, hi) in probe_ranges(r, from, to) {
+                        let (lo, hi) = (lo.as_second(), hi.as_second());
+                        // Rituals with the same range (thank-you and reward) share a probe.
+                        let found = match probed.get(&(is_order, lo, hi)) {
+                            Some(found) => found.clone(),
+                            None => {
+                                let found = if is_order {
+                                    store.probe_order_time(lo, hi).await?
+                                } else {
+                                    store.probe_last_order(lo, hi).await?
+                                };
+                                probed.insert((is_order, lo, hi), found.clone());
+                                found
+                            }
+                        };
+                        if is_order {
+                            keep(r, found, order, &mut order_ids, &mut zone_cache);
+                            orders_from = Some(orders_from.map_or(lo, |o| o.min(lo)));
+                        } else {
+                            keep(r, found, last_order, &mut probe, &mut zone_cache);
+                        }
+                    }
                 }
                 Trigger::Holiday { .. } | Trigger::Schedule { .. } => {
                     if all_zones.is_none() {
@@ -142,13 +207,15 @@ impl<'a> CandidateScan<'a> {
                             continue;
                         }
                         let tz = app.zone(z);
-                        if zone_may_be_due(&engine, r, &tz, from, to) {
+                        let (zf, zt) = zone_window(&tz);
+                        if zone_may_be_due(&engine, r, &tz, zf, zt) {
                             zones.insert(z.clone());
                         }
                     }
                 }
             }
         }
+        probe.extend(order_ids.iter().copied());
         let caps_days = engine
             .config
             .frequency_caps
@@ -190,8 +257,8 @@ impl<'a> CandidateScan<'a> {
             probe,
             probe_pos: 0,
             orders_from,
+            order_ids,
             orders_to: to.as_second(),
-            needs_custom,
             history_since,
         })
     }
@@ -258,13 +325,26 @@ impl<'a> CandidateScan<'a> {
         };
         self.done += rows.len() as u64;
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-        let mut custom = if self.needs_custom {
-            store.custom_dates(&ids).await?
-        } else {
-            HashMap::new()
-        };
+        // Only customers with an order an event ritual may be due for need their orders
+        // (custom dates come with the row).
         let mut orders = match self.orders_from {
-            Some(lo) => store.orders_between(&ids, lo, self.orders_to).await?,
+            Some(lo) => {
+                let with_orders: Vec<i64> = rows
+                    .iter()
+                    .filter(|r| {
+                        (is_fresh || self.order_ids.contains(&r.id))
+                            && r.last_order_at.is_some_and(|t| t >= lo)
+                    })
+                    .map(|r| r.id)
+                    .collect();
+                if with_orders.is_empty() {
+                    HashMap::new()
+                } else {
+                    store
+                        .orders_between(&with_orders, lo, self.orders_to)
+                        .await?
+                }
+            }
             None => HashMap::new(),
         };
         let mut opt_outs = store.opt_outs(&ids).await?;
@@ -272,11 +352,9 @@ impl<'a> CandidateScan<'a> {
         let out = rows
             .iter()
             .map(|row| Candidate {
-                facts: self.builder.facts(
-                    row,
-                    custom.remove(&row.id).unwrap_or_default(),
-                    orders.remove(&row.id).unwrap_or_default(),
-                ),
+                facts: self
+                    .builder
+                    .facts(row, orders.remove(&row.id).unwrap_or_default()),
                 consent: Consent {
                     opted_out: opt_outs.remove(&row.id).unwrap_or_default(),
                 },

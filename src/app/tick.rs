@@ -65,12 +65,7 @@ impl FactsBuilder {
         z
     }
 
-    pub fn facts(
-        &mut self,
-        row: &CustomerRow,
-        custom: BTreeMap<String, (Option<i16>, i32)>,
-        orders: Vec<OrderRow>,
-    ) -> CustomerFacts {
+    pub fn facts(&mut self, row: &CustomerRow, orders: Vec<OrderRow>) -> CustomerFacts {
         let zone = self.zone(&row.time_zone);
         let yearly = |year: Option<i16>, md: i32| {
             YearlyDate::new(year, (md / 100) as i8, (md % 100) as i8).ok()
@@ -115,10 +110,15 @@ impl FactsBuilder {
                 .signup_date
                 .as_deref()
                 .and_then(|s| YearlyDate::parse(s).ok()),
-            custom_dates: custom
-                .into_iter()
-                .filter_map(|(k, (y, md))| Some((k, yearly(y, md)?)))
-                .collect(),
+            custom_dates: if row.custom_dates.len() > 2 {
+                serde_json::from_str::<BTreeMap<String, String>>(&row.custom_dates)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|(k, v)| Some((k, YearlyDate::parse(&v).ok()?)))
+                    .collect()
+            } else {
+                BTreeMap::new()
+            },
             order_count: row.order_count,
             total_spent_minor: row.total_spent_minor,
             first_order_at: ts(row.first_order_at),
@@ -235,8 +235,8 @@ impl App {
             window.from,
             window.now,
             None,
-            fresh,
-            fresh_from,
+            (fresh, fresh_from),
+            None,
         )
         .await?;
         let mut report = TickReport::default();

@@ -25,7 +25,7 @@ use crate::config::{AllowedHours, EngineConfig};
 use crate::domain::{Channel, Email, Locale, Phone, YearlyDate};
 use crate::ritual::{AudienceFacts, DeliverPolicy, Grace, Ritual, Segments};
 
-pub use occur::{month_days_between, zone_may_be_due};
+pub use occur::{Probed, probe_may_be_due, probe_ranges, yearly_month_days, zone_may_be_due};
 
 /// An order, as event rituals and templates see it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -211,38 +211,113 @@ pub(super) fn occurrences(
     }
 }
 
-/// The `month * 100 + day` values of yearly dates that can have an occurrence `offset_days`
-/// later due in `(from, to]` somewhere on Earth (local dates span UTC−12 … UTC+14, send times
-/// a whole day), including Feb 29 when a non-leap year celebrates it on Feb 28 or Mar 1.
-/// The store probes its month-day indexes with these.
-pub fn month_days_between(from: Timestamp, to: Timestamp, offset_days: i32) -> Vec<i32> {
-    let utc = |t: Timestamp| TimeZone::UTC.to_datetime(t).date();
-    let mut out = std::collections::BTreeSet::new();
-    let (Ok(first), Ok(last)) = (
-        utc(from).checked_sub(2.days()),
-        utc(to).checked_add(2.days()),
-    ) else {
+/// The `month * 100 + day` values of the yearly dates whose occurrence of ritual `r` is due
+/// in `(from, to]` for a customer in `zone` (Feb 29 included when a non-leap year celebrates
+/// it on Feb 28 or Mar 1). Empty for other triggers.
+pub fn yearly_month_days(r: &Ritual, zone: &TimeZone, from: Timestamp, to: Timestamp) -> Vec<i32> {
+    let Trigger::Yearly { offset_days, .. } = &r.trigger else {
         return Vec::new();
     };
-    let mut d = first;
-    while d <= last {
-        if let Ok(a) = d.checked_sub((offset_days as i64).days()) {
-            out.insert(a.month() as i32 * 100 + a.day() as i32);
+    let local = |t: Timestamp| zone.to_datetime(t).date();
+    let mut out = Vec::new();
+    let (Ok(first), Ok(last)) = (local(from).yesterday(), local(to).tomorrow()) else {
+        return out;
+    };
+    let mut date = first;
+    while date <= last {
+        if let Ok(a) = date.checked_sub((*offset_days as i64).days())
+            && at_send_time(r, date, zone).is_some_and(|t| t > from && t <= to)
+        {
+            out.push(a.month() as i32 * 100 + a.day() as i32);
             if !a.in_leap_year()
                 && ((a.month() == 2 && a.day() == 28) || (a.month() == 3 && a.day() == 1))
             {
-                out.insert(229);
+                out.push(229);
             }
         }
         if out.len() >= 366 {
             break;
         }
-        match d.tomorrow() {
-            Ok(n) => d = n,
+        match date.tomorrow() {
+            Ok(n) => date = n,
             Err(_) => break,
         }
     }
-    out.into_iter().collect()
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// The instants an inactivity ritual's last order (one range per step) or an order
+/// ritual's order must fall in for an occurrence to be due in `(from, to]`: the order itself
+/// for `delay_days: 0`; else the local date of the order plus N days at the send time, which
+/// is within N days ± 26 hours of the order whatever the zone and DST. The store probes its
+/// order-time indexes with these.
+pub fn probe_ranges(r: &Ritual, from: Timestamp, to: Timestamp) -> Vec<(Timestamp, Timestamp)> {
+    let days = |n: i64| jiff::SignedDuration::from_hours(24 * n);
+    let slack = jiff::SignedDuration::from_hours(26);
+    match &r.trigger {
+        Trigger::Inactivity { days: steps } => steps
+            .iter()
+            .map(|n| (from - days(*n as i64) - slack, to - days(*n as i64) + slack))
+            .collect(),
+        Trigger::Order { delay_days: 0, .. } => vec![(from, to)],
+        Trigger::Order { delay_days, .. } => vec![(
+            from - days(*delay_days as i64) - slack,
+            to - days(*delay_days as i64) + slack,
+        )],
+        _ => Vec::new(),
+    }
+}
+
+/// What an index probe found about a customer, for [`probe_may_be_due`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probed {
+    /// The `month * 100 + day` of the yearly date the ritual celebrates.
+    MonthDay(i32),
+    /// The customer's last order.
+    LastOrder(Timestamp),
+    /// One of the customer's orders.
+    Order(Timestamp),
+}
+
+/// Whether ritual `r` can have an occurrence due in `(from, to]` for a customer in `zone`
+/// of whom an index probe found `probed`. The tick keeps only such customers of the
+/// (deliberately wide) probes: a one-minute tick then reads the few customers due in that
+/// minute, not everyone whose date is near. Never false when [`occurrences`] could find
+/// one (audience, milestones and Feb-29 policy are left to the engine).
+pub fn probe_may_be_due(
+    r: &Ritual,
+    zone: &TimeZone,
+    probed: Probed,
+    from: Timestamp,
+    to: Timestamp,
+) -> bool {
+    let in_window = |t: Option<Timestamp>| t.is_some_and(|t| t > from && t <= to);
+    let local = |t: Timestamp| zone.to_datetime(t).date();
+    match (&r.trigger, probed) {
+        (Trigger::Yearly { .. }, Probed::MonthDay(md)) => {
+            yearly_month_days(r, zone, from, to).contains(&md)
+        }
+        (Trigger::Inactivity { days }, Probed::LastOrder(last)) => {
+            let day = local(last);
+            days.iter().any(|n| {
+                day.checked_add((*n as i64).days())
+                    .is_ok_and(|d| in_window(at_send_time(r, d, zone)))
+            })
+        }
+        (Trigger::Order { delay_days, .. }, Probed::Order(at)) => {
+            if *delay_days == 0 {
+                in_window(Some(at))
+            } else {
+                local(at)
+                    .checked_add((*delay_days as i64).days())
+                    .is_ok_and(|d| in_window(at_send_time(r, d, zone)))
+            }
+        }
+        // A probe of another kind says nothing about this ritual: keep the customer.
+        _ => true,
+    }
 }
 
 /// Whether a holiday or schedule ritual can have an occurrence due in `(from, to]` for a

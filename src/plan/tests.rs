@@ -612,17 +612,43 @@ fn dst_gap_send_time_moves_forward() {
 }
 
 #[test]
-fn month_days_cover_all_zones_offsets_and_feb29() {
-    let t = at("2027-05-05T12:00:00Z");
-    let md = month_days_between(t - SignedDuration::from_mins(1), t, 0);
-    assert!(
-        md.contains(&504) && md.contains(&505) && md.contains(&506),
-        "{md:?}"
+fn month_days_due_zone_by_zone_with_offsets_and_feb29() {
+    let r = birthday(); // 10:00 local
+    let utc = TimeZone::UTC;
+    let t = at("2027-05-05T10:00:00Z");
+    let day = SignedDuration::from_hours(24);
+    assert_eq!(
+        yearly_month_days(&r, &utc, t - SignedDuration::from_mins(1), t),
+        vec![505]
     );
-    let md = month_days_between(t - SignedDuration::from_mins(1), t, 3);
-    assert!(md.contains(&502), "3 days after the date: {md:?}");
-    let feb = at("2027-02-28T12:00:00Z");
-    assert!(month_days_between(feb - SignedDuration::from_mins(1), feb, 0).contains(&229));
+    assert_eq!(
+        yearly_month_days(
+            &r,
+            &utc,
+            t - SignedDuration::from_mins(1),
+            t - SignedDuration::from_secs(1)
+        ),
+        Vec::<i32>::new()
+    );
+    // A whole day's window in UTC+14: one local 10:00 (May 5 10:00 local = May 4 20:00 UTC).
+    let kir = TimeZone::get("Pacific/Kiritimati").unwrap();
+    assert_eq!(yearly_month_days(&r, &kir, t - day, t), vec![505]);
+    let mut three_days_after = birthday();
+    three_days_after.trigger = crate::ritual::Trigger::Yearly {
+        date: crate::ritual::YearlyField::Birthday,
+        offset_days: 3,
+        milestones: None,
+        feb29: Feb29Policy::Feb28,
+    };
+    assert_eq!(
+        yearly_month_days(&three_days_after, &utc, t - SignedDuration::from_mins(1), t),
+        vec![502]
+    );
+    let feb = at("2027-02-28T10:00:00Z");
+    assert_eq!(
+        yearly_month_days(&r, &utc, feb - SignedDuration::from_mins(1), feb),
+        vec![228, 229]
+    );
 }
 
 proptest::proptest! {
@@ -678,4 +704,107 @@ fn feb29_policy_holds_for_every_year() {
             }
         }
     }
+}
+
+proptest::proptest! {
+    /// The tick's probe filter never drops a customer the engine would find due: for any
+    /// zone, window, yearly date (Feb 29 included, offsets either side), last order and order,
+    /// an occurrence in `(from, to]` implies `probe_may_be_due`.
+    #[test]
+    fn probe_filter_keeps_everyone_due(
+        secs in 1_700_000_000i64..1_900_000_000i64,
+        len_mins in 1i64..(60 * 30),
+        zi in 0usize..6,
+        month in 1i8..=12,
+        day in 1i8..=29,
+        offset in -3i32..=3,
+        order_back_hours in 0i64..(24 * 100),
+        send_hour in 0i8..24,
+    ) {
+        let zones = ["UTC", "Europe/Bucharest", "Europe/Moscow", "America/New_York", "Pacific/Kiritimati", "Pacific/Pago_Pago"];
+        let to = Timestamp::from_second(secs).unwrap();
+        let from = to - SignedDuration::from_mins(len_mins);
+        let mut c = customer(zones[zi], &format!("1980-{month:02}-{day:02}"));
+        let order_at = to - SignedDuration::from_hours(order_back_hours);
+        c.last_order_at = Some(order_at);
+        c.orders = vec![OrderFact {
+            external_id: "o1".into(),
+            at: order_at,
+            number: 1,
+            amount_minor: 100,
+            currency: "EUR".into(),
+        }];
+        let send = format!("\"{send_hour:02}:00\"");
+        let rituals = vec![
+            ritual(&format!("name: b\ntrigger: {{ yearly: {{ date: birthday, offset_days: {offset} }} }}\nsend_time: {send}\nchannels: [email]\ntemplate: b\n")),
+            ritual(&format!("name: w\ntrigger: {{ inactivity: {{ days: [45, 90] }} }}\nsend_time: {send}\nchannels: [email]\ntemplate: w\n")),
+            ritual("name: t\ntrigger: { order: { delay_days: 0 } }\nchannels: [email]\ntemplate: t\n"),
+            ritual(&format!("name: s\ntrigger: {{ order: {{ delay_days: 7 }} }}\nsend_time: {send}\nchannels: [email]\ntemplate: s\n")),
+        ];
+        let w = World::new(rituals);
+        let e = w.engine();
+        let b = c.birthday.unwrap();
+        let probes = [
+            Probed::MonthDay(b.month_day()),
+            Probed::LastOrder(order_at),
+            Probed::Order(order_at),
+            Probed::Order(order_at),
+        ];
+        for (i, r) in w.rituals.iter().enumerate() {
+            let found = e.occurrences_of(i, &c, from, to);
+            if !found.is_empty() {
+                proptest::prop_assert!(
+                    probe_may_be_due(r, &c.zone, probes[i], from, to),
+                    "{} due at {:?} but filtered out", r.name, found[0].due
+                );
+                if i > 0 {
+                    proptest::prop_assert!(
+                        probe_ranges(r, from, to).iter().any(|(lo, hi)| order_at >= *lo && order_at <= *hi),
+                        "{}: order at {order_at} outside the probed ranges", r.name
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn probe_filter_keeps_feb29_and_drops_the_far_side_of_the_world() {
+    let r = birthday();
+    let kiritimati = TimeZone::get("Pacific/Kiritimati").unwrap();
+    let pago = TimeZone::get("Pacific/Pago_Pago").unwrap();
+    // 10:00 on 2027-05-05 in Kiritimati (UTC+14) is 2027-05-04T20:00Z.
+    let to = at("2027-05-04T20:00:30Z");
+    let from = to - SignedDuration::from_mins(1);
+    assert!(probe_may_be_due(
+        &r,
+        &kiritimati,
+        Probed::MonthDay(505),
+        from,
+        to
+    ));
+    assert!(!probe_may_be_due(
+        &r,
+        &kiritimati,
+        Probed::MonthDay(504),
+        from,
+        to
+    ));
+    assert!(!probe_may_be_due(
+        &r,
+        &pago,
+        Probed::MonthDay(505),
+        from,
+        to
+    ));
+    // Feb 29 birthdays are celebrated on Feb 28 (or Mar 1) in 2027.
+    let to = at("2027-02-28T10:00:00Z");
+    let utc = TimeZone::UTC;
+    assert!(probe_may_be_due(
+        &r,
+        &utc,
+        Probed::MonthDay(229),
+        to - SignedDuration::from_mins(1),
+        to
+    ));
 }

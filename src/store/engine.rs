@@ -1,8 +1,8 @@
 //! What the ritual engine reads and writes: candidate customers found through indexes,
-//! their custom dates, orders and recent ledger rows, batched ledger inserts, and the tick
+//! their orders and recent ledger rows, batched ledger inserts, and the tick
 //! watermark.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use sea_orm::{ConnectionTrait, TransactionTrait, Value};
 
@@ -31,6 +31,15 @@ pub struct HistoryRow {
     pub decided_at: i64,
 }
 
+/// A customer an index probe found: its zone and the probed value (a month-day or an
+/// instant in Unix seconds), for the engine's exact "may be due" filter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probe {
+    pub id: i64,
+    pub zone: String,
+    pub value: i64,
+}
+
 /// Which month-day column a yearly ritual probes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MonthDayColumn {
@@ -46,6 +55,11 @@ fn placeholders(from: usize, n: usize) -> String {
         .join(", ")
 }
 
+/// `id:value` pairs of a group, comma-separated (SQLite ≥ 3.44 and PostgreSQL).
+fn packed(id: &str, value: &str) -> String {
+    format!("string_agg(CAST({id} AS TEXT) || ':' || CAST({value} AS TEXT), ',')")
+}
+
 fn ids_values(ids: &[i64]) -> Vec<Value> {
     ids.iter().map(|i| Value::from(*i)).collect()
 }
@@ -54,12 +68,16 @@ fn ids_values(ids: &[i64]) -> Vec<Value> {
 const INSERT_ROWS: usize = 500;
 
 impl Store {
-    /// Ids of customers whose yearly date (in `col`) has one of the month-days.
-    pub async fn ids_by_month_day(
+    // The probes below return one row per zone, the customers of that zone packed as
+    // `id:value,id:value,…`: the database does the per-customer work, and the driver hands
+    // over a few dozen rows instead of tens of thousands.
+
+    /// Customers whose yearly date (in `col`) has one of the month-days: (id, zone, md).
+    pub async fn probe_month_day(
         &self,
         col: MonthDayColumn,
         mds: &[i32],
-    ) -> Result<Vec<i64>, StoreError> {
+    ) -> Result<Vec<Probe>, StoreError> {
         if mds.is_empty() {
             return Ok(Vec::new());
         }
@@ -69,58 +87,76 @@ impl Store {
             MonthDayColumn::FirstOrder => "first_order_md",
         };
         let sql = format!(
-            "SELECT id FROM customers WHERE {col} IN ({})",
+            "SELECT time_zone, {} AS pairs FROM customers WHERE {col} IN ({}) GROUP BY time_zone",
+            packed("id", col),
             placeholders(1, mds.len())
         );
-        let rows = self
-            .all(&sql, mds.iter().map(|m| Value::from(*m)).collect())
-            .await?;
-        rows.iter().map(|r| Ok(r.try_get("", "id")?)).collect()
+        self.probe(&sql, mds.iter().map(|m| Value::from(*m)).collect())
+            .await
     }
 
-    /// Ids of customers whose custom date `name` has one of the month-days.
-    pub async fn ids_by_custom_month_day(
+    /// Customers whose custom date `name` has one of the month-days: (id, zone, md).
+    pub async fn probe_custom_month_day(
         &self,
         name: &str,
         mds: &[i32],
-    ) -> Result<Vec<i64>, StoreError> {
+    ) -> Result<Vec<Probe>, StoreError> {
         if mds.is_empty() {
             return Ok(Vec::new());
         }
         let sql = format!(
-            "SELECT customer_id FROM customer_dates WHERE name = $1 AND md IN ({})",
+            "SELECT c.time_zone, {} AS pairs FROM customer_dates d \
+             JOIN customers c ON c.id = d.customer_id WHERE d.name = $1 AND d.md IN ({}) \
+             GROUP BY c.time_zone",
+            packed("d.customer_id", "d.md"),
             placeholders(2, mds.len())
         );
         let mut values: Vec<Value> = vec![name.to_string().into()];
         values.extend(mds.iter().map(|m| Value::from(*m)));
-        let rows = self.all(&sql, values).await?;
-        rows.iter()
-            .map(|r| Ok(r.try_get("", "customer_id")?))
-            .collect()
+        self.probe(&sql, values).await
     }
 
-    /// Ids of customers whose last order is in `[lo, hi]`.
-    pub async fn ids_by_last_order(&self, lo: i64, hi: i64) -> Result<Vec<i64>, StoreError> {
-        let rows = self
-            .all(
-                "SELECT id FROM customers WHERE last_order_at >= $1 AND last_order_at <= $2",
-                vec![lo.into(), hi.into()],
-            )
-            .await?;
-        rows.iter().map(|r| Ok(r.try_get("", "id")?)).collect()
+    /// Customers whose last order is in `[lo, hi]`: (id, zone, last order).
+    pub async fn probe_last_order(&self, lo: i64, hi: i64) -> Result<Vec<Probe>, StoreError> {
+        let sql = format!(
+            "SELECT time_zone, {} AS pairs FROM customers \
+             WHERE last_order_at >= $1 AND last_order_at <= $2 GROUP BY time_zone",
+            packed("id", "last_order_at")
+        );
+        self.probe(&sql, vec![lo.into(), hi.into()]).await
     }
 
-    /// Ids of customers with an order placed in `[lo, hi]`.
-    pub async fn ids_by_order_time(&self, lo: i64, hi: i64) -> Result<Vec<i64>, StoreError> {
-        let rows = self
-            .all(
-                "SELECT DISTINCT customer_id FROM orders WHERE ordered_at >= $1 AND ordered_at <= $2",
-                vec![lo.into(), hi.into()],
-            )
-            .await?;
-        rows.iter()
-            .map(|r| Ok(r.try_get("", "customer_id")?))
-            .collect()
+    /// Orders placed in `[lo, hi]`: (customer id, zone, order time).
+    pub async fn probe_order_time(&self, lo: i64, hi: i64) -> Result<Vec<Probe>, StoreError> {
+        let sql = format!(
+            "SELECT c.time_zone, {} AS pairs FROM orders o \
+             JOIN customers c ON c.id = o.customer_id \
+             WHERE o.ordered_at >= $1 AND o.ordered_at <= $2 GROUP BY c.time_zone",
+            packed("o.customer_id", "o.ordered_at")
+        );
+        self.probe(&sql, vec![lo.into(), hi.into()]).await
+    }
+
+    async fn probe(&self, sql: &str, values: Vec<Value>) -> Result<Vec<Probe>, StoreError> {
+        let mut out = Vec::new();
+        for r in self.all(sql, values).await? {
+            let zone: String = r.try_get_by_index(0)?;
+            let pairs: Option<String> = r.try_get_by_index(1)?;
+            for pair in pairs.as_deref().unwrap_or("").split(',') {
+                let Some((id, value)) = pair.split_once(':') else {
+                    continue;
+                };
+                let (Ok(id), Ok(value)) = (id.parse(), value.parse()) else {
+                    return Err(StoreError::Corrupt(format!("probe pair `{pair}`")));
+                };
+                out.push(Probe {
+                    id,
+                    zone: zone.clone(),
+                    value,
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// Customers imported or changed, or with an order recorded, after `wall` (Unix seconds
@@ -157,10 +193,19 @@ impl Store {
             .unwrap_or(0) as u64)
     }
 
-    /// The time zones customers live in.
+    /// The time zones customers live in: one index seek per zone (a loose index scan over
+    /// `(time_zone, id)`), not a pass over every customer.
     pub async fn customer_zones(&self) -> Result<Vec<String>, StoreError> {
         let rows = self
-            .all("SELECT DISTINCT time_zone FROM customers", vec![])
+            .all(
+                "WITH RECURSIVE z(time_zone) AS ( \
+                   SELECT MIN(time_zone) FROM customers \
+                   UNION ALL \
+                   SELECT (SELECT MIN(c.time_zone) FROM customers c WHERE c.time_zone > z.time_zone) \
+                   FROM z WHERE z.time_zone IS NOT NULL \
+                 ) SELECT time_zone FROM z WHERE time_zone IS NOT NULL",
+                vec![],
+            )
             .await?;
         rows.iter()
             .map(|r| Ok(r.try_get("", "time_zone")?))
@@ -210,29 +255,6 @@ impl Store {
             );
             for r in self.all(&sql, ids_values(chunk)).await? {
                 out.push(customer_from(&r)?);
-            }
-        }
-        Ok(out)
-    }
-
-    /// Custom yearly dates of `ids`: name → (year, month-day).
-    pub async fn custom_dates(
-        &self,
-        ids: &[i64],
-    ) -> Result<HashMap<i64, BTreeMap<String, (Option<i16>, i32)>>, StoreError> {
-        let mut out: HashMap<i64, BTreeMap<String, (Option<i16>, i32)>> = HashMap::new();
-        for chunk in ids.chunks(500) {
-            let sql = format!(
-                "SELECT customer_id, name, md, year FROM customer_dates WHERE customer_id IN ({})",
-                placeholders(1, chunk.len())
-            );
-            for r in self.all(&sql, ids_values(chunk)).await? {
-                out.entry(r.try_get("", "customer_id")?)
-                    .or_default()
-                    .insert(
-                        r.try_get("", "name")?,
-                        (r.try_get("", "year")?, r.try_get("", "md")?),
-                    );
             }
         }
         Ok(out)
@@ -316,49 +338,52 @@ impl Store {
         }
         let txn = self.db.begin().await?;
         let (mut pending, mut suppressed) = (0, 0);
-        for chunk in rows.chunks(INSERT_ROWS) {
-            let mut sql = String::from(
-                "INSERT INTO deliveries (ritual, category, customer_id, occurrence, channel, status, reason, recipient, subject, payload, message_id, due_at, occasion, send_window, attempts, next_attempt_at, created_at, updated_at) VALUES ",
-            );
-            let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 14 + 1);
-            values.push(now.into());
-            for (i, d) in chunk.iter().enumerate() {
-                let b = 2 + i * 14;
-                if i > 0 {
-                    sql.push_str(", ");
+        // Messages and suppressions go in separate statements, so the rows each one inserted
+        // (conflicts insert nothing) are counted without returning a row per insert.
+        let (messages, others): (Vec<&NewDelivery>, Vec<&NewDelivery>) =
+            rows.iter().partition(|d| d.status.as_str() == "pending");
+        for (group, count) in [(messages, &mut pending), (others, &mut suppressed)] {
+            for chunk in group.chunks(INSERT_ROWS) {
+                let mut sql = String::with_capacity(300 + chunk.len() * 80);
+                sql.push_str(
+                    "INSERT INTO deliveries (ritual, category, customer_id, occurrence, channel, status, reason, recipient, subject, payload, message_id, due_at, occasion, send_window, attempts, next_attempt_at, created_at, updated_at) VALUES ",
+                );
+                let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 14 + 1);
+                values.push(now.into());
+                for (i, d) in chunk.iter().enumerate() {
+                    use std::fmt::Write;
+                    let b = 2 + i * 14;
+                    if i > 0 {
+                        sql.push_str(", ");
+                    }
+                    sql.push('(');
+                    for k in 0..14 {
+                        let _ = write!(sql, "${}, ", b + k);
+                    }
+                    // attempts, next_attempt_at (= due_at), created_at, updated_at
+                    let _ = write!(sql, "0, ${}, $1, $1)", b + 11);
+                    values.extend([
+                        Value::from(d.ritual.clone()),
+                        d.category.clone().into(),
+                        d.customer_id.into(),
+                        d.occurrence.clone().into(),
+                        d.channel.clone().into(),
+                        d.status.as_str().into(),
+                        d.reason.clone().into(),
+                        d.recipient.clone().into(),
+                        d.subject.clone().into(),
+                        d.payload.clone().into(),
+                        d.message_id.clone().into(),
+                        d.due_at.into(),
+                        d.occasion.clone().into(),
+                        d.send_window.clone().into(),
+                    ]);
                 }
-                sql.push('(');
-                for k in 0..14 {
-                    sql.push_str(&format!("${}, ", b + k));
-                }
-                // attempts, next_attempt_at (= due_at), created_at, updated_at
-                sql.push_str(&format!("0, ${}, $1, $1)", b + 11));
-                values.extend([
-                    Value::from(d.ritual.clone()),
-                    d.category.clone().into(),
-                    d.customer_id.into(),
-                    d.occurrence.clone().into(),
-                    d.channel.clone().into(),
-                    d.status.as_str().into(),
-                    d.reason.clone().into(),
-                    d.recipient.clone().into(),
-                    d.subject.clone().into(),
-                    d.payload.clone().into(),
-                    d.message_id.clone().into(),
-                    d.due_at.into(),
-                    d.occasion.clone().into(),
-                    d.send_window.clone().into(),
-                ]);
-            }
-            sql.push_str(
-                " ON CONFLICT (ritual, customer_id, occurrence, channel) DO NOTHING RETURNING status",
-            );
-            for r in txn.query_all_raw(self.stmt(&sql, values)).await? {
-                if r.try_get::<String>("", "status")? == "pending" {
-                    pending += 1;
-                } else {
-                    suppressed += 1;
-                }
+                sql.push_str(" ON CONFLICT (ritual, customer_id, occurrence, channel) DO NOTHING");
+                *count += txn
+                    .execute_raw(self.stmt(&sql, values))
+                    .await?
+                    .rows_affected() as usize;
             }
         }
         txn.commit().await?;

@@ -17,7 +17,7 @@ use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement, Value,
 };
 
-pub use engine::{HistoryRow, MonthDayColumn, OrderRow};
+pub use engine::{HistoryRow, MonthDayColumn, OrderRow, Probe};
 pub use ledger::{ClaimedDelivery, DeliveryRow, NewDelivery, Status};
 pub use people::{CustomerRow, UpsertStats};
 
