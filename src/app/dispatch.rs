@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use jiff::tz::TimeZone;
 
 use super::App;
-use super::message::compose;
+use super::message::compose_with;
 use crate::channel::Outgoing;
 use crate::config::AllowedHours;
 use crate::domain::{Channel, Email, Phone};
@@ -199,7 +199,7 @@ impl App {
                     Channel::Email => c.email = Email::parse(&row.recipient).ok(),
                     Channel::Sms => c.phone = Phone::parse(&row.recipient, None).ok(),
                 }
-                compose(
+                compose_with(
                     &self.cfg,
                     &defs.templates,
                     &self.key,
@@ -209,6 +209,8 @@ impl App {
                     &row.occurrence,
                     channel,
                     now.as_second(),
+                    None,
+                    self.dkim.as_ref(),
                 )
                 .map_err(|e| format!("render: {e}"))
             })();

@@ -8,7 +8,7 @@ use jiff::tz::TimeZone;
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-use crate::channel::{EmailParts, build_email};
+use crate::channel::{DkimSigner, EmailParts, build_email};
 use crate::config::Config;
 use crate::domain::{Channel, Email, Locale, OccurrenceKey, Phone, YearlyDate};
 use crate::plan::{CustomerFacts, HolidayRef, Occasion, OrderFact};
@@ -205,7 +205,8 @@ pub struct Composed {
     pub text: Option<String>,
 }
 
-/// Renders and assembles the message for one decision. `now` becomes the email's Date.
+/// Renders and assembles the message for one decision, unsigned (previews, samples). `now`
+/// becomes the email's Date.
 #[allow(clippy::too_many_arguments)]
 pub fn compose(
     cfg: &Config,
@@ -219,12 +220,12 @@ pub fn compose(
     now: i64,
 ) -> Result<Composed, RenderError> {
     compose_with(
-        cfg, templates, key, ritual, c, occasion, occurrence, channel, now, None,
+        cfg, templates, key, ritual, c, occasion, occurrence, channel, now, None, None,
     )
 }
 
 /// [`compose`], with a prefix for the email subject or the SMS text (test sends are marked
-/// `[TEST] `).
+/// `[TEST] `) and the DKIM signer for emails that will be sent.
 #[allow(clippy::too_many_arguments)]
 pub fn compose_with(
     cfg: &Config,
@@ -237,6 +238,7 @@ pub fn compose_with(
     channel: Channel,
     now: i64,
     prefix: Option<&str>,
+    dkim: Option<&DkimSigner>,
 ) -> Result<Composed, RenderError> {
     let category = ritual.category_for(occasion.holiday.as_ref().map(|h| h.id.as_str()));
     let unsubscribe = unsubscribe_link(cfg, key, c.id, channel, &category);
@@ -273,6 +275,7 @@ pub fn compose_with(
                 message_id: &mid,
                 date: now,
                 list_unsubscribe: Some(&unsubscribe),
+                dkim,
             })
             .map_err(|e| RenderError::Render {
                 file: ritual.source.clone(),

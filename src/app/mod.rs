@@ -16,7 +16,7 @@ use std::path::Path;
 use std::sync::{Arc, RwLock};
 
 use crate::calendar::{Calendar, load_calendars};
-use crate::channel::Channels;
+use crate::channel::{Channels, DkimSigner};
 use crate::config::{Config, Diagnostic, Diagnostics};
 use crate::plan::Engine;
 use crate::render::Templates;
@@ -213,8 +213,21 @@ pub struct App {
     defs: RwLock<Arc<Definitions>>,
     pub store: Store,
     pub channels: Channels,
+    /// Signs every email that will be sent (`delivery.dkim`).
+    pub dkim: Option<DkimSigner>,
     /// Key deriving Message-IDs and link tokens.
     pub key: Vec<u8>,
+}
+
+/// The DKIM signer of `delivery.dkim`; a key that does not parse is a configuration error
+/// naming the file (or variable) it came from.
+pub fn dkim_signer(cfg: &Config) -> Result<Option<DkimSigner>, Diagnostics> {
+    let Some(settings) = &cfg.delivery.dkim else {
+        return Ok(None);
+    };
+    DkimSigner::new(settings)
+        .map(Some)
+        .map_err(|e| Diagnostics(vec![Diagnostic::error(&cfg.path, 0, 0, e)]))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -234,6 +247,7 @@ impl App {
     /// data into an empty database when the config names it, and builds the transports.
     pub async fn open(cfg: Config) -> Result<App, AppError> {
         let defs = Definitions::load(&cfg)?;
+        let dkim = dkim_signer(&cfg)?;
         let store = Store::open(&cfg.database_url).await?;
         if let Some(sample) = &cfg.sample_data
             && store.customer_count().await? == 0
@@ -265,6 +279,7 @@ impl App {
             defs: RwLock::new(Arc::new(defs)),
             store,
             channels,
+            dkim,
             key,
         })
     }

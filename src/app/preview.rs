@@ -182,6 +182,7 @@ impl App {
             channel,
             t.send_at.timestamp().as_second(),
             prefix,
+            self.dkim.as_ref(),
         )
         .map_err(|e| AppError::Other(e.to_string()))
     }

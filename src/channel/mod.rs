@@ -16,7 +16,9 @@ mod sms;
 use std::sync::Once;
 use std::time::Duration;
 
-pub use email::{EmailParts, SmtpPool, build_email, normalize_crlf};
+pub use email::{
+    DKIM_SIGNED_HEADERS, DkimSigner, EmailParts, SmtpPool, build_email, normalize_crlf,
+};
 pub use outbox::Outbox;
 pub use sms::{HttpGateway, Kannel, SmsProviders, Twilio};
 

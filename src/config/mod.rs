@@ -15,7 +15,8 @@ mod sms;
 pub use diagnostic::{Diagnostic, Diagnostics, Severity, did_you_mean, parse_yaml, yaml_files};
 pub use engine::{AllowedHours, EngineConfig, FrequencyCap};
 pub use settings::{
-    Config, Defaults, DeliveryConfig, EmailTransport, Links, Secret, Shop, SmtpConfig, SmtpSecurity,
+    Config, Defaults, DeliveryConfig, DkimAlgorithm, DkimSettings, EmailTransport, Links, Secret,
+    Shop, SmtpConfig, SmtpSecurity,
 };
 pub use sms::{
     AcceptRule, HttpBody, HttpMethod, HttpSmsConfig, JsonFieldRule, JsonTemplate, KannelConfig,

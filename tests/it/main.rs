@@ -5,6 +5,7 @@
 
 mod browser;
 mod delivery;
+mod dkim;
 mod engine;
 mod harness;
 mod peers;
