@@ -6,6 +6,7 @@ mod check;
 mod dispatch;
 mod import;
 mod message;
+mod outbox;
 mod plan_cmd;
 mod preview;
 mod scan;
@@ -29,6 +30,10 @@ pub use import::{ImportKind, ImportReport, import_file};
 pub use message::{
     Composed, compose, message_context, message_id, sample_customers, sample_occasion,
     unsubscribe_link,
+};
+pub use outbox::{
+    FAILED_LISTED, OutboxChange, OutboxView, all_failed, all_pending, outbox_cancel, outbox_retry,
+    outbox_view,
 };
 pub use plan_cmd::{PlanRequest, PlannedDecision};
 pub use preview::{Preview, PreviewRequest};

@@ -18,7 +18,9 @@ use sea_orm::{
 };
 
 pub use engine::{HistoryRow, MonthDayColumn, OrderRow};
-pub use ledger::{ClaimedDelivery, DeliveryRow, NewDelivery, Status};
+pub use ledger::{
+    ClaimedDelivery, DeliveryRow, FailedDelivery, NewDelivery, QueueCount, RowSelection, Status,
+};
 pub use people::{CustomerRow, UpsertStats};
 
 #[derive(Debug, thiserror::Error)]

@@ -8,6 +8,7 @@ mod delivery;
 mod dkim;
 mod engine;
 mod harness;
+mod outbox;
 mod peers;
 mod regression;
 mod reload;
