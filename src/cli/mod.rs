@@ -1,6 +1,7 @@
 //! The command line: argument parsing (clap) and output. Exit codes are a contract:
 //! 0 clean, 1 findings (`check` errors, rejected import rows, a preview that would send
-//! nothing), 2 could not run. Data goes to stdout, logs to stderr.
+//! nothing), 2 could not run, 3 another `run` already holds this SQLite database. Data goes
+//! to stdout, logs to stderr.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -191,6 +192,9 @@ pub enum ImportWhat {
     Orders,
 }
 
+/// The exit code of a `run` refused because another one holds the SQLite database.
+pub const ALREADY_RUNNING: u8 = 3;
+
 /// Where `preview --serve` listens without `--port`.
 pub const DEFAULT_PREVIEW_PORT: u16 = 8025;
 
@@ -297,6 +301,15 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, AppError> {
         }
         Command::Run { once, now } => {
             let cfg = Config::load(&cli.config)?;
+            // One dispatcher per SQLite file (daemon or --once: both send); held until exit.
+            let _lock = match crate::daemon::lock_database(&cfg.database_url) {
+                Ok(lock) => lock,
+                Err(e @ crate::daemon::LockError::Held { .. }) => {
+                    eprintln!("error: {e}");
+                    return Ok(ExitCode::from(ALREADY_RUNNING));
+                }
+                Err(e) => return Err(AppError::Other(e.to_string())),
+            };
             let app = App::open(cfg).await?;
             if once {
                 let now = now.unwrap_or_else(crate::clock::now);

@@ -7,8 +7,14 @@
 //! - on SIGINT/SIGTERM: finish the current step, close connections, return.
 //!
 //! Nothing is left half-recorded by a stop: every step commits row by row.
+//!
+//! On SQLite, `run` first takes [`lock_database`]: one dispatcher per database file.
+
+mod lock;
 
 use std::time::Duration;
+
+pub use lock::{DaemonLock, LockError, lock_database, lock_path, sqlite_file};
 
 use crate::app::{App, AppError, definitions_fingerprint};
 
