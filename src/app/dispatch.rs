@@ -35,6 +35,8 @@ pub struct DispatchReport {
     pub lease_lost: usize,
     /// Put back until the recipient's quiet hours end.
     pub deferred: usize,
+    /// Hard bounces that opted the customer out of email.
+    pub bounced: usize,
 }
 
 impl DispatchReport {
@@ -45,6 +47,7 @@ impl DispatchReport {
         self.failed += o.failed;
         self.lease_lost += o.lease_lost;
         self.deferred += o.deferred;
+        self.bounced += o.bounced;
     }
 }
 
@@ -142,6 +145,21 @@ impl App {
                         "failed: {e}"
                     );
                     report.failed += 1;
+                    // A hard bounce: no future email goes to this address.
+                    if e.hard_bounce
+                        && row.channel == "email"
+                        && self
+                            .store
+                            .record_bounce(row.customer_id, &row.recipient, now_s)
+                            .await?
+                    {
+                        report.bounced += 1;
+                        tracing::warn!(
+                            delivery = row.id,
+                            customer = row.customer_id,
+                            "hard bounce: the customer is opted out of email (source bounce)"
+                        );
+                    }
                     self.store
                         .mark_failed(row.id, &row.lease_token, &e.message, now_s)
                         .await?

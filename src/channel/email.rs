@@ -8,6 +8,11 @@
 //! relaxed/relaxed) over From, To, Subject, Date, Message-ID, MIME-Version, Content-Type,
 //! List-Unsubscribe and List-Unsubscribe-Post, so the stored bytes a retry resends carry the
 //! same signature.
+//!
+//! Sending drives MAIL, RCPT, DATA and the message one command at a time, so a 5xx reply is
+//! classified by the command it answered ([`classify_rejection`]): a hard bounce of the
+//! recipient (5.1.1 user unknown to RCPT) is told apart from a rejection of us or of the message
+//! (5.7.x policy, 5xx to MAIL FROM), which must never suppress a customer.
 
 use std::io;
 use std::net::SocketAddr;
@@ -27,7 +32,9 @@ use lettre::message::header::{
 use lettre::message::{Body, Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, TlsParameters};
-use lettre::transport::smtp::extension::ClientId;
+use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
+use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
+use lettre::transport::smtp::response::Response;
 use lettre::{Address, Message};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -526,7 +533,8 @@ impl SmtpPool {
         )
         .map_err(|e| SendError::permanent(e.to_string()))?;
         let mut conn = self.checkout().await?;
-        match tokio::time::timeout(self.timeout(), conn.send(&envelope, message)).await {
+        match tokio::time::timeout(self.timeout(), transaction(&mut conn, &envelope, message)).await
+        {
             Ok(Ok(resp)) => {
                 let reply = format!(
                     "{} {}",
@@ -539,7 +547,7 @@ impl SmtpPool {
                 });
                 Ok(reply)
             }
-            Ok(Err(e)) => Err(classify(&e, "send")),
+            Ok(Err(e)) => Err(e),
             Err(_) => Err(SendError::transient(format!(
                 "no reply within {} s",
                 self.cfg.timeout_secs
@@ -551,6 +559,142 @@ impl SmtpPool {
         let mut idle = self.idle.lock().await;
         for mut i in idle.drain(..) {
             let _ = tokio::time::timeout(Duration::from_secs(2), i.conn.quit()).await;
+        }
+    }
+}
+
+/// MAIL, RCPT, DATA and the message, each reply classified by the command it answered (what
+/// `AsyncSmtpConnection::send` does in one call, minus the phase). A failed transaction
+/// leaves the connection aborted, as lettre's own `send` does.
+async fn transaction(
+    conn: &mut AsyncSmtpConnection,
+    envelope: &lettre::address::Envelope,
+    message: &[u8],
+) -> Result<Response, SendError> {
+    let mut options = Vec::new();
+    let non_ascii = envelope
+        .from()
+        .into_iter()
+        .chain(envelope.to())
+        .any(|a: &Address| !AsRef::<str>::as_ref(a).is_ascii());
+    if non_ascii {
+        if !conn.server_info().supports_feature(Extension::SmtpUtfEight) {
+            return Err(SendError::permanent(
+                "the address is not ASCII and the relay does not offer SMTPUTF8",
+            ));
+        }
+        options.push(MailParameter::SmtpUtfEight);
+    }
+    if !message.is_ascii() {
+        if !conn.server_info().supports_feature(Extension::EightBitMime) {
+            return Err(SendError::permanent(
+                "the message is 8-bit and the relay does not offer 8BITMIME",
+            ));
+        }
+        options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+    }
+    let result = async {
+        conn.command(Mail::new(envelope.from().cloned(), options))
+            .await
+            .map_err(|e| (SmtpPhase::Mail, e))?;
+        for to in envelope.to() {
+            conn.command(Rcpt::new(to.clone(), Vec::new()))
+                .await
+                .map_err(|e| (SmtpPhase::Rcpt, e))?;
+        }
+        conn.command(Data).await.map_err(|e| (SmtpPhase::Data, e))?;
+        conn.message(message)
+            .await
+            .map_err(|e| (SmtpPhase::Message, e))
+    }
+    .await;
+    match result {
+        Ok(resp) => Ok(resp),
+        Err((phase, e)) => {
+            conn.abort().await;
+            Err(classify_reply(&e, phase))
+        }
+    }
+}
+
+/// The SMTP command a reply answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpPhase {
+    Mail,
+    Rcpt,
+    /// The DATA command itself.
+    Data,
+    /// The reply to the final dot, after the message.
+    Message,
+}
+
+impl SmtpPhase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SmtpPhase::Mail => "MAIL FROM",
+            SmtpPhase::Rcpt => "RCPT TO",
+            SmtpPhase::Data => "DATA",
+            SmtpPhase::Message => "end of data",
+        }
+    }
+}
+
+/// What a 5xx reply says about the recipient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    /// The address does not exist or takes no mail (5.1.1 user unknown, 5.1.2, 5.1.3, 5.1.6,
+    /// 5.1.10 null MX, 5.2.1 disabled, or a 5xx to RCPT without an enhanced code): suppress it.
+    HardBounce,
+    /// About us or the message, never the recipient's fault: 5.7.x (policy, auth, SPF/DKIM/
+    /// DMARC), a 5xx to MAIL FROM or to DATA, sender-address codes 5.1.7/5.1.8, 5.3.x system,
+    /// 5.2.2 mailbox full, …
+    Other,
+}
+
+/// The RFC 3463 enhanced status code at the start of a reply text: `5.1.1 User unknown`.
+fn enhanced_code(text: &str) -> Option<(u16, u16, u16)> {
+    let first = text.split_whitespace().next()?;
+    let mut parts = first.split('.').map(|p| p.parse::<u16>().ok());
+    let (class, subject, detail) = (parts.next()??, parts.next()??, parts.next()??);
+    (parts.next().is_none() && (2..=5).contains(&class)).then_some((class, subject, detail))
+}
+
+/// Classifies a permanent (5xx) reply by the command it answered, its code and its text
+/// (after the code). RELIABILITY.md §2; pure, so a table test pins it.
+pub fn classify_rejection(phase: SmtpPhase, code: u16, text: &str) -> Rejection {
+    if !(500..600).contains(&code) {
+        return Rejection::Other;
+    }
+    match (phase, enhanced_code(text)) {
+        (SmtpPhase::Mail | SmtpPhase::Data, _) => Rejection::Other,
+        (_, Some((_, 7, _))) | (_, Some((_, 1, 7 | 8))) => Rejection::Other,
+        (_, Some((_, 1, _))) | (_, Some((_, 2, 1))) => Rejection::HardBounce,
+        (SmtpPhase::Rcpt, None) => Rejection::HardBounce,
+        _ => Rejection::Other,
+    }
+}
+
+/// A reply to MAIL, RCPT, DATA or the message: 4xx and anything without a code transient;
+/// 5xx permanent, and a hard bounce when it is about the recipient's address.
+fn classify_reply(e: &lettre::transport::smtp::Error, phase: SmtpPhase) -> SendError {
+    let detail = e.to_string();
+    let message = format!("{}: {detail}", phase.as_str());
+    if !e.is_permanent() {
+        return SendError::transient(message);
+    }
+    let code = e.status().map(u16::from).unwrap_or(500);
+    // "permanent error (550): 5.1.1 User unknown" → "5.1.1 User unknown"
+    let text = detail.split_once("): ").map_or("", |(_, t)| t);
+    match classify_rejection(phase, code, text) {
+        Rejection::HardBounce => SendError::permanent(message).bounced(),
+        Rejection::Other => {
+            if phase == SmtpPhase::Mail || enhanced_code(text).is_some_and(|(_, s, _)| s == 7) {
+                tracing::error!(
+                    "the SMTP relay rejected ritualist itself at {}: {detail}; check the sender, the smtp settings and SPF/DKIM/DMARC",
+                    phase.as_str()
+                );
+            }
+            SendError::permanent(message)
         }
     }
 }
@@ -644,6 +788,44 @@ mod tests {
         );
         assert!(head.contains("\r\nMIME-Version: 1.0\r\n"), "{m}");
         assert!(is_crlf_clean(&m), "{m}");
+    }
+
+    #[test]
+    fn smtp_rejections_table() {
+        use Rejection::{HardBounce, Other};
+        use SmtpPhase::{Data, Mail, Message, Rcpt};
+        for (phase, code, text, want) in [
+            (Rcpt, 550, "5.1.1 User unknown", HardBounce),
+            (Rcpt, 550, "5.1.2 Bad destination system", HardBounce),
+            (
+                Rcpt,
+                550,
+                "5.1.10 Recipient address has null MX",
+                HardBounce,
+            ),
+            (Rcpt, 550, "5.2.1 Mailbox disabled", HardBounce),
+            (Rcpt, 550, "User unknown", HardBounce),
+            (Rcpt, 553, "mailbox name not allowed", HardBounce),
+            (Message, 550, "5.1.1 User unknown", HardBounce),
+            (Rcpt, 550, "5.7.1 Relaying denied", Other),
+            (Rcpt, 554, "5.7.1 Rejected by policy (SPF)", Other),
+            (Rcpt, 550, "5.1.8 Bad sender's system address", Other),
+            (Rcpt, 552, "5.2.2 Mailbox full", Other),
+            (Rcpt, 500, "5.3.0 Error: command failed", Other),
+            (Mail, 535, "5.7.8 Authentication failed", Other),
+            (Mail, 550, "5.1.1 Sender unknown", Other),
+            (Mail, 550, "no such user", Other),
+            (Data, 554, "no valid recipients", Other),
+            (Message, 550, "5.7.1 Message rejected as spam", Other),
+            (Message, 554, "Transaction failed", Other),
+            (Rcpt, 450, "4.1.1 try later", Other),
+        ] {
+            assert_eq!(
+                classify_rejection(phase, code, text),
+                want,
+                "{phase:?} {code} {text}"
+            );
+        }
     }
 
     #[test]

@@ -279,6 +279,50 @@ impl Store {
         Ok(())
     }
 
+    /// A hard bounce of `address`: the customer is opted out of email (`channel:email`, source
+    /// `bounce`) — only while `address` is still their address (a corrected address is not
+    /// blamed for the old one), and without overwriting an opt-out they already gave. `true`
+    /// when an opt-out was recorded.
+    pub async fn record_bounce(
+        &self,
+        customer_id: i64,
+        address: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let n = self
+            .exec(
+                "INSERT INTO consents (customer_id, scope, opted_out, source, changed_at) \
+                 SELECT id, 'channel:email', TRUE, 'bounce', $2 FROM customers WHERE id = $1 AND lower(email) = lower($3) \
+                 ON CONFLICT (customer_id, scope) DO UPDATE SET opted_out = excluded.opted_out, source = excluded.source, changed_at = excluded.changed_at \
+                 WHERE consents.opted_out = FALSE",
+                vec![customer_id.into(), now.into(), address.to_string().into()],
+            )
+            .await?;
+        Ok(n > 0)
+    }
+
+    /// Every consent record of a customer: (scope, opted out, source).
+    pub async fn consents_of(
+        &self,
+        customer_id: i64,
+    ) -> Result<Vec<(String, bool, String)>, StoreError> {
+        let rows = self
+            .all(
+                "SELECT scope, opted_out, source FROM consents WHERE customer_id = $1 ORDER BY scope",
+                vec![customer_id.into()],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("", "scope")?,
+                    r.try_get("", "opted_out")?,
+                    r.try_get("", "source")?,
+                ))
+            })
+            .collect()
+    }
+
     /// The opted-out scopes of each of `ids`.
     pub async fn opt_outs(
         &self,
