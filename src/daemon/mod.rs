@@ -6,16 +6,68 @@
 //!   every problem with its file and line;
 //! - on SIGINT/SIGTERM: finish the current step, close connections, return.
 //!
+//! With an `http:` section it also runs the public HTTP server (unsubscribe, preferences,
+//! inbound SMS, health) on `http.listen` for as long as the loop runs; a stop (or a failed
+//! step) stops the server too, after the requests in flight are answered.
+//!
 //! Nothing is left half-recorded by a stop: every step commits row by row.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::app::{App, AppError, definitions_fingerprint};
 
 const WATCH_EVERY: Duration = Duration::from_secs(2);
 
-/// Runs ticks and dispatch every `tick_secs` until a shutdown signal arrives.
-pub async fn run(app: &App) -> Result<(), AppError> {
+/// How long a stopping daemon waits for the HTTP requests in flight.
+const HTTP_DRAIN: Duration = Duration::from_secs(10);
+
+/// Runs ticks and dispatch every `tick_secs` (and the HTTP server, when configured) until a
+/// shutdown signal arrives.
+pub async fn run(app: Arc<App>) -> Result<(), AppError> {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let server = match &app.cfg.http {
+        Some(h) => {
+            let listener = tokio::net::TcpListener::bind(h.listen)
+                .await
+                .map_err(|e| AppError::Other(format!("cannot listen on {}: {e}", h.listen)))?;
+            let addr = listener
+                .local_addr()
+                .map_err(|e| AppError::Other(e.to_string()))?;
+            tracing::info!(
+                "http: listening on {addr} (public address {})",
+                h.public_url
+            );
+            let mut stopped = stopped.clone();
+            let shutdown = async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            };
+            Some(tokio::spawn(crate::http::serve_public(
+                app.clone(),
+                listener,
+                shutdown,
+            )))
+        }
+        None => None,
+    };
+    let result = ticks(&app).await;
+    let _ = stop.send(true);
+    if let Some(server) = server {
+        match tokio::time::timeout(HTTP_DRAIN, server).await {
+            Ok(Ok(Ok(()))) => tracing::info!("http: stopped"),
+            Ok(Ok(Err(e))) => tracing::error!("http server: {e}"),
+            Ok(Err(e)) => tracing::error!("http server task: {e}"),
+            Err(_) => tracing::warn!(
+                "http: requests still in flight after {} s; stopping anyway",
+                HTTP_DRAIN.as_secs()
+            ),
+        }
+    }
+    result
+}
+
+/// The tick loop.
+async fn ticks(app: &App) -> Result<(), AppError> {
     let period = Duration::from_secs(app.cfg.delivery.tick_secs as u64);
     let mut shutdown = Box::pin(shutdown_signal());
     let mut hangup = hangup_signal();
