@@ -4,6 +4,7 @@
 //! Peers are started by each test (see `peers`); under CI a missing peer fails the test.
 
 mod browser;
+mod consent;
 mod delivery;
 mod engine;
 mod harness;
