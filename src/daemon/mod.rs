@@ -25,6 +25,9 @@ const HTTP_DRAIN: Duration = Duration::from_secs(10);
 /// Runs ticks and dispatch every `tick_secs` (and the HTTP server, when configured) until a
 /// shutdown signal arrives.
 pub async fn run(app: Arc<App>) -> Result<(), AppError> {
+    // Listen for SIGINT/SIGTERM from the start: a signal during the first tick (or while the
+    // HTTP server is already answering) must stop the daemon cleanly, not kill it.
+    let shutdown = shutdown_listener();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let server = match &app.cfg.http {
         Some(h) => {
@@ -50,7 +53,7 @@ pub async fn run(app: Arc<App>) -> Result<(), AppError> {
         }
         None => None,
     };
-    let result = ticks(&app).await;
+    let result = ticks(&app, shutdown).await;
     let _ = stop.send(true);
     if let Some(server) = server {
         match tokio::time::timeout(HTTP_DRAIN, server).await {
@@ -67,9 +70,9 @@ pub async fn run(app: Arc<App>) -> Result<(), AppError> {
 }
 
 /// The tick loop.
-async fn ticks(app: &App) -> Result<(), AppError> {
+async fn ticks(app: &App, shutdown: impl std::future::Future<Output = ()>) -> Result<(), AppError> {
     let period = Duration::from_secs(app.cfg.delivery.tick_secs as u64);
-    let mut shutdown = Box::pin(shutdown_signal());
+    let mut shutdown = Box::pin(shutdown);
     let mut hangup = hangup_signal();
     let mut fingerprint = definitions_fingerprint(&app.cfg);
     let mut watch = tokio::time::interval(WATCH_EVERY);
@@ -167,6 +170,38 @@ fn hangup_signal() -> Hangup {
     #[cfg(not(unix))]
     {
         Hangup {}
+    }
+}
+
+/// Installs the SIGINT and SIGTERM handlers now; the future completes on either.
+fn shutdown_listener() -> impl std::future::Future<Output = ()> + Send + 'static {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let term = signal(SignalKind::terminate()).ok();
+        let int = signal(SignalKind::interrupt()).ok();
+        async move {
+            async fn recv(s: Option<tokio::signal::unix::Signal>) {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            }
+            if term.is_none() && int.is_none() {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+            tokio::select! {
+                _ = recv(term) => {}
+                _ = recv(int) => {}
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        shutdown_signal()
     }
 }
 
