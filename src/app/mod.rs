@@ -11,6 +11,7 @@ mod plan_cmd;
 mod preview;
 mod scan;
 mod tick;
+mod tokens;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -28,8 +29,8 @@ pub use check::check;
 pub use dispatch::{DispatchReport, retry_delay_secs};
 pub use import::{ImportKind, ImportReport, import_file};
 pub use message::{
-    Composed, compose, message_context, message_id, sample_customers, sample_occasion,
-    unsubscribe_link,
+    Composed, compose, message_context, message_id, preferences_link, sample_customers,
+    sample_occasion, unsubscribe_link,
 };
 pub use outbox::{
     FAILED_LISTED, OutboxChange, OutboxView, all_failed, all_pending, outbox_cancel, outbox_retry,
@@ -38,6 +39,7 @@ pub use outbox::{
 pub use plan_cmd::{PlanRequest, PlannedDecision};
 pub use preview::{Preview, PreviewRequest};
 pub use tick::{FactsBuilder, TickReport};
+pub use tokens::{LinkKeys, TokenError, UnsubscribeToken};
 
 /// Rituals, the templates they use, the segments and the calendars, validated together.
 pub struct Definitions {
@@ -222,6 +224,9 @@ pub struct App {
     pub dkim: Option<DkimSigner>,
     /// Key deriving Message-IDs and link tokens.
     pub key: Vec<u8>,
+    /// `key` for signing links, plus the previous key (`http.previous_secret_env`) for
+    /// verifying links sent before a rotation.
+    pub link_keys: LinkKeys,
 }
 
 /// The DKIM signer of `delivery.dkim`; a key that does not parse is a configuration error
@@ -279,6 +284,12 @@ impl App {
             Some(s) => s.expose().as_bytes().to_vec(),
             None => store.instance_key().await?.into_bytes(),
         };
+        let previous = cfg
+            .http
+            .as_ref()
+            .and_then(|h| h.previous_secret.as_ref())
+            .map(|s| s.expose().as_bytes().to_vec());
+        let link_keys = LinkKeys::new(&key, previous.as_deref());
         Ok(App {
             cfg,
             defs: RwLock::new(Arc::new(defs)),
@@ -286,6 +297,7 @@ impl App {
             channels,
             dkim,
             key,
+            link_keys,
         })
     }
 

@@ -338,7 +338,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, AppError> {
                     ExitCode::SUCCESS
                 })
             } else {
-                crate::daemon::run(&app).await?;
+                crate::daemon::run(std::sync::Arc::new(app)).await?;
                 Ok(ExitCode::SUCCESS)
             }
         }

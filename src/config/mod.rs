@@ -9,11 +9,13 @@
 
 mod diagnostic;
 mod engine;
+mod http;
 mod settings;
 mod sms;
 
 pub use diagnostic::{Diagnostic, Diagnostics, Severity, did_you_mean, parse_yaml, yaml_files};
 pub use engine::{AllowedHours, EngineConfig, FrequencyCap};
+pub use http::HttpConfig;
 pub use settings::{
     Config, Defaults, DeliveryConfig, DkimAlgorithm, DkimSettings, EmailTransport, Links, Secret,
     Shop, SmtpConfig, SmtpSecurity,

@@ -31,6 +31,8 @@ struct ConfigSpec {
     secret_env: Option<String>,
     /// Rules across rituals: caps, quiet hours, catch-up, segments.
     engine: Option<super::engine::EngineSpec>,
+    /// The daemon's public HTTP server.
+    http: Option<super::http::HttpSpec>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -253,6 +255,8 @@ pub struct Config {
     /// Key for Message-IDs (and, later, link tokens). `None`: the store's generated instance key is used.
     pub secret: Option<Secret>,
     pub engine: super::engine::EngineConfig,
+    /// The daemon's public HTTP server; `None`: `run` serves nothing.
+    pub http: Option<super::http::HttpConfig>,
 }
 
 impl Config {
@@ -418,6 +422,7 @@ impl Config {
             .unwrap_or_else(|| "RITUALIST_SECRET".into());
         let secret = Secret::from_env(&secret_var);
         let engine = super::engine::compile(path, spec.engine.as_ref(), rel, &mut diags);
+        let http = super::http::http_config(path, spec.http.as_ref(), &spec.shop.name, &mut diags);
 
         if diags.has_errors() {
             return Err(diags);
@@ -444,6 +449,7 @@ impl Config {
             delivery,
             secret,
             engine,
+            http,
         })
     }
 }

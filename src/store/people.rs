@@ -261,7 +261,9 @@ impl Store {
     }
 
     /// Records an opt-out (`opted_out = true`) or opt-in for a scope (`all`, `channel:sms`,
-    /// `ritual:birthday`, `category:holidays.mothers_day`), with its source and time.
+    /// `ritual:birthday`, `category:holidays.mothers_day`), with its source and time, and logs
+    /// the change in `consent_events`. Saying again what is already recorded changes nothing
+    /// (a replayed one-click, a second STOP): `false` then.
     pub async fn set_consent(
         &self,
         customer_id: i64,
@@ -269,14 +271,28 @@ impl Store {
         opted_out: bool,
         source: &str,
         now: i64,
-    ) -> Result<(), StoreError> {
-        self.exec(
-            "INSERT INTO consents (customer_id, scope, opted_out, source, changed_at) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (customer_id, scope) DO UPDATE SET opted_out = excluded.opted_out, source = excluded.source, changed_at = excluded.changed_at",
-            vec![customer_id.into(), scope.to_string().into(), opted_out.into(), source.to_string().into(), now.into()],
-        )
-        .await?;
-        Ok(())
+    ) -> Result<bool, StoreError> {
+        use sea_orm::{ConnectionTrait, TransactionTrait};
+        let txn = self.db.begin().await?;
+        let changed = txn
+            .execute_raw(self.stmt(
+                "INSERT INTO consents (customer_id, scope, opted_out, source, changed_at) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (customer_id, scope) DO UPDATE SET opted_out = excluded.opted_out, source = excluded.source, changed_at = excluded.changed_at \
+                 WHERE consents.opted_out <> excluded.opted_out",
+                vec![customer_id.into(), scope.to_string().into(), opted_out.into(), source.to_string().into(), now.into()],
+            ))
+            .await?
+            .rows_affected()
+            > 0;
+        if changed {
+            txn.execute_raw(self.stmt(
+                "INSERT INTO consent_events (customer_id, scope, opted_out, source, changed_at) VALUES ($1, $2, $3, $4, $5)",
+                vec![customer_id.into(), scope.to_string().into(), opted_out.into(), source.to_string().into(), now.into()],
+            ))
+            .await?;
+        }
+        txn.commit().await?;
+        Ok(changed)
     }
 
     /// A hard bounce of `address`: the customer is opted out of email (`channel:email`, source

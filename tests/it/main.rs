@@ -5,6 +5,7 @@
 
 mod bounce;
 mod browser;
+mod consent;
 mod daemon_lock;
 mod delivery;
 mod dkim;
