@@ -4,6 +4,7 @@
 #   - Kannel bearerbox/smsbox and fakesmsc (packages kannel, kannel-extras) as the SMS gateway,
 #   - PostgreSQL (package postgresql) on 127.0.0.1:5432 with trust auth and a `test` database,
 #   - aiosmtpd (package python3-aiosmtpd) and openssl for the TLS SMTP peer,
+#   - dkimpy (package python3-dkim) as the independent DKIM verifier (tests/peers/dkim_verify.py),
 #   - Chromium (package chromium), headless, for the preview page's browser test.
 # Idempotent: skips what is already there. The tests start their own smtp-sink and Kannel
 # processes on loopback ports; this script only makes sure the binaries and PostgreSQL exist.
@@ -20,6 +21,8 @@ command -v pg_ctlcluster >/dev/null 2>&1 || need_pkgs+=(postgresql)
 # A TLS-capable SMTP peer for STARTTLS/implicit-TLS/AUTH tests (tests/peers/tls_smtp.py).
 /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || need_pkgs+=(python3-aiosmtpd)
 command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)
+# An independent DKIM verifier (dkimpy, with PyNaCl for Ed25519) for tests/it/dkim.rs.
+/usr/bin/python3 -c 'import dkim, nacl' >/dev/null 2>&1 || need_pkgs+=(python3-dkim)
 # Headless browser for `preview --serve` (tests/it/browser.rs).
 [ -x /usr/bin/chromium ] || need_pkgs+=(chromium)
 

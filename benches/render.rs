@@ -91,6 +91,7 @@ fn main() {
         &facts,
         &occasion,
         "https://floare.example/unsubscribe?t=x",
+        None,
     );
 
     let budget = Duration::from_millis(1500);

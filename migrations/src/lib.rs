@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261123_000001_initial;
 mod m20261123_000002_engine;
+mod m20261123_000004_consent;
 mod m20261123_000005_probe_indexes;
 
 pub struct Migrator;
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261123_000001_initial::Migration),
             Box::new(m20261123_000002_engine::Migration),
+            Box::new(m20261123_000004_consent::Migration),
             Box::new(m20261123_000005_probe_indexes::Migration),
         ]
     }

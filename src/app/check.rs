@@ -16,11 +16,17 @@ pub fn check(config_path: &Path) -> Diagnostics {
         Ok(c) => c,
         Err(d) => return d,
     };
+    let dkim = super::dkim_signer(&cfg).err();
     let defs = match Definitions::load(&cfg) {
         Ok(d) => d,
-        Err(d) => return d,
+        Err(mut d) => {
+            d.extend(dkim.unwrap_or_default());
+            return d;
+        }
     };
-    render_samples(&cfg, &defs)
+    let mut diags = render_samples(&cfg, &defs);
+    diags.extend(dkim.unwrap_or_default());
+    diags
 }
 
 fn render_samples(cfg: &Config, defs: &Definitions) -> Diagnostics {

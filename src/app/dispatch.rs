@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use jiff::tz::TimeZone;
 
 use super::App;
-use super::message::compose;
+use super::message::compose_with;
 use crate::channel::Outgoing;
 use crate::config::AllowedHours;
 use crate::domain::{Channel, Email, Phone};
@@ -35,6 +35,8 @@ pub struct DispatchReport {
     pub lease_lost: usize,
     /// Put back until the recipient's quiet hours end.
     pub deferred: usize,
+    /// Hard bounces that opted the customer out of email.
+    pub bounced: usize,
 }
 
 impl DispatchReport {
@@ -45,6 +47,7 @@ impl DispatchReport {
         self.failed += o.failed;
         self.lease_lost += o.lease_lost;
         self.deferred += o.deferred;
+        self.bounced += o.bounced;
     }
 }
 
@@ -142,6 +145,21 @@ impl App {
                         "failed: {e}"
                     );
                     report.failed += 1;
+                    // A hard bounce: no future email goes to this address.
+                    if e.hard_bounce
+                        && row.channel == "email"
+                        && self
+                            .store
+                            .record_bounce(row.customer_id, &row.recipient, now_s)
+                            .await?
+                    {
+                        report.bounced += 1;
+                        tracing::warn!(
+                            delivery = row.id,
+                            customer = row.customer_id,
+                            "hard bounce: the customer is opted out of email (source bounce)"
+                        );
+                    }
                     self.store
                         .mark_failed(row.id, &row.lease_token, &e.message, now_s)
                         .await?
@@ -199,7 +217,7 @@ impl App {
                     Channel::Email => c.email = Email::parse(&row.recipient).ok(),
                     Channel::Sms => c.phone = Phone::parse(&row.recipient, None).ok(),
                 }
-                compose(
+                compose_with(
                     &self.cfg,
                     &defs.templates,
                     &self.key,
@@ -209,6 +227,8 @@ impl App {
                     &row.occurrence,
                     channel,
                     now.as_second(),
+                    None,
+                    self.dkim.as_ref(),
                 )
                 .map_err(|e| format!("render: {e}"))
             })();

@@ -8,7 +8,8 @@ use jiff::tz::TimeZone;
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-use crate::channel::{EmailParts, build_email};
+use super::tokens::{LinkKeys, UnsubscribeToken};
+use crate::channel::{DkimSigner, EmailParts, build_email};
 use crate::config::Config;
 use crate::domain::{Channel, Email, Locale, OccurrenceKey, Phone, YearlyDate};
 use crate::plan::{CustomerFacts, HolidayRef, Occasion, OrderFact};
@@ -32,8 +33,10 @@ pub fn message_id(key: &[u8], occ: &OccurrenceKey, channel: Channel, domain: &st
     format!("{h}@{domain}")
 }
 
-/// The unsubscribe link for a customer, channel and ritual category. An http(s) base gets a
-/// signed token; a `mailto:` base is used as it is.
+/// The unsubscribe link for a customer, channel and ritual category. With an `http:` section
+/// it is `<public_url>/u/<token>` (the daemon's own page, which also takes RFC 8058 one-click
+/// POSTs); otherwise an http(s) `links.unsubscribe` base gets `?t=<token>` and a `mailto:` base
+/// is used as it is.
 pub fn unsubscribe_link(
     cfg: &Config,
     key: &[u8],
@@ -41,14 +44,35 @@ pub fn unsubscribe_link(
     channel: Channel,
     category: &str,
 ) -> String {
+    let token = || {
+        LinkKeys::new(key, None).unsubscribe_token(&UnsubscribeToken {
+            customer_id,
+            channel,
+            category: category.to_string(),
+        })
+    };
+    if let Some(http) = &cfg.http {
+        return format!("{}/u/{}", http.public_url, token());
+    }
     let base = &cfg.links.unsubscribe;
     if base.starts_with("http://") || base.starts_with("https://") {
-        let payload = format!("v1.{customer_id}.{channel}.{category}");
-        let sig = hmac_hex(key, &format!("unsub/{payload}"), 32);
         let sep = if base.contains('?') { '&' } else { '?' };
-        format!("{base}{sep}t={payload}.{sig}")
+        format!("{base}{sep}t={}", token())
     } else {
         base.clone()
+    }
+}
+
+/// The customer's preference page: `<public_url>/p/<token>` with an `http:` section, else
+/// `links.preferences` as configured (if any).
+pub fn preferences_link(cfg: &Config, key: &[u8], customer_id: i64) -> Option<String> {
+    match &cfg.http {
+        Some(http) => Some(format!(
+            "{}/p/{}",
+            http.public_url,
+            LinkKeys::new(key, None).preferences_token(customer_id)
+        )),
+        None => cfg.links.preferences.clone(),
     }
 }
 
@@ -59,6 +83,7 @@ pub fn message_context(
     c: &CustomerFacts,
     occasion: &Occasion,
     unsubscribe: &str,
+    preferences: Option<&str>,
 ) -> Value {
     let full_name = match (&c.first_name, &c.last_name) {
         (Some(f), Some(l)) => Some(format!("{f} {l}")),
@@ -106,7 +131,7 @@ pub fn message_context(
         },
         "links": {
             "unsubscribe": unsubscribe,
-            "preferences": cfg.links.preferences,
+            "preferences": preferences,
         },
     })
 }
@@ -185,7 +210,14 @@ pub fn sample_occasion(ritual: Option<&Ritual>, full: bool) -> Occasion {
 pub fn vocabulary(cfg: &Config) -> BTreeSet<String> {
     let c = &sample_customers(cfg)[0];
     let occasion = sample_occasion(None, true);
-    let mut v = flatten_paths(&message_context(cfg, "sample", c, &occasion, "https://x"));
+    let mut v = flatten_paths(&message_context(
+        cfg,
+        "sample",
+        c,
+        &occasion,
+        "https://x",
+        Some("https://x"),
+    ));
     // Free attributes are open-ended: allow any `customer.attributes.*` by listing the parent.
     v.retain(|p| !p.starts_with("customer.attributes."));
     v
@@ -205,7 +237,8 @@ pub struct Composed {
     pub text: Option<String>,
 }
 
-/// Renders and assembles the message for one decision. `now` becomes the email's Date.
+/// Renders and assembles the message for one decision, unsigned (previews, samples). `now`
+/// becomes the email's Date.
 #[allow(clippy::too_many_arguments)]
 pub fn compose(
     cfg: &Config,
@@ -219,12 +252,12 @@ pub fn compose(
     now: i64,
 ) -> Result<Composed, RenderError> {
     compose_with(
-        cfg, templates, key, ritual, c, occasion, occurrence, channel, now, None,
+        cfg, templates, key, ritual, c, occasion, occurrence, channel, now, None, None,
     )
 }
 
 /// [`compose`], with a prefix for the email subject or the SMS text (test sends are marked
-/// `[TEST] `).
+/// `[TEST] `) and the DKIM signer for emails that will be sent.
 #[allow(clippy::too_many_arguments)]
 pub fn compose_with(
     cfg: &Config,
@@ -237,10 +270,19 @@ pub fn compose_with(
     channel: Channel,
     now: i64,
     prefix: Option<&str>,
+    dkim: Option<&DkimSigner>,
 ) -> Result<Composed, RenderError> {
     let category = ritual.category_for(occasion.holiday.as_ref().map(|h| h.id.as_str()));
     let unsubscribe = unsubscribe_link(cfg, key, c.id, channel, &category);
-    let ctx = message_context(cfg, &ritual.name, c, occasion, &unsubscribe);
+    let preferences = preferences_link(cfg, key, c.id);
+    let ctx = message_context(
+        cfg,
+        &ritual.name,
+        c,
+        occasion,
+        &unsubscribe,
+        preferences.as_deref(),
+    );
     let occ = OccurrenceKey {
         ritual: ritual.name.clone(),
         customer_id: c.id,
@@ -273,6 +315,7 @@ pub fn compose_with(
                 message_id: &mid,
                 date: now,
                 list_unsubscribe: Some(&unsubscribe),
+                dkim,
             })
             .map_err(|e| RenderError::Render {
                 file: ritual.source.clone(),

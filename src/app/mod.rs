@@ -6,17 +6,19 @@ mod check;
 mod dispatch;
 mod import;
 mod message;
+mod outbox;
 mod plan_cmd;
 mod preview;
 mod scan;
 mod tick;
+mod tokens;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 
 use crate::calendar::{Calendar, load_calendars};
-use crate::channel::Channels;
+use crate::channel::{Channels, DkimSigner};
 use crate::config::{Config, Diagnostic, Diagnostics};
 use crate::plan::Engine;
 use crate::render::Templates;
@@ -27,12 +29,17 @@ pub use check::check;
 pub use dispatch::{DispatchReport, retry_delay_secs};
 pub use import::{ImportKind, ImportReport, import_file};
 pub use message::{
-    Composed, compose, message_context, message_id, sample_customers, sample_occasion,
-    unsubscribe_link,
+    Composed, compose, message_context, message_id, preferences_link, sample_customers,
+    sample_occasion, unsubscribe_link,
+};
+pub use outbox::{
+    FAILED_LISTED, OutboxChange, OutboxView, all_failed, all_pending, outbox_cancel, outbox_retry,
+    outbox_view,
 };
 pub use plan_cmd::{PlanRequest, PlannedDecision};
 pub use preview::{Preview, PreviewRequest};
 pub use tick::{FactsBuilder, TickReport};
+pub use tokens::{LinkKeys, TokenError, UnsubscribeToken};
 
 /// Rituals, the templates they use, the segments and the calendars, validated together.
 pub struct Definitions {
@@ -213,8 +220,24 @@ pub struct App {
     defs: RwLock<Arc<Definitions>>,
     pub store: Store,
     pub channels: Channels,
+    /// Signs every email that will be sent (`delivery.dkim`).
+    pub dkim: Option<DkimSigner>,
     /// Key deriving Message-IDs and link tokens.
     pub key: Vec<u8>,
+    /// `key` for signing links, plus the previous key (`http.previous_secret_env`) for
+    /// verifying links sent before a rotation.
+    pub link_keys: LinkKeys,
+}
+
+/// The DKIM signer of `delivery.dkim`; a key that does not parse is a configuration error
+/// naming the file (or variable) it came from.
+pub fn dkim_signer(cfg: &Config) -> Result<Option<DkimSigner>, Diagnostics> {
+    let Some(settings) = &cfg.delivery.dkim else {
+        return Ok(None);
+    };
+    DkimSigner::new(settings)
+        .map(Some)
+        .map_err(|e| Diagnostics(vec![Diagnostic::error(&cfg.path, 0, 0, e)]))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -234,6 +257,7 @@ impl App {
     /// data into an empty database when the config names it, and builds the transports.
     pub async fn open(cfg: Config) -> Result<App, AppError> {
         let defs = Definitions::load(&cfg)?;
+        let dkim = dkim_signer(&cfg)?;
         let store = Store::open(&cfg.database_url).await?;
         if let Some(sample) = &cfg.sample_data
             && store.customer_count().await? == 0
@@ -260,12 +284,20 @@ impl App {
             Some(s) => s.expose().as_bytes().to_vec(),
             None => store.instance_key().await?.into_bytes(),
         };
+        let previous = cfg
+            .http
+            .as_ref()
+            .and_then(|h| h.previous_secret.as_ref())
+            .map(|s| s.expose().as_bytes().to_vec());
+        let link_keys = LinkKeys::new(&key, previous.as_deref());
         Ok(App {
             cfg,
             defs: RwLock::new(Arc::new(defs)),
             store,
             channels,
+            dkim,
             key,
+            link_keys,
         })
     }
 

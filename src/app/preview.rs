@@ -180,6 +180,7 @@ impl App {
             channel,
             t.send_at.timestamp().as_second(),
             prefix,
+            self.dkim.as_ref(),
         )
         .map_err(|e| AppError::Other(e.to_string()))
     }

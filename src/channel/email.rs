@@ -3,6 +3,16 @@
 //! `AsyncSmtpConnection`. Plain, STARTTLS and implicit TLS (ring); AUTH; a timeout on every step;
 //! an idle connection is probed with NOOP before reuse so a relay's idle timeout never turns a
 //! good message into a failure.
+//!
+//! DKIM: [`DkimSigner`] signs each message as it is built (rsa-sha256 or ed25519-sha256,
+//! relaxed/relaxed) over From, To, Subject, Date, Message-ID, MIME-Version, Content-Type,
+//! List-Unsubscribe and List-Unsubscribe-Post, so the stored bytes a retry resends carry the
+//! same signature.
+//!
+//! Sending drives MAIL, RCPT, DATA and the message one command at a time, so a 5xx reply is
+//! classified by the command it answered ([`classify_rejection`]): a hard bounce of the
+//! recipient (5.1.1 user unknown to RCPT) is told apart from a rejection of us or of the message
+//! (5.7.x policy, 5xx to MAIL FROM), which must never suppress a customer.
 
 use std::io;
 use std::net::SocketAddr;
@@ -11,18 +21,27 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use lettre::message::header::{HeaderName, HeaderValue};
-use lettre::message::{Mailbox, MultiPart};
+use base64::Engine as _;
+use lettre::message::dkim::{
+    DkimCanonicalization, DkimCanonicalizationType, DkimConfig, DkimSigningAlgorithm,
+    DkimSigningKey,
+};
+use lettre::message::header::{
+    ContentTransferEncoding, ContentType, HeaderName, HeaderValue, MIME_VERSION_1_0,
+};
+use lettre::message::{Body, Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, TlsParameters};
-use lettre::transport::smtp::extension::ClientId;
+use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
+use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
+use lettre::transport::smtp::response::Response;
 use lettre::{Address, Message};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::{Mutex, Semaphore};
 
 use super::SendError;
-use crate::config::{SmtpConfig, SmtpSecurity};
+use crate::config::{DkimAlgorithm, DkimSettings, SmtpConfig, SmtpSecurity};
 
 /// What goes into one email.
 #[derive(Debug, Clone)]
@@ -39,6 +58,125 @@ pub struct EmailParts<'a> {
     /// Unix seconds: the injected clock, never the system's.
     pub date: i64,
     pub list_unsubscribe: Option<&'a str>,
+    /// Signs the message when set.
+    pub dkim: Option<&'a DkimSigner>,
+}
+
+/// The headers every signature covers (RFC 8058 asks for both List-Unsubscribe headers). One
+/// that a message lacks (List-Unsubscribe-Post for a mailto: link) is still listed, so nobody
+/// can add it later without breaking the signature.
+pub const DKIM_SIGNED_HEADERS: [&str; 9] = [
+    "From",
+    "To",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "MIME-Version",
+    "Content-Type",
+    "List-Unsubscribe",
+    "List-Unsubscribe-Post",
+];
+
+/// A DKIM signing key with its domain and selector, parsed once when the transports are built.
+pub struct DkimSigner {
+    config: DkimConfig,
+}
+
+impl std::fmt::Debug for DkimSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DkimSigner(***)")
+    }
+}
+
+/// The 32-byte seed of an Ed25519 key, base64 (the form lettre takes), from a PKCS#8 PEM
+/// (`openssl genpkey -algorithm ed25519`) or from the bare base64 seed.
+fn ed25519_seed_base64(key: &str) -> Result<String, String> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let key = key.trim();
+    if !key.starts_with("-----BEGIN") {
+        let raw = b64
+            .decode(key)
+            .map_err(|e| format!("neither a PEM file nor a base64 seed: {e}"))?;
+        return if raw.len() == 32 {
+            Ok(key.to_string())
+        } else {
+            Err(format!(
+                "a bare Ed25519 seed is 32 bytes, this one has {}",
+                raw.len()
+            ))
+        };
+    }
+    if !key.starts_with("-----BEGIN PRIVATE KEY-----") {
+        return Err("an Ed25519 key is a PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`)".into());
+    }
+    let body: String = key
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .map(str::trim)
+        .collect();
+    let der = b64
+        .decode(body)
+        .map_err(|e| format!("the PEM body is not base64: {e}"))?;
+    // PrivateKeyInfo { version, AlgorithmIdentifier { 1.3.101.112 }, OCTET STRING { OCTET STRING seed } }
+    const ED25519_OID: [u8; 5] = [0x06, 0x03, 0x2b, 0x65, 0x70];
+    if !der.windows(5).any(|w| w == ED25519_OID) {
+        return Err("the PEM holds a key of another algorithm, not Ed25519".into());
+    }
+    let seed = der
+        .windows(4)
+        .position(|w| w == [0x04, 0x22, 0x04, 0x20])
+        .and_then(|i| der.get(i + 4..i + 36))
+        .ok_or("no 32-byte Ed25519 private key in the PEM")?;
+    Ok(b64.encode(seed))
+}
+
+impl DkimSigner {
+    /// Parses the key. The error names where the key came from (never the key).
+    pub fn new(s: &DkimSettings) -> Result<DkimSigner, String> {
+        let bad = |why: String, hint: &str| {
+            format!(
+                "the DKIM key from {} is not a valid {} private key: {why}; {hint}",
+                s.key_origin,
+                match s.algorithm {
+                    DkimAlgorithm::Rsa => "RSA",
+                    DkimAlgorithm::Ed25519 => "Ed25519",
+                }
+            )
+        };
+        let key = match s.algorithm {
+            DkimAlgorithm::Rsa => DkimSigningKey::new(s.key.expose(), DkimSigningAlgorithm::Rsa)
+                .map_err(|e| {
+                    bad(
+                        e.to_string(),
+                        "write it as PKCS#1 PEM (`-----BEGIN RSA PRIVATE KEY-----`): \
+                         `openssl genrsa -traditional -out dkim.pem 2048`, or convert with \
+                         `openssl rsa -in key.pem -traditional -out dkim.pem`",
+                    )
+                })?,
+            DkimAlgorithm::Ed25519 => {
+                let hint = "create one with `openssl genpkey -algorithm ed25519 -out dkim.pem`";
+                let seed = ed25519_seed_base64(s.key.expose()).map_err(|e| bad(e, hint))?;
+                DkimSigningKey::new(&seed, DkimSigningAlgorithm::Ed25519)
+                    .map_err(|e| bad(e.to_string(), hint))?
+            }
+        };
+        let headers = DKIM_SIGNED_HEADERS
+            .iter()
+            .map(|h| HeaderName::new_from_ascii_str(h))
+            .collect();
+        Ok(DkimSigner {
+            config: DkimConfig::new(
+                s.selector.clone(),
+                s.domain.clone(),
+                key,
+                headers,
+                DkimCanonicalization {
+                    header: DkimCanonicalizationType::Relaxed,
+                    body: DkimCanonicalizationType::Relaxed,
+                },
+            ),
+        })
+    }
 }
 
 /// Bare LF → CRLF, bare CR dropped. Applied to every message before it reaches lettre
@@ -89,14 +227,45 @@ pub fn build_email(p: &EmailParts<'_>) -> Result<String, SendError> {
     let date = std::time::UNIX_EPOCH + Duration::from_secs(p.date.max(0) as u64);
     let text = normalize_crlf(p.text);
     let html = normalize_crlf(p.html);
-    let mut msg = Message::builder()
+    let builder = Message::builder()
         .from(from)
         .to(to)
         .subject(p.subject)
         .date(date)
-        .message_id(Some(format!("<{}>", p.message_id)))
-        .multipart(MultiPart::alternative_plain_html(text, html))
-        .map_err(|e| SendError::permanent(format!("cannot build the email: {e}")))?;
+        .message_id(Some(format!("<{}>", p.message_id)));
+    let body = MultiPart::alternative_plain_html(text, html);
+    let cannot =
+        |e: &dyn std::fmt::Display| SendError::permanent(format!("cannot build the email: {e}"));
+    let mut msg = match p.dkim {
+        None => builder.multipart(body).map_err(|e| cannot(&e))?,
+        // lettre keeps a multipart's Content-Type with the part, out of the headers it signs:
+        // lift it into the message's own headers and carry the encoded parts as the body.
+        Some(_) => {
+            let content_type = body
+                .headers()
+                .get::<ContentType>()
+                .ok_or_else(|| cannot(&"the multipart has no Content-Type"))?;
+            let head = format!("{}\r\n", body.headers());
+            let formatted = body.formatted();
+            let parts = formatted
+                .strip_prefix(head.as_bytes())
+                .ok_or_else(|| cannot(&"unexpected multipart layout"))?
+                .to_vec();
+            // Each part is already encoded (lettre picks 7bit, 8bit, quoted-printable or
+            // base64 per part, lines within limits): the whole is 7bit, or 8bit when a part is.
+            let encoding = if parts.is_ascii() {
+                ContentTransferEncoding::SevenBit
+            } else {
+                ContentTransferEncoding::EightBit
+            };
+            let parts = Body::dangerous_pre_encoded(parts, encoding);
+            builder
+                .header(MIME_VERSION_1_0)
+                .header(content_type)
+                .body(parts)
+                .map_err(|e| cannot(&e))?
+        }
+    };
     if let Some(url) = p.list_unsubscribe {
         msg.headers_mut().insert_raw(HeaderValue::new(
             HeaderName::new_from_ascii_str("List-Unsubscribe"),
@@ -108,6 +277,9 @@ pub fn build_email(p: &EmailParts<'_>) -> Result<String, SendError> {
                 "List-Unsubscribe=One-Click".to_string(),
             ));
         }
+    }
+    if let Some(signer) = p.dkim {
+        msg.sign(&signer.config);
     }
     let bytes = msg.formatted();
     let text = match String::from_utf8(bytes) {
@@ -361,7 +533,8 @@ impl SmtpPool {
         )
         .map_err(|e| SendError::permanent(e.to_string()))?;
         let mut conn = self.checkout().await?;
-        match tokio::time::timeout(self.timeout(), conn.send(&envelope, message)).await {
+        match tokio::time::timeout(self.timeout(), transaction(&mut conn, &envelope, message)).await
+        {
             Ok(Ok(resp)) => {
                 let reply = format!(
                     "{} {}",
@@ -374,7 +547,7 @@ impl SmtpPool {
                 });
                 Ok(reply)
             }
-            Ok(Err(e)) => Err(classify(&e, "send")),
+            Ok(Err(e)) => Err(e),
             Err(_) => Err(SendError::transient(format!(
                 "no reply within {} s",
                 self.cfg.timeout_secs
@@ -386,6 +559,142 @@ impl SmtpPool {
         let mut idle = self.idle.lock().await;
         for mut i in idle.drain(..) {
             let _ = tokio::time::timeout(Duration::from_secs(2), i.conn.quit()).await;
+        }
+    }
+}
+
+/// MAIL, RCPT, DATA and the message, each reply classified by the command it answered (what
+/// `AsyncSmtpConnection::send` does in one call, minus the phase). A failed transaction
+/// leaves the connection aborted, as lettre's own `send` does.
+async fn transaction(
+    conn: &mut AsyncSmtpConnection,
+    envelope: &lettre::address::Envelope,
+    message: &[u8],
+) -> Result<Response, SendError> {
+    let mut options = Vec::new();
+    let non_ascii = envelope
+        .from()
+        .into_iter()
+        .chain(envelope.to())
+        .any(|a: &Address| !AsRef::<str>::as_ref(a).is_ascii());
+    if non_ascii {
+        if !conn.server_info().supports_feature(Extension::SmtpUtfEight) {
+            return Err(SendError::permanent(
+                "the address is not ASCII and the relay does not offer SMTPUTF8",
+            ));
+        }
+        options.push(MailParameter::SmtpUtfEight);
+    }
+    if !message.is_ascii() {
+        if !conn.server_info().supports_feature(Extension::EightBitMime) {
+            return Err(SendError::permanent(
+                "the message is 8-bit and the relay does not offer 8BITMIME",
+            ));
+        }
+        options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+    }
+    let result = async {
+        conn.command(Mail::new(envelope.from().cloned(), options))
+            .await
+            .map_err(|e| (SmtpPhase::Mail, e))?;
+        for to in envelope.to() {
+            conn.command(Rcpt::new(to.clone(), Vec::new()))
+                .await
+                .map_err(|e| (SmtpPhase::Rcpt, e))?;
+        }
+        conn.command(Data).await.map_err(|e| (SmtpPhase::Data, e))?;
+        conn.message(message)
+            .await
+            .map_err(|e| (SmtpPhase::Message, e))
+    }
+    .await;
+    match result {
+        Ok(resp) => Ok(resp),
+        Err((phase, e)) => {
+            conn.abort().await;
+            Err(classify_reply(&e, phase))
+        }
+    }
+}
+
+/// The SMTP command a reply answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpPhase {
+    Mail,
+    Rcpt,
+    /// The DATA command itself.
+    Data,
+    /// The reply to the final dot, after the message.
+    Message,
+}
+
+impl SmtpPhase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SmtpPhase::Mail => "MAIL FROM",
+            SmtpPhase::Rcpt => "RCPT TO",
+            SmtpPhase::Data => "DATA",
+            SmtpPhase::Message => "end of data",
+        }
+    }
+}
+
+/// What a 5xx reply says about the recipient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    /// The address does not exist or takes no mail (5.1.1 user unknown, 5.1.2, 5.1.3, 5.1.6,
+    /// 5.1.10 null MX, 5.2.1 disabled, or a 5xx to RCPT without an enhanced code): suppress it.
+    HardBounce,
+    /// About us or the message, never the recipient's fault: 5.7.x (policy, auth, SPF/DKIM/
+    /// DMARC), a 5xx to MAIL FROM or to DATA, sender-address codes 5.1.7/5.1.8, 5.3.x system,
+    /// 5.2.2 mailbox full, …
+    Other,
+}
+
+/// The RFC 3463 enhanced status code at the start of a reply text: `5.1.1 User unknown`.
+fn enhanced_code(text: &str) -> Option<(u16, u16, u16)> {
+    let first = text.split_whitespace().next()?;
+    let mut parts = first.split('.').map(|p| p.parse::<u16>().ok());
+    let (class, subject, detail) = (parts.next()??, parts.next()??, parts.next()??);
+    (parts.next().is_none() && (2..=5).contains(&class)).then_some((class, subject, detail))
+}
+
+/// Classifies a permanent (5xx) reply by the command it answered, its code and its text
+/// (after the code). RELIABILITY.md §2; pure, so a table test pins it.
+pub fn classify_rejection(phase: SmtpPhase, code: u16, text: &str) -> Rejection {
+    if !(500..600).contains(&code) {
+        return Rejection::Other;
+    }
+    match (phase, enhanced_code(text)) {
+        (SmtpPhase::Mail | SmtpPhase::Data, _) => Rejection::Other,
+        (_, Some((_, 7, _))) | (_, Some((_, 1, 7 | 8))) => Rejection::Other,
+        (_, Some((_, 1, _))) | (_, Some((_, 2, 1))) => Rejection::HardBounce,
+        (SmtpPhase::Rcpt, None) => Rejection::HardBounce,
+        _ => Rejection::Other,
+    }
+}
+
+/// A reply to MAIL, RCPT, DATA or the message: 4xx and anything without a code transient;
+/// 5xx permanent, and a hard bounce when it is about the recipient's address.
+fn classify_reply(e: &lettre::transport::smtp::Error, phase: SmtpPhase) -> SendError {
+    let detail = e.to_string();
+    let message = format!("{}: {detail}", phase.as_str());
+    if !e.is_permanent() {
+        return SendError::transient(message);
+    }
+    let code = e.status().map(u16::from).unwrap_or(500);
+    // "permanent error (550): 5.1.1 User unknown" → "5.1.1 User unknown"
+    let text = detail.split_once("): ").map_or("", |(_, t)| t);
+    match classify_rejection(phase, code, text) {
+        Rejection::HardBounce => SendError::permanent(message).bounced(),
+        Rejection::Other => {
+            if phase == SmtpPhase::Mail || enhanced_code(text).is_some_and(|(_, s, _)| s == 7) {
+                tracing::error!(
+                    "the SMTP relay rejected ritualist itself at {}: {detail}; check the sender, the smtp settings and SPF/DKIM/DMARC",
+                    phase.as_str()
+                );
+            }
+            SendError::permanent(message)
         }
     }
 }
@@ -417,6 +726,108 @@ fn classify(e: &lettre::transport::smtp::Error, phase: &str) -> SendError {
 mod tests {
     use super::*;
 
+    // `openssl genpkey -algorithm ed25519` output (a throwaway key).
+    const ED25519_PEM: &str = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIPZCxgkVmzLeHDXnMNaS0lo64Qq0ReZccHCoCT3IqU/c\n-----END PRIVATE KEY-----\n";
+
+    fn settings(algorithm: DkimAlgorithm, key: &str) -> DkimSettings {
+        DkimSettings {
+            domain: "shop.example".into(),
+            selector: "s1".into(),
+            algorithm,
+            key: crate::config::Secret::new(key),
+            key_origin: "key_file `/k/dkim.pem`".into(),
+        }
+    }
+
+    #[test]
+    fn ed25519_keys_come_from_pkcs8_pem_or_a_bare_seed() {
+        let seed = ed25519_seed_base64(ED25519_PEM).unwrap();
+        assert_eq!(seed, "9kLGCRWbMt4cNecw1pLSWjrhCrRF5lxwcKgJPcipT9w=");
+        assert_eq!(ed25519_seed_base64(&seed).unwrap(), seed);
+        assert!(DkimSigner::new(&settings(DkimAlgorithm::Ed25519, ED25519_PEM)).is_ok());
+        let e = DkimSigner::new(&settings(
+            DkimAlgorithm::Ed25519,
+            "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2Vw\n-----END PRIVATE KEY-----",
+        ))
+        .unwrap_err();
+        assert!(e.contains("key_file `/k/dkim.pem`"), "{e}");
+        assert!(
+            !e.contains("MC4CAQ"),
+            "the key never appears in a message: {e}"
+        );
+        let e = DkimSigner::new(&settings(DkimAlgorithm::Rsa, ED25519_PEM)).unwrap_err();
+        assert!(e.contains("not a valid RSA private key"), "{e}");
+        assert!(e.contains("-traditional"), "{e}");
+    }
+
+    #[test]
+    fn a_signed_email_lifts_content_type_into_the_signed_headers() {
+        let signer = DkimSigner::new(&settings(DkimAlgorithm::Ed25519, ED25519_PEM)).unwrap();
+        let p = EmailParts {
+            from_email: "hello@shop.example",
+            from_name: None,
+            to_email: "ana@example.com",
+            to_name: None,
+            subject: "Hi",
+            html: "<p>Hi</p>\n.\nQUIT\n",
+            text: "Hi\n.\nQUIT\n",
+            message_id: "abc@shop.example",
+            date: 1_800_000_000,
+            list_unsubscribe: Some("https://shop.example/u/tok"),
+            dkim: Some(&signer),
+        };
+        let m = build_email(&p).unwrap();
+        let head = &m[..m.find("\r\n\r\n").unwrap()];
+        assert!(
+            head.contains("\r\nDKIM-Signature: v=1; a=ed25519-sha256;"),
+            "{m}"
+        );
+        assert!(
+            head.contains("\r\nContent-Type: multipart/alternative;"),
+            "{m}"
+        );
+        assert!(head.contains("\r\nMIME-Version: 1.0\r\n"), "{m}");
+        assert!(is_crlf_clean(&m), "{m}");
+    }
+
+    #[test]
+    fn smtp_rejections_table() {
+        use Rejection::{HardBounce, Other};
+        use SmtpPhase::{Data, Mail, Message, Rcpt};
+        for (phase, code, text, want) in [
+            (Rcpt, 550, "5.1.1 User unknown", HardBounce),
+            (Rcpt, 550, "5.1.2 Bad destination system", HardBounce),
+            (
+                Rcpt,
+                550,
+                "5.1.10 Recipient address has null MX",
+                HardBounce,
+            ),
+            (Rcpt, 550, "5.2.1 Mailbox disabled", HardBounce),
+            (Rcpt, 550, "User unknown", HardBounce),
+            (Rcpt, 553, "mailbox name not allowed", HardBounce),
+            (Message, 550, "5.1.1 User unknown", HardBounce),
+            (Rcpt, 550, "5.7.1 Relaying denied", Other),
+            (Rcpt, 554, "5.7.1 Rejected by policy (SPF)", Other),
+            (Rcpt, 550, "5.1.8 Bad sender's system address", Other),
+            (Rcpt, 552, "5.2.2 Mailbox full", Other),
+            (Rcpt, 500, "5.3.0 Error: command failed", Other),
+            (Mail, 535, "5.7.8 Authentication failed", Other),
+            (Mail, 550, "5.1.1 Sender unknown", Other),
+            (Mail, 550, "no such user", Other),
+            (Data, 554, "no valid recipients", Other),
+            (Message, 550, "5.7.1 Message rejected as spam", Other),
+            (Message, 554, "Transaction failed", Other),
+            (Rcpt, 450, "4.1.1 try later", Other),
+        ] {
+            assert_eq!(
+                classify_rejection(phase, code, text),
+                want,
+                "{phase:?} {code} {text}"
+            );
+        }
+    }
+
     #[test]
     fn crlf_normalisation_leaves_no_bare_lf_or_cr() {
         let s = normalize_crlf("a\nb\r\nc\rd\n.\nQUIT\n");
@@ -436,6 +847,7 @@ mod tests {
             message_id: "abc123@shop.example",
             date: 1_800_000_000,
             list_unsubscribe: Some("https://shop.example/u/tok"),
+            dkim: None,
         };
         let m = build_email(&p).unwrap();
         assert!(m.contains("Message-ID: <abc123@shop.example>\r\n"), "{m}");

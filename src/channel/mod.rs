@@ -16,7 +16,10 @@ mod sms;
 use std::sync::Once;
 use std::time::Duration;
 
-pub use email::{EmailParts, SmtpPool, build_email, normalize_crlf};
+pub use email::{
+    DKIM_SIGNED_HEADERS, DkimSigner, EmailParts, Rejection, SmtpPhase, SmtpPool, build_email,
+    classify_rejection, normalize_crlf,
+};
 pub use outbox::Outbox;
 pub use sms::{HttpGateway, Kannel, SmsProviders, Twilio};
 
@@ -40,6 +43,9 @@ pub struct SendError {
     /// How long the provider asked us to wait (HTTP `Retry-After`); the dispatcher waits at
     /// least this long before the next attempt.
     pub retry_after: Option<Duration>,
+    /// A permanent failure about the recipient's address itself (SMTP 5.1.1 user unknown to
+    /// RCPT, …): the address must not be written to again.
+    pub hard_bounce: bool,
 }
 
 impl SendError {
@@ -48,6 +54,7 @@ impl SendError {
             retry: Retry::Transient,
             message: message.into(),
             retry_after: None,
+            hard_bounce: false,
         }
     }
     pub fn permanent(message: impl Into<String>) -> Self {
@@ -55,11 +62,18 @@ impl SendError {
             retry: Retry::Permanent,
             message: message.into(),
             retry_after: None,
+            hard_bounce: false,
         }
     }
     /// The same error, asking for at least `d` before the next attempt.
     pub fn with_retry_after(mut self, d: Duration) -> Self {
         self.retry_after = Some(d);
+        self
+    }
+    /// A permanent failure that is a hard bounce of the recipient's address.
+    pub fn bounced(mut self) -> Self {
+        self.retry = Retry::Permanent;
+        self.hard_bounce = true;
         self
     }
     pub fn is_transient(&self) -> bool {

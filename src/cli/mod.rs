@@ -1,17 +1,18 @@
 //! The command line: argument parsing (clap) and output. Exit codes are a contract:
 //! 0 clean, 1 findings (`check` errors, rejected import rows, a preview that would send
-//! nothing), 2 could not run. Data goes to stdout, logs to stderr.
+//! nothing), 2 could not run, 3 another `run` already holds this SQLite database. Data goes
+//! to stdout, logs to stderr.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{ArgGroup, Parser, Subcommand, ValueEnum};
 
 use crate::app::{self, App, AppError, ImportKind, Preview, PreviewRequest};
 use crate::config::{Config, Severity};
 use crate::domain::Channel;
-use crate::store::Store;
+use crate::store::{RowSelection, Store};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -135,6 +136,14 @@ pub enum Command {
     },
     /// Ledger rows per status.
     Status,
+    /// The outbox: messages per status and channel and the failed ones with their error
+    /// (no subcommand); `retry` failed messages or `cancel` messages that must never go out.
+    Outbox {
+        #[command(subcommand)]
+        action: Option<OutboxAction>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
     /// List a country calendar's holidays for a year (check floating dates before a campaign).
     Calendar {
         /// Calendar id: ro, ru, en-US, en-GB (a file in config/calendars/).
@@ -150,11 +159,41 @@ pub enum Command {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum OutboxAction {
+    /// Put failed messages back in the queue: pending, attempts reset, due now. The stored
+    /// message is sent as it was (same Message-ID); consent is checked again.
+    #[command(group(ArgGroup::new("which").required(true).args(["ids", "all_failed"])))]
+    Retry {
+        /// Message ids (the `id` column of `ritualist outbox`).
+        ids: Vec<i64>,
+        /// Every failed message.
+        #[arg(long)]
+        all_failed: bool,
+    },
+    /// Cancel messages that have not gone out (pending, waiting for a retry, or failed): they
+    /// become `cancelled` and are never sent.
+    #[command(group(ArgGroup::new("which").required(true).args(["ids", "all_failed", "all_pending"])))]
+    Cancel {
+        /// Message ids.
+        ids: Vec<i64>,
+        /// Every failed message.
+        #[arg(long)]
+        all_failed: bool,
+        /// Every message waiting to be sent (pending or waiting for a retry).
+        #[arg(long)]
+        all_pending: bool,
+    },
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ImportWhat {
     Customers,
     Orders,
 }
+
+/// The exit code of a `run` refused because another one holds the SQLite database.
+pub const ALREADY_RUNNING: u8 = 3;
 
 /// Where `preview --serve` listens without `--port`.
 pub const DEFAULT_PREVIEW_PORT: u16 = 8025;
@@ -262,6 +301,15 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, AppError> {
         }
         Command::Run { once, now } => {
             let cfg = Config::load(&cli.config)?;
+            // One dispatcher per SQLite file (daemon or --once: both send); held until exit.
+            let _lock = match crate::daemon::lock_database(&cfg.database_url) {
+                Ok(lock) => lock,
+                Err(e @ crate::daemon::LockError::Held { .. }) => {
+                    eprintln!("error: {e}");
+                    return Ok(ExitCode::from(ALREADY_RUNNING));
+                }
+                Err(e) => return Err(AppError::Other(e.to_string())),
+            };
             let app = App::open(cfg).await?;
             if once {
                 let now = now.unwrap_or_else(crate::clock::now);
@@ -290,7 +338,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, AppError> {
                     ExitCode::SUCCESS
                 })
             } else {
-                crate::daemon::run(&app).await?;
+                crate::daemon::run(std::sync::Arc::new(app)).await?;
                 Ok(ExitCode::SUCCESS)
             }
         }
@@ -529,6 +577,59 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, AppError> {
             print_plan(&planned, format);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Outbox { action, format } => {
+            let cfg = Config::load(&cli.config)?;
+            let store = Store::open(&cfg.database_url).await?;
+            let now = crate::clock::now().as_second();
+            let (verb, change) = match action {
+                None => {
+                    print_outbox(&app::outbox_view(&store).await?, format);
+                    return Ok(ExitCode::SUCCESS);
+                }
+                Some(OutboxAction::Retry { ids, all_failed }) => {
+                    let which = if all_failed {
+                        app::all_failed()
+                    } else {
+                        RowSelection::Ids(ids)
+                    };
+                    ("retried", app::outbox_retry(&store, &which, now).await?)
+                }
+                Some(OutboxAction::Cancel {
+                    ids,
+                    all_failed,
+                    all_pending,
+                }) => {
+                    let which = if all_failed {
+                        app::all_failed()
+                    } else if all_pending {
+                        app::all_pending()
+                    } else {
+                        RowSelection::Ids(ids)
+                    };
+                    ("cancelled", app::outbox_cancel(&store, &which, now).await?)
+                }
+            };
+            match format {
+                Format::Json => out(&serde_json::to_string_pretty(&change).unwrap_or_default()),
+                Format::Table => {
+                    for (id, why) in &change.skipped {
+                        eprintln!("message {id} left alone: {why}");
+                    }
+                    let ids: Vec<String> = change.changed.iter().map(i64::to_string).collect();
+                    out(&format!(
+                        "{verb} {} message(s){}{}",
+                        ids.len(),
+                        if ids.is_empty() { "" } else { ": " },
+                        ids.join(" ")
+                    ));
+                }
+            }
+            Ok(if change.skipped.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
         Command::Status => {
             let cfg = Config::load(&cli.config)?;
             let store = Store::open(&cfg.database_url).await?;
@@ -536,6 +637,56 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, AppError> {
                 out(&format!("{status:<12} {n}"));
             }
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn print_outbox(v: &app::OutboxView, format: Format) {
+    let mut stdout = std::io::stdout().lock();
+    if let Format::Json = format {
+        let _ = writeln!(
+            stdout,
+            "{}",
+            serde_json::to_string_pretty(v).unwrap_or_default()
+        );
+        return;
+    }
+    let channels = v.channels();
+    let mut head = format!("{:<12}", "status");
+    for c in &channels {
+        head.push_str(&format!(" {c:>8}"));
+    }
+    let _ = writeln!(stdout, "{head} {:>8}", "total");
+    for (status, counts) in v.by_status() {
+        let mut line = format!("{status:<12}");
+        for c in &channels {
+            line.push_str(&format!(" {:>8}", counts.get(c).copied().unwrap_or(0)));
+        }
+        let _ = writeln!(stdout, "{line} {:>8}", counts.values().sum::<i64>());
+    }
+    let _ = writeln!(stdout, "{:<12} {:>8}", "total", v.total);
+    if !v.failed.is_empty() {
+        let _ = writeln!(
+            stdout,
+            "\nfailed (newest first, at most {}; `ritualist outbox retry ID…` or `cancel ID…`):",
+            app::FAILED_LISTED
+        );
+        let _ = writeln!(
+            stdout,
+            "{:>8}  {:<18} {:<16} {:<6} {:>8}  last error",
+            "id", "ritual", "customer", "chan", "attempts"
+        );
+        for f in &v.failed {
+            let _ = writeln!(
+                stdout,
+                "{:>8}  {:<18} {:<16} {:<6} {:>8}  {}",
+                f.id,
+                f.ritual,
+                f.customer.as_deref().unwrap_or("-"),
+                f.channel,
+                f.attempts,
+                f.last_error.as_deref().unwrap_or("")
+            );
         }
     }
 }

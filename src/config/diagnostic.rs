@@ -169,6 +169,7 @@ const SECRET_WORDS: &[&str] = &[
     "api-key",
     "auth_token",
     "authorization",
+    "private_key",
 ];
 
 /// The `*.yaml`/`*.yml` files of a definitions folder, sorted by name; an unreadable folder is a

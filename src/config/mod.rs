@@ -9,13 +9,16 @@
 
 mod diagnostic;
 mod engine;
+mod http;
 mod settings;
 mod sms;
 
 pub use diagnostic::{Diagnostic, Diagnostics, Severity, did_you_mean, parse_yaml, yaml_files};
 pub use engine::{AllowedHours, EngineConfig, FrequencyCap};
+pub use http::HttpConfig;
 pub use settings::{
-    Config, Defaults, DeliveryConfig, EmailTransport, Links, Secret, Shop, SmtpConfig, SmtpSecurity,
+    Config, Defaults, DeliveryConfig, DkimAlgorithm, DkimSettings, EmailTransport, Links, Secret,
+    Shop, SmtpConfig, SmtpSecurity,
 };
 pub use sms::{
     AcceptRule, HttpBody, HttpMethod, HttpSmsConfig, JsonFieldRule, JsonTemplate, KannelConfig,

@@ -31,6 +31,8 @@ struct ConfigSpec {
     secret_env: Option<String>,
     /// Rules across rituals: caps, quiet hours, catch-up, segments.
     engine: Option<super::engine::EngineSpec>,
+    /// The daemon's public HTTP server.
+    http: Option<super::http::HttpSpec>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -68,6 +70,22 @@ struct DeliverySpec {
     lease_secs: Option<u32>,
     max_attempts: Option<u32>,
     tick_secs: Option<u32>,
+    dkim: Option<DkimSpec>,
+}
+
+/// `delivery.dkim`: the signing domain, the selector published in DNS and where the private
+/// key comes from (a file or an environment variable, never inline).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DkimSpec {
+    domain: Spanned<String>,
+    selector: Spanned<String>,
+    /// `rsa` (the default) or `ed25519`.
+    algorithm: Option<Spanned<String>>,
+    /// A PEM file: RSA as PKCS#1 (`BEGIN RSA PRIVATE KEY`), Ed25519 as PKCS#8 (`BEGIN PRIVATE KEY`).
+    key_file: Option<String>,
+    /// An environment variable holding the PEM (default `RITUALIST_DKIM_KEY`; `VAR_FILE` works).
+    key_env: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -187,10 +205,33 @@ pub enum EmailTransport {
     Smtp(SmtpConfig),
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DkimAlgorithm {
+    /// rsa-sha256 with an RSA key (2048 bits recommended), PKCS#1 PEM.
+    Rsa,
+    /// ed25519-sha256 (RFC 8463), PKCS#8 PEM or the bare base64 seed.
+    Ed25519,
+}
+
+/// DKIM signing of every outgoing email. The key is a [`Secret`]; it is parsed (and a bad key
+/// reported) when the transports are built, before anything is sent.
+#[derive(Debug, Clone)]
+pub struct DkimSettings {
+    pub domain: String,
+    pub selector: String,
+    pub algorithm: DkimAlgorithm,
+    pub key: Secret,
+    /// Where the key came from, for error messages: "key_file `/etc/…/dkim.pem`" or
+    /// "the environment variable `RITUALIST_DKIM_KEY`". Never the key itself.
+    pub key_origin: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct DeliveryConfig {
     pub outbox_dir: PathBuf,
     pub email: EmailTransport,
+    /// DKIM signing of emails (`None`: unsigned).
+    pub dkim: Option<DkimSettings>,
     pub sms: SmsTransport,
     pub batch_size: u32,
     pub lease_secs: u32,
@@ -214,6 +255,8 @@ pub struct Config {
     /// Key for Message-IDs (and, later, link tokens). `None`: the store's generated instance key is used.
     pub secret: Option<Secret>,
     pub engine: super::engine::EngineConfig,
+    /// The daemon's public HTTP server; `None`: `run` serves nothing.
+    pub http: Option<super::http::HttpConfig>,
 }
 
 impl Config {
@@ -357,11 +400,15 @@ impl Config {
             },
         };
         let sms = sms_transport(path, dl.and_then(|d| d.sms.as_ref()), &mut diags);
+        let dkim = dl
+            .and_then(|d| d.dkim.as_ref())
+            .and_then(|k| dkim_settings(path, k, &mut diags));
         let delivery = DeliveryConfig {
             outbox_dir: rel(dl
                 .and_then(|d| d.outbox_dir.as_deref())
                 .unwrap_or("../outbox")),
             email,
+            dkim,
             sms,
             batch_size: dl.and_then(|d| d.batch_size).unwrap_or(50).max(1),
             lease_secs: dl.and_then(|d| d.lease_secs).unwrap_or(300).max(10),
@@ -375,6 +422,7 @@ impl Config {
             .unwrap_or_else(|| "RITUALIST_SECRET".into());
         let secret = Secret::from_env(&secret_var);
         let engine = super::engine::compile(path, spec.engine.as_ref(), rel, &mut diags);
+        let http = super::http::http_config(path, spec.http.as_ref(), &spec.shop.name, &mut diags);
 
         if diags.has_errors() {
             return Err(diags);
@@ -401,6 +449,7 @@ impl Config {
             delivery,
             secret,
             engine,
+            http,
         })
     }
 }
@@ -515,6 +564,85 @@ fn password(
     )
 }
 
+/// The DKIM section: domain and selector as DNS labels, the algorithm, and the key read from
+/// `key_file` or `key_env` (missing or unreadable is an error naming the file or variable).
+fn dkim_settings(path: &Path, k: &DkimSpec, diags: &mut Diagnostics) -> Option<DkimSettings> {
+    let mut ok = true;
+    for (what, v) in [("domain", &k.domain), ("selector", &k.selector)] {
+        let valid = !v.value.is_empty()
+            && v.value.split('.').all(|label| {
+                !label.is_empty()
+                    && label
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            });
+        if !valid {
+            ok = false;
+            diags.push(
+                Diagnostic::at(path, &v.referenced, format!("invalid dkim {what} `{}`", v.value))
+                    .with_hint(if what == "domain" {
+                        "the signing domain (d=), usually your From domain, e.g. floare.example"
+                    } else {
+                        "the selector (s=) of the TXT record <selector>._domainkey.<domain>, e.g. rit2026"
+                    }),
+            );
+        }
+    }
+    let algorithm = match k.algorithm.as_ref() {
+        None => DkimAlgorithm::Rsa,
+        Some(a) => match a.value.as_str() {
+            "rsa" | "rsa-sha256" => DkimAlgorithm::Rsa,
+            "ed25519" | "ed25519-sha256" => DkimAlgorithm::Ed25519,
+            other => {
+                ok = false;
+                diags.push(
+                    Diagnostic::at(
+                        path,
+                        &a.referenced,
+                        format!("unknown dkim algorithm `{other}`"),
+                    )
+                    .with_hint("use `rsa` (a 2048-bit PKCS#1 key) or `ed25519`"),
+                );
+                DkimAlgorithm::Rsa
+            }
+        },
+    };
+    let key = read_secret(
+        path,
+        SecretSource {
+            env: k.key_env.as_deref(),
+            file: k.key_file.as_deref(),
+            default_var: "RITUALIST_DKIM_KEY",
+            file_key: "key_file",
+            what: "the DKIM private key",
+            at: Some(&k.domain.referenced),
+        },
+        diags,
+    )?;
+    let key_origin = match k.key_file.as_deref() {
+        Some(f) => {
+            let base = path.parent().unwrap_or(Path::new("."));
+            let p = if Path::new(f).is_absolute() {
+                PathBuf::from(f)
+            } else {
+                normalize(&base.join(f))
+            };
+            format!("key_file `{}`", p.display())
+        }
+        None => format!(
+            "the environment variable `{}`",
+            k.key_env.as_deref().unwrap_or("RITUALIST_DKIM_KEY")
+        ),
+    };
+    ok.then(|| DkimSettings {
+        domain: k.domain.value.to_ascii_lowercase(),
+        selector: k.selector.value.clone(),
+        algorithm,
+        key,
+        key_origin,
+    })
+}
+
 fn smtp_config(path: &Path, s: &SmtpSpec, diags: &mut Diagnostics) -> SmtpConfig {
     let security = match s.security.as_ref() {
         None => SmtpSecurity::Starttls,
@@ -614,6 +742,40 @@ mod tests {
                 .contains("cannot read the SMTP password from password_file `/nonexistent/pw`"),
             "{d}"
         );
+    }
+
+    #[test]
+    fn dkim_needs_a_readable_key_and_a_known_algorithm() {
+        let dkim = "delivery:\n  dkim:\n    domain: floare.example\n    selector: rit2027\n";
+        let d = Config::from_str(
+            Path::new("/etc/r/c.yaml"),
+            &format!("{GOOD}{dkim}    key_file: keys/nope.pem\n"),
+        )
+        .unwrap_err();
+        assert!(
+            d.to_string()
+                .contains("cannot read the DKIM private key from key_file `/etc/r/keys/nope.pem`"),
+            "{d}"
+        );
+        let d = Config::from_str(
+            Path::new("c.yaml"),
+            &format!(
+                "{GOOD}{dkim}    algorithm: dsa\n    key_env: RITUALIST_TEST_NEVER_SET_4472\n"
+            ),
+        )
+        .unwrap_err();
+        let s = d.to_string();
+        assert!(s.contains("unknown dkim algorithm `dsa`"), "{s}");
+        assert!(
+            s.contains("`RITUALIST_TEST_NEVER_SET_4472` is empty"),
+            "{s}"
+        );
+        let d = Config::from_str(
+            Path::new("c.yaml"),
+            &format!("{GOOD}{dkim}    private_key: abc\n"),
+        )
+        .unwrap_err();
+        assert!(d.to_string().contains("secrets never go in YAML"), "{d}");
     }
 
     #[test]

@@ -6,18 +6,79 @@
 //!   every problem with its file and line;
 //! - on SIGINT/SIGTERM: finish the current step, close connections, return.
 //!
+//! With an `http:` section it also runs the public HTTP server (unsubscribe, preferences,
+//! inbound SMS, health) on `http.listen` for as long as the loop runs; a stop (or a failed
+//! step) stops the server too, after the requests in flight are answered.
+//!
 //! Nothing is left half-recorded by a stop: every step commits row by row.
+//!
+//! On SQLite, `run` first takes [`lock_database`]: one dispatcher per database file.
 
+mod lock;
+
+use std::sync::Arc;
 use std::time::Duration;
+
+pub use lock::{DaemonLock, LockError, lock_database, lock_path, sqlite_file};
 
 use crate::app::{App, AppError, definitions_fingerprint};
 
 const WATCH_EVERY: Duration = Duration::from_secs(2);
 
-/// Runs ticks and dispatch every `tick_secs` until a shutdown signal arrives.
-pub async fn run(app: &App) -> Result<(), AppError> {
+/// How long a stopping daemon waits for the HTTP requests in flight.
+const HTTP_DRAIN: Duration = Duration::from_secs(10);
+
+/// Runs ticks and dispatch every `tick_secs` (and the HTTP server, when configured) until a
+/// shutdown signal arrives.
+pub async fn run(app: Arc<App>) -> Result<(), AppError> {
+    // Listen for SIGINT/SIGTERM from the start: a signal during the first tick (or while the
+    // HTTP server is already answering) must stop the daemon cleanly, not kill it.
+    let shutdown = shutdown_listener();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let server = match &app.cfg.http {
+        Some(h) => {
+            let listener = tokio::net::TcpListener::bind(h.listen)
+                .await
+                .map_err(|e| AppError::Other(format!("cannot listen on {}: {e}", h.listen)))?;
+            let addr = listener
+                .local_addr()
+                .map_err(|e| AppError::Other(e.to_string()))?;
+            tracing::info!(
+                "http: listening on {addr} (public address {})",
+                h.public_url
+            );
+            let mut stopped = stopped.clone();
+            let shutdown = async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            };
+            Some(tokio::spawn(crate::http::serve_public(
+                app.clone(),
+                listener,
+                shutdown,
+            )))
+        }
+        None => None,
+    };
+    let result = ticks(&app, shutdown).await;
+    let _ = stop.send(true);
+    if let Some(server) = server {
+        match tokio::time::timeout(HTTP_DRAIN, server).await {
+            Ok(Ok(Ok(()))) => tracing::info!("http: stopped"),
+            Ok(Ok(Err(e))) => tracing::error!("http server: {e}"),
+            Ok(Err(e)) => tracing::error!("http server task: {e}"),
+            Err(_) => tracing::warn!(
+                "http: requests still in flight after {} s; stopping anyway",
+                HTTP_DRAIN.as_secs()
+            ),
+        }
+    }
+    result
+}
+
+/// The tick loop.
+async fn ticks(app: &App, shutdown: impl std::future::Future<Output = ()>) -> Result<(), AppError> {
     let period = Duration::from_secs(app.cfg.delivery.tick_secs as u64);
-    let mut shutdown = Box::pin(shutdown_signal());
+    let mut shutdown = Box::pin(shutdown);
     let mut hangup = hangup_signal();
     let mut fingerprint = definitions_fingerprint(&app.cfg);
     let mut watch = tokio::time::interval(WATCH_EVERY);
@@ -115,6 +176,38 @@ fn hangup_signal() -> Hangup {
     #[cfg(not(unix))]
     {
         Hangup {}
+    }
+}
+
+/// Installs the SIGINT and SIGTERM handlers now; the future completes on either.
+fn shutdown_listener() -> impl std::future::Future<Output = ()> + Send + 'static {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let term = signal(SignalKind::terminate()).ok();
+        let int = signal(SignalKind::interrupt()).ok();
+        async move {
+            async fn recv(s: Option<tokio::signal::unix::Signal>) {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            }
+            if term.is_none() && int.is_none() {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+            tokio::select! {
+                _ = recv(term) => {}
+                _ = recv(int) => {}
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        shutdown_signal()
     }
 }
 

@@ -1,10 +1,19 @@
-//! HTTP: the only home of `axum`. Today that is one local tool, the marketers' preview page
-//! (`ritualist preview --serve`): every ritual × locale rendered for a sample customer and date,
-//! email and SMS side by side, re-rendered from disk on every request.
+//! HTTP: the only home of `axum`. Two servers:
+//! - the marketers' preview page (`ritualist preview --serve`, [`serve_preview`]): every
+//!   ritual × locale rendered for a sample customer and date, email and SMS side by side,
+//!   re-rendered from disk on every request;
+//! - the daemon's public server (`http:` in the config, inside `ritualist run`,
+//!   [`serve_public`]): unsubscribe and preference pages behind signed link tokens, inbound
+//!   SMS keywords (Twilio and a generic JSON webhook) and `/healthz`.
 //!
-//! The server binds nothing itself: the caller passes a bound listener (the CLI binds
-//! 127.0.0.1) and a shutdown future, so tests can run it on port 0 and stop it at will.
+//! Neither binds anything itself: the caller passes a bound listener and a shutdown future,
+//! so tests can run them on port 0 and stop them at will.
 
+mod consent;
+mod inbound;
 mod preview;
+mod public;
 
+pub use inbound::{Keyword, keyword, twilio_signature_ok};
 pub use preview::serve_preview;
+pub use public::serve_public;

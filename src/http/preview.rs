@@ -133,7 +133,7 @@ fn collect_files(dir: &Path, depth: usize, out: &mut Vec<(String, Vec<u8>)>) {
 }
 
 /// Escapes text for HTML content and for double- or single-quoted attribute values.
-fn esc(s: &str) -> String {
+pub(super) fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + s.len() / 8);
     for ch in s.chars() {
         match ch {

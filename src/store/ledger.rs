@@ -4,7 +4,8 @@
 //! inserted with `ON CONFLICT DO NOTHING` *before* anything is sent: re-running a tick,
 //! restarting or running a second tick concurrently can never mint a second message for the
 //! same occurrence. Rows move `pending → claimed (leased) → sent | retry_wait | failed`;
-//! decisions not to send are recorded as `suppressed` with their reason. Workers claim due
+//! decisions not to send are recorded as `suppressed` with their reason. An operator may put
+//! `failed` rows back to `pending` or move unsent rows to `cancelled` (`ritualist outbox`). Workers claim due
 //! rows with one `UPDATE … RETURNING` that sets a lease (PostgreSQL adds `FOR UPDATE SKIP
 //! LOCKED`); results are written only while the lease token still matches.
 
@@ -22,6 +23,8 @@ pub enum Status {
     Sent,
     Failed,
     Suppressed,
+    /// Cancelled by an operator: never sent, never claimed again.
+    Cancelled,
 }
 
 impl Status {
@@ -33,6 +36,7 @@ impl Status {
             Status::Sent => "sent",
             Status::Failed => "failed",
             Status::Suppressed => "suppressed",
+            Status::Cancelled => "cancelled",
         }
     }
 }
@@ -98,6 +102,36 @@ pub struct DeliveryRow {
     pub sent_at: Option<i64>,
     pub due_at: i64,
     pub occasion: Option<String>,
+}
+
+/// Rows per (status, channel): the queue depth `ritualist outbox` shows.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct QueueCount {
+    pub status: String,
+    pub channel: String,
+    pub count: i64,
+}
+
+/// A failed row, for the operator deciding what to retry.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FailedDelivery {
+    pub id: i64,
+    pub ritual: String,
+    /// The customer's external id (`None` if the customer is gone).
+    pub customer: Option<String>,
+    pub channel: String,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub updated_at: i64,
+}
+
+/// Which rows an operator's retry or cancel applies to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RowSelection {
+    /// These ids (each only if its status allows the change).
+    Ids(Vec<i64>),
+    /// Every row in one of these statuses.
+    AllIn(Vec<Status>),
 }
 
 const BLOCKED_BY_CONSENT: &str = "EXISTS (SELECT 1 FROM consents c WHERE c.customer_id = deliveries.customer_id AND c.opted_out = TRUE \
@@ -323,6 +357,154 @@ impl Store {
             )
             .await?;
         Ok(n == 1)
+    }
+
+    /// Rows per status and channel, statuses in lifecycle order.
+    pub async fn queue_depth(&self) -> Result<Vec<QueueCount>, StoreError> {
+        let rows = self
+            .all(
+                "SELECT status, channel, COUNT(*) AS n FROM deliveries GROUP BY status, channel ORDER BY status, channel",
+                vec![],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(QueueCount {
+                    status: r.try_get("", "status")?,
+                    channel: r.try_get("", "channel")?,
+                    count: r.try_get("", "n")?,
+                })
+            })
+            .collect()
+    }
+
+    /// The newest `limit` failed rows with their last error.
+    pub async fn failed_deliveries(&self, limit: u32) -> Result<Vec<FailedDelivery>, StoreError> {
+        let rows = self
+            .all(
+                "SELECT d.id, d.ritual, c.external_id, d.channel, d.attempts, d.last_error, d.updated_at \
+                 FROM deliveries d LEFT JOIN customers c ON c.id = d.customer_id \
+                 WHERE d.status = 'failed' ORDER BY d.id DESC LIMIT $1",
+                vec![(limit as i64).into()],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(FailedDelivery {
+                    id: r.try_get("", "id")?,
+                    ritual: r.try_get("", "ritual")?,
+                    customer: r.try_get("", "external_id")?,
+                    channel: r.try_get("", "channel")?,
+                    attempts: r.try_get("", "attempts")?,
+                    last_error: r.try_get("", "last_error")?,
+                    updated_at: r.try_get("", "updated_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// The status of each of `ids` that exists.
+    pub async fn statuses_of(&self, ids: &[i64]) -> Result<BTreeMap<i64, String>, StoreError> {
+        let mut out = BTreeMap::new();
+        for chunk in ids.chunks(500) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT id, status FROM deliveries WHERE id IN ({})",
+                placeholders.join(", ")
+            );
+            for r in self
+                .all(&sql, chunk.iter().map(|i| Value::from(*i)).collect())
+                .await?
+            {
+                out.insert(r.try_get("", "id")?, r.try_get("", "status")?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Moves the selected rows whose status is one of `from` with `set` (SQL assignments whose
+    /// only parameter is `$1` = now); returns the ids changed. Claimed rows are never touched:
+    /// their worker's result is fenced on `status = 'claimed'`.
+    async fn operator_update(
+        &self,
+        set: &str,
+        from: &[Status],
+        which: &RowSelection,
+        now: i64,
+    ) -> Result<Vec<i64>, StoreError> {
+        debug_assert!(!from.contains(&Status::Claimed));
+        let statuses: Vec<String> = from.iter().map(|s| format!("'{}'", s.as_str())).collect();
+        let base = format!(
+            "UPDATE deliveries SET {set}, updated_at = $1, lease_token = NULL, lease_until = NULL \
+             WHERE status IN ({})",
+            statuses.join(", ")
+        );
+        let mut changed = Vec::new();
+        let mut run = |rows: Vec<sea_orm::QueryResult>| -> Result<(), StoreError> {
+            for r in rows {
+                changed.push(r.try_get("", "id")?);
+            }
+            Ok(())
+        };
+        match which {
+            RowSelection::AllIn(_) => {
+                run(self
+                    .all(&format!("{base} RETURNING id"), vec![now.into()])
+                    .await?)?;
+            }
+            RowSelection::Ids(ids) => {
+                for chunk in ids.chunks(500) {
+                    let placeholders: Vec<String> =
+                        (2..chunk.len() + 2).map(|i| format!("${i}")).collect();
+                    let sql = format!(
+                        "{base} AND id IN ({}) RETURNING id",
+                        placeholders.join(", ")
+                    );
+                    let mut values: Vec<Value> = vec![now.into()];
+                    values.extend(chunk.iter().map(|i| Value::from(*i)));
+                    run(self.all(&sql, values).await?)?;
+                }
+            }
+        }
+        changed.sort_unstable();
+        Ok(changed)
+    }
+
+    /// Failed rows back to the queue: `pending`, attempts reset, due at `now`. The stored
+    /// message (same bytes, same Message-ID) is what will be sent; consent is checked again
+    /// when the row is claimed.
+    pub async fn retry_failed(
+        &self,
+        which: &RowSelection,
+        now: i64,
+    ) -> Result<Vec<i64>, StoreError> {
+        self.operator_update(
+            "status = 'pending', attempts = 0, next_attempt_at = $1",
+            &[Status::Failed],
+            which,
+            now,
+        )
+        .await
+    }
+
+    /// Unsent rows (`pending`, `retry_wait`, `failed`; or only the statuses of
+    /// [`RowSelection::AllIn`]) to `cancelled`: never sent, never claimed again.
+    pub async fn cancel_deliveries(
+        &self,
+        which: &RowSelection,
+        now: i64,
+    ) -> Result<Vec<i64>, StoreError> {
+        let from = match which {
+            RowSelection::AllIn(from) => from.clone(),
+            RowSelection::Ids(_) => vec![Status::Pending, Status::RetryWait, Status::Failed],
+        };
+        self.operator_update(
+            "status = 'cancelled', reason = 'cancelled_by_operator'",
+            &from,
+            which,
+            now,
+        )
+        .await
     }
 
     /// Rows per status.

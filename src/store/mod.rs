@@ -7,6 +7,7 @@
 //! values reordered to match, so one statement text serves both engines. Times are Unix seconds.
 
 mod bulk;
+mod consent;
 mod engine;
 mod ledger;
 mod people;
@@ -17,8 +18,11 @@ use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement, Value,
 };
 
+pub use consent::ConsentEvent;
 pub use engine::{HistoryRow, MonthDayColumn, OrderRow, Probe};
-pub use ledger::{ClaimedDelivery, DeliveryRow, NewDelivery, Status};
+pub use ledger::{
+    ClaimedDelivery, DeliveryRow, FailedDelivery, NewDelivery, QueueCount, RowSelection, Status,
+};
 pub use people::{CustomerRow, UpsertStats};
 
 #[derive(Debug, thiserror::Error)]

@@ -261,7 +261,9 @@ impl Store {
     }
 
     /// Records an opt-out (`opted_out = true`) or opt-in for a scope (`all`, `channel:sms`,
-    /// `ritual:birthday`, `category:holidays.mothers_day`), with its source and time.
+    /// `ritual:birthday`, `category:holidays.mothers_day`), with its source and time, and logs
+    /// the change in `consent_events`. Saying again what is already recorded changes nothing
+    /// (a replayed one-click, a second STOP): `false` then.
     pub async fn set_consent(
         &self,
         customer_id: i64,
@@ -269,14 +271,72 @@ impl Store {
         opted_out: bool,
         source: &str,
         now: i64,
-    ) -> Result<(), StoreError> {
-        self.exec(
-            "INSERT INTO consents (customer_id, scope, opted_out, source, changed_at) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (customer_id, scope) DO UPDATE SET opted_out = excluded.opted_out, source = excluded.source, changed_at = excluded.changed_at",
-            vec![customer_id.into(), scope.to_string().into(), opted_out.into(), source.to_string().into(), now.into()],
-        )
-        .await?;
-        Ok(())
+    ) -> Result<bool, StoreError> {
+        use sea_orm::{ConnectionTrait, TransactionTrait};
+        let txn = self.db.begin().await?;
+        let changed = txn
+            .execute_raw(self.stmt(
+                "INSERT INTO consents (customer_id, scope, opted_out, source, changed_at) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (customer_id, scope) DO UPDATE SET opted_out = excluded.opted_out, source = excluded.source, changed_at = excluded.changed_at \
+                 WHERE consents.opted_out <> excluded.opted_out",
+                vec![customer_id.into(), scope.to_string().into(), opted_out.into(), source.to_string().into(), now.into()],
+            ))
+            .await?
+            .rows_affected()
+            > 0;
+        if changed {
+            txn.execute_raw(self.stmt(
+                "INSERT INTO consent_events (customer_id, scope, opted_out, source, changed_at) VALUES ($1, $2, $3, $4, $5)",
+                vec![customer_id.into(), scope.to_string().into(), opted_out.into(), source.to_string().into(), now.into()],
+            ))
+            .await?;
+        }
+        txn.commit().await?;
+        Ok(changed)
+    }
+
+    /// A hard bounce of `address`: the customer is opted out of email (`channel:email`, source
+    /// `bounce`) — only while `address` is still their address (a corrected address is not
+    /// blamed for the old one), and without overwriting an opt-out they already gave. `true`
+    /// when an opt-out was recorded.
+    pub async fn record_bounce(
+        &self,
+        customer_id: i64,
+        address: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let n = self
+            .exec(
+                "INSERT INTO consents (customer_id, scope, opted_out, source, changed_at) \
+                 SELECT id, 'channel:email', TRUE, 'bounce', $2 FROM customers WHERE id = $1 AND lower(email) = lower($3) \
+                 ON CONFLICT (customer_id, scope) DO UPDATE SET opted_out = excluded.opted_out, source = excluded.source, changed_at = excluded.changed_at \
+                 WHERE consents.opted_out = FALSE",
+                vec![customer_id.into(), now.into(), address.to_string().into()],
+            )
+            .await?;
+        Ok(n > 0)
+    }
+
+    /// Every consent record of a customer: (scope, opted out, source).
+    pub async fn consents_of(
+        &self,
+        customer_id: i64,
+    ) -> Result<Vec<(String, bool, String)>, StoreError> {
+        let rows = self
+            .all(
+                "SELECT scope, opted_out, source FROM consents WHERE customer_id = $1 ORDER BY scope",
+                vec![customer_id.into()],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("", "scope")?,
+                    r.try_get("", "opted_out")?,
+                    r.try_get("", "source")?,
+                ))
+            })
+            .collect()
     }
 
     /// The opted-out scopes of each of `ids`.

@@ -67,7 +67,7 @@ async fn email_reaches_a_real_smtp_server_once_with_the_right_headers() {
         assert!(msg.contains("Content-Type: multipart/alternative"), "{msg}");
         assert!(msg.contains("Content-Type: text/plain; charset=utf-8"));
         assert!(msg.contains("Content-Type: text/html; charset=utf-8"));
-        assert!(msg.contains("List-Unsubscribe: <https://floare.example/unsubscribe?t=v1."));
+        assert!(msg.contains("List-Unsubscribe: <https://floare.example/unsubscribe?t=v2."));
         assert!(msg.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"));
         assert!(
             msg.contains("Date: Wed, 05 May 2027 12:00:00 +0000"),

@@ -3,10 +3,15 @@
 //! preview page in headless Chromium.
 //! Peers are started by each test (see `peers`); under CI a missing peer fails the test.
 
+mod bounce;
 mod browser;
+mod consent;
+mod daemon_lock;
 mod delivery;
+mod dkim;
 mod engine;
 mod harness;
+mod outbox;
 mod peers;
 mod regression;
 mod reload;

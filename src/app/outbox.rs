@@ -1,0 +1,150 @@
+//! `ritualist outbox`: what the queue holds (rows per status and channel, the failed messages
+//! with their last error) and the operator's two levers — retry failed messages, cancel
+//! messages that must never go out. Needs only the store: no rituals, templates or transports.
+
+use std::collections::BTreeMap;
+
+use crate::store::{FailedDelivery, QueueCount, RowSelection, Status, Store, StoreError};
+
+/// How many failed messages `ritualist outbox` lists.
+pub const FAILED_LISTED: u32 = 50;
+
+/// The queue: counts per status and channel, and the newest failed messages.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct OutboxView {
+    pub queue: Vec<QueueCount>,
+    pub total: i64,
+    pub failed: Vec<FailedDelivery>,
+}
+
+impl OutboxView {
+    /// The channels present, sorted.
+    pub fn channels(&self) -> Vec<String> {
+        let mut c: Vec<String> = self.queue.iter().map(|q| q.channel.clone()).collect();
+        c.sort();
+        c.dedup();
+        c
+    }
+
+    /// Statuses in lifecycle order (unknown ones last, by name), each with its count per channel.
+    pub fn by_status(&self) -> Vec<(String, BTreeMap<String, i64>)> {
+        const ORDER: [&str; 9] = [
+            "pending",
+            "claimed",
+            "retry_wait",
+            "sending",
+            "in_doubt",
+            "sent",
+            "failed",
+            "suppressed",
+            "cancelled",
+        ];
+        let mut map: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
+        for q in &self.queue {
+            *map.entry(q.status.clone())
+                .or_default()
+                .entry(q.channel.clone())
+                .or_default() += q.count;
+        }
+        let mut rows: Vec<(String, BTreeMap<String, i64>)> = map.into_iter().collect();
+        rows.sort_by_key(|(s, _)| {
+            (
+                ORDER.iter().position(|o| o == s).unwrap_or(ORDER.len()),
+                s.clone(),
+            )
+        });
+        rows
+    }
+}
+
+/// What a retry or cancel did: the ids changed, and each requested id left alone with why.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct OutboxChange {
+    pub changed: Vec<i64>,
+    pub skipped: Vec<(i64, String)>,
+}
+
+pub async fn outbox_view(store: &Store) -> Result<OutboxView, StoreError> {
+    let queue = store.queue_depth().await?;
+    let total = queue.iter().map(|q| q.count).sum();
+    let failed = store.failed_deliveries(FAILED_LISTED).await?;
+    Ok(OutboxView {
+        queue,
+        total,
+        failed,
+    })
+}
+
+/// Why each requested id that did not change was left alone.
+async fn skipped(
+    store: &Store,
+    which: &RowSelection,
+    changed: &[i64],
+    wanted: &str,
+) -> Result<Vec<(i64, String)>, StoreError> {
+    let RowSelection::Ids(ids) = which else {
+        return Ok(Vec::new());
+    };
+    let rest: Vec<i64> = ids
+        .iter()
+        .copied()
+        .filter(|i| !changed.contains(i))
+        .collect();
+    let statuses = store.statuses_of(&rest).await?;
+    let mut out: Vec<(i64, String)> = rest
+        .into_iter()
+        .map(|id| {
+            let why = match statuses.get(&id) {
+                None => "no such message".to_string(),
+                Some(s) => format!("it is {s}, not {wanted}"),
+            };
+            (id, why)
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// Failed messages back to the queue (`pending`, attempts reset, due `now`).
+pub async fn outbox_retry(
+    store: &Store,
+    which: &RowSelection,
+    now: i64,
+) -> Result<OutboxChange, StoreError> {
+    let changed = store.retry_failed(which, now).await?;
+    let skipped = skipped(store, which, &changed, "failed").await?;
+    tracing::info!(
+        count = changed.len(),
+        "outbox: failed messages put back in the queue"
+    );
+    Ok(OutboxChange { changed, skipped })
+}
+
+/// Unsent messages to `cancelled`: never sent.
+pub async fn outbox_cancel(
+    store: &Store,
+    which: &RowSelection,
+    now: i64,
+) -> Result<OutboxChange, StoreError> {
+    let changed = store.cancel_deliveries(which, now).await?;
+    let skipped = skipped(
+        store,
+        which,
+        &changed,
+        "pending, waiting for a retry or failed",
+    )
+    .await?;
+    tracing::info!(count = changed.len(), "outbox: messages cancelled");
+    Ok(OutboxChange { changed, skipped })
+}
+
+/// `--all-pending`: rows waiting for their first attempt or for a retry.
+pub fn all_pending() -> RowSelection {
+    RowSelection::AllIn(vec![Status::Pending, Status::RetryWait])
+}
+
+/// `--all-failed`.
+pub fn all_failed() -> RowSelection {
+    RowSelection::AllIn(vec![Status::Failed])
+}

@@ -1,0 +1,578 @@
+//! The customer's consent pages, in their language (en, ro, ru; anything else gets en):
+//! - `GET /u/<token>`: what this link would unsubscribe from, with two choices — only this
+//!   category (e.g. Mother's Day) or everything on this channel. GET never changes anything:
+//!   mail scanners and link previews fetch links nobody clicked.
+//! - `POST /u/<token>`: `scope=category|channel` acts and shows a done page (`source: link`);
+//!   a body of `List-Unsubscribe=One-Click` (RFC 8058, sent by mail clients) unsubscribes the
+//!   token's category with a bare 200 (`source: one_click`).
+//! - `GET /p/<token>`: every category of the loaded rituals and each channel, switched on or
+//!   off; `POST` saves what changed (`source: preferences`).
+//!
+//! A token that does not verify, or names a customer who is gone, gets the same 404 page.
+//! Saying again what is already recorded (a replayed one-click) changes nothing.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+
+use super::preview::esc;
+use crate::app::App;
+use crate::domain::Channel;
+use crate::ritual::Trigger;
+use crate::store::CustomerRow;
+
+/// The words of the pages in one language.
+struct Texts {
+    lang: &'static str,
+    invalid_title: &'static str,
+    invalid_body: &'static str,
+    error: &'static str,
+    unsub_title: &'static str,
+    unsub_question: &'static str,
+    only: &'static str,
+    everything_email: &'static str,
+    everything_sms: &'static str,
+    done_title: &'static str,
+    done_category: &'static str,
+    done_channel: &'static str,
+    manage: &'static str,
+    prefs_title: &'static str,
+    prefs_intro: &'static str,
+    all_messages: &'static str,
+    channels: &'static str,
+    topics: &'static str,
+    save: &'static str,
+    saved: &'static str,
+}
+
+const EN: Texts = Texts {
+    lang: "en",
+    invalid_title: "This link does not work",
+    invalid_body: "The link is incomplete or was changed. Please use the link from the message exactly as it is.",
+    error: "Something went wrong on our side. Please try again in a few minutes.",
+    unsub_title: "Unsubscribe",
+    unsub_question: "What would you like to stop receiving?",
+    only: "Only these messages",
+    everything_email: "Everything by email",
+    everything_sms: "Everything by SMS",
+    done_title: "You are unsubscribed",
+    done_category: "You will no longer receive these messages:",
+    done_channel: "You will no longer receive any of our messages on this channel:",
+    manage: "Manage all your preferences",
+    prefs_title: "Your message preferences",
+    prefs_intro: "Choose what you would like to receive from",
+    all_messages: "Messages from us at all",
+    channels: "Channels",
+    topics: "Topics",
+    save: "Save",
+    saved: "Your preferences are saved.",
+};
+
+const RO: Texts = Texts {
+    lang: "ro",
+    invalid_title: "Acest link nu funcționează",
+    invalid_body: "Linkul este incomplet sau a fost modificat. Folosiți linkul din mesaj exact așa cum este.",
+    error: "A apărut o eroare la noi. Încercați din nou peste câteva minute.",
+    unsub_title: "Dezabonare",
+    unsub_question: "Ce nu mai doriți să primiți?",
+    only: "Doar aceste mesaje",
+    everything_email: "Nimic prin e-mail",
+    everything_sms: "Nimic prin SMS",
+    done_title: "V-ați dezabonat",
+    done_category: "Nu veți mai primi aceste mesaje:",
+    done_channel: "Nu veți mai primi niciun mesaj de la noi pe acest canal:",
+    manage: "Gestionați toate preferințele",
+    prefs_title: "Preferințele dumneavoastră",
+    prefs_intro: "Alegeți ce doriți să primiți de la",
+    all_messages: "Mesaje de la noi, în general",
+    channels: "Canale",
+    topics: "Subiecte",
+    save: "Salvează",
+    saved: "Preferințele au fost salvate.",
+};
+
+const RU: Texts = Texts {
+    lang: "ru",
+    invalid_title: "Ссылка не работает",
+    invalid_body: "Ссылка неполная или была изменена. Используйте ссылку из сообщения без изменений.",
+    error: "У нас что-то пошло не так. Попробуйте ещё раз через несколько минут.",
+    unsub_title: "Отписка",
+    unsub_question: "Что вы больше не хотите получать?",
+    only: "Только такие сообщения",
+    everything_email: "Всё по электронной почте",
+    everything_sms: "Всё по SMS",
+    done_title: "Вы отписались",
+    done_category: "Вы больше не будете получать эти сообщения:",
+    done_channel: "Вы больше не будете получать от нас сообщения по этому каналу:",
+    manage: "Управлять всеми настройками",
+    prefs_title: "Настройки сообщений",
+    prefs_intro: "Выберите, что вы хотите получать от",
+    all_messages: "Сообщения от нас вообще",
+    channels: "Каналы",
+    topics: "Темы",
+    save: "Сохранить",
+    saved: "Настройки сохранены.",
+};
+
+/// The texts for a customer's locale (`ro-MD` → ro); English when there are none.
+fn texts(locale: &str) -> &'static Texts {
+    let lang = locale
+        .split(['-', '_'])
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    match lang.as_str() {
+        "ro" => &RO,
+        "ru" => &RU,
+        _ => &EN,
+    }
+}
+
+fn channel_name(t: &Texts, ch: Channel) -> &'static str {
+    match (ch, t.lang) {
+        (Channel::Email, "ro") => "e-mail",
+        (Channel::Email, "ru") => "электронная почта",
+        (Channel::Email, _) => "email",
+        (Channel::Sms, _) => "SMS",
+    }
+}
+
+fn page(t: &Texts, title: &str, body: &str) -> String {
+    format!(
+        "<!doctype html><html lang=\"{lang}\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <meta name=\"robots\" content=\"noindex\"><title>{title}</title>\
+         <style>body{{font-family:system-ui,sans-serif;max-width:34rem;margin:2rem auto;padding:0 1rem;line-height:1.5}}\
+         button{{display:block;width:100%;margin:.5rem 0;padding:.7rem;font-size:1rem}}\
+         fieldset{{margin:1rem 0}}label{{display:block;margin:.3rem 0}}</style></head>\
+         <body><h1>{title}</h1>{body}</body></html>",
+        lang = t.lang,
+        title = esc(title),
+    )
+}
+
+fn html(status: StatusCode, s: String) -> Response {
+    (status, Html(s)).into_response()
+}
+
+fn invalid_link() -> Response {
+    html(
+        StatusCode::NOT_FOUND,
+        page(
+            &EN,
+            EN.invalid_title,
+            &format!("<p>{}</p>", esc(EN.invalid_body)),
+        ),
+    )
+}
+
+fn server_error(t: &Texts, e: impl std::fmt::Display) -> Response {
+    tracing::error!("consent page: {e}");
+    html(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        page(t, t.invalid_title, &format!("<p>{}</p>", esc(t.error))),
+    )
+}
+
+/// Every opt-out category the loaded rituals send, with a label in `locale`: a holiday's name
+/// from the calendars, else the ritual's description, else the category itself.
+fn categories(app: &App, locale: &str) -> BTreeMap<String, String> {
+    let defs = app.defs();
+    let holiday_name = |id: &str| {
+        defs.calendars
+            .values()
+            .flat_map(|c| c.holidays.iter())
+            .find(|h| h.id == id)
+            .map(|h| h.name(locale).to_string())
+    };
+    let mut out = BTreeMap::new();
+    for r in &defs.rituals {
+        match (&r.category, &r.trigger) {
+            (None, Trigger::Holiday { ids, .. }) => {
+                for id in ids {
+                    let label = holiday_name(id).unwrap_or_else(|| id.replace('_', " "));
+                    out.insert(format!("holidays.{id}"), label);
+                }
+            }
+            (cat, _) => {
+                let cat = cat.clone().unwrap_or_else(|| r.name.clone());
+                let label = r
+                    .description
+                    .clone()
+                    .unwrap_or_else(|| cat.replace('_', " "));
+                out.entry(cat).or_insert(label);
+            }
+        }
+    }
+    out
+}
+
+/// The label of one category (also one no ritual sends any more).
+fn category_label(app: &App, category: &str, locale: &str) -> String {
+    categories(app, locale).remove(category).unwrap_or_else(|| {
+        category
+            .rsplit('.')
+            .next()
+            .unwrap_or(category)
+            .replace('_', " ")
+    })
+}
+
+/// The verified customer of an unsubscribe or preference link.
+async fn customer(app: &App, id: i64) -> Result<Option<CustomerRow>, Response> {
+    app.store
+        .customer_by_id(id)
+        .await
+        .map_err(|e| server_error(&EN, e))
+}
+
+pub(super) async fn unsubscribe_page(
+    State(app): State<Arc<App>>,
+    Path(token): Path<String>,
+) -> Response {
+    let Ok(tok) = app.link_keys.parse_unsubscribe(&token) else {
+        return invalid_link();
+    };
+    let c = match customer(&app, tok.customer_id).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return invalid_link(),
+        Err(r) => return r,
+    };
+    let t = texts(&c.locale);
+    let label = category_label(&app, &tok.category, &c.locale);
+    let everything = match tok.channel {
+        Channel::Email => t.everything_email,
+        Channel::Sms => t.everything_sms,
+    };
+    // An empty action posts back to this very URL: no address is built from the request.
+    let body = format!(
+        "<p>{q}</p><form method=\"post\" action=\"\">\
+         <button name=\"scope\" value=\"category\">{only}: {label}</button>\
+         <button name=\"scope\" value=\"channel\">{everything}</button></form>",
+        q = esc(t.unsub_question),
+        only = esc(t.only),
+        label = esc(&label),
+        everything = esc(everything),
+    );
+    html(StatusCode::OK, page(t, t.unsub_title, &body))
+}
+
+/// Whether a POST body is RFC 8058's `List-Unsubscribe=One-Click`, form-encoded or (as in the
+/// RFC's own example) `multipart/form-data`.
+fn is_one_click(headers: &HeaderMap, body: &[u8]) -> bool {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if content_type
+        .trim()
+        .to_ascii_lowercase()
+        .starts_with("multipart/form-data")
+    {
+        let Some(boundary) = content_type.split(';').find_map(|p| {
+            let p = p.trim();
+            p.get(..9)
+                .filter(|k| k.eq_ignore_ascii_case("boundary="))
+                .map(|_| p[9..].trim_matches('"'))
+                .filter(|b| !b.is_empty())
+        }) else {
+            return false;
+        };
+        let Ok(text) = std::str::from_utf8(body) else {
+            return false;
+        };
+        return text.split(&format!("--{boundary}")).any(|part| {
+            let Some((head, value)) = part
+                .split_once("\r\n\r\n")
+                .or_else(|| part.split_once("\n\n"))
+            else {
+                return false;
+            };
+            let head = head.to_ascii_lowercase();
+            head.contains("content-disposition: form-data")
+                && head.contains("name=\"list-unsubscribe\"")
+                && value.trim() == "One-Click"
+        });
+    }
+    form_urlencoded::parse(body).any(|(k, v)| k == "List-Unsubscribe" && v == "One-Click")
+}
+
+pub(super) async fn unsubscribe_post(
+    State(app): State<Arc<App>>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Ok(tok) = app.link_keys.parse_unsubscribe(&token) else {
+        return invalid_link();
+    };
+    let c = match customer(&app, tok.customer_id).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return invalid_link(),
+        Err(r) => return r,
+    };
+    let t = texts(&c.locale);
+    let form: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
+    let has = |k: &str, v: &str| form.iter().any(|(a, b)| a == k && b == v);
+    let now = crate::clock::now().as_second();
+    let category_scope = format!("category:{}", tok.category);
+    if is_one_click(&headers, &body) {
+        return match app
+            .store
+            .set_consent(c.id, &category_scope, true, "one_click", now)
+            .await
+        {
+            Ok(changed) => {
+                tracing::info!(customer = c.id, scope = %category_scope, changed, "one-click unsubscribe");
+                (StatusCode::OK, "unsubscribed\n").into_response()
+            }
+            Err(e) => server_error(t, e),
+        };
+    }
+    let (scope, what) = if has("scope", "category") {
+        (
+            category_scope,
+            format!(
+                "{} <strong>{}</strong>",
+                esc(t.done_category),
+                esc(&category_label(&app, &tok.category, &c.locale))
+            ),
+        )
+    } else if has("scope", "channel") {
+        (
+            format!("channel:{}", tok.channel),
+            format!(
+                "{} <strong>{}</strong>",
+                esc(t.done_channel),
+                esc(channel_name(t, tok.channel))
+            ),
+        )
+    } else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "choose scope=category or scope=channel\n",
+        )
+            .into_response();
+    };
+    match app.store.set_consent(c.id, &scope, true, "link", now).await {
+        Ok(changed) => {
+            tracing::info!(customer = c.id, scope = %scope, changed, "unsubscribed from a link");
+            // `../p/<token>` resolves next to `/u/<token>`, behind any proxy prefix.
+            let prefs = app.link_keys.preferences_token(c.id);
+            let body = format!(
+                "<p>{what}</p><p><a href=\"../p/{prefs}\">{}</a></p>",
+                esc(t.manage)
+            );
+            html(StatusCode::OK, page(t, t.done_title, &body))
+        }
+        Err(e) => server_error(t, e),
+    }
+}
+
+/// Whether `scope` or one of its parent categories is opted out.
+fn blocked(consents: &BTreeMap<String, bool>, scope: &str) -> bool {
+    let mut s = scope;
+    loop {
+        if consents.get(s).copied().unwrap_or(false) {
+            return true;
+        }
+        match s.rfind('.') {
+            Some(i) if s.starts_with("category:") => s = &s[..i],
+            _ => return false,
+        }
+    }
+}
+
+fn preferences_html(
+    app: &App,
+    c: &CustomerRow,
+    consents: &BTreeMap<String, bool>,
+    notice: Option<&str>,
+) -> String {
+    let t = texts(&c.locale);
+    let check = |scope: &str| {
+        if blocked(consents, scope) {
+            ""
+        } else {
+            " checked"
+        }
+    };
+    let mut body = String::new();
+    if let Some(n) = notice {
+        body.push_str(&format!("<p><strong>{}</strong></p>", esc(n)));
+    }
+    body.push_str(&format!(
+        "<p>{} {}.</p><form method=\"post\" action=\"\">\
+         <input type=\"hidden\" name=\"form\" value=\"preferences\">\
+         <label><input type=\"checkbox\" name=\"all\" value=\"on\"{}> {}</label>\
+         <fieldset><legend>{}</legend>",
+        esc(t.prefs_intro),
+        esc(&app.cfg.shop.name),
+        check("all"),
+        esc(t.all_messages),
+        esc(t.channels)
+    ));
+    for ch in [Channel::Email, Channel::Sms] {
+        body.push_str(&format!(
+            "<label><input type=\"checkbox\" name=\"channel\" value=\"{ch}\"{}> {}</label>",
+            check(&format!("channel:{ch}")),
+            esc(channel_name(t, ch))
+        ));
+    }
+    body.push_str(&format!(
+        "</fieldset><fieldset><legend>{}</legend>",
+        esc(t.topics)
+    ));
+    for (cat, label) in categories(app, &c.locale) {
+        body.push_str(&format!(
+            "<label><input type=\"checkbox\" name=\"category\" value=\"{}\"{}> {}</label>",
+            esc(&cat),
+            check(&format!("category:{cat}")),
+            esc(&label)
+        ));
+    }
+    body.push_str(&format!(
+        "</fieldset><button>{}</button></form>",
+        esc(t.save)
+    ));
+    page(t, t.prefs_title, &body)
+}
+
+async fn preferences_customer(
+    app: &App,
+    token: &str,
+) -> Result<(CustomerRow, BTreeMap<String, bool>), Response> {
+    let Ok(id) = app.link_keys.parse_preferences(token) else {
+        return Err(invalid_link());
+    };
+    let Some(c) = customer(app, id).await? else {
+        return Err(invalid_link());
+    };
+    let consents = app
+        .store
+        .consent_map(c.id)
+        .await
+        .map_err(|e| server_error(texts(&c.locale), e))?;
+    Ok((c, consents))
+}
+
+pub(super) async fn preferences_page(
+    State(app): State<Arc<App>>,
+    Path(token): Path<String>,
+) -> Response {
+    match preferences_customer(&app, &token).await {
+        Ok((c, consents)) => html(StatusCode::OK, preferences_html(&app, &c, &consents, None)),
+        Err(r) => r,
+    }
+}
+
+pub(super) async fn preferences_post(
+    State(app): State<Arc<App>>,
+    Path(token): Path<String>,
+    body: Bytes,
+) -> Response {
+    let (c, mut consents) = match preferences_customer(&app, &token).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let t = texts(&c.locale);
+    let form: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
+    // An empty or foreign body must not read as "everything off".
+    if !form.iter().any(|(k, v)| k == "form" && v == "preferences") {
+        return (StatusCode::BAD_REQUEST, "not a preference form\n").into_response();
+    }
+    let on: BTreeSet<String> = form
+        .iter()
+        .filter_map(|(k, v)| match k.as_str() {
+            "all" if v == "on" => Some("all".to_string()),
+            "channel" => Some(format!("channel:{v}")),
+            "category" => Some(format!("category:{v}")),
+            _ => None,
+        })
+        .collect();
+    // Only the scopes this page shows can be switched: nothing else comes from the form.
+    let mut scopes = vec!["all".to_string()];
+    scopes.extend([Channel::Email, Channel::Sms].map(|ch| format!("channel:{ch}")));
+    scopes.extend(
+        categories(&app, &c.locale)
+            .into_keys()
+            .map(|cat| format!("category:{cat}")),
+    );
+    let now = crate::clock::now().as_second();
+    let mut changes = 0;
+    for scope in scopes {
+        let want_out = !on.contains(&scope);
+        let is_out = consents.get(&scope).copied().unwrap_or(false);
+        if want_out == is_out {
+            continue;
+        }
+        match app
+            .store
+            .set_consent(c.id, &scope, want_out, "preferences", now)
+            .await
+        {
+            Ok(_) => {
+                consents.insert(scope, want_out);
+                changes += 1;
+            }
+            Err(e) => return server_error(t, e),
+        }
+    }
+    tracing::info!(customer = c.id, changes, "preferences saved");
+    html(
+        StatusCode::OK,
+        preferences_html(&app, &c, &consents, Some(t.saved)),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn languages_fall_back_to_english() {
+        assert_eq!(texts("ro-MD").lang, "ro");
+        assert_eq!(texts("ru").lang, "ru");
+        assert_eq!(texts("de").lang, "en");
+        assert_eq!(texts("").lang, "en");
+    }
+
+    #[test]
+    fn one_click_bodies_form_encoded_and_multipart() {
+        let form = |ct: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::CONTENT_TYPE, ct.parse().unwrap());
+            h
+        };
+        let urlenc = form("application/x-www-form-urlencoded");
+        assert!(is_one_click(&urlenc, b"List-Unsubscribe=One-Click"));
+        assert!(!is_one_click(&urlenc, b"List-Unsubscribe=Two-Clicks"));
+        assert!(!is_one_click(&urlenc, b"scope=category"));
+        assert!(!is_one_click(&urlenc, b""));
+        // RFC 8058, section 8.1.
+        let multi = form("multipart/form-data; boundary=---FormBoundaryjWmhtjORrn");
+        let body = "-----FormBoundaryjWmhtjORrn\r\n\
+                    Content-Disposition: form-data; name=\"List-Unsubscribe\"\r\n\
+                    \r\n\
+                    One-Click\r\n\
+                    -----FormBoundaryjWmhtjORrn--\r\n";
+        assert!(is_one_click(&multi, body.as_bytes()));
+        assert!(!is_one_click(
+            &multi,
+            body.replace("One-Click", "No").as_bytes()
+        ));
+        assert!(!is_one_click(&form("multipart/form-data"), body.as_bytes()));
+    }
+
+    #[test]
+    fn a_parent_category_blocks_its_children() {
+        let c: BTreeMap<String, bool> = [("category:holidays".to_string(), true)].into();
+        assert!(blocked(&c, "category:holidays.mothers_day"));
+        assert!(!blocked(&c, "category:birthday"));
+        assert!(!blocked(&c, "channel:sms"));
+    }
+}

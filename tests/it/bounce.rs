@@ -1,0 +1,139 @@
+//! Hard bounces suppress the address, rejections of us never do: smtp-sink hard-rejects
+//! (`-f COMMAND -B REPLY`) and the consent table and the next year's decision tell.
+
+use crate::harness::{BOTH, Db, HEADER, TestApp, at};
+use crate::peers::SmtpSink;
+
+fn smtp(port: u16) -> String {
+    format!(
+        "  email:\n    transport: smtp\n    smtp:\n      host: 127.0.0.1\n      port: {port}\n      security: plain\n      timeout_secs: 5\n"
+    )
+}
+
+/// Two email-only customers born on May 5, sent to a sink started with `args`. `None` when
+/// the sink or the database is missing (outside CI).
+async fn rejected_by(db: Db, args: &[&str]) -> Option<(SmtpSink, TestApp)> {
+    let sink = SmtpSink::start(args)?;
+    let t = TestApp::start(db, &smtp(sink.port())).await?;
+    let csv = format!(
+        "{HEADER}b1,Emma,Test,emma@example.com,,en,Europe/Bucharest,1990-05-05,email\n\
+         b2,Ana,Test,ana@example.com,,ro,Europe/Bucharest,1991-05-05,email\n"
+    );
+    assert!(t.customers(&csv).await.is_empty());
+    let now = at("2027-05-05T12:00:00Z");
+    assert_eq!(t.app.tick(now).await.unwrap().queued, 2);
+    let d = t.app.drain(now).await.unwrap();
+    assert_eq!((d.sent, d.failed), (0, 2), "{d:?}");
+    Some((sink, t))
+}
+
+/// (customer id, consent records) of every customer.
+async fn consents(t: &TestApp) -> Vec<(i64, Vec<(String, bool, String)>)> {
+    let mut ids: Vec<i64> = t
+        .app
+        .store
+        .deliveries()
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| d.customer_id)
+        .collect();
+    ids.sort();
+    ids.dedup();
+    let mut out = Vec::new();
+    for id in ids {
+        out.push((id, t.app.store.consents_of(id).await.unwrap()));
+    }
+    out
+}
+
+/// The next birthday's decisions: (status, reason) of the 2028 rows.
+async fn next_year(t: &TestApp) -> Vec<(String, String)> {
+    let now = at("2028-05-05T12:00:00Z");
+    t.app.tick(now).await.unwrap();
+    t.app.drain(now).await.unwrap();
+    t.app
+        .store
+        .deliveries()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|d| d.occurrence == "2028")
+        .map(|d| (d.status, d.reason.unwrap_or_default()))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_user_unknown_to_rcpt_opts_the_customer_out_of_email() {
+    for db in BOTH {
+        for reply in ["550 5.1.1 User unknown", "550 User unknown"] {
+            let Some((_sink, t)) = rejected_by(db, &["-f", "RCPT", "-B", reply]).await else {
+                continue;
+            };
+            for row in t.app.store.deliveries().await.unwrap() {
+                assert_eq!(row.status, "failed");
+                let err = row.last_error.unwrap_or_default();
+                assert!(err.starts_with("RCPT TO: "), "{err}");
+                assert!(err.contains("User unknown"), "{err}");
+            }
+            for (id, c) in consents(&t).await {
+                assert_eq!(
+                    c,
+                    vec![("channel:email".to_string(), true, "bounce".to_string())],
+                    "{db:?} `{reply}`: customer {id}"
+                );
+            }
+            let next = next_year(&t).await;
+            assert_eq!(next.len(), 2, "{next:?}");
+            for (status, reason) in next {
+                assert_eq!(status, "suppressed", "{db:?} `{reply}`");
+                assert!(reason.starts_with("opted_out"), "{reason}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn rejections_of_us_or_of_the_message_never_suppress_the_customer() {
+    for (args, expect) in [
+        (
+            &["-f", "MAIL", "-B", "535 5.7.8 Authentication failed"][..],
+            "MAIL FROM: ",
+        ),
+        (
+            &["-f", "MAIL", "-B", "550 5.1.1 Sender unknown"][..],
+            "MAIL FROM: ",
+        ),
+        (
+            &["-f", "RCPT", "-B", "550 5.7.1 Relaying denied"][..],
+            "RCPT TO: ",
+        ),
+        (&["-f", "RCPT"][..], "RCPT TO: "), // smtp-sink's default: 500 5.3.0 Error: command failed
+        (
+            &["-f", "DATA", "-B", "554 5.6.0 Content rejected"][..],
+            "DATA: ",
+        ),
+        (
+            &["-f", ".", "-B", "550 5.7.1 Message rejected as spam"][..],
+            "end of data: ",
+        ),
+    ] {
+        let Some((_sink, t)) = rejected_by(Db::Sqlite, args).await else {
+            return;
+        };
+        for row in t.app.store.deliveries().await.unwrap() {
+            assert_eq!(row.status, "failed", "{args:?}");
+            let err = row.last_error.unwrap_or_default();
+            assert!(err.starts_with(expect), "{args:?}: {err}");
+        }
+        for (id, c) in consents(&t).await {
+            assert!(c.is_empty(), "{args:?}: customer {id} suppressed: {c:?}");
+        }
+        // Next year they are written to again.
+        let next = next_year(&t).await;
+        assert_eq!(next.len(), 2, "{next:?}");
+        for (status, _) in next {
+            assert_ne!(status, "suppressed", "{args:?}");
+        }
+    }
+}
