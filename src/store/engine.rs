@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use sea_orm::{ConnectionTrait, TransactionTrait, Value};
 
+use super::packed::PACKED_CUSTOMER;
 use super::people::{CUSTOMER_COLS, customer_from};
 use super::{CustomerRow, NewDelivery, Store, StoreError};
 
@@ -220,15 +221,15 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<CustomerRow>, StoreError> {
         let sql = format!(
-            "SELECT {CUSTOMER_COLS} FROM customers WHERE time_zone = $1 AND id > $2 ORDER BY id LIMIT $3"
+            "SELECT {} FROM (SELECT {PACKED_CUSTOMER} FROM customers \
+             WHERE time_zone = $1 AND id > $2 ORDER BY id LIMIT $3) t",
+            self.pack(PACKED_CUSTOMER, "id")
         );
-        let rows = self
-            .all(
-                &sql,
-                vec![zone.to_string().into(), after.into(), (limit as i64).into()],
-            )
-            .await?;
-        rows.iter().map(customer_from).collect()
+        self.packed_customers(
+            &sql,
+            vec![zone.to_string().into(), after.into(), (limit as i64).into()],
+        )
+        .await
     }
 
     /// Up to `limit` customers with an id above `after`, by id (keyset paging over everyone).
@@ -250,12 +251,11 @@ impl Store {
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(500) {
             let sql = format!(
-                "SELECT {CUSTOMER_COLS} FROM customers WHERE id IN ({}) ORDER BY id",
+                "SELECT {} FROM customers WHERE id IN ({})",
+                self.pack(PACKED_CUSTOMER, "id"),
                 placeholders(1, chunk.len())
             );
-            for r in self.all(&sql, ids_values(chunk)).await? {
-                out.push(customer_from(&r)?);
-            }
+            out.extend(self.packed_customers(&sql, ids_values(chunk)).await?);
         }
         Ok(out)
     }
@@ -267,28 +267,32 @@ impl Store {
         lo: i64,
         hi: i64,
     ) -> Result<HashMap<i64, Vec<OrderRow>>, StoreError> {
+        #[derive(serde::Deserialize)]
+        struct Packed(i64, String, i64, i64, String, i64);
         let mut out: HashMap<i64, Vec<OrderRow>> = HashMap::new();
         for chunk in ids.chunks(500) {
             let sql = format!(
-                "SELECT o.customer_id, o.external_id, o.ordered_at, o.amount_minor, o.currency, \
+                "SELECT {} FROM (SELECT o.id, o.customer_id, o.external_id, o.ordered_at, o.amount_minor, o.currency, \
                  (SELECT COUNT(*) FROM orders p WHERE p.customer_id = o.customer_id \
                   AND (p.ordered_at < o.ordered_at OR (p.ordered_at = o.ordered_at AND p.id <= o.id))) AS number \
-                 FROM orders o WHERE o.ordered_at >= $1 AND o.ordered_at <= $2 AND o.customer_id IN ({}) \
-                 ORDER BY o.customer_id, o.ordered_at, o.id",
+                 FROM orders o WHERE o.ordered_at >= $1 AND o.ordered_at <= $2 AND o.customer_id IN ({})) t",
+                self.pack(
+                    "customer_id, external_id, ordered_at, amount_minor, currency, number",
+                    "customer_id, ordered_at, id"
+                ),
                 placeholders(3, chunk.len())
             );
             let mut values: Vec<Value> = vec![lo.into(), hi.into()];
             values.extend(ids_values(chunk));
-            for r in self.all(&sql, values).await? {
-                let row = OrderRow {
-                    customer_id: r.try_get("", "customer_id")?,
-                    external_id: r.try_get("", "external_id")?,
-                    ordered_at: r.try_get("", "ordered_at")?,
-                    number: r.try_get("", "number")?,
-                    amount_minor: r.try_get("", "amount_minor")?,
-                    currency: r.try_get("", "currency")?,
-                };
-                out.entry(row.customer_id).or_default().push(row);
+            for p in self.unpack::<Packed>(&sql, values).await? {
+                out.entry(p.0).or_default().push(OrderRow {
+                    customer_id: p.0,
+                    external_id: p.1,
+                    ordered_at: p.2,
+                    amount_minor: p.3,
+                    currency: p.4,
+                    number: p.5,
+                });
             }
         }
         Ok(out)
