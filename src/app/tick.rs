@@ -12,7 +12,7 @@ use super::scan::CandidateScan;
 use crate::config::Config;
 use crate::domain::{Channel, Email, Locale, Phone, YearlyDate};
 use crate::plan::{CustomerFacts, Decision, OrderFact, Outcome, Window};
-use crate::store::{CustomerRow, NewDelivery, OrderRow, Status};
+use crate::store::{CustomerRow, NewDelivery, OrderRow, Status, StoreError};
 
 /// The settings key of the last tick's `now`.
 const WATERMARK: &str = "tick_watermark";
@@ -146,6 +146,17 @@ impl FactsBuilder {
     }
 }
 
+/// A ledger write in flight: (rows, queued, suppressed).
+type Write = tokio::task::JoinHandle<Result<(usize, usize, usize), StoreError>>;
+
+/// The result of a spawned ledger write.
+async fn join<T>(h: tokio::task::JoinHandle<Result<T, StoreError>>) -> Result<T, super::AppError> {
+    match h.await {
+        Ok(r) => Ok(r?),
+        Err(e) => Err(super::AppError::Other(format!("ledger write task: {e}"))),
+    }
+}
+
 /// The ledger row for a decision.
 pub fn new_delivery(cfg: &Config, c: &CustomerFacts, d: &Decision) -> NewDelivery {
     let occasion = serde_json::to_string(&d.occasion).ok();
@@ -241,6 +252,15 @@ impl App {
         .await?;
         let mut report = TickReport::default();
         let now_s = now.as_second();
+        // Each chunk's decisions are written while the next chunk is read and decided (on
+        // another connection: chunks are disjoint sets of customers, so no chunk's reads
+        // depend on another's writes). At most one write is in flight.
+        let mut writing: Option<Write> = None;
+        let record = |report: &mut TickReport, (rows, queued, suppressed)| {
+            report.queued += queued;
+            report.suppressed += suppressed;
+            report.already_recorded += rows - queued - suppressed;
+        };
         while let Some(chunk) = scan.next().await? {
             report.candidates += chunk.len() as u64;
             let mut rows = Vec::new();
@@ -258,10 +278,17 @@ impl App {
                 }
             }
             report.decisions += rows.len();
-            let (queued, suppressed) = self.store.insert_deliveries(&rows, now_s).await?;
-            report.queued += queued;
-            report.suppressed += suppressed;
-            report.already_recorded += rows.len() - queued - suppressed;
+            if let Some(w) = writing.take() {
+                record(&mut report, join(w).await?);
+            }
+            let store = self.store.clone();
+            writing = Some(tokio::spawn(async move {
+                let (queued, suppressed) = store.insert_deliveries(&rows, now_s).await?;
+                Ok((rows.len(), queued, suppressed))
+            }));
+        }
+        if let Some(w) = writing.take() {
+            record(&mut report, join(w).await?);
         }
         let current = self
             .store
