@@ -9,7 +9,7 @@
 //! rows with one `UPDATE … RETURNING` that sets a lease (PostgreSQL adds `FOR UPDATE SKIP
 //! LOCKED`); results are written only while the lease token still matches.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use sea_orm::{ConnectionTrait, TransactionTrait, Value};
 
@@ -139,59 +139,6 @@ const BLOCKED_BY_CONSENT: &str = "EXISTS (SELECT 1 FROM consents c WHERE c.custo
      OR (c.scope LIKE 'category:%' AND substr('category:' || deliveries.category, 1, length(c.scope) + 1) = c.scope || '.')))";
 
 impl Store {
-    /// Records a decision unless its occurrence is already there. `true` when inserted.
-    pub async fn insert_delivery(&self, d: &NewDelivery, now: i64) -> Result<bool, StoreError> {
-        let n = self
-            .exec(
-                "INSERT INTO deliveries (ritual, category, customer_id, occurrence, channel, status, reason, recipient, subject, payload, message_id, due_at, attempts, next_attempt_at, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 0, $12, $13, $13) \
-                 ON CONFLICT (ritual, customer_id, occurrence, channel) DO NOTHING",
-                vec![
-                    d.ritual.clone().into(),
-                    d.category.clone().into(),
-                    d.customer_id.into(),
-                    d.occurrence.clone().into(),
-                    d.channel.clone().into(),
-                    d.status.as_str().into(),
-                    d.reason.clone().into(),
-                    d.recipient.clone().into(),
-                    d.subject.clone().into(),
-                    d.payload.clone().into(),
-                    d.message_id.clone().into(),
-                    d.due_at.into(),
-                    now.into(),
-                ],
-            )
-            .await?;
-        Ok(n == 1)
-    }
-
-    /// The (customer, occurrence, channel) triples of `ritual` already in the ledger for `ids`.
-    pub async fn recorded_occurrences(
-        &self,
-        ritual: &str,
-        ids: &[i64],
-    ) -> Result<HashSet<(i64, String, String)>, StoreError> {
-        let mut out = HashSet::new();
-        for chunk in ids.chunks(500) {
-            let placeholders: Vec<String> = (2..chunk.len() + 2).map(|i| format!("${i}")).collect();
-            let sql = format!(
-                "SELECT customer_id, occurrence, channel FROM deliveries WHERE ritual = $1 AND customer_id IN ({})",
-                placeholders.join(", ")
-            );
-            let mut values: Vec<Value> = vec![ritual.to_string().into()];
-            values.extend(chunk.iter().map(|i| Value::from(*i)));
-            for r in self.all(&sql, values).await? {
-                out.insert((
-                    r.try_get("", "customer_id")?,
-                    r.try_get("", "occurrence")?,
-                    r.try_get("", "channel")?,
-                ));
-            }
-        }
-        Ok(out)
-    }
-
     /// Claims up to `limit` due rows for `lease_secs`. In the same transaction, due rows whose
     /// customer opted out since planning are marked `suppressed` and never claimed.
     pub async fn claim_due(
