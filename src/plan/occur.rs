@@ -273,8 +273,6 @@ pub fn probe_ranges(r: &Ritual, from: Timestamp, to: Timestamp) -> Vec<(Timestam
 /// What an index probe found about a customer, for [`probe_may_be_due`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Probed {
-    /// The `month * 100 + day` of the yearly date the ritual celebrates.
-    MonthDay(i32),
     /// The customer's last order.
     LastOrder(Timestamp),
     /// One of the customer's orders.
@@ -282,7 +280,8 @@ pub enum Probed {
 }
 
 /// Whether ritual `r` can have an occurrence due in `(from, to]` for a customer in `zone`
-/// of whom an index probe found `probed`. The tick keeps only such customers of the
+/// of whom an order-time probe found `probed` (yearly dates: [`yearly_month_days`]). The
+/// tick keeps only such customers of the
 /// (deliberately wide) probes: a one-minute tick then reads the few customers due in that
 /// minute, not everyone whose date is near. Never false when [`occurrences`] could find
 /// one (audience, milestones and Feb-29 policy are left to the engine).
@@ -296,9 +295,6 @@ pub fn probe_may_be_due(
     let in_window = |t: Option<Timestamp>| t.is_some_and(|t| t > from && t <= to);
     let local = |t: Timestamp| zone.to_datetime(t).date();
     match (&r.trigger, probed) {
-        (Trigger::Yearly { .. }, Probed::MonthDay(md)) => {
-            yearly_month_days(r, zone, from, to).contains(&md)
-        }
         (Trigger::Inactivity { days }, Probed::LastOrder(last)) => {
             let day = local(last);
             days.iter().any(|n| {
