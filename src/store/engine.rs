@@ -56,6 +56,11 @@ fn placeholders(from: usize, n: usize) -> String {
         .join(", ")
 }
 
+/// `id:value` pairs of a group, comma-separated (SQLite ≥ 3.44 and PostgreSQL).
+fn packed(id: &str, value: &str) -> String {
+    format!("string_agg(CAST({id} AS TEXT) || ':' || CAST({value} AS TEXT), ',')")
+}
+
 fn ids_values(ids: &[i64]) -> Vec<Value> {
     ids.iter().map(|i| Value::from(*i)).collect()
 }
@@ -64,9 +69,11 @@ fn ids_values(ids: &[i64]) -> Vec<Value> {
 const INSERT_ROWS: usize = 500;
 
 impl Store {
-    // The probes return (customer id, zone, probed value) triples packed in one JSON array
-    // (see `packed.rs`): the database does the per-customer work, and the driver hands over
-    // one value instead of tens of thousands of rows.
+    // The probes below return one row per zone, the customers of that zone packed as
+    // `id:value,id:value,…`: the database does the per-customer work, and the driver hands
+    // over a few dozen rows instead of tens of thousands. Not the JSON packing of `packed.rs`:
+    // repeating the zone in every packed triple made the 1M ordinary tick 1.00 s instead of
+    // 0.86 s.
 
     /// Customers whose yearly date (in `col`) has one of the month-days: (id, zone, md).
     pub async fn probe_month_day(
@@ -83,8 +90,8 @@ impl Store {
             MonthDayColumn::FirstOrder => "first_order_md",
         };
         let sql = format!(
-            "SELECT {} FROM customers WHERE {col} IN ({})",
-            self.pack(&format!("id, time_zone, {col}"), "id"),
+            "SELECT time_zone, {} AS pairs FROM customers WHERE {col} IN ({}) GROUP BY time_zone",
+            packed("id", col),
             placeholders(1, mds.len())
         );
         self.probe(&sql, mds.iter().map(|m| Value::from(*m)).collect())
@@ -101,9 +108,10 @@ impl Store {
             return Ok(Vec::new());
         }
         let sql = format!(
-            "SELECT {} FROM customer_dates d JOIN customers c ON c.id = d.customer_id \
-             WHERE d.name = $1 AND d.md IN ({})",
-            self.pack("d.customer_id, c.time_zone, d.md", "d.customer_id"),
+            "SELECT c.time_zone, {} AS pairs FROM customer_dates d \
+             JOIN customers c ON c.id = d.customer_id WHERE d.name = $1 AND d.md IN ({}) \
+             GROUP BY c.time_zone",
+            packed("d.customer_id", "d.md"),
             placeholders(2, mds.len())
         );
         let mut values: Vec<Value> = vec![name.to_string().into()];
@@ -114,8 +122,9 @@ impl Store {
     /// Customers whose last order is in `[lo, hi]`: (id, zone, last order).
     pub async fn probe_last_order(&self, lo: i64, hi: i64) -> Result<Vec<Probe>, StoreError> {
         let sql = format!(
-            "SELECT {} FROM customers WHERE last_order_at >= $1 AND last_order_at <= $2",
-            self.pack("id, time_zone, last_order_at", "id")
+            "SELECT time_zone, {} AS pairs FROM customers \
+             WHERE last_order_at >= $1 AND last_order_at <= $2 GROUP BY time_zone",
+            packed("id", "last_order_at")
         );
         self.probe(&sql, vec![lo.into(), hi.into()]).await
     }
@@ -123,22 +132,34 @@ impl Store {
     /// Orders placed in `[lo, hi]`: (customer id, zone, order time).
     pub async fn probe_order_time(&self, lo: i64, hi: i64) -> Result<Vec<Probe>, StoreError> {
         let sql = format!(
-            "SELECT {} FROM orders o JOIN customers c ON c.id = o.customer_id \
-             WHERE o.ordered_at >= $1 AND o.ordered_at <= $2",
-            self.pack("o.customer_id, c.time_zone, o.ordered_at", "o.customer_id")
+            "SELECT c.time_zone, {} AS pairs FROM orders o \
+             JOIN customers c ON c.id = o.customer_id \
+             WHERE o.ordered_at >= $1 AND o.ordered_at <= $2 GROUP BY c.time_zone",
+            packed("o.customer_id", "o.ordered_at")
         );
         self.probe(&sql, vec![lo.into(), hi.into()]).await
     }
 
     async fn probe(&self, sql: &str, values: Vec<Value>) -> Result<Vec<Probe>, StoreError> {
-        #[derive(serde::Deserialize)]
-        struct Packed(i64, String, i64);
-        Ok(self
-            .unpack::<Packed>(sql, values)
-            .await?
-            .into_iter()
-            .map(|Packed(id, zone, value)| Probe { id, zone, value })
-            .collect())
+        let mut out = Vec::new();
+        for r in self.all(sql, values).await? {
+            let zone: String = r.try_get_by_index(0)?;
+            let pairs: Option<String> = r.try_get_by_index(1)?;
+            for pair in pairs.as_deref().unwrap_or("").split(',') {
+                let Some((id, value)) = pair.split_once(':') else {
+                    continue;
+                };
+                let (Ok(id), Ok(value)) = (id.parse(), value.parse()) else {
+                    return Err(StoreError::Corrupt(format!("probe pair `{pair}`")));
+                };
+                out.push(Probe {
+                    id,
+                    zone: zone.clone(),
+                    value,
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// Customers imported or changed, or with an order recorded, after `wall` (Unix seconds

@@ -5,9 +5,9 @@
 //!
 //! SQL is written once with `$n` placeholders; for SQLite they become anonymous `?` with the
 //! values reordered to match, so one statement text serves both engines. Times are Unix seconds.
-//! The engine's bulk reads (index probes, candidates, their orders) come packed, a batch of
-//! rows as one JSON value (`packed.rs`): the SQLite driver's per-row hand-over between
-//! threads costs more than SQLite's own work at a million customers.
+//! The engine's bulk reads come packed, a batch of rows as one JSON value (`packed.rs`), and
+//! its index probes one row per zone (`engine.rs`): the SQLite driver's per-row hand-over
+//! between threads costs more than SQLite's own work at a million customers.
 
 mod bulk;
 mod consent;

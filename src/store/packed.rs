@@ -1,8 +1,7 @@
 //! Reading many rows as one: the database packs a batch of rows into a single JSON array,
 //! and the batch crosses the driver as one value. The SQLite driver hands rows over one by
 //! one between threads (~10 µs a row measured at 1M customers, several times what SQLite
-//! itself spends), so the engine's bulk reads (index probes, candidate customers, their
-//! orders) go this way.
+//! itself spends), so the engine's bulk reads (candidate customers, their orders) go this way.
 
 use serde::Deserialize;
 
