@@ -21,6 +21,7 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod domain;
+pub mod failpoint;
 pub mod http;
 pub mod import;
 pub mod plan;

@@ -10,8 +10,13 @@ use jiff::tz::TimeZone;
 
 use super::App;
 use super::message::compose_with;
-use crate::channel::Outgoing;
-use crate::config::AllowedHours;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use tokio::sync::Semaphore;
+
+use crate::channel::{Handover, Outgoing, SendError};
+use crate::config::{AllowedHours, InDoubtPolicy};
 use crate::domain::{Channel, Email, Phone};
 use crate::plan::{CustomerFacts, Occasion, next_allowed};
 use crate::store::ClaimedDelivery;
@@ -37,6 +42,12 @@ pub struct DispatchReport {
     pub deferred: usize,
     /// Hard bounces that opted the customer out of email.
     pub bounced: usize,
+    /// Handed over without a definite answer (resent or kept by the channel's policy).
+    pub in_doubt: usize,
+    /// Refused "about us": the message waits, the channel is paused.
+    pub paused: usize,
+    /// Given back untried because the daemon was stopping.
+    pub released: usize,
 }
 
 impl DispatchReport {
@@ -48,6 +59,9 @@ impl DispatchReport {
         self.lease_lost += o.lease_lost;
         self.deferred += o.deferred;
         self.bounced += o.bounced;
+        self.in_doubt += o.in_doubt;
+        self.paused += o.paused;
+        self.released += o.released;
     }
 }
 
@@ -67,7 +81,60 @@ fn jitter() -> f64 {
     u32::from_le_bytes(b) as f64 / (u32::MAX as f64 + 1.0)
 }
 
+/// The dispatcher's [`Handover`]: commits the row as `sending` (renewing its lease) at the
+/// last moment before the provider can hold the message.
+struct RowHandover<'a> {
+    store: &'a crate::store::Store,
+    id: i64,
+    token: &'a str,
+    now: i64,
+    lease_secs: u32,
+}
+
+impl Handover for RowHandover<'_> {
+    fn commit(&self) -> BoxFuture<'_, Result<(), SendError>> {
+        Box::pin(async move {
+            match self
+                .store
+                .mark_sending(self.id, self.token, self.now, self.lease_secs)
+                .await
+            {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(SendError::lease_lost(
+                    "the lease was lost before the handover (another worker owns the message)",
+                )),
+                Err(e) => Err(SendError::transient(format!(
+                    "cannot record the handover: {e}"
+                ))),
+            }
+        })
+    }
+}
+
+/// The first pause of a channel refused "about us" is `base` seconds; each strike doubles it,
+/// up to a day.
+pub fn pause_secs(base: u32, strikes: i64) -> i64 {
+    let doubling = strikes.saturating_sub(1).clamp(0, 16) as u32;
+    (base as i64).saturating_mul(1i64 << doubling).min(86_400)
+}
+
 impl App {
+    /// Asks dispatch to stop: no further claims; in-flight sends get
+    /// `delivery.shutdown_timeout_secs` to finish. The daemon calls it on SIGTERM.
+    pub fn request_stop(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    pub fn stop_requested(&self) -> bool {
+        *self.stopping.borrow()
+    }
+
+    /// Completes once a stop was requested.
+    pub async fn stopped(&self) {
+        let mut rx = self.stopping.subscribe();
+        let _ = rx.wait_for(|s| *s).await;
+    }
+
     /// One step: claim a batch of due rows and send them. `claimed == 0` means nothing is due.
     pub async fn dispatch_batch(&self, now: Timestamp) -> Result<DispatchReport, super::AppError> {
         let now_s = now.as_second();
@@ -76,10 +143,21 @@ impl App {
             .store
             .claim_due(now_s, d.batch_size, d.lease_secs)
             .await?;
+        crate::failpoint::hit("after_claim");
         let mut report = DispatchReport {
             claimed: claimed.len(),
             ..Default::default()
         };
+        if claimed.is_empty() {
+            return Ok(report);
+        }
+        let paused: Vec<String> = self
+            .store
+            .channel_pauses()
+            .await?
+            .into_iter()
+            .map(|p| p.channel)
+            .collect();
         // Never inside quiet hours: a row whose window is closed now waits, untried.
         let mut batch = Vec::with_capacity(claimed.len());
         for row in claimed {
@@ -97,78 +175,224 @@ impl App {
         let batch: Vec<ClaimedDelivery> =
             batch.into_iter().filter(|r| r.payload.is_some()).collect();
         let from = self.cfg.shop.from_email.clone();
-        let sends = batch.iter().map(|row| {
+        let handovers: Vec<RowHandover<'_>> = batch
+            .iter()
+            .map(|row| RowHandover {
+                store: &self.store,
+                id: row.id,
+                token: &row.lease_token,
+                now: now_s,
+                lease_secs: d.lease_secs,
+            })
+            .collect();
+        let paused = &paused;
+        // A message holds its channel's permit from its send until its result is recorded,
+        // so at most `concurrency(channel)` messages of a channel are unsettled at any moment
+        // (what a crash can leave in doubt).
+        let email_permits = Semaphore::new(self.channels.concurrency("email"));
+        let sms_permits = Semaphore::new(self.channels.concurrency("sms"));
+        let (email_permits, sms_permits) = (&email_permits, &sms_permits);
+        let sends = batch.iter().zip(&handovers).map(|(row, handover)| {
             let from = from.as_str();
             async move {
+                let permits = if row.channel == "sms" {
+                    sms_permits
+                } else {
+                    email_permits
+                };
+                let _permit = permits.acquire().await;
                 let msg = Outgoing {
                     channel: &row.channel,
                     recipient: &row.recipient,
                     payload: row.payload.as_deref().unwrap_or_default(),
                     message_id: row.message_id.as_deref(),
                     from,
+                    handover: Some(handover),
                 };
-                (row, self.channels.send(&msg).await)
+                let result = self.channels.send(&msg).await;
+                // Recorded as soon as it is known: a crash now leaves at most the messages
+                // still on the wire in doubt, not the whole batch.
+                self.settle(row, result, now_s, paused).await
             }
         });
-        // Sends of one batch run concurrently (the SMTP pool caps connections).
-        let results = futures_util::future::join_all(sends).await;
-        for (row, result) in results {
-            let recorded = match result {
-                Ok(reply) => {
-                    tracing::info!(delivery = row.id, customer = row.customer_id, ritual = %row.ritual, channel = %row.channel, "sent: {reply}");
-                    report.sent += 1;
-                    self.store
-                        .mark_sent(row.id, &row.lease_token, now_s)
-                        .await?
+        // Sends of one batch run concurrently (the SMTP pool caps connections). A stop request
+        // gives them `shutdown_timeout_secs`; what is not done by then is released.
+        let all = futures_util::future::join_all(sends);
+        let mut stopping = self.stopping.subscribe();
+        let grace = Duration::from_secs(d.shutdown_timeout_secs as u64);
+        let stop_then_grace = async move {
+            let _ = stopping.wait_for(|s| *s).await;
+            tokio::time::sleep(grace).await;
+        };
+        let results = tokio::select! {
+            r = all => r,
+            _ = stop_then_grace => {
+                return self.abandon(&batch, now_s, report).await;
+            }
+        };
+        for r in results {
+            report.add(r?);
+        }
+        Ok(report)
+    }
+
+    /// Records one send's result (fenced by the lease token).
+    async fn settle(
+        &self,
+        row: &ClaimedDelivery,
+        result: Result<String, SendError>,
+        now_s: i64,
+        paused: &[String],
+    ) -> Result<DispatchReport, super::AppError> {
+        let d = &self.cfg.delivery;
+        let mut r = DispatchReport::default();
+        let recorded = match result {
+            Ok(reply) => {
+                crate::failpoint::hit("after_accept");
+                tracing::info!(delivery = row.id, customer = row.customer_id, ritual = %row.ritual, channel = %row.channel, "sent: {reply}");
+                r.sent += 1;
+                if paused.contains(&row.channel)
+                    && self.store.clear_channel_pause(&row.channel).await?
+                {
+                    tracing::warn!(channel = %row.channel, "the channel works again: pause lifted");
                 }
-                Err(e) if e.is_transient() && (row.attempts as u32) < d.max_attempts => {
-                    // Never sooner than the provider asked (HTTP Retry-After).
-                    let backoff = retry_delay_secs(row.attempts as u32, jitter());
-                    let asked = e.retry_after.map_or(0, |d| d.as_secs_f64().ceil() as i64);
-                    let next = now_s + backoff.max(asked);
+                self.store
+                    .mark_sent(row.id, &row.lease_token, now_s)
+                    .await?
+            }
+            Err(e) if e.lease_lost => {
+                tracing::warn!(delivery = row.id, "not sent: {e}");
+                false
+            }
+            Err(e) if e.in_doubt => {
+                r.in_doubt += 1;
+                let resend = d.in_doubt_policy(&row.channel) == InDoubtPolicy::Resend
+                    && (row.attempts as u32) < d.max_attempts;
+                let resend_at =
+                    resend.then(|| now_s + retry_delay_secs(row.attempts as u32, jitter()));
+                tracing::warn!(
+                    delivery = row.id,
+                    customer = row.customer_id,
+                    channel = %row.channel,
+                    "in doubt ({}): {e}",
+                    if resend { "will resend with the same Message-ID" } else { "kept, not resent" }
+                );
+                self.store
+                    .mark_in_doubt(row.id, &row.lease_token, &e.message, resend_at, now_s)
+                    .await?
+            }
+            Err(e) if e.about_us => {
+                // Never the customer's fault: the message waits for the channel, which pauses.
+                let (strikes, until) = self
+                    .store
+                    .pause_channel(&row.channel, &e.message, now_s, |strikes| {
+                        now_s + pause_secs(d.pause_secs, strikes)
+                    })
+                    .await?;
+                r.paused += 1;
+                tracing::error!(
+                    channel = %row.channel,
+                    delivery = row.id,
+                    "ALERT: the {} provider refused ritualist itself ({e}); the channel is paused for {} s (strike {strikes}); fix the configuration, then `ritualist outbox resume {}`",
+                    row.channel,
+                    until - now_s,
+                    row.channel
+                );
+                self.store
+                    .mark_retry(row.id, &row.lease_token, until, &e.message, now_s)
+                    .await?
+            }
+            Err(e) if e.is_transient() && (row.attempts as u32) < d.max_attempts => {
+                // Never sooner than the provider asked (HTTP Retry-After).
+                let backoff = retry_delay_secs(row.attempts as u32, jitter());
+                let asked = e.retry_after.map_or(0, |d| d.as_secs_f64().ceil() as i64);
+                let next = now_s + backoff.max(asked);
+                tracing::warn!(
+                    delivery = row.id,
+                    customer = row.customer_id,
+                    attempt = row.attempts,
+                    "transient failure, retrying: {e}"
+                );
+                r.retrying += 1;
+                self.store
+                    .mark_retry(row.id, &row.lease_token, next, &e.message, now_s)
+                    .await?
+            }
+            Err(e) => {
+                tracing::error!(
+                    delivery = row.id,
+                    customer = row.customer_id,
+                    attempt = row.attempts,
+                    "failed: {e}"
+                );
+                r.failed += 1;
+                // A hard bounce: no future email goes to this address.
+                if e.hard_bounce
+                    && row.channel == "email"
+                    && self
+                        .store
+                        .record_bounce(row.customer_id, &row.recipient, now_s)
+                        .await?
+                {
+                    r.bounced += 1;
                     tracing::warn!(
                         delivery = row.id,
                         customer = row.customer_id,
-                        attempt = row.attempts,
-                        "transient failure, retrying: {e}"
+                        "hard bounce: the customer is opted out of email (source bounce)"
                     );
-                    report.retrying += 1;
-                    self.store
-                        .mark_retry(row.id, &row.lease_token, next, &e.message, now_s)
-                        .await?
                 }
-                Err(e) => {
-                    tracing::error!(
-                        delivery = row.id,
-                        customer = row.customer_id,
-                        attempt = row.attempts,
-                        "failed: {e}"
-                    );
-                    report.failed += 1;
-                    // A hard bounce: no future email goes to this address.
-                    if e.hard_bounce
-                        && row.channel == "email"
-                        && self
-                            .store
-                            .record_bounce(row.customer_id, &row.recipient, now_s)
-                            .await?
-                    {
-                        report.bounced += 1;
-                        tracing::warn!(
-                            delivery = row.id,
-                            customer = row.customer_id,
-                            "hard bounce: the customer is opted out of email (source bounce)"
-                        );
-                    }
-                    self.store
-                        .mark_failed(row.id, &row.lease_token, &e.message, now_s)
-                        .await?
-                }
-            };
-            if !recorded {
-                report.lease_lost += 1;
+                self.store
+                    .mark_failed(row.id, &row.lease_token, &e.message, now_s)
+                    .await?
+            }
+        };
+        if !recorded {
+            r.lease_lost += 1;
+        }
+        Ok(r)
+    }
+
+    /// The stop's grace ran out with sends in flight: rows not yet handed over go back to
+    /// `pending`; rows handed over are in doubt now (their channel's policy applies) rather
+    /// than after their lease.
+    async fn abandon(
+        &self,
+        batch: &[ClaimedDelivery],
+        now: i64,
+        mut report: DispatchReport,
+    ) -> Result<DispatchReport, super::AppError> {
+        let d = &self.cfg.delivery;
+        for row in batch {
+            if self
+                .store
+                .release_claimed(&[row.id], &row.lease_token, now)
+                .await?
+                == 1
+            {
+                report.released += 1;
+                continue;
+            }
+            let resend = (d.in_doubt_policy(&row.channel) == InDoubtPolicy::Resend).then_some(now);
+            if self
+                .store
+                .mark_in_doubt(
+                    row.id,
+                    &row.lease_token,
+                    "the daemon stopped while the provider had not answered",
+                    resend,
+                    now,
+                )
+                .await?
+            {
+                report.in_doubt += 1;
             }
         }
+        tracing::warn!(
+            released = report.released,
+            in_doubt = report.in_doubt,
+            "stopping: sends still in flight after {} s were abandoned",
+            d.shutdown_timeout_secs
+        );
         Ok(report)
     }
 
@@ -268,12 +492,30 @@ impl App {
         Ok(())
     }
 
-    /// Sends until nothing is due at `now` (rows waiting for a later retry stay waiting).
-    /// First returns rows whose worker died (expired lease) to the queue.
+    /// Sends until nothing is due at `now` (rows waiting for a later retry stay waiting), or
+    /// until a stop is requested. First returns rows whose worker died (expired lease) to the
+    /// queue: `claimed` ones to `pending`, `sending` ones to `in_doubt` (or, under a resend
+    /// policy, to `retry_wait`).
     pub async fn drain(&self, now: Timestamp) -> Result<DispatchReport, super::AppError> {
-        self.store.release_expired_leases(now.as_second()).await?;
-        let mut total = DispatchReport::default();
+        let resend = self.cfg.delivery.resend_channels();
+        let (_, doubt) = self
+            .store
+            .release_expired_leases(now.as_second(), &resend)
+            .await?;
+        if doubt > 0 {
+            tracing::warn!(
+                rows = doubt,
+                "messages found in flight from a worker that died: in doubt (email resent with the same Message-ID unless `delivery.in_doubt` says skip)"
+            );
+        }
+        let mut total = DispatchReport {
+            in_doubt: doubt as usize,
+            ..Default::default()
+        };
         loop {
+            if self.stop_requested() {
+                return Ok(total);
+            }
             let r = self.dispatch_batch(now).await?;
             if r.claimed == 0 {
                 return Ok(total);

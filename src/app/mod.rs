@@ -33,8 +33,8 @@ pub use message::{
     sample_occasion, unsubscribe_link,
 };
 pub use outbox::{
-    FAILED_LISTED, OutboxChange, OutboxView, all_failed, all_pending, outbox_cancel, outbox_retry,
-    outbox_view,
+    FAILED_LISTED, OutboxChange, OutboxView, all_failed, all_pending, outbox_cancel, outbox_resume,
+    outbox_retry, outbox_view,
 };
 pub use plan_cmd::{PlanRequest, PlannedDecision};
 pub use preview::{Preview, PreviewRequest};
@@ -227,6 +227,34 @@ pub struct App {
     /// `key` for signing links, plus the previous key (`http.previous_secret_env`) for
     /// verifying links sent before a rotation.
     pub link_keys: LinkKeys,
+    /// Set when the daemon is asked to stop: dispatch claims nothing more and gives in-flight
+    /// work `delivery.shutdown_timeout_secs` to finish.
+    stopping: tokio::sync::watch::Sender<bool>,
+}
+
+/// Channels with a provider that has a `rate.per_day`.
+fn daily_limited_channels(cfg: &Config) -> Vec<&'static str> {
+    use crate::config::{EmailTransport, SmsProvider, SmsTransport};
+    let mut v = Vec::new();
+    if let EmailTransport::Smtp(s) = &cfg.delivery.email
+        && s.rate.per_day.is_some()
+    {
+        v.push("email");
+    }
+    if let SmsTransport::Providers(list) = &cfg.delivery.sms
+        && list.iter().any(|p| {
+            match p {
+                SmsProvider::Twilio(c) => c.rate,
+                SmsProvider::Http(c) => c.rate,
+                SmsProvider::Kannel(c) => c.rate,
+            }
+            .per_day
+            .is_some()
+        })
+    {
+        v.push("sms");
+    }
+    v
 }
 
 /// The DKIM signer of `delivery.dkim`; a key that does not parse is a configuration error
@@ -280,6 +308,12 @@ impl App {
             );
         }
         let channels = Channels::from_config(&cfg)?;
+        // Daily limits count what earlier runs sent today (UTC).
+        let midnight = crate::clock::now().as_second().div_euclid(86_400) * 86_400;
+        for channel in daily_limited_channels(&cfg) {
+            let sent = store.sent_since(channel, midnight).await?;
+            channels.seed_today(channel, sent.max(0) as u64);
+        }
         let key = match &cfg.secret {
             Some(s) => s.expose().as_bytes().to_vec(),
             None => store.instance_key().await?.into_bytes(),
@@ -298,6 +332,7 @@ impl App {
             dkim,
             key,
             link_keys,
+            stopping: tokio::sync::watch::Sender::new(false),
         })
     }
 

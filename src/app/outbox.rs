@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::store::{FailedDelivery, QueueCount, RowSelection, Status, Store, StoreError};
+use crate::store::{
+    ChannelPause, FailedDelivery, QueueCount, RowSelection, Status, Store, StoreError,
+};
 
 /// How many failed messages `ritualist outbox` lists.
 pub const FAILED_LISTED: u32 = 50;
@@ -15,6 +17,8 @@ pub struct OutboxView {
     pub queue: Vec<QueueCount>,
     pub total: i64,
     pub failed: Vec<FailedDelivery>,
+    /// Channels paused because a provider refused ritualist itself.
+    pub paused: Vec<ChannelPause>,
 }
 
 impl OutboxView {
@@ -68,11 +72,19 @@ pub async fn outbox_view(store: &Store) -> Result<OutboxView, StoreError> {
     let queue = store.queue_depth().await?;
     let total = queue.iter().map(|q| q.count).sum();
     let failed = store.failed_deliveries(FAILED_LISTED).await?;
+    let paused = store.channel_pauses().await?;
     Ok(OutboxView {
         queue,
         total,
         failed,
+        paused,
     })
+}
+
+/// Lifts the pause of `channel` (the operator fixed the configuration): its messages are
+/// claimed again at once. `false` when it was not paused.
+pub async fn outbox_resume(store: &Store, channel: &str) -> Result<bool, StoreError> {
+    store.clear_channel_pause(channel).await
 }
 
 /// Why each requested id that did not change was left alone.

@@ -315,6 +315,7 @@ impl App {
                 payload: &m.payload,
                 message_id: m.message_id.as_deref(),
                 from: &self.cfg.shop.from_email,
+                handover: None,
             })
             .await
             .map_err(|e| e.message);

@@ -34,7 +34,7 @@ pub struct Candidate {
 fn is_message(status: &str) -> bool {
     matches!(
         status,
-        "pending" | "claimed" | "retry_wait" | "sent" | "in_doubt"
+        "pending" | "claimed" | "sending" | "retry_wait" | "sent" | "in_doubt"
     )
 }
 

@@ -18,6 +18,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -334,6 +335,53 @@ impl AsyncTokioStream for TlsTcp {
     }
 }
 
+/// A plain TCP stream that reaches the `after_dot` failpoint once the final dot is flushed
+/// (used only when that failpoint is armed: the crash matrix).
+#[derive(Debug)]
+struct DotWatch(TcpStream, bool);
+
+impl AsyncRead for DotWatch {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for DotWatch {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let me = self.get_mut();
+        if buf == b"\r\n.\r\n" {
+            me.1 = true;
+        }
+        Pin::new(&mut me.0).poll_write(cx, buf)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let me = self.get_mut();
+        let r = Pin::new(&mut me.0).poll_flush(cx);
+        if me.1 && r.is_ready() {
+            me.1 = false;
+            crate::failpoint::hit("after_dot");
+        }
+        r
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+    }
+}
+
+impl AsyncTokioStream for DotWatch {
+    fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.0.peer_addr()
+    }
+}
+
 /// Accepts any certificate: only when `accept_invalid_certs: true` (a lab relay).
 #[derive(Debug)]
 struct NoVerify(Arc<rustls::crypto::CryptoProvider>);
@@ -380,6 +428,8 @@ pub struct SmtpPool {
     cfg: SmtpConfig,
     idle: Mutex<Vec<Idle>>,
     slots: Semaphore,
+    /// `smtp.rate` (None: unlimited).
+    rate: Option<super::RateLimiter>,
 }
 
 impl std::fmt::Debug for SmtpPool {
@@ -398,10 +448,27 @@ impl SmtpPool {
     pub fn new(cfg: SmtpConfig) -> Self {
         super::init_tls();
         let slots = Semaphore::new(cfg.connections as usize);
+        let rate = cfg
+            .rate
+            .is_limited()
+            .then(|| super::RateLimiter::new("smtp", cfg.rate));
         SmtpPool {
             cfg,
             idle: Mutex::new(Vec::new()),
             slots,
+            rate,
+        }
+    }
+
+    /// The most connections the pool opens.
+    pub fn connections(&self) -> usize {
+        self.cfg.connections.max(1) as usize
+    }
+
+    /// Counts emails an earlier run sent today against `smtp.rate.per_day`.
+    pub fn seed_today(&self, sent: u64) {
+        if let Some(r) = &self.rate {
+            r.seed_today(sent);
         }
     }
 
@@ -433,6 +500,7 @@ impl SmtpPool {
             .map_err(|e| SendError::transient(format!("TCP_NODELAY: {e}")))?;
         let stream: Box<dyn AsyncTokioStream> = match self.cfg.security {
             SmtpSecurity::Tls => Box::new(self.tls_handshake(tcp).await?),
+            _ if crate::failpoint::armed("after_dot") => Box::new(DotWatch(tcp, false)),
             _ => Box::new(tcp),
         };
         let mut conn = tokio::time::timeout(
@@ -515,7 +583,20 @@ impl SmtpPool {
     }
 
     /// Sends `message` (already CRLF-normalised) from `from` to `to`; returns the server's reply.
-    pub async fn send(&self, from: &str, to: &str, message: &[u8]) -> Result<String, SendError> {
+    /// `handover` is committed after `354` to DATA and before the first byte of the body: a
+    /// failure before it is "not sent", a reply code after it is "accepted" or "rejected", and
+    /// a broken or silent connection after it is "in doubt" ([`SendError::in_doubt`]).
+    pub async fn send(
+        &self,
+        from: &str,
+        to: &str,
+        message: &[u8],
+        handover: Option<&dyn super::Handover>,
+    ) -> Result<String, SendError> {
+        // Paced before a connection is taken: the wait never holds a slot.
+        if let Some(r) = &self.rate {
+            r.admit().await?;
+        }
         let _slot = self
             .slots
             .acquire()
@@ -533,8 +614,13 @@ impl SmtpPool {
         )
         .map_err(|e| SendError::permanent(e.to_string()))?;
         let mut conn = self.checkout().await?;
-        match tokio::time::timeout(self.timeout(), transaction(&mut conn, &envelope, message)).await
-        {
+        let handed = AtomicBool::new(false);
+        let sent = tokio::time::timeout(
+            self.timeout(),
+            transaction(&mut conn, &envelope, message, handover, &handed),
+        )
+        .await;
+        match sent {
             Ok(Ok(resp)) => {
                 let reply = format!(
                     "{} {}",
@@ -548,6 +634,11 @@ impl SmtpPool {
                 Ok(reply)
             }
             Ok(Err(e)) => Err(e),
+            Err(_) if handed.load(Ordering::SeqCst) => Err(SendError::transient(format!(
+                "no reply to the message within {} s; in doubt: the relay may have taken it",
+                self.cfg.timeout_secs
+            ))
+            .in_doubt()),
             Err(_) => Err(SendError::transient(format!(
                 "no reply within {} s",
                 self.cfg.timeout_secs
@@ -564,12 +655,15 @@ impl SmtpPool {
 }
 
 /// MAIL, RCPT, DATA and the message, each reply classified by the command it answered (what
-/// `AsyncSmtpConnection::send` does in one call, minus the phase). A failed transaction
-/// leaves the connection aborted, as lettre's own `send` does.
+/// `AsyncSmtpConnection::send` does in one call, minus the phase). Between `354` and the body
+/// the handover is committed and `handed` set. A failed transaction leaves the connection
+/// aborted, as lettre's own `send` does.
 async fn transaction(
     conn: &mut AsyncSmtpConnection,
     envelope: &lettre::address::Envelope,
     message: &[u8],
+    handover: Option<&dyn super::Handover>,
+    handed: &AtomicBool,
 ) -> Result<Response, SendError> {
     let mut options = Vec::new();
     let non_ascii = envelope
@@ -593,26 +687,62 @@ async fn transaction(
         }
         options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
     }
-    let result = async {
+    let envelope_phase = async {
         conn.command(Mail::new(envelope.from().cloned(), options))
             .await
             .map_err(|e| (SmtpPhase::Mail, e))?;
+        crate::failpoint::hit("after_mail");
         for to in envelope.to() {
             conn.command(Rcpt::new(to.clone(), Vec::new()))
                 .await
                 .map_err(|e| (SmtpPhase::Rcpt, e))?;
         }
+        crate::failpoint::hit("after_rcpt");
         conn.command(Data).await.map_err(|e| (SmtpPhase::Data, e))?;
-        conn.message(message)
-            .await
-            .map_err(|e| (SmtpPhase::Message, e))
+        crate::failpoint::hit("after_data");
+        Ok(())
     }
     .await;
-    match result {
-        Ok(resp) => Ok(resp),
-        Err((phase, e)) => {
+    if let Err((phase, e)) = envelope_phase {
+        conn.abort().await;
+        return Err(classify_reply(&e, phase));
+    }
+    // The last moment nothing is handed over yet: commit `sending`, or give up (QUIT, no body).
+    if let Some(h) = handover
+        && let Err(e) = h.commit().await
+    {
+        conn.abort().await;
+        return Err(e);
+    }
+    handed.store(true, Ordering::SeqCst);
+    crate::failpoint::hit("after_sending");
+    // Two parts, so the crash matrix can stop the process with half the body written.
+    let half = message.len() / 2;
+    let parts = [&message[..half], &message[half..]];
+    let mut n = 0;
+    let body = parts.iter().inspect(|_| {
+        n += 1;
+        if n == 2 {
+            crate::failpoint::hit("mid_body");
+        }
+    });
+    match conn.message_iter(body).await {
+        Ok(resp) => {
+            crate::failpoint::hit("after_accept");
+            Ok(resp)
+        }
+        Err(e) => {
             conn.abort().await;
-            Err(classify_reply(&e, phase))
+            if e.is_transient() || e.is_permanent() {
+                // A reply code to the final dot: a definite answer.
+                Err(classify_reply(&e, SmtpPhase::Message))
+            } else {
+                // Broken while writing the body or before the reply's code: the relay may have it.
+                Err(SendError::transient(format!(
+                    "end of data: {e}; in doubt: the relay may have taken the message"
+                ))
+                .in_doubt())
+            }
         }
     }
 }
@@ -693,6 +823,7 @@ fn classify_reply(e: &lettre::transport::smtp::Error, phase: SmtpPhase) -> SendE
                     "the SMTP relay rejected ritualist itself at {}: {detail}; check the sender, the smtp settings and SPF/DKIM/DMARC",
                     phase.as_str()
                 );
+                return SendError::permanent(message).about_us();
             }
             SendError::permanent(message)
         }
@@ -709,6 +840,7 @@ fn about_us(e: &lettre::transport::smtp::Error, phase: &str) -> SendError {
     SendError::transient(format!(
         "{phase} rejected by the relay (configuration, not the recipient): {e}"
     ))
+    .about_us()
 }
 
 /// SMTP reply codes decide: 4xx transient, 5xx permanent; anything without a code (network,

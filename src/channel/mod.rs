@@ -11,6 +11,7 @@
 
 mod email;
 mod outbox;
+mod rate;
 mod sms;
 
 use std::sync::Once;
@@ -21,6 +22,7 @@ pub use email::{
     classify_rejection, normalize_crlf,
 };
 pub use outbox::Outbox;
+pub use rate::{DailyQuota, Pacer, RateLimiter};
 pub use sms::{HttpGateway, Kannel, SmsProviders, Twilio};
 
 use crate::config::{Config, EmailTransport, SmsTransport};
@@ -46,6 +48,16 @@ pub struct SendError {
     /// A permanent failure about the recipient's address itself (SMTP 5.1.1 user unknown to
     /// RCPT, …): the address must not be written to again.
     pub hard_bounce: bool,
+    /// The provider refused *us* (SMTP 530/535 AUTH, 5.7.x policy, a 5xx to MAIL FROM; an SMS
+    /// gateway's 401/403): the channel must pause until the operator fixes the configuration.
+    /// Never the recipient's fault.
+    pub about_us: bool,
+    /// The message was handed over (body being written, or the HTTP request sent) and then
+    /// the connection broke or went silent: the provider may or may not hold it.
+    pub in_doubt: bool,
+    /// The [`Handover`] refused (the lease was lost to another worker): nothing was handed
+    /// over and this worker must not record any result.
+    pub lease_lost: bool,
 }
 
 impl SendError {
@@ -55,6 +67,9 @@ impl SendError {
             message: message.into(),
             retry_after: None,
             hard_bounce: false,
+            about_us: false,
+            in_doubt: false,
+            lease_lost: false,
         }
     }
     pub fn permanent(message: impl Into<String>) -> Self {
@@ -63,6 +78,9 @@ impl SendError {
             message: message.into(),
             retry_after: None,
             hard_bounce: false,
+            about_us: false,
+            in_doubt: false,
+            lease_lost: false,
         }
     }
     /// The same error, asking for at least `d` before the next attempt.
@@ -76,6 +94,23 @@ impl SendError {
         self.hard_bounce = true;
         self
     }
+    /// A refusal of ritualist itself (credentials, sender, policy): pause the channel.
+    pub fn about_us(mut self) -> Self {
+        self.about_us = true;
+        self
+    }
+    /// Handed over, then no definite answer: the provider may hold the message.
+    pub fn in_doubt(mut self) -> Self {
+        self.retry = Retry::Transient;
+        self.in_doubt = true;
+        self
+    }
+    /// The handover was refused: this worker no longer owns the message.
+    pub fn lease_lost(message: impl Into<String>) -> Self {
+        let mut e = SendError::transient(message);
+        e.lease_lost = true;
+        e
+    }
     pub fn is_transient(&self) -> bool {
         self.retry == Retry::Transient
     }
@@ -84,8 +119,24 @@ impl SendError {
     }
 }
 
+/// The last step before a transport hands a message over: the dispatcher commits the row as
+/// `sending` (RELIABILITY.md §1). SMTP calls it after `354` to DATA, before the first byte of
+/// the body; SMS right before the request; the outbox before writing the file. If it fails,
+/// nothing is handed over and the transport returns that error.
+pub trait Handover: Send + Sync {
+    fn commit(&self) -> futures_util::future::BoxFuture<'_, Result<(), SendError>>;
+}
+
+/// Calls the handover, if any.
+async fn hand_over(h: Option<&dyn Handover>) -> Result<(), SendError> {
+    match h {
+        Some(h) => h.commit().await,
+        None => Ok(()),
+    }
+}
+
 /// One message ready to go, exactly as stored in the ledger.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Outgoing<'a> {
     pub channel: &'a str,
     /// Email address or E.164 number.
@@ -95,6 +146,18 @@ pub struct Outgoing<'a> {
     pub message_id: Option<&'a str>,
     /// Envelope sender (email).
     pub from: &'a str,
+    /// Committed right before the message is handed over (`None`: nothing to commit, e.g. a
+    /// test send from `preview`).
+    pub handover: Option<&'a dyn Handover>,
+}
+
+impl std::fmt::Debug for Outgoing<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outgoing")
+            .field("channel", &self.channel)
+            .field("message_id", &self.message_id)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug)]
@@ -143,17 +206,47 @@ impl Channels {
     pub async fn send(&self, msg: &Outgoing<'_>) -> Result<String, SendError> {
         match msg.channel {
             "email" => match &self.email {
-                EmailSender::Outbox(o) => o.write_email(msg).await,
+                EmailSender::Outbox(o) => {
+                    hand_over(msg.handover).await?;
+                    o.write_email(msg).await
+                }
                 EmailSender::Smtp(p) => {
-                    p.send(msg.from, msg.recipient, msg.payload.as_bytes())
-                        .await
+                    p.send(
+                        msg.from,
+                        msg.recipient,
+                        msg.payload.as_bytes(),
+                        msg.handover,
+                    )
+                    .await
                 }
             },
             "sms" => match &self.sms {
-                SmsSender::Outbox(o) => o.write_sms(msg, &sms_length(msg.payload)).await,
-                SmsSender::Providers(p) => p.send(msg.recipient, msg.payload).await,
+                SmsSender::Outbox(o) => {
+                    hand_over(msg.handover).await?;
+                    o.write_sms(msg, &sms_length(msg.payload)).await
+                }
+                SmsSender::Providers(p) => p.send(msg.recipient, msg.payload, msg.handover).await,
             },
             other => Err(SendError::permanent(format!("unknown channel `{other}`"))),
+        }
+    }
+
+    /// How many messages of `channel` may be in flight at once: the SMTP pool's connections;
+    /// 8 concurrent SMS requests; 4 outbox writes.
+    pub fn concurrency(&self, channel: &str) -> usize {
+        match (channel, &self.email, &self.sms) {
+            ("email", EmailSender::Smtp(p), _) => p.connections(),
+            ("sms", _, SmsSender::Providers(_)) => 8,
+            _ => 4,
+        }
+    }
+
+    /// Counts what an earlier run sent today (UTC) on `channel` against the daily limits.
+    pub fn seed_today(&self, channel: &str, sent: u64) {
+        match (channel, &self.email, &self.sms) {
+            ("email", EmailSender::Smtp(p), _) => p.seed_today(sent),
+            ("sms", _, SmsSender::Providers(p)) => p.seed_today(sent),
+            _ => {}
         }
     }
 

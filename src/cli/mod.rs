@@ -184,6 +184,12 @@ pub enum OutboxAction {
         #[arg(long)]
         all_pending: bool,
     },
+    /// Lift a channel's pause (after a provider refused ritualist itself and the configuration
+    /// was fixed): its waiting messages go out on the next dispatch.
+    Resume {
+        /// email or sms.
+        channel: Channel,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -586,6 +592,18 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, AppError> {
                     print_outbox(&app::outbox_view(&store).await?, format);
                     return Ok(ExitCode::SUCCESS);
                 }
+                Some(OutboxAction::Resume { channel }) => {
+                    let channel = channel.as_str();
+                    return Ok(if app::outbox_resume(&store, channel).await? {
+                        out(&format!(
+                            "{channel}: pause lifted; waiting messages go out on the next dispatch"
+                        ));
+                        ExitCode::SUCCESS
+                    } else {
+                        eprintln!("{channel} was not paused");
+                        ExitCode::from(1)
+                    });
+                }
                 Some(OutboxAction::Retry { ids, all_failed }) => {
                     let which = if all_failed {
                         app::all_failed()
@@ -665,6 +683,16 @@ fn print_outbox(v: &app::OutboxView, format: Format) {
         let _ = writeln!(stdout, "{line} {:>8}", counts.values().sum::<i64>());
     }
     let _ = writeln!(stdout, "{:<12} {:>8}", "total", v.total);
+    for p in &v.paused {
+        let until = jiff::Timestamp::from_second(p.until)
+            .map(|t| t.to_string())
+            .unwrap_or_default();
+        let _ = writeln!(
+            stdout,
+            "\nPAUSED {} until {until} (strike {}): {}\n  fix the configuration, then `ritualist outbox resume {}`",
+            p.channel, p.strikes, p.reason, p.channel
+        );
+    }
     if !v.failed.is_empty() {
         let _ = writeln!(
             stdout,

@@ -71,6 +71,19 @@ struct DeliverySpec {
     max_attempts: Option<u32>,
     tick_secs: Option<u32>,
     dkim: Option<DkimSpec>,
+    /// What to do with a message in doubt, per channel: `resend` or `skip`.
+    in_doubt: Option<InDoubtSpec>,
+    /// How long a channel pauses after its provider refused ritualist itself (doubling).
+    pause_secs: Option<u32>,
+    /// How long a stopping daemon waits for messages in flight.
+    shutdown_timeout_secs: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InDoubtSpec {
+    email: Option<Spanned<String>>,
+    sms: Option<Spanned<String>>,
 }
 
 /// `delivery.dkim`: the signing domain, the selector published in DNS and where the private
@@ -110,6 +123,66 @@ struct SmtpSpec {
     connections: Option<u32>,
     /// Accept self-signed certificates (a local relay in a lab). Never in production.
     accept_invalid_certs: Option<bool>,
+    rate: Option<Spanned<RateSpec>>,
+}
+
+/// `rate: { per_second: 10, per_day: 50000 }` on a provider.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RateSpec {
+    per_second: Option<f64>,
+    per_day: Option<u64>,
+}
+
+/// A provider's limits: messages per second (evenly paced) and per UTC day.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RateLimit {
+    pub per_second: Option<f64>,
+    pub per_day: Option<u64>,
+}
+
+impl RateLimit {
+    pub fn is_limited(&self) -> bool {
+        self.per_second.is_some() || self.per_day.is_some()
+    }
+}
+
+/// Validates a `rate:` section.
+pub(super) fn rate_limit(
+    path: &Path,
+    spec: Option<&Spanned<RateSpec>>,
+    diags: &mut Diagnostics,
+) -> RateLimit {
+    let Some(r) = spec else {
+        return RateLimit::default();
+    };
+    let per_second = r.value.per_second.filter(|v| {
+        let ok = v.is_finite() && *v > 0.0 && *v <= 100_000.0;
+        if !ok {
+            diags.push(
+                Diagnostic::at(path, &r.referenced, format!("rate.per_second {v} is not a rate"))
+                    .with_hint("a number of messages per second above 0, e.g. 14 (fractions work: 0.5 is one every 2 s)"),
+            );
+        }
+        ok
+    });
+    let per_day = r.value.per_day.filter(|v| {
+        if *v == 0 {
+            diags.push(
+                Diagnostic::at(
+                    path,
+                    &r.referenced,
+                    "rate.per_day is 0: nothing could be sent",
+                )
+                .with_hint("leave it out for no daily limit"),
+            );
+        }
+        *v > 0
+    });
+    RateLimit {
+        per_second,
+        per_day,
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -197,6 +270,7 @@ pub struct SmtpConfig {
     pub timeout_secs: u32,
     pub connections: u32,
     pub accept_invalid_certs: bool,
+    pub rate: RateLimit,
 }
 
 #[derive(Debug, Clone)]
@@ -237,6 +311,44 @@ pub struct DeliveryConfig {
     pub lease_secs: u32,
     pub max_attempts: u32,
     pub tick_secs: u32,
+    /// In-doubt policy of email (default: resend, with the same Message-ID).
+    pub email_in_doubt: InDoubtPolicy,
+    /// In-doubt policy of SMS (default: skip; a second SMS cannot be recognised as a copy).
+    pub sms_in_doubt: InDoubtPolicy,
+    /// First pause of a channel refused "about us"; doubles per strike, at most a day.
+    pub pause_secs: u32,
+    pub shutdown_timeout_secs: u32,
+}
+
+/// What happens to a message that was handed over when the answer was lost (RELIABILITY.md §1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InDoubtPolicy {
+    /// Send it again, byte for byte: a possible duplicate, never a loss.
+    Resend,
+    /// Keep it `in_doubt`: a possible loss, never a duplicate.
+    Skip,
+}
+
+impl DeliveryConfig {
+    /// The channels whose in-doubt messages are resent.
+    pub fn resend_channels(&self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        if self.email_in_doubt == InDoubtPolicy::Resend {
+            v.push("email");
+        }
+        if self.sms_in_doubt == InDoubtPolicy::Resend {
+            v.push("sms");
+        }
+        v
+    }
+
+    pub fn in_doubt_policy(&self, channel: &str) -> InDoubtPolicy {
+        match channel {
+            "email" => self.email_in_doubt,
+            "sms" => self.sms_in_doubt,
+            _ => InDoubtPolicy::Skip,
+        }
+    }
 }
 
 /// The validated configuration. Built once, passed by reference; never a global.
@@ -414,6 +526,25 @@ impl Config {
             lease_secs: dl.and_then(|d| d.lease_secs).unwrap_or(300).max(10),
             max_attempts: dl.and_then(|d| d.max_attempts).unwrap_or(8).max(1),
             tick_secs: dl.and_then(|d| d.tick_secs).unwrap_or(60).max(1),
+            email_in_doubt: in_doubt_policy(
+                path,
+                dl.and_then(|d| d.in_doubt.as_ref())
+                    .and_then(|p| p.email.as_ref()),
+                InDoubtPolicy::Resend,
+                &mut diags,
+            ),
+            sms_in_doubt: in_doubt_policy(
+                path,
+                dl.and_then(|d| d.in_doubt.as_ref())
+                    .and_then(|p| p.sms.as_ref()),
+                InDoubtPolicy::Skip,
+                &mut diags,
+            ),
+            pause_secs: dl.and_then(|d| d.pause_secs).unwrap_or(900).max(1),
+            shutdown_timeout_secs: dl
+                .and_then(|d| d.shutdown_timeout_secs)
+                .unwrap_or(30)
+                .max(1),
         };
 
         let secret_var = spec
@@ -687,6 +818,7 @@ fn smtp_config(path: &Path, s: &SmtpSpec, diags: &mut Diagnostics) -> SmtpConfig
         timeout_secs: s.timeout_secs.unwrap_or(30).max(1),
         connections: s.connections.unwrap_or(4).clamp(1, 64),
         accept_invalid_certs: s.accept_invalid_certs.unwrap_or(false),
+        rate: rate_limit(path, s.rate.as_ref(), diags),
     }
 }
 
@@ -781,5 +913,25 @@ mod tests {
     #[test]
     fn secret_prints_as_stars() {
         assert_eq!(format!("{:?}", Secret::new("hunter2")), "***");
+    }
+}
+
+fn in_doubt_policy(
+    path: &Path,
+    spec: Option<&Spanned<String>>,
+    default: InDoubtPolicy,
+    diags: &mut Diagnostics,
+) -> InDoubtPolicy {
+    let Some(v) = spec else { return default };
+    match v.value.as_str() {
+        "resend" => InDoubtPolicy::Resend,
+        "skip" => InDoubtPolicy::Skip,
+        other => {
+            diags.push(
+                Diagnostic::at(path, &v.referenced, format!("unknown in-doubt policy `{other}`"))
+                    .with_hint("`resend` (same bytes and Message-ID: a possible duplicate) or `skip` (kept as in_doubt: a possible loss)"),
+            );
+            default
+        }
     }
 }

@@ -58,6 +58,7 @@ struct KannelSpec {
     password_file: Option<String>,
     from: Option<String>,
     timeout_secs: Option<u32>,
+    rate: Option<Spanned<super::settings::RateSpec>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -76,6 +77,7 @@ struct TwilioSpec {
     /// `https://api.twilio.com` unless told otherwise (tests, regional edges).
     base_url: Option<Spanned<String>>,
     timeout_secs: Option<u32>,
+    rate: Option<Spanned<super::settings::RateSpec>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -99,6 +101,7 @@ struct HttpSpec {
     from: Option<String>,
     accepted: Option<Spanned<AcceptedSpec>>,
     timeout_secs: Option<u32>,
+    rate: Option<Spanned<super::settings::RateSpec>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -181,6 +184,7 @@ pub struct KannelConfig {
     pub password: Secret,
     pub from: Option<String>,
     pub timeout_secs: u32,
+    pub rate: super::settings::RateLimit,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -200,6 +204,7 @@ pub struct TwilioConfig {
     pub auth_token: Secret,
     pub sender: TwilioSender,
     pub timeout_secs: u32,
+    pub rate: super::settings::RateLimit,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -244,6 +249,7 @@ pub struct HttpSmsConfig {
     pub from: Option<String>,
     pub accepted: AcceptRule,
     pub timeout_secs: u32,
+    pub rate: super::settings::RateLimit,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -616,6 +622,7 @@ fn kannel_config(path: &Path, k: &KannelSpec, diags: &mut Diagnostics) -> Kannel
         password,
         from: k.from.clone(),
         timeout_secs: k.timeout_secs.unwrap_or(15).max(1),
+        rate: super::settings::rate_limit(path, k.rate.as_ref(), diags),
     }
 }
 
@@ -704,6 +711,7 @@ fn twilio_config(path: &Path, t: &TwilioSpec, diags: &mut Diagnostics) -> Twilio
         auth_token,
         sender,
         timeout_secs: t.timeout_secs.unwrap_or(15).max(1),
+        rate: super::settings::rate_limit(path, t.rate.as_ref(), diags),
     }
 }
 
@@ -969,6 +977,7 @@ fn http_config(path: &Path, h: &HttpSpec, diags: &mut Diagnostics) -> HttpSmsCon
         from: h.from.clone(),
         accepted: accept_rule(path, h.accepted.as_ref(), diags),
         timeout_secs: h.timeout_secs.unwrap_or(15).max(1),
+        rate: super::settings::rate_limit(path, h.rate.as_ref(), diags),
     }
 }
 

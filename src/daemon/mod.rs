@@ -4,7 +4,9 @@
 //! - on SIGHUP, or when a file under the rituals or templates folders changes (polled every
 //!   2 s): validate the whole new set; if anything is wrong, keep running the old set and log
 //!   every problem with its file and line;
-//! - on SIGINT/SIGTERM: finish the current step, close connections, return.
+//! - on SIGINT/SIGTERM: claim nothing more; messages in flight get
+//!   `delivery.shutdown_timeout_secs` to finish, then the ones not yet handed over go back to
+//!   `pending` and the ones handed over are settled as in doubt; close connections, return.
 //!
 //! With an `http:` section it also runs the public HTTP server (unsubscribe, preferences,
 //! inbound SMS, health) on `http.listen` for as long as the loop runs; a stop (or a failed
@@ -34,6 +36,17 @@ pub async fn run(app: Arc<App>) -> Result<(), AppError> {
     // Listen for SIGINT/SIGTERM from the start: a signal during the first tick (or while the
     // HTTP server is already answering) must stop the daemon cleanly, not kill it.
     let shutdown = shutdown_listener();
+    let signalled = {
+        let app = app.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            tracing::info!(
+                "shutdown signal received; claiming nothing more, waiting up to {} s for messages in flight",
+                app.cfg.delivery.shutdown_timeout_secs
+            );
+            app.request_stop();
+        })
+    };
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let server = match &app.cfg.http {
         Some(h) => {
@@ -59,7 +72,8 @@ pub async fn run(app: Arc<App>) -> Result<(), AppError> {
         }
         None => None,
     };
-    let result = ticks(&app, shutdown).await;
+    let result = ticks(&app).await;
+    signalled.abort();
     let _ = stop.send(true);
     if let Some(server) = server {
         match tokio::time::timeout(HTTP_DRAIN, server).await {
@@ -76,9 +90,8 @@ pub async fn run(app: Arc<App>) -> Result<(), AppError> {
 }
 
 /// The tick loop.
-async fn ticks(app: &App, shutdown: impl std::future::Future<Output = ()>) -> Result<(), AppError> {
+async fn ticks(app: &App) -> Result<(), AppError> {
     let period = Duration::from_secs(app.cfg.delivery.tick_secs as u64);
-    let mut shutdown = Box::pin(shutdown);
     let mut hangup = hangup_signal();
     let mut fingerprint = definitions_fingerprint(&app.cfg);
     let mut watch = tokio::time::interval(WATCH_EVERY);
@@ -89,6 +102,10 @@ async fn ticks(app: &App, shutdown: impl std::future::Future<Output = ()>) -> Re
         period.as_secs()
     );
     loop {
+        if app.stop_requested() {
+            app.channels.close().await;
+            return Ok(());
+        }
         let now = crate::clock::now();
         let tick = app.tick(now).await?;
         let sent = app.drain(now).await?;
@@ -107,8 +124,7 @@ async fn ticks(app: &App, shutdown: impl std::future::Future<Output = ()>) -> Re
         loop {
             tokio::select! {
                 _ = tokio::time::sleep_until(next) => break,
-                _ = &mut shutdown => {
-                    tracing::info!("shutdown signal received; stopping");
+                _ = app.stopped() => {
                     app.channels.close().await;
                     return Ok(());
                 }

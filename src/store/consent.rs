@@ -78,7 +78,7 @@ impl Store {
     pub async fn open_messages(&self) -> Result<i64, StoreError> {
         let row = self
             .one(
-                "SELECT COUNT(*) AS n FROM deliveries WHERE status IN ('pending', 'claimed', 'retry_wait')",
+                "SELECT COUNT(*) AS n FROM deliveries WHERE status IN ('pending', 'claimed', 'sending', 'retry_wait')",
                 vec![],
             )
             .await?;

@@ -3,7 +3,10 @@
 //! One row per (ritual, customer, occurrence, channel), protected by a unique index and
 //! inserted with `ON CONFLICT DO NOTHING` *before* anything is sent: re-running a tick,
 //! restarting or running a second tick concurrently can never mint a second message for the
-//! same occurrence. Rows move `pending → claimed (leased) → sent | retry_wait | failed`;
+//! same occurrence. Rows move `pending → claimed (leased) → sending → sent | retry_wait |
+//! failed | in_doubt` (`sending` is committed right before the provider can hold the message;
+//! a `sending` row whose lease expired becomes `in_doubt` or, under a resend policy,
+//! `retry_wait` — never `pending`);
 //! decisions not to send are recorded as `suppressed` with their reason. An operator may put
 //! `failed` rows back to `pending` or move unsent rows to `cancelled` (`ritualist outbox`). Workers claim due
 //! rows with one `UPDATE … RETURNING` that sets a lease (PostgreSQL adds `FOR UPDATE SKIP
@@ -19,6 +22,11 @@ use super::{Store, StoreError, random_token};
 pub enum Status {
     Pending,
     Claimed,
+    /// Being handed over to the provider (committed right before the body / the request).
+    Sending,
+    /// Handed over, then the answer was lost (a crash, a cut connection): the provider may
+    /// hold it. Terminal unless the channel's policy resends (then it goes to `retry_wait`).
+    InDoubt,
     RetryWait,
     Sent,
     Failed,
@@ -32,6 +40,8 @@ impl Status {
         match self {
             Status::Pending => "pending",
             Status::Claimed => "claimed",
+            Status::Sending => "sending",
+            Status::InDoubt => "in_doubt",
             Status::RetryWait => "retry_wait",
             Status::Sent => "sent",
             Status::Failed => "failed",
@@ -125,6 +135,19 @@ pub struct FailedDelivery {
     pub updated_at: i64,
 }
 
+/// A channel paused because its provider refused ritualist itself.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ChannelPause {
+    pub channel: String,
+    /// The provider's refusal, as logged.
+    pub reason: String,
+    pub paused_at: i64,
+    /// Claiming resumes (with one probing message) at this time.
+    pub until: i64,
+    /// Refusals in a row; each doubles the pause.
+    pub strikes: i64,
+}
+
 /// Which rows an operator's retry or cancel applies to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RowSelection {
@@ -165,6 +188,7 @@ impl Store {
         let sql = format!(
             "UPDATE deliveries SET status = 'claimed', lease_token = $1, lease_until = $2, attempts = attempts + 1, updated_at = $3 \
              WHERE id IN (SELECT id FROM deliveries WHERE status IN ('pending', 'retry_wait') AND next_attempt_at <= $3 \
+             AND NOT EXISTS (SELECT 1 FROM channel_pauses p WHERE p.channel = deliveries.channel AND p.until > $3) \
              ORDER BY next_attempt_at, id LIMIT $4{lock}) \
              RETURNING id, ritual, category, customer_id, occurrence, channel, recipient, subject, payload, message_id, attempts, due_at, occasion, send_window"
         );
@@ -249,14 +273,202 @@ impl Store {
         Ok(n == 1)
     }
 
-    /// Returns rows whose lease expired (their worker died) to `pending`.
-    pub async fn release_expired_leases(&self, now: i64) -> Result<u64, StoreError> {
+    /// Rows whose lease expired (their worker died or stalled): `claimed` ones go back to
+    /// `pending` (nothing was handed over); `sending` ones may be at the provider, so they
+    /// become `in_doubt`, or `retry_wait` (due now, same bytes and Message-ID) on the channels in
+    /// `resend` (the in-doubt policy). Returns (released, in doubt).
+    pub async fn release_expired_leases(
+        &self,
+        now: i64,
+        resend: &[&str],
+    ) -> Result<(u64, u64), StoreError> {
+        let released = self
+            .exec(
+                "UPDATE deliveries SET status = 'pending', lease_token = NULL, lease_until = NULL, updated_at = $1 \
+                 WHERE status = 'claimed' AND lease_until < $1",
+                vec![now.into()],
+            )
+            .await?;
+        let resend_list = if resend.is_empty() {
+            "''".to_string()
+        } else {
+            resend
+                .iter()
+                .map(|c| format!("'{}'", c.replace('\'', "")))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let doubt = self
+            .exec(
+                &format!(
+                    "UPDATE deliveries SET status = CASE WHEN channel IN ({resend_list}) THEN 'retry_wait' ELSE 'in_doubt' END, \
+                     next_attempt_at = $1, last_error = $2, lease_token = NULL, lease_until = NULL, updated_at = $1 \
+                     WHERE status = 'sending' AND lease_until < $1"
+                ),
+                vec![
+                    now.into(),
+                    "in doubt: the worker stopped while handing the message over; the provider may have it".into(),
+                ],
+            )
+            .await?;
+        Ok((released, doubt))
+    }
+
+    /// Commits the handover: `claimed → sending`, the lease renewed for `lease_secs` from
+    /// `now`. `false` when the lease was lost (then nothing may be handed over).
+    pub async fn mark_sending(
+        &self,
+        id: i64,
+        token: &str,
+        now: i64,
+        lease_secs: u32,
+    ) -> Result<bool, StoreError> {
+        let n = self
+            .exec(
+                "UPDATE deliveries SET status = 'sending', lease_until = $1, updated_at = $2 \
+                 WHERE id = $3 AND lease_token = $4 AND status = 'claimed'",
+                vec![
+                    (now + lease_secs as i64).into(),
+                    now.into(),
+                    id.into(),
+                    token.to_string().into(),
+                ],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    /// A handed-over message without a definite answer: `in_doubt` (kept, never sent again by
+    /// itself) or, when the channel's policy resends, `retry_wait` at `resend_at`.
+    pub async fn mark_in_doubt(
+        &self,
+        id: i64,
+        token: &str,
+        error: &str,
+        resend_at: Option<i64>,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let (status, next) = match resend_at {
+            Some(at) => ("retry_wait", at),
+            None => ("in_doubt", now),
+        };
+        let n = self
+            .exec(
+                "UPDATE deliveries SET status = $1, next_attempt_at = $2, last_error = $3, updated_at = $4, lease_token = NULL, lease_until = NULL \
+                 WHERE id = $5 AND lease_token = $6 AND status IN ('claimed', 'sending')",
+                vec![
+                    status.into(),
+                    next.into(),
+                    format!("in doubt: {error}").into(),
+                    now.into(),
+                    id.into(),
+                    token.to_string().into(),
+                ],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    /// Gives claimed rows back untried (a stopping daemon): `claimed → pending`, attempt not
+    /// counted. Rows already `sending` are left to their lease.
+    pub async fn release_claimed(
+        &self,
+        ids: &[i64],
+        token: &str,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        let mut n = 0;
+        for id in ids {
+            n += self
+                .exec(
+                    "UPDATE deliveries SET status = 'pending', attempts = attempts - 1, lease_token = NULL, lease_until = NULL, updated_at = $1 \
+                     WHERE id = $2 AND lease_token = $3 AND status = 'claimed'",
+                    vec![now.into(), (*id).into(), token.to_string().into()],
+                )
+                .await?;
+        }
+        Ok(n)
+    }
+
+    /// Pauses `channel` (a provider refused us): one more strike, and the pause lasts until
+    /// `until(strikes)`. Returns (strikes, until).
+    pub async fn pause_channel(
+        &self,
+        channel: &str,
+        reason: &str,
+        now: i64,
+        until: impl Fn(i64) -> i64,
+    ) -> Result<(i64, i64), StoreError> {
+        let strikes = match self
+            .one(
+                "SELECT strikes FROM channel_pauses WHERE channel = $1",
+                vec![channel.into()],
+            )
+            .await?
+        {
+            Some(r) => r.try_get::<i32>("", "strikes")? as i64 + 1,
+            None => 1,
+        };
+        let until = until(strikes);
         self.exec(
-            "UPDATE deliveries SET status = 'pending', lease_token = NULL, lease_until = NULL, updated_at = $1 \
-             WHERE status = 'claimed' AND lease_until < $1",
-            vec![now.into()],
+            "INSERT INTO channel_pauses (channel, reason, paused_at, until, strikes) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (channel) DO UPDATE SET reason = excluded.reason, until = excluded.until, strikes = excluded.strikes",
+            vec![
+                channel.into(),
+                reason.into(),
+                now.into(),
+                until.into(),
+                (strikes as i32).into(),
+            ],
         )
-        .await
+        .await?;
+        Ok((strikes, until))
+    }
+
+    /// Messages sent on `channel` since `since` (daily rate limits after a restart).
+    pub async fn sent_since(&self, channel: &str, since: i64) -> Result<i64, StoreError> {
+        let row = self
+            .one(
+                "SELECT COUNT(*) AS n FROM deliveries WHERE channel = $1 AND status = 'sent' AND sent_at >= $2",
+                vec![channel.into(), since.into()],
+            )
+            .await?;
+        Ok(match row {
+            Some(r) => r.try_get("", "n")?,
+            None => 0,
+        })
+    }
+
+    /// A message went through on `channel`: a pause (its probe succeeded) is over.
+    pub async fn clear_channel_pause(&self, channel: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .exec(
+                "DELETE FROM channel_pauses WHERE channel = $1",
+                vec![channel.into()],
+            )
+            .await?
+            > 0)
+    }
+
+    /// Channels paused now or in the past (a pause whose `until` passed is probing).
+    pub async fn channel_pauses(&self) -> Result<Vec<ChannelPause>, StoreError> {
+        let rows = self
+            .all(
+                "SELECT channel, reason, paused_at, until, strikes FROM channel_pauses ORDER BY channel",
+                vec![],
+            )
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            out.push(ChannelPause {
+                channel: r.try_get("", "channel")?,
+                reason: r.try_get("", "reason")?,
+                paused_at: r.try_get("", "paused_at")?,
+                until: r.try_get("", "until")?,
+                strikes: r.try_get::<i32>("", "strikes")? as i64,
+            });
+        }
+        Ok(out)
     }
 
     /// `true` when the lease still held and the row is now `sent`.
@@ -264,7 +476,7 @@ impl Store {
         let n = self
             .exec(
                 "UPDATE deliveries SET status = 'sent', sent_at = $1, updated_at = $1, lease_token = NULL, lease_until = NULL, last_error = NULL \
-                 WHERE id = $2 AND lease_token = $3 AND status = 'claimed'",
+                 WHERE id = $2 AND lease_token = $3 AND status IN ('claimed', 'sending')",
                 vec![now.into(), id.into(), token.to_string().into()],
             )
             .await?;
@@ -282,7 +494,7 @@ impl Store {
         let n = self
             .exec(
                 "UPDATE deliveries SET status = 'retry_wait', next_attempt_at = $1, last_error = $2, updated_at = $3, lease_token = NULL, lease_until = NULL \
-                 WHERE id = $4 AND lease_token = $5 AND status = 'claimed'",
+                 WHERE id = $4 AND lease_token = $5 AND status IN ('claimed', 'sending')",
                 vec![next_at.into(), error.to_string().into(), now.into(), id.into(), token.to_string().into()],
             )
             .await?;
@@ -299,7 +511,7 @@ impl Store {
         let n = self
             .exec(
                 "UPDATE deliveries SET status = 'failed', last_error = $1, updated_at = $2, lease_token = NULL, lease_until = NULL \
-                 WHERE id = $3 AND lease_token = $4 AND status = 'claimed'",
+                 WHERE id = $3 AND lease_token = $4 AND status IN ('claimed', 'sending')",
                 vec![error.to_string().into(), now.into(), id.into(), token.to_string().into()],
             )
             .await?;
@@ -425,9 +637,13 @@ impl Store {
         which: &RowSelection,
         now: i64,
     ) -> Result<Vec<i64>, StoreError> {
+        let from = match which {
+            RowSelection::AllIn(from) => from.clone(),
+            RowSelection::Ids(_) => vec![Status::Failed, Status::InDoubt],
+        };
         self.operator_update(
             "status = 'pending', attempts = 0, next_attempt_at = $1",
-            &[Status::Failed],
+            &from,
             which,
             now,
         )
@@ -443,7 +659,12 @@ impl Store {
     ) -> Result<Vec<i64>, StoreError> {
         let from = match which {
             RowSelection::AllIn(from) => from.clone(),
-            RowSelection::Ids(_) => vec![Status::Pending, Status::RetryWait, Status::Failed],
+            RowSelection::Ids(_) => vec![
+                Status::Pending,
+                Status::RetryWait,
+                Status::Failed,
+                Status::InDoubt,
+            ],
         };
         self.operator_update(
             "status = 'cancelled', reason = 'cancelled_by_operator'",

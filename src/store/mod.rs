@@ -25,7 +25,8 @@ use sea_orm::{
 pub use consent::ConsentEvent;
 pub use engine::{HistoryRow, MonthDayColumn, OrderRow, Probe};
 pub use ledger::{
-    ClaimedDelivery, DeliveryRow, FailedDelivery, NewDelivery, QueueCount, RowSelection, Status,
+    ChannelPause, ClaimedDelivery, DeliveryRow, FailedDelivery, NewDelivery, QueueCount,
+    RowSelection, Status,
 };
 pub use people::{CustomerRow, UpsertStats};
 

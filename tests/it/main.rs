@@ -6,6 +6,7 @@
 mod bounce;
 mod browser;
 mod consent;
+mod crash;
 mod daemon_lock;
 mod delivery;
 mod dkim;
@@ -15,6 +16,7 @@ mod outbox;
 mod peers;
 mod regression;
 mod reload;
+mod scale_out;
 mod scenarios;
 mod sms_providers;
 mod snapshots;

@@ -316,6 +316,7 @@ async fn send(ch: &Channels, to: &str) -> Result<String, SendError> {
         payload: TEXT,
         message_id: Some("<m1@floare.example>"),
         from: "hello@floare.example",
+        handover: None,
     })
     .await
 }
@@ -532,6 +533,7 @@ async fn twilio_down_falls_back_to_a_real_kannel() {
             payload: "Иван, с днём рождения!",
             message_id: None,
             from: "hello@floare.example",
+            handover: None,
         })
         .await
         .unwrap_or_else(|e| panic!("{e}\n{}", kannel.logs()));

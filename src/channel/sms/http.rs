@@ -157,10 +157,13 @@ fn classify(name: &str, rule: &AcceptRule, reply: &Reply, secret: &str, to: &str
     if status_accepted(rule, reply.status) {
         let needs_body = rule.body_contains.is_some() || rule.json_field.is_some();
         if needs_body && !reply.complete {
-            return Err(Failure::stop(SendError::transient(format!(
-                "{name} {}: the reply was cut off before it could be checked; in doubt: the provider may have taken the message",
-                reply.status
-            ))));
+            return Err(Failure::stop(
+                SendError::transient(format!(
+                    "{name} {}: the reply was cut off before it could be checked; in doubt: the provider may have taken the message",
+                    reply.status
+                ))
+                .in_doubt(),
+            ));
         }
         return match body_refusal(rule, &reply.body) {
             None => Ok(format!("{} {quoted}", reply.status)),

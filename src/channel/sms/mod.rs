@@ -26,7 +26,8 @@ pub use http::HttpGateway;
 pub use kannel::Kannel;
 pub use twilio::Twilio;
 
-use super::SendError;
+use super::rate::RateLimiter;
+use super::{Handover, SendError};
 use crate::config::SmsProvider;
 
 /// A provider's reply body is read up to this many bytes (RELIABILITY.md §4: a size cap).
@@ -93,6 +94,8 @@ impl Provider {
 #[derive(Debug)]
 pub struct SmsProviders {
     providers: Vec<Provider>,
+    /// Each provider's `rate:` (None: unlimited), in the same order.
+    limits: Vec<Option<RateLimiter>>,
 }
 
 impl SmsProviders {
@@ -110,14 +113,52 @@ impl SmsProviders {
         if providers.is_empty() {
             return Err(SendError::permanent("no SMS provider is configured"));
         }
-        Ok(SmsProviders { providers })
+        let limits = list
+            .iter()
+            .map(|p| {
+                let rate = match p {
+                    SmsProvider::Twilio(c) => c.rate,
+                    SmsProvider::Http(c) => c.rate,
+                    SmsProvider::Kannel(c) => c.rate,
+                };
+                rate.is_limited().then(|| RateLimiter::new(p.name(), rate))
+            })
+            .collect();
+        Ok(SmsProviders { providers, limits })
+    }
+
+    /// Counts SMS an earlier run sent today against every provider's daily limit (the ledger
+    /// does not say which provider took them: the conservative reading).
+    pub fn seed_today(&self, sent: u64) {
+        for l in self.limits.iter().flatten() {
+            l.seed_today(sent);
+        }
     }
 
     /// Tries each provider in order until one takes the message. `Ok` names it:
     /// `twilio SM0123…`, `smsro 200 {"status":"ok"}`, `kannel 202 0: Accepted for delivery`.
-    pub async fn send(&self, to: &str, text: &str) -> Result<String, SendError> {
+    ///
+    /// Each provider's rate limit is waited for before its request; a provider whose daily
+    /// limit is spent is skipped. `handover` is committed once, right before the first request.
+    pub async fn send(
+        &self,
+        to: &str,
+        text: &str,
+        handover: Option<&dyn Handover>,
+    ) -> Result<String, SendError> {
         let mut failures = Vec::new();
+        let mut handed = false;
         for (i, p) in self.providers.iter().enumerate() {
+            if let Some(limit) = &self.limits[i]
+                && let Err(e) = limit.admit().await
+            {
+                failures.push(Failure::next(e));
+                continue;
+            }
+            if !handed {
+                super::hand_over(handover).await?;
+                handed = true;
+            }
             match p.attempt(to, text).await {
                 Ok(reply) => return Ok(format!("{} {reply}", p.name())),
                 Err(f) => {
@@ -165,7 +206,13 @@ fn combine(failures: Vec<Failure>) -> SendError {
         .filter(|e| e.is_transient())
         .collect();
     if transient.is_empty() {
-        return SendError::permanent(message);
+        let e = SendError::permanent(message);
+        // Every provider refused ritualist itself: the channel pauses.
+        return if failures.iter().all(|f| f.error.about_us) {
+            e.about_us()
+        } else {
+            e
+        };
     }
     let wait = transient
         .iter()
@@ -219,9 +266,12 @@ fn request_failed(name: &str, e: reqwest::Error) -> Failure {
         } else {
             "connection lost"
         };
-        Failure::stop(SendError::transient(format!(
-            "{name}: {what} after the request was sent ({detail}); in doubt: the provider may have taken the message, so no other provider is tried"
-        )))
+        Failure::stop(
+            SendError::transient(format!(
+                "{name}: {what} after the request was sent ({detail}); in doubt: the provider may have taken the message, so no other provider is tried"
+            ))
+            .in_doubt(),
+        )
     }
 }
 
@@ -322,7 +372,7 @@ fn status_failure(name: &str, reply: &Reply, detail: &str) -> Failure {
             None => e,
         })
     } else if is_about_us(reply.status) {
-        Failure::next(SendError::permanent(message))
+        Failure::next(SendError::permanent(message).about_us())
     } else {
         Failure::stop(SendError::permanent(message))
     }

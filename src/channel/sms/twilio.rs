@@ -115,7 +115,7 @@ fn classify(name: &str, reply: &Reply, token: &str, to: &str) -> Attempt {
         Some(what) => Failure::stop(SendError::permanent(format!("{message} ({what})"))),
         // Credentials (20003), the account (20404), the sender (21606, 21212), a region not
         // enabled (21408): about us, not the customer.
-        None => Failure::next(SendError::permanent(message)),
+        None => Failure::next(SendError::permanent(message).about_us()),
     })
 }
 

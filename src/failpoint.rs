@@ -1,0 +1,51 @@
+//! Crash points for the crash-matrix tests (RELIABILITY.md §5): `RITUALIST_FAILPOINT=NAME@N`
+//! makes the process abort — no destructors, no flush, no goodbye to the SMTP server, the
+//! same as `kill -9` for everything the process wrote so far — the N-th time (1-based) it
+//! reaches the point called NAME. Only debug builds have them; in a release build [`hit`]
+//! is an empty function and the variable is ignored.
+//!
+//! Points, in the order a message meets them:
+//! `after_claim`, `after_mail`, `after_rcpt`, `after_data` (354 received, `sending` not yet
+//! committed), `after_sending` (committed, no byte of the body written), `mid_body` (half the
+//! body written), `after_dot` (the final dot written, its reply not read), `after_accept`
+//! (the relay's 250 read, `sent` not yet committed).
+
+/// Aborts the process if the failpoint `name` is armed and this is its N-th hit.
+#[cfg(debug_assertions)]
+pub fn hit(name: &str) {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static ARMED: OnceLock<Option<(String, u64)>> = OnceLock::new();
+    static HITS: AtomicU64 = AtomicU64::new(0);
+    let armed = ARMED.get_or_init(|| {
+        let v = std::env::var("RITUALIST_FAILPOINT").ok()?;
+        let (n, at) = v.split_once('@').unwrap_or((v.as_str(), "1"));
+        Some((n.to_string(), at.parse().ok()?))
+    });
+    if let Some((n, at)) = armed
+        && n == name
+        && HITS.fetch_add(1, Ordering::SeqCst) + 1 == *at
+    {
+        eprintln!("failpoint {name}@{at}: aborting");
+        std::process::abort();
+    }
+}
+
+/// Release builds have no failpoints.
+#[cfg(not(debug_assertions))]
+#[inline(always)]
+pub fn hit(_name: &str) {}
+
+/// Whether `name` is the armed failpoint (to arm a stream wrapper only when needed).
+#[cfg(debug_assertions)]
+pub fn armed(name: &str) -> bool {
+    std::env::var("RITUALIST_FAILPOINT")
+        .ok()
+        .is_some_and(|v| v.split('@').next() == Some(name))
+}
+
+#[cfg(not(debug_assertions))]
+#[inline(always)]
+pub fn armed(_name: &str) -> bool {
+    false
+}
