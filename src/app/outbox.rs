@@ -81,10 +81,10 @@ pub async fn outbox_view(store: &Store) -> Result<OutboxView, StoreError> {
     })
 }
 
-/// Lifts the pause of `channel` (the operator fixed the configuration): its messages are
-/// claimed again at once. `false` when it was not paused.
-pub async fn outbox_resume(store: &Store, channel: &str) -> Result<bool, StoreError> {
-    store.clear_channel_pause(channel).await
+/// Lifts the pause of `channel` (the operator fixed the configuration): the messages that
+/// waited for it are due at `now`. `false` when it was not paused.
+pub async fn outbox_resume(store: &Store, channel: &str, now: i64) -> Result<bool, StoreError> {
+    store.resume_channel(channel, now).await
 }
 
 /// Why each requested id that did not change was left alone.

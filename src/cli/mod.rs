@@ -594,7 +594,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, AppError> {
                 }
                 Some(OutboxAction::Resume { channel }) => {
                     let channel = channel.as_str();
-                    return Ok(if app::outbox_resume(&store, channel).await? {
+                    return Ok(if app::outbox_resume(&store, channel, now).await? {
                         out(&format!(
                             "{channel}: pause lifted; waiting messages go out on the next dispatch"
                         ));

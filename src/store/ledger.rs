@@ -391,7 +391,8 @@ impl Store {
     }
 
     /// Pauses `channel` (a provider refused us): one more strike, and the pause lasts until
-    /// `until(strikes)`. Returns (strikes, until).
+    /// `until(strikes)`. A channel still paused at `now` keeps its pause (the other messages of
+    /// the batch that was in flight add no strike). Returns (strikes, until).
     pub async fn pause_channel(
         &self,
         channel: &str,
@@ -401,12 +402,19 @@ impl Store {
     ) -> Result<(i64, i64), StoreError> {
         let strikes = match self
             .one(
-                "SELECT strikes FROM channel_pauses WHERE channel = $1",
+                "SELECT strikes, until FROM channel_pauses WHERE channel = $1",
                 vec![channel.into()],
             )
             .await?
         {
-            Some(r) => r.try_get::<i32>("", "strikes")? as i64 + 1,
+            Some(r) => {
+                let (strikes, until): (i32, i64) =
+                    (r.try_get("", "strikes")?, r.try_get("", "until")?);
+                if until > now {
+                    return Ok((strikes as i64, until));
+                }
+                strikes as i64 + 1
+            }
             None => 1,
         };
         let until = until(strikes);
@@ -448,6 +456,28 @@ impl Store {
             )
             .await?
             > 0)
+    }
+
+    /// An operator lifted the pause of `channel`: the messages that were waiting for the pause
+    /// to end are due at `now`. `false` when the channel was not paused.
+    pub async fn resume_channel(&self, channel: &str, now: i64) -> Result<bool, StoreError> {
+        let Some(row) = self
+            .one(
+                "SELECT until FROM channel_pauses WHERE channel = $1",
+                vec![channel.into()],
+            )
+            .await?
+        else {
+            return Ok(false);
+        };
+        let until: i64 = row.try_get("", "until")?;
+        self.exec(
+            "UPDATE deliveries SET next_attempt_at = $1, updated_at = $1 \
+             WHERE channel = $2 AND status = 'retry_wait' AND next_attempt_at > $1 AND next_attempt_at <= $3",
+            vec![now.into(), channel.into(), until.into()],
+        )
+        .await?;
+        self.clear_channel_pause(channel).await
     }
 
     /// Channels paused now or in the past (a pause whose `until` passed is probing).

@@ -10,8 +10,9 @@ fn smtp(port: u16) -> String {
     )
 }
 
-/// Two email-only customers born on May 5, sent to a sink started with `args`. `None` when
-/// the sink or the database is missing (outside CI).
+/// Two email-only customers born on May 5, sent to a sink started with `args`; both must be
+/// refused (failed, or waiting behind a paused channel). `None` when the sink or the database
+/// is missing (outside CI).
 async fn rejected_by(db: Db, args: &[&str]) -> Option<(SmtpSink, TestApp)> {
     let sink = SmtpSink::start(args)?;
     let t = TestApp::start(db, &smtp(sink.port())).await?;
@@ -23,7 +24,7 @@ async fn rejected_by(db: Db, args: &[&str]) -> Option<(SmtpSink, TestApp)> {
     let now = at("2027-05-05T12:00:00Z");
     assert_eq!(t.app.tick(now).await.unwrap().queued, 2);
     let d = t.app.drain(now).await.unwrap();
-    assert_eq!((d.sent, d.failed), (0, 2), "{d:?}");
+    assert_eq!((d.sent, d.failed + d.paused), (0, 2), "{d:?}");
     Some((sink, t))
 }
 
@@ -95,36 +96,53 @@ async fn a_user_unknown_to_rcpt_opts_the_customer_out_of_email() {
 
 #[tokio::test]
 async fn rejections_of_us_or_of_the_message_never_suppress_the_customer() {
-    for (args, expect) in [
+    // (sink flags, the command named in the error, about us: the channel pauses)
+    for (args, expect, about_us) in [
         (
             &["-f", "MAIL", "-B", "535 5.7.8 Authentication failed"][..],
             "MAIL FROM: ",
+            true,
         ),
         (
             &["-f", "MAIL", "-B", "550 5.1.1 Sender unknown"][..],
             "MAIL FROM: ",
+            true,
         ),
         (
             &["-f", "RCPT", "-B", "550 5.7.1 Relaying denied"][..],
             "RCPT TO: ",
+            true,
         ),
-        (&["-f", "RCPT"][..], "RCPT TO: "), // smtp-sink's default: 500 5.3.0 Error: command failed
+        (&["-f", "RCPT"][..], "RCPT TO: ", false), // smtp-sink's default: 500 5.3.0 Error: command failed
         (
             &["-f", "DATA", "-B", "554 5.6.0 Content rejected"][..],
             "DATA: ",
+            false,
         ),
         (
             &["-f", ".", "-B", "550 5.7.1 Message rejected as spam"][..],
             "end of data: ",
+            true,
         ),
     ] {
         let Some((_sink, t)) = rejected_by(Db::Sqlite, args).await else {
             return;
         };
+        let pauses = t.app.store.channel_pauses().await.unwrap();
         for row in t.app.store.deliveries().await.unwrap() {
-            assert_eq!(row.status, "failed", "{args:?}");
+            // About us: the message waits for the channel (never failed, never the customer's
+            // fault); about the message: failed.
+            let want = if about_us { "retry_wait" } else { "failed" };
+            assert_eq!(row.status, want, "{args:?}");
             let err = row.last_error.unwrap_or_default();
             assert!(err.starts_with(expect), "{args:?}: {err}");
+        }
+        if about_us {
+            assert_eq!(pauses.len(), 1, "{args:?}: {pauses:?}");
+            assert_eq!(pauses[0].channel, "email");
+            assert!(pauses[0].reason.starts_with(expect), "{pauses:?}");
+        } else {
+            assert!(pauses.is_empty(), "{args:?}: {pauses:?}");
         }
         for (id, c) in consents(&t).await {
             assert!(c.is_empty(), "{args:?}: customer {id} suppressed: {c:?}");
@@ -136,4 +154,83 @@ async fn rejections_of_us_or_of_the_message_never_suppress_the_customer() {
             assert_ne!(status, "suppressed", "{args:?}");
         }
     }
+}
+
+/// A paused channel is not claimed until its pause ends or an operator lifts it; then the
+/// waiting messages go out once, and the pause is cleared by the first success.
+#[tokio::test]
+async fn a_paused_channel_waits_and_resumes_after_the_fix() {
+    let Some(bad) = SmtpSink::start(&["-f", "MAIL", "-B", "535 5.7.8 Authentication failed"])
+    else {
+        return;
+    };
+    let Some(t) = TestApp::start(Db::Sqlite, &smtp(bad.port())).await else {
+        return;
+    };
+    let csv = format!(
+        "{HEADER}b1,Emma,Test,emma@example.com,,en,Europe/Bucharest,1990-05-05,email\n\
+         b2,Ana,Test,ana@example.com,,ro,Europe/Bucharest,1991-05-05,email\n"
+    );
+    assert!(t.customers(&csv).await.is_empty());
+    let now = at("2027-05-05T12:00:00Z");
+    t.app.tick(now).await.unwrap();
+    let d = t.app.drain(now).await.unwrap();
+    assert_eq!((d.paused, d.failed, d.sent), (2, 0, 0), "{d:?}");
+    let pause = t.app.store.channel_pauses().await.unwrap().remove(0);
+    assert_eq!(
+        (pause.strikes, pause.until - pause.paused_at),
+        (1, 900),
+        "{pause:?}"
+    );
+    // While paused nothing is claimed.
+    assert_eq!(
+        t.app
+            .drain(at("2027-05-05T12:10:00Z"))
+            .await
+            .unwrap()
+            .claimed,
+        0
+    );
+    // After the pause the waiting messages probe the relay; refused again: the pause doubles.
+    let later = at("2027-05-05T12:20:00Z");
+    let d = t.app.drain(later).await.unwrap();
+    assert_eq!((d.paused, d.sent), (2, 0), "{d:?}");
+    let pause = t.app.store.channel_pauses().await.unwrap().remove(0);
+    assert_eq!(
+        (pause.strikes, pause.until - later.as_second()),
+        (2, 1800),
+        "{pause:?}"
+    );
+    assert_eq!(t.app.drain(later).await.unwrap().claimed, 0);
+    // The operator fixes the relay (a working one on another port) and lifts the pause.
+    let bad_port = bad.port();
+    drop(bad);
+    let Some(good) = SmtpSink::start(&[]) else {
+        return;
+    };
+    let cfg_path = t.dir.join("config/ritualist.yaml");
+    let yaml = std::fs::read_to_string(&cfg_path).unwrap();
+    std::fs::write(
+        &cfg_path,
+        yaml.replace(
+            &format!("port: {bad_port}\n"),
+            &format!("port: {}\n", good.port()),
+        ),
+    )
+    .unwrap();
+    let fixed = ritualist::app::App::open(ritualist::config::Config::load(&cfg_path).unwrap())
+        .await
+        .unwrap();
+    assert!(
+        ritualist::app::outbox_resume(&fixed.store, "email", later.as_second())
+            .await
+            .unwrap()
+    );
+    let d = fixed.drain(later).await.unwrap();
+    assert_eq!((d.sent, d.paused), (2, 0), "{d:?}");
+    assert_eq!(
+        good.wait_for(2, std::time::Duration::from_secs(10)).len(),
+        2
+    );
+    assert!(fixed.store.channel_pauses().await.unwrap().is_empty());
 }

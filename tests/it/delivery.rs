@@ -232,7 +232,7 @@ async fn sms_reaches_kannel_in_ucs2_for_cyrillic_and_romanian() {
 }
 
 #[tokio::test]
-async fn a_wrong_kannel_password_fails_permanently() {
+async fn a_wrong_kannel_password_pauses_sms_and_blames_nobody() {
     let Some(kannel) = Kannel::start() else {
         return;
     };
@@ -256,11 +256,25 @@ async fn a_wrong_kannel_password_fails_permanently() {
     let now = at("2027-07-07T12:00:00Z");
     t.app.tick(now).await.unwrap();
     let d = t.app.drain(now).await.unwrap();
-    assert_eq!(d.failed, 1, "{d:?}");
+    // A refusal of us: the SMS waits and the channel pauses; the customer is not blamed.
+    assert_eq!((d.failed, d.paused), (0, 1), "{d:?}");
     let row = &t.app.store.deliveries().await.unwrap()[0];
+    assert_eq!(row.status, "retry_wait");
     assert!(
         row.last_error.as_deref().unwrap().contains("403"),
         "{row:?}"
+    );
+    let pauses = t.app.store.channel_pauses().await.unwrap();
+    assert_eq!(pauses.len(), 1);
+    assert_eq!(pauses[0].channel, "sms");
+    assert!(pauses[0].reason.contains("403"), "{pauses:?}");
+    assert!(
+        t.app
+            .store
+            .consents_of(row.customer_id)
+            .await
+            .unwrap()
+            .is_empty()
     );
     assert!(
         !row.last_error.as_deref().unwrap().contains("wrong"),
@@ -316,10 +330,12 @@ async fn a_wrong_smtp_password_is_not_sent_and_not_blamed_on_the_customer() {
     std::fs::write(&pw, "wrong-password").unwrap();
     let (t, d) = birthdays_through(&tls_delivery(server.port, "starttls", &pw), 1).await;
     assert_eq!(
-        (d.sent, d.failed, d.retrying),
-        (0, 0, 1),
+        (d.sent, d.failed, d.retrying, d.paused),
+        (0, 0, 0, 1),
         "waits for the operator, not failed: {d:?}"
     );
+    let pauses = t.app.store.channel_pauses().await.unwrap();
+    assert_eq!(pauses.len(), 1, "the email channel is paused: {pauses:?}");
     let row = &t.app.store.deliveries().await.unwrap()[0];
     assert_eq!(row.status, "retry_wait");
     assert!(
