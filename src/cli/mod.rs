@@ -318,19 +318,33 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, AppError> {
             };
             let app = App::open(cfg).await?;
             if once {
+                let app = std::sync::Arc::new(app);
+                // SIGTERM/SIGINT: stop claiming, give messages in flight their grace.
+                let stopper = crate::daemon::stop_on_signal(app.clone());
                 let now = now.unwrap_or_else(crate::clock::now);
                 let t = app.tick(now).await?;
                 let d = app.drain(now).await?;
+                stopper.abort();
                 app.channels.close().await;
                 out(&format!(
-                    "tick at {now}: {} candidate(s), {} new message(s) queued, {} suppressed, {} already recorded; sent {}, retrying {}, failed {}",
+                    "tick at {now}: {} candidate(s), {} new message(s) queued, {} suppressed, {} already recorded; sent {}, retrying {}, failed {}, in doubt {}, waiting for a paused channel {}{}",
                     t.candidates,
                     t.queued,
                     t.suppressed,
                     t.already_recorded,
                     d.sent,
                     d.retrying,
-                    d.failed
+                    d.failed,
+                    d.in_doubt,
+                    d.paused,
+                    if app.stop_requested() {
+                        format!(
+                            "; stopped by a signal ({} given back to the queue)",
+                            d.released
+                        )
+                    } else {
+                        String::new()
+                    }
                 ));
                 if let crate::config::EmailTransport::Outbox = app.cfg.delivery.email {
                     out(&format!(

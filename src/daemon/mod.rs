@@ -30,23 +30,26 @@ const WATCH_EVERY: Duration = Duration::from_secs(2);
 /// How long a stopping daemon waits for the HTTP requests in flight.
 const HTTP_DRAIN: Duration = Duration::from_secs(10);
 
+/// Installs the SIGINT/SIGTERM handlers now; on a signal, asks `app` to stop (no more
+/// claims; messages in flight get `delivery.shutdown_timeout_secs`).
+pub fn stop_on_signal(app: Arc<App>) -> tokio::task::JoinHandle<()> {
+    let shutdown = shutdown_listener();
+    tokio::spawn(async move {
+        shutdown.await;
+        tracing::info!(
+            "shutdown signal received; claiming nothing more, waiting up to {} s for messages in flight",
+            app.cfg.delivery.shutdown_timeout_secs
+        );
+        app.request_stop();
+    })
+}
+
 /// Runs ticks and dispatch every `tick_secs` (and the HTTP server, when configured) until a
 /// shutdown signal arrives.
 pub async fn run(app: Arc<App>) -> Result<(), AppError> {
     // Listen for SIGINT/SIGTERM from the start: a signal during the first tick (or while the
     // HTTP server is already answering) must stop the daemon cleanly, not kill it.
-    let shutdown = shutdown_listener();
-    let signalled = {
-        let app = app.clone();
-        tokio::spawn(async move {
-            shutdown.await;
-            tracing::info!(
-                "shutdown signal received; claiming nothing more, waiting up to {} s for messages in flight",
-                app.cfg.delivery.shutdown_timeout_secs
-            );
-            app.request_stop();
-        })
-    };
+    let signalled = stop_on_signal(app.clone());
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let server = match &app.cfg.http {
         Some(h) => {

@@ -18,6 +18,7 @@ mod regression;
 mod reload;
 mod scale_out;
 mod scenarios;
+mod shutdown;
 mod sms_providers;
 mod snapshots;
 mod tls_peer;

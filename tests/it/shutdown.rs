@@ -1,0 +1,98 @@
+//! Graceful stop: SIGTERM while messages are on the wire to a relay that takes 30 s to answer
+//! the final dot (smtp-sink `-W .:30`). The run stops claiming, gives the sends in flight
+//! `delivery.shutdown_timeout_secs` (2 s here), then gives every message not handed over back
+//! to the queue untried and settles the ones handed over as in doubt (email: resent with the
+//! same Message-ID). Nothing is left `claimed` or `sending`.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::harness::{Db, HEADER, TestApp, ritualist_cmd, wait_exit};
+use crate::peers::SmtpSink;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_releases_what_was_not_handed_over_and_settles_what_was() {
+    let Some(sink) = SmtpSink::start(&["-W", ".:30"]) else {
+        return;
+    };
+    let delivery = format!(
+        "  email:\n    transport: smtp\n    smtp:\n      host: 127.0.0.1\n      port: {}\n      security: plain\n      timeout_secs: 60\n      connections: 2\n  sms:\n    transport: outbox\n  shutdown_timeout_secs: 2\n",
+        sink.port()
+    );
+    let Some(t) = TestApp::start(Db::Sqlite, &delivery).await else {
+        return;
+    };
+    let mut csv = HEADER.to_string();
+    for i in 0..10 {
+        csv.push_str(&format!(
+            "g{i},Emma,Test,user{i}@example.com,,en,Europe/Bucharest,1990-05-05,email\n"
+        ));
+    }
+    assert!(t.customers(&csv).await.is_empty());
+    let now = "2027-05-05T12:00:00Z";
+    assert_eq!(
+        t.app.tick(crate::harness::at(now)).await.unwrap().queued,
+        10
+    );
+
+    let log = t.dir.join("run.log");
+    let mut run = ritualist_cmd(&t.dir)
+        .args(["run", "--once", "--now", now])
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    // Wait (bounded) until two messages are on the wire.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let counts = t.app.store.status_counts().await.unwrap();
+        if counts.get("sending").copied().unwrap_or(0) == 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never two in flight: {counts:?}: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &run.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    // Well before the relay's 30 s: the grace is 2 s.
+    let status = wait_exit(&mut run, Duration::from_secs(20), "the stopping run");
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut run.stdout.take().unwrap(), &mut stdout).unwrap();
+    let stderr = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(status.success(), "{status}: {stderr}");
+    assert!(
+        stdout.contains("stopped by a signal (8 given back to the queue)"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("shutdown signal received"), "{stderr}");
+
+    let rows = t.app.store.deliveries().await.unwrap();
+    let of = |s: &str| rows.iter().filter(|r| r.status == s).collect::<Vec<_>>();
+    assert!(
+        of("claimed").is_empty() && of("sending").is_empty(),
+        "{rows:?}"
+    );
+    // Not handed over: back to pending, the attempt not counted.
+    assert_eq!(of("pending").len(), 8, "{rows:?}");
+    assert!(of("pending").iter().all(|r| r.attempts == 0), "{rows:?}");
+    // Handed over: in doubt, resent (email's default policy) with the same Message-ID.
+    let doubt = of("retry_wait");
+    assert_eq!(doubt.len(), 2, "{rows:?}");
+    for r in doubt {
+        assert!(
+            r.last_error
+                .as_deref()
+                .unwrap_or("")
+                .starts_with("in doubt: the daemon stopped"),
+            "{r:?}"
+        );
+        assert!(r.message_id.is_some());
+    }
+}
