@@ -163,7 +163,7 @@ impl std::fmt::Debug for Outgoing<'_> {
 #[derive(Debug)]
 enum EmailSender {
     Outbox(Outbox),
-    Smtp(SmtpPool),
+    Smtp(Box<SmtpPool>),
 }
 
 #[derive(Debug)]
@@ -193,7 +193,7 @@ impl Channels {
         let outbox = || Outbox::new(&cfg.delivery.outbox_dir);
         let email = match &cfg.delivery.email {
             EmailTransport::Outbox => EmailSender::Outbox(outbox()),
-            EmailTransport::Smtp(s) => EmailSender::Smtp(SmtpPool::new(s.clone())),
+            EmailTransport::Smtp(s) => EmailSender::Smtp(Box::new(SmtpPool::new(s.clone()))),
         };
         let sms = match &cfg.delivery.sms {
             SmsTransport::Outbox => SmsSender::Outbox(outbox()),

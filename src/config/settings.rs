@@ -822,6 +822,26 @@ fn smtp_config(path: &Path, s: &SmtpSpec, diags: &mut Diagnostics) -> SmtpConfig
     }
 }
 
+fn in_doubt_policy(
+    path: &Path,
+    spec: Option<&Spanned<String>>,
+    default: InDoubtPolicy,
+    diags: &mut Diagnostics,
+) -> InDoubtPolicy {
+    let Some(v) = spec else { return default };
+    match v.value.as_str() {
+        "resend" => InDoubtPolicy::Resend,
+        "skip" => InDoubtPolicy::Skip,
+        other => {
+            diags.push(
+                Diagnostic::at(path, &v.referenced, format!("unknown in-doubt policy `{other}`"))
+                    .with_hint("`resend` (same bytes and Message-ID: a possible duplicate) or `skip` (kept as in_doubt: a possible loss)"),
+            );
+            default
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -913,25 +933,5 @@ mod tests {
     #[test]
     fn secret_prints_as_stars() {
         assert_eq!(format!("{:?}", Secret::new("hunter2")), "***");
-    }
-}
-
-fn in_doubt_policy(
-    path: &Path,
-    spec: Option<&Spanned<String>>,
-    default: InDoubtPolicy,
-    diags: &mut Diagnostics,
-) -> InDoubtPolicy {
-    let Some(v) = spec else { return default };
-    match v.value.as_str() {
-        "resend" => InDoubtPolicy::Resend,
-        "skip" => InDoubtPolicy::Skip,
-        other => {
-            diags.push(
-                Diagnostic::at(path, &v.referenced, format!("unknown in-doubt policy `{other}`"))
-                    .with_hint("`resend` (same bytes and Message-ID: a possible duplicate) or `skip` (kept as in_doubt: a possible loss)"),
-            );
-            default
-        }
     }
 }
