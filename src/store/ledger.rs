@@ -315,7 +315,8 @@ impl Store {
     }
 
     /// Commits the handover: `claimed → sending`, the lease renewed for `lease_secs` from
-    /// `now`. `false` when the lease was lost (then nothing may be handed over).
+    /// `now`. `false` when the lease was lost (then nothing may be handed over). Concurrent
+    /// calls share a commit (group commit); each returns once its own update is durable.
     pub async fn mark_sending(
         &self,
         id: i64,
@@ -323,19 +324,18 @@ impl Store {
         now: i64,
         lease_secs: u32,
     ) -> Result<bool, StoreError> {
-        let n = self
-            .exec(
-                "UPDATE deliveries SET status = 'sending', lease_until = $1, updated_at = $2 \
-                 WHERE id = $3 AND lease_token = $4 AND status = 'claimed'",
-                vec![
+        self.group()
+            .run(super::group::Op {
+                sql: "UPDATE deliveries SET status = 'sending', lease_until = $1, updated_at = $2 \
+                      WHERE id = $3 AND lease_token = $4 AND status = 'claimed'",
+                values: vec![
                     (now + lease_secs as i64).into(),
                     now.into(),
                     id.into(),
                     token.to_string().into(),
                 ],
-            )
-            .await?;
-        Ok(n == 1)
+            })
+            .await
     }
 
     /// A handed-over message without a definite answer: `in_doubt` (kept, never sent again by
@@ -501,16 +501,16 @@ impl Store {
         Ok(out)
     }
 
-    /// `true` when the lease still held and the row is now `sent`.
+    /// `true` when the lease still held and the row is now `sent` (group-committed like
+    /// [`Store::mark_sending`]).
     pub async fn mark_sent(&self, id: i64, token: &str, now: i64) -> Result<bool, StoreError> {
-        let n = self
-            .exec(
-                "UPDATE deliveries SET status = 'sent', sent_at = $1, updated_at = $1, lease_token = NULL, lease_until = NULL, last_error = NULL \
-                 WHERE id = $2 AND lease_token = $3 AND status IN ('claimed', 'sending')",
-                vec![now.into(), id.into(), token.to_string().into()],
-            )
-            .await?;
-        Ok(n == 1)
+        self.group()
+            .run(super::group::Op {
+                sql: "UPDATE deliveries SET status = 'sent', sent_at = $1, updated_at = $1, lease_token = NULL, lease_until = NULL, last_error = NULL \
+                      WHERE id = $2 AND lease_token = $3 AND status IN ('claimed', 'sending')",
+                values: vec![now.into(), id.into(), token.to_string().into()],
+            })
+            .await
     }
 
     pub async fn mark_retry(

@@ -12,6 +12,7 @@
 mod bulk;
 mod consent;
 mod engine;
+mod group;
 mod ledger;
 mod packed;
 mod people;
@@ -50,6 +51,8 @@ pub enum StoreError {
 pub struct Store {
     db: DatabaseConnection,
     backend: DbBackend,
+    /// The dispatcher's group-committed ledger writes (started on first use).
+    group: std::sync::Arc<std::sync::OnceLock<group::GroupCommit>>,
 }
 
 impl Store {
@@ -86,7 +89,11 @@ impl Store {
         }
         let db = Database::connect(opts).await?;
         let backend = db.get_database_backend();
-        let store = Store { db, backend };
+        let store = Store {
+            db,
+            backend,
+            group: Default::default(),
+        };
         store.migrate().await?;
         store.backfill_order_facts().await?;
         Ok(store)
@@ -109,6 +116,17 @@ impl Store {
                 Err(e) => return Err(StoreError::Migration(e.to_string())),
             }
         }
+    }
+
+    /// The group-commit writer, started on first use (inside the caller's runtime).
+    fn group(&self) -> &group::GroupCommit {
+        self.group.get_or_init(|| {
+            group::GroupCommit::spawn(Store {
+                db: self.db.clone(),
+                backend: self.backend,
+                group: Default::default(),
+            })
+        })
     }
 
     pub fn is_postgres(&self) -> bool {

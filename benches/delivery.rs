@@ -1,0 +1,370 @@
+//! Delivery throughput, side by side with a plain tool in the same run (issue #5, "Performance
+//! bar"); machines are noisy, so the results are ratios.
+//!
+//! - **SMTP**: a filled outbox (N messages of ~2 KB, rendered and stored, `pending`) drained
+//!   by `App::drain` into a local Postfix `smtp-sink` over 10 connections, every ledger update
+//!   included (SQLite, `synchronous=FULL`) — against `smtp-source -d -s 10 -m N -l 2048` sending
+//!   the same number of same-size messages to the same sink. Bar: ≥ 0.5×.
+//! - **SMS**: N SMS drained through the generic HTTP provider into a local HTTP gateway (axum,
+//!   200 "OK") — against `wrk -c 8` (keep-alive) on the same endpoint for 5 s. Bar: ≥ 0.5×.
+//!
+//! Three rounds, alternating baseline and ritualist, fresh database each round; medians.
+//! Run: `cargo bench --bench delivery` (`RITUALIST_BENCH_MESSAGES=2000` for a quick run).
+//! Needs `smtp-sink`/`smtp-source` (postfix) and `wrk` (`apt-get install wrk`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ritualist::app::{App, ImportKind, import_file};
+use ritualist::channel::{EmailParts, build_email};
+use ritualist::config::Config;
+use ritualist::store::{NewDelivery, Status};
+
+const ROUNDS: usize = 3;
+const NOW: i64 = 1_809_518_400; // 2027-05-05T12:00:00Z
+
+fn messages() -> usize {
+    std::env::var("RITUALIST_BENCH_MESSAGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000)
+}
+
+fn find(name: &str) -> Option<PathBuf> {
+    [
+        "/usr/sbin",
+        "/usr/bin",
+        "/usr/local/bin",
+        "/usr/lib/postfix/sbin",
+    ]
+    .iter()
+    .map(|d| Path::new(d).join(name))
+    .find(|p| p.exists())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+struct Sink(std::process::Child, u16);
+
+impl Sink {
+    fn start() -> Sink {
+        let bin = find("smtp-sink").expect("smtp-sink (postfix) is not installed");
+        let port = free_port();
+        let mut cmd = Command::new(bin);
+        if unsafe_is_root() {
+            cmd.args(["-u", "nobody"]);
+        }
+        let child = cmd
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("1000")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "smtp-sink did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Sink(child, port)
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn unsafe_is_root() -> bool {
+    std::env::var("USER").map(|u| u == "root").unwrap_or(false)
+        || Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+            .unwrap_or(false)
+}
+
+/// A scratch project: the repository's rituals and templates, a config with `delivery`.
+fn project(delivery: &str) -> (tempdir::Dir, PathBuf) {
+    let dir = tempdir::Dir::new();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for sub in ["config/rituals", "config/calendars", "templates"] {
+        copy_dir(&repo.join(sub), &dir.0.join(sub));
+    }
+    std::fs::copy(
+        repo.join("config/segments.yaml"),
+        dir.0.join("config/segments.yaml"),
+    )
+    .unwrap();
+    let cfg = dir.0.join("config/ritualist.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "database: ../data/ritualist.db\n\
+             defaults:\n  time_zone: Europe/Bucharest\n  locale: en\n  country_code: \"40\"\n\
+             shop:\n  name: Floare & Co\n  url: https://floare.example\n  from_email: hello@floare.example\n\
+             rituals: rituals\ntemplates: ../templates\n\
+             links:\n  unsubscribe: https://floare.example/unsubscribe\n\
+             delivery:\n  outbox_dir: ../outbox\n  batch_size: 200\n{delivery}"
+        ),
+    )
+    .unwrap();
+    (dir, cfg)
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+mod tempdir {
+    pub struct Dir(pub std::path::PathBuf);
+    impl Dir {
+        pub fn new() -> Dir {
+            let p = std::env::temp_dir().join(format!(
+                "ritualist-bench-delivery-{}-{}",
+                std::process::id(),
+                ritualist::store::random_token()
+            ));
+            std::fs::create_dir_all(&p).unwrap();
+            Dir(p)
+        }
+    }
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// An app whose outbox holds `n` rendered messages of ~2 KB (email) or SMS, all pending.
+async fn filled(cfg: &Path, dir: &Path, n: usize, channel: &str) -> App {
+    let app = App::open(Config::load(cfg).unwrap_or_else(|d| panic!("{d}")))
+        .await
+        .unwrap();
+    let mut csv = String::from("external_id,first_name,email,phone,time_zone\n");
+    for i in 0..n {
+        csv.push_str(&format!(
+            "b{i},Emma,user{i}@example.com,+4072{:07},Europe/Bucharest\n",
+            i
+        ));
+    }
+    let path = dir.join("customers.csv");
+    std::fs::write(&path, csv).unwrap();
+    let r = import_file(
+        &app.store,
+        &app.cfg,
+        ImportKind::Customers,
+        &path,
+        None,
+        None,
+        false,
+    )
+    .await
+    .unwrap();
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    // A fresh database numbers the imported customers 1..=n.
+    assert_eq!(app.store.customer_count().await.unwrap(), n as i64);
+    let ids: Vec<i64> = (1..=n as i64).collect();
+    let filler = "Happy birthday from all of us at Floare & Co. ".repeat(14);
+    let rows: Vec<NewDelivery> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let to = format!("user{i}@example.com");
+            let mid = format!("bench.{i}@floare.example");
+            let (recipient, payload, message_id) = if channel == "email" {
+                let payload = build_email(&EmailParts {
+                    from_email: "hello@floare.example",
+                    from_name: Some("Floare & Co"),
+                    to_email: &to,
+                    to_name: Some("Emma"),
+                    subject: "Happy birthday, Emma!",
+                    html: &format!("<p>{filler}</p>"),
+                    text: &filler,
+                    message_id: &mid,
+                    date: NOW,
+                    list_unsubscribe: Some("<https://floare.example/u/x>"),
+                    dkim: None,
+                })
+                .unwrap();
+                (to, payload, Some(format!("<{mid}>")))
+            } else {
+                (
+                    format!("+4072{i:07}"),
+                    "Emma, la multi ani! Floare & Co".to_string(),
+                    None,
+                )
+            };
+            NewDelivery {
+                ritual: "birthday".into(),
+                category: "birthday".into(),
+                customer_id: *id,
+                occurrence: "2027".into(),
+                channel: channel.into(),
+                status: Status::Pending,
+                reason: None,
+                recipient: Some(recipient),
+                subject: None,
+                payload: Some(payload),
+                message_id,
+                due_at: NOW,
+                occasion: None,
+                send_window: None,
+            }
+        })
+        .collect();
+    for chunk in rows.chunks(1000) {
+        app.store.insert_deliveries(chunk, NOW).await.unwrap();
+    }
+    app
+}
+
+async fn drain_secs(app: &App, n: usize) -> f64 {
+    let now = jiff::Timestamp::from_second(NOW).unwrap();
+    let t = Instant::now();
+    let r = app.drain(now).await.unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    assert_eq!(r.sent, n, "{r:?}");
+    secs
+}
+
+fn smtp_source_secs(port: u16, n: usize) -> f64 {
+    let bin = find("smtp-source").expect("smtp-source (postfix) is not installed");
+    let t = Instant::now();
+    let out = Command::new(bin)
+        .args(["-d", "-s", "10", "-m", &n.to_string(), "-l", "2048"])
+        .args(["-f", "hello@floare.example", "-t", "user@example.com"])
+        .arg(format!("127.0.0.1:{port}"))
+        .output()
+        .unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    secs
+}
+
+async fn smtp(n: usize) -> (f64, f64) {
+    let mut base = Vec::new();
+    let mut ours = Vec::new();
+    for round in 0..ROUNDS {
+        let sink = Sink::start();
+        base.push(n as f64 / smtp_source_secs(sink.1, n));
+        let (dir, cfg) = project(&format!(
+            "  email:\n    transport: smtp\n    smtp:\n      host: 127.0.0.1\n      port: {}\n      security: plain\n      connections: 10\n  sms:\n    transport: outbox\n",
+            sink.1
+        ));
+        let app = filled(&cfg, &dir.0, n, "email").await;
+        let rate = n as f64 / drain_secs(&app, n).await;
+        ours.push(rate);
+        eprintln!(
+            "smtp round {}: smtp-source {:.0}/s, ritualist {rate:.0}/s",
+            round + 1,
+            base[round]
+        );
+    }
+    (median(base), median(ours))
+}
+
+/// A keep-alive HTTP gateway on loopback answering every request `200 OK`.
+fn gateway() -> (u16, tokio::task::JoinHandle<()>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+    let app = axum::Router::new().route("/send", axum::routing::any(|| async { "OK" }));
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (port, task)
+}
+
+fn wrk_rate(port: u16) -> Option<f64> {
+    let bin = find("wrk")?;
+    let out = Command::new(bin)
+        .args(["-t", "2", "-c", "8", "-d", "5s"])
+        .arg(format!("http://127.0.0.1:{port}/send"))
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+async fn sms(n: usize) -> (Option<f64>, f64) {
+    let mut base = Vec::new();
+    let mut ours = Vec::new();
+    let (port, _task) = gateway();
+    for round in 0..ROUNDS {
+        if let Some(r) = wrk_rate(port) {
+            base.push(r);
+        }
+        let (dir, cfg) = project(&format!(
+            "  email:\n    transport: outbox\n  sms:\n    providers:\n      - http:\n          name: gw\n          url: http://127.0.0.1:{port}/send\n          form: {{ to: \"{{to}}\", text: \"{{text}}\" }}\n"
+        ));
+        let app = filled(&cfg, &dir.0, n, "sms").await;
+        let rate = n as f64 / drain_secs(&app, n).await;
+        ours.push(rate);
+        eprintln!(
+            "sms round {}: wrk {:?}/s, ritualist {rate:.0}/s",
+            round + 1,
+            base.last()
+        );
+    }
+    ((!base.is_empty()).then(|| median(base)), median(ours))
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let n = messages();
+    eprintln!("delivery bench: {n} messages per run, {ROUNDS} rounds");
+    let (source, ours) = smtp(n).await;
+    println!(
+        "SMTP  smtp-source -s 10: {source:.0} msg/s; ritualist drain (10 connections, ledger on SQLite): {ours:.0} msg/s = {:.2}× (bar ≥ 0.5×: {})",
+        ours / source,
+        if ours / source >= 0.5 {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
+    let (wrk, ours) = sms(n).await;
+    match wrk {
+        Some(w) => println!(
+            "SMS   wrk -c 8: {w:.0} req/s; ritualist drain (generic HTTP provider, ledger on SQLite): {ours:.0} msg/s = {:.2}× (bar ≥ 0.5×: {})",
+            ours / w,
+            if ours / w >= 0.5 { "met" } else { "NOT met" }
+        ),
+        None => println!(
+            "SMS   ritualist drain: {ours:.0} msg/s; wrk is not installed (apt-get install wrk) so there is no baseline"
+        ),
+    }
+}
