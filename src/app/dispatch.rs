@@ -107,7 +107,12 @@ impl App {
                     message_id: row.message_id.as_deref(),
                     from,
                 };
-                (row, self.channels.send(&msg).await)
+                (
+                    row,
+                    self.metrics
+                        .timed(&row.channel, self.channels.send(&msg))
+                        .await,
+                )
             }
         });
         // Sends of one batch run concurrently (the SMTP pool caps connections).

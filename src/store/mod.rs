@@ -13,8 +13,10 @@ mod bulk;
 mod consent;
 mod engine;
 mod ledger;
+mod metrics;
 mod packed;
 mod people;
+mod privacy;
 
 use std::time::Duration;
 
@@ -27,7 +29,9 @@ pub use engine::{HistoryRow, MonthDayColumn, OrderRow, Probe};
 pub use ledger::{
     ClaimedDelivery, DeliveryRow, FailedDelivery, NewDelivery, QueueCount, RowSelection, Status,
 };
+pub use metrics::LedgerCount;
 pub use people::{CustomerRow, UpsertStats};
+pub use privacy::Erasure;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

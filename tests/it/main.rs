@@ -11,6 +11,7 @@ mod delivery;
 mod dkim;
 mod engine;
 mod harness;
+mod ingest;
 mod outbox;
 mod peers;
 mod regression;
