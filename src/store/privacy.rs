@@ -7,6 +7,10 @@
 //! or attributes), its orders, consents and every ledger row, with the messages' recipients,
 //! subjects, bodies, occasions and errors cleared: counts by ritual, channel, status and
 //! reason, and revenue after an occasion, stay what they were.
+//!
+//! On SQLite the erasure runs with `secure_delete` (freed bytes are zeroed) and is followed
+//! by a WAL checkpoint, so the file no longer holds the old values. PostgreSQL keeps dead row
+//! versions until `VACUUM` reuses their space (see README, Running in production).
 
 use sea_orm::{ConnectionTrait, TransactionTrait, Value};
 
@@ -47,6 +51,10 @@ impl Store {
         now: i64,
     ) -> Result<Option<Erasure>, StoreError> {
         let txn = self.db.begin().await?;
+        if !self.is_postgres() {
+            // Freed bytes (the old row, index entries) are zeroed, not left in free space.
+            txn.execute_unprepared("PRAGMA secure_delete = ON").await?;
+        }
         let Some(row) = txn
             .query_one_raw(self.stmt(
                 "SELECT first_name, last_name, email, phone, birth_year, birth_md, signup_date, preferred_channel, custom_dates, attributes FROM customers WHERE id = $1",
@@ -54,6 +62,9 @@ impl Store {
             ))
             .await?
         else {
+            if !self.is_postgres() {
+                txn.execute_unprepared("PRAGMA secure_delete = OFF").await?;
+            }
             return Ok(None);
         };
         let mut fields = Vec::new();
@@ -127,7 +138,12 @@ impl Store {
             .await?
             .rows_affected();
         opt_out_all(self, &txn, id, now).await?;
+        if !self.is_postgres() {
+            txn.execute_unprepared("PRAGMA secure_delete = OFF").await?;
+        }
         txn.commit().await?;
+        // Older copies of the pages live in SQLite's write-ahead log until it is checkpointed.
+        self.checkpoint().await?;
         Ok(Some(erasure))
     }
 }

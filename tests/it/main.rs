@@ -10,6 +10,7 @@ mod daemon_lock;
 mod delivery;
 mod dkim;
 mod engine;
+mod forget;
 mod harness;
 mod ingest;
 mod outbox;
