@@ -212,15 +212,56 @@ async fn forget_erases_the_person_keeps_the_counts_and_a_reimport_stays_silent()
         );
         let other = t.app.store.find_customer("ana-new").await.unwrap().unwrap();
         assert_eq!(t.app.store.consents_of(other.id).await.unwrap().len(), 1);
+        // And her phone number, national format, through the ingest API's use case.
+        let r = t
+            .app
+            .ingest_customers(&serde_json::json!({"external_id": "ana-api", "phone": "0721 000 077",
+                "locale": "en", "time_zone": "UTC", "birthday": "1990-03-01", "preferred_channel": "sms"}))
+            .await
+            .unwrap();
+        assert_eq!(r.accepted, 1);
+        let by_api = t.app.store.find_customer("ana-api").await.unwrap().unwrap();
+        assert_eq!(
+            t.app.store.consents_of(by_api.id).await.unwrap(),
+            vec![("all".to_string(), true, "forgotten".to_string())]
+        );
+        // A stranger through the same paths is not caught by the stubs.
+        assert!(
+            t.customers(&format!(
+                "{HEADER}new-2,,,someone.else@example.com,,en,UTC,1990-03-01,email,,,\n"
+            ))
+            .await
+            .is_empty()
+        );
+        let stranger = t.app.store.find_customer("new-2").await.unwrap().unwrap();
+        assert!(
+            t.app
+                .store
+                .consents_of(stranger.id)
+                .await
+                .unwrap()
+                .is_empty()
+        );
 
         // Next year: Ion gets his birthday greeting, nobody writes to Ana.
         run("2028-03-01T12:00:00Z");
         assert_eq!(to_ana(&t), 1, "{db:?}: Ana was written to again");
-        assert_eq!(t.outbox_emails().len(), 3, "{db:?}");
+        // Ion and the stranger got theirs; no SMS went to Ana's number.
+        assert_eq!(t.outbox_emails().len(), 4, "{db:?}");
+        assert!(
+            !t.outbox_sms()
+                .iter()
+                .any(|m| m.to_string().contains("40721000077")),
+            "{db:?}"
+        );
         let rows = t.app.store.deliveries().await.unwrap();
+        let theirs = |d: &&ritualist::store::DeliveryRow| {
+            [back.id, other.id, by_api.id].contains(&d.customer_id)
+        };
+        assert_eq!(rows.iter().filter(theirs).count(), 3, "{rows:#?}");
         for d in rows
             .iter()
-            .filter(|d| d.customer_id == back.id || d.customer_id == other.id)
+            .filter(|d| [back.id, other.id, by_api.id].contains(&d.customer_id))
         {
             assert_eq!(
                 (d.status.as_str(), d.reason.as_deref()),
