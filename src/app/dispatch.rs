@@ -209,7 +209,10 @@ impl App {
                     from,
                     handover: Some(handover),
                 };
-                let result = self.channels.send(&msg).await;
+                let result = self
+                    .metrics
+                    .timed(&row.channel, self.channels.send(&msg))
+                    .await;
                 // Recorded as soon as it is known: a crash now leaves at most the messages
                 // still on the wire in doubt, not the whole batch.
                 self.settle(row, result, now_s, paused).await

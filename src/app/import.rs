@@ -65,9 +65,12 @@ pub async fn import_file(
             if let Some(b) = &bar {
                 b.set_length(records.len() as u64);
             }
+            // Forgotten people stay opted out when they come back (see `forget`).
+            let keys = super::StubKeys::load(cfg, store).await?;
             let mut stats = UpsertStats::default();
             for chunk in records.chunks(CHUNK) {
-                let s = store.upsert_customers(chunk, now).await?;
+                let stubs: Vec<Vec<String>> = chunk.iter().map(|c| keys.matches_for(c)).collect();
+                let s = store.upsert_customers_checked(chunk, &stubs, now).await?;
                 stats.inserted += s.inserted;
                 stats.updated += s.updated;
                 if let Some(b) = &bar {

@@ -4,8 +4,11 @@
 
 mod check;
 mod dispatch;
+mod forget;
 mod import;
+mod ingest;
 mod message;
+mod metrics;
 mod outbox;
 mod plan_cmd;
 mod preview;
@@ -27,11 +30,14 @@ use crate::store::Store;
 
 pub use check::check;
 pub use dispatch::{DispatchReport, retry_delay_secs};
+pub use forget::{ForgetReport, StubKeys};
 pub use import::{ImportKind, ImportReport, import_file};
+pub use ingest::IngestReport;
 pub use message::{
     Composed, compose, message_context, message_id, preferences_link, sample_customers,
     sample_occasion, unsubscribe_link,
 };
+pub use metrics::{BUCKETS, Metrics};
 pub use outbox::{
     FAILED_LISTED, OutboxChange, OutboxView, all_failed, all_pending, outbox_cancel, outbox_resume,
     outbox_retry, outbox_view,
@@ -230,6 +236,10 @@ pub struct App {
     /// Set when the daemon is asked to stop: dispatch claims nothing more and gives in-flight
     /// work `delivery.shutdown_timeout_secs` to finish.
     stopping: tokio::sync::watch::Sender<bool>,
+    /// The keys of forgotten customers' hashed stubs (`ritualist forget`).
+    pub stub_keys: StubKeys,
+    /// What this process measures for `/metrics` (send latency, start time).
+    pub metrics: Metrics,
 }
 
 /// Channels with a provider that has a `rate.per_day`.
@@ -324,6 +334,7 @@ impl App {
             .and_then(|h| h.previous_secret.as_ref())
             .map(|s| s.expose().as_bytes().to_vec());
         let link_keys = LinkKeys::new(&key, previous.as_deref());
+        let stub_keys = StubKeys::new(&key, previous.as_deref());
         Ok(App {
             cfg,
             defs: RwLock::new(Arc::new(defs)),
@@ -333,7 +344,15 @@ impl App {
             key,
             link_keys,
             stopping: tokio::sync::watch::Sender::new(false),
+            stub_keys,
+            metrics: Metrics::new(crate::clock::now().as_second()),
         })
+    }
+
+    /// The `/metrics` exposition: the ledger's counts and this process's measurements.
+    pub async fn metrics_text(&self) -> Result<String, AppError> {
+        let ledger = self.store.ledger_counts().await?;
+        Ok(self.metrics.render(&ledger))
     }
 
     /// The rituals and templates in force now.

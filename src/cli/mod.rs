@@ -116,6 +116,16 @@ pub enum Command {
         #[arg(long)]
         undo: bool,
     },
+    /// Erase a customer's personal data (contact, names, dates, attributes, message bodies),
+    /// keeping the anonymous ledger; they stay opted out of everything, remembered only as
+    /// hashes of their email, phone and external id, so a re-import never messages them.
+    /// Exit code 1 when no customer matches.
+    Forget {
+        /// External id, email or phone.
+        customer: String,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
     /// Every decision the daemon will take, written nowhere: who gets what and when, and who
     /// is skipped and why.
     Plan {
@@ -490,6 +500,38 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, AppError> {
                     Ok(ExitCode::SUCCESS)
                 }
             }
+        }
+        Command::Forget { customer, format } => {
+            let cfg = Config::load(&cli.config)?;
+            let app = App::open(cfg).await?;
+            let Some(r) = app
+                .forget(&customer, crate::clock::now().as_second())
+                .await?
+            else {
+                eprintln!("no customer `{customer}` (external id, email or phone): nothing erased");
+                return Ok(ExitCode::from(1));
+            };
+            match format {
+                Format::Json => out(&serde_json::to_string_pretty(&r).unwrap_or_default()),
+                Format::Table => {
+                    let e = &r.erasure;
+                    let fields = if e.fields.is_empty() {
+                        "nothing left to erase in the customer row".to_string()
+                    } else {
+                        format!("erased {}", e.fields.join(", "))
+                    };
+                    out(&format!(
+                        "forgot customer #{} (`{}`): {fields}; {} custom date(s) removed; {} message(s) scrubbed of recipient, subject and body; {} unsent message(s) cancelled; opted out of everything; {} new hashed stub(s) keep a re-import opted out",
+                        e.customer_id,
+                        r.customer,
+                        e.custom_dates,
+                        e.messages_scrubbed,
+                        e.messages_cancelled,
+                        e.stubs
+                    ));
+                }
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Optout {
             customer,

@@ -11,6 +11,8 @@
 //!   sms_help: "Floare & Co: reply STOP to unsubscribe, START to subscribe again."
 //!   inbound_key_env: RITUALIST_INBOUND_KEY    # bearer key of POST /sms/inbound (the default)
 //!   previous_secret_env: RITUALIST_SECRET_PREVIOUS  # the key before a rotation (the default)
+//!   api_key_env: RITUALIST_API_KEY            # bearer key of /api/* (the default; unset: 404)
+//!   metrics_key_env: RITUALIST_METRICS_KEY    # bearer key of /metrics (the default; unset: open)
 //! ```
 
 use std::net::SocketAddr;
@@ -32,6 +34,8 @@ pub(super) struct HttpSpec {
     sms_help: Option<String>,
     inbound_key_env: Option<String>,
     previous_secret_env: Option<String>,
+    api_key_env: Option<String>,
+    metrics_key_env: Option<String>,
 }
 
 /// The validated `http:` section.
@@ -49,6 +53,10 @@ pub struct HttpConfig {
     pub inbound_key: Option<Secret>,
     /// The link key before the last rotation: its tokens still verify.
     pub previous_secret: Option<Secret>,
+    /// Bearer key of the ingest API (`/api/customers`, `/api/orders`); `None`: it answers 404.
+    pub api_key: Option<Secret>,
+    /// Bearer key of `/metrics`; `None`: `/metrics` is open (never proxy it to the internet).
+    pub metrics_key: Option<Secret>,
 }
 
 pub(super) fn http_config(
@@ -97,6 +105,11 @@ pub(super) fn http_config(
         .previous_secret_env
         .as_deref()
         .unwrap_or("RITUALIST_SECRET_PREVIOUS");
+    let api_var = s.api_key_env.as_deref().unwrap_or("RITUALIST_API_KEY");
+    let metrics_var = s
+        .metrics_key_env
+        .as_deref()
+        .unwrap_or("RITUALIST_METRICS_KEY");
     Some(HttpConfig {
         listen,
         public_url: url,
@@ -107,5 +120,7 @@ pub(super) fn http_config(
         }),
         inbound_key: Secret::from_env(key_var),
         previous_secret: Secret::from_env(prev_var),
+        api_key: Secret::from_env(api_var),
+        metrics_key: Secret::from_env(metrics_var),
     })
 }

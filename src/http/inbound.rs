@@ -89,7 +89,7 @@ pub fn twilio_signature_ok(
 }
 
 /// Equal strings, in time independent of where they differ (both are hashed first).
-fn same_secret(a: &str, b: &str) -> bool {
+pub(super) fn same_secret(a: &str, b: &str) -> bool {
     let (ha, hb) = (Sha256::digest(a.as_bytes()), Sha256::digest(b.as_bytes()));
     ha.iter()
         .zip(hb.iter())

@@ -4,11 +4,13 @@
 //!   re-rendered from disk on every request;
 //! - the daemon's public server (`http:` in the config, inside `ritualist run`,
 //!   [`serve_public`]): unsubscribe and preference pages behind signed link tokens, inbound
-//!   SMS keywords (Twilio and a generic JSON webhook) and `/healthz`.
+//!   SMS keywords (Twilio and a generic JSON webhook), `/healthz`, the ingest API
+//!   (`/api/customers`, `/api/orders`) and `/metrics`.
 //!
 //! Neither binds anything itself: the caller passes a bound listener and a shutdown future,
 //! so tests can run them on port 0 and stop them at will.
 
+mod api;
 mod consent;
 mod inbound;
 mod preview;

@@ -1,6 +1,6 @@
 //! The daemon's public server (`http:` in the config, run inside `ritualist run`): routes,
 //! limits and `/healthz`. The pages and webhooks live in [`super::consent`] and
-//! [`super::inbound`].
+//! [`super::inbound`], the ingest API and `/metrics` in [`super::api`].
 //!
 //! Every request has a body limit (`http.body_limit_bytes`, 413 beyond it) and a deadline
 //! (`http.timeout_secs`, 408 after it). Every response says `Cache-Control: no-store` and
@@ -50,6 +50,9 @@ fn router(app: Arc<App>) -> Router {
         .route("/sms/twilio", post(super::inbound::twilio))
         .route("/sms/inbound", post(super::inbound::generic))
         .route("/healthz", get(healthz))
+        .route("/api/customers", post(super::api::customers))
+        .route("/api/orders", post(super::api::orders))
+        .route("/metrics", get(super::api::metrics))
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(

@@ -91,7 +91,7 @@ pub(super) fn parse_customers(
     })
 }
 
-fn customer(
+pub(super) fn customer(
     row: &Row<'_>,
     country_code: Option<&str>,
     default_locale: &Locale,

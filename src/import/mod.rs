@@ -27,6 +27,7 @@
 mod customers;
 mod decode;
 mod header;
+mod json;
 mod orders;
 mod table;
 mod validate;
@@ -38,6 +39,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::domain::{Channel, Email, Locale, Phone, YearlyDate};
+
+pub use json::{FieldError, JsonReader, items as json_items};
 
 /// How to read a file.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -56,7 +56,11 @@ pub(super) fn parse_orders(
     parse_table(bytes, opts, &table, |row| order(row, &zone, &zone_name))
 }
 
-fn order(row: &Row<'_>, zone: &TimeZone, zone_name: &str) -> Result<OrderRecord, Problems> {
+pub(super) fn order(
+    row: &Row<'_>,
+    zone: &TimeZone,
+    zone_name: &str,
+) -> Result<OrderRecord, Problems> {
     let mut errors = Vec::new();
     let external_id = row.required(EXTERNAL_ID, &mut errors, "every order needs an external id");
     let customer = row.required(

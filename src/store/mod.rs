@@ -14,8 +14,10 @@ mod consent;
 mod engine;
 mod group;
 mod ledger;
+mod metrics;
 mod packed;
 mod people;
+mod privacy;
 
 use std::time::Duration;
 
@@ -29,7 +31,9 @@ pub use ledger::{
     ChannelPause, ClaimedDelivery, DeliveryRow, FailedDelivery, NewDelivery, QueueCount,
     RowSelection, Status,
 };
+pub use metrics::LedgerCount;
 pub use people::{CustomerRow, UpsertStats};
+pub use privacy::Erasure;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

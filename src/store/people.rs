@@ -78,8 +78,22 @@ impl Store {
         records: &[CustomerRecord],
         now: i64,
     ) -> Result<UpsertStats, StoreError> {
+        self.upsert_customers_checked(records, &[], now).await
+    }
+
+    /// [`Store::upsert_customers`], where `stubs[i]` are the forget hashes of `records[i]`
+    /// (see `app::forget`): a record matching a forgotten person's stub is opted out of
+    /// everything (`all`, source `forgotten`) in the transaction that stores it, so no tick
+    /// ever sees it unguarded.
+    pub async fn upsert_customers_checked(
+        &self,
+        records: &[CustomerRecord],
+        stubs: &[Vec<String>],
+        now: i64,
+    ) -> Result<UpsertStats, StoreError> {
         let mut stats = UpsertStats::default();
-        for chunk in records.chunks(500) {
+        let guard = !stubs.is_empty() && self.has_forgotten().await?;
+        for (ci, chunk) in records.chunks(500).enumerate() {
             let ids: Vec<Value> = chunk.iter().map(|c| c.external_id.clone().into()).collect();
             let existing = self.existing_external_ids("customers", &ids).await?;
             let txn_sql = "INSERT INTO customers (external_id, first_name, last_name, email, phone, locale, time_zone, birth_year, birth_md, signup_date, signup_md, preferred_channel, custom_dates, attributes, created_at, updated_at) \
@@ -91,7 +105,7 @@ impl Store {
                  custom_dates = excluded.custom_dates, attributes = excluded.attributes, updated_at = excluded.updated_at";
             use sea_orm::TransactionTrait;
             let txn = self.db.begin().await?;
-            for c in chunk {
+            for (i, c) in chunk.iter().enumerate() {
                 let custom: BTreeMap<String, String> = c
                     .custom_dates
                     .iter()
@@ -137,6 +151,10 @@ impl Store {
                         ],
                     ))
                     .await?;
+                }
+                if guard && let Some(hashes) = stubs.get(ci * 500 + i).filter(|h| !h.is_empty()) {
+                    super::privacy::opt_out_if_forgotten(self, &txn, &c.external_id, hashes, now)
+                        .await?;
                 }
                 if existing.contains(&c.external_id) {
                     stats.updated += 1;

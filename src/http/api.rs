@@ -1,0 +1,144 @@
+//! The ingest API and `/metrics` on the public server.
+//!
+//! `POST /api/customers` and `POST /api/orders` take one JSON object or an array of them and
+//! answer `{"accepted":N,"rejected":M,"inserted":I,"updated":U,"errors":[...]}`: 200 when
+//! every item was stored, 422 when some were rejected (the valid ones are stored all the same,
+//! as a CSV import does), each error naming its item `index`, `field`, `message` and `hint`;
+//! 400 when the body is not JSON. They need `Authorization: Bearer <http.api_key_env>`: 401
+//! without it or with a wrong one, 404 when no key is configured (the API is off).
+//!
+//! `GET /metrics` is the Prometheus exposition; with `http.metrics_key_env` set it needs that
+//! bearer key too (401 otherwise). Either way it must not be proxied to the internet.
+//!
+//! Keys are compared in constant time. Nothing here logs customer data: counts only.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::inbound::same_secret;
+use super::public::json;
+use crate::app::{App, AppError, IngestReport};
+use crate::config::Secret;
+
+/// `None` when the request carries `key` as its bearer; the 401 otherwise.
+fn check_bearer(headers: &HeaderMap, key: &Secret) -> Option<Response> {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if !given.is_empty() && same_secret(given, key.expose()) {
+        return None;
+    }
+    Some(
+        (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            "missing or wrong bearer key\n",
+        )
+            .into_response(),
+    )
+}
+
+#[derive(Clone, Copy)]
+enum What {
+    Customers,
+    Orders,
+}
+
+async fn ingest(app: Arc<App>, headers: HeaderMap, body: Bytes, what: What) -> Response {
+    let Some(key) = app.cfg.http.as_ref().and_then(|h| h.api_key.as_ref()) else {
+        return (StatusCode::NOT_FOUND, "not found\n").into_response();
+    };
+    if let Some(denied) = check_bearer(&headers, key) {
+        return denied;
+    }
+    let value: serde_json::Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            return json(
+                StatusCode::BAD_REQUEST,
+                serde_json::json!({"error": format!("the body is not JSON: {e}"),
+                    "hint": "send one JSON object or an array of objects, Content-Type: application/json"}),
+            );
+        }
+    };
+    let result: Result<IngestReport, AppError> = match what {
+        What::Customers => app.ingest_customers(&value).await,
+        What::Orders => app.ingest_orders(&value).await,
+    };
+    let kind = match what {
+        What::Customers => "customers",
+        What::Orders => "orders",
+    };
+    match result {
+        Ok(r) => {
+            tracing::info!(
+                accepted = r.accepted,
+                rejected = r.rejected,
+                inserted = r.inserted,
+                updated = r.updated,
+                "ingest API: {kind}"
+            );
+            let status = if r.rejected == 0 {
+                StatusCode::OK
+            } else {
+                StatusCode::UNPROCESSABLE_ENTITY
+            };
+            json(
+                status,
+                serde_json::to_value(&r).unwrap_or_else(|_| serde_json::json!({})),
+            )
+        }
+        Err(e) => {
+            tracing::error!("ingest API: {kind}: {e}");
+            json(
+                StatusCode::SERVICE_UNAVAILABLE,
+                serde_json::json!({"error": "the request could not be stored; retry later"}),
+            )
+        }
+    }
+}
+
+pub(super) async fn customers(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    ingest(app, headers, body, What::Customers).await
+}
+
+pub(super) async fn orders(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    ingest(app, headers, body, What::Orders).await
+}
+
+pub(super) async fn metrics(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    if let Some(key) = app.cfg.http.as_ref().and_then(|h| h.metrics_key.as_ref())
+        && let Some(denied) = check_bearer(&headers, key)
+    {
+        return denied;
+    }
+    match app.metrics_text().await {
+        Ok(text) => (
+            StatusCode::OK,
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::warn!("metrics: {e}");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n").into_response()
+        }
+    }
+}
