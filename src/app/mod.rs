@@ -30,7 +30,7 @@ pub use dispatch::{DispatchReport, retry_delay_secs};
 pub use import::{ImportKind, ImportReport, import_file};
 pub use message::{
     Composed, compose, message_context, message_id, preferences_link, sample_customers,
-    sample_occasion, unsubscribe_link,
+    sample_occasion, survey_links, unsubscribe_link,
 };
 pub use outbox::{
     FAILED_LISTED, OutboxChange, OutboxView, all_failed, all_pending, outbox_cancel, outbox_retry,
@@ -39,7 +39,7 @@ pub use outbox::{
 pub use plan_cmd::{PlanRequest, PlannedDecision};
 pub use preview::{Preview, PreviewRequest};
 pub use tick::{FactsBuilder, TickReport};
-pub use tokens::{LinkKeys, TokenError, UnsubscribeToken};
+pub use tokens::{LinkKeys, SurveyToken, TokenError, UnsubscribeToken};
 
 /// Rituals, the templates they use, the segments and the calendars, validated together.
 pub struct Definitions {
@@ -153,6 +153,23 @@ fn cross_check(
 ) {
     let segment_names: Vec<String> = segments.0.keys().cloned().collect();
     for r in rituals {
+        if r.survey.is_some() && cfg.http.is_none() {
+            diags.push(
+                Diagnostic::error(
+                    &r.source,
+                    r.survey_line,
+                    1,
+                    format!(
+                        "ritual `{}` is a survey, but survey links need `http.public_url`",
+                        r.name
+                    ),
+                )
+                .with_hint(format!(
+                    "add an `http:` section (listen, public_url) to {}: score links point at <public_url>/s/<token>/<score>, served by `ritualist run`",
+                    cfg.path.display()
+                )),
+            );
+        }
         for (name, line) in r.audience.segments.iter().zip(&r.segment_lines) {
             if !segments.0.contains_key(name) {
                 let mut d =

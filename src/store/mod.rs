@@ -1,5 +1,5 @@
 //! The store: the only module that imports `sea_orm`. Customers, orders, consent, the
-//! delivery ledger (which doubles as the outbox) and instance settings, on SQLite (the
+//! delivery ledger (which doubles as the outbox), survey answers and instance settings, on SQLite (the
 //! embedded default: created and migrated on first use) or PostgreSQL, with the same
 //! migrations (`migrations/`).
 //!
@@ -15,6 +15,7 @@ mod engine;
 mod ledger;
 mod packed;
 mod people;
+mod surveys;
 
 use std::time::Duration;
 
@@ -28,6 +29,7 @@ pub use ledger::{
     ClaimedDelivery, DeliveryRow, FailedDelivery, NewDelivery, QueueCount, RowSelection, Status,
 };
 pub use people::{CustomerRow, UpsertStats};
+pub use surveys::SurveyResponse;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -18,4 +18,5 @@ mod reload;
 mod scenarios;
 mod sms_providers;
 mod snapshots;
+mod surveys;
 mod tls_peer;
