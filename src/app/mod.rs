@@ -1,5 +1,5 @@
 //! Use cases: what the CLI (and the tests) ask the product to do — tick, dispatch, preview,
-//! check, import. This is where the pure parts (ritual, plan, render) meet the effectful ones
+//! check, import, report. This is where the pure parts (ritual, plan, render) meet the effectful ones
 //! (store, channel); it holds no foreign crate of its own.
 
 mod check;
@@ -9,6 +9,7 @@ mod message;
 mod outbox;
 mod plan_cmd;
 mod preview;
+mod report;
 mod scan;
 mod tick;
 mod tokens;
@@ -38,6 +39,10 @@ pub use outbox::{
 };
 pub use plan_cmd::{PlanRequest, PlannedDecision};
 pub use preview::{Preview, PreviewRequest};
+pub use report::{
+    Group, Nps, Outcome, Periods, ReportInput, ReportParams, ReportRequest, ReportRow,
+    compute as compute_report, report,
+};
 pub use tick::{FactsBuilder, TickReport};
 pub use tokens::{LinkKeys, SurveyToken, TokenError, UnsubscribeToken};
 

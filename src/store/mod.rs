@@ -15,6 +15,7 @@ mod engine;
 mod ledger;
 mod packed;
 mod people;
+mod report;
 mod surveys;
 
 use std::time::Duration;
@@ -29,6 +30,7 @@ pub use ledger::{
     ClaimedDelivery, DeliveryRow, FailedDelivery, NewDelivery, QueueCount, RowSelection, Status,
 };
 pub use people::{CustomerRow, UpsertStats};
+pub use report::{LedgerFact, OptOutFact, OrderFact, SentFact};
 pub use surveys::SurveyResponse;
 
 #[derive(Debug, thiserror::Error)]

@@ -15,6 +15,7 @@ mod outbox;
 mod peers;
 mod regression;
 mod reload;
+mod report;
 mod scenarios;
 mod sms_providers;
 mod snapshots;
