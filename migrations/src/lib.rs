@@ -8,6 +8,7 @@ mod m20261123_000001_initial;
 mod m20261123_000002_engine;
 mod m20261123_000004_consent;
 mod m20261123_000005_probe_indexes;
+mod m20261123_000006_surveys;
 mod m20261123_000007_forget;
 mod m20261123_000008_channel_pauses;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000002_engine::Migration),
             Box::new(m20261123_000004_consent::Migration),
             Box::new(m20261123_000005_probe_indexes::Migration),
+            Box::new(m20261123_000006_surveys::Migration),
             Box::new(m20261123_000007_forget::Migration),
             Box::new(m20261123_000008_channel_pauses::Migration),
         ]

@@ -8,7 +8,7 @@ use jiff::tz::TimeZone;
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-use super::tokens::{LinkKeys, UnsubscribeToken};
+use super::tokens::{LinkKeys, SurveyToken, UnsubscribeToken};
 use crate::channel::{DkimSigner, EmailParts, build_email};
 use crate::config::Config;
 use crate::domain::{Channel, Email, Locale, OccurrenceKey, Phone, YearlyDate};
@@ -74,6 +74,46 @@ pub fn preferences_link(cfg: &Config, key: &[u8], customer_id: i64) -> Option<St
         )),
         None => cfg.links.preferences.clone(),
     }
+}
+
+/// The score links of a survey: `<public_url>/s/<token>/<score>` for 0–10, one token per
+/// survey (ritual, customer, occurrence). `None` without an `http:` section (no page to land
+/// on; `Definitions::load` refuses survey rituals then).
+pub fn survey_links(
+    cfg: &Config,
+    key: &[u8],
+    ritual: &str,
+    customer_id: i64,
+    occurrence: &str,
+) -> Option<Vec<(u8, String)>> {
+    let http = cfg.http.as_ref()?;
+    let token = LinkKeys::new(key, None).survey_token(&SurveyToken {
+        customer_id,
+        ritual: ritual.to_string(),
+        occurrence: occurrence.to_string(),
+    });
+    Some(
+        (0..=10)
+            .map(|score| (score, format!("{}/s/{token}/{score}", http.public_url)))
+            .collect(),
+    )
+}
+
+/// The `survey` template variable: `{links: [{score, url}, …], scale: "nps"}`; every variable
+/// path of it is in the lint vocabulary.
+fn survey_value(links: &[(u8, String)]) -> Value {
+    json!({
+        "kind": "nps",
+        "links": links
+            .iter()
+            .map(|(score, url)| json!({
+                "score": score,
+                "url": url,
+                // NPS bands, for colouring the buttons: 0–6, 7–8, 9–10.
+                "band": match score { 0..=6 => "detractor", 7..=8 => "passive", _ => "promoter" },
+            }))
+            .collect::<Vec<_>>(),
+    })
 }
 
 /// The variables every template sees.
@@ -220,6 +260,11 @@ pub fn vocabulary(cfg: &Config) -> BTreeSet<String> {
     ));
     // Free attributes are open-ended: allow any `customer.attributes.*` by listing the parent.
     v.retain(|p| !p.starts_with("customer.attributes."));
+    // Survey rituals also see `survey` (rendering tells the others apart: for them it is
+    // null, so `check` reports a template that uses survey links in an ordinary ritual).
+    v.extend(flatten_paths(&json!({
+        "survey": survey_value(&[(0, "https://x".to_string())])
+    })));
     v
 }
 
@@ -275,7 +320,7 @@ pub fn compose_with(
     let category = ritual.category_for(occasion.holiday.as_ref().map(|h| h.id.as_str()));
     let unsubscribe = unsubscribe_link(cfg, key, c.id, channel, &category);
     let preferences = preferences_link(cfg, key, c.id);
-    let ctx = message_context(
+    let mut ctx = message_context(
         cfg,
         &ritual.name,
         c,
@@ -283,6 +328,11 @@ pub fn compose_with(
         &unsubscribe,
         preferences.as_deref(),
     );
+    ctx["survey"] = match ritual.survey {
+        Some(_) => survey_links(cfg, key, &ritual.name, c.id, occurrence)
+            .map_or(Value::Null, |links| survey_value(&links)),
+        None => Value::Null,
+    };
     let occ = OccurrenceKey {
         ritual: ritual.name.clone(),
         customer_id: c.id,

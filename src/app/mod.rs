@@ -1,5 +1,5 @@
 //! Use cases: what the CLI (and the tests) ask the product to do — tick, dispatch, preview,
-//! check, import. This is where the pure parts (ritual, plan, render) meet the effectful ones
+//! check, import, report. This is where the pure parts (ritual, plan, render) meet the effectful ones
 //! (store, channel); it holds no foreign crate of its own.
 
 mod check;
@@ -12,6 +12,7 @@ mod metrics;
 mod outbox;
 mod plan_cmd;
 mod preview;
+mod report;
 mod scan;
 mod tick;
 mod tokens;
@@ -35,7 +36,7 @@ pub use import::{ImportKind, ImportReport, import_file};
 pub use ingest::IngestReport;
 pub use message::{
     Composed, compose, message_context, message_id, preferences_link, sample_customers,
-    sample_occasion, unsubscribe_link,
+    sample_occasion, survey_links, unsubscribe_link,
 };
 pub use metrics::{BUCKETS, Metrics};
 pub use outbox::{
@@ -44,8 +45,12 @@ pub use outbox::{
 };
 pub use plan_cmd::{PlanRequest, PlannedDecision};
 pub use preview::{Preview, PreviewRequest};
+pub use report::{
+    Group, Nps, Outcome, Periods, ReportInput, ReportParams, ReportRequest, ReportRow,
+    compute as compute_report, report,
+};
 pub use tick::{FactsBuilder, TickReport};
-pub use tokens::{LinkKeys, TokenError, UnsubscribeToken};
+pub use tokens::{LinkKeys, SurveyToken, TokenError, UnsubscribeToken};
 
 /// Rituals, the templates they use, the segments and the calendars, validated together.
 pub struct Definitions {
@@ -159,6 +164,23 @@ fn cross_check(
 ) {
     let segment_names: Vec<String> = segments.0.keys().cloned().collect();
     for r in rituals {
+        if r.survey.is_some() && cfg.http.is_none() {
+            diags.push(
+                Diagnostic::error(
+                    &r.source,
+                    r.survey_line,
+                    1,
+                    format!(
+                        "ritual `{}` is a survey, but survey links need `http.public_url`",
+                        r.name
+                    ),
+                )
+                .with_hint(format!(
+                    "add an `http:` section (listen, public_url) to {}: score links point at <public_url>/s/<token>/<score>, served by `ritualist run`",
+                    cfg.path.display()
+                )),
+            );
+        }
         for (name, line) in r.audience.segments.iter().zip(&r.segment_lines) {
             if !segments.0.contains_key(name) {
                 let mut d =

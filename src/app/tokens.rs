@@ -1,11 +1,13 @@
-//! Signed link tokens: what a customer's unsubscribe and preference links carry, so nobody
-//! can unsubscribe, or read and change preferences, for someone else.
+//! Signed link tokens: what a customer's unsubscribe, preference and survey links carry, so
+//! nobody can unsubscribe, read and change preferences, or answer a survey for someone else.
 //!
 //! Format: `v2.<kid>.<payload>.<sig>`, where
 //! - `kid` names the key (8 hex characters of a hash of it), so after a rotation links signed
 //!   with the previous key still verify (two keys are accepted: current and previous);
 //! - `payload` is `u.<customer id>.<email|sms>.<category>` (unsubscribe from a category, or a
-//!   channel, as that message offered) or `p.<customer id>` (the preference page);
+//!   channel, as that message offered), `p.<customer id>` (the preference page) or
+//!   `s.<customer id>.<ritual>.<occurrence, base64url>` (a survey: the score is the next path
+//!   segment of the link, outside the token, so one token serves all eleven score links);
 //! - `sig` is the first 128 bits of HMAC-SHA-256(key, `ritualist-link/v2/<kid>.<payload>`),
 //!   base64url without padding, verified in constant time.
 //!
@@ -143,6 +145,37 @@ impl LinkKeys {
         })
     }
 
+    /// The token of a survey's score links: one survey = ritual, customer, occurrence.
+    pub fn survey_token(&self, t: &SurveyToken) -> String {
+        self.sign(&format!(
+            "s.{}.{}.{}",
+            t.customer_id,
+            t.ritual,
+            URL_SAFE_NO_PAD.encode(t.occurrence.as_bytes())
+        ))
+    }
+
+    pub fn parse_survey(&self, token: &str) -> Result<SurveyToken, TokenError> {
+        let payload = self.verify(token)?;
+        let rest = payload.strip_prefix("s.").ok_or(TokenError::WrongPurpose)?;
+        let mut parts = rest.splitn(3, '.');
+        let customer_id = parse_id(parts.next())?;
+        let ritual = parts.next().filter(|r| !r.is_empty());
+        let occurrence = parts
+            .next()
+            .and_then(|o| URL_SAFE_NO_PAD.decode(o).ok())
+            .and_then(|o| String::from_utf8(o).ok())
+            .filter(|o| !o.is_empty());
+        match (ritual, occurrence) {
+            (Some(ritual), Some(occurrence)) => Ok(SurveyToken {
+                customer_id,
+                ritual: ritual.to_string(),
+                occurrence,
+            }),
+            _ => Err(TokenError::Malformed),
+        }
+    }
+
     /// The customer id of a preference-page token.
     pub fn parse_preferences(&self, token: &str) -> Result<i64, TokenError> {
         let payload = self.verify(token)?;
@@ -166,6 +199,14 @@ pub struct UnsubscribeToken {
     pub customer_id: i64,
     pub channel: Channel,
     pub category: String,
+}
+
+/// What a survey link is about: the ritual, the customer and the occurrence surveyed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SurveyToken {
+    pub customer_id: i64,
+    pub ritual: String,
+    pub occurrence: String,
 }
 
 #[cfg(test)]
@@ -245,6 +286,39 @@ mod tests {
         let p = k.preferences_token(42);
         assert_eq!(k.parse_preferences(&u), Err(TokenError::WrongPurpose));
         assert_eq!(k.parse_unsubscribe(&p), Err(TokenError::WrongPurpose));
+        let s = k.survey_token(&survey());
+        assert_eq!(k.parse_unsubscribe(&s), Err(TokenError::WrongPurpose));
+        assert_eq!(k.parse_preferences(&s), Err(TokenError::WrongPurpose));
+        assert_eq!(k.parse_survey(&u), Err(TokenError::WrongPurpose));
+        assert_eq!(k.parse_survey(&p), Err(TokenError::WrongPurpose));
+    }
+
+    fn survey() -> SurveyToken {
+        SurveyToken {
+            customer_id: 42,
+            ritual: "survey".into(),
+            // Occurrence keys may hold any character (order ids come from the shop).
+            occurrence: "order:A/1001 ü.x".into(),
+        }
+    }
+
+    #[test]
+    fn survey_tokens_round_trip_and_resist_tampering() {
+        let k = LinkKeys::new(b"secret-one", None);
+        let t = k.survey_token(&survey());
+        assert!(
+            t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)),
+            "{t}"
+        );
+        assert_eq!(k.parse_survey(&t), Ok(survey()));
+        for (from, to) in [(".42.", ".43."), (".survey.", ".birthday.")] {
+            let forged = t.replacen(from, to, 1);
+            assert_ne!(forged, t);
+            assert_eq!(k.parse_survey(&forged), Err(TokenError::BadSignature));
+        }
+        let other = LinkKeys::new(b"secret-two", None).survey_token(&survey());
+        assert_eq!(k.parse_survey(&other), Err(TokenError::UnknownKey));
     }
 
     #[test]

@@ -144,6 +144,27 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
+    /// Per ritual: due, sent, failed, suppressed by reason, opt-outs caused, survey answers and
+    /// NPS; repeat purchases and revenue within N days, recipients versus the holdout group.
+    Report {
+        /// The first local date (in defaults.time_zone) of occurrences counted (default: all).
+        #[arg(long)]
+        since: Option<jiff::civil::Date>,
+        /// The last local date, inclusive (default: up to now).
+        #[arg(long)]
+        until: Option<jiff::civil::Date>,
+        /// Only this ritual.
+        #[arg(long)]
+        ritual: Option<String>,
+        /// Days after the occurrence in which an order counts as a repeat purchase.
+        #[arg(long, default_value_t = 30)]
+        window_days: u32,
+        /// `ritual`: one row per ritual for the period; `month`: one per ritual and month.
+        #[arg(long, value_enum, default_value = "ritual")]
+        by: ReportBy,
+        #[arg(long, value_enum, default_value = "table")]
+        format: ReportFormat,
+    },
     /// Ledger rows per status.
     Status,
     /// The outbox: messages per status and channel and the failed ones with their error
@@ -200,6 +221,19 @@ pub enum OutboxAction {
         /// email or sms.
         channel: Channel,
     },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ReportFormat {
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportBy {
+    Ritual,
+    Month,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -704,6 +738,27 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, AppError> {
                 ExitCode::from(1)
             })
         }
+        Command::Report {
+            since,
+            until,
+            ritual,
+            window_days,
+            by,
+            format,
+        } => {
+            let cfg = Config::load(&cli.config)?;
+            let store = Store::open(&cfg.database_url).await?;
+            let req = app::ReportRequest {
+                since,
+                until,
+                ritual,
+                window_days,
+                by_month: by == ReportBy::Month,
+            };
+            let rows = app::report(&store, &cfg, &req, crate::clock::now().as_second()).await?;
+            print_report(&req, &rows, format);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Status => {
             let cfg = Config::load(&cli.config)?;
             let store = Store::open(&cfg.database_url).await?;
@@ -711,6 +766,180 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, AppError> {
                 out(&format!("{status:<12} {n}"));
             }
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// `RON 5000.00; EUR 10.00` (minor units), `-` when empty; `signed` adds `+` to gains.
+fn money_map(m: &std::collections::BTreeMap<String, f64>, signed: bool) -> String {
+    if m.is_empty() {
+        return "-".into();
+    }
+    m.iter()
+        .map(|(c, v)| {
+            if signed {
+                format!("{c} {v:+.2}")
+            } else {
+                format!("{c} {v:.2}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn opt(v: Option<f64>, suffix: &str, signed: bool) -> String {
+    match v {
+        Some(x) if signed => format!("{x:+.1}{suffix}"),
+        Some(x) => format!("{x:.1}{suffix}"),
+        None => "-".into(),
+    }
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+fn print_report(req: &app::ReportRequest, rows: &[app::ReportRow], format: ReportFormat) {
+    let mut o = std::io::stdout().lock();
+    match format {
+        ReportFormat::Json => {
+            let v = serde_json::json!({
+                "since": req.since.map(|d| d.to_string()),
+                "until": req.until.map(|d| d.to_string()),
+                "ritual": req.ritual,
+                "window_days": req.window_days,
+                "money": "minor units of each order's currency, as stored",
+                "rows": rows,
+            });
+            let _ = writeln!(
+                o,
+                "{}",
+                serde_json::to_string_pretty(&v).unwrap_or_default()
+            );
+        }
+        ReportFormat::Csv => {
+            let _ = writeln!(
+                o,
+                "ritual,period,due,sent,failed,in_flight,cancelled,suppressed,opt_outs,\
+                 survey_responses,promoters,passives,detractors,nps,window_days,\
+                 recipients_n,recipients_repeat_customers,recipients_repeat_rate_pct,recipients_revenue_per_customer_minor,\
+                 holdout_n,holdout_repeat_customers,holdout_repeat_rate_pct,holdout_revenue_per_customer_minor,\
+                 repeat_rate_diff_pts,revenue_per_customer_diff_minor,window_open"
+            );
+            let num = |v: Option<f64>| v.map_or(String::new(), |x| format!("{x:.1}"));
+            let money = |m: &std::collections::BTreeMap<String, f64>| {
+                m.iter()
+                    .map(|(c, v)| format!("{c}:{v:.2}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            for r in rows {
+                let sup = r
+                    .suppressed
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(";");
+                let (rec, hold) = (&r.outcome.recipients, &r.outcome.holdout);
+                let fields = [
+                    csv_field(&r.ritual),
+                    r.period.clone(),
+                    r.due.to_string(),
+                    r.sent.to_string(),
+                    r.failed.to_string(),
+                    r.in_flight.to_string(),
+                    r.cancelled.to_string(),
+                    csv_field(&sup),
+                    r.opt_outs.to_string(),
+                    r.survey.responses.to_string(),
+                    r.survey.promoters.to_string(),
+                    r.survey.passives.to_string(),
+                    r.survey.detractors.to_string(),
+                    num(r.survey.nps),
+                    r.outcome.window_days.to_string(),
+                    rec.n.to_string(),
+                    rec.repeat_customers.to_string(),
+                    num(rec.repeat_rate_pct),
+                    money(&rec.revenue_per_customer_minor),
+                    hold.n.to_string(),
+                    hold.repeat_customers.to_string(),
+                    num(hold.repeat_rate_pct),
+                    money(&hold.revenue_per_customer_minor),
+                    num(r.outcome.repeat_rate_diff_pts),
+                    money(&r.outcome.revenue_per_customer_diff_minor),
+                    r.outcome.window_open.to_string(),
+                ];
+                let _ = writeln!(o, "{}", fields.join(","));
+            }
+        }
+        ReportFormat::Table => {
+            if rows.is_empty() {
+                let _ = writeln!(o, "nothing in the ledger for this period");
+                return;
+            }
+            for r in rows {
+                let sup = if r.suppressed.is_empty() {
+                    "none".to_string()
+                } else {
+                    r.suppressed
+                        .iter()
+                        .map(|(k, v)| format!("{k} {v}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                let (rec, hold) = (&r.outcome.recipients, &r.outcome.holdout);
+                let _ = writeln!(o, "{} ({})", r.ritual, r.period);
+                let _ = writeln!(
+                    o,
+                    "  due {}  sent {}  failed {}  in flight {}  cancelled {}  suppressed: {sup}",
+                    r.due, r.sent, r.failed, r.in_flight, r.cancelled
+                );
+                let _ = writeln!(
+                    o,
+                    "  opt-outs caused {}  survey answers {}  NPS {} ({} promoters, {} passives, {} detractors)",
+                    r.opt_outs,
+                    r.survey.responses,
+                    opt(r.survey.nps, "", false),
+                    r.survey.promoters,
+                    r.survey.passives,
+                    r.survey.detractors
+                );
+                let _ = writeln!(
+                    o,
+                    "  within {} days        {:>16} {:>16} {:>16}",
+                    r.outcome.window_days, "recipients", "holdout", "difference"
+                );
+                let _ = writeln!(o, "  customers (n)         {:>16} {:>16}", rec.n, hold.n);
+                let _ = writeln!(
+                    o,
+                    "  repeat purchase       {:>16} {:>16} {:>16}",
+                    opt(rec.repeat_rate_pct, "%", false),
+                    opt(hold.repeat_rate_pct, "%", false),
+                    opt(r.outcome.repeat_rate_diff_pts, " pts", true)
+                );
+                let _ = writeln!(
+                    o,
+                    "  revenue per customer  {:>16} {:>16} {:>16}",
+                    money_map(&rec.revenue_per_customer_minor, false),
+                    money_map(&hold.revenue_per_customer_minor, false),
+                    money_map(&r.outcome.revenue_per_customer_diff_minor, true)
+                );
+                if r.outcome.window_open > 0 {
+                    let _ = writeln!(
+                        o,
+                        "  ({} occurrence(s) still inside their {}-day window: not measured yet)",
+                        r.outcome.window_open, r.outcome.window_days
+                    );
+                }
+            }
+            let _ = writeln!(
+                o,
+                "money in minor units of the stored currency (cents, bani, kopecks)"
+            );
         }
     }
 }

@@ -141,25 +141,30 @@ fn channel_name(t: &Texts, ch: Channel) -> &'static str {
     }
 }
 
-fn page(t: &Texts, title: &str, body: &str) -> String {
+/// A whole page in the language `lang` (also the survey pages').
+pub(super) fn page_in(lang: &str, title: &str, body: &str) -> String {
     format!(
         "<!doctype html><html lang=\"{lang}\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <meta name=\"robots\" content=\"noindex\"><title>{title}</title>\
          <style>body{{font-family:system-ui,sans-serif;max-width:34rem;margin:2rem auto;padding:0 1rem;line-height:1.5}}\
          button{{display:block;width:100%;margin:.5rem 0;padding:.7rem;font-size:1rem}}\
+         textarea{{width:100%;box-sizing:border-box;font:inherit}}\
          fieldset{{margin:1rem 0}}label{{display:block;margin:.3rem 0}}</style></head>\
          <body><h1>{title}</h1>{body}</body></html>",
-        lang = t.lang,
         title = esc(title),
     )
 }
 
-fn html(status: StatusCode, s: String) -> Response {
+fn page(t: &Texts, title: &str, body: &str) -> String {
+    page_in(t.lang, title, body)
+}
+
+pub(super) fn html(status: StatusCode, s: String) -> Response {
     (status, Html(s)).into_response()
 }
 
-fn invalid_link() -> Response {
+pub(super) fn invalid_link() -> Response {
     html(
         StatusCode::NOT_FOUND,
         page(

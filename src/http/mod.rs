@@ -3,9 +3,9 @@
 //!   ritual × locale rendered for a sample customer and date, email and SMS side by side,
 //!   re-rendered from disk on every request;
 //! - the daemon's public server (`http:` in the config, inside `ritualist run`,
-//!   [`serve_public`]): unsubscribe and preference pages behind signed link tokens, inbound
-//!   SMS keywords (Twilio and a generic JSON webhook), `/healthz`, the ingest API
-//!   (`/api/customers`, `/api/orders`) and `/metrics`.
+//!   [`serve_public`]): unsubscribe and preference pages behind signed link tokens, survey
+//!   score links (NPS) with a comment box, inbound SMS keywords (Twilio and a generic JSON
+//!   webhook), `/healthz`, the ingest API (`/api/customers`, `/api/orders`) and `/metrics`.
 //!
 //! Neither binds anything itself: the caller passes a bound listener and a shutdown future,
 //! so tests can run them on port 0 and stop them at will.
@@ -15,6 +15,7 @@ mod consent;
 mod inbound;
 mod preview;
 mod public;
+mod survey;
 
 pub use inbound::{Keyword, keyword, twilio_signature_ok};
 pub use preview::serve_preview;

@@ -1,6 +1,6 @@
 //! The daemon's public server (`http:` in the config, run inside `ritualist run`): routes,
-//! limits and `/healthz`. The pages and webhooks live in [`super::consent`] and
-//! [`super::inbound`], the ingest API and `/metrics` in [`super::api`].
+//! limits and `/healthz`. The pages and webhooks live in [`super::consent`],
+//! [`super::survey`] and [`super::inbound`], the ingest API and `/metrics` in [`super::api`].
 //!
 //! Every request has a body limit (`http.body_limit_bytes`, 413 beyond it) and a deadline
 //! (`http.timeout_secs`, 408 after it). Every response says `Cache-Control: no-store` and
@@ -46,6 +46,10 @@ fn router(app: Arc<App>) -> Router {
         .route(
             "/p/{token}",
             get(super::consent::preferences_page).post(super::consent::preferences_post),
+        )
+        .route(
+            "/s/{token}/{score}",
+            get(super::survey::score_page).post(super::survey::comment_post),
         )
         .route("/sms/twilio", post(super::inbound::twilio))
         .route("/sms/inbound", post(super::inbound::generic))

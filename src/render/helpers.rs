@@ -1,5 +1,5 @@
 //! The helpers marketers write in templates: `date`, `plural`, `money`, `ordinal`, `default`,
-//! `upper`.
+//! `upper`, and `survey_url` (a survey ritual's score link: `{{survey_url 9}}`).
 //!
 //! Every helper returns a value (never writes raw output), so the HTML registry still escapes
 //! what it prints. The language-aware ones (`date`, `plural`, `money`, `ordinal`) speak the
@@ -17,7 +17,15 @@ use serde_json::Value;
 use crate::domain::Locale;
 
 /// The names registered by [`register`], for the linter's vocabulary.
-pub const NAMES: [&str; 6] = ["date", "default", "money", "ordinal", "plural", "upper"];
+pub const NAMES: [&str; 7] = [
+    "date",
+    "default",
+    "money",
+    "ordinal",
+    "plural",
+    "survey_url",
+    "upper",
+];
 
 /// Registers every helper on `reg`.
 pub fn register(reg: &mut Handlebars<'static>) {
@@ -27,6 +35,42 @@ pub fn register(reg: &mut Handlebars<'static>) {
     reg.register_helper("plural", Box::new(Localized(plural)));
     reg.register_helper("money", Box::new(Localized(money)));
     reg.register_helper("ordinal", Box::new(Localized(ordinal)));
+    reg.register_helper("survey_url", Box::new(SurveyUrl));
+}
+
+/// `{{survey_url 9}}`: the link that records score 9, from the root context's `survey.links`
+/// (present only in survey rituals, so a template of an ordinary ritual that uses it fails to
+/// render and `check` says so).
+struct SurveyUrl;
+
+impl HelperDef for SurveyUrl {
+    fn call_inner<'reg: 'rc, 'rc>(
+        &self,
+        h: &Helper<'rc>,
+        _: &'reg Handlebars<'reg>,
+        ctx: &'rc Context,
+        _: &mut RenderContext<'reg, 'rc>,
+    ) -> Result<ScopedJson<'rc>, RenderError> {
+        let fail = |m: String| -> RenderError { RenderErrorReason::Other(m).into() };
+        let score = h
+            .param(0)
+            .and_then(|p| p.value().as_u64())
+            .filter(|s| *s <= 10)
+            .ok_or_else(|| {
+                fail(format!(
+                    "`survey_url` takes a score from 0 to 10, got {}",
+                    h.param(0).map_or("nothing".into(), describe)
+                ))
+            })?;
+        let url = ctx
+            .data()
+            .pointer(&format!("/survey/links/{score}/url"))
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                fail("`survey_url` works only in a survey ritual (`survey: nps`)".into())
+            })?;
+        Ok(ScopedJson::Derived(Value::String(url.to_string())))
+    }
 }
 
 handlebars::handlebars_helper!(default_helper: |v: Json, fallback: Json| {

@@ -731,6 +731,8 @@ mod tests {
             "occasion.order.number",
             "occasion.order.amount_minor",
             "occasion.order.currency",
+            "survey",
+            "survey.links",
         ] {
             vocab.insert(p.to_string());
         }

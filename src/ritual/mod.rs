@@ -87,6 +87,13 @@ pub enum Grace {
     For(SignedDuration),
 }
 
+/// What kind of survey a ritual's messages carry (`survey:` in the ritual file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SurveyKind {
+    /// Net Promoter Score: "how likely are you to recommend us?", score links 0–10.
+    Nps,
+}
+
 /// A validated ritual.
 #[derive(Debug, Clone)]
 pub struct Ritual {
@@ -113,12 +120,16 @@ pub struct Ritual {
     pub audience: Audience,
     /// `check` warns when an SMS of this ritual needs more segments than this.
     pub sms_max_segments: u32,
+    /// A survey ritual: its templates get score links (`survey.links`, `{{survey_url 9}}`).
+    pub survey: Option<SurveyKind>,
     pub source: PathBuf,
     /// Line of `template:` in the source, for template diagnostics.
     pub template_line: u64,
     /// Line of the trigger and of each segment name, for cross-file checks.
     pub trigger_line: u64,
     pub segment_lines: Vec<u64>,
+    /// Line of `survey:` (0 without one).
+    pub survey_line: u64,
 }
 
 impl Ritual {
@@ -154,6 +165,7 @@ mod spec {
         pub frequency_cap: Option<bool>,
         pub audience: Option<Spanned<ConditionsSpec>>,
         pub sms_max_segments: Option<u32>,
+        pub survey: Option<Spanned<String>>,
     }
 
     #[derive(Debug, Deserialize)]
@@ -658,6 +670,20 @@ pub fn parse_ritual(file: &Path, text: &str) -> Result<Option<Ritual>, Diagnosti
         }
     };
 
+    let survey = match &spec.survey {
+        None => None,
+        Some(sv) => match sv.value.as_str() {
+            "nps" => Some(SurveyKind::Nps),
+            other => {
+                diags.push(
+                    Diagnostic::at(file, &sv.referenced, format!("unknown survey kind `{other}`"))
+                        .with_hint("`survey: nps` gives the templates score links 0–10 (`{{#each survey.links}}…{{/each}}` or `{{survey_url 9}}`); leave it out for an ordinary ritual"),
+                );
+                None
+            }
+        },
+    };
+
     if diags.has_errors() {
         return Err(diags);
     }
@@ -676,6 +702,8 @@ pub fn parse_ritual(file: &Path, text: &str) -> Result<Option<Ritual>, Diagnosti
         capped: spec.frequency_cap.unwrap_or(true),
         audience,
         sms_max_segments: spec.sms_max_segments.unwrap_or(2).max(1),
+        survey,
+        survey_line: spec.survey.as_ref().map_or(0, |s| s.referenced.line()),
         source: file.to_path_buf(),
         template_line: spec.template.referenced.line(),
         trigger_line: spec.trigger.referenced.line(),
@@ -752,6 +780,24 @@ mod tests {
         let text = GOOD.replace("mar1", "march");
         let d = parse_ritual(Path::new("b.yaml"), &text).unwrap_err();
         assert_eq!(d.0[0].line, 5, "{d}");
+    }
+
+    #[test]
+    fn survey_kind_is_validated_with_a_line_and_hint() {
+        let ok = parse_ritual(Path::new("s.yaml"), &format!("{GOOD}survey: nps\n"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(ok.survey, Some(SurveyKind::Nps));
+        let plain = parse_ritual(Path::new("s.yaml"), GOOD).unwrap().unwrap();
+        assert_eq!(plain.survey, None);
+        let d = parse_ritual(Path::new("s.yaml"), &format!("{GOOD}survey: csat\n")).unwrap_err();
+        assert_eq!(d.0.len(), 1, "{d}");
+        assert_eq!(d.0[0].line, 9, "{d}");
+        let s = d.to_string();
+        assert!(
+            s.contains("unknown survey kind `csat`") && s.contains("survey: nps"),
+            "{s}"
+        );
     }
 
     #[test]

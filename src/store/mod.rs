@@ -1,5 +1,5 @@
 //! The store: the only module that imports `sea_orm`. Customers, orders, consent, the
-//! delivery ledger (which doubles as the outbox) and instance settings, on SQLite (the
+//! delivery ledger (which doubles as the outbox), survey answers and instance settings, on SQLite (the
 //! embedded default: created and migrated on first use) or PostgreSQL, with the same
 //! migrations (`migrations/`).
 //!
@@ -18,6 +18,8 @@ mod metrics;
 mod packed;
 mod people;
 mod privacy;
+mod report;
+mod surveys;
 
 use std::time::Duration;
 
@@ -34,6 +36,8 @@ pub use ledger::{
 pub use metrics::LedgerCount;
 pub use people::{CustomerRow, UpsertStats};
 pub use privacy::Erasure;
+pub use report::{LedgerFact, OptOutFact, OrderFact, SentFact};
+pub use surveys::SurveyResponse;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -1,0 +1,577 @@
+//! `ritualist report`: per ritual (and optionally per month) what the ledger says — due,
+//! sent, failed, suppressed by reason —, the opt-outs the ritual's messages caused, survey
+//! answers with NPS, and the outcome: repeat-purchase rate and revenue per customer within N
+//! days after the occurrence, recipients versus the holdout group.
+//!
+//! [`compute`] is a pure function over rows the store fetched ([`App::report`] fetches them),
+//! so every number can be checked by hand in a unit test.
+//!
+//! Definitions (README "ritualist report" says the same):
+//! - A ledger row belongs to the period of its `due_at`. `due` counts rows (one per
+//!   occurrence and channel; one per suppressed occurrence).
+//! - Recipients: customers with a `sent` row; holdout: rows `suppressed` with reason
+//!   `holdout`. Each customer counts once per group, at their first occurrence in the period;
+//!   its time is the row's `due_at` (for a holdout, the instant it was decided due). Only
+//!   occurrences whose window (`due_at` + N days) has closed by `now` are measured; the others
+//!   are counted as `window_open`.
+//! - A repeat purchase is an order in `(due_at, due_at + N days]`; revenue is the sum of those
+//!   orders in the stored minor units, per currency, divided by the group's size.
+//! - An opt-out (link, one-click, SMS keyword) is caused by the ritual of the last message sent
+//!   to that customer before it that the opt-out's scope covers (its channel, its category or
+//!   a parent category, its ritual, or everything).
+//! - NPS: answers first given in the period; % promoters (9–10) minus % detractors (0–6).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use jiff::tz::TimeZone;
+use serde::Serialize;
+
+use crate::store::{LedgerFact, OptOutFact, OrderFact, SentFact, SurveyResponse};
+
+/// Everything [`compute`] needs, as fetched.
+#[derive(Debug, Clone, Default)]
+pub struct ReportInput {
+    pub ledger: Vec<LedgerFact>,
+    pub orders: Vec<OrderFact>,
+    pub opt_outs: Vec<OptOutFact>,
+    pub sent_before_opt_outs: Vec<SentFact>,
+    pub responses: Vec<SurveyResponse>,
+}
+
+/// How rows are grouped in time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Periods {
+    /// One row per ritual for the whole period.
+    Whole,
+    /// One row per ritual and calendar month in this zone (`2027-03`).
+    Month(TimeZone),
+}
+
+#[derive(Debug, Clone)]
+pub struct ReportParams {
+    pub window_days: u32,
+    /// Outcome windows ending after this are still open.
+    pub now: i64,
+    pub periods: Periods,
+    /// Only this ritual.
+    pub ritual: Option<String>,
+}
+
+/// One group's outcome.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Group {
+    /// Customers measured.
+    pub n: u64,
+    /// Customers with at least one order in the window.
+    pub repeat_customers: u64,
+    /// `repeat_customers / n`, in percent (0.1 precision); `null` when n = 0.
+    pub repeat_rate_pct: Option<f64>,
+    /// Revenue in the window, per currency, in the stored minor units.
+    pub revenue_minor: BTreeMap<String, i64>,
+    /// `revenue_minor / n` (0.01 precision).
+    pub revenue_per_customer_minor: BTreeMap<String, f64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Outcome {
+    pub window_days: u32,
+    pub recipients: Group,
+    pub holdout: Group,
+    /// Recipients minus holdout, in percentage points; `null` unless both have customers.
+    pub repeat_rate_diff_pts: Option<f64>,
+    /// Recipients minus holdout, per currency either group has; empty unless both have customers.
+    pub revenue_per_customer_diff_minor: BTreeMap<String, f64>,
+    /// Occurrences (recipients and holdout) whose window has not closed yet: not measured.
+    pub window_open: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Nps {
+    pub responses: u64,
+    pub promoters: u64,
+    pub passives: u64,
+    pub detractors: u64,
+    /// % promoters − % detractors (0.1 precision); `null` without answers.
+    pub nps: Option<f64>,
+}
+
+/// One row of the report.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ReportRow {
+    pub ritual: String,
+    /// `all` (the whole period) or the month, `YYYY-MM`.
+    pub period: String,
+    pub due: u64,
+    pub sent: u64,
+    pub failed: u64,
+    /// Not final yet: pending, claimed, waiting for a retry.
+    pub in_flight: u64,
+    pub cancelled: u64,
+    /// Suppressed rows by reason (`opted_out:category:x` counts as `opted_out`,
+    /// `capped_by:x` as `capped_by`).
+    pub suppressed: BTreeMap<String, u64>,
+    pub opt_outs: u64,
+    pub survey: Nps,
+    pub outcome: Outcome,
+}
+
+const DAY: i64 = 86_400;
+
+fn round(x: f64, places: i32) -> f64 {
+    let f = 10f64.powi(places);
+    (x * f).round() / f
+}
+
+fn period_of(p: &Periods, t: i64) -> String {
+    match p {
+        Periods::Whole => "all".into(),
+        Periods::Month(tz) => jiff::Timestamp::from_second(t)
+            .map(|ts| ts.to_zoned(tz.clone()).strftime("%Y-%m").to_string())
+            .unwrap_or_else(|_| "?".into()),
+    }
+}
+
+/// The reason's kind: the part before the first `:`.
+fn reason_kind(reason: Option<&str>) -> String {
+    reason
+        .map(|r| r.split(':').next().unwrap_or(r).to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Whether an opt-out of `scope` covers a message of this ritual, category and channel.
+fn covers(scope: &str, m: &SentFact) -> bool {
+    if scope == "all" {
+        return true;
+    }
+    if let Some(ch) = scope.strip_prefix("channel:") {
+        return m.channel == ch;
+    }
+    if let Some(r) = scope.strip_prefix("ritual:") {
+        return m.ritual == r;
+    }
+    if let Some(c) = scope.strip_prefix("category:") {
+        return m.category == c
+            || m.category
+                .strip_prefix(c)
+                .is_some_and(|rest| rest.starts_with('.'));
+    }
+    false
+}
+
+fn group(
+    units: &BTreeMap<i64, i64>,
+    orders: &BTreeMap<i64, Vec<&OrderFact>>,
+    window: i64,
+) -> Group {
+    let mut g = Group {
+        n: units.len() as u64,
+        ..Group::default()
+    };
+    for (customer, t) in units {
+        let mut bought = false;
+        for o in orders.get(customer).into_iter().flatten() {
+            if o.ordered_at > *t && o.ordered_at <= t + window {
+                bought = true;
+                *g.revenue_minor.entry(o.currency.clone()).or_default() += o.amount_minor;
+            }
+        }
+        g.repeat_customers += bought as u64;
+    }
+    if g.n > 0 {
+        g.repeat_rate_pct = Some(round(100.0 * g.repeat_customers as f64 / g.n as f64, 1));
+        g.revenue_per_customer_minor = g
+            .revenue_minor
+            .iter()
+            .map(|(c, v)| (c.clone(), round(*v as f64 / g.n as f64, 2)))
+            .collect();
+    }
+    g
+}
+
+/// The report rows, by ritual then period.
+pub fn compute(input: &ReportInput, p: &ReportParams) -> Vec<ReportRow> {
+    let wanted = |r: &str| p.ritual.as_deref().is_none_or(|w| w == r);
+    let mut rows: BTreeMap<(String, String), ReportRow> = BTreeMap::new();
+
+    let window = p.window_days as i64 * DAY;
+    // (ritual, period) → customer → first occurrence time, per group.
+    type Units = BTreeMap<(String, String), BTreeMap<i64, i64>>;
+    let (mut recipients, mut holdout): (Units, Units) = Default::default();
+    let mut open: BTreeMap<(String, String), BTreeSet<(i64, bool)>> = BTreeMap::new();
+    for l in input.ledger.iter().filter(|l| wanted(&l.ritual)) {
+        let key = (l.ritual.clone(), period_of(&p.periods, l.due_at));
+        let r = entry(&mut rows, &key, p.window_days);
+        r.due += 1;
+        match l.status.as_str() {
+            "sent" => r.sent += 1,
+            "failed" => r.failed += 1,
+            "cancelled" => r.cancelled += 1,
+            "suppressed" => {
+                *r.suppressed
+                    .entry(reason_kind(l.reason.as_deref()))
+                    .or_default() += 1
+            }
+            _ => r.in_flight += 1,
+        }
+        let units = match (l.status.as_str(), l.reason.as_deref()) {
+            ("sent", _) => &mut recipients,
+            ("suppressed", Some("holdout")) => &mut holdout,
+            _ => continue,
+        };
+        if l.due_at + window > p.now {
+            open.entry(key)
+                .or_default()
+                .insert((l.customer_id, l.status == "sent"));
+            continue;
+        }
+        let first = units
+            .entry(key)
+            .or_default()
+            .entry(l.customer_id)
+            .or_insert(l.due_at);
+        *first = (*first).min(l.due_at);
+    }
+    let mut orders: BTreeMap<i64, Vec<&OrderFact>> = BTreeMap::new();
+    for o in &input.orders {
+        orders.entry(o.customer_id).or_default().push(o);
+    }
+    let keys: BTreeSet<(String, String)> = recipients
+        .keys()
+        .chain(holdout.keys())
+        .chain(open.keys())
+        .cloned()
+        .collect();
+    for key in keys {
+        let empty = BTreeMap::new();
+        let rec = group(recipients.get(&key).unwrap_or(&empty), &orders, window);
+        let hold = group(holdout.get(&key).unwrap_or(&empty), &orders, window);
+        let r = entry(&mut rows, &key, p.window_days);
+        let o = &mut r.outcome;
+        o.window_open = open.get(&key).map_or(0, |s| s.len() as u64);
+        if rec.n > 0 && hold.n > 0 {
+            o.repeat_rate_diff_pts = rec
+                .repeat_rate_pct
+                .zip(hold.repeat_rate_pct)
+                .map(|(a, b)| round(a - b, 1));
+            let currencies: BTreeSet<&String> = rec
+                .revenue_minor
+                .keys()
+                .chain(hold.revenue_minor.keys())
+                .collect();
+            for c in currencies {
+                let a = rec
+                    .revenue_per_customer_minor
+                    .get(c)
+                    .copied()
+                    .unwrap_or(0.0);
+                let b = hold
+                    .revenue_per_customer_minor
+                    .get(c)
+                    .copied()
+                    .unwrap_or(0.0);
+                o.revenue_per_customer_diff_minor
+                    .insert(c.clone(), round(a - b, 2));
+            }
+        }
+        o.recipients = rec;
+        o.holdout = hold;
+    }
+
+    // Opt-outs: the last covered message before each.
+    let mut sent: BTreeMap<i64, Vec<&SentFact>> = BTreeMap::new();
+    for s in &input.sent_before_opt_outs {
+        sent.entry(s.customer_id).or_default().push(s);
+    }
+    for e in &input.opt_outs {
+        let cause = sent
+            .get(&e.customer_id)
+            .into_iter()
+            .flatten()
+            .filter(|m| m.sent_at <= e.changed_at && covers(&e.scope, m))
+            .max_by_key(|m| m.sent_at);
+        if let Some(m) = cause
+            && wanted(&m.ritual)
+        {
+            let key = (m.ritual.clone(), period_of(&p.periods, e.changed_at));
+            entry(&mut rows, &key, p.window_days).opt_outs += 1;
+        }
+    }
+
+    for s in input.responses.iter().filter(|s| wanted(&s.ritual)) {
+        let key = (s.ritual.clone(), period_of(&p.periods, s.first_at));
+        let n = &mut entry(&mut rows, &key, p.window_days).survey;
+        n.responses += 1;
+        match s.score {
+            9..=10 => n.promoters += 1,
+            7..=8 => n.passives += 1,
+            _ => n.detractors += 1,
+        }
+    }
+    for r in rows.values_mut() {
+        let n = &mut r.survey;
+        if n.responses > 0 {
+            n.nps = Some(round(
+                100.0 * (n.promoters as f64 - n.detractors as f64) / n.responses as f64,
+                1,
+            ));
+        }
+    }
+    rows.into_values().collect()
+}
+
+fn entry<'a>(
+    rows: &'a mut BTreeMap<(String, String), ReportRow>,
+    key: &(String, String),
+    window_days: u32,
+) -> &'a mut ReportRow {
+    rows.entry(key.clone()).or_insert_with(|| ReportRow {
+        ritual: key.0.clone(),
+        period: key.1.clone(),
+        outcome: Outcome {
+            window_days,
+            ..Outcome::default()
+        },
+        ..ReportRow::default()
+    })
+}
+
+/// What `ritualist report` asks for. Dates are local dates in `defaults.time_zone`; `until`
+/// is inclusive.
+#[derive(Debug, Clone)]
+pub struct ReportRequest {
+    pub since: Option<jiff::civil::Date>,
+    pub until: Option<jiff::civil::Date>,
+    pub ritual: Option<String>,
+    pub window_days: u32,
+    pub by_month: bool,
+}
+
+/// The report over `store`'s rows; `now` closes outcome windows.
+pub async fn report(
+    store: &crate::store::Store,
+    cfg: &crate::config::Config,
+    req: &ReportRequest,
+    now: i64,
+) -> Result<Vec<ReportRow>, super::AppError> {
+    let tz = TimeZone::get(&cfg.defaults.time_zone).unwrap_or(TimeZone::UTC);
+    let start = |d: jiff::civil::Date| -> Result<i64, super::AppError> {
+        d.to_zoned(tz.clone())
+            .map(|z| z.timestamp().as_second())
+            .map_err(|e| super::AppError::Other(format!("date {d}: {e}")))
+    };
+    let since = req.since.map(start).transpose()?.unwrap_or(i64::MIN / 2);
+    let until = match req.until {
+        Some(d) => start(
+            d.tomorrow()
+                .map_err(|e| super::AppError::Other(format!("date {d}: {e}")))?,
+        )?,
+        None => i64::MAX / 2,
+    };
+    let ritual = req.ritual.as_deref();
+    let window = req.window_days as i64 * DAY;
+    let ledger = store.report_ledger(since, until, ritual).await?;
+    let orders = store
+        .report_orders(since, until, until.saturating_add(window), ritual)
+        .await?;
+    let (opt_outs, sent_before_opt_outs) = store.report_opt_outs(since, until).await?;
+    let responses = store.survey_responses(Some(since), Some(until)).await?;
+    let input = ReportInput {
+        ledger,
+        orders,
+        opt_outs,
+        sent_before_opt_outs,
+        responses,
+    };
+    Ok(compute(
+        &input,
+        &ReportParams {
+            window_days: req.window_days,
+            now,
+            periods: if req.by_month {
+                Periods::Month(tz)
+            } else {
+                Periods::Whole
+            },
+            ritual: req.ritual.clone(),
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ledger(ritual: &str, c: i64, status: &str, reason: Option<&str>, due_at: i64) -> LedgerFact {
+        LedgerFact {
+            ritual: ritual.into(),
+            category: ritual.into(),
+            customer_id: c,
+            occurrence: format!("o{c}"),
+            channel: "email".into(),
+            status: status.into(),
+            reason: reason.map(String::from),
+            due_at,
+        }
+    }
+
+    fn order(c: i64, at: i64, amount: i64) -> OrderFact {
+        OrderFact {
+            customer_id: c,
+            ordered_at: at,
+            amount_minor: amount,
+            currency: "EUR".into(),
+        }
+    }
+
+    fn params() -> ReportParams {
+        ReportParams {
+            window_days: 10,
+            now: 100 * DAY,
+            periods: Periods::Whole,
+            ritual: None,
+        }
+    }
+
+    #[test]
+    fn recipients_versus_holdout_by_hand() {
+        let t = DAY;
+        let input = ReportInput {
+            ledger: vec![
+                ledger("w", 1, "sent", None, t),
+                // The same customer's second occurrence: still one customer, at the first.
+                ledger("w", 1, "sent", None, 5 * t),
+                ledger("w", 2, "sent", None, t),
+                ledger("w", 3, "suppressed", Some("holdout"), t),
+                ledger("w", 4, "suppressed", Some("opted_out:category:w"), t),
+                ledger("w", 5, "suppressed", Some("capped_by:birthday"), t),
+                ledger("w", 6, "pending", None, t),
+                // Its window (day 95 + 10) is still open on day 100.
+                ledger("w", 7, "sent", None, 95 * t),
+            ],
+            orders: vec![
+                order(1, t, 999),          // at the occurrence itself: not after it
+                order(1, 11 * t, 300),     // the last second of the window
+                order(2, 11 * t + 1, 500), // one second too late
+                order(3, 2 * t, 200),
+                order(3, 3 * t, 100),
+            ],
+            ..ReportInput::default()
+        };
+        let rows = compute(&input, &params());
+        assert_eq!(rows.len(), 1);
+        let r = &rows[0];
+        assert_eq!((r.due, r.sent, r.in_flight), (8, 4, 1));
+        assert_eq!(
+            r.suppressed,
+            [
+                ("capped_by".to_string(), 1),
+                ("holdout".into(), 1),
+                ("opted_out".into(), 1)
+            ]
+            .into()
+        );
+        let o = &r.outcome;
+        assert_eq!((o.recipients.n, o.recipients.repeat_customers), (2, 1));
+        assert_eq!(o.recipients.repeat_rate_pct, Some(50.0));
+        assert_eq!(
+            o.recipients.revenue_per_customer_minor,
+            [("EUR".to_string(), 150.0)].into()
+        );
+        assert_eq!((o.holdout.n, o.holdout.repeat_customers), (1, 1));
+        assert_eq!(o.holdout.revenue_minor, [("EUR".to_string(), 300)].into());
+        assert_eq!(o.repeat_rate_diff_pts, Some(-50.0));
+        assert_eq!(
+            o.revenue_per_customer_diff_minor,
+            [("EUR".to_string(), -150.0)].into()
+        );
+        assert_eq!(o.window_open, 1);
+    }
+
+    #[test]
+    fn opt_outs_go_to_the_last_message_their_scope_covers() {
+        let sent = |ritual: &str, category: &str, channel: &str, at: i64| SentFact {
+            ritual: ritual.into(),
+            category: category.into(),
+            customer_id: 1,
+            channel: channel.into(),
+            sent_at: at,
+        };
+        let out = |scope: &str, at: i64| OptOutFact {
+            customer_id: 1,
+            scope: scope.into(),
+            source: "link".into(),
+            changed_at: at,
+        };
+        let input = ReportInput {
+            sent_before_opt_outs: vec![
+                sent("holidays", "holidays.mothers_day", "email", 10),
+                sent("birthday", "birthday", "sms", 20),
+                sent("survey", "survey", "email", 30),
+                // After every opt-out: never the cause.
+                sent("digest", "digest", "email", 99),
+            ],
+            opt_outs: vec![
+                out("category:holidays", 40), // parent category → holidays
+                out("channel:sms", 40),       // → birthday
+                out("all", 40),               // the last message → survey
+                out("channel:email", 5),      // nothing sent before it
+            ],
+            ..ReportInput::default()
+        };
+        let got: Vec<(String, u64)> = compute(&input, &params())
+            .into_iter()
+            .map(|r| (r.ritual, r.opt_outs))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("birthday".to_string(), 1),
+                ("holidays".into(), 1),
+                ("survey".into(), 1)
+            ]
+        );
+    }
+
+    #[test]
+    fn nps_is_promoters_minus_detractors_and_months_split_rows() {
+        let resp = |score: i32, first_at: i64| SurveyResponse {
+            ritual: "survey".into(),
+            customer_id: score as i64,
+            occurrence: "o".into(),
+            score,
+            comment: None,
+            first_at,
+            updated_at: first_at,
+        };
+        let march = jiff::Timestamp::from_second(0).unwrap().as_second() + 70 * DAY; // 1970-03-12
+        let input = ReportInput {
+            responses: vec![
+                resp(10, march),
+                resp(6, march),
+                resp(0, march),
+                resp(8, march + 30 * DAY),
+            ],
+            ..ReportInput::default()
+        };
+        let whole = compute(&input, &params());
+        assert_eq!(whole[0].survey.nps, Some(-25.0));
+        let by_month = compute(
+            &input,
+            &ReportParams {
+                periods: Periods::Month(TimeZone::UTC),
+                ..params()
+            },
+        );
+        let got: Vec<(String, u64, Option<f64>)> = by_month
+            .iter()
+            .map(|r| (r.period.clone(), r.survey.responses, r.survey.nps))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("1970-03".to_string(), 3, Some(-33.3)),
+                ("1970-04".to_string(), 1, Some(0.0))
+            ]
+        );
+    }
+}
