@@ -330,6 +330,21 @@ impl App {
                 );
                 r.failed += 1;
                 // A hard bounce: no future email goes to this address.
+                // Twilio 21610: the number replied STOP at the carrier: no future SMS.
+                if e.hard_bounce
+                    && row.channel == "sms"
+                    && self
+                        .store
+                        .record_sms_stop(row.customer_id, &row.recipient, now_s)
+                        .await?
+                {
+                    r.bounced += 1;
+                    tracing::warn!(
+                        delivery = row.id,
+                        customer = row.customer_id,
+                        "the number unsubscribed at the carrier: the customer is opted out of SMS (source carrier_stop)"
+                    );
+                }
                 if e.hard_bounce
                     && row.channel == "email"
                     && self

@@ -3,6 +3,7 @@
 //! | transport | channel | what it does |
 //! |---|---|---|
 //! | [`Outbox`] | email, sms | writes `.eml` files and `sms.jsonl` lines into a folder: no server needed |
+//! | discard | email, sms | accepts and drops every message (load tests, dry runs) |
 //! | [`SmtpPool`] | email | SMTP through connections it opens itself (TCP_NODELAY), reused, every step under a timeout |
 //! | [`SmsProviders`] | sms | HTTP gateways tried in order: [`Twilio`], a generic [`HttpGateway`] described in YAML, [`Kannel`] (`sendsms`, UCS-2 for text outside GSM-7) |
 //!
@@ -162,12 +163,14 @@ impl std::fmt::Debug for Outgoing<'_> {
 
 #[derive(Debug)]
 enum EmailSender {
+    Discard,
     Outbox(Outbox),
     Smtp(Box<SmtpPool>),
 }
 
 #[derive(Debug)]
 enum SmsSender {
+    Discard,
     Outbox(Outbox),
     Providers(SmsProviders),
 }
@@ -193,10 +196,12 @@ impl Channels {
         let outbox = || Outbox::new(&cfg.delivery.outbox_dir);
         let email = match &cfg.delivery.email {
             EmailTransport::Outbox => EmailSender::Outbox(outbox()),
+            EmailTransport::Discard => EmailSender::Discard,
             EmailTransport::Smtp(s) => EmailSender::Smtp(Box::new(SmtpPool::new(s.clone()))),
         };
         let sms = match &cfg.delivery.sms {
             SmsTransport::Outbox => SmsSender::Outbox(outbox()),
+            SmsTransport::Discard => SmsSender::Discard,
             SmsTransport::Providers(p) => SmsSender::Providers(SmsProviders::new(p)?),
         };
         Ok(Channels { email, sms })
@@ -206,6 +211,10 @@ impl Channels {
     pub async fn send(&self, msg: &Outgoing<'_>) -> Result<String, SendError> {
         match msg.channel {
             "email" => match &self.email {
+                EmailSender::Discard => {
+                    hand_over(msg.handover).await?;
+                    Ok("discarded".into())
+                }
                 EmailSender::Outbox(o) => {
                     hand_over(msg.handover).await?;
                     o.write_email(msg).await
@@ -221,6 +230,10 @@ impl Channels {
                 }
             },
             "sms" => match &self.sms {
+                SmsSender::Discard => {
+                    hand_over(msg.handover).await?;
+                    Ok("discarded".into())
+                }
                 SmsSender::Outbox(o) => {
                     hand_over(msg.handover).await?;
                     o.write_sms(msg, &sms_length(msg.payload)).await
@@ -232,11 +245,12 @@ impl Channels {
     }
 
     /// How many messages of `channel` may be in flight at once: the SMTP pool's connections;
-    /// 8 concurrent SMS requests; 4 outbox writes.
+    /// 8 concurrent SMS requests; 4 outbox writes; 64 discarded messages.
     pub fn concurrency(&self, channel: &str) -> usize {
         match (channel, &self.email, &self.sms) {
             ("email", EmailSender::Smtp(p), _) => p.connections(),
             ("sms", _, SmsSender::Providers(_)) => 8,
+            ("email", EmailSender::Discard, _) | ("sms", _, SmsSender::Discard) => 64,
             _ => 4,
         }
     }

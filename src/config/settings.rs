@@ -277,6 +277,8 @@ pub struct SmtpConfig {
 pub enum EmailTransport {
     Outbox,
     Smtp(SmtpConfig),
+    /// Accepts every message and sends nothing: load tests and dry runs of the whole pipeline.
+    Discard,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -488,6 +490,7 @@ impl Config {
             None => EmailTransport::Outbox,
             Some(e) => match e.transport.value.as_str() {
                 "outbox" => EmailTransport::Outbox,
+                "discard" => EmailTransport::Discard,
                 "smtp" => match &e.smtp {
                     None => {
                         diags.push(
@@ -505,7 +508,7 @@ impl Config {
                             &e.transport.referenced,
                             format!("unknown email transport `{other}`"),
                         )
-                        .with_hint("use `outbox` (files, no server) or `smtp`"),
+                        .with_hint("use `outbox` (files, no server), `smtp`, or `discard` (load tests: sends nothing)"),
                     );
                     EmailTransport::Outbox
                 }

@@ -156,6 +156,8 @@ pub enum SmsTransport {
     Outbox,
     /// Tried in order; `transport: kannel` is a list of one.
     Providers(Vec<SmsProvider>),
+    /// Accepts every message and sends nothing: load tests and dry runs of the whole pipeline.
+    Discard,
 }
 
 #[derive(Debug, Clone)]
@@ -501,6 +503,7 @@ pub(super) fn sms_transport(
         }
         (Some(t), None) => match t.value.as_str() {
             "outbox" => SmsTransport::Outbox,
+            "discard" => SmsTransport::Discard,
             "kannel" => match &s.value.kannel {
                 None => {
                     diags.push(

@@ -168,7 +168,7 @@ pub(super) async fn twilio(
                 _ => None,
             })
             .collect(),
-        SmsTransport::Outbox => Vec::new(),
+        SmsTransport::Outbox | SmsTransport::Discard => Vec::new(),
     };
     let Some(http) = app.cfg.http.as_ref().filter(|_| !tokens.is_empty()) else {
         return (StatusCode::NOT_FOUND, "no Twilio provider is configured\n").into_response();

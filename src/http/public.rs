@@ -95,15 +95,34 @@ async fn safe_headers(mut r: Response) -> Response {
     r
 }
 
-/// 200 `{"status":"ok","database":"reachable","queue_depth":N}`, or 503 when the database
-/// does not answer (within 5 s).
+/// 200 `{"status":"ok","database":"reachable","queue_depth":N,"paused_channels":[]}` (status
+/// `degraded` while a channel is paused), or 503 when the database does not answer (within 5 s).
 async fn healthz(State(app): State<Arc<App>>) -> Response {
-    let depth = tokio::time::timeout(Duration::from_secs(5), app.store.open_messages()).await;
+    let depth = tokio::time::timeout(Duration::from_secs(5), async {
+        let n = app.store.open_messages().await?;
+        let paused = app.store.channel_pauses().await?;
+        Ok::<_, crate::store::StoreError>((n, paused))
+    })
+    .await;
     match depth {
-        Ok(Ok(n)) => json(
-            StatusCode::OK,
-            serde_json::json!({"status": "ok", "database": "reachable", "queue_depth": n}),
-        ),
+        // A paused channel needs the operator, not a restart: still 200, status `degraded`.
+        Ok(Ok((n, paused))) => {
+            let now = crate::clock::now().as_second();
+            let paused: Vec<&str> = paused
+                .iter()
+                .filter(|p| p.until > now)
+                .map(|p| p.channel.as_str())
+                .collect();
+            json(
+                StatusCode::OK,
+                serde_json::json!({
+                    "status": if paused.is_empty() { "ok" } else { "degraded" },
+                    "database": "reachable",
+                    "queue_depth": n,
+                    "paused_channels": paused,
+                }),
+            )
+        }
         Ok(Err(e)) => {
             tracing::warn!("healthz: database error: {e}");
             json(

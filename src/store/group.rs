@@ -5,19 +5,50 @@
 //! Each caller still waits until *its* update is committed, so the guarantee is unchanged:
 //! nothing is handed over before its `sending` is durable. Concurrent callers (one per SMTP
 //! connection) simply share a transaction: one writer task takes whatever has queued up while
-//! the previous commit was running, applies it in one transaction, and answers each caller
-//! with whether its row matched (the lease token fences every update as before).
+//! the previous commit was running, applies it in one transaction — rows of the same claim
+//! (one lease token) and kind in one `UPDATE … WHERE id IN (…) RETURNING id` — and answers each
+//! caller with whether its row matched (the lease token fences every update as before).
+
+use std::collections::{BTreeMap, HashSet};
 
 use sea_orm::{ConnectionTrait, TransactionTrait, Value};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Store, StoreError};
 
-/// One fenced update.
-#[derive(Debug)]
-pub(super) struct Op {
-    pub sql: &'static str,
-    pub values: Vec<Value>,
+/// One fenced update of one row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Op {
+    /// `claimed → sending`, lease until `lease_until`.
+    Sending {
+        id: i64,
+        token: String,
+        lease_until: i64,
+        now: i64,
+    },
+    /// `claimed | sending → sent`.
+    Sent { id: i64, token: String, now: i64 },
+}
+
+impl Op {
+    fn id(&self) -> i64 {
+        match self {
+            Op::Sending { id, .. } | Op::Sent { id, .. } => *id,
+        }
+    }
+
+    /// Updates that can share one statement have the same key.
+    fn key(&self) -> (u8, String, i64, i64) {
+        match self {
+            Op::Sending {
+                token,
+                lease_until,
+                now,
+                ..
+            } => (0, token.clone(), *lease_until, *now),
+            Op::Sent { token, now, .. } => (1, token.clone(), 0, *now),
+        }
+    }
 }
 
 type Reply = oneshot::Sender<Result<bool, String>>;
@@ -69,16 +100,46 @@ impl GroupCommit {
 }
 
 async fn apply(store: &Store, group: &[(Op, Reply)]) -> Result<Vec<bool>, String> {
-    let txn = store.db.begin().await.map_err(|e| e.to_string())?;
-    let mut matched = Vec::with_capacity(group.len());
+    let mut statements: BTreeMap<(u8, String, i64, i64), Vec<i64>> = BTreeMap::new();
     for (op, _) in group {
-        let n = txn
-            .execute_raw(store.stmt(op.sql, op.values.clone()))
+        statements.entry(op.key()).or_default().push(op.id());
+    }
+    let txn = store.db.begin().await.map_err(|e| e.to_string())?;
+    let mut matched: HashSet<i64> = HashSet::new();
+    for ((kind, token, lease_until, now), ids) in statements {
+        let first = if kind == 0 { 4 } else { 3 };
+        let list: Vec<String> = (0..ids.len()).map(|i| format!("${}", first + i)).collect();
+        let (sql, mut values): (String, Vec<Value>) = if kind == 0 {
+            (
+                format!(
+                    "UPDATE deliveries SET status = 'sending', lease_until = $1, updated_at = $2 \
+                     WHERE lease_token = $3 AND status = 'claimed' AND id IN ({}) RETURNING id",
+                    list.join(", ")
+                ),
+                vec![lease_until.into(), now.into(), token.into()],
+            )
+        } else {
+            (
+                format!(
+                    "UPDATE deliveries SET status = 'sent', sent_at = $1, updated_at = $1, lease_token = NULL, lease_until = NULL, last_error = NULL \
+                     WHERE lease_token = $2 AND status IN ('claimed', 'sending') AND id IN ({}) RETURNING id",
+                    list.join(", ")
+                ),
+                vec![now.into(), token.into()],
+            )
+        };
+        values.extend(ids.iter().map(|i| Value::from(*i)));
+        let rows = txn
+            .query_all_raw(store.stmt(&sql, values))
             .await
-            .map_err(|e| e.to_string())?
-            .rows_affected();
-        matched.push(n == 1);
+            .map_err(|e| e.to_string())?;
+        for r in rows {
+            matched.insert(r.try_get::<i64>("", "id").map_err(|e| e.to_string())?);
+        }
     }
     txn.commit().await.map_err(|e| e.to_string())?;
-    Ok(matched)
+    Ok(group
+        .iter()
+        .map(|(op, _)| matched.contains(&op.id()))
+        .collect())
 }

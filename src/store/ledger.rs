@@ -325,15 +325,11 @@ impl Store {
         lease_secs: u32,
     ) -> Result<bool, StoreError> {
         self.group()
-            .run(super::group::Op {
-                sql: "UPDATE deliveries SET status = 'sending', lease_until = $1, updated_at = $2 \
-                      WHERE id = $3 AND lease_token = $4 AND status = 'claimed'",
-                values: vec![
-                    (now + lease_secs as i64).into(),
-                    now.into(),
-                    id.into(),
-                    token.to_string().into(),
-                ],
+            .run(super::group::Op::Sending {
+                id,
+                token: token.to_string(),
+                lease_until: now + lease_secs as i64,
+                now,
             })
             .await
     }
@@ -505,10 +501,10 @@ impl Store {
     /// [`Store::mark_sending`]).
     pub async fn mark_sent(&self, id: i64, token: &str, now: i64) -> Result<bool, StoreError> {
         self.group()
-            .run(super::group::Op {
-                sql: "UPDATE deliveries SET status = 'sent', sent_at = $1, updated_at = $1, lease_token = NULL, lease_until = NULL, last_error = NULL \
-                      WHERE id = $2 AND lease_token = $3 AND status IN ('claimed', 'sending')",
-                values: vec![now.into(), id.into(), token.to_string().into()],
+            .run(super::group::Op::Sent {
+                id,
+                token: token.to_string(),
+                now,
             })
             .await
     }

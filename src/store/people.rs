@@ -335,6 +335,28 @@ impl Store {
         Ok(n > 0)
     }
 
+    /// The SMS provider says `phone` opted out at the carrier (Twilio 21610: the person replied
+    /// STOP to the sender): `channel:sms` opted out with source `carrier_stop`, only while
+    /// `phone` is still the customer's number and they had not opted out already. `true` when
+    /// recorded.
+    pub async fn record_sms_stop(
+        &self,
+        customer_id: i64,
+        phone: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let n = self
+            .exec(
+                "INSERT INTO consents (customer_id, scope, opted_out, source, changed_at) \
+                 SELECT id, 'channel:sms', TRUE, 'carrier_stop', $2 FROM customers WHERE id = $1 AND phone = $3 \
+                 ON CONFLICT (customer_id, scope) DO UPDATE SET opted_out = excluded.opted_out, source = excluded.source, changed_at = excluded.changed_at \
+                 WHERE consents.opted_out = FALSE",
+                vec![customer_id.into(), now.into(), phone.to_string().into()],
+            )
+            .await?;
+        Ok(n > 0)
+    }
+
     /// Every consent record of a customer: (scope, opted out, source).
     pub async fn consents_of(
         &self,

@@ -137,6 +137,12 @@ impl Store {
             ))
             .await?
             .rows_affected();
+        // Survey comments are free text the person wrote; their scores stay (anonymous NPS).
+        txn.execute_raw(self.stmt(
+            "UPDATE survey_responses SET comment = NULL WHERE customer_id = $1 AND comment IS NOT NULL",
+            vec![id.into()],
+        ))
+        .await?;
         opt_out_all(self, &txn, id, now).await?;
         if !self.is_postgres() {
             txn.execute_unprepared("PRAGMA secure_delete = OFF").await?;

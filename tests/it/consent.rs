@@ -577,6 +577,8 @@ async fn the_daemon_serves_http_and_stops_with_it() {
     let health: serde_json::Value = r.json().await.unwrap();
     assert_eq!(health["database"], "reachable", "{health}");
     assert!(health["queue_depth"].is_i64(), "{health}");
+    assert_eq!(health["status"], "ok", "{health}");
+    assert_eq!(health["paused_channels"], serde_json::json!([]), "{health}");
 
     let inbound = |auth: Option<&'static str>, text: &'static str| {
         let http = http.clone();

@@ -653,3 +653,44 @@ async fn the_daemon_sends_through_twilio_and_honours_retry_after() {
         .unwrap();
     assert_eq!((row.status.as_str(), row.attempts), ("sent", 2), "{row:?}");
 }
+
+/// Twilio 21610 (the number replied STOP to our sender at the carrier): the message fails and
+/// the customer is opted out of SMS (source `carrier_stop`), so next year's birthday SMS is
+/// suppressed; email is untouched.
+#[tokio::test]
+async fn twilio_21610_opts_the_number_out_of_sms() {
+    let tw = Gateway::start(|_: &Received| {
+        json_answer(
+            400,
+            serde_json::json!({"code": 21610, "message": "Attempt to send to unsubscribed recipient", "status": 400}),
+        )
+    })
+    .await;
+    let token = ScratchDir::new("twilio-token");
+    let token_file = token.path().join("token");
+    std::fs::write(&token_file, TOKEN).unwrap();
+    let delivery = format!(
+        "  email:\n    transport: outbox\n  sms:\n    providers:\n{}",
+        twilio_yaml(&tw.url()).replace("twilio-token", &token_file.display().to_string())
+    );
+    let t = TestApp::start(Db::Sqlite, &delivery).await.unwrap();
+    let csv = format!("{HEADER}s1,Ana,,,+40721000009,ro,Europe/Bucharest,1990-07-07,sms\n");
+    assert!(t.customers(&csv).await.is_empty());
+    let now = at("2027-07-07T12:00:00Z");
+    assert_eq!(t.app.tick(now).await.unwrap().queued, 1);
+    let d = t.app.drain(now).await.unwrap();
+    assert_eq!((d.failed, d.bounced, d.paused), (1, 1, 0), "{d:?}");
+    let row = &t.app.store.deliveries().await.unwrap()[0];
+    assert_eq!(row.status, "failed");
+    assert!(row.last_error.as_deref().unwrap_or("").contains("21610"));
+    assert_eq!(
+        t.app.store.consents_of(row.customer_id).await.unwrap(),
+        vec![("channel:sms".to_string(), true, "carrier_stop".to_string())]
+    );
+    let next = at("2028-07-07T12:00:00Z");
+    t.app.tick(next).await.unwrap();
+    let rows = t.app.store.deliveries().await.unwrap();
+    let y2028 = rows.iter().find(|r| r.occurrence == "2028").unwrap();
+    assert_eq!(y2028.status, "suppressed", "{y2028:?}");
+    assert_eq!(tw.received().len(), 1, "never texted again");
+}

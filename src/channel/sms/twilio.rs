@@ -112,6 +112,10 @@ fn classify(name: &str, reply: &Reply, token: &str, to: &str) -> Attempt {
             .map(|(_, what)| *what)
     });
     Err(match about_message {
+        // 21610: the number replied STOP to this sender: never text it again (a hard bounce).
+        Some(what) if code == Some(21610) => {
+            Failure::stop(SendError::permanent(format!("{message} ({what})")).bounced())
+        }
         Some(what) => Failure::stop(SendError::permanent(format!("{message} ({what})"))),
         // Credentials (20003), the account (20404), the sender (21606, 21212), a region not
         // enabled (21408): about us, not the customer.
