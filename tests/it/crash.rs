@@ -5,6 +5,9 @@
 //! the exact numbers: messages the sink received, duplicates among them (same Message-ID), and
 //! the ledger's `sent` and `in_doubt` rows.
 //!
+//! Named regressions it covers: a restart never skips rows that were claimed but not sent
+//! (listmonk #3022: `after_claim`), and resuming after a crash sends each message once.
+//!
 //! Up to "after 354, before the `sending` commit" nothing was handed over: 0 duplicates and 0
 //! losses under both policies. From the commit on the message is in doubt: email resent with
 //! the same Message-ID (`resend`) or kept `in_doubt` (`skip`). Whether the relay actually got

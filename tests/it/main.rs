@@ -26,3 +26,4 @@ mod sms_providers;
 mod snapshots;
 mod surveys;
 mod tls_peer;
+mod wire;

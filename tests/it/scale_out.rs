@@ -1,7 +1,8 @@
 //! Scale-out on PostgreSQL: three daemons (`run --once`, the same tick and drain the daemon
 //! runs every minute) started together on one database schedule and dispatch 3,000 birthday
 //! emails into one smtp-sink. The ledger holds each occurrence once, the sink received every
-//! message exactly once (by Message-ID), and the work was shared.
+//! message exactly once (by Message-ID), and the work was shared. The regression it names:
+//! overlapping runs never double-send (Mautic #2215).
 
 use std::collections::BTreeMap;
 use std::process::Stdio;
