@@ -14,7 +14,8 @@
 //!   the server (default `postgres://postgres@127.0.0.1:5432/postgres`).
 //!
 //! Three rounds, alternating baseline and ritualist, fresh database each round; medians.
-//! Run: `cargo bench --bench delivery` (`RITUALIST_BENCH_MESSAGES=2000` for a quick run).
+//! Run: `cargo bench --bench delivery` (`RITUALIST_BENCH_MESSAGES=2000` for a quick run;
+//! `RITUALIST_BENCH_BATCH` sets `delivery.batch_size`, default 200).
 //! Needs `smtp-sink`/`smtp-source` (postfix) and `wrk` (`apt-get install wrk`).
 
 use std::path::{Path, PathBuf};
@@ -124,7 +125,8 @@ fn project(delivery: &str) -> (tempdir::Dir, PathBuf) {
              shop:\n  name: Floare & Co\n  url: https://floare.example\n  from_email: hello@floare.example\n\
              rituals: rituals\ntemplates: ../templates\n\
              links:\n  unsubscribe: https://floare.example/unsubscribe\n\
-             delivery:\n  outbox_dir: ../outbox\n  batch_size: 200\n{delivery}"
+             delivery:\n  outbox_dir: ../outbox\n  batch_size: {}\n{delivery}",
+            std::env::var("RITUALIST_BENCH_BATCH").unwrap_or_else(|_| "200".into())
         ),
     )
     .unwrap();
