@@ -69,7 +69,7 @@ impl Sink {
         let bin = find("smtp-sink").expect("smtp-sink (postfix) is not installed");
         let port = free_port();
         let mut cmd = Command::new(bin);
-        if unsafe_is_root() {
+        if is_root() {
             cmd.args(["-u", "nobody"]);
         }
         let child = cmd
@@ -95,7 +95,7 @@ impl Drop for Sink {
     }
 }
 
-fn unsafe_is_root() -> bool {
+fn is_root() -> bool {
     std::env::var("USER").map(|u| u == "root").unwrap_or(false)
         || Command::new("id")
             .arg("-u")

@@ -329,34 +329,21 @@ impl App {
                     "failed: {e}"
                 );
                 r.failed += 1;
-                // A hard bounce: no future email goes to this address.
-                // Twilio 21610: the number replied STOP at the carrier: no future SMS.
+                // A hard bounce (email) or a carrier STOP (Twilio 21610): no future message
+                // on this channel goes to this address.
                 if e.hard_bounce
-                    && row.channel == "sms"
+                    && let Ok(channel) = row.channel.parse::<Channel>()
                     && self
                         .store
-                        .record_sms_stop(row.customer_id, &row.recipient, now_s)
+                        .record_bounce(row.customer_id, channel, &row.recipient, now_s)
                         .await?
                 {
                     r.bounced += 1;
                     tracing::warn!(
                         delivery = row.id,
                         customer = row.customer_id,
-                        "the number unsubscribed at the carrier: the customer is opted out of SMS (source carrier_stop)"
-                    );
-                }
-                if e.hard_bounce
-                    && row.channel == "email"
-                    && self
-                        .store
-                        .record_bounce(row.customer_id, &row.recipient, now_s)
-                        .await?
-                {
-                    r.bounced += 1;
-                    tracing::warn!(
-                        delivery = row.id,
-                        customer = row.customer_id,
-                        "hard bounce: the customer is opted out of email (source bounce)"
+                        "the address takes no more messages: the customer is opted out of {}",
+                        row.channel
                     );
                 }
                 self.store
@@ -383,9 +370,8 @@ impl App {
         for row in batch {
             if self
                 .store
-                .release_claimed(&[row.id], &row.lease_token, now)
+                .release_claimed(row.id, &row.lease_token, now)
                 .await?
-                == 1
             {
                 report.released += 1;
                 continue;

@@ -266,7 +266,7 @@ pub struct App {
 
 /// Channels with a provider that has a `rate.per_day`.
 fn daily_limited_channels(cfg: &Config) -> Vec<&'static str> {
-    use crate::config::{EmailTransport, SmsProvider, SmsTransport};
+    use crate::config::{EmailTransport, SmsTransport};
     let mut v = Vec::new();
     if let EmailTransport::Smtp(s) = &cfg.delivery.email
         && s.rate.per_day.is_some()
@@ -274,15 +274,7 @@ fn daily_limited_channels(cfg: &Config) -> Vec<&'static str> {
         v.push("email");
     }
     if let SmsTransport::Providers(list) = &cfg.delivery.sms
-        && list.iter().any(|p| {
-            match p {
-                SmsProvider::Twilio(c) => c.rate,
-                SmsProvider::Http(c) => c.rate,
-                SmsProvider::Kannel(c) => c.rate,
-            }
-            .per_day
-            .is_some()
-        })
+        && list.iter().any(|p| p.rate().per_day.is_some())
     {
         v.push("sms");
     }

@@ -71,7 +71,8 @@ impl DailyQuota {
 pub struct RateLimiter {
     name: String,
     limit: RateLimit,
-    pacer: Mutex<Pacer>,
+    /// `None` without `per_second`.
+    pacer: Option<Mutex<Pacer>>,
     daily: Mutex<DailyQuota>,
 }
 
@@ -79,7 +80,7 @@ impl RateLimiter {
     pub fn new(name: &str, limit: RateLimit) -> RateLimiter {
         RateLimiter {
             name: name.to_string(),
-            pacer: Mutex::new(Pacer::new(limit.per_second.unwrap_or(1.0))),
+            pacer: limit.per_second.map(|r| Mutex::new(Pacer::new(r))),
             daily: Mutex::new(DailyQuota::default()),
             limit,
         }
@@ -105,9 +106,8 @@ impl RateLimiter {
                 .with_retry_after(Duration::from_secs(wait.max(1) as u64)));
             }
         }
-        if self.limit.per_second.is_some() {
-            let at = self
-                .pacer
+        if let Some(pacer) = &self.pacer {
+            let at = pacer
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .reserve(Instant::now());

@@ -176,6 +176,15 @@ impl SmsProvider {
             SmsProvider::Kannel(k) => &k.name,
         }
     }
+
+    /// Its `rate:` limits.
+    pub fn rate(&self) -> super::settings::RateLimit {
+        match self {
+            SmsProvider::Twilio(t) => t.rate,
+            SmsProvider::Http(h) => h.rate,
+            SmsProvider::Kannel(k) => k.rate,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

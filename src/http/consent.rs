@@ -120,15 +120,21 @@ const RU: Texts = Texts {
 
 /// The texts for a customer's locale (`ro-MD` → ro); English when there are none.
 fn texts(locale: &str) -> &'static Texts {
+    by_language(locale, [&EN, &RO, &RU])
+}
+
+/// Of a page's texts in English, Romanian and Russian, the ones for `locale` (`ro-MD` → ro,
+/// `ru_RU` → ru); English for any other language. Shared by every public page.
+pub(super) fn by_language<T>(locale: &str, [en, ro, ru]: [&'static T; 3]) -> &'static T {
     let lang = locale
         .split(['-', '_'])
         .next()
         .unwrap_or("")
         .to_ascii_lowercase();
     match lang.as_str() {
-        "ro" => &RO,
-        "ru" => &RU,
-        _ => &EN,
+        "ro" => ro,
+        "ru" => ru,
+        _ => en,
     }
 }
 

@@ -78,16 +78,7 @@ const RU: Texts = Texts {
 
 /// The texts for a customer's locale (`ro-MD` → ro); English when there are none.
 fn texts(locale: &str) -> &'static Texts {
-    let lang = locale
-        .split(['-', '_'])
-        .next()
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    match lang.as_str() {
-        "ro" => &RO,
-        "ru" => &RU,
-        _ => &EN,
-    }
+    super::consent::by_language(locale, [&EN, &RO, &RU])
 }
 
 /// A score path segment: `0` to `10`, digits only (no sign, no leading zeros but `0`).

@@ -289,26 +289,27 @@ impl Store {
                 vec![now.into()],
             )
             .await?;
-        let resend_list = if resend.is_empty() {
-            "''".to_string()
+        // The channels whose in-doubt rows are resent, as bound values ($3, $4, …).
+        let list: Vec<String> = (0..resend.len()).map(|i| format!("${}", i + 3)).collect();
+        let resent = if list.is_empty() {
+            "FALSE".to_string()
         } else {
-            resend
-                .iter()
-                .map(|c| format!("'{}'", c.replace('\'', "")))
-                .collect::<Vec<_>>()
-                .join(", ")
+            format!("channel IN ({})", list.join(", "))
         };
+        let mut values: Vec<Value> = vec![
+            now.into(),
+            "in doubt: the worker stopped while handing the message over; the provider may have it"
+                .into(),
+        ];
+        values.extend(resend.iter().map(|c| Value::from(c.to_string())));
         let doubt = self
             .exec(
                 &format!(
-                    "UPDATE deliveries SET status = CASE WHEN channel IN ({resend_list}) THEN 'retry_wait' ELSE 'in_doubt' END, \
+                    "UPDATE deliveries SET status = CASE WHEN {resent} THEN 'retry_wait' ELSE 'in_doubt' END, \
                      next_attempt_at = $1, last_error = $2, lease_token = NULL, lease_until = NULL, updated_at = $1 \
                      WHERE status = 'sending' AND lease_until < $1"
                 ),
-                vec![
-                    now.into(),
-                    "in doubt: the worker stopped while handing the message over; the provider may have it".into(),
-                ],
+                values,
             )
             .await?;
         Ok((released, doubt))
@@ -365,25 +366,23 @@ impl Store {
         Ok(n == 1)
     }
 
-    /// Gives claimed rows back untried (a stopping daemon): `claimed → pending`, attempt not
-    /// counted. Rows already `sending` are left to their lease.
+    /// Gives a claimed row back untried (a stopping daemon): `claimed → pending`, the attempt
+    /// not counted. `false` when it is no longer `claimed` under `token` (handed over or
+    /// settled already).
     pub async fn release_claimed(
         &self,
-        ids: &[i64],
+        id: i64,
         token: &str,
         now: i64,
-    ) -> Result<u64, StoreError> {
-        let mut n = 0;
-        for id in ids {
-            n += self
-                .exec(
-                    "UPDATE deliveries SET status = 'pending', attempts = attempts - 1, lease_token = NULL, lease_until = NULL, updated_at = $1 \
-                     WHERE id = $2 AND lease_token = $3 AND status = 'claimed'",
-                    vec![now.into(), (*id).into(), token.to_string().into()],
-                )
-                .await?;
-        }
-        Ok(n)
+    ) -> Result<bool, StoreError> {
+        let n = self
+            .exec(
+                "UPDATE deliveries SET status = 'pending', attempts = attempts - 1, lease_token = NULL, lease_until = NULL, updated_at = $1 \
+                 WHERE id = $2 AND lease_token = $3 AND status = 'claimed'",
+                vec![now.into(), id.into(), token.to_string().into()],
+            )
+            .await?;
+        Ok(n == 1)
     }
 
     /// Pauses `channel` (a provider refused us): one more strike, and the pause lasts until

@@ -4,6 +4,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use sea_orm::Value;
 
+use crate::domain::Channel;
+
 use super::{Store, StoreError};
 use crate::import::{CustomerRecord, OrderRecord};
 
@@ -313,45 +315,31 @@ impl Store {
         Ok(changed)
     }
 
-    /// A hard bounce of `address`: the customer is opted out of email (`channel:email`, source
-    /// `bounce`) — only while `address` is still their address (a corrected address is not
-    /// blamed for the old one), and without overwriting an opt-out they already gave. `true`
-    /// when an opt-out was recorded.
+    /// The provider says `address` takes no more messages on `channel`: an email hard bounce
+    /// (source `bounce`), or an SMS number that replied STOP at the carrier (Twilio 21610,
+    /// source `carrier_stop`). Records `channel:<channel>` opted out, only while `address` is
+    /// still the customer's (a corrected address is not blamed) and never over an opt-out the
+    /// customer gave themselves. `true` when recorded.
     pub async fn record_bounce(
         &self,
         customer_id: i64,
+        channel: Channel,
         address: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
+        let (scope, source, matches) = match channel {
+            Channel::Email => ("channel:email", "bounce", "lower(email) = lower($3)"),
+            Channel::Sms => ("channel:sms", "carrier_stop", "phone = $3"),
+        };
         let n = self
             .exec(
-                "INSERT INTO consents (customer_id, scope, opted_out, source, changed_at) \
-                 SELECT id, 'channel:email', TRUE, 'bounce', $2 FROM customers WHERE id = $1 AND lower(email) = lower($3) \
-                 ON CONFLICT (customer_id, scope) DO UPDATE SET opted_out = excluded.opted_out, source = excluded.source, changed_at = excluded.changed_at \
-                 WHERE consents.opted_out = FALSE",
+                &format!(
+                    "INSERT INTO consents (customer_id, scope, opted_out, source, changed_at) \
+                     SELECT id, '{scope}', TRUE, '{source}', $2 FROM customers WHERE id = $1 AND {matches} \
+                     ON CONFLICT (customer_id, scope) DO UPDATE SET opted_out = excluded.opted_out, source = excluded.source, changed_at = excluded.changed_at \
+                     WHERE consents.opted_out = FALSE"
+                ),
                 vec![customer_id.into(), now.into(), address.to_string().into()],
-            )
-            .await?;
-        Ok(n > 0)
-    }
-
-    /// The SMS provider says `phone` opted out at the carrier (Twilio 21610: the person replied
-    /// STOP to the sender): `channel:sms` opted out with source `carrier_stop`, only while
-    /// `phone` is still the customer's number and they had not opted out already. `true` when
-    /// recorded.
-    pub async fn record_sms_stop(
-        &self,
-        customer_id: i64,
-        phone: &str,
-        now: i64,
-    ) -> Result<bool, StoreError> {
-        let n = self
-            .exec(
-                "INSERT INTO consents (customer_id, scope, opted_out, source, changed_at) \
-                 SELECT id, 'channel:sms', TRUE, 'carrier_stop', $2 FROM customers WHERE id = $1 AND phone = $3 \
-                 ON CONFLICT (customer_id, scope) DO UPDATE SET opted_out = excluded.opted_out, source = excluded.source, changed_at = excluded.changed_at \
-                 WHERE consents.opted_out = FALSE",
-                vec![customer_id.into(), now.into(), phone.to_string().into()],
             )
             .await?;
         Ok(n > 0)

@@ -116,11 +116,7 @@ impl SmsProviders {
         let limits = list
             .iter()
             .map(|p| {
-                let rate = match p {
-                    SmsProvider::Twilio(c) => c.rate,
-                    SmsProvider::Http(c) => c.rate,
-                    SmsProvider::Kannel(c) => c.rate,
-                };
+                let rate = p.rate();
                 rate.is_limited().then(|| RateLimiter::new(p.name(), rate))
             })
             .collect();
