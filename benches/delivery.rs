@@ -13,9 +13,15 @@
 //!   on the same table until it is empty (4 clients). Bar: ≥ 0.4×. `RITUALIST_BENCH_PG` names
 //!   the server (default `postgres://postgres@127.0.0.1:5432/postgres`).
 //!
-//! Three rounds, alternating baseline and ritualist, fresh database each round; medians.
+//! - **Ledger** (no baseline; where the ceiling is): the same outbox drained on SQLite with the
+//!   `discard` transport — claim, `sending`, `sent`, no peer.
+//!
+//! Three rounds, alternating baseline and ritualist, fresh database each round; medians. Each
+//! drain also prints this process's CPU per message and how busy the whole machine was.
 //! Run: `cargo bench --bench delivery` (`RITUALIST_BENCH_MESSAGES=2000` for a quick run;
-//! `RITUALIST_BENCH_BATCH` sets `delivery.batch_size`, default 200).
+//! `RITUALIST_BENCH_BATCH` sets `delivery.batch_size`, default 200; `RITUALIST_BENCH_SYNC=normal`
+//! runs SQLite with `sqlite_synchronous: normal`; `RITUALIST_BENCH_ONLY=smtp,ledger,pg,sms`
+//! picks the parts).
 //! Needs `smtp-sink`/`smtp-source` (postfix) and `wrk` (`apt-get install wrk`).
 
 use std::path::{Path, PathBuf};
@@ -37,6 +43,12 @@ fn messages() -> usize {
         .unwrap_or(10_000)
 }
 
+/// `sqlite_synchronous` of the SQLite runs: `full` (the default) or `normal`
+/// (`RITUALIST_BENCH_SYNC`).
+fn sync() -> String {
+    std::env::var("RITUALIST_BENCH_SYNC").unwrap_or_else(|_| "full".into())
+}
+
 fn find(name: &str) -> Option<PathBuf> {
     [
         "/usr/sbin",
@@ -47,6 +59,10 @@ fn find(name: &str) -> Option<PathBuf> {
     .iter()
     .map(|d| Path::new(d).join(name))
     .find(|p| p.exists())
+}
+
+fn cores() -> f64 {
+    std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64)
 }
 
 fn free_port() -> u16 {
@@ -120,12 +136,13 @@ fn project(delivery: &str) -> (tempdir::Dir, PathBuf) {
     std::fs::write(
         &cfg,
         format!(
-            "database: ../data/ritualist.db\n\
+            "database: ../data/ritualist.db\nsqlite_synchronous: {}\n\
              defaults:\n  time_zone: Europe/Bucharest\n  locale: en\n  country_code: \"40\"\n\
              shop:\n  name: Floare & Co\n  url: https://floare.example\n  from_email: hello@floare.example\n\
              rituals: rituals\ntemplates: ../templates\n\
              links:\n  unsubscribe: https://floare.example/unsubscribe\n\
              delivery:\n  outbox_dir: ../outbox\n  batch_size: {}\n{delivery}",
+            sync(),
             std::env::var("RITUALIST_BENCH_BATCH").unwrap_or_else(|_| "200".into())
         ),
     )
@@ -363,9 +380,40 @@ async fn filled(cfg: &Path, dir: &Path, n: usize, channel: &str) -> App {
 
 async fn drain_secs(app: &App, n: usize) -> f64 {
     let now = jiff::Timestamp::from_second(NOW).unwrap();
+    // CPU seconds of this process (ritualist; the in-process SMS gateway too) and of the whole
+    // machine (the peer too) while draining, from /proc: where the time goes.
+    let cpu = || -> f64 {
+        let st = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+        let f: Vec<&str> = st
+            .rsplit_once(") ")
+            .map_or(vec![], |(_, r)| r.split(' ').collect());
+        let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        (tick(11) + tick(12)) / 100.0
+    };
+    let machine = || -> f64 {
+        let st = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let f: Vec<f64> = st
+            .lines()
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        if f.len() < 5 {
+            return 0.0;
+        }
+        (f.iter().sum::<f64>() - f[3] - f[4]) / 100.0
+    };
+    let (c0, m0) = (cpu(), machine());
     let t = Instant::now();
     let r = app.drain(now).await.unwrap();
     let secs = t.elapsed().as_secs_f64();
+    eprintln!(
+        "  drain: {secs:.2} s; this process {:.0} µs CPU per message; machine {:.0}% busy",
+        (cpu() - c0) / n as f64 * 1e6,
+        (machine() - m0) / secs / cores() * 100.0
+    );
     assert_eq!(r.sent, n, "{r:?}");
     secs
 }
@@ -408,6 +456,21 @@ async fn smtp(n: usize) -> (f64, f64) {
         );
     }
     (median(base), median(ours))
+}
+
+/// The ledger alone on SQLite: N pending emails claimed and acknowledged with the `discard`
+/// transport (what every real send costs in ledger writes, without a peer).
+async fn ledger_sqlite(n: usize) -> f64 {
+    let mut ours = Vec::new();
+    for round in 0..ROUNDS {
+        let (dir, cfg) =
+            project("  email:\n    transport: discard\n  sms:\n    transport: outbox\n");
+        let app = filled(&cfg, &dir.0, n, "email").await;
+        let rate = n as f64 / drain_secs(&app, n).await;
+        ours.push(rate);
+        eprintln!("sqlite ledger round {}: {rate:.0} msg/s", round + 1);
+    }
+    median(ours)
 }
 
 /// A keep-alive HTTP gateway on loopback answering every request `200 OK`.
@@ -469,31 +532,45 @@ async fn main() {
     }
     let n = messages();
     eprintln!("delivery bench: {n} messages per run, {ROUNDS} rounds");
-    let (source, ours) = smtp(n).await;
-    println!(
-        "SMTP  smtp-source -s 10: {source:.0} msg/s; ritualist drain (10 connections, ledger on SQLite): {ours:.0} msg/s = {:.2}× (bar ≥ 0.5×: {})",
-        ours / source,
-        if ours / source >= 0.5 {
-            "met"
-        } else {
-            "NOT met"
+    let only = std::env::var("RITUALIST_BENCH_ONLY").unwrap_or_default();
+    let run = |part: &str| only.is_empty() || only.split(',').any(|p| p == part);
+    if run("smtp") {
+        let (source, ours) = smtp(n).await;
+        println!(
+            "SMTP  smtp-source -s 10: {source:.0} msg/s; ritualist drain (10 connections, ledger on SQLite): {ours:.0} msg/s = {:.2}× (bar ≥ 0.5×: {})",
+            ours / source,
+            if ours / source >= 0.5 {
+                "met"
+            } else {
+                "NOT met"
+            }
+        );
+    }
+    if run("ledger") {
+        let ours = ledger_sqlite(n).await;
+        println!(
+            "LEDGER ritualist drain on SQLite with the discard transport (claim, sending, sent; no peer): {ours:.0} msg/s"
+        );
+    }
+    if run("pg") {
+        let (raw, ours) = postgres(n).await;
+        println!(
+            "PG    pgbench claim/complete (50 per batch, 4 clients): {raw:.0} rows/s; ritualist drain (discard transport): {ours:.0} rows/s = {:.2}× (bar ≥ 0.4×: {})",
+            ours / raw,
+            if ours / raw >= 0.4 { "met" } else { "NOT met" }
+        );
+    }
+    if run("sms") {
+        let (wrk, ours) = sms(n).await;
+        match wrk {
+            Some(w) => println!(
+                "SMS   wrk -c 8: {w:.0} req/s; ritualist drain (generic HTTP provider, ledger on SQLite): {ours:.0} msg/s = {:.2}× (bar ≥ 0.5×: {})",
+                ours / w,
+                if ours / w >= 0.5 { "met" } else { "NOT met" }
+            ),
+            None => println!(
+                "SMS   ritualist drain: {ours:.0} msg/s; wrk is not installed (apt-get install wrk) so there is no baseline"
+            ),
         }
-    );
-    let (raw, ours) = postgres(n).await;
-    println!(
-        "PG    pgbench claim/complete (50 per batch, 4 clients): {raw:.0} rows/s; ritualist drain (discard transport): {ours:.0} rows/s = {:.2}× (bar ≥ 0.4×: {})",
-        ours / raw,
-        if ours / raw >= 0.4 { "met" } else { "NOT met" }
-    );
-    let (wrk, ours) = sms(n).await;
-    match wrk {
-        Some(w) => println!(
-            "SMS   wrk -c 8: {w:.0} req/s; ritualist drain (generic HTTP provider, ledger on SQLite): {ours:.0} msg/s = {:.2}× (bar ≥ 0.5×: {})",
-            ours / w,
-            if ours / w >= 0.5 { "met" } else { "NOT met" }
-        ),
-        None => println!(
-            "SMS   ritualist drain: {ours:.0} msg/s; wrk is not installed (apt-get install wrk) so there is no baseline"
-        ),
     }
 }

@@ -33,7 +33,7 @@ use lettre::message::header::{
 use lettre::message::{Body, Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, TlsParameters};
-use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
+use lettre::transport::smtp::commands::{Data, Ehlo, Mail, Rcpt};
 use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
 use lettre::transport::smtp::response::Response;
 use lettre::{Address, Message};
@@ -418,8 +418,14 @@ impl rustls::client::danger::ServerCertVerifier for NoVerify {
     }
 }
 
+/// An open SMTP session and whether the relay offered PIPELINING (RFC 2920) on it.
+struct Conn {
+    smtp: AsyncSmtpConnection,
+    pipelining: bool,
+}
+
 struct Idle {
-    conn: AsyncSmtpConnection,
+    conn: Conn,
     since: Instant,
 }
 
@@ -476,7 +482,7 @@ impl SmtpPool {
         Duration::from_secs(self.cfg.timeout_secs as u64)
     }
 
-    async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {
+    async fn connect(&self) -> Result<Conn, SendError> {
         let t = self.timeout();
         let hello = ClientId::Domain(self.cfg.hello_name.clone());
         let tcp = tokio::time::timeout(
@@ -524,6 +530,15 @@ impl SmtpPool {
                     ))
                 })?;
         }
+        // lettre keeps no record of PIPELINING: ask again (one EHLO per connection, before
+        // AUTH) and read the extension list ourselves.
+        let pipelining = self.cfg.pipelining && {
+            let ehlo = tokio::time::timeout(t, conn.command(Ehlo::new(hello.clone())))
+                .await
+                .map_err(|_| SendError::transient("SMTP EHLO timed out"))?
+                .map_err(|e| classify(&e, "EHLO"))?;
+            offers_pipelining(&ehlo)
+        };
         if let (Some(user), Some(pass)) = (&self.cfg.username, &self.cfg.password) {
             let creds = Credentials::new(user.clone(), pass.expose().to_string());
             tokio::time::timeout(t, conn.auth(&[Mechanism::Plain, Mechanism::Login], &creds))
@@ -531,7 +546,10 @@ impl SmtpPool {
                 .map_err(|_| SendError::transient("SMTP AUTH timed out"))?
                 .map_err(|e| about_us(&e, "AUTH"))?;
         }
-        Ok(conn)
+        Ok(Conn {
+            smtp: conn,
+            pipelining,
+        })
     }
 
     async fn tls_handshake(&self, tcp: TcpStream) -> Result<TlsTcp, SendError> {
@@ -561,31 +579,35 @@ impl SmtpPool {
         Ok(TlsTcp(tls))
     }
 
-    /// A pooled connection that still answers, or a new one.
-    async fn checkout(&self) -> Result<AsyncSmtpConnection, SendError> {
+    /// A pooled connection that still answers (`true`: reused), or a new one.
+    async fn checkout(&self) -> Result<(Conn, bool), SendError> {
         loop {
             let candidate = self.idle.lock().await.pop();
             let Some(mut idle) = candidate else { break };
-            if idle.conn.has_broken() {
+            if idle.conn.smtp.has_broken() {
                 continue;
             }
             if idle.since.elapsed() < PROBE_AFTER {
-                return Ok(idle.conn);
+                return Ok((idle.conn, true));
             }
-            let alive = tokio::time::timeout(self.timeout(), idle.conn.test_connected())
+            let alive = tokio::time::timeout(self.timeout(), idle.conn.smtp.test_connected())
                 .await
                 .unwrap_or(false);
             if alive {
-                return Ok(idle.conn);
+                return Ok((idle.conn, true));
             }
         }
-        self.connect().await
+        Ok((self.connect().await?, false))
     }
 
     /// Sends `message` (already CRLF-normalised) from `from` to `to`; returns the server's reply.
     /// `handover` is committed after `354` to DATA and before the first byte of the body: a
     /// failure before it is "not sent", a reply code after it is "accepted" or "rejected", and
     /// a broken or silent connection after it is "in doubt" ([`SendError::in_doubt`]).
+    ///
+    /// A pooled connection the relay closed while it sat idle (its idle timeout is shorter
+    /// than ours, or it restarted) fails at MAIL FROM, before anything is handed over: the
+    /// message is then tried once more on a fresh connection instead of waiting for a retry.
     pub async fn send(
         &self,
         from: &str,
@@ -613,58 +635,90 @@ impl SmtpPool {
             ],
         )
         .map_err(|e| SendError::permanent(e.to_string()))?;
-        let mut conn = self.checkout().await?;
-        let handed = AtomicBool::new(false);
-        let sent = tokio::time::timeout(
-            self.timeout(),
-            transaction(&mut conn, &envelope, message, handover, &handed),
-        )
-        .await;
-        match sent {
-            Ok(Ok(resp)) => {
-                let reply = format!(
-                    "{} {}",
-                    resp.code(),
-                    resp.message().collect::<Vec<_>>().join(" ")
-                );
-                self.idle.lock().await.push(Idle {
-                    conn,
-                    since: Instant::now(),
-                });
-                Ok(reply)
-            }
-            Ok(Err(e)) => Err(e),
-            Err(_) if handed.load(Ordering::SeqCst) => Err(SendError::transient(format!(
-                "no reply to the message within {} s; in doubt: the relay may have taken it",
-                self.cfg.timeout_secs
-            ))
-            .in_doubt()),
-            Err(_) => Err(SendError::transient(format!(
-                "no reply within {} s",
-                self.cfg.timeout_secs
-            ))),
+        let (mut conn, mut reused) = self.checkout().await?;
+        loop {
+            let handed = AtomicBool::new(false);
+            let sent = tokio::time::timeout(
+                self.timeout(),
+                transaction(&mut conn, &envelope, message, handover, &handed),
+            )
+            .await;
+            return match sent {
+                Ok(Ok(resp)) => {
+                    let reply = format!(
+                        "{} {}",
+                        resp.code(),
+                        resp.message().collect::<Vec<_>>().join(" ")
+                    );
+                    self.idle.lock().await.push(Idle {
+                        conn,
+                        since: Instant::now(),
+                    });
+                    Ok(reply)
+                }
+                Ok(Err(Failed::Stale(e))) if reused => {
+                    tracing::debug!(
+                        "a pooled SMTP connection was closed by the relay ({e}); reconnecting"
+                    );
+                    conn = self.connect().await?;
+                    reused = false;
+                    continue;
+                }
+                Ok(Err(Failed::Stale(e) | Failed::Other(e))) => Err(e),
+                Err(_) if handed.load(Ordering::SeqCst) => Err(SendError::transient(format!(
+                    "no reply to the message within {} s; in doubt: the relay may have taken it",
+                    self.cfg.timeout_secs
+                ))
+                .in_doubt()),
+                Err(_) => Err(SendError::transient(format!(
+                    "no reply within {} s",
+                    self.cfg.timeout_secs
+                ))),
+            };
         }
     }
 
     pub async fn close(&self) {
         let mut idle = self.idle.lock().await;
         for mut i in idle.drain(..) {
-            let _ = tokio::time::timeout(Duration::from_secs(2), i.conn.quit()).await;
+            let _ = tokio::time::timeout(Duration::from_secs(2), i.conn.smtp.quit()).await;
         }
     }
 }
 
+/// Why a transaction failed.
+enum Failed {
+    /// The connection was gone at MAIL FROM (no reply, or a 421 closing it): nothing was
+    /// handed over, and a reused connection is worth one fresh try.
+    Stale(SendError),
+    Other(SendError),
+}
+
+/// Whether an EHLO reply lists PIPELINING.
+fn offers_pipelining(ehlo: &Response) -> bool {
+    ehlo.message().any(|line| {
+        line.split_whitespace()
+            .next()
+            .is_some_and(|w| w.eq_ignore_ascii_case("PIPELINING"))
+    })
+}
+
 /// MAIL, RCPT, DATA and the message, each reply classified by the command it answered (what
-/// `AsyncSmtpConnection::send` does in one call, minus the phase). Between `354` and the body
-/// the handover is committed and `handed` set. A failed transaction leaves the connection
-/// aborted, as lettre's own `send` does.
+/// `AsyncSmtpConnection::send` does in one call, minus the phase). When the relay offers
+/// PIPELINING the three envelope commands go out in one write and their replies are read in
+/// order (one round trip instead of three); DATA is the last command of the group, so nothing
+/// of the body is written before its `354`. Between `354` and the body the handover is
+/// committed and `handed` set. A failed transaction leaves the connection aborted, as
+/// lettre's own `send` does.
 async fn transaction(
-    conn: &mut AsyncSmtpConnection,
+    session: &mut Conn,
     envelope: &lettre::address::Envelope,
     message: &[u8],
     handover: Option<&dyn super::Handover>,
     handed: &AtomicBool,
-) -> Result<Response, SendError> {
+) -> Result<Response, Failed> {
+    let pipelining = session.pipelining;
+    let conn = &mut session.smtp;
     let mut options = Vec::new();
     let non_ascii = envelope
         .from()
@@ -673,46 +727,75 @@ async fn transaction(
         .any(|a: &Address| !AsRef::<str>::as_ref(a).is_ascii());
     if non_ascii {
         if !conn.server_info().supports_feature(Extension::SmtpUtfEight) {
-            return Err(SendError::permanent(
+            return Err(Failed::Other(SendError::permanent(
                 "the address is not ASCII and the relay does not offer SMTPUTF8",
-            ));
+            )));
         }
         options.push(MailParameter::SmtpUtfEight);
     }
     if !message.is_ascii() {
         if !conn.server_info().supports_feature(Extension::EightBitMime) {
-            return Err(SendError::permanent(
+            return Err(Failed::Other(SendError::permanent(
                 "the message is 8-bit and the relay does not offer 8BITMIME",
-            ));
+            )));
         }
         options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
     }
+    let mail = Mail::new(envelope.from().cloned(), options);
     let envelope_phase = async {
-        conn.command(Mail::new(envelope.from().cloned(), options))
-            .await
-            .map_err(|e| (SmtpPhase::Mail, e))?;
-        crate::failpoint::hit("after_mail");
-        for to in envelope.to() {
-            conn.command(Rcpt::new(to.clone(), Vec::new()))
+        if pipelining {
+            let mut group = mail.to_string();
+            for to in envelope.to() {
+                group.push_str(&Rcpt::new(to.clone(), Vec::new()).to_string());
+            }
+            group.push_str(&Data.to_string());
+            // One write; the first reply (to MAIL) comes back from `command`, the rest are
+            // read in the order the commands went out. A refusal stops at its command: the
+            // connection is aborted, so later replies never need reading.
+            conn.command(group)
                 .await
-                .map_err(|e| (SmtpPhase::Rcpt, e))?;
+                .map_err(|e| (SmtpPhase::Mail, e))?;
+            crate::failpoint::hit("after_mail");
+            for _ in envelope.to() {
+                conn.read_response()
+                    .await
+                    .map_err(|e| (SmtpPhase::Rcpt, e))?;
+            }
+            crate::failpoint::hit("after_rcpt");
+            conn.read_response()
+                .await
+                .map_err(|e| (SmtpPhase::Data, e))?;
+        } else {
+            conn.command(mail).await.map_err(|e| (SmtpPhase::Mail, e))?;
+            crate::failpoint::hit("after_mail");
+            for to in envelope.to() {
+                conn.command(Rcpt::new(to.clone(), Vec::new()))
+                    .await
+                    .map_err(|e| (SmtpPhase::Rcpt, e))?;
+            }
+            crate::failpoint::hit("after_rcpt");
+            conn.command(Data).await.map_err(|e| (SmtpPhase::Data, e))?;
         }
-        crate::failpoint::hit("after_rcpt");
-        conn.command(Data).await.map_err(|e| (SmtpPhase::Data, e))?;
         crate::failpoint::hit("after_data");
         Ok(())
     }
     .await;
     if let Err((phase, e)) = envelope_phase {
         conn.abort().await;
-        return Err(classify_reply(&e, phase));
+        let closed = e.status().is_none_or(|c| u16::from(c) == 421);
+        let err = classify_reply(&e, phase);
+        return Err(if phase == SmtpPhase::Mail && closed {
+            Failed::Stale(err)
+        } else {
+            Failed::Other(err)
+        });
     }
     // The last moment nothing is handed over yet: commit `sending`, or give up (QUIT, no body).
     if let Some(h) = handover
         && let Err(e) = h.commit().await
     {
         conn.abort().await;
-        return Err(e);
+        return Err(Failed::Other(e));
     }
     handed.store(true, Ordering::SeqCst);
     crate::failpoint::hit("after_sending");
@@ -733,16 +816,16 @@ async fn transaction(
         }
         Err(e) => {
             conn.abort().await;
-            if e.is_transient() || e.is_permanent() {
+            Err(Failed::Other(if e.is_transient() || e.is_permanent() {
                 // A reply code to the final dot: a definite answer.
-                Err(classify_reply(&e, SmtpPhase::Message))
+                classify_reply(&e, SmtpPhase::Message)
             } else {
                 // Broken while writing the body or before the reply's code: the relay may have it.
-                Err(SendError::transient(format!(
+                SendError::transient(format!(
                     "end of data: {e}; in doubt: the relay may have taken the message"
                 ))
-                .in_doubt())
-            }
+                .in_doubt()
+            }))
         }
     }
 }

@@ -17,6 +17,10 @@ use crate::domain::{Locale, parse_zone};
 struct ConfigSpec {
     /// `path/to/file.db`, `sqlite:path`, or `postgres://user@host/db`.
     database: Option<String>,
+    /// SQLite only: `full` (the default: every commit is on disk before it returns, so it
+    /// survives a power cut) or `normal` (WAL commits reach the OS at once and the disk at the
+    /// next checkpoint: a killed process loses nothing, a power cut may lose the last commits).
+    sqlite_synchronous: Option<Spanned<String>>,
     defaults: Option<DefaultsSpec>,
     shop: ShopSpec,
     /// A CSV of customers imported on first use of an empty database (the demo data).
@@ -123,6 +127,8 @@ struct SmtpSpec {
     connections: Option<u32>,
     /// Accept self-signed certificates (a local relay in a lab). Never in production.
     accept_invalid_certs: Option<bool>,
+    /// Send MAIL, RCPT and DATA in one write when the relay offers PIPELINING (default true).
+    pipelining: Option<bool>,
     rate: Option<Spanned<RateSpec>>,
 }
 
@@ -270,6 +276,8 @@ pub struct SmtpConfig {
     pub timeout_secs: u32,
     pub connections: u32,
     pub accept_invalid_certs: bool,
+    /// MAIL, RCPT and DATA in one write when the relay offers PIPELINING (RFC 2920).
+    pub pipelining: bool,
     pub rate: RateLimit,
 }
 
@@ -411,22 +419,43 @@ impl Config {
             .clone()
             .or(spec.database.clone())
             .unwrap_or_else(|| "../data/ritualist.db".into());
-        let database_url =
-            if database.starts_with("postgres://") || database.starts_with("postgresql://") {
-                database
+        let database_url = if database.starts_with("postgres://")
+            || database.starts_with("postgresql://")
+        {
+            database
+        } else {
+            let file = database
+                .strip_prefix("sqlite://")
+                .or_else(|| database.strip_prefix("sqlite:"))
+                .unwrap_or(&database);
+            let file = file.split('?').next().unwrap_or(file);
+            let p = if from_env.is_some() {
+                PathBuf::from(file)
             } else {
-                let file = database
-                    .strip_prefix("sqlite://")
-                    .or_else(|| database.strip_prefix("sqlite:"))
-                    .unwrap_or(&database);
-                let file = file.split('?').next().unwrap_or(file);
-                let p = if from_env.is_some() {
-                    PathBuf::from(file)
-                } else {
-                    rel(file)
-                };
-                format!("sqlite://{}?mode=rwc", p.display())
+                rel(file)
             };
+            let normal = match spec.sqlite_synchronous.as_ref() {
+                None => false,
+                Some(v) if v.value == "full" => false,
+                Some(v) if v.value == "normal" => true,
+                Some(v) => {
+                    diags.push(
+                            Diagnostic::at(
+                                path,
+                                &v.referenced,
+                                format!("unknown sqlite_synchronous `{}`", v.value),
+                            )
+                            .with_hint("use `full` (survives a power cut) or `normal` (survives a crash; faster)"),
+                        );
+                    false
+                }
+            };
+            format!(
+                "sqlite://{}?mode=rwc{}",
+                p.display(),
+                if normal { "&synchronous=normal" } else { "" }
+            )
+        };
 
         let d = spec.defaults.as_ref();
         let time_zone = match d.and_then(|d| d.time_zone.as_ref()) {
@@ -821,6 +850,7 @@ fn smtp_config(path: &Path, s: &SmtpSpec, diags: &mut Diagnostics) -> SmtpConfig
         timeout_secs: s.timeout_secs.unwrap_or(30).max(1),
         connections: s.connections.unwrap_or(4).clamp(1, 64),
         accept_invalid_certs: s.accept_invalid_certs.unwrap_or(false),
+        pipelining: s.pipelining.unwrap_or(true),
         rate: rate_limit(path, s.rate.as_ref(), diags),
     }
 }

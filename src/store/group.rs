@@ -5,11 +5,12 @@
 //! Each caller still waits until *its* update is committed, so the guarantee is unchanged:
 //! nothing is handed over before its `sending` is durable. Concurrent callers (one per SMTP
 //! connection) simply share a transaction: one writer task takes whatever has queued up while
-//! the previous commit was running, applies it in one transaction — rows of the same claim
-//! (one lease token) and kind in one `UPDATE … WHERE id IN (…) RETURNING id` — and answers each
+//! the previous commit was running, applies it in one transaction and answers each
 //! caller with whether its row matched (the lease token fences every update as before).
+//! A group is one `UPDATE … FROM (VALUES …)` statement, its own transaction: one round trip to
+//! the database per commit, however many rows, tokens and kinds it carries.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 use sea_orm::{ConnectionTrait, TransactionTrait, Value};
 use tokio::sync::{mpsc, oneshot};
@@ -34,19 +35,6 @@ impl Op {
     fn id(&self) -> i64 {
         match self {
             Op::Sending { id, .. } | Op::Sent { id, .. } => *id,
-        }
-    }
-
-    /// Updates that can share one statement have the same key.
-    fn key(&self) -> (u8, String, i64, i64) {
-        match self {
-            Op::Sending {
-                token,
-                lease_until,
-                now,
-                ..
-            } => (0, token.clone(), *lease_until, *now),
-            Op::Sent { token, now, .. } => (1, token.clone(), 0, *now),
         }
     }
 }
@@ -99,47 +87,109 @@ impl GroupCommit {
     }
 }
 
+/// Applies a group as one `UPDATE … FROM (VALUES …) … RETURNING id`: a single statement is its
+/// own transaction, so the whole group costs one round trip to the database and one durable
+/// commit. Each row is fenced by its own lease token and the status it may move from. Rows that
+/// appear twice in a group (never, as the dispatcher issues `sent` only after `sending`
+/// answered, but cheap to guard) are applied in order, in one transaction.
 async fn apply(store: &Store, group: &[(Op, Reply)]) -> Result<Vec<bool>, String> {
-    let mut statements: BTreeMap<(u8, String, i64, i64), Vec<i64>> = BTreeMap::new();
+    let mut rounds: Vec<Vec<&Op>> = Vec::new();
+    let mut seen: Vec<HashSet<i64>> = Vec::new();
     for (op, _) in group {
-        statements.entry(op.key()).or_default().push(op.id());
-    }
-    let txn = store.db.begin().await.map_err(|e| e.to_string())?;
-    let mut matched: HashSet<i64> = HashSet::new();
-    for ((kind, token, lease_until, now), ids) in statements {
-        let first = if kind == 0 { 4 } else { 3 };
-        let list: Vec<String> = (0..ids.len()).map(|i| format!("${}", first + i)).collect();
-        let (sql, mut values): (String, Vec<Value>) = if kind == 0 {
-            (
-                format!(
-                    "UPDATE deliveries SET status = 'sending', lease_until = $1, updated_at = $2 \
-                     WHERE lease_token = $3 AND status = 'claimed' AND id IN ({}) RETURNING id",
-                    list.join(", ")
-                ),
-                vec![lease_until.into(), now.into(), token.into()],
-            )
-        } else {
-            (
-                format!(
-                    "UPDATE deliveries SET status = 'sent', sent_at = $1, updated_at = $1, lease_token = NULL, lease_until = NULL, last_error = NULL \
-                     WHERE lease_token = $2 AND status IN ('claimed', 'sending') AND id IN ({}) RETURNING id",
-                    list.join(", ")
-                ),
-                vec![now.into(), token.into()],
-            )
-        };
-        values.extend(ids.iter().map(|i| Value::from(*i)));
-        let rows = txn
-            .query_all_raw(store.stmt(&sql, values))
-            .await
-            .map_err(|e| e.to_string())?;
-        for r in rows {
-            matched.insert(r.try_get::<i64>("", "id").map_err(|e| e.to_string())?);
+        match seen.iter().position(|s| !s.contains(&op.id())) {
+            Some(i) => {
+                seen[i].insert(op.id());
+                rounds[i].push(op);
+            }
+            None => {
+                seen.push(HashSet::from([op.id()]));
+                rounds.push(vec![op]);
+            }
         }
     }
-    txn.commit().await.map_err(|e| e.to_string())?;
+    let mut matched: HashSet<(usize, i64)> = HashSet::new();
+    if rounds.len() == 1 {
+        for id in run_round(store, &store.db, &rounds[0]).await? {
+            matched.insert((0, id));
+        }
+    } else {
+        let txn = store.db.begin().await.map_err(|e| e.to_string())?;
+        for (i, round) in rounds.iter().enumerate() {
+            for id in run_round(store, &txn, round).await? {
+                matched.insert((i, id));
+            }
+        }
+        txn.commit().await.map_err(|e| e.to_string())?;
+    }
+    // The n-th occurrence of an id in the group went into round n.
+    let mut occurrence: std::collections::HashMap<i64, usize> = Default::default();
     Ok(group
         .iter()
-        .map(|(op, _)| matched.contains(&op.id()))
+        .map(|(op, _)| {
+            let n = occurrence.entry(op.id()).or_default();
+            let hit = matched.contains(&(*n, op.id()));
+            *n += 1;
+            hit
+        })
         .collect())
+}
+
+/// One statement over ops with distinct ids; the ids it changed.
+async fn run_round(
+    store: &Store,
+    conn: &impl ConnectionTrait,
+    ops: &[&Op],
+) -> Result<Vec<i64>, String> {
+    let mut rows = Vec::with_capacity(ops.len());
+    let mut values: Vec<Value> = Vec::with_capacity(ops.len() * 5);
+    for (i, op) in ops.iter().enumerate() {
+        let b = i * 5;
+        rows.push(format!(
+            "(${}, ${}, ${}, ${}, ${})",
+            b + 1,
+            b + 2,
+            b + 3,
+            b + 4,
+            b + 5
+        ));
+        let (id, token, kind, lease_until, now) = match op {
+            Op::Sending {
+                id,
+                token,
+                lease_until,
+                now,
+            } => (*id, token, 0i64, *lease_until, *now),
+            Op::Sent { id, token, now } => (*id, token, 1i64, 0, *now),
+        };
+        values.extend([
+            id.into(),
+            token.clone().into(),
+            kind.into(),
+            lease_until.into(),
+            now.into(),
+        ]);
+    }
+    // o.column1 id, column2 lease token, column3 kind (0 sending, 1 sent), column4 lease
+    // until (sending), column5 now.
+    let sql = format!(
+        "UPDATE deliveries SET \
+           status = CASE WHEN o.column3 = 0 THEN 'sending' ELSE 'sent' END, \
+           lease_until = CASE WHEN o.column3 = 0 THEN o.column4 ELSE NULL END, \
+           lease_token = CASE WHEN o.column3 = 0 THEN deliveries.lease_token ELSE NULL END, \
+           sent_at = CASE WHEN o.column3 = 0 THEN deliveries.sent_at ELSE o.column5 END, \
+           last_error = CASE WHEN o.column3 = 0 THEN deliveries.last_error ELSE NULL END, \
+           updated_at = o.column5 \
+         FROM (VALUES {}) AS o \
+         WHERE deliveries.id = o.column1 AND deliveries.lease_token = o.column2 \
+           AND (deliveries.status = 'claimed' OR (deliveries.status = 'sending' AND o.column3 = 1)) \
+         RETURNING deliveries.id",
+        rows.join(", ")
+    );
+    let rows = conn
+        .query_all_raw(store.stmt(&sql, values))
+        .await
+        .map_err(|e| e.to_string())?;
+    rows.iter()
+        .map(|r| r.try_get::<i64>("", "id").map_err(|e| e.to_string()))
+        .collect()
 }

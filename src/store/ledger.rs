@@ -162,8 +162,13 @@ const BLOCKED_BY_CONSENT: &str = "EXISTS (SELECT 1 FROM consents c WHERE c.custo
      OR (c.scope LIKE 'category:%' AND substr('category:' || deliveries.category, 1, length(c.scope) + 1) = c.scope || '.')))";
 
 impl Store {
-    /// Claims up to `limit` due rows for `lease_secs`. In the same transaction, due rows whose
-    /// customer opted out since planning are marked `suppressed` and never claimed.
+    /// Claims up to `limit` due rows for `lease_secs`, oldest due first. In the same
+    /// transaction, claimed rows whose customer opted out since planning are marked
+    /// `suppressed` (`opted_out_before_send`, the attempt not counted) and not returned.
+    ///
+    /// The due rows are read through `idx_deliveries_due` (status, next_attempt_at) once per
+    /// status, each already in order and cut at `limit`, so a claim costs O(limit) however long
+    /// the queue is (a single `status IN (…) ORDER BY` sorts every due row on each claim).
     pub async fn claim_due(
         &self,
         now: i64,
@@ -172,25 +177,26 @@ impl Store {
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
         let token = random_token();
         let txn = self.db.begin().await?;
-        txn.execute_raw(self.stmt(
-            &format!(
-                "UPDATE deliveries SET status = 'suppressed', reason = 'opted_out_before_send', updated_at = $1, lease_token = NULL \
-                 WHERE status IN ('pending', 'retry_wait') AND next_attempt_at <= $1 AND {BLOCKED_BY_CONSENT}"
-            ),
-            vec![now.into()],
-        ))
-        .await?;
         let lock = if self.is_postgres() {
             " FOR UPDATE SKIP LOCKED"
         } else {
             ""
         };
+        let due = |status: &str| {
+            format!(
+                "SELECT id, next_attempt_at FROM deliveries WHERE status = '{status}' AND next_attempt_at <= $3 \
+                 AND NOT EXISTS (SELECT 1 FROM channel_pauses p WHERE p.channel = deliveries.channel AND p.until > $3) \
+                 ORDER BY next_attempt_at, id LIMIT $4{lock}"
+            )
+        };
         let sql = format!(
-            "UPDATE deliveries SET status = 'claimed', lease_token = $1, lease_until = $2, attempts = attempts + 1, updated_at = $3 \
-             WHERE id IN (SELECT id FROM deliveries WHERE status IN ('pending', 'retry_wait') AND next_attempt_at <= $3 \
-             AND NOT EXISTS (SELECT 1 FROM channel_pauses p WHERE p.channel = deliveries.channel AND p.until > $3) \
-             ORDER BY next_attempt_at, id LIMIT $4{lock}) \
-             RETURNING id, ritual, category, customer_id, occurrence, channel, recipient, subject, payload, message_id, attempts, due_at, occasion, send_window"
+            "WITH fresh AS ({}), again AS ({}) \
+             UPDATE deliveries SET status = 'claimed', lease_token = $1, lease_until = $2, attempts = attempts + 1, updated_at = $3 \
+             WHERE id IN (SELECT id FROM (SELECT id, next_attempt_at FROM fresh UNION ALL SELECT id, next_attempt_at FROM again) AS due \
+             ORDER BY next_attempt_at, id LIMIT $4) \
+             RETURNING id, ritual, category, customer_id, occurrence, channel, recipient, subject, payload, message_id, attempts, due_at, occasion, send_window",
+            due("pending"),
+            due("retry_wait")
         );
         let rows = txn
             .query_all_raw(self.stmt(
@@ -203,9 +209,36 @@ impl Store {
                 ],
             ))
             .await?;
+        let mut blocked: std::collections::HashSet<i64> = Default::default();
+        if !rows.is_empty() {
+            let ids: Vec<i64> = rows
+                .iter()
+                .map(|r| r.try_get::<i64>("", "id"))
+                .collect::<Result<_, _>>()?;
+            let list: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 3)).collect();
+            let mut values: Vec<Value> = vec![now.into(), token.clone().into()];
+            values.extend(ids.iter().map(|i| Value::from(*i)));
+            for r in txn
+                .query_all_raw(self.stmt(
+                    &format!(
+                        "UPDATE deliveries SET status = 'suppressed', reason = 'opted_out_before_send', updated_at = $1, \
+                         lease_token = NULL, lease_until = NULL, attempts = attempts - 1 \
+                         WHERE lease_token = $2 AND id IN ({}) AND {BLOCKED_BY_CONSENT} RETURNING id",
+                        list.join(", ")
+                    ),
+                    values,
+                ))
+                .await?
+            {
+                blocked.insert(r.try_get::<i64>("", "id")?);
+            }
+        }
         txn.commit().await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
+            if blocked.contains(&r.try_get::<i64>("", "id")?) {
+                continue;
+            }
             out.push(ClaimedDelivery {
                 id: r.try_get("", "id")?,
                 ritual: r.try_get("", "ritual")?,

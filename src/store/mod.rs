@@ -63,10 +63,28 @@ pub struct Store {
     group: std::sync::Arc<std::sync::OnceLock<group::GroupCommit>>,
 }
 
+/// `url` without the query parameter `param` (`key=value`), and whether it was there.
+fn strip_param(url: &str, param: &str) -> (String, bool) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_string(), false);
+    };
+    let kept: Vec<&str> = query.split('&').filter(|p| *p != param).collect();
+    let found = kept.len() != query.split('&').count();
+    if kept.is_empty() {
+        (base.to_string(), found)
+    } else {
+        (format!("{base}?{}", kept.join("&")), found)
+    }
+}
+
 impl Store {
     /// Connects and applies pending migrations. For SQLite the file (and its folder) is created
-    /// on first use, WAL is enabled and writers wait up to 10 s for each other.
+    /// on first use, WAL is enabled and writers wait up to 10 s for each other; every commit is
+    /// synced to disk (`synchronous=FULL`) unless the URL carries ritualist's own
+    /// `synchronous=normal` parameter (config `sqlite_synchronous: normal`).
     pub async fn open(url: &str) -> Result<Store, StoreError> {
+        let (url, normal) = strip_param(url, "synchronous=normal");
+        let url = url.as_str();
         if let Some(rest) = url.strip_prefix("sqlite://") {
             let path = rest.split('?').next().unwrap_or(rest);
             if path != ":memory:"
@@ -86,10 +104,14 @@ impl Store {
         if url.starts_with("sqlite:") {
             opts.max_connections(4)
                 .min_connections(1)
-                .map_sqlx_sqlite_opts(|o| {
+                .map_sqlx_sqlite_opts(move |o| {
                     o.busy_timeout(Duration::from_secs(10))
                         .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
-                        .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Full)
+                        .synchronous(if normal {
+                            sea_orm::sqlx::sqlite::SqliteSynchronous::Normal
+                        } else {
+                            sea_orm::sqlx::sqlite::SqliteSynchronous::Full
+                        })
                         .foreign_keys(true)
                 });
         } else {
@@ -214,4 +236,32 @@ pub fn random_token() -> String {
     // Falling back to a time-and-counter token would weaken fencing; randomness is required.
     getrandom::fill(&mut bytes).expect("the OS random source is available");
     hex::encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strip_param;
+
+    #[test]
+    fn the_synchronous_parameter_is_ritualists_own_and_never_reaches_sqlx() {
+        assert_eq!(
+            strip_param(
+                "sqlite:///d/r.db?mode=rwc&synchronous=normal",
+                "synchronous=normal"
+            ),
+            ("sqlite:///d/r.db?mode=rwc".to_string(), true)
+        );
+        assert_eq!(
+            strip_param("sqlite:///d/r.db?synchronous=normal", "synchronous=normal"),
+            ("sqlite:///d/r.db".to_string(), true)
+        );
+        assert_eq!(
+            strip_param("sqlite:///d/r.db?mode=rwc", "synchronous=normal"),
+            ("sqlite:///d/r.db?mode=rwc".to_string(), false)
+        );
+        assert_eq!(
+            strip_param("postgres://u@h/db", "synchronous=normal"),
+            ("postgres://u@h/db".to_string(), false)
+        );
+    }
 }

@@ -83,6 +83,7 @@ async fn bare_lfs_and_a_lone_dot_line_reach_the_socket_as_crlf_and_stuffed() {
         timeout_secs: 10,
         connections: 1,
         accept_invalid_certs: false,
+        pipelining: true,
         rate: RateLimit::default(),
     });
     let reply = pool
@@ -117,4 +118,166 @@ async fn bare_lfs_and_a_lone_dot_line_reach_the_socket_as_crlf_and_stuffed() {
     // inside the message.
     let after = data.split_once("\r\n.\r\n").unwrap().1;
     assert_eq!(after, "QUIT\r\n", "{text}");
+}
+
+fn pool(port: u16, pipelining: bool) -> SmtpPool {
+    SmtpPool::new(SmtpConfig {
+        host: "127.0.0.1".into(),
+        port,
+        security: SmtpSecurity::Plain,
+        username: None,
+        password: None,
+        hello_name: "client.test".into(),
+        timeout_secs: 10,
+        connections: 1,
+        accept_invalid_certs: false,
+        pipelining,
+        rate: RateLimit::default(),
+    })
+}
+
+fn small_message() -> String {
+    build_email(&EmailParts {
+        from_email: "hello@floare.example",
+        from_name: None,
+        to_email: "emma@example.com",
+        to_name: None,
+        subject: "pipelined",
+        html: "<p>Hello</p>",
+        text: "Hello",
+        message_id: "wire.2@floare.example",
+        date: 1_809_518_400,
+        list_unsubscribe: None,
+        dkim: None,
+    })
+    .unwrap()
+}
+
+/// A relay that offers PIPELINING and answers MAIL only once RCPT and DATA have arrived too
+/// (within 3 s): a client that waits for each reply gets no answer and times out. Records the
+/// commands it saw before its first envelope reply.
+fn pipelining_server() -> (u16, std::thread::JoinHandle<Vec<String>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handle = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(3)))
+            .unwrap();
+        let mut out = stream.try_clone().unwrap();
+        let mut reader = BufReader::new(stream);
+        out.write_all(b"220 pipe.test ESMTP\r\n").unwrap();
+        let mut group = Vec::new();
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return group;
+            }
+            let upper = line.to_ascii_uppercase();
+            if upper.starts_with("EHLO") {
+                out.write_all(b"250-pipe.test\r\n250-PIPELINING\r\n250 8BITMIME\r\n")
+                    .unwrap();
+            } else if upper.starts_with("MAIL") {
+                group.push("MAIL".to_string());
+                // RCPT and DATA must already be on their way: read them before any reply.
+                for _ in 0..2 {
+                    line.clear();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return group;
+                    }
+                    group.push(line.trim_end().split(':').next().unwrap_or("").to_string());
+                }
+                out.write_all(b"250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go ahead\r\n")
+                    .unwrap();
+                loop {
+                    line.clear();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return group;
+                    }
+                    if line == ".\r\n" {
+                        break;
+                    }
+                }
+                out.write_all(b"250 2.0.0 queued as P1\r\n").unwrap();
+            } else if upper.starts_with("QUIT") {
+                let _ = out.write_all(b"221 bye\r\n");
+                return group;
+            } else {
+                out.write_all(b"250 ok\r\n").unwrap();
+            }
+        }
+    });
+    (port, handle)
+}
+
+#[tokio::test]
+async fn the_envelope_goes_out_in_one_write_when_the_relay_offers_pipelining() {
+    let (port, server) = pipelining_server();
+    let pool = pool(port, true);
+    let reply = pool
+        .send(
+            "hello@floare.example",
+            "emma@example.com",
+            small_message().as_bytes(),
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(reply.contains("queued as P1"), "{reply}");
+    pool.close().await;
+    let group = server.join().unwrap();
+    assert_eq!(group, ["MAIL", "RCPT TO", "DATA"]);
+}
+
+#[tokio::test]
+async fn pipelining_off_waits_for_each_reply() {
+    // The same relay never answers a lone MAIL: with `pipelining: false` the client waits for
+    // it, so the send fails (not sent, transient) instead of pipelining anyway.
+    let (port, server) = pipelining_server();
+    let p = pool(port, false);
+    let err = p
+        .send(
+            "hello@floare.example",
+            "emma@example.com",
+            small_message().as_bytes(),
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(err.is_transient() && !err.in_doubt, "{err:?}");
+    let _ = server.join();
+}
+
+/// A relay whose idle timeout (smtp-sink `-t 1`: one second) is shorter than the pool's
+/// reuse window closes the pooled connection; the next message fails at MAIL FROM on it,
+/// before anything is handed over, and goes out at once on a fresh connection instead of
+/// waiting for a retry.
+#[tokio::test]
+async fn a_pooled_connection_the_relay_closed_is_replaced_and_the_message_still_goes_out() {
+    let Some(sink) = crate::peers::SmtpSink::start(&["-t", "1"]) else {
+        return;
+    };
+    let pool = pool(sink.port(), true);
+    let msg = small_message();
+    for round in 0..3 {
+        let reply = pool
+            .send(
+                "hello@floare.example",
+                "emma@example.com",
+                msg.as_bytes(),
+                None,
+            )
+            .await
+            .unwrap_or_else(|e| panic!("message {round}: {e:?}"));
+        assert!(reply.starts_with("250"), "{reply}");
+        // Idle longer than the relay allows, shorter than the pool's NOOP probe (5 s).
+        tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    }
+    pool.close().await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while sink.messages().len() < 3 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(sink.messages().len(), 3);
 }
