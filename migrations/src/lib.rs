@@ -11,6 +11,7 @@ mod m20261123_000005_probe_indexes;
 mod m20261123_000006_surveys;
 mod m20261123_000007_forget;
 mod m20261123_000008_channel_pauses;
+mod m20261201_000009_delivery_messages;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000006_surveys::Migration),
             Box::new(m20261123_000007_forget::Migration),
             Box::new(m20261123_000008_channel_pauses::Migration),
+            Box::new(m20261201_000009_delivery_messages::Migration),
         ]
     }
 }

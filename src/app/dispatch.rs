@@ -19,7 +19,7 @@ use crate::channel::{Handover, Outgoing, SendError};
 use crate::config::{AllowedHours, InDoubtPolicy};
 use crate::domain::{Channel, Email, Phone};
 use crate::plan::{CustomerFacts, Occasion, next_allowed};
-use crate::store::ClaimedDelivery;
+use crate::store::{ClaimedDelivery, RenderedMessage};
 
 /// When a row's send window (`<zone> HH:MM-HH:MM`) is closed at `now`, when it opens.
 pub fn quiet_until(window: &str, now: Timestamp) -> Option<Timestamp> {
@@ -423,7 +423,12 @@ impl App {
             .map(|r| (r.id, builder.facts(r, Vec::new())))
             .collect();
         let defs = self.defs();
-        for row in batch.iter_mut().filter(|r| r.payload.is_none()) {
+        let mut rendered = Vec::new();
+        for (i, row) in batch
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.payload.is_none())
+        {
             let composed = (|| {
                 let c = facts
                     .get(&row.customer_id)
@@ -461,25 +466,7 @@ impl App {
                 .map_err(|e| format!("render: {e}"))
             })();
             match composed {
-                Ok(m) => {
-                    if self
-                        .store
-                        .set_message(
-                            row.id,
-                            &row.lease_token,
-                            m.subject.as_deref(),
-                            &m.payload,
-                            m.message_id.as_deref(),
-                        )
-                        .await?
-                    {
-                        row.message_id = m.message_id;
-                        row.subject = m.subject;
-                        row.payload = Some(m.payload);
-                    } else {
-                        report.lease_lost += 1;
-                    }
-                }
+                Ok(m) => rendered.push((i, m)),
                 Err(e) => {
                     tracing::error!(delivery = row.id, customer = row.customer_id, ritual = %row.ritual, "cannot render: {e}");
                     report.failed += 1;
@@ -491,6 +478,32 @@ impl App {
                         report.lease_lost += 1;
                     }
                 }
+            }
+        }
+        // Every rendered message of the batch stored in one transaction.
+        let stored = self
+            .store
+            .set_messages(
+                &rendered
+                    .iter()
+                    .map(|(i, m)| RenderedMessage {
+                        id: batch[*i].id,
+                        token: &batch[*i].lease_token,
+                        subject: m.subject.as_deref(),
+                        payload: &m.payload,
+                        message_id: m.message_id.as_deref(),
+                    })
+                    .collect::<Vec<_>>(),
+            )
+            .await?;
+        for ((i, m), ok) in rendered.into_iter().zip(stored) {
+            if ok {
+                let row = &mut batch[i];
+                row.message_id = m.message_id;
+                row.subject = m.subject;
+                row.payload = Some(m.payload);
+            } else {
+                report.lease_lost += 1;
             }
         }
         Ok(())

@@ -215,6 +215,31 @@ pub fn normalize_crlf(s: &str) -> String {
     String::from_utf8(out).expect("CR/LF edits keep UTF-8 valid")
 }
 
+/// The DATA block of a message, as lettre's codec would write it: CRLF line ends (a message
+/// that is not CRLF-clean is normalised first), a "." opening a line doubled (RFC 5321
+/// §4.5.2), and the closing CRLF "." CRLF.
+pub fn data_block(message: &str) -> String {
+    let clean;
+    let mut rest = if is_crlf_clean(message) {
+        message
+    } else {
+        clean = normalize_crlf(message);
+        clean.as_str()
+    };
+    let mut out = String::with_capacity(rest.len() + 16);
+    if rest.starts_with('.') {
+        out.push('.');
+    }
+    while let Some(i) = rest.find("\r\n.") {
+        out.push_str(&rest[..i + 2]);
+        out.push('.');
+        rest = &rest[i + 2..];
+    }
+    out.push_str(rest);
+    out.push_str("\r\n.\r\n");
+    out
+}
+
 /// Builds the RFC 5322 message: multipart/alternative (text, then HTML), a deterministic
 /// Message-ID, the Date from the injected clock, and `List-Unsubscribe` with
 /// `List-Unsubscribe-Post: List-Unsubscribe=One-Click` (RFC 8058) when an https link is given.
@@ -357,7 +382,7 @@ impl AsyncWrite for DotWatch {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let me = self.get_mut();
-        if buf == b"\r\n.\r\n" {
+        if buf.ends_with(b"\r\n.\r\n") {
             me.1 = true;
         }
         Pin::new(&mut me.0).poll_write(cx, buf)
@@ -799,17 +824,27 @@ async fn transaction(
     }
     handed.store(true, Ordering::SeqCst);
     crate::failpoint::hit("after_sending");
-    // Two parts, so the crash matrix can stop the process with half the body written.
-    let half = message.len() / 2;
-    let parts = [&message[..half], &message[half..]];
-    let mut n = 0;
-    let body = parts.iter().inspect(|_| {
-        n += 1;
-        if n == 2 {
-            crate::failpoint::hit("mid_body");
+    let sent = if crate::failpoint::armed("mid_body") {
+        // Two parts, so the crash matrix can stop the process with half the body written.
+        let half = message.len() / 2;
+        let parts = [&message[..half], &message[half..]];
+        let mut n = 0;
+        let body = parts.iter().inspect(|_| {
+            n += 1;
+            if n == 2 {
+                crate::failpoint::hit("mid_body");
+            }
+        });
+        conn.message_iter(body).await
+    } else {
+        match std::str::from_utf8(message) {
+            // The whole DATA block in one write (lettre writes the body and the final dot
+            // separately: two system calls and two segments per message).
+            Ok(text) => conn.command(data_block(text)).await,
+            Err(_) => conn.message(message).await,
         }
-    });
-    match conn.message_iter(body).await {
+    };
+    match sent {
         Ok(resp) => {
             crate::failpoint::hit("after_accept");
             Ok(resp)
@@ -1041,6 +1076,18 @@ mod tests {
                 "{phase:?} {code} {text}"
             );
         }
+    }
+
+    #[test]
+    fn the_data_block_is_stuffed_and_ends_once() {
+        assert_eq!(data_block("a\r\nb"), "a\r\nb\r\n.\r\n");
+        assert_eq!(data_block(".a\r\n.\r\n..b"), "..a\r\n..\r\n...b\r\n.\r\n");
+        // Bare LFs and a lone dot after one: normalised, then stuffed (RUSTSEC-2026-0561).
+        assert_eq!(data_block("x\n.\nQUIT\r"), "x\r\n..\r\nQUIT\r\n.\r\n");
+        // Exactly one end of data, at the end.
+        let b = data_block("1\n.\n2\r\n.\r\n3");
+        assert_eq!(b.matches("\r\n.\r\n").count(), 1);
+        assert!(b.ends_with("\r\n.\r\n"));
     }
 
     #[test]

@@ -74,6 +74,16 @@ pub struct NewDelivery {
     pub send_window: Option<String>,
 }
 
+/// A message rendered for a claimed row, to store before its first attempt.
+#[derive(Debug, Clone, Copy)]
+pub struct RenderedMessage<'a> {
+    pub id: i64,
+    pub token: &'a str,
+    pub subject: Option<&'a str>,
+    pub payload: &'a str,
+    pub message_id: Option<&'a str>,
+}
+
 /// A row claimed for sending, with the lease token that fences its result.
 #[derive(Debug, Clone)]
 pub struct ClaimedDelivery {
@@ -194,7 +204,7 @@ impl Store {
              UPDATE deliveries SET status = 'claimed', lease_token = $1, lease_until = $2, attempts = attempts + 1, updated_at = $3 \
              WHERE id IN (SELECT id FROM (SELECT id, next_attempt_at FROM fresh UNION ALL SELECT id, next_attempt_at FROM again) AS due \
              ORDER BY next_attempt_at, id LIMIT $4) \
-             RETURNING id, ritual, category, customer_id, occurrence, channel, recipient, subject, payload, message_id, attempts, due_at, occasion, send_window",
+             RETURNING id, ritual, category, customer_id, occurrence, channel, recipient, subject, message_id, attempts, due_at, occasion, send_window",
             due("pending"),
             due("retry_wait")
         );
@@ -210,11 +220,26 @@ impl Store {
             ))
             .await?;
         let mut blocked: std::collections::HashSet<i64> = Default::default();
+        let mut payloads: std::collections::HashMap<i64, String> = Default::default();
         if !rows.is_empty() {
             let ids: Vec<i64> = rows
                 .iter()
                 .map(|r| r.try_get::<i64>("", "id"))
                 .collect::<Result<_, _>>()?;
+            let list: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 1)).collect();
+            // The stored messages of rows already rendered (retries, pre-rendered rows).
+            for r in txn
+                .query_all_raw(self.stmt(
+                    &format!(
+                        "SELECT delivery_id, payload FROM delivery_messages WHERE delivery_id IN ({})",
+                        list.join(", ")
+                    ),
+                    ids.iter().map(|i| Value::from(*i)).collect(),
+                ))
+                .await?
+            {
+                payloads.insert(r.try_get("", "delivery_id")?, r.try_get("", "payload")?);
+            }
             let list: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 3)).collect();
             let mut values: Vec<Value> = vec![now.into(), token.clone().into()];
             values.extend(ids.iter().map(|i| Value::from(*i)));
@@ -250,7 +275,7 @@ impl Store {
                     .try_get::<Option<String>>("", "recipient")?
                     .unwrap_or_default(),
                 subject: r.try_get("", "subject")?,
-                payload: r.try_get("", "payload")?,
+                payload: payloads.remove(&r.try_get::<i64>("", "id")?),
                 occasion: r.try_get("", "occasion")?,
                 send_window: r.try_get("", "send_window")?,
                 message_id: r.try_get("", "message_id")?,
@@ -263,29 +288,43 @@ impl Store {
         Ok(out)
     }
 
-    /// Stores the rendered message of a claimed row (first attempt), so every retry sends the
-    /// same bytes. `false` when the lease was lost.
-    pub async fn set_message(
+    /// Stores the rendered messages of claimed rows (first attempts), so every retry sends the
+    /// same bytes: one transaction for the whole batch. For each row, `false` when its lease
+    /// was lost (nothing is stored for it).
+    pub async fn set_messages(
         &self,
-        id: i64,
-        token: &str,
-        subject: Option<&str>,
-        payload: &str,
-        message_id: Option<&str>,
-    ) -> Result<bool, StoreError> {
-        let n = self
-            .exec(
-                "UPDATE deliveries SET subject = $1, payload = $2, message_id = $3 WHERE id = $4 AND lease_token = $5 AND status = 'claimed'",
-                vec![
-                    subject.map(str::to_string).into(),
-                    payload.to_string().into(),
-                    message_id.map(str::to_string).into(),
-                    id.into(),
-                    token.to_string().into(),
-                ],
-            )
-            .await?;
-        Ok(n == 1)
+        rows: &[RenderedMessage<'_>],
+    ) -> Result<Vec<bool>, StoreError> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let txn = self.db.begin().await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let n = txn
+                .execute_raw(self.stmt(
+                    "UPDATE deliveries SET subject = $1, message_id = $2 WHERE id = $3 AND lease_token = $4 AND status = 'claimed'",
+                    vec![
+                        r.subject.map(str::to_string).into(),
+                        r.message_id.map(str::to_string).into(),
+                        r.id.into(),
+                        r.token.to_string().into(),
+                    ],
+                ))
+                .await?
+                .rows_affected();
+            if n == 1 {
+                txn.execute_raw(self.stmt(
+                    "INSERT INTO delivery_messages (delivery_id, payload) VALUES ($1, $2) \
+                     ON CONFLICT (delivery_id) DO UPDATE SET payload = excluded.payload",
+                    vec![r.id.into(), r.payload.to_string().into()],
+                ))
+                .await?;
+            }
+            out.push(n == 1);
+        }
+        txn.commit().await?;
+        Ok(out)
     }
 
     /// Puts a claimed row back, untried, until `next_at` (quiet hours).

@@ -31,7 +31,7 @@ pub use consent::ConsentEvent;
 pub use engine::{HistoryRow, MonthDayColumn, OrderRow, Probe};
 pub use ledger::{
     ChannelPause, ClaimedDelivery, DeliveryRow, FailedDelivery, NewDelivery, QueueCount,
-    RowSelection, Status,
+    RenderedMessage, RowSelection, Status,
 };
 pub use metrics::LedgerCount;
 pub use people::{CustomerRow, UpsertStats};
@@ -100,7 +100,11 @@ impl Store {
         let mut opts = ConnectOptions::new(url.to_string());
         opts.sqlx_logging(false)
             .connect_timeout(Duration::from_secs(10))
-            .acquire_timeout(Duration::from_secs(30));
+            .acquire_timeout(Duration::from_secs(30))
+            // sqlx pings a pooled connection on every acquire by default: one more round trip
+            // per statement (the dispatcher's ledger writes are one statement each). Only a
+            // connection idle for a while is checked.
+            .test_before_acquire_if_idle_for(Duration::from_secs(30));
         if url.starts_with("sqlite:") {
             opts.max_connections(4)
                 .min_connections(1)

@@ -128,10 +128,15 @@ impl Store {
             ))
             .await?
             .rows_affected();
+        txn.execute_raw(self.stmt(
+            "DELETE FROM delivery_messages WHERE delivery_id IN (SELECT id FROM deliveries WHERE customer_id = $1)",
+            vec![id.into()],
+        ))
+        .await?;
         erasure.messages_scrubbed = txn
             .execute_raw(self.stmt(
-                "UPDATE deliveries SET recipient = NULL, subject = NULL, payload = NULL, occasion = NULL, last_error = NULL, message_id = NULL \
-                 WHERE customer_id = $1 AND (recipient IS NOT NULL OR subject IS NOT NULL OR payload IS NOT NULL \
+                "UPDATE deliveries SET recipient = NULL, subject = NULL, occasion = NULL, last_error = NULL, message_id = NULL \
+                 WHERE customer_id = $1 AND (recipient IS NOT NULL OR subject IS NOT NULL \
                  OR occasion IS NOT NULL OR last_error IS NOT NULL OR message_id IS NOT NULL)",
                 vec![id.into()],
             ))

@@ -26,7 +26,7 @@ const NEEDLES: [&str; 6] = [
 async fn all_values(url: &str) -> Vec<String> {
     let db = Database::connect(url).await.unwrap();
     let backend = db.get_database_backend();
-    let tables: [(&str, &[&str]); 8] = [
+    let tables: [(&str, &[&str]); 9] = [
         (
             "customers",
             &[
@@ -47,13 +47,13 @@ async fn all_values(url: &str) -> Vec<String> {
             &[
                 "recipient",
                 "subject",
-                "payload",
                 "occasion",
                 "last_error",
                 "message_id",
                 "reason",
             ],
         ),
+        ("delivery_messages", &["payload"]),
         ("consents", &["scope", "source"]),
         ("consent_events", &["scope", "source"]),
         ("forgotten", &["hash"]),
