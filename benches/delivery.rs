@@ -49,6 +49,15 @@ fn sync() -> String {
     std::env::var("RITUALIST_BENCH_SYNC").unwrap_or_else(|_| "full".into())
 }
 
+/// `sms.concurrency` of the SMS run, and wrk's connection count (`RITUALIST_BENCH_SMS_CONCURRENCY`,
+/// default 8).
+fn sms_concurrency() -> usize {
+    std::env::var("RITUALIST_BENCH_SMS_CONCURRENCY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(8)
+}
+
 fn find(name: &str) -> Option<PathBuf> {
     [
         "/usr/sbin",
@@ -501,7 +510,7 @@ fn gateway() -> (u16, tokio::task::JoinHandle<()>) {
 fn wrk_rate(port: u16) -> Option<f64> {
     let bin = find("wrk")?;
     let out = Command::new(bin)
-        .args(["-t", "2", "-c", "8", "-d", "5s"])
+        .args(["-t", "2", "-c", &sms_concurrency().to_string(), "-d", "5s"])
         .arg(format!("http://127.0.0.1:{port}/send"))
         .output()
         .ok()?;
@@ -520,7 +529,8 @@ async fn sms(n: usize) -> (Option<f64>, f64) {
             base.push(r);
         }
         let (dir, cfg) = project(&format!(
-            "  email:\n    transport: outbox\n  sms:\n    providers:\n      - http:\n          name: gw\n          url: http://127.0.0.1:{port}/send\n          form: {{ to: \"{{to}}\", text: \"{{text}}\" }}\n"
+            "  email:\n    transport: outbox\n  sms:\n    providers:\n      - http:\n          name: gw\n          url: http://127.0.0.1:{port}/send\n          form: {{ to: \"{{to}}\", text: \"{{text}}\" }}\n    concurrency: {}\n",
+            sms_concurrency()
         ));
         let app = filled(&cfg, &dir.0, n, "sms").await;
         let rate = n as f64 / drain_secs(app, n).await;
@@ -576,7 +586,8 @@ async fn main() {
         let (wrk, ours) = sms(n).await;
         match wrk {
             Some(w) => println!(
-                "SMS   wrk -c 8: {w:.0} req/s; ritualist drain (generic HTTP provider, ledger on SQLite): {ours:.0} msg/s = {:.2}× (bar ≥ 0.5×: {})",
+                "SMS   wrk -c {}: {w:.0} req/s; ritualist drain (generic HTTP provider, ledger on SQLite): {ours:.0} msg/s = {:.2}× (bar ≥ 0.5×: {})",
+                sms_concurrency(),
                 ours / w,
                 if ours / w >= 0.5 { "met" } else { "NOT met" }
             ),

@@ -180,6 +180,7 @@ enum SmsSender {
 pub struct Channels {
     email: EmailSender,
     sms: SmsSender,
+    sms_concurrency: usize,
 }
 
 /// Installs ring as the process-wide rustls provider (once; one TLS provider for everything).
@@ -204,7 +205,11 @@ impl Channels {
             SmsTransport::Discard => SmsSender::Discard,
             SmsTransport::Providers(p) => SmsSender::Providers(SmsProviders::new(p)?),
         };
-        Ok(Channels { email, sms })
+        Ok(Channels {
+            email,
+            sms,
+            sms_concurrency: cfg.delivery.sms_concurrency as usize,
+        })
     }
 
     /// Sends one message; `Ok` carries the provider's reply (or where the file went).
@@ -245,11 +250,11 @@ impl Channels {
     }
 
     /// How many messages of `channel` may be in flight at once: the SMTP pool's connections;
-    /// 8 concurrent SMS requests; 4 outbox writes; 64 discarded messages.
+    /// `sms.concurrency` SMS requests (default 8); 4 outbox writes; 64 discarded messages.
     pub fn concurrency(&self, channel: &str) -> usize {
         match (channel, &self.email, &self.sms) {
             ("email", EmailSender::Smtp(p), _) => p.connections(),
-            ("sms", _, SmsSender::Providers(_)) => 8,
+            ("sms", _, SmsSender::Providers(_)) => self.sms_concurrency,
             ("email", EmailSender::Discard, _) | ("sms", _, SmsSender::Discard) => 64,
             _ => 4,
         }

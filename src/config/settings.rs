@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::diagnostic::{Diagnostic, Diagnostics, parse_yaml};
-use super::sms::{SmsSpec, SmsTransport, sms_transport};
+use super::sms::{SmsSpec, SmsTransport, sms_concurrency, sms_transport};
 use crate::domain::{Locale, parse_zone};
 
 // ---------------------------------------------------------------------------------------------
@@ -317,6 +317,8 @@ pub struct DeliveryConfig {
     /// DKIM signing of emails (`None`: unsigned).
     pub dkim: Option<DkimSettings>,
     pub sms: SmsTransport,
+    /// SMS requests in flight at once (`sms.concurrency`): the most a crash leaves in doubt.
+    pub sms_concurrency: u32,
     pub batch_size: u32,
     pub lease_secs: u32,
     pub max_attempts: u32,
@@ -554,6 +556,7 @@ impl Config {
             email,
             dkim,
             sms,
+            sms_concurrency: sms_concurrency(dl.and_then(|d| d.sms.as_ref())),
             batch_size: dl.and_then(|d| d.batch_size).unwrap_or(50).max(1),
             lease_secs: dl.and_then(|d| d.lease_secs).unwrap_or(300).max(10),
             max_attempts: dl.and_then(|d| d.max_attempts).unwrap_or(8).max(1),

@@ -36,6 +36,16 @@ pub(super) struct SmsSpec {
     kannel: Option<KannelSpec>,
     /// Providers tried in order; the next one is tried when one is down.
     providers: Option<Spanned<Vec<ProviderSpec>>>,
+    /// How many SMS may be in flight at once (default 8): also the most a crash can leave
+    /// in doubt.
+    concurrency: Option<u32>,
+}
+
+/// `sms.concurrency` (1–256, default 8).
+pub(super) fn sms_concurrency(spec: Option<&Spanned<SmsSpec>>) -> u32 {
+    spec.and_then(|s| s.value.concurrency)
+        .unwrap_or(8)
+        .clamp(1, 256)
 }
 
 #[derive(Debug, Deserialize)]
