@@ -267,6 +267,16 @@ impl App {
                 tracing::warn!(delivery = row.id, "not sent: {e}");
                 false
             }
+            Err(e) if e.untried => {
+                // The relay is down (circuit breaker open): back to the queue, the attempt
+                // not counted, until the breaker lets the next probe through.
+                let wait = e.retry_after.map_or(30, |d| d.as_secs_f64().ceil() as i64);
+                tracing::debug!(delivery = row.id, "deferred: {e}");
+                r.deferred += 1;
+                self.store
+                    .defer(row.id, &row.lease_token, now_s + wait.max(1), now_s)
+                    .await?
+            }
             Err(e) if e.in_doubt => {
                 r.in_doubt += 1;
                 let resend = d.in_doubt_policy(&row.channel) == InDoubtPolicy::Resend

@@ -461,6 +461,69 @@ pub struct SmtpPool {
     slots: Semaphore,
     /// `smtp.rate` (None: unlimited).
     rate: Option<super::RateLimiter>,
+    breaker: std::sync::Mutex<Breaker>,
+}
+
+/// The circuit breaker of one relay: after `after` failures of the relay itself in a row it
+/// opens for `first` (doubling each time the probe after it fails, at most 10 minutes); while
+/// open, messages are not tried at all. When the time is up the next messages probe the
+/// relay: a success closes it, a failure opens it again.
+#[derive(Debug)]
+pub struct Breaker {
+    after: u32,
+    first: Duration,
+    failures: u32,
+    open_for: Duration,
+    open_until: Option<Instant>,
+}
+
+const BREAKER_MAX: Duration = Duration::from_secs(600);
+
+impl Breaker {
+    pub fn new(after: u32, first: Duration) -> Breaker {
+        Breaker {
+            after: after.max(1),
+            first,
+            failures: 0,
+            open_for: Duration::ZERO,
+            open_until: None,
+        }
+    }
+
+    /// How long it stays open from `now` (`None`: closed or probing).
+    pub fn open(&self, now: Instant) -> Option<Duration> {
+        self.open_until
+            .and_then(|t| t.checked_duration_since(now))
+            .filter(|d| !d.is_zero())
+    }
+
+    pub fn success(&mut self) {
+        self.failures = 0;
+        self.open_for = Duration::ZERO;
+        self.open_until = None;
+    }
+
+    /// Counts a failure of the relay; `Some(d)` when the breaker opens now, for `d`. A failure
+    /// while it is open belongs to a message that was already in flight when it opened: it
+    /// changes nothing.
+    pub fn failure(&mut self, now: Instant) -> Option<Duration> {
+        if self.open(now).is_some() {
+            return None;
+        }
+        self.failures += 1;
+        if self.failures < self.after {
+            return None;
+        }
+        self.open_for = if self.open_for.is_zero() {
+            self.first
+        } else {
+            (self.open_for * 2).min(BREAKER_MAX)
+        };
+        self.open_until = Some(now + self.open_for);
+        // The first failure after it reopens (the probe) opens it again.
+        self.failures = self.after - 1;
+        Some(self.open_for)
+    }
 }
 
 impl std::fmt::Debug for SmtpPool {
@@ -483,11 +546,16 @@ impl SmtpPool {
             .rate
             .is_limited()
             .then(|| super::RateLimiter::new("smtp", cfg.rate));
+        let breaker = std::sync::Mutex::new(Breaker::new(
+            cfg.breaker_failures,
+            Duration::from_secs(cfg.breaker_secs as u64),
+        ));
         SmtpPool {
             cfg,
             idle: Mutex::new(Vec::new()),
             slots,
             rate,
+            breaker,
         }
     }
 
@@ -640,27 +708,100 @@ impl SmtpPool {
         message: &[u8],
         handover: Option<&dyn super::Handover>,
     ) -> Result<String, SendError> {
+        if let Some(d) = self.breaker_state().open(Instant::now()) {
+            return Err(SendError::untried(
+                format!(
+                    "not tried: {}:{} failed {} times in a row; the circuit breaker is open for another {} s",
+                    self.cfg.host,
+                    self.cfg.port,
+                    self.cfg.breaker_failures,
+                    d.as_secs_f64().ceil()
+                ),
+                d,
+            ));
+        }
+        let (result, relay_down) = self.attempt(from, to, message, handover).await;
+        let mut b = self.breaker_state();
+        if relay_down {
+            if let Some(d) = b.failure(Instant::now()) {
+                tracing::warn!(
+                    "SMTP relay {}:{} failed {} times in a row: circuit breaker open for {} s",
+                    self.cfg.host,
+                    self.cfg.port,
+                    self.cfg.breaker_failures,
+                    d.as_secs()
+                );
+            }
+        } else if result.is_ok() {
+            if b.open_for > Duration::ZERO {
+                tracing::info!(
+                    "SMTP relay {}:{} answers again: circuit breaker closed",
+                    self.cfg.host,
+                    self.cfg.port
+                );
+            }
+            b.success();
+        }
+        result
+    }
+
+    fn breaker_state(&self) -> std::sync::MutexGuard<'_, Breaker> {
+        self.breaker.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// One message; the result and whether it failed because of the relay itself (it could
+    /// not be reached, closed the connection, answered 421, or went silent).
+    async fn attempt(
+        &self,
+        from: &str,
+        to: &str,
+        message: &[u8],
+        handover: Option<&dyn super::Handover>,
+    ) -> (Result<String, SendError>, bool) {
+        let r = self.attempt_inner(from, to, message, handover).await;
+        match r {
+            Ok(reply) => (Ok(reply), false),
+            Err((e, down)) => (Err(e), down),
+        }
+    }
+
+    async fn attempt_inner(
+        &self,
+        from: &str,
+        to: &str,
+        message: &[u8],
+        handover: Option<&dyn super::Handover>,
+    ) -> Result<String, (SendError, bool)> {
+        let mine = |e: SendError| (e, false);
+        // A failure to connect (refused, timed out, greeting or STARTTLS refused) is the
+        // relay's; a refusal of our credentials is about us (the channel pauses instead).
+        let down = |e: SendError| {
+            let about_us = e.about_us;
+            (e, !about_us)
+        };
         // Paced before a connection is taken: the wait never holds a slot.
         if let Some(r) = &self.rate {
-            r.admit().await?;
+            r.admit().await.map_err(mine)?;
         }
         let _slot = self
             .slots
             .acquire()
             .await
-            .map_err(|_| SendError::transient("pool closed"))?;
+            .map_err(|_| mine(SendError::transient("pool closed")))?;
         let envelope = lettre::address::Envelope::new(
-            Some(
-                from.parse()
-                    .map_err(|e| SendError::permanent(format!("invalid sender `{from}`: {e}")))?,
-            ),
-            vec![
-                to.parse()
-                    .map_err(|e| SendError::permanent(format!("invalid recipient `{to}`: {e}")))?,
-            ],
+            Some(from.parse().map_err(|e| {
+                mine(SendError::permanent(format!(
+                    "invalid sender `{from}`: {e}"
+                )))
+            })?),
+            vec![to.parse().map_err(|e| {
+                mine(SendError::permanent(format!(
+                    "invalid recipient `{to}`: {e}"
+                )))
+            })?],
         )
-        .map_err(|e| SendError::permanent(e.to_string()))?;
-        let (mut conn, mut reused) = self.checkout().await?;
+        .map_err(|e| mine(SendError::permanent(e.to_string())))?;
+        let (mut conn, mut reused) = self.checkout().await.map_err(down)?;
         loop {
             let handed = AtomicBool::new(false);
             let sent = tokio::time::timeout(
@@ -685,20 +826,24 @@ impl SmtpPool {
                     tracing::debug!(
                         "a pooled SMTP connection was closed by the relay ({e}); reconnecting"
                     );
-                    conn = self.connect().await?;
+                    conn = self.connect().await.map_err(down)?;
                     reused = false;
                     continue;
                 }
-                Ok(Err(Failed::Stale(e) | Failed::Other(e))) => Err(e),
-                Err(_) if handed.load(Ordering::SeqCst) => Err(SendError::transient(format!(
-                    "no reply to the message within {} s; in doubt: the relay may have taken it",
-                    self.cfg.timeout_secs
-                ))
-                .in_doubt()),
-                Err(_) => Err(SendError::transient(format!(
-                    "no reply within {} s",
-                    self.cfg.timeout_secs
-                ))),
+                Ok(Err(Failed::Stale(e) | Failed::Down(e))) => Err((e, true)),
+                Ok(Err(Failed::Other(e))) => Err((e, false)),
+                Err(_) if handed.load(Ordering::SeqCst) => Err((
+                    SendError::transient(format!(
+                        "no reply to the message within {} s; in doubt: the relay may have taken it",
+                        self.cfg.timeout_secs
+                    ))
+                    .in_doubt(),
+                    true,
+                )),
+                Err(_) => Err((
+                    SendError::transient(format!("no reply within {} s", self.cfg.timeout_secs)),
+                    true,
+                )),
             };
         }
     }
@@ -716,6 +861,9 @@ enum Failed {
     /// The connection was gone at MAIL FROM (no reply, or a 421 closing it): nothing was
     /// handed over, and a reused connection is worth one fresh try.
     Stale(SendError),
+    /// The relay closed the connection or answered 421 later on (or went silent after the
+    /// body): it counts towards the circuit breaker.
+    Down(SendError),
     Other(SendError),
 }
 
@@ -809,10 +957,10 @@ async fn transaction(
         conn.abort().await;
         let closed = e.status().is_none_or(|c| u16::from(c) == 421);
         let err = classify_reply(&e, phase);
-        return Err(if phase == SmtpPhase::Mail && closed {
-            Failed::Stale(err)
-        } else {
-            Failed::Other(err)
+        return Err(match (phase, closed) {
+            (SmtpPhase::Mail, true) => Failed::Stale(err),
+            (_, true) => Failed::Down(err),
+            _ => Failed::Other(err),
         });
     }
     // The last moment nothing is handed over yet: commit `sending`, or give up (QUIT, no body).
@@ -851,16 +999,23 @@ async fn transaction(
         }
         Err(e) => {
             conn.abort().await;
-            Err(Failed::Other(if e.is_transient() || e.is_permanent() {
-                // A reply code to the final dot: a definite answer.
-                classify_reply(&e, SmtpPhase::Message)
+            if e.is_transient() || e.is_permanent() {
+                // A reply code to the final dot: a definite answer (421: the relay's trouble).
+                let err = classify_reply(&e, SmtpPhase::Message);
+                Err(if e.status().is_some_and(|c| u16::from(c) == 421) {
+                    Failed::Down(err)
+                } else {
+                    Failed::Other(err)
+                })
             } else {
                 // Broken while writing the body or before the reply's code: the relay may have it.
-                SendError::transient(format!(
-                    "end of data: {e}; in doubt: the relay may have taken the message"
+                Err(Failed::Down(
+                    SendError::transient(format!(
+                        "end of data: {e}; in doubt: the relay may have taken the message"
+                    ))
+                    .in_doubt(),
                 ))
-                .in_doubt()
-            }))
+            }
         }
     }
 }
@@ -1076,6 +1231,42 @@ mod tests {
                 "{phase:?} {code} {text}"
             );
         }
+    }
+
+    #[test]
+    fn the_breaker_opens_after_failures_in_a_row_doubles_and_closes_on_success() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut b = Breaker::new(3, s(30));
+        assert_eq!(b.failure(t0), None);
+        b.success();
+        assert_eq!(b.failure(t0), None);
+        assert_eq!(b.failure(t0), None);
+        assert_eq!(b.open(t0), None, "two in a row: still closed");
+        assert_eq!(b.failure(t0), Some(s(30)));
+        // A message that was in flight when it opened fails too: no change.
+        assert_eq!(b.failure(t0 + s(1)), None);
+        assert_eq!(b.open(t0 + s(10)), Some(s(20)));
+        assert_eq!(
+            b.open(t0 + s(30)),
+            None,
+            "time is up: the next message probes"
+        );
+        // The probe fails: open again at once, twice as long.
+        assert_eq!(b.failure(t0 + s(30)), Some(s(60)));
+        assert_eq!(b.failure(t0 + s(90)), Some(s(120)));
+        // Capped at ten minutes.
+        let mut at = t0 + s(210);
+        for _ in 0..10 {
+            at += b.failure(at).unwrap();
+        }
+        assert_eq!(b.open(at - BREAKER_MAX), Some(BREAKER_MAX));
+        // A success closes it and forgets the doubling.
+        b.success();
+        assert_eq!(b.open(at - BREAKER_MAX), None);
+        assert_eq!(b.failure(t0), None);
+        assert_eq!(b.failure(t0), None);
+        assert_eq!(b.failure(t0), Some(s(30)));
     }
 
     #[test]

@@ -59,6 +59,9 @@ pub struct SendError {
     /// The [`Handover`] refused (the lease was lost to another worker): nothing was handed
     /// over and this worker must not record any result.
     pub lease_lost: bool,
+    /// Not even tried (the relay's circuit breaker is open): the message goes back to the
+    /// queue until `retry_after` without counting an attempt.
+    pub untried: bool,
 }
 
 impl SendError {
@@ -71,6 +74,7 @@ impl SendError {
             about_us: false,
             in_doubt: false,
             lease_lost: false,
+            untried: false,
         }
     }
     pub fn permanent(message: impl Into<String>) -> Self {
@@ -82,7 +86,14 @@ impl SendError {
             about_us: false,
             in_doubt: false,
             lease_lost: false,
+            untried: false,
         }
+    }
+    /// Not tried: the provider is known to be down for another `d`.
+    pub fn untried(message: impl Into<String>, d: Duration) -> Self {
+        let mut e = SendError::transient(message).with_retry_after(d);
+        e.untried = true;
+        e
     }
     /// The same error, asking for at least `d` before the next attempt.
     pub fn with_retry_after(mut self, d: Duration) -> Self {

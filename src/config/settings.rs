@@ -130,6 +130,10 @@ struct SmtpSpec {
     /// Send MAIL, RCPT and DATA in one write when the relay offers PIPELINING (default true).
     pipelining: Option<bool>,
     rate: Option<Spanned<RateSpec>>,
+    /// After this many failures of the relay itself in a row (connect, greeting, 421, a
+    /// dropped connection, a timeout), stop trying for `breaker_secs` (default 5 and 30 s).
+    breaker_failures: Option<u32>,
+    breaker_secs: Option<u32>,
 }
 
 /// `rate: { per_second: 10, per_day: 50000 }` on a provider.
@@ -279,6 +283,10 @@ pub struct SmtpConfig {
     /// MAIL, RCPT and DATA in one write when the relay offers PIPELINING (RFC 2920).
     pub pipelining: bool,
     pub rate: RateLimit,
+    /// The circuit breaker: failures of the relay in a row before it opens, and how long it
+    /// stays open the first time (doubling while the relay stays down, at most 10 minutes).
+    pub breaker_failures: u32,
+    pub breaker_secs: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -855,6 +863,8 @@ fn smtp_config(path: &Path, s: &SmtpSpec, diags: &mut Diagnostics) -> SmtpConfig
         accept_invalid_certs: s.accept_invalid_certs.unwrap_or(false),
         pipelining: s.pipelining.unwrap_or(true),
         rate: rate_limit(path, s.rate.as_ref(), diags),
+        breaker_failures: s.breaker_failures.unwrap_or(5).max(1),
+        breaker_secs: s.breaker_secs.unwrap_or(30).clamp(1, 600),
     }
 }
 

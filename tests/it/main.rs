@@ -11,6 +11,7 @@ mod daemon_lock;
 mod delivery;
 mod dkim;
 mod engine;
+mod faults;
 mod forget;
 mod harness;
 mod ingest;

@@ -456,7 +456,7 @@ impl SmtpSink {
         };
         let mut failures = Vec::new();
         for attempt in 1..=3 {
-            match Self::try_start(&bin, extra_args) {
+            match Self::try_start(&bin, extra_args, None) {
                 Ok(sink) => return Some(sink),
                 Err(e) => failures.push(format!("attempt {attempt}: {e}")),
             }
@@ -468,8 +468,29 @@ impl SmtpSink {
         );
     }
 
-    /// One start-up attempt on a fresh port and dir.
-    fn try_start(bin: &Path, extra_args: &[&str]) -> Result<SmtpSink, String> {
+    /// A sink on `port` (e.g. the port of a faulty sink just stopped: the relay comes back
+    /// healthy where the client already points). None when smtp-sink is not installed.
+    pub fn start_on(port: u16, extra_args: &[&str]) -> Option<SmtpSink> {
+        let bin = find_program("smtp-sink", &["/usr/sbin/smtp-sink"])?;
+        let mut last = String::new();
+        // The old listener may take a moment to go.
+        for _ in 0..20 {
+            match Self::try_start(&bin, extra_args, Some(port)) {
+                Ok(sink) => return Some(sink),
+                Err(e) => last = e,
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+        panic!("smtp-sink did not start on port {port}: {last}");
+    }
+
+    /// Stops the sink (its dumps stay readable until it is dropped).
+    pub fn stop(&mut self) {
+        self.process.stop();
+    }
+
+    /// One start-up attempt on `port` (a fresh one when None) and a fresh dir.
+    fn try_start(bin: &Path, extra_args: &[&str], port: Option<u16>) -> Result<SmtpSink, String> {
         let dir = ScratchDir::new("ritualist-smtp-sink");
         set_mode(&dir.path, 0o755);
         let dump_dir = dir.path.join("dump");
@@ -479,7 +500,7 @@ impl SmtpSink {
         let log = fs::File::create(&log_path)
             .map_err(|e| format!("create {}: {e}", log_path.display()))?;
         let log2 = log.try_clone().map_err(|e| e.to_string())?;
-        let port = free_port();
+        let port = port.unwrap_or_else(free_port);
         let mut cmd = Command::new(bin);
         if running_as_root() {
             cmd.args(["-u", "nobody"]);

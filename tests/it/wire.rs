@@ -85,6 +85,8 @@ async fn bare_lfs_and_a_lone_dot_line_reach_the_socket_as_crlf_and_stuffed() {
         accept_invalid_certs: false,
         pipelining: true,
         rate: RateLimit::default(),
+        breaker_failures: 5,
+        breaker_secs: 30,
     });
     let reply = pool
         .send(
@@ -133,6 +135,8 @@ fn pool(port: u16, pipelining: bool) -> SmtpPool {
         accept_invalid_certs: false,
         pipelining,
         rate: RateLimit::default(),
+        breaker_failures: 5,
+        breaker_secs: 30,
     })
 }
 
