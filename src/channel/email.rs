@@ -9,10 +9,16 @@
 //! List-Unsubscribe and List-Unsubscribe-Post, so the stored bytes a retry resends carry the
 //! same signature.
 //!
-//! Sending drives MAIL, RCPT, DATA and the message one command at a time, so a 5xx reply is
-//! classified by the command it answered ([`classify_rejection`]): a hard bounce of the
-//! recipient (5.1.1 user unknown to RCPT) is told apart from a rejection of us or of the message
-//! (5.7.x policy, 5xx to MAIL FROM), which must never suppress a customer.
+//! Sending drives MAIL, RCPT, DATA and the message itself, so a 5xx reply is classified by the
+//! command it answered ([`classify_rejection`]): a hard bounce of the recipient (5.1.1 user
+//! unknown to RCPT) is told apart from a rejection of us or of the message (5.7.x policy, 5xx
+//! to MAIL FROM), which must never suppress a customer. When the relay offers PIPELINING the
+//! three envelope commands share one write (their replies are still read one by one); the
+//! dot-stuffed body and the final dot go out in one write ([`data_block`]).
+//!
+//! A pooled connection the relay closed while idle is replaced once, before anything is handed
+//! over. Failures of the relay itself feed a circuit [`Breaker`]: while it is open, messages
+//! are not tried ([`SendError::untried`]) and go back to the queue.
 
 use std::io;
 use std::net::SocketAddr;
