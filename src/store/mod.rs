@@ -244,7 +244,41 @@ pub fn random_token() -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::strip_param;
+    use super::{Store, strip_param};
+    use sea_orm::ConnectionTrait;
+
+    /// Migration 000009 moves stored messages out of `deliveries`: a row rendered before the
+    /// upgrade (a retry waiting) still resends its own bytes after it.
+    #[tokio::test]
+    async fn an_upgrade_keeps_every_stored_message() {
+        use migration::MigratorTrait;
+        let dir = std::env::temp_dir().join(format!("ritualist-upgrade-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}/t.db?mode=rwc", dir.display());
+        let db = sea_orm::Database::connect(&url).await.unwrap();
+        // Every migration before 000009.
+        migration::Migrator::up(&db, Some(7)).await.unwrap();
+        db.execute_unprepared(
+            "INSERT INTO deliveries (ritual, category, customer_id, occurrence, channel, status, recipient, payload, message_id, due_at, next_attempt_at, created_at, updated_at) VALUES \
+             ('birthday', 'birthday', 1, '2027', 'email', 'retry_wait', 'a@example.com', 'Subject: hi\r\n\r\nbody', '<m1@x>', 0, 0, 0, 0), \
+             ('birthday', 'birthday', 2, '2027', 'email', 'pending', 'b@example.com', NULL, NULL, 0, 0, 0, 0)",
+        )
+        .await
+        .unwrap();
+        db.close().await.unwrap();
+        let store = Store::open(&url).await.unwrap();
+        let claimed = store.claim_due(10, 10, 60).await.unwrap();
+        let payloads: Vec<(i64, Option<String>)> = claimed
+            .iter()
+            .map(|c| (c.customer_id, c.payload.clone()))
+            .collect();
+        assert_eq!(
+            payloads,
+            [(1, Some("Subject: hi\r\n\r\nbody".to_string())), (2, None)]
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn the_synchronous_parameter_is_ritualists_own_and_never_reaches_sqlx() {
