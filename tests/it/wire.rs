@@ -73,21 +73,7 @@ async fn bare_lfs_and_a_lone_dot_line_reach_the_socket_as_crlf_and_stuffed() {
         dkim: None,
     })
     .unwrap();
-    let pool = SmtpPool::new(SmtpConfig {
-        host: "127.0.0.1".into(),
-        port,
-        security: SmtpSecurity::Plain,
-        username: None,
-        password: None,
-        hello_name: "client.test".into(),
-        timeout_secs: 10,
-        connections: 1,
-        accept_invalid_certs: false,
-        pipelining: true,
-        rate: RateLimit::default(),
-        breaker_failures: 5,
-        breaker_secs: 30,
-    });
+    let pool = pool(port, true);
     let reply = pool
         .send(
             "hello@floare.example",
@@ -138,6 +124,17 @@ fn pool(port: u16, pipelining: bool) -> SmtpPool {
         breaker_failures: 5,
         breaker_secs: 30,
     })
+}
+
+/// Sends the small test message from hello@ to emma@.
+async fn send_small(pool: &SmtpPool) -> Result<String, ritualist::channel::SendError> {
+    pool.send(
+        "hello@floare.example",
+        "emma@example.com",
+        small_message().as_bytes(),
+        None,
+    )
+    .await
 }
 
 fn small_message() -> String {
@@ -219,15 +216,7 @@ fn pipelining_server() -> (u16, std::thread::JoinHandle<Vec<String>>) {
 async fn the_envelope_goes_out_in_one_write_when_the_relay_offers_pipelining() {
     let (port, server) = pipelining_server();
     let pool = pool(port, true);
-    let reply = pool
-        .send(
-            "hello@floare.example",
-            "emma@example.com",
-            small_message().as_bytes(),
-            None,
-        )
-        .await
-        .unwrap();
+    let reply = send_small(&pool).await.unwrap();
     assert!(reply.contains("queued as P1"), "{reply}");
     pool.close().await;
     let group = server.join().unwrap();
@@ -239,16 +228,7 @@ async fn pipelining_off_waits_for_each_reply() {
     // The same relay never answers a lone MAIL: with `pipelining: false` the client waits for
     // it, so the send fails (not sent, transient) instead of pipelining anyway.
     let (port, server) = pipelining_server();
-    let p = pool(port, false);
-    let err = p
-        .send(
-            "hello@floare.example",
-            "emma@example.com",
-            small_message().as_bytes(),
-            None,
-        )
-        .await
-        .unwrap_err();
+    let err = send_small(&pool(port, false)).await.unwrap_err();
     assert!(err.is_transient() && !err.in_doubt, "{err:?}");
     let _ = server.join();
 }
