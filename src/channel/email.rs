@@ -726,7 +726,10 @@ impl SmtpPool {
                 d,
             ));
         }
-        let (result, relay_down) = self.attempt(from, to, message, handover).await;
+        let (result, relay_down) = match self.attempt(from, to, message, handover).await {
+            Ok(reply) => (Ok(reply), false),
+            Err((e, down)) => (Err(e), down),
+        };
         let mut b = self.breaker_state();
         if relay_down {
             if let Some(d) = b.failure(Instant::now()) {
@@ -755,23 +758,9 @@ impl SmtpPool {
         self.breaker.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// One message; the result and whether it failed because of the relay itself (it could
-    /// not be reached, closed the connection, answered 421, or went silent).
+    /// One message; on failure also whether it was the relay itself (it could not be reached,
+    /// closed the connection, answered 421, or went silent).
     async fn attempt(
-        &self,
-        from: &str,
-        to: &str,
-        message: &[u8],
-        handover: Option<&dyn super::Handover>,
-    ) -> (Result<String, SendError>, bool) {
-        let r = self.attempt_inner(from, to, message, handover).await;
-        match r {
-            Ok(reply) => (Ok(reply), false),
-            Err((e, down)) => (Err(e), down),
-        }
-    }
-
-    async fn attempt_inner(
         &self,
         from: &str,
         to: &str,

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use sea_orm::{ConnectionTrait, DbBackend, Statement, StreamTrait, TransactionTrait, Value};
 
 use super::people::{CUSTOMER_COLS, customer_from, refresh_order_facts};
-use super::{CustomerRow, Store, StoreError};
+use super::{CustomerRow, Store, StoreError, placeholders};
 use crate::import::{CustomerRecord, OrderRecord};
 
 /// Customer rows per INSERT: 15 values each, under SQLite's 32766 variables.
@@ -41,14 +41,6 @@ fn values_list(first: usize, rows: usize, width: usize, repeat_last: bool) -> St
         s.push(')');
     }
     s
-}
-
-/// `$first, …` (`n` of them).
-fn placeholders(first: usize, n: usize) -> String {
-    (first..first + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 impl Store {

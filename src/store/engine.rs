@@ -8,7 +8,7 @@ use sea_orm::{ConnectionTrait, TransactionTrait, Value};
 
 use super::packed::PACKED_CUSTOMER;
 use super::people::{CUSTOMER_COLS, customer_from};
-use super::{CustomerRow, NewDelivery, Store, StoreError};
+use super::{CustomerRow, NewDelivery, Store, StoreError, placeholders};
 
 /// An order as the engine sees it, with its rank among the customer's orders (1 = first).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,13 +47,6 @@ pub enum MonthDayColumn {
     Birth,
     Signup,
     FirstOrder,
-}
-
-fn placeholders(from: usize, n: usize) -> String {
-    (from..from + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// `id:value` pairs of a group, comma-separated (SQLite ≥ 3.44 and PostgreSQL).

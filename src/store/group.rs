@@ -4,18 +4,18 @@
 //!
 //! Each caller still waits until *its* update is committed, so the guarantee is unchanged:
 //! nothing is handed over before its `sending` is durable. Concurrent callers (one per SMTP
-//! connection) simply share a transaction: one writer task takes whatever has queued up while
-//! the previous commit was running, applies it in one transaction and answers each
-//! caller with whether its row matched (the lease token fences every update as before).
-//! A group is one `UPDATE … FROM (VALUES …)` statement, its own transaction: one round trip to
-//! the database per commit, however many rows, tokens and kinds it carries.
+//! connection) simply share a commit: one writer task takes whatever has queued up while the
+//! previous commit was running, applies it as one `UPDATE … FROM (VALUES …)` statement (its own
+//! transaction: one round trip to the database, however many rows, tokens and kinds it
+//! carries) and answers each caller with whether its row matched (the lease token fences every
+//! update as before).
 
 use std::collections::HashSet;
 
-use sea_orm::{ConnectionTrait, TransactionTrait, Value};
+use sea_orm::{ConnectionTrait, Value};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, placeholders};
 
 /// One fenced update of one row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,69 +89,31 @@ impl GroupCommit {
 
 /// Applies a group as one `UPDATE … FROM (VALUES …) … RETURNING id`: a single statement is its
 /// own transaction, so the whole group costs one round trip to the database and one durable
-/// commit. Each row is fenced by its own lease token and the status it may move from. Rows that
-/// appear twice in a group (never, as the dispatcher issues `sent` only after `sending`
-/// answered, but cheap to guard) are applied in order, in one transaction.
+/// commit. Each row is fenced by its own lease token and the status it may move from. A row
+/// that appears twice (never, as the dispatcher issues `sent` only after `sending` answered,
+/// but cheap to guard) starts a new statement, so the updates of one row apply in order.
 async fn apply(store: &Store, group: &[(Op, Reply)]) -> Result<Vec<bool>, String> {
-    let mut rounds: Vec<Vec<&Op>> = Vec::new();
-    let mut seen: Vec<HashSet<i64>> = Vec::new();
-    for (op, _) in group {
-        match seen.iter().position(|s| !s.contains(&op.id())) {
-            Some(i) => {
-                seen[i].insert(op.id());
-                rounds[i].push(op);
-            }
-            None => {
-                seen.push(HashSet::from([op.id()]));
-                rounds.push(vec![op]);
-            }
-        }
+    let mut out = Vec::with_capacity(group.len());
+    let mut rest: Vec<&Op> = group.iter().map(|(op, _)| op).collect();
+    while !rest.is_empty() {
+        let mut ids = HashSet::new();
+        let cut = rest
+            .iter()
+            .position(|op| !ids.insert(op.id()))
+            .unwrap_or(rest.len());
+        let matched: HashSet<i64> = run_round(store, &rest[..cut]).await?.into_iter().collect();
+        out.extend(rest[..cut].iter().map(|op| matched.contains(&op.id())));
+        rest.drain(..cut);
     }
-    let mut matched: HashSet<(usize, i64)> = HashSet::new();
-    if rounds.len() == 1 {
-        for id in run_round(store, &store.db, &rounds[0]).await? {
-            matched.insert((0, id));
-        }
-    } else {
-        let txn = store.db.begin().await.map_err(|e| e.to_string())?;
-        for (i, round) in rounds.iter().enumerate() {
-            for id in run_round(store, &txn, round).await? {
-                matched.insert((i, id));
-            }
-        }
-        txn.commit().await.map_err(|e| e.to_string())?;
-    }
-    // The n-th occurrence of an id in the group went into round n.
-    let mut occurrence: std::collections::HashMap<i64, usize> = Default::default();
-    Ok(group
-        .iter()
-        .map(|(op, _)| {
-            let n = occurrence.entry(op.id()).or_default();
-            let hit = matched.contains(&(*n, op.id()));
-            *n += 1;
-            hit
-        })
-        .collect())
+    Ok(out)
 }
 
 /// One statement over ops with distinct ids; the ids it changed.
-async fn run_round(
-    store: &Store,
-    conn: &impl ConnectionTrait,
-    ops: &[&Op],
-) -> Result<Vec<i64>, String> {
+async fn run_round(store: &Store, ops: &[&Op]) -> Result<Vec<i64>, String> {
     let mut rows = Vec::with_capacity(ops.len());
     let mut values: Vec<Value> = Vec::with_capacity(ops.len() * 5);
     for (i, op) in ops.iter().enumerate() {
-        let b = i * 5;
-        rows.push(format!(
-            "(${}, ${}, ${}, ${}, ${})",
-            b + 1,
-            b + 2,
-            b + 3,
-            b + 4,
-            b + 5
-        ));
+        rows.push(format!("({})", placeholders(i * 5 + 1, 5)));
         let (id, token, kind, lease_until, now) = match op {
             Op::Sending {
                 id,
@@ -185,11 +147,86 @@ async fn run_round(
          RETURNING deliveries.id",
         rows.join(", ")
     );
-    let rows = conn
+    let rows = store
+        .db
         .query_all_raw(store.stmt(&sql, values))
         .await
         .map_err(|e| e.to_string())?;
     rows.iter()
         .map(|r| r.try_get::<i64>("", "id").map_err(|e| e.to_string()))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{NewDelivery, Status};
+
+    /// The same row twice in one group: `sending` then `sent`, applied in that order.
+    #[tokio::test]
+    async fn a_row_twice_in_a_group_is_updated_in_order() {
+        let dir = std::env::temp_dir().join(format!("ritualist-group-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = Store::open(&format!("sqlite://{}/t.db?mode=rwc", dir.display()))
+            .await
+            .unwrap();
+        let row = |customer_id| NewDelivery {
+            ritual: "birthday".into(),
+            category: "birthday".into(),
+            customer_id,
+            occurrence: "2027".into(),
+            channel: "email".into(),
+            status: Status::Pending,
+            reason: None,
+            recipient: Some("a@example.com".into()),
+            subject: None,
+            payload: Some("x".into()),
+            message_id: None,
+            due_at: 0,
+            occasion: None,
+            send_window: None,
+        };
+        store.insert_deliveries(&[row(1), row(2)], 0).await.unwrap();
+        let claimed = store.claim_due(10, 10, 60).await.unwrap();
+        let (a, b) = (&claimed[0], &claimed[1]);
+        let op = |o: Op| (o, oneshot::channel().0);
+        let group = [
+            op(Op::Sending {
+                id: a.id,
+                token: a.lease_token.clone(),
+                lease_until: 100,
+                now: 10,
+            }),
+            op(Op::Sending {
+                id: b.id,
+                token: b.lease_token.clone(),
+                lease_until: 100,
+                now: 10,
+            }),
+            op(Op::Sent {
+                id: a.id,
+                token: a.lease_token.clone(),
+                now: 11,
+            }),
+            // A stale token matches nothing.
+            op(Op::Sent {
+                id: b.id,
+                token: "someone else".into(),
+                now: 11,
+            }),
+        ];
+        assert_eq!(
+            apply(&store, &group).await.unwrap(),
+            [true, true, true, false]
+        );
+        let statuses: Vec<String> = store
+            .deliveries()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| d.status)
+            .collect();
+        assert_eq!(statuses, ["sent", "sending"]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 use sea_orm::{ConnectionTrait, TransactionTrait, Value};
 
-use super::{Store, StoreError, random_token};
+use super::{Store, StoreError, placeholders, random_token};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -226,13 +226,12 @@ impl Store {
                 .iter()
                 .map(|r| r.try_get::<i64>("", "id"))
                 .collect::<Result<_, _>>()?;
-            let list: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 1)).collect();
             // The stored messages of rows already rendered (retries, pre-rendered rows).
             for r in txn
                 .query_all_raw(self.stmt(
                     &format!(
                         "SELECT delivery_id, payload FROM delivery_messages WHERE delivery_id IN ({})",
-                        list.join(", ")
+                        placeholders(1, ids.len())
                     ),
                     ids.iter().map(|i| Value::from(*i)).collect(),
                 ))
@@ -240,7 +239,6 @@ impl Store {
             {
                 payloads.insert(r.try_get("", "delivery_id")?, r.try_get("", "payload")?);
             }
-            let list: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 3)).collect();
             let mut values: Vec<Value> = vec![now.into(), token.clone().into()];
             values.extend(ids.iter().map(|i| Value::from(*i)));
             for r in txn
@@ -249,7 +247,7 @@ impl Store {
                         "UPDATE deliveries SET status = 'suppressed', reason = 'opted_out_before_send', updated_at = $1, \
                          lease_token = NULL, lease_until = NULL, attempts = attempts - 1 \
                          WHERE lease_token = $2 AND id IN ({}) AND {BLOCKED_BY_CONSENT} RETURNING id",
-                        list.join(", ")
+                        placeholders(3, ids.len())
                     ),
                     values,
                 ))
@@ -327,7 +325,8 @@ impl Store {
         Ok(out)
     }
 
-    /// Puts a claimed row back, untried, until `next_at` (quiet hours).
+    /// Puts a claimed row back, untried and the attempt not counted, until `next_at` (quiet
+    /// hours; the relay's circuit breaker is open).
     pub async fn defer(
         &self,
         id: i64,
@@ -362,11 +361,10 @@ impl Store {
             )
             .await?;
         // The channels whose in-doubt rows are resent, as bound values ($3, $4, …).
-        let list: Vec<String> = (0..resend.len()).map(|i| format!("${}", i + 3)).collect();
-        let resent = if list.is_empty() {
+        let resent = if resend.is_empty() {
             "FALSE".to_string()
         } else {
-            format!("channel IN ({})", list.join(", "))
+            format!("channel IN ({})", placeholders(3, resend.len()))
         };
         let mut values: Vec<Value> = vec![
             now.into(),

@@ -63,6 +63,14 @@ pub struct Store {
     group: std::sync::Arc<std::sync::OnceLock<group::GroupCommit>>,
 }
 
+/// `$first, …, $(first + n - 1)`: the numbered parameters of an `IN (…)` list or a `VALUES` row.
+pub(crate) fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// `url` without the query parameter `param` (`key=value`), and whether it was there.
 fn strip_param(url: &str, param: &str) -> (String, bool) {
     let Some((base, query)) = url.split_once('?') else {
