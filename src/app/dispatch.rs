@@ -12,13 +12,8 @@ use super::App;
 use super::message::compose_with;
 use std::time::Duration;
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
-use futures_util::stream::FuturesUnordered;
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::Semaphore;
 
 use crate::channel::{Handover, Outgoing, SendError};
 use crate::config::{AllowedHours, InDoubtPolicy};
@@ -142,19 +137,6 @@ impl App {
 
     /// One step: claim a batch of due rows and send them. `claimed == 0` means nothing is due.
     pub async fn dispatch_batch(&self, now: Timestamp) -> Result<DispatchReport, super::AppError> {
-        self.dispatch_claimed(now, &Permits::new(&self.channels), None)
-            .await
-    }
-
-    /// Claims one batch and sends it under `permits` (shared by every batch of a drain).
-    /// `ahead` is told when the batch is nearly done — the rest of its rows already on the wire
-    /// or next in line for a permit — so the drain can claim the next batch while these finish.
-    async fn dispatch_claimed(
-        &self,
-        now: Timestamp,
-        permits: &Permits,
-        ahead: Option<oneshot::Sender<()>>,
-    ) -> Result<DispatchReport, super::AppError> {
         let now_s = now.as_second();
         let d = &self.cfg.delivery;
         let claimed = self
@@ -204,39 +186,21 @@ impl App {
             })
             .collect();
         let paused = &paused;
-        // Told once the rows not yet started fit twice into the permits.
-        let ahead_at = batch.len().saturating_sub(2 * permits.total).max(1);
-        let ahead = Mutex::new(ahead);
-        let (started, released) = (&AtomicUsize::new(0), &AtomicUsize::new(0));
-        let ahead = &ahead;
+        // A message holds its channel's permit from its send until its result is recorded,
+        // so at most `concurrency(channel)` messages of a channel are unsettled at any moment
+        // (what a crash can leave in doubt).
+        let email_permits = Semaphore::new(self.channels.concurrency("email"));
+        let sms_permits = Semaphore::new(self.channels.concurrency("sms"));
+        let (email_permits, sms_permits) = (&email_permits, &sms_permits);
         let sends = batch.iter().zip(&handovers).map(|(row, handover)| {
             let from = from.as_str();
             async move {
-                // A message holds its channel's permit from its send until its result is
-                // recorded, so at most `concurrency(channel)` messages of a channel are
-                // unsettled at any moment (what a crash can leave in doubt).
-                let permit = tokio::select! {
-                    p = permits.of(&row.channel).acquire() => p.ok(),
-                    _ = self.stopped() => None,
+                let permits = if row.channel == "sms" {
+                    sms_permits
+                } else {
+                    email_permits
                 };
-                if started.fetch_add(1, Ordering::Relaxed) + 1 >= ahead_at
-                    && let Some(tell) = ahead.lock().unwrap_or_else(|e| e.into_inner()).take()
-                {
-                    let _ = tell.send(());
-                }
-                if permit.is_none() || self.stop_requested() {
-                    // Stopping: a message not on the wire yet goes back untried, now.
-                    let mut r = DispatchReport::default();
-                    if self
-                        .store
-                        .release_claimed(row.id, &row.lease_token, now_s)
-                        .await?
-                    {
-                        r.released += 1;
-                        released.fetch_add(1, Ordering::Relaxed);
-                    }
-                    return Ok(r);
-                }
+                let _permit = permits.acquire().await;
                 let msg = Outgoing {
                     channel: &row.channel,
                     recipient: &row.recipient,
@@ -266,7 +230,6 @@ impl App {
         let results = tokio::select! {
             r = all => r,
             _ = stop_then_grace => {
-                report.released += released.load(Ordering::Relaxed);
                 return self.abandon(&batch, now_s, report).await;
             }
         };
@@ -576,62 +539,15 @@ impl App {
             in_doubt: doubt as usize,
             ..Default::default()
         };
-        // Batches overlap: the next is claimed (and its first attempts rendered) while the
-        // current one's last messages are on the wire, so connections never wait for a claim.
-        // At most two are claimed at once; the permits cap what is in flight across both.
-        let permits = Permits::new(&self.channels);
-        let mut running = FuturesUnordered::new();
-        let mut ahead: Option<oneshot::Receiver<()>> = None;
-        let (mut exhausted, mut want_next) = (false, true);
         loop {
-            if want_next && running.len() < 2 && !exhausted && !self.stop_requested() {
-                let (tell, told) = oneshot::channel();
-                ahead = Some(told);
-                want_next = false;
-                running.push(self.dispatch_claimed(now, &permits, Some(tell)));
-            }
-            if running.is_empty() {
+            if self.stop_requested() {
                 return Ok(total);
             }
-            tokio::select! {
-                Some(r) = running.next() => {
-                    let r = r?;
-                    exhausted |= r.claimed == 0;
-                    total.add(r);
-                    want_next |= running.is_empty();
-                }
-                told = async { ahead.as_mut().expect("guarded").await }, if ahead.is_some() => {
-                    ahead = None;
-                    want_next |= told.is_ok();
-                }
+            let r = self.dispatch_batch(now).await?;
+            if r.claimed == 0 {
+                return Ok(total);
             }
-        }
-    }
-}
-
-/// The in-flight caps of one drain, one semaphore per channel, shared by every batch it has
-/// claimed.
-struct Permits {
-    email: Semaphore,
-    sms: Semaphore,
-    total: usize,
-}
-
-impl Permits {
-    fn new(channels: &crate::channel::Channels) -> Permits {
-        let (email, sms) = (channels.concurrency("email"), channels.concurrency("sms"));
-        Permits {
-            email: Semaphore::new(email),
-            sms: Semaphore::new(sms),
-            total: email + sms,
-        }
-    }
-
-    fn of(&self, channel: &str) -> &Semaphore {
-        if channel == "sms" {
-            &self.sms
-        } else {
-            &self.email
+            total.add(r);
         }
     }
 }

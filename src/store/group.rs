@@ -93,7 +93,6 @@ impl GroupCommit {
 /// that appears twice (never, as the dispatcher issues `sent` only after `sending` answered,
 /// but cheap to guard) starts a new statement, so the updates of one row apply in order.
 async fn apply(store: &Store, group: &[(Op, Reply)]) -> Result<Vec<bool>, String> {
-    let _turn = store.write_turn().await;
     let mut out = Vec::with_capacity(group.len());
     let mut rest: Vec<&Op> = group.iter().map(|(op, _)| op).collect();
     while !rest.is_empty() {

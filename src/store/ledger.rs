@@ -186,7 +186,6 @@ impl Store {
         lease_secs: u32,
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
         let token = random_token();
-        let _turn = self.write_turn().await;
         let txn = self.db.begin().await?;
         let lock = if self.is_postgres() {
             " FOR UPDATE SKIP LOCKED"
@@ -297,7 +296,6 @@ impl Store {
         if rows.is_empty() {
             return Ok(Vec::new());
         }
-        let _turn = self.write_turn().await;
         let txn = self.db.begin().await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {

@@ -61,11 +61,6 @@ pub struct Store {
     backend: DbBackend,
     /// The dispatcher's group-committed ledger writes (started on first use).
     group: std::sync::Arc<std::sync::OnceLock<group::GroupCommit>>,
-    /// SQLite has one writer at a time, and a writer that finds the file locked sleeps in
-    /// SQLite's busy handler (1 ms, then 2, 5, …). The dispatcher's writes (claims, stored
-    /// messages, the group commit, single-row updates) queue here instead, in this process,
-    /// and start the moment the previous one ends. Unused on PostgreSQL.
-    writes: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 /// `$first, …, $(first + n - 1)`: the numbered parameters of an `IN (…)` list or a `VALUES` row.
@@ -140,7 +135,6 @@ impl Store {
             db,
             backend,
             group: Default::default(),
-            writes: Default::default(),
         };
         store.migrate().await?;
         store.backfill_order_facts().await?;
@@ -173,7 +167,6 @@ impl Store {
                 db: self.db.clone(),
                 backend: self.backend,
                 group: Default::default(),
-                writes: self.writes.clone(),
             })
         })
     }
@@ -193,18 +186,7 @@ impl Store {
         Statement::from_sql_and_values(self.backend, sql.to_string(), values)
     }
 
-    /// Waits for this process's turn to write (SQLite; `None` on PostgreSQL, whose writers
-    /// do not exclude each other).
-    async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        if self.is_postgres() {
-            None
-        } else {
-            Some(self.writes.lock().await)
-        }
-    }
-
     async fn exec(&self, sql: &str, values: Vec<Value>) -> Result<u64, StoreError> {
-        let _turn = self.write_turn().await;
         Ok(self
             .db
             .execute_raw(self.stmt(sql, values))
