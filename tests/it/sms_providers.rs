@@ -4,7 +4,7 @@
 //! the daemon's tick and drain.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -59,12 +59,16 @@ struct GatewayState {
     received: Arc<Mutex<Vec<Received>>>,
     /// Answer only after this long (a gateway that hangs).
     delay: Duration,
+    /// Requests being answered now, and the most there ever were at once.
+    open: Arc<AtomicUsize>,
+    peak: Arc<AtomicUsize>,
 }
 
 /// An HTTP server on 127.0.0.1 that records every request and answers with `behaviour`.
 struct Gateway {
     addr: SocketAddr,
     received: Arc<Mutex<Vec<Received>>>,
+    peak: Arc<AtomicUsize>,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -81,8 +85,11 @@ impl Gateway {
             behaviour: Arc::new(behaviour),
             received: Arc::default(),
             delay,
+            open: Arc::default(),
+            peak: Arc::default(),
         };
         let received = state.received.clone();
+        let peak = state.peak.clone();
         let router = Router::new().fallback(handle).with_state(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -98,6 +105,7 @@ impl Gateway {
         Gateway {
             addr,
             received,
+            peak,
             _stop: stop,
         }
     }
@@ -108,6 +116,11 @@ impl Gateway {
 
     fn received(&self) -> Vec<Received> {
         self.received.lock().unwrap().clone()
+    }
+
+    /// The most requests this gateway was answering at once.
+    fn peak(&self) -> usize {
+        self.peak.load(Ordering::SeqCst)
     }
 }
 
@@ -126,9 +139,12 @@ async fn handle(
         body: body.to_vec(),
     };
     s.received.lock().unwrap().push(r.clone());
+    let open = s.open.fetch_add(1, Ordering::SeqCst) + 1;
+    s.peak.fetch_max(open, Ordering::SeqCst);
     if !s.delay.is_zero() {
         tokio::time::sleep(s.delay).await;
     }
+    s.open.fetch_sub(1, Ordering::SeqCst);
     let (status, extra, body) = (s.behaviour)(&r);
     let mut resp = (StatusCode::from_u16(status).unwrap(), body).into_response();
     for (k, v) in extra {
@@ -693,4 +709,39 @@ async fn twilio_21610_opts_the_number_out_of_sms() {
     let y2028 = rows.iter().find(|r| r.occurrence == "2028").unwrap();
     assert_eq!(y2028.status, "suppressed", "{y2028:?}");
     assert_eq!(tw.received().len(), 1, "never texted again");
+}
+
+/// `sms.concurrency` is the number of requests in flight at once: a batch of 10 to a slow
+/// gateway has exactly 3 open at its peak, never more (what a crash can leave in doubt).
+#[tokio::test]
+async fn sms_concurrency_caps_the_requests_in_flight() {
+    let tw = Gateway::start_with_delay(twilio(Twilio::Accept), Duration::from_millis(40)).await;
+    let token = ScratchDir::new("twilio-token");
+    let token_file = token.path().join("token");
+    std::fs::write(&token_file, TOKEN).unwrap();
+    let delivery = format!(
+        "  email:\n    transport: outbox\n  batch_size: 10\n  sms:\n    concurrency: 3\n    providers:\n{}",
+        twilio_yaml(&tw.url()).replace("twilio-token", &token_file.display().to_string())
+    );
+    let t = TestApp::start(Db::Sqlite, &delivery).await.unwrap();
+    let mut csv = HEADER.to_string();
+    for i in 0..12 {
+        csv.push_str(&format!(
+            "p{i},Ana,,,+407210001{i:02},ro,Europe/Bucharest,1990-07-07,sms\n"
+        ));
+    }
+    assert!(t.customers(&csv).await.is_empty());
+    let now = at("2027-07-07T12:00:00Z");
+    assert_eq!(t.app.tick(now).await.unwrap().queued, 12);
+    let d = t.app.drain(now).await.unwrap();
+    assert_eq!((d.claimed, d.sent, d.failed), (12, 12, 0), "{d:?}");
+    let mut to: Vec<String> = tw
+        .received()
+        .iter()
+        .map(|r| r.form().into_iter().find(|(k, _)| k == "To").unwrap().1)
+        .collect();
+    to.sort();
+    to.dedup();
+    assert_eq!(to.len(), 12, "each number once: {to:?}");
+    assert_eq!(tw.peak(), 3, "in flight at once");
 }
