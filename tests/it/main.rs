@@ -4,6 +4,7 @@
 //! Peers are started by each test (see `peers`); under CI a missing peer fails the test.
 
 mod bounce;
+mod brownout;
 mod browser;
 mod consent;
 mod crash;
