@@ -5,6 +5,9 @@
 //! doubt (every refusal comes before the body); a counted failure waits its backoff (a drain
 //! 25 s later leaves it alone); the circuit breaker opens on the `421`s (the rest of the batch
 //! goes back untried, the attempt not counted) and closes when service returns.
+//!
+//! Named regression: resuming after a disconnect sends once (listmonk #2313): every `421` here
+//! drops the connection mid-batch, and each message is still accepted exactly once.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
