@@ -51,7 +51,8 @@ pub struct DispatchReport {
 }
 
 impl DispatchReport {
-    fn add(&mut self, o: DispatchReport) {
+    /// Adds the counts of `o` (the report of a later batch or drain).
+    pub fn add(&mut self, o: DispatchReport) {
         self.claimed += o.claimed;
         self.sent += o.sent;
         self.retrying += o.retrying;

@@ -1694,3 +1694,52 @@ fn helpers_behave() {
     uniq.dedup();
     assert_eq!(uniq.len(), 4, "{ports:?}");
 }
+
+/// Whether `/usr/bin/python3` can import aiosmtpd (Debian's python3-aiosmtpd), the library of
+/// the Python SMTP peers under `tests/peers/`; reports a missing peer when it cannot.
+pub fn aiosmtpd_available() -> bool {
+    let python = Path::new("/usr/bin/python3");
+    let ok = python.exists()
+        && Command::new(python)
+            .args(["-c", "import aiosmtpd"])
+            .status()
+            .is_ok_and(|s| s.success());
+    if !ok {
+        missing_peer(
+            "aiosmtpd (python3-aiosmtpd)",
+            "/usr/bin/python3 cannot import aiosmtpd",
+        );
+    }
+    ok
+}
+
+/// Starts `/usr/bin/python3 tests/peers/<script> <args>` and waits (at most 20 s) until it
+/// prints READY; panics naming the script otherwise.
+pub fn start_python_peer(script: &str, args: &[&std::ffi::OsStr]) -> Child {
+    let mut child = Command::new("/usr/bin/python3")
+        .arg(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/peers")
+                .join(script),
+        )
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains("READY") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    if rx.recv_timeout(Duration::from_secs(20)).is_err() {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the test peer tests/peers/{script} did not start within 20 s");
+    }
+    child
+}

@@ -1,12 +1,11 @@
 //! A TLS SMTP server (tests/peers/tls_smtp.py on Debian's python3-aiosmtpd) with a
 //! self-signed certificate made by openssl, requiring STARTTLS (or implicit TLS) and AUTH.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::peers::{ScratchDir, free_port, missing_peer};
+use crate::peers::{ScratchDir, aiosmtpd_available, free_port, missing_peer, start_python_peer};
 
 pub struct TlsSmtp {
     child: Child,
@@ -20,18 +19,7 @@ pub const PASSWORD: &str = "s3cret-pw";
 impl TlsSmtp {
     /// `mode`: "starttls" or "tls". None (after `missing_peer`) when a tool is missing.
     pub fn start(mode: &str) -> Option<TlsSmtp> {
-        let python = Path::new("/usr/bin/python3");
-        let has_aiosmtpd = python.exists()
-            && Command::new(python)
-                .args(["-c", "import aiosmtpd"])
-                .status()
-                .map(|s| s.success())
-                .unwrap_or(false);
-        if !has_aiosmtpd {
-            missing_peer(
-                "aiosmtpd (python3-aiosmtpd)",
-                "/usr/bin/python3 cannot import aiosmtpd",
-            );
+        if !aiosmtpd_available() {
             return None;
         }
         let dir = ScratchDir::new("tls-smtp");
@@ -65,29 +53,19 @@ impl TlsSmtp {
         let dump = dir.path().join("dump");
         std::fs::create_dir_all(&dump).unwrap();
         let port = free_port();
-        let script = Path::new(crate::harness::REPO).join("tests/peers/tls_smtp.py");
-        let mut child = Command::new(python)
-            .arg(script)
-            .args([mode, &port.to_string()])
-            .args([&cert, &key, &dump])
-            .args([USER, PASSWORD])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.contains("READY") {
-                    let _ = tx.send(());
-                }
-            }
-        });
-        if rx.recv_timeout(Duration::from_secs(20)).is_err() {
-            let _ = child.kill();
-            panic!("the TLS SMTP peer did not start within 20 s");
-        }
+        let port_arg = port.to_string();
+        let child = start_python_peer(
+            "tls_smtp.py",
+            &[
+                mode.as_ref(),
+                port_arg.as_ref(),
+                cert.as_os_str(),
+                key.as_os_str(),
+                dump.as_os_str(),
+                USER.as_ref(),
+                PASSWORD.as_ref(),
+            ],
+        );
         Some(TlsSmtp { child, port, dir })
     }
 
