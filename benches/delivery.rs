@@ -20,8 +20,9 @@
 //! drain also prints this process's CPU per message and how busy the whole machine was.
 //! Run: `cargo bench --bench delivery` (`RITUALIST_BENCH_MESSAGES=2000` for a quick run;
 //! `RITUALIST_BENCH_BATCH` sets `delivery.batch_size`, default 200; `RITUALIST_BENCH_SYNC=normal`
-//! runs SQLite with `sqlite_synchronous: normal`; `RITUALIST_BENCH_ONLY=smtp,ledger,pg,sms`
-//! picks the parts).
+//! runs SQLite with `sqlite_synchronous: normal`; `RITUALIST_BENCH_HANDOVER=N` sets
+//! `delivery.handover_batch`, default 1; `RITUALIST_BENCH_ONLY=smtp,ledger,pg,sms` picks the
+//! parts).
 //! Needs `smtp-sink`/`smtp-source` (postfix) and `wrk` (`apt-get install wrk`).
 
 use std::path::{Path, PathBuf};
@@ -150,9 +151,10 @@ fn project(delivery: &str) -> (tempdir::Dir, PathBuf) {
              shop:\n  name: Floare & Co\n  url: https://floare.example\n  from_email: hello@floare.example\n\
              rituals: rituals\ntemplates: ../templates\n\
              links:\n  unsubscribe: https://floare.example/unsubscribe\n\
-             delivery:\n  outbox_dir: ../outbox\n  batch_size: {}\n{delivery}",
+             delivery:\n  outbox_dir: ../outbox\n  batch_size: {}\n  handover_batch: {}\n{delivery}",
             sync(),
-            std::env::var("RITUALIST_BENCH_BATCH").unwrap_or_else(|_| "200".into())
+            std::env::var("RITUALIST_BENCH_BATCH").unwrap_or_else(|_| "200".into()),
+            std::env::var("RITUALIST_BENCH_HANDOVER").unwrap_or_else(|_| "1".into())
         ),
     )
     .unwrap();

@@ -8,7 +8,9 @@
 //! `after_claim`, `after_mail`, `after_rcpt`, `after_data` (354 received, `sending` not yet
 //! committed), `after_sending` (committed, no byte of the body written), `mid_body` (half the
 //! body written), `after_dot` (the final dot written, its reply not read), `after_accept`
-//! (the relay's 250 read, `sent` not yet committed).
+//! (the relay's 250 read, `sent` not yet committed). With `delivery.handover_batch` > 1,
+//! `after_handover_batch` is hit once a chunk of rows is committed `sending`, before any of them
+//! is sent.
 
 /// Aborts the process if the failpoint `name` is armed and this is its N-th hit.
 #[cfg(debug_assertions)]

@@ -175,6 +175,9 @@ impl App {
         self.render_claimed(&mut batch, now, &mut report).await?;
         let batch: Vec<ClaimedDelivery> =
             batch.into_iter().filter(|r| r.payload.is_some()).collect();
+        if d.handover_batch > 1 {
+            return self.send_ahead(batch, now_s, &paused, report).await;
+        }
         let from = self.cfg.shop.from_email.clone();
         let handovers: Vec<RowHandover<'_>> = batch
             .iter()
@@ -231,12 +234,127 @@ impl App {
         let results = tokio::select! {
             r = all => r,
             _ = stop_then_grace => {
-                return self.abandon(&batch, now_s, report).await;
+                return self.abandon(&batch, None, now_s, report).await;
             }
         };
         for r in results {
             report.add(r?);
         }
+        Ok(report)
+    }
+
+    /// Sends a batch with `delivery.handover_batch` = N > 1: rows are committed `sending` N per
+    /// statement *before* their envelope or request (so a message waits for no commit of its
+    /// own before it goes out), and at most `2 × N` rows are unsettled at once — what a crash
+    /// may leave in doubt (RELIABILITY.md §1, "batches widen the in-doubt window"). A channel's
+    /// permit is held only while its transport works, and results are group-committed while
+    /// the next messages go out. A row whose transport says it never handed the message over
+    /// (connection refused, 4xx before the body, the breaker open) is settled as untried, as
+    /// on the one-by-one path.
+    async fn send_ahead(
+        &self,
+        batch: Vec<ClaimedDelivery>,
+        now_s: i64,
+        paused: &[String],
+        mut report: DispatchReport,
+    ) -> Result<DispatchReport, super::AppError> {
+        use std::sync::atomic::{AtomicBool, Ordering};
+
+        use futures_util::StreamExt;
+
+        let d = &self.cfg.delivery;
+        let chunk = d.handover_batch as usize;
+        // Free places among the unsettled rows (2 × N): a chunk is committed once all of
+        // its places are free, so the next chunk is ready while the previous one is sending.
+        let unsettled = Semaphore::new(2 * chunk);
+        let email_permits = Semaphore::new(self.channels.concurrency("email"));
+        let sms_permits = Semaphore::new(self.channels.concurrency("sms"));
+        // Set when a row's transport starts: a stop gives back the rows never started.
+        let started: Vec<AtomicBool> = batch.iter().map(|_| AtomicBool::new(false)).collect();
+        let from = self.cfg.shop.from_email.as_str();
+        let (ready_tx, mut ready) = tokio::sync::mpsc::unbounded_channel::<(usize, bool)>();
+        let (batch_ref, unsettled_ref) = (&batch, &unsettled);
+        let feed = async move {
+            for (c, rows) in batch_ref.chunks(chunk).enumerate() {
+                unsettled_ref
+                    .acquire_many(rows.len() as u32)
+                    .await
+                    .expect("the semaphore is never closed")
+                    .forget();
+                // Issued together, so they share one group commit.
+                let marked = futures_util::future::join_all(rows.iter().map(|row| {
+                    self.store
+                        .mark_sending(row.id, &row.lease_token, now_s, d.lease_secs)
+                }))
+                .await;
+                crate::failpoint::hit("after_handover_batch");
+                for (i, m) in marked.into_iter().enumerate() {
+                    let _ = ready_tx.send((c * chunk + i, m?));
+                }
+            }
+            Ok::<(), super::AppError>(())
+        };
+        let (started_ref, email_ref, sms_ref) = (&started, &email_permits, &sms_permits);
+        let send = futures_util::stream::poll_fn(move |cx| ready.poll_recv(cx))
+            .map(|(i, handed_over)| async move {
+                let row = &batch_ref[i];
+                let r = if !handed_over {
+                    tracing::warn!(
+                        delivery = row.id,
+                        "not sent: the lease was lost before the handover"
+                    );
+                    Ok(DispatchReport {
+                        lease_lost: 1,
+                        ..Default::default()
+                    })
+                } else {
+                    let permits = if row.channel == "sms" {
+                        sms_ref
+                    } else {
+                        email_ref
+                    };
+                    let permit = permits.acquire().await;
+                    started_ref[i].store(true, Ordering::SeqCst);
+                    let msg = Outgoing {
+                        channel: &row.channel,
+                        recipient: &row.recipient,
+                        payload: row.payload.as_deref().unwrap_or_default(),
+                        message_id: row.message_id.as_deref(),
+                        from,
+                        // Committed already, with its chunk.
+                        handover: None,
+                    };
+                    let result = self
+                        .metrics
+                        .timed(&row.channel, self.channels.send(&msg))
+                        .await;
+                    drop(permit);
+                    self.settle(row, result, now_s, paused).await
+                };
+                unsettled_ref.add_permits(1);
+                r
+            })
+            .buffer_unordered(2 * chunk)
+            .fold(Ok(DispatchReport::default()), |acc, r| async move {
+                let mut acc = acc?;
+                acc.add(r?);
+                Ok::<DispatchReport, super::AppError>(acc)
+            });
+        let all = futures_util::future::join(feed, send);
+        let mut stopping = self.stopping.subscribe();
+        let grace = Duration::from_secs(d.shutdown_timeout_secs as u64);
+        let stop_then_grace = async move {
+            let _ = stopping.wait_for(|s| *s).await;
+            tokio::time::sleep(grace).await;
+        };
+        let (fed, sent) = tokio::select! {
+            r = all => r,
+            _ = stop_then_grace => {
+                return self.abandon(&batch, Some(&started), now_s, report).await;
+            }
+        };
+        fed?;
+        report.add(sent?);
         Ok(report)
     }
 
@@ -371,19 +489,31 @@ impl App {
     /// The stop's grace ran out with sends in flight: rows not yet handed over go back to
     /// `pending`; rows handed over are in doubt now (their channel's policy applies) rather
     /// than after their lease.
+    ///
+    /// `started` (rows committed `sending` ahead of their send): which rows a transport got;
+    /// the others go back to `pending` whatever their status.
     async fn abandon(
         &self,
         batch: &[ClaimedDelivery],
+        started: Option<&[std::sync::atomic::AtomicBool]>,
         now: i64,
         mut report: DispatchReport,
     ) -> Result<DispatchReport, super::AppError> {
         let d = &self.cfg.delivery;
-        for row in batch {
-            if self
-                .store
-                .release_claimed(row.id, &row.lease_token, now)
-                .await?
-            {
+        for (i, row) in batch.iter().enumerate() {
+            let released = match started {
+                Some(s) if !s[i].load(std::sync::atomic::Ordering::SeqCst) => {
+                    self.store
+                        .release_untried(row.id, &row.lease_token, now)
+                        .await?
+                }
+                _ => {
+                    self.store
+                        .release_claimed(row.id, &row.lease_token, now)
+                        .await?
+                }
+            };
+            if released {
                 report.released += 1;
                 continue;
             }

@@ -81,6 +81,8 @@ struct DeliverySpec {
     pause_secs: Option<u32>,
     /// How long a stopping daemon waits for messages in flight.
     shutdown_timeout_secs: Option<u32>,
+    /// Messages committed `sending` per statement (1: each by itself, at the last moment).
+    handover_batch: Option<Spanned<u32>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -338,7 +340,17 @@ pub struct DeliveryConfig {
     /// First pause of a channel refused "about us"; doubles per strike, at most a day.
     pub pause_secs: u32,
     pub shutdown_timeout_secs: u32,
+    /// `1` (the default): each message is committed `sending` by itself at the last moment
+    /// (SMTP: after `354`; HTTP: right before the request), so a crash leaves at most one
+    /// message per connection or request in doubt. `N > 1`: messages are committed `sending` N
+    /// per statement before their envelope or request, at most `2 × N` at once — fewer commits
+    /// per message, and up to `2 × N` messages in doubt after a crash (RELIABILITY.md §1,
+    /// "batches widen the in-doubt window").
+    pub handover_batch: u32,
 }
+
+/// The largest `delivery.handover_batch`.
+pub const MAX_HANDOVER_BATCH: u32 = 1000;
 
 /// What happens to a message that was handed over when the answer was lost (RELIABILITY.md §1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -588,6 +600,11 @@ impl Config {
                 .and_then(|d| d.shutdown_timeout_secs)
                 .unwrap_or(30)
                 .max(1),
+            handover_batch: handover_batch(
+                path,
+                dl.and_then(|d| d.handover_batch.as_ref()),
+                &mut diags,
+            ),
         };
 
         let secret_var = spec
@@ -868,6 +885,23 @@ fn smtp_config(path: &Path, s: &SmtpSpec, diags: &mut Diagnostics) -> SmtpConfig
     }
 }
 
+/// `delivery.handover_batch`: 1 to [`MAX_HANDOVER_BATCH`].
+fn handover_batch(path: &Path, spec: Option<&Spanned<u32>>, diags: &mut Diagnostics) -> u32 {
+    let Some(n) = spec else { return 1 };
+    if (1..=MAX_HANDOVER_BATCH).contains(&n.value) {
+        return n.value;
+    }
+    diags.push(
+        Diagnostic::at(
+            path,
+            &n.referenced,
+            format!("handover_batch must be between 1 and {MAX_HANDOVER_BATCH}, not {}", n.value),
+        )
+        .with_hint("1 (the default) commits each message `sending` by itself; N commits N at once, and a crash may leave up to 2 × N messages in doubt"),
+    );
+    1
+}
+
 fn in_doubt_policy(
     path: &Path,
     spec: Option<&Spanned<String>>,
@@ -974,6 +1008,27 @@ mod tests {
         )
         .unwrap_err();
         assert!(d.to_string().contains("secrets never go in YAML"), "{d}");
+    }
+
+    #[test]
+    fn handover_batch_defaults_to_one_and_rejects_out_of_range_with_its_line() {
+        let c = Config::from_str(Path::new("c.yaml"), GOOD).unwrap();
+        assert_eq!(c.delivery.handover_batch, 1);
+        let text = format!("{GOOD}delivery:\n  handover_batch: 50\n");
+        let c = Config::from_str(Path::new("c.yaml"), &text).unwrap();
+        assert_eq!(c.delivery.handover_batch, 50);
+        for bad in ["0", "5000"] {
+            let text = format!("{GOOD}delivery:\n  batch_size: 50\n  handover_batch: {bad}\n");
+            let line = text.lines().count();
+            let d = Config::from_str(Path::new("c.yaml"), &text).unwrap_err();
+            let shown = d.to_string();
+            assert!(
+                shown.contains(&format!("c.yaml:{line}"))
+                    && shown.contains("handover_batch must be between 1 and 1000")
+                    && shown.contains("in doubt"),
+                "{shown}"
+            );
+        }
     }
 
     #[test]

@@ -326,7 +326,9 @@ impl Store {
     }
 
     /// Puts a claimed row back, untried and the attempt not counted, until `next_at` (quiet
-    /// hours; the relay's circuit breaker is open).
+    /// hours; the relay's circuit breaker is open). A row committed `sending` ahead of its send
+    /// (`delivery.handover_batch` > 1) may be deferred too: only for a message the transport
+    /// says it never handed over.
     pub async fn defer(
         &self,
         id: i64,
@@ -337,7 +339,7 @@ impl Store {
         let n = self
             .exec(
                 "UPDATE deliveries SET status = 'pending', next_attempt_at = $1, attempts = attempts - 1, updated_at = $2, lease_token = NULL, lease_until = NULL \
-                 WHERE id = $3 AND lease_token = $4 AND status = 'claimed'",
+                 WHERE id = $3 AND lease_token = $4 AND status IN ('claimed', 'sending')",
                 vec![next_at.into(), now.into(), id.into(), token.to_string().into()],
             )
             .await?;
@@ -449,6 +451,25 @@ impl Store {
             .exec(
                 "UPDATE deliveries SET status = 'pending', attempts = attempts - 1, lease_token = NULL, lease_until = NULL, updated_at = $1 \
                  WHERE id = $2 AND lease_token = $3 AND status = 'claimed'",
+                vec![now.into(), id.into(), token.to_string().into()],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    /// Gives a row back whose send never started (a stopping daemon): `claimed` or `sending`
+    /// (committed ahead of its send, `delivery.handover_batch` > 1) `→ pending`, the attempt not
+    /// counted. Only for a message the dispatcher knows it never gave to a transport.
+    pub async fn release_untried(
+        &self,
+        id: i64,
+        token: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let n = self
+            .exec(
+                "UPDATE deliveries SET status = 'pending', attempts = attempts - 1, lease_token = NULL, lease_until = NULL, updated_at = $1 \
+                 WHERE id = $2 AND lease_token = $3 AND status IN ('claimed', 'sending')",
                 vec![now.into(), id.into(), token.to_string().into()],
             )
             .await?;

@@ -30,9 +30,11 @@ const NOW: &str = "2027-05-05T12:00:00Z";
 /// After every backoff of the first drain (at most an hour).
 const LATER: &str = "2027-05-05T14:00:00Z";
 
-fn delivery(port: u16) -> String {
+/// `handover_batch`: 1 (the default: each row `sending` by itself, after 354) or N (rows
+/// committed `sending` N at a time before their envelope).
+fn delivery(port: u16, handover_batch: u32) -> String {
     format!(
-        "  email:\n    transport: smtp\n    smtp:\n      host: 127.0.0.1\n      port: {port}\n      security: plain\n      timeout_secs: 2\n      connections: 2\n      breaker_failures: 3\n      breaker_secs: 1\n  sms:\n    transport: outbox\n  batch_size: 50\n  in_doubt:\n    email: skip\n"
+        "  email:\n    transport: smtp\n    smtp:\n      host: 127.0.0.1\n      port: {port}\n      security: plain\n      timeout_secs: 2\n      connections: 2\n      breaker_failures: 3\n      breaker_secs: 1\n  sms:\n    transport: outbox\n  batch_size: 50\n  handover_batch: {handover_batch}\n  in_doubt:\n    email: skip\n"
     )
 }
 
@@ -78,9 +80,14 @@ struct Run {
 /// Drains N emails into a sink started with `fault`, then (after the breaker's time) into a
 /// healthy sink on the same port, two hours later; checks what every run must satisfy.
 async fn run(fault: &[&str]) -> Option<Run> {
+    run_with(fault, 1).await
+}
+
+/// [`run`] with `delivery.handover_batch`.
+async fn run_with(fault: &[&str], handover_batch: u32) -> Option<Run> {
     let mut faulty = SmtpSink::start(fault)?;
     let port = faulty.port();
-    let t = TestApp::start(Db::Sqlite, &delivery(port)).await?;
+    let t = TestApp::start(Db::Sqlite, &delivery(port, handover_batch)).await?;
     assert!(t.customers(&customers()).await.is_empty());
     assert_eq!(t.app.tick(at(NOW)).await.unwrap().queued, N);
     let first = t.app.drain(at(NOW)).await.unwrap();
@@ -148,6 +155,18 @@ async fn soft_rejects_wait_and_go_out_once_the_relay_takes_them() {
     assert!(r.faulty.is_empty(), "{r:?}");
 }
 
+/// Rows committed `sending` ahead of their envelope and refused at RCPT were never handed
+/// over: retried, not in doubt.
+#[tokio::test]
+async fn soft_rejects_of_rows_committed_ahead_are_retried_not_in_doubt() {
+    let Some(r) = run_with(&["-r", "RCPT", "-b", "452 4.2.2 Mailbox full"], 4).await else {
+        return;
+    };
+    assert_eq!((r.first.retrying, r.first.in_doubt), (N, 0), "{r:?}");
+    assert_eq!(count(&r, "sent"), N, "{r:?}");
+    assert!(r.faulty.is_empty(), "{r:?}");
+}
+
 #[tokio::test]
 async fn hard_rejects_fail_alone_and_are_never_retried() {
     let Some(r) = run(&["-f", "RCPT", "-B", "550 5.1.1 User unknown"]).await else {
@@ -173,6 +192,25 @@ async fn a_421_relay_opens_the_breaker_and_everything_goes_out_when_it_is_back()
         "{r:?}"
     );
     // The relay is back: the probe succeeds, the breaker closes, all are sent once.
+    assert_eq!(count(&r, "sent"), N, "{r:?}");
+    assert!(r.faulty.is_empty(), "{r:?}");
+}
+
+/// With rows committed `sending` ahead (`handover_batch: 4`), the breaker still puts the rest
+/// back untried: a `sending` row the transport never started goes back to `pending`, its
+/// attempt not counted, instead of turning `in_doubt`.
+#[tokio::test]
+async fn the_breaker_gives_back_rows_committed_ahead_untried() {
+    let Some(r) = run_with(&["-Q", "MAIL"], 4).await else {
+        return;
+    };
+    assert_eq!(r.first.sent + r.first.failed + r.first.in_doubt, 0, "{r:?}");
+    assert_eq!(r.first.retrying + r.first.deferred, N, "{r:?}");
+    assert!(
+        r.first.retrying <= 3 + 2 && r.first.deferred >= N - 5,
+        "{r:?}"
+    );
+    assert_eq!(r.first.lease_lost, 0, "{r:?}");
     assert_eq!(count(&r, "sent"), N, "{r:?}");
     assert!(r.faulty.is_empty(), "{r:?}");
 }

@@ -715,12 +715,23 @@ async fn twilio_21610_opts_the_number_out_of_sms() {
 /// gateway has exactly 3 open at its peak, never more (what a crash can leave in doubt).
 #[tokio::test]
 async fn sms_concurrency_caps_the_requests_in_flight() {
+    requests_in_flight(1).await;
+}
+
+/// The same with rows committed `sending` four at a time ahead of their request
+/// (`delivery.handover_batch: 4`): the commits change, the cap on requests does not.
+#[tokio::test]
+async fn sms_concurrency_caps_the_requests_in_flight_with_a_handover_batch() {
+    requests_in_flight(4).await;
+}
+
+async fn requests_in_flight(handover_batch: u32) {
     let tw = Gateway::start_with_delay(twilio(Twilio::Accept), Duration::from_millis(40)).await;
     let token = ScratchDir::new("twilio-token");
     let token_file = token.path().join("token");
     std::fs::write(&token_file, TOKEN).unwrap();
     let delivery = format!(
-        "  email:\n    transport: outbox\n  batch_size: 10\n  sms:\n    concurrency: 3\n    providers:\n{}",
+        "  email:\n    transport: outbox\n  batch_size: 10\n  handover_batch: {handover_batch}\n  sms:\n    concurrency: 3\n    providers:\n{}",
         twilio_yaml(&tw.url()).replace("twilio-token", &token_file.display().to_string())
     );
     let t = TestApp::start(Db::Sqlite, &delivery).await.unwrap();
