@@ -30,7 +30,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ritualist::app::{App, ImportKind, import_file};
-use ritualist::channel::{EmailParts, build_email};
+use ritualist::channel::{EmailParts, Outgoing, build_email};
 use ritualist::config::Config;
 use ritualist::store::{NewDelivery, Status};
 
@@ -522,8 +522,38 @@ fn wrk_rate(port: u16) -> Option<f64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-async fn sms(n: usize) -> (Option<f64>, f64) {
+/// The SMS provider's HTTP client alone, no ledger: `n` messages through `Channels::send`
+/// (the generic provider's request, reqwest, the reply's classification) with
+/// `sms.concurrency` in flight — the ceiling of the HTTP stack, beside wrk's.
+async fn sms_client_alone(app: &App, n: usize) -> f64 {
+    use futures_util::StreamExt;
+    let t = Instant::now();
+    let accepted = futures_util::stream::iter(0..n)
+        .map(|i| async move {
+            let to = format!("+4072{i:07}");
+            let msg = Outgoing {
+                channel: "sms",
+                recipient: &to,
+                payload: "Emma, la multi ani! Floare & Co",
+                message_id: None,
+                from: "hello@floare.example",
+                handover: None,
+            };
+            app.channels.send(&msg).await.is_ok()
+        })
+        .buffer_unordered(sms_concurrency())
+        .filter(|ok| futures_util::future::ready(*ok))
+        .count()
+        .await;
+    let rate = n as f64 / t.elapsed().as_secs_f64();
+    assert_eq!(accepted, n);
+    rate
+}
+
+/// (wrk, the HTTP client alone, ritualist's drain)
+async fn sms(n: usize) -> (Option<f64>, f64, f64) {
     let mut base = Vec::new();
+    let mut client = Vec::new();
     let mut ours = Vec::new();
     let (port, _task) = gateway();
     for round in 0..ROUNDS {
@@ -535,15 +565,21 @@ async fn sms(n: usize) -> (Option<f64>, f64) {
             sms_concurrency()
         ));
         let app = filled(&cfg, &dir.0, n, "sms").await;
+        client.push(sms_client_alone(&app, n).await);
         let rate = n as f64 / drain_secs(app, n).await;
         ours.push(rate);
         eprintln!(
-            "sms round {}: wrk {:?}/s, ritualist {rate:.0}/s",
+            "sms round {}: wrk {:?}/s, HTTP client alone {:.0}/s, ritualist {rate:.0}/s",
             round + 1,
-            base.last()
+            base.last(),
+            client[round]
         );
     }
-    ((!base.is_empty()).then(|| median(base)), median(ours))
+    (
+        (!base.is_empty()).then(|| median(base)),
+        median(client),
+        median(ours),
+    )
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -585,7 +621,14 @@ async fn main() {
         );
     }
     if run("sms") {
-        let (wrk, ours) = sms(n).await;
+        let (wrk, client, ours) = sms(n).await;
+        if let Some(w) = wrk {
+            println!(
+                "SMS   the HTTP client alone (reqwest, no ledger), {} in flight: {client:.0} req/s = {:.2}× wrk",
+                sms_concurrency(),
+                client / w
+            );
+        }
         match wrk {
             Some(w) => println!(
                 "SMS   wrk -c {}: {w:.0} req/s; ritualist drain (generic HTTP provider, ledger on SQLite): {ours:.0} msg/s = {:.2}× (bar ≥ 0.5×: {})",

@@ -12,11 +12,22 @@ use crate::peers::SmtpSink;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_releases_what_was_not_handed_over_and_settles_what_was() {
+    stop_with_two_on_the_wire(1).await;
+}
+
+/// The same with rows committed `sending` four at a time ahead of their envelope: the six
+/// committed but never started go back to the queue too, not into doubt.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_gives_back_rows_committed_ahead_that_never_started() {
+    stop_with_two_on_the_wire(4).await;
+}
+
+async fn stop_with_two_on_the_wire(handover_batch: usize) {
     let Some(sink) = SmtpSink::start(&["-W", ".:30"]) else {
         return;
     };
     let delivery = format!(
-        "  email:\n    transport: smtp\n    smtp:\n      host: 127.0.0.1\n      port: {}\n      security: plain\n      timeout_secs: 60\n      connections: 2\n  sms:\n    transport: outbox\n  shutdown_timeout_secs: 2\n",
+        "  email:\n    transport: smtp\n    smtp:\n      host: 127.0.0.1\n      port: {}\n      security: plain\n      timeout_secs: 60\n      connections: 2\n  sms:\n    transport: outbox\n  shutdown_timeout_secs: 2\n  handover_batch: {handover_batch}\n",
         sink.port()
     );
     let Some(t) = TestApp::start(Db::Sqlite, &delivery).await else {
@@ -42,11 +53,20 @@ async fn sigterm_releases_what_was_not_handed_over_and_settles_what_was() {
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    // Wait (bounded) until two messages are on the wire.
+    // Wait (bounded) until two messages are on the wire: two rows `sending` one by one; with
+    // a handover batch, both chunks committed (2 × 4 rows) and the first two messages' bodies
+    // at the relay, which holds their final reply.
+    let sending = if handover_batch == 1 {
+        2
+    } else {
+        2 * handover_batch as i64
+    };
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let counts = t.app.store.status_counts().await.unwrap();
-        if counts.get("sending").copied().unwrap_or(0) == 2 {
+        if counts.get("sending").copied().unwrap_or(0) == sending
+            && (handover_batch == 1 || sink.messages().len() == 2)
+        {
             break;
         }
         assert!(
