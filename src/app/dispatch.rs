@@ -175,9 +175,38 @@ impl App {
         self.render_claimed(&mut batch, now, &mut report).await?;
         let batch: Vec<ClaimedDelivery> =
             batch.into_iter().filter(|r| r.payload.is_some()).collect();
-        if d.handover_batch > 1 {
-            return self.send_ahead(batch, now_s, &paused, report).await;
+        // Each channel goes one by one or, with `handover_batch` > 1, ahead; both at once.
+        let (ahead, one_by_one): (Vec<_>, Vec<_>) = batch
+            .into_iter()
+            .partition(|r| d.handover_batch.of(&r.channel) > 1);
+        let (email_ahead, sms_ahead): (Vec<_>, Vec<_>) =
+            ahead.into_iter().partition(|r| r.channel != "sms");
+        let paused = &paused;
+        let (a, b, c) = futures_util::future::join3(
+            self.send_one_by_one(one_by_one, now_s, paused),
+            self.send_ahead(email_ahead, now_s, paused),
+            self.send_ahead(sms_ahead, now_s, paused),
+        )
+        .await;
+        report.add(a?);
+        report.add(b?);
+        report.add(c?);
+        Ok(report)
+    }
+
+    /// Sends rows committing each one `sending` by itself, at the last moment (after `354`,
+    /// right before the request): at most one unsettled message per connection.
+    async fn send_one_by_one(
+        &self,
+        batch: Vec<ClaimedDelivery>,
+        now_s: i64,
+        paused: &[String],
+    ) -> Result<DispatchReport, super::AppError> {
+        let mut report = DispatchReport::default();
+        if batch.is_empty() {
+            return Ok(report);
         }
+        let d = &self.cfg.delivery;
         let from = self.cfg.shop.from_email.clone();
         let handovers: Vec<RowHandover<'_>> = batch
             .iter()
@@ -189,7 +218,6 @@ impl App {
                 lease_secs: d.lease_secs,
             })
             .collect();
-        let paused = &paused;
         // A message holds its channel's permit from its send until its result is recorded,
         // so at most `concurrency(channel)` messages of a channel are unsettled at any moment
         // (what a crash can leave in doubt).
@@ -251,19 +279,24 @@ impl App {
     /// the next messages go out. A row whose transport says it never handed the message over
     /// (connection refused, 4xx before the body, the breaker open) is settled as untried, as
     /// on the one-by-one path.
+    ///
+    /// `batch`: rows of one channel.
     async fn send_ahead(
         &self,
         batch: Vec<ClaimedDelivery>,
         now_s: i64,
         paused: &[String],
-        mut report: DispatchReport,
     ) -> Result<DispatchReport, super::AppError> {
         use std::sync::atomic::{AtomicBool, Ordering};
 
         use futures_util::StreamExt;
 
+        let mut report = DispatchReport::default();
+        let Some(first) = batch.first() else {
+            return Ok(report);
+        };
         let d = &self.cfg.delivery;
-        let chunk = d.handover_batch as usize;
+        let chunk = d.handover_batch.of(&first.channel) as usize;
         // Free places among the unsettled rows (2 × N): a chunk is committed once all of
         // its places are free, so the next chunk is ready while the previous one is sending.
         let unsettled = Semaphore::new(2 * chunk);

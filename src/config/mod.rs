@@ -17,8 +17,8 @@ pub use diagnostic::{Diagnostic, Diagnostics, Severity, did_you_mean, parse_yaml
 pub use engine::{AllowedHours, EngineConfig, FrequencyCap};
 pub use http::HttpConfig;
 pub use settings::{
-    Config, Defaults, DeliveryConfig, DkimAlgorithm, DkimSettings, EmailTransport, InDoubtPolicy,
-    Links, RateLimit, Secret, Shop, SmtpConfig, SmtpSecurity,
+    Config, Defaults, DeliveryConfig, DkimAlgorithm, DkimSettings, EmailTransport, HandoverBatch,
+    InDoubtPolicy, Links, RateLimit, Secret, Shop, SmtpConfig, SmtpSecurity,
 };
 pub use sms::{
     AcceptRule, HttpBody, HttpMethod, HttpSmsConfig, JsonFieldRule, JsonTemplate, KannelConfig,

@@ -81,8 +81,49 @@ struct DeliverySpec {
     pause_secs: Option<u32>,
     /// How long a stopping daemon waits for messages in flight.
     shutdown_timeout_secs: Option<u32>,
-    /// Messages committed `sending` per statement (1: each by itself, at the last moment).
-    handover_batch: Option<Spanned<u32>>,
+    /// Messages committed `sending` per statement (1: each by itself, at the last moment):
+    /// one number for both channels, or `{ email: N, sms: M }`.
+    handover_batch: Option<Spanned<HandoverSpec>>,
+}
+
+#[derive(Debug)]
+enum HandoverSpec {
+    Both(u32),
+    PerChannel(HandoverPerChannel),
+}
+
+/// A number, or a map with `email` and/or `sms` (an error that says so otherwise).
+impl<'de> Deserialize<'de> for HandoverSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = HandoverSpec;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a number of messages (both channels) or `{ email: N, sms: M }`")
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<HandoverSpec, E> {
+                Ok(HandoverSpec::Both(n.min(u32::MAX as u64) as u32))
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<HandoverSpec, E> {
+                Ok(HandoverSpec::Both(n.clamp(0, u32::MAX as i64) as u32))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                m: A,
+            ) -> Result<HandoverSpec, A::Error> {
+                HandoverPerChannel::deserialize(serde::de::value::MapAccessDeserializer::new(m))
+                    .map(HandoverSpec::PerChannel)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HandoverPerChannel {
+    email: Option<u32>,
+    sms: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -340,17 +381,36 @@ pub struct DeliveryConfig {
     /// First pause of a channel refused "about us"; doubles per strike, at most a day.
     pub pause_secs: u32,
     pub shutdown_timeout_secs: u32,
-    /// `1` (the default): each message is committed `sending` by itself at the last moment
+    /// Per channel ([`HandoverBatch::of`]): `1` (the default): each message is committed `sending` by itself at the last moment
     /// (SMTP: after `354`; HTTP: right before the request), so a crash leaves at most one
     /// message per connection or request in doubt. `N > 1`: messages are committed `sending` N
     /// per statement before their envelope or request, at most `2 × N` at once — fewer commits
     /// per message, and up to `2 × N` messages in doubt after a crash (RELIABILITY.md §1,
     /// "batches widen the in-doubt window").
-    pub handover_batch: u32,
+    pub handover_batch: HandoverBatch,
 }
 
 /// The largest `delivery.handover_batch`.
 pub const MAX_HANDOVER_BATCH: u32 = 1000;
+
+/// `delivery.handover_batch` of each channel (1: one by one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HandoverBatch {
+    pub email: u32,
+    pub sms: u32,
+}
+
+impl HandoverBatch {
+    pub const ONE_BY_ONE: HandoverBatch = HandoverBatch { email: 1, sms: 1 };
+
+    pub fn of(&self, channel: &str) -> u32 {
+        if channel == "sms" {
+            self.sms
+        } else {
+            self.email
+        }
+    }
+}
 
 /// What happens to a message that was handed over when the answer was lost (RELIABILITY.md §1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -885,21 +945,38 @@ fn smtp_config(path: &Path, s: &SmtpSpec, diags: &mut Diagnostics) -> SmtpConfig
     }
 }
 
-/// `delivery.handover_batch`: 1 to [`MAX_HANDOVER_BATCH`].
-fn handover_batch(path: &Path, spec: Option<&Spanned<u32>>, diags: &mut Diagnostics) -> u32 {
-    let Some(n) = spec else { return 1 };
-    if (1..=MAX_HANDOVER_BATCH).contains(&n.value) {
-        return n.value;
+/// `delivery.handover_batch`: 1 to [`MAX_HANDOVER_BATCH`], for both channels or each.
+fn handover_batch(
+    path: &Path,
+    spec: Option<&Spanned<HandoverSpec>>,
+    diags: &mut Diagnostics,
+) -> HandoverBatch {
+    let Some(spec) = spec else {
+        return HandoverBatch::ONE_BY_ONE;
+    };
+    let (email, sms) = match &spec.value {
+        HandoverSpec::Both(n) => (Some(*n), Some(*n)),
+        HandoverSpec::PerChannel(p) => (p.email, p.sms),
+    };
+    let mut check = |n: Option<u32>| match n {
+        None => 1,
+        Some(n) if (1..=MAX_HANDOVER_BATCH).contains(&n) => n,
+        Some(n) => {
+            diags.push(
+                Diagnostic::at(
+                    path,
+                    &spec.referenced,
+                    format!("handover_batch must be between 1 and {MAX_HANDOVER_BATCH}, not {n}"),
+                )
+                .with_hint("1 (the default) commits each message `sending` by itself; N commits N at once, and a crash may leave up to 2 × N messages in doubt (per channel: `handover_batch: { email: 100, sms: 1 }`)"),
+            );
+            1
+        }
+    };
+    HandoverBatch {
+        email: check(email),
+        sms: check(sms),
     }
-    diags.push(
-        Diagnostic::at(
-            path,
-            &n.referenced,
-            format!("handover_batch must be between 1 and {MAX_HANDOVER_BATCH}, not {}", n.value),
-        )
-        .with_hint("1 (the default) commits each message `sending` by itself; N commits N at once, and a crash may leave up to 2 × N messages in doubt"),
-    );
-    1
 }
 
 fn in_doubt_policy(
@@ -1013,11 +1090,27 @@ mod tests {
     #[test]
     fn handover_batch_defaults_to_one_and_rejects_out_of_range_with_its_line() {
         let c = Config::from_str(Path::new("c.yaml"), GOOD).unwrap();
-        assert_eq!(c.delivery.handover_batch, 1);
+        assert_eq!(c.delivery.handover_batch, HandoverBatch::ONE_BY_ONE);
         let text = format!("{GOOD}delivery:\n  handover_batch: 50\n");
         let c = Config::from_str(Path::new("c.yaml"), &text).unwrap();
-        assert_eq!(c.delivery.handover_batch, 50);
-        for bad in ["0", "5000"] {
+        assert_eq!(
+            c.delivery.handover_batch,
+            HandoverBatch { email: 50, sms: 50 }
+        );
+        let text = format!("{GOOD}delivery:\n  handover_batch:\n    email: 200\n");
+        let c = Config::from_str(Path::new("c.yaml"), &text).unwrap();
+        assert_eq!(
+            c.delivery.handover_batch,
+            HandoverBatch { email: 200, sms: 1 }
+        );
+        assert_eq!(
+            (
+                c.delivery.handover_batch.of("email"),
+                c.delivery.handover_batch.of("sms")
+            ),
+            (200, 1)
+        );
+        for bad in ["0", "5000", "{ email: 10, sms: 0 }"] {
             let text = format!("{GOOD}delivery:\n  batch_size: 50\n  handover_batch: {bad}\n");
             let line = text.lines().count();
             let d = Config::from_str(Path::new("c.yaml"), &text).unwrap_err();

@@ -104,13 +104,16 @@ async fn ticks(app: &App) -> Result<(), AppError> {
         "daemon started; ticking every {} s",
         period.as_secs()
     );
-    let batch = app.cfg.delivery.handover_batch;
-    if batch > 1 {
-        tracing::warn!(
-            handover_batch = batch,
-            "messages are committed `sending` {batch} at a time: a crash may leave up to {} in doubt (delivery.handover_batch)",
-            2 * batch
-        );
+    for channel in ["email", "sms"] {
+        let batch = app.cfg.delivery.handover_batch.of(channel);
+        if batch > 1 {
+            tracing::warn!(
+                channel,
+                handover_batch = batch,
+                "{channel}: messages are committed `sending` {batch} at a time: a crash may leave up to {} in doubt (delivery.handover_batch)",
+                2 * batch
+            );
+        }
     }
     loop {
         if app.stop_requested() {

@@ -715,17 +715,25 @@ async fn twilio_21610_opts_the_number_out_of_sms() {
 /// gateway has exactly 3 open at its peak, never more (what a crash can leave in doubt).
 #[tokio::test]
 async fn sms_concurrency_caps_the_requests_in_flight() {
-    requests_in_flight(1).await;
+    requests_in_flight("1", 0).await;
 }
 
 /// The same with rows committed `sending` four at a time ahead of their request
 /// (`delivery.handover_batch: 4`): the commits change, the cap on requests does not.
 #[tokio::test]
 async fn sms_concurrency_caps_the_requests_in_flight_with_a_handover_batch() {
-    requests_in_flight(4).await;
+    requests_in_flight("4", 0).await;
 }
 
-async fn requests_in_flight(handover_batch: u32) {
+/// A batch of emails committed ahead (`handover_batch: { email: 4 }`) and SMS one by one, sent
+/// side by side: each channel keeps its own path and cap, everything goes out once.
+#[tokio::test]
+async fn emails_ahead_and_sms_one_by_one_in_the_same_batch() {
+    requests_in_flight("{ email: 4 }", 5).await;
+}
+
+/// 12 SMS (and `emails` emails to the outbox) through a gateway answering in 40 ms.
+async fn requests_in_flight(handover_batch: &str, emails: usize) {
     let tw = Gateway::start_with_delay(twilio(Twilio::Accept), Duration::from_millis(40)).await;
     let token = ScratchDir::new("twilio-token");
     let token_file = token.path().join("token");
@@ -741,11 +749,27 @@ async fn requests_in_flight(handover_batch: u32) {
             "p{i},Ana,,,+407210001{i:02},ro,Europe/Bucharest,1990-07-07,sms\n"
         ));
     }
+    for i in 0..emails {
+        csv.push_str(&format!(
+            "e{i},Ana,,e{i}@example.com,,ro,Europe/Bucharest,1990-07-07,email\n"
+        ));
+    }
     assert!(t.customers(&csv).await.is_empty());
     let now = at("2027-07-07T12:00:00Z");
-    assert_eq!(t.app.tick(now).await.unwrap().queued, 12);
+    assert_eq!(t.app.tick(now).await.unwrap().queued, 12 + emails);
     let d = t.app.drain(now).await.unwrap();
-    assert_eq!((d.claimed, d.sent, d.failed), (12, 12, 0), "{d:?}");
+    assert_eq!(
+        (d.claimed, d.sent, d.failed, d.in_doubt),
+        (12 + emails, 12 + emails, 0, 0),
+        "{d:?}"
+    );
+    let counts = t.app.store.status_counts().await.unwrap();
+    assert_eq!(
+        counts.get("sent").copied(),
+        Some((12 + emails) as i64),
+        "{counts:?}"
+    );
+    assert_eq!(t.outbox_emails().len(), emails, "each email written once");
     let mut to: Vec<String> = tw
         .received()
         .iter()
