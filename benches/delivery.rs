@@ -7,6 +7,8 @@
 //!   the same number of same-size messages to the same sink. Bar: ≥ 0.5×.
 //! - **SMS**: N SMS drained through the generic HTTP provider into a local HTTP gateway (axum,
 //!   200 "OK") — against `wrk -c 8` (keep-alive) on the same endpoint for 5 s. Bar: ≥ 0.5×.
+//!   Also the provider's HTTP client alone (the same requests through `Channels::send`, no
+//!   ledger), as a ratio to wrk: the ceiling of the HTTP stack.
 //! - **PostgreSQL outbox**: N pending rows claimed and acknowledged by `App::drain` with the
 //!   `discard` transport (claim, `sending`, `sent`: every ledger write of a real send) — against
 //!   pgbench running a raw batched `FOR UPDATE SKIP LOCKED` claim (50 rows) and complete script
