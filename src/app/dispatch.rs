@@ -112,6 +112,22 @@ impl Handover for RowHandover<'_> {
     }
 }
 
+/// A claimed row as its transport takes it: the stored bytes, sent as they are.
+fn outgoing<'a>(
+    row: &'a ClaimedDelivery,
+    from: &'a str,
+    handover: Option<&'a dyn Handover>,
+) -> Outgoing<'a> {
+    Outgoing {
+        channel: &row.channel,
+        recipient: &row.recipient,
+        payload: row.payload.as_deref().unwrap_or_default(),
+        message_id: row.message_id.as_deref(),
+        from,
+        handover,
+    }
+}
+
 /// The first pause of a channel refused "about us" is `base` seconds; each strike doubles it,
 /// up to a day.
 pub fn pause_secs(base: u32, strikes: i64) -> i64 {
@@ -194,6 +210,17 @@ impl App {
         Ok(report)
     }
 
+    /// Completes `delivery.shutdown_timeout_secs` after a stop was requested: how long sends
+    /// in flight may still take.
+    fn grace_after_stop(&self) -> impl std::future::Future<Output = ()> + 'static {
+        let mut stopping = self.stopping.subscribe();
+        let grace = Duration::from_secs(self.cfg.delivery.shutdown_timeout_secs as u64);
+        async move {
+            let _ = stopping.wait_for(|s| *s).await;
+            tokio::time::sleep(grace).await;
+        }
+    }
+
     /// Sends rows committing each one `sending` by itself, at the last moment (after `354`,
     /// right before the request): at most one unsettled message per connection.
     async fn send_one_by_one(
@@ -233,14 +260,7 @@ impl App {
                     email_permits
                 };
                 let _permit = permits.acquire().await;
-                let msg = Outgoing {
-                    channel: &row.channel,
-                    recipient: &row.recipient,
-                    payload: row.payload.as_deref().unwrap_or_default(),
-                    message_id: row.message_id.as_deref(),
-                    from,
-                    handover: Some(handover),
-                };
+                let msg = outgoing(row, from, Some(handover));
                 let result = self
                     .metrics
                     .timed(&row.channel, self.channels.send(&msg))
@@ -253,15 +273,9 @@ impl App {
         // Sends of one batch run concurrently (the SMTP pool caps connections). A stop request
         // gives them `shutdown_timeout_secs`; what is not done by then is released.
         let all = futures_util::future::join_all(sends);
-        let mut stopping = self.stopping.subscribe();
-        let grace = Duration::from_secs(d.shutdown_timeout_secs as u64);
-        let stop_then_grace = async move {
-            let _ = stopping.wait_for(|s| *s).await;
-            tokio::time::sleep(grace).await;
-        };
         let results = tokio::select! {
             r = all => r,
-            _ = stop_then_grace => {
+            _ = self.grace_after_stop() => {
                 return self.abandon(&batch, None, now_s, report).await;
             }
         };
@@ -348,15 +362,8 @@ impl App {
                     };
                     let permit = permits.acquire().await;
                     started_ref[i].store(true, Ordering::SeqCst);
-                    let msg = Outgoing {
-                        channel: &row.channel,
-                        recipient: &row.recipient,
-                        payload: row.payload.as_deref().unwrap_or_default(),
-                        message_id: row.message_id.as_deref(),
-                        from,
-                        // Committed already, with its chunk.
-                        handover: None,
-                    };
+                    // Committed already, with its chunk.
+                    let msg = outgoing(row, from, None);
                     let result = self
                         .metrics
                         .timed(&row.channel, self.channels.send(&msg))
@@ -374,15 +381,9 @@ impl App {
                 Ok::<DispatchReport, super::AppError>(acc)
             });
         let all = futures_util::future::join(feed, send);
-        let mut stopping = self.stopping.subscribe();
-        let grace = Duration::from_secs(d.shutdown_timeout_secs as u64);
-        let stop_then_grace = async move {
-            let _ = stopping.wait_for(|s| *s).await;
-            tokio::time::sleep(grace).await;
-        };
         let (fed, sent) = tokio::select! {
             r = all => r,
-            _ = stop_then_grace => {
+            _ = self.grace_after_stop() => {
                 return self.abandon(&batch, Some(&started), now_s, report).await;
             }
         };

@@ -447,14 +447,7 @@ impl Store {
         token: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let n = self
-            .exec(
-                "UPDATE deliveries SET status = 'pending', attempts = attempts - 1, lease_token = NULL, lease_until = NULL, updated_at = $1 \
-                 WHERE id = $2 AND lease_token = $3 AND status = 'claimed'",
-                vec![now.into(), id.into(), token.to_string().into()],
-            )
-            .await?;
-        Ok(n == 1)
+        self.release(id, token, now, "status = 'claimed'").await
     }
 
     /// Gives a row back whose send never started (a stopping daemon): `claimed` or `sending`
@@ -466,10 +459,25 @@ impl Store {
         token: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
+        self.release(id, token, now, "status IN ('claimed', 'sending')")
+            .await
+    }
+
+    /// `→ pending` under `token` where `from` (a condition on the status) holds, the attempt
+    /// not counted.
+    async fn release(
+        &self,
+        id: i64,
+        token: &str,
+        now: i64,
+        from: &str,
+    ) -> Result<bool, StoreError> {
         let n = self
             .exec(
-                "UPDATE deliveries SET status = 'pending', attempts = attempts - 1, lease_token = NULL, lease_until = NULL, updated_at = $1 \
-                 WHERE id = $2 AND lease_token = $3 AND status IN ('claimed', 'sending')",
+                &format!(
+                    "UPDATE deliveries SET status = 'pending', attempts = attempts - 1, lease_token = NULL, lease_until = NULL, updated_at = $1 \
+                     WHERE id = $2 AND lease_token = $3 AND {from}"
+                ),
                 vec![now.into(), id.into(), token.to_string().into()],
             )
             .await?;
