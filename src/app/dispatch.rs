@@ -380,9 +380,28 @@ impl App {
                 acc.add(r?);
                 Ok::<DispatchReport, super::AppError>(acc)
             });
+        // Rows committed ahead may wait for a connection longer than their lease: renew it
+        // every third of a lease while the batch is out (the rows on the wire too).
+        let ids: Vec<i64> = batch.iter().map(|r| r.id).collect();
+        let token = first.lease_token.clone();
+        let keep_leases = async {
+            let every = Duration::from_secs((d.lease_secs as u64 / 3).max(1));
+            let began = std::time::Instant::now();
+            loop {
+                tokio::time::sleep(every).await;
+                let until = now_s + began.elapsed().as_secs() as i64 + d.lease_secs as i64;
+                match self.store.renew_sending_leases(&ids, &token, until).await {
+                    Ok(n) => tracing::debug!(renewed = n, "leases of rows committed ahead renewed"),
+                    Err(e) => {
+                        tracing::warn!("cannot renew the leases of rows committed ahead: {e}")
+                    }
+                }
+            }
+        };
         let all = futures_util::future::join(feed, send);
         let (fed, sent) = tokio::select! {
             r = all => r,
+            _ = keep_leases => unreachable!("the lease keeper never ends"),
             _ = self.grace_after_stop() => {
                 return self.abandon(&batch, Some(&started), now_s, report).await;
             }

@@ -407,6 +407,32 @@ impl Store {
             .await
     }
 
+    /// Renews, until `until`, the lease of those of `ids` still `sending` under `token`: rows
+    /// committed `sending` ahead (`delivery.handover_batch` > 1) may wait for a connection
+    /// longer than their lease, and an expired lease would put them in doubt while this worker
+    /// is about to send them. Returns how many were renewed.
+    pub async fn renew_sending_leases(
+        &self,
+        ids: &[i64],
+        token: &str,
+        until: i64,
+    ) -> Result<u64, StoreError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let mut values: Vec<Value> = vec![until.into(), token.to_string().into()];
+        values.extend(ids.iter().map(|i| Value::from(*i)));
+        self.exec(
+            &format!(
+                "UPDATE deliveries SET lease_until = $1 \
+                 WHERE lease_token = $2 AND status = 'sending' AND id IN ({})",
+                placeholders(3, ids.len())
+            ),
+            values,
+        )
+        .await
+    }
+
     /// A handed-over message without a definite answer: `in_doubt` (kept, never sent again by
     /// itself) or, when the channel's policy resends, `retry_wait` at `resend_at`.
     pub async fn mark_in_doubt(

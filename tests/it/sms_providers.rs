@@ -780,3 +780,42 @@ async fn requests_in_flight(handover_batch: &str, emails: usize) {
     assert_eq!(to.len(), 12, "each number once: {to:?}");
     assert_eq!(tw.peak(), 3, "in flight at once");
 }
+
+/// Rows committed `sending` ahead may wait for their turn longer than their lease: the lease is
+/// renewed while the batch is out, so a second daemon's reaper (its clock 12 s on, past the
+/// 10 s lease) finds nothing expired and puts nothing in doubt. Six SMS, one request at a
+/// time, each answered in 2 s, all six committed at the start (`handover_batch: 3`).
+#[tokio::test]
+async fn leases_of_rows_committed_ahead_are_renewed_while_they_wait() {
+    let tw = Gateway::start_with_delay(twilio(Twilio::Accept), Duration::from_secs(2)).await;
+    let token = ScratchDir::new("twilio-token");
+    let token_file = token.path().join("token");
+    std::fs::write(&token_file, TOKEN).unwrap();
+    let delivery = format!(
+        "  email:\n    transport: outbox\n  lease_secs: 10\n  handover_batch: 3\n  sms:\n    concurrency: 1\n    providers:\n{}",
+        twilio_yaml(&tw.url()).replace("twilio-token", &token_file.display().to_string())
+    );
+    let t = TestApp::start(Db::Sqlite, &delivery).await.unwrap();
+    let mut csv = HEADER.to_string();
+    for i in 0..6 {
+        csv.push_str(&format!(
+            "w{i},Ana,,,+407210002{i:02},ro,Europe/Bucharest,1990-07-07,sms\n"
+        ));
+    }
+    assert!(t.customers(&csv).await.is_empty());
+    let now = at("2027-07-07T12:00:00Z");
+    assert_eq!(t.app.tick(now).await.unwrap().queued, 6);
+    let reaper = async {
+        tokio::time::sleep(Duration::from_millis(11_500)).await;
+        t.app
+            .store
+            .release_expired_leases(now.as_second() + 12, &[])
+            .await
+            .unwrap()
+    };
+    let (d, reaped) = tokio::join!(t.app.drain(now), reaper);
+    let d = d.unwrap();
+    assert_eq!(reaped, (0, 0), "nothing expired, nothing put in doubt");
+    assert_eq!((d.sent, d.in_doubt, d.lease_lost), (6, 0, 0), "{d:?}");
+    assert_eq!(tw.received().len(), 6);
+}
