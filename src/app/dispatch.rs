@@ -314,8 +314,7 @@ impl App {
         // Free places among the unsettled rows (2 × N): a chunk is committed once all of
         // its places are free, so the next chunk is ready while the previous one is sending.
         let unsettled = Semaphore::new(2 * chunk);
-        let email_permits = Semaphore::new(self.channels.concurrency("email"));
-        let sms_permits = Semaphore::new(self.channels.concurrency("sms"));
+        let permits = Semaphore::new(self.channels.concurrency(&first.channel));
         // Set when a row's transport starts: a stop gives back the rows never started.
         let started: Vec<AtomicBool> = batch.iter().map(|_| AtomicBool::new(false)).collect();
         let from = self.cfg.shop.from_email.as_str();
@@ -341,7 +340,7 @@ impl App {
             }
             Ok::<(), super::AppError>(())
         };
-        let (started_ref, email_ref, sms_ref) = (&started, &email_permits, &sms_permits);
+        let (started_ref, permits_ref) = (&started, &permits);
         let send = futures_util::stream::poll_fn(move |cx| ready.poll_recv(cx))
             .map(|(i, handed_over)| async move {
                 let row = &batch_ref[i];
@@ -355,12 +354,7 @@ impl App {
                         ..Default::default()
                     })
                 } else {
-                    let permits = if row.channel == "sms" {
-                        sms_ref
-                    } else {
-                        email_ref
-                    };
-                    let permit = permits.acquire().await;
+                    let permit = permits_ref.acquire().await;
                     started_ref[i].store(true, Ordering::SeqCst);
                     // Committed already, with its chunk.
                     let msg = outgoing(row, from, None);
@@ -555,16 +549,19 @@ impl App {
         let d = &self.cfg.delivery;
         for (i, row) in batch.iter().enumerate() {
             let released = match started {
+                // One by one: still `claimed` means not handed over.
+                None => {
+                    self.store
+                        .release_claimed(row.id, &row.lease_token, now)
+                        .await?
+                }
                 Some(s) if !s[i].load(std::sync::atomic::Ordering::SeqCst) => {
                     self.store
                         .release_untried(row.id, &row.lease_token, now)
                         .await?
                 }
-                _ => {
-                    self.store
-                        .release_claimed(row.id, &row.lease_token, now)
-                        .await?
-                }
+                // Its transport had it: in doubt, below.
+                Some(_) => false,
             };
             if released {
                 report.released += 1;

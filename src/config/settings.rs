@@ -88,7 +88,8 @@ struct DeliverySpec {
 
 #[derive(Debug)]
 enum HandoverSpec {
-    Both(u32),
+    /// As written (a negative number is reported as such).
+    Both(i64),
     PerChannel(HandoverPerChannel),
 }
 
@@ -102,10 +103,10 @@ impl<'de> Deserialize<'de> for HandoverSpec {
                 f.write_str("a number of messages (both channels) or `{ email: N, sms: M }`")
             }
             fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<HandoverSpec, E> {
-                Ok(HandoverSpec::Both(n.min(u32::MAX as u64) as u32))
+                Ok(HandoverSpec::Both(i64::try_from(n).unwrap_or(i64::MAX)))
             }
             fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<HandoverSpec, E> {
-                Ok(HandoverSpec::Both(n.clamp(0, u32::MAX as i64) as u32))
+                Ok(HandoverSpec::Both(n))
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(
                 self,
@@ -122,8 +123,8 @@ impl<'de> Deserialize<'de> for HandoverSpec {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct HandoverPerChannel {
-    email: Option<u32>,
-    sms: Option<u32>,
+    email: Option<i64>,
+    sms: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -958,9 +959,9 @@ fn handover_batch(
         HandoverSpec::Both(n) => (Some(*n), Some(*n)),
         HandoverSpec::PerChannel(p) => (p.email, p.sms),
     };
-    let mut check = |n: Option<u32>| match n {
+    let mut check = |n: Option<i64>| match n {
         None => 1,
-        Some(n) if (1..=MAX_HANDOVER_BATCH).contains(&n) => n,
+        Some(n) if (1..=MAX_HANDOVER_BATCH as i64).contains(&n) => n as u32,
         Some(n) => {
             diags.push(
                 Diagnostic::at(
@@ -1110,7 +1111,7 @@ mod tests {
             ),
             (200, 1)
         );
-        for bad in ["0", "5000", "{ email: 10, sms: 0 }"] {
+        for bad in ["0", "-5", "5000", "{ email: 10, sms: 0 }"] {
             let text = format!("{GOOD}delivery:\n  batch_size: 50\n  handover_batch: {bad}\n");
             let line = text.lines().count();
             let d = Config::from_str(Path::new("c.yaml"), &text).unwrap_err();

@@ -303,6 +303,16 @@ fn twilio_yaml(base_url: &str) -> String {
     )
 }
 
+/// The daemon's Twilio provider entry with its auth token in a scratch file (which lives as
+/// long as the returned directory).
+fn twilio_provider(base_url: &str) -> (ScratchDir, String) {
+    let token = ScratchDir::new("twilio-token");
+    let token_file = token.path().join("token");
+    std::fs::write(&token_file, TOKEN).unwrap();
+    let yaml = twilio_yaml(base_url).replace("twilio-token", &token_file.display().to_string());
+    (token, yaml)
+}
+
 fn json_yaml(name: &str, base_url: &str) -> String {
     format!(
         r#"      - http:
@@ -595,12 +605,10 @@ async fn the_daemon_sends_through_twilio_and_honours_retry_after() {
         }
     })
     .await;
-    let token = ScratchDir::new("twilio-token");
-    let token_file = token.path().join("token");
-    std::fs::write(&token_file, TOKEN).unwrap();
+    let (_token, twilio) = twilio_provider(&tw.url());
     let delivery = format!(
         "  email:\n    transport: outbox\n  sms:\n    providers:\n{}",
-        twilio_yaml(&tw.url()).replace("twilio-token", &token_file.display().to_string())
+        twilio
     );
     let t = TestApp::start(Db::Sqlite, &delivery).await.unwrap();
     let csv = format!(
@@ -682,12 +690,10 @@ async fn twilio_21610_opts_the_number_out_of_sms() {
         )
     })
     .await;
-    let token = ScratchDir::new("twilio-token");
-    let token_file = token.path().join("token");
-    std::fs::write(&token_file, TOKEN).unwrap();
+    let (_token, twilio) = twilio_provider(&tw.url());
     let delivery = format!(
         "  email:\n    transport: outbox\n  sms:\n    providers:\n{}",
-        twilio_yaml(&tw.url()).replace("twilio-token", &token_file.display().to_string())
+        twilio
     );
     let t = TestApp::start(Db::Sqlite, &delivery).await.unwrap();
     let csv = format!("{HEADER}s1,Ana,,,+40721000009,ro,Europe/Bucharest,1990-07-07,sms\n");
@@ -735,12 +741,10 @@ async fn emails_ahead_and_sms_one_by_one_in_the_same_batch() {
 /// 12 SMS (and `emails` emails to the outbox) through a gateway answering in 40 ms.
 async fn requests_in_flight(handover_batch: &str, emails: usize) {
     let tw = Gateway::start_with_delay(twilio(Twilio::Accept), Duration::from_millis(40)).await;
-    let token = ScratchDir::new("twilio-token");
-    let token_file = token.path().join("token");
-    std::fs::write(&token_file, TOKEN).unwrap();
+    let (_token, twilio) = twilio_provider(&tw.url());
     let delivery = format!(
         "  email:\n    transport: outbox\n  batch_size: 10\n  handover_batch: {handover_batch}\n  sms:\n    concurrency: 3\n    providers:\n{}",
-        twilio_yaml(&tw.url()).replace("twilio-token", &token_file.display().to_string())
+        twilio
     );
     let t = TestApp::start(Db::Sqlite, &delivery).await.unwrap();
     let mut csv = HEADER.to_string();
@@ -788,12 +792,10 @@ async fn requests_in_flight(handover_batch: &str, emails: usize) {
 #[tokio::test]
 async fn leases_of_rows_committed_ahead_are_renewed_while_they_wait() {
     let tw = Gateway::start_with_delay(twilio(Twilio::Accept), Duration::from_secs(2)).await;
-    let token = ScratchDir::new("twilio-token");
-    let token_file = token.path().join("token");
-    std::fs::write(&token_file, TOKEN).unwrap();
+    let (_token, twilio) = twilio_provider(&tw.url());
     let delivery = format!(
         "  email:\n    transport: outbox\n  lease_secs: 10\n  handover_batch: 3\n  sms:\n    concurrency: 1\n    providers:\n{}",
-        twilio_yaml(&tw.url()).replace("twilio-token", &token_file.display().to_string())
+        twilio
     );
     let t = TestApp::start(Db::Sqlite, &delivery).await.unwrap();
     let mut csv = HEADER.to_string();
