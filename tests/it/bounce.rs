@@ -30,15 +30,7 @@ async fn rejected_by(db: Db, args: &[&str]) -> Option<(SmtpSink, TestApp)> {
 
 /// (customer id, consent records) of every customer.
 async fn consents(t: &TestApp) -> Vec<(i64, Vec<(String, bool, String)>)> {
-    let mut ids: Vec<i64> = t
-        .app
-        .store
-        .deliveries()
-        .await
-        .unwrap()
-        .iter()
-        .map(|d| d.customer_id)
-        .collect();
+    let mut ids: Vec<i64> = t.rows().await.iter().map(|d| d.customer_id).collect();
     ids.sort();
     ids.dedup();
     let mut out = Vec::new();
@@ -53,11 +45,8 @@ async fn next_year(t: &TestApp) -> Vec<(String, String)> {
     let now = at("2028-05-05T12:00:00Z");
     t.app.tick(now).await.unwrap();
     t.app.drain(now).await.unwrap();
-    t.app
-        .store
-        .deliveries()
+    t.rows()
         .await
-        .unwrap()
         .into_iter()
         .filter(|d| d.occurrence == "2028")
         .map(|d| (d.status, d.reason.unwrap_or_default()))
@@ -71,7 +60,7 @@ async fn a_user_unknown_to_rcpt_opts_the_customer_out_of_email() {
             let Some((_sink, t)) = rejected_by(db, &["-f", "RCPT", "-B", reply]).await else {
                 continue;
             };
-            for row in t.app.store.deliveries().await.unwrap() {
+            for row in t.rows().await {
                 assert_eq!(row.status, "failed");
                 let err = row.last_error.unwrap_or_default();
                 assert!(err.starts_with("RCPT TO: "), "{err}");
@@ -129,7 +118,7 @@ async fn rejections_of_us_or_of_the_message_never_suppress_the_customer() {
             return;
         };
         let pauses = t.app.store.channel_pauses().await.unwrap();
-        for row in t.app.store.deliveries().await.unwrap() {
+        for row in t.rows().await {
             // About us: the message waits for the channel (never failed, never the customer's
             // fault); about the message: failed.
             let want = if about_us { "retry_wait" } else { "failed" };

@@ -126,18 +126,15 @@ async fn a_browned_out_relay_gets_everything_once_with_backoff_and_the_breaker()
         // Counted failures wait their backoff (at least 30 s): 25 s later they are left alone
         // (only messages the breaker put back untried may go now).
         let waiting: BTreeMap<i64, i32> = t
-            .app
-            .store
-            .deliveries()
+            .rows()
             .await
-            .unwrap()
             .into_iter()
             .filter(|d| d.status == "retry_wait")
             .map(|d| (d.id, d.attempts))
             .collect();
         let soon = t.app.drain(at_second(now + 25)).await.unwrap();
         total.add(soon);
-        let rows = t.app.store.deliveries().await.unwrap();
+        let rows = t.rows().await;
         for d in rows.iter().filter(|d| waiting.contains_key(&d.id)) {
             assert_eq!(
                 (d.status.as_str(), d.attempts),
@@ -150,7 +147,7 @@ async fn a_browned_out_relay_gets_everything_once_with_backoff_and_the_breaker()
         }
     }
 
-    let rows = t.app.store.deliveries().await.unwrap();
+    let rows = t.rows().await;
     assert_eq!(
         t.app.store.status_counts().await.unwrap(),
         BTreeMap::from([("sent".to_string(), N as i64)]),

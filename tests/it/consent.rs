@@ -86,11 +86,8 @@ fn unsub(t: &TestApp, customer_id: i64, channel: Channel, category: &str) -> Str
 /// The birthday rows of one year: (customer id, channel, status, reason).
 async fn birthdays(t: &TestApp, year: &str) -> Vec<(i64, String, String, String)> {
     let mut v: Vec<_> = t
-        .app
-        .store
-        .deliveries()
+        .rows()
         .await
-        .unwrap()
         .into_iter()
         .filter(|d| d.ritual == "birthday" && d.occurrence == year)
         .map(|d| {

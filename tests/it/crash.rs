@@ -132,7 +132,7 @@ async fn crash_at(
             .to_string();
         *per_id.entry(id).or_default() += 1;
     }
-    let rows = t.app.store.deliveries().await.unwrap();
+    let rows = t.rows().await;
     let count = |s: &str| rows.iter().filter(|r| r.status == s).count();
     assert_eq!(
         count("sent") + count("in_doubt"),

@@ -43,7 +43,7 @@ async fn email_reaches_a_real_smtp_server_once_with_the_right_headers() {
     let dumps = sink.wait_for(12, Duration::from_secs(10));
     assert_eq!(dumps.len(), 12);
 
-    let ledger = t.app.store.deliveries().await.unwrap();
+    let ledger = t.rows().await;
     let mut recipients: Vec<String> = dumps
         .iter()
         .flat_map(|d| dumped_envelope_recipients(d))
@@ -108,7 +108,7 @@ async fn a_hard_bounce_fails_the_message_with_the_servers_reply() {
         return;
     };
     assert_eq!((d.sent, d.failed), (0, 2), "{d:?}");
-    for row in t.app.store.deliveries().await.unwrap() {
+    for row in t.rows().await {
         assert_eq!(row.status, "failed");
         assert!(
             row.last_error.as_deref().unwrap_or("").contains("5.1.1"),
@@ -126,7 +126,7 @@ async fn a_soft_reject_waits_and_is_retried_later() {
         return;
     };
     assert_eq!((d.sent, d.retrying, d.failed), (0, 1, 0), "{d:?}");
-    let row = &t.app.store.deliveries().await.unwrap()[0];
+    let row = &t.rows().await[0];
     assert_eq!(row.status, "retry_wait");
     assert!(
         row.last_error.as_deref().unwrap().contains("452"),
@@ -144,7 +144,7 @@ async fn a_soft_reject_waits_and_is_retried_later() {
     // Due after it; the sink still rejects, so attempts grow and the row keeps waiting.
     let d = t.app.drain(at("2027-05-05T12:02:00Z")).await.unwrap();
     assert_eq!(d.claimed, 1);
-    assert_eq!(t.app.store.deliveries().await.unwrap()[0].attempts, 2);
+    assert_eq!(t.rows().await[0].attempts, 2);
 }
 
 #[tokio::test]
@@ -258,7 +258,7 @@ async fn a_wrong_kannel_password_pauses_sms_and_blames_nobody() {
     let d = t.app.drain(now).await.unwrap();
     // A refusal of us: the SMS waits and the channel pauses; the customer is not blamed.
     assert_eq!((d.failed, d.paused), (0, 1), "{d:?}");
-    let row = &t.app.store.deliveries().await.unwrap()[0];
+    let row = &t.rows().await[0];
     assert_eq!(row.status, "retry_wait");
     assert!(
         row.last_error.as_deref().unwrap().contains("403"),
@@ -305,7 +305,7 @@ async fn email_over_starttls_and_implicit_tls_with_auth() {
             (d.sent, d.failed, d.retrying),
             (3, 0, 0),
             "{mode}: {d:?} {:?}",
-            t.app.store.deliveries().await.unwrap()
+            t.rows().await
         );
         let got = server.wait_for(3, Duration::from_secs(10));
         assert_eq!(got.len(), 3, "{mode}");
@@ -336,7 +336,7 @@ async fn a_wrong_smtp_password_is_not_sent_and_not_blamed_on_the_customer() {
     );
     let pauses = t.app.store.channel_pauses().await.unwrap();
     assert_eq!(pauses.len(), 1, "the email channel is paused: {pauses:?}");
-    let row = &t.app.store.deliveries().await.unwrap()[0];
+    let row = &t.rows().await[0];
     assert_eq!(row.status, "retry_wait");
     assert!(
         row.last_error

@@ -218,11 +218,8 @@ async fn ed25519_signed_emails_in_the_outbox_verify_with_dkimpy() {
         (d.sent, d.failed),
         (3, 0),
         "{d:?} {:?}",
-        t.app
-            .store
-            .deliveries()
+        t.rows()
             .await
-            .unwrap()
             .iter()
             .map(|r| r.last_error.clone())
             .collect::<Vec<_>>()
@@ -257,11 +254,8 @@ async fn rsa_signed_emails_verify_as_smtp_sink_received_them() {
         (d.sent, d.failed),
         (3, 0),
         "{d:?} {:?}",
-        t.app
-            .store
-            .deliveries()
+        t.rows()
             .await
-            .unwrap()
             .iter()
             .map(|r| r.last_error.clone())
             .collect::<Vec<_>>()

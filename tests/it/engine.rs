@@ -159,11 +159,8 @@ async fn plan_agrees_exactly_with_what_the_daemon_then_does() {
             m
         };
         let ledger_lines: BTreeSet<Line> = t
-            .app
-            .store
-            .deliveries()
+            .rows()
             .await
-            .unwrap()
             .into_iter()
             .filter(|d| {
                 let o: serde_json::Value =
@@ -217,7 +214,7 @@ async fn after_an_outage_late_within_grace_missed_beyond_it() {
     let before = t.app.tick(at("2027-03-06T12:00:00Z")).await.unwrap();
     assert_eq!(before.decisions, 0);
     t.app.tick(at("2027-03-09T20:00:00Z")).await.unwrap();
-    let rows = t.app.store.deliveries().await.unwrap();
+    let rows = t.rows().await;
     let find = |r: &str| {
         rows.iter()
             .find(|d| d.ritual == r)
@@ -264,15 +261,7 @@ async fn a_customer_imported_after_their_occasion_was_due_still_gets_it_today() 
     );
     let r = t.app.tick(at("2027-03-08T14:01:00Z")).await.unwrap();
     assert_eq!(r.queued, 1, "{r:?}");
-    let rituals: Vec<String> = t
-        .app
-        .store
-        .deliveries()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|d| d.ritual)
-        .collect();
+    let rituals: Vec<String> = t.rows().await.into_iter().map(|d| d.ritual).collect();
     assert_eq!(rituals, vec!["birthday", "thank_you"]);
 }
 
@@ -321,7 +310,7 @@ async fn sms_is_never_sent_inside_quiet_hours() {
         t.app.drain(at("2027-03-09T07:00:00Z")).await.unwrap().sent,
         1
     );
-    let rows = t.app.store.deliveries().await.unwrap();
+    let rows = t.rows().await;
     assert_eq!((rows[0].status.as_str(), rows[0].attempts), ("sent", 1));
 }
 

@@ -99,7 +99,7 @@ async fn run_with(fault: &[&str], handover_batch: u32) -> Option<Run> {
     let second = t.app.drain(at(LATER)).await.unwrap();
     let healthy_ids = ids(&healthy);
 
-    let rows = t.app.store.deliveries().await.unwrap();
+    let rows = t.rows().await;
     let mut statuses: BTreeMap<String, usize> = BTreeMap::new();
     let mut by_status: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for r in &rows {

@@ -254,7 +254,7 @@ async fn forget_erases_the_person_keeps_the_counts_and_a_reimport_stays_silent()
                 .any(|m| m.to_string().contains("40721000077")),
             "{db:?}"
         );
-        let rows = t.app.store.deliveries().await.unwrap();
+        let rows = t.rows().await;
         let theirs = |d: &&ritualist::store::DeliveryRow| {
             [back.id, other.id, by_api.id].contains(&d.customer_id)
         };

@@ -138,6 +138,11 @@ impl TestApp {
         .errors
     }
 
+    /// Every ledger row, in id order.
+    pub async fn rows(&self) -> Vec<ritualist::store::DeliveryRow> {
+        self.app.store.deliveries().await.unwrap()
+    }
+
     pub fn outbox(&self) -> PathBuf {
         self.dir.join("outbox")
     }

@@ -222,7 +222,7 @@ async fn customers_and_orders_are_validated_per_field_idempotent_and_seen_by_the
             .tick(t0 + jiff::SignedDuration::from_secs(60))
             .await
             .unwrap();
-        let rows = t.app.store.deliveries().await.unwrap();
+        let rows = t.rows().await;
         let thanks: Vec<_> = rows.iter().filter(|d| d.ritual == "thank_you").collect();
         assert_eq!(thanks.len(), 1, "{db:?} {r:?} {rows:#?}");
         assert_eq!(
@@ -270,7 +270,7 @@ async fn metrics_count_the_ledger_and_the_sends_of_this_process() {
         let drained = app.drain(now).await.unwrap();
 
         // The truth, from the ledger.
-        let rows = t.app.store.deliveries().await.unwrap();
+        let rows = t.rows().await;
         let n = |status: &str, channel: &str| {
             rows.iter()
                 .filter(|d| d.ritual == "birthday" && d.status == status && d.channel == channel)

@@ -28,11 +28,8 @@ fn outbox_cli(t: &TestApp, args: &[&str]) -> (Option<i32>, String, String) {
 
 /// (id, status, attempts) of every ledger row.
 async fn ledger(t: &TestApp) -> Vec<(i64, String, i32)> {
-    t.app
-        .store
-        .deliveries()
+    t.rows()
         .await
-        .unwrap()
         .into_iter()
         .map(|d| (d.id, d.status, d.attempts))
         .collect()

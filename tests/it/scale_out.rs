@@ -56,7 +56,7 @@ async fn three_daemons_on_one_postgres_database_send_each_message_once() {
         );
     }
 
-    let rows = t.app.store.deliveries().await.unwrap();
+    let rows = t.rows().await;
     assert_eq!(rows.len(), N, "one ledger row per occurrence");
     assert!(
         rows.iter().all(|r| r.status == "sent"),

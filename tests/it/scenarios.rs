@@ -54,11 +54,7 @@ async fn a_tick_twice_for_the_same_day_sends_nothing_new() {
                 (0, 0, 0),
                 "{db:?} {later}"
             );
-            assert_eq!(
-                t.app.store.deliveries().await.unwrap().len(),
-                4,
-                "{db:?} {later}"
-            );
+            assert_eq!(t.rows().await.len(), 4, "{db:?} {later}");
             assert_eq!(t.app.drain(at(later)).await.unwrap().claimed, 0);
         }
         assert_eq!(t.outbox_emails().len(), 1, "{db:?}");
@@ -131,15 +127,7 @@ async fn nothing_is_due_before_the_local_send_time_and_a_new_year_is_a_new_occur
     let r = t.app.tick(at("2028-03-01T05:00:00Z")).await.unwrap();
     assert_eq!(r.queued, 1);
     t.app.drain(at("2028-03-01T05:00:00Z")).await.unwrap();
-    let occurrences: Vec<String> = t
-        .app
-        .store
-        .deliveries()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|d| d.occurrence)
-        .collect();
+    let occurrences: Vec<String> = t.rows().await.into_iter().map(|d| d.occurrence).collect();
     assert_eq!(occurrences, vec!["2027", "2028"]);
 }
 
@@ -167,11 +155,8 @@ async fn an_opt_out_after_planning_stops_the_message() {
         let d = t.app.drain(now).await.unwrap();
         assert_eq!(d.sent, 1, "only c4 (no opt-out) is sent: {d:?}");
         let reasons: Vec<String> = t
-            .app
-            .store
-            .deliveries()
+            .rows()
             .await
-            .unwrap()
             .into_iter()
             .filter(|r| r.status == "suppressed")
             .map(|r| r.reason.unwrap_or_default())
@@ -380,7 +365,7 @@ async fn overlapping_ticks_never_double_record() {
         let (x, y) = tokio::join!(t.app.drain(now), t.app.drain(now));
         assert_eq!(x.unwrap().sent + y.unwrap().sent, 60, "{db:?}");
         assert_eq!(t.outbox_emails().len(), 60);
-        assert_eq!(t.app.store.deliveries().await.unwrap().len(), 60);
+        assert_eq!(t.rows().await.len(), 60);
     }
 }
 

@@ -93,7 +93,7 @@ async fn stop_with_two_on_the_wire(handover_batch: usize) {
     );
     assert!(stderr.contains("shutdown signal received"), "{stderr}");
 
-    let rows = t.app.store.deliveries().await.unwrap();
+    let rows = t.rows().await;
     let of = |s: &str| rows.iter().filter(|r| r.status == s).collect::<Vec<_>>();
     assert!(
         of("claimed").is_empty() && of("sending").is_empty(),

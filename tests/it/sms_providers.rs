@@ -651,7 +651,7 @@ async fn the_daemon_sends_through_twilio_and_honours_retry_after() {
         ]
         .map(|(a, b)| (a.to_string(), b.to_string()))
     );
-    let ledger = t.app.store.deliveries().await.unwrap();
+    let ledger = t.rows().await;
     assert!(ledger.iter().all(|r| r.status == "sent"), "{ledger:?}");
 
     // The next day, Twilio throttles with Retry-After: 7200 (two hours, longer than any backoff
@@ -667,11 +667,8 @@ async fn the_daemon_sends_through_twilio_and_honours_retry_after() {
     let d = t.app.drain(at("2027-07-08T10:00:01Z")).await.unwrap();
     assert_eq!((d.claimed, d.sent), (1, 1), "{d:?}");
     let row = t
-        .app
-        .store
-        .deliveries()
+        .rows()
         .await
-        .unwrap()
         .into_iter()
         .find(|r| r.recipient.as_deref() == Some("+40721000004"))
         .unwrap();
@@ -702,7 +699,7 @@ async fn twilio_21610_opts_the_number_out_of_sms() {
     assert_eq!(t.app.tick(now).await.unwrap().queued, 1);
     let d = t.app.drain(now).await.unwrap();
     assert_eq!((d.failed, d.bounced, d.paused), (1, 1, 0), "{d:?}");
-    let row = &t.app.store.deliveries().await.unwrap()[0];
+    let row = &t.rows().await[0];
     assert_eq!(row.status, "failed");
     assert!(row.last_error.as_deref().unwrap_or("").contains("21610"));
     assert_eq!(
@@ -711,7 +708,7 @@ async fn twilio_21610_opts_the_number_out_of_sms() {
     );
     let next = at("2028-07-07T12:00:00Z");
     t.app.tick(next).await.unwrap();
-    let rows = t.app.store.deliveries().await.unwrap();
+    let rows = t.rows().await;
     let y2028 = rows.iter().find(|r| r.occurrence == "2028").unwrap();
     assert_eq!(y2028.status, "suppressed", "{y2028:?}");
     assert_eq!(tw.received().len(), 1, "never texted again");

@@ -105,11 +105,8 @@ async fn score_links_record_once_per_survey_update_on_a_second_click_and_reject_
         let sent = t.app.drain(now).await.unwrap();
         assert_eq!(sent.failed, 0, "{db:?}");
         let surveys_sent = t
-            .app
-            .store
-            .deliveries()
+            .rows()
             .await
-            .unwrap()
             .into_iter()
             .filter(|d| d.ritual == "survey" && d.status == "sent")
             .count();
