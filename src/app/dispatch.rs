@@ -82,6 +82,16 @@ fn jitter() -> f64 {
     u32::from_le_bytes(b) as f64 / (u32::MAX as f64 + 1.0)
 }
 
+/// How soon a result must be committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Record {
+    /// Its connection (its permit) waits for the commit: commit with whatever has queued.
+    Now,
+    /// Its connection took the next message already and other messages of the channel are on
+    /// the wire: the commit may wait a few milliseconds for their results to share it.
+    Soon,
+}
+
 /// The dispatcher's [`Handover`]: commits the row as `sending` (renewing its lease) at the
 /// last moment before the provider can hold the message.
 struct RowHandover<'a> {
@@ -267,7 +277,7 @@ impl App {
                     .await;
                 // Recorded as soon as it is known: a crash now leaves at most the messages
                 // still on the wire in doubt, not the whole batch.
-                self.settle(row, result, now_s, paused).await
+                self.settle(row, result, now_s, paused, Record::Now).await
             }
         });
         // Sends of one batch run concurrently (the SMTP pool caps connections). A stop request
@@ -314,7 +324,8 @@ impl App {
         // Free places among the unsettled rows (2 × N): a chunk is committed once all of
         // its places are free, so the next chunk is ready while the previous one is sending.
         let unsettled = Semaphore::new(2 * chunk);
-        let permits = Semaphore::new(self.channels.concurrency(&first.channel));
+        let concurrency = self.channels.concurrency(&first.channel);
+        let permits = Semaphore::new(concurrency);
         // Set when a row's transport starts: a stop gives back the rows never started.
         let started: Vec<AtomicBool> = batch.iter().map(|_| AtomicBool::new(false)).collect();
         let from = self.cfg.shop.from_email.as_str();
@@ -363,7 +374,14 @@ impl App {
                         .timed(&row.channel, self.channels.send(&msg))
                         .await;
                     drop(permit);
-                    self.settle(row, result, now_s, paused).await
+                    // With nothing else on the wire no result is coming to share the commit
+                    // (the end of a batch, an instant transport): record it now.
+                    let record = if permits_ref.available_permits() < concurrency {
+                        Record::Soon
+                    } else {
+                        Record::Now
+                    };
+                    self.settle(row, result, now_s, paused, record).await
                 };
                 unsettled_ref.add_permits(1);
                 r
@@ -412,6 +430,7 @@ impl App {
         result: Result<String, SendError>,
         now_s: i64,
         paused: &[String],
+        record: Record,
     ) -> Result<DispatchReport, super::AppError> {
         let d = &self.cfg.delivery;
         let mut r = DispatchReport::default();
@@ -425,9 +444,18 @@ impl App {
                 {
                     tracing::warn!(channel = %row.channel, "the channel works again: pause lifted");
                 }
-                self.store
-                    .mark_sent(row.id, &row.lease_token, now_s)
-                    .await?
+                match record {
+                    Record::Now => {
+                        self.store
+                            .mark_sent(row.id, &row.lease_token, now_s)
+                            .await?
+                    }
+                    Record::Soon => {
+                        self.store
+                            .mark_sent_lingering(row.id, &row.lease_token, now_s)
+                            .await?
+                    }
+                }
             }
             Err(e) if e.lease_lost => {
                 tracing::warn!(delivery = row.id, "not sent: {e}");

@@ -9,6 +9,13 @@
 //! transaction: one round trip to the database, however many rows, tokens and kinds it
 //! carries) and answers each caller with whether its row matched (the lease token fences every
 //! update as before).
+//!
+//! A caller that is not holding a connection while it waits — the `sent` of a row committed
+//! ahead (`delivery.handover_batch` > 1), whose connection has already moved on — may let its
+//! update *linger*: a group made only of such updates waits up to [`LINGER`] for company before
+//! it commits, so results arriving a few per millisecond (an SMS gateway answering in about a
+//! millisecond over 8 connections) share one commit instead of paying one each. Any update that
+//! does not linger ends the wait at once, so nothing on a connection's path is ever delayed.
 
 use std::collections::HashSet;
 
@@ -41,26 +48,54 @@ impl Op {
 
 type Reply = oneshot::Sender<Result<bool, String>>;
 
+/// Whether an update may wait for company before it commits (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Urgency {
+    /// Someone holds a connection until it is committed: commit with whatever has queued.
+    Now,
+    /// Nobody waits on it with a connection: a group of only these lingers up to [`LINGER`].
+    Linger,
+}
+
 /// The queue of the writer task (spawned on first use).
 #[derive(Debug)]
 pub(super) struct GroupCommit {
-    tx: mpsc::UnboundedSender<(Op, Reply)>,
+    tx: mpsc::UnboundedSender<(Op, Reply, Urgency)>,
 }
 
 /// At most this many updates share one transaction.
 const MAX_GROUP: usize = 256;
 
+/// How long a group of lingering updates waits for more before it commits.
+pub(super) const LINGER: std::time::Duration = std::time::Duration::from_millis(5);
+
 impl GroupCommit {
     pub(super) fn spawn(store: Store) -> GroupCommit {
-        let (tx, mut rx) = mpsc::unbounded_channel::<(Op, Reply)>();
+        Self::spawn_lingering(store, LINGER)
+    }
+
+    /// [`GroupCommit::spawn`] with another linger (the tests make it long).
+    fn spawn_lingering(store: Store, linger: std::time::Duration) -> GroupCommit {
+        let (tx, mut rx) = mpsc::unbounded_channel::<(Op, Reply, Urgency)>();
         tokio::spawn(async move {
-            while let Some(first) = rx.recv().await {
-                let mut group = vec![first];
+            while let Some((op, reply, urgency)) = rx.recv().await {
+                let mut urgent = urgency == Urgency::Now;
+                let mut group = vec![(op, reply)];
+                let deadline = tokio::time::Instant::now() + linger;
                 while group.len() < MAX_GROUP {
-                    match rx.try_recv() {
-                        Ok(op) => group.push(op),
-                        Err(_) => break,
-                    }
+                    let next = if urgent {
+                        rx.try_recv().ok()
+                    } else {
+                        // Past the deadline: commit what has come.
+                        tokio::time::timeout_at(deadline, rx.recv())
+                            .await
+                            .unwrap_or_default()
+                    };
+                    let Some((op, reply, urgency)) = next else {
+                        break;
+                    };
+                    urgent |= urgency == Urgency::Now;
+                    group.push((op, reply));
                 }
                 let result = apply(&store, &group).await;
                 for (i, (_, reply)) in group.into_iter().enumerate() {
@@ -75,10 +110,10 @@ impl GroupCommit {
     }
 
     /// Queues `op` and waits until it is committed; `true` when it changed its row.
-    pub(super) async fn run(&self, op: Op) -> Result<bool, StoreError> {
+    pub(super) async fn run(&self, op: Op, urgency: Urgency) -> Result<bool, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.tx
-            .send((op, reply))
+            .send((op, reply, urgency))
             .map_err(|_| StoreError::Corrupt("the ledger writer stopped".into()))?;
         answer
             .await
@@ -159,18 +194,26 @@ async fn run_round(store: &Store, ops: &[&Op]) -> Result<Vec<i64>, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::store::{NewDelivery, Status};
+    use std::time::Duration;
 
-    /// The same row twice in one group: `sending` then `sent`, applied in that order.
-    #[tokio::test]
-    async fn a_row_twice_in_a_group_is_updated_in_order() {
-        let dir = std::env::temp_dir().join(format!("ritualist-group-{}", std::process::id()));
+    use super::*;
+    use crate::store::{ClaimedDelivery, NewDelivery, Status};
+
+    /// A store in a fresh SQLite file holding `n` claimed rows (dropped with the directory).
+    async fn claimed(name: &str, n: i64) -> (Store, Vec<ClaimedDelivery>, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("ritualist-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let store = Store::open(&format!("sqlite://{}/t.db?mode=rwc", dir.display()))
             .await
             .unwrap();
-        let row = |customer_id| NewDelivery {
+        let rows: Vec<NewDelivery> = (1..=n).map(row).collect();
+        store.insert_deliveries(&rows, 0).await.unwrap();
+        let claimed = store.claim_due(10, 10, 60).await.unwrap();
+        (store, claimed, dir)
+    }
+
+    fn row(customer_id: i64) -> NewDelivery {
+        NewDelivery {
             ritual: "birthday".into(),
             category: "birthday".into(),
             customer_id,
@@ -185,9 +228,21 @@ mod tests {
             due_at: 0,
             occasion: None,
             send_window: None,
-        };
-        store.insert_deliveries(&[row(1), row(2)], 0).await.unwrap();
-        let claimed = store.claim_due(10, 10, 60).await.unwrap();
+        }
+    }
+
+    fn sent(row: &ClaimedDelivery) -> Op {
+        Op::Sent {
+            id: row.id,
+            token: row.lease_token.clone(),
+            now: 11,
+        }
+    }
+
+    /// The same row twice in one group: `sending` then `sent`, applied in that order.
+    #[tokio::test]
+    async fn a_row_twice_in_a_group_is_updated_in_order() {
+        let (store, claimed, dir) = claimed("group", 2).await;
         let (a, b) = (&claimed[0], &claimed[1]);
         let op = |o: Op| (o, oneshot::channel().0);
         let group = [
@@ -227,6 +282,74 @@ mod tests {
             .map(|d| d.status)
             .collect();
         assert_eq!(statuses, ["sent", "sending"]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A lingering update waits for company; an update that does not linger ends the wait at
+    /// once, and both commit together.
+    #[tokio::test]
+    async fn an_urgent_update_ends_the_linger_of_the_group() {
+        let (store, claimed, dir) = claimed("group-linger", 2).await;
+        // Far longer than the test: only the urgent update can end the wait.
+        let group = GroupCommit::spawn_lingering(store.clone(), Duration::from_secs(600));
+        let lingering = group.run(sent(&claimed[0]), Urgency::Linger);
+        tokio::pin!(lingering);
+        // Queued, and still waiting for company after a while.
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), &mut lingering)
+                .await
+                .is_err(),
+            "a lingering update alone committed before its linger was over"
+        );
+        let urgent = group.run(sent(&claimed[1]), Urgency::Now);
+        let (a, b) = tokio::time::timeout(Duration::from_secs(30), async {
+            tokio::join!(lingering, urgent)
+        })
+        .await
+        .expect("the urgent update did not end the linger");
+        assert_eq!((a.unwrap(), b.unwrap()), (true, true));
+        let statuses: Vec<String> = store
+            .deliveries()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| d.status)
+            .collect();
+        assert_eq!(statuses, ["sent", "sent"]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A lingering update with no company commits once its linger is over, and one that does
+    /// not linger never waits for one.
+    #[tokio::test]
+    async fn a_lone_lingering_update_commits_after_its_linger() {
+        let (store, claimed, dir) = claimed("group-lone", 2).await;
+        let group = GroupCommit::spawn_lingering(store.clone(), Duration::from_millis(200));
+        let t = std::time::Instant::now();
+        let done = tokio::time::timeout(
+            Duration::from_secs(30),
+            group.run(sent(&claimed[0]), Urgency::Linger),
+        )
+        .await
+        .expect("a lingering update never committed");
+        assert!(done.unwrap());
+        assert!(
+            t.elapsed() >= Duration::from_millis(200),
+            "committed before its linger was over: {:?}",
+            t.elapsed()
+        );
+        // The default linger, and an update that does not linger: both commit.
+        let group = GroupCommit::spawn(store.clone());
+        assert!(
+            tokio::time::timeout(
+                Duration::from_secs(30),
+                group.run(sent(&claimed[1]), Urgency::Now)
+            )
+            .await
+            .unwrap()
+            .unwrap()
+        );
+        assert_eq!(store.status_counts().await.unwrap()["sent"], 2);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -398,12 +398,15 @@ impl Store {
         lease_secs: u32,
     ) -> Result<bool, StoreError> {
         self.group()
-            .run(super::group::Op::Sending {
-                id,
-                token: token.to_string(),
-                lease_until: now + lease_secs as i64,
-                now,
-            })
+            .run(
+                super::group::Op::Sending {
+                    id,
+                    token: token.to_string(),
+                    lease_until: now + lease_secs as i64,
+                    now,
+                },
+                super::group::Urgency::Now,
+            )
             .await
     }
 
@@ -624,12 +627,38 @@ impl Store {
     /// `true` when the lease still held and the row is now `sent` (group-committed like
     /// [`Store::mark_sending`]).
     pub async fn mark_sent(&self, id: i64, token: &str, now: i64) -> Result<bool, StoreError> {
+        self.sent(id, token, now, super::group::Urgency::Now).await
+    }
+
+    /// [`Store::mark_sent`] for a caller that holds no connection while it waits (a row
+    /// committed `sending` ahead): the commit may wait a few milliseconds for other results
+    /// to share it. The row stays `sending` — unsettled, in doubt after a crash — until then.
+    pub async fn mark_sent_lingering(
+        &self,
+        id: i64,
+        token: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        self.sent(id, token, now, super::group::Urgency::Linger)
+            .await
+    }
+
+    async fn sent(
+        &self,
+        id: i64,
+        token: &str,
+        now: i64,
+        urgency: super::group::Urgency,
+    ) -> Result<bool, StoreError> {
         self.group()
-            .run(super::group::Op::Sent {
-                id,
-                token: token.to_string(),
-                now,
-            })
+            .run(
+                super::group::Op::Sent {
+                    id,
+                    token: token.to_string(),
+                    now,
+                },
+                urgency,
+            )
             .await
     }
 
