@@ -9,6 +9,11 @@
 //!   200 "OK") — against `wrk -c 8` (keep-alive) on the same endpoint for 5 s. Bar: ≥ 0.5×.
 //!   Also the provider's HTTP client alone (the same requests through `Channels::send`, no
 //!   ledger), as a ratio to wrk: the ceiling of the HTTP stack.
+//! - **SMS through Kannel**: the same, through the Kannel provider into a real Kannel
+//!   `sendsms` (bearerbox + smsbox + fakesmsc, as the tests run it), a fresh gateway for each
+//!   measurement — against `wrk -c 8` on the same `sendsms` URL (the same query the provider
+//!   sends). Bar: ≥ 0.5×. The no-op gateway above measures the HTTP stack and the ledger
+//!   against a peer that does no work; this one measures them against an SMS gateway.
 //! - **PostgreSQL outbox**: N pending rows claimed and acknowledged by `App::drain` with the
 //!   `discard` transport (claim, `sending`, `sent`: every ledger write of a real send) — against
 //!   pgbench running a raw batched `FOR UPDATE SKIP LOCKED` claim (50 rows) and complete script
@@ -23,9 +28,10 @@
 //! Run: `cargo bench --bench delivery` (`RITUALIST_BENCH_MESSAGES=2000` for a quick run;
 //! `RITUALIST_BENCH_BATCH` sets `delivery.batch_size`, default 200; `RITUALIST_BENCH_SYNC=normal`
 //! runs SQLite with `sqlite_synchronous: normal`; `RITUALIST_BENCH_HANDOVER=N` sets
-//! `delivery.handover_batch`, default 1; `RITUALIST_BENCH_ONLY=smtp,ledger,pg,sms` picks the
-//! parts).
-//! Needs `smtp-sink`/`smtp-source` (postfix) and `wrk` (`apt-get install wrk`).
+//! `delivery.handover_batch`, default 1; `RITUALIST_BENCH_ONLY=smtp,ledger,pg,sms,kannel` picks
+//! the parts).
+//! Needs `smtp-sink`/`smtp-source` (postfix), Kannel (kannel, kannel-extras: installed by
+//! `.ci/install-peers.sh`) and `wrk` (`apt-get install wrk`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -391,34 +397,45 @@ async fn filled(cfg: &Path, dir: &Path, n: usize, channel: &str) -> App {
     app
 }
 
+/// CPU seconds this process (ritualist; the in-process SMS gateway too) has used, from /proc.
+fn cpu() -> f64 {
+    let st = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let f: Vec<&str> = st
+        .rsplit_once(") ")
+        .map_or(vec![], |(_, r)| r.split(' ').collect());
+    let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (tick(11) + tick(12)) / 100.0
+}
+
+/// CPU seconds the whole machine (the peers too) has been busy, from /proc.
+fn machine() -> f64 {
+    let st = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let f: Vec<f64> = st
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    if f.len() < 5 {
+        return 0.0;
+    }
+    (f.iter().sum::<f64>() - f[3] - f[4]) / 100.0
+}
+
+/// Where the time of a run went: this process's CPU per message, how busy the machine was.
+fn where_the_time_went(what: &str, n: usize, secs: f64, c0: f64, m0: f64) {
+    eprintln!(
+        "  {what}: {secs:.2} s; this process {:.0} µs CPU per message; machine {:.0}% busy",
+        (cpu() - c0) / n as f64 * 1e6,
+        (machine() - m0) / secs / cores() * 100.0
+    );
+}
+
 async fn drain_secs(app: App, n: usize) -> f64 {
     let app = std::sync::Arc::new(app);
     let now = jiff::Timestamp::from_second(NOW).unwrap();
-    // CPU seconds of this process (ritualist; the in-process SMS gateway too) and of the whole
-    // machine (the peer too) while draining, from /proc: where the time goes.
-    let cpu = || -> f64 {
-        let st = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-        let f: Vec<&str> = st
-            .rsplit_once(") ")
-            .map_or(vec![], |(_, r)| r.split(' ').collect());
-        let tick = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-        (tick(11) + tick(12)) / 100.0
-    };
-    let machine = || -> f64 {
-        let st = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-        let f: Vec<f64> = st
-            .lines()
-            .next()
-            .unwrap_or("")
-            .split_whitespace()
-            .skip(1)
-            .filter_map(|v| v.parse().ok())
-            .collect();
-        if f.len() < 5 {
-            return 0.0;
-        }
-        (f.iter().sum::<f64>() - f[3] - f[4]) / 100.0
-    };
     if std::env::var("PERF_WAIT").is_ok() {
         std::fs::write("/tmp/bench.pid", std::process::id().to_string()).unwrap();
         std::thread::sleep(Duration::from_secs(2));
@@ -434,11 +451,7 @@ async fn drain_secs(app: App, n: usize) -> f64 {
             .unwrap()
     };
     let secs = t.elapsed().as_secs_f64();
-    eprintln!(
-        "  drain: {secs:.2} s; this process {:.0} µs CPU per message; machine {:.0}% busy",
-        (cpu() - c0) / n as f64 * 1e6,
-        (machine() - m0) / secs / cores() * 100.0
-    );
+    where_the_time_went("drain", n, secs, c0, m0);
     assert_eq!(r.sent, n, "{r:?}");
     secs
 }
@@ -512,10 +525,15 @@ fn gateway() -> (u16, tokio::task::JoinHandle<()>) {
 }
 
 fn wrk_rate(port: u16) -> Option<f64> {
+    wrk_url(&format!("http://127.0.0.1:{port}/send"))
+}
+
+/// `wrk -c <sms.concurrency>` (keep-alive) for 5 s against `url`: requests per second.
+fn wrk_url(url: &str) -> Option<f64> {
     let bin = find("wrk")?;
     let out = Command::new(bin)
         .args(["-t", "2", "-c", &sms_concurrency().to_string(), "-d", "5s"])
-        .arg(format!("http://127.0.0.1:{port}/send"))
+        .arg(url)
         .output()
         .ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
@@ -529,6 +547,7 @@ fn wrk_rate(port: u16) -> Option<f64> {
 /// `sms.concurrency` in flight — the ceiling of the HTTP stack, beside wrk's.
 async fn sms_client_alone(app: &App, n: usize) -> f64 {
     use futures_util::StreamExt;
+    let (c0, m0) = (cpu(), machine());
     let t = Instant::now();
     let accepted = futures_util::stream::iter(0..n)
         .map(|i| async move {
@@ -547,9 +566,171 @@ async fn sms_client_alone(app: &App, n: usize) -> f64 {
         .filter(|ok| futures_util::future::ready(*ok))
         .count()
         .await;
-    let rate = n as f64 / t.elapsed().as_secs_f64();
+    let secs = t.elapsed().as_secs_f64();
+    where_the_time_went("HTTP client alone", n, secs, c0, m0);
+    let rate = n as f64 / secs;
     assert_eq!(accepted, n);
     rate
+}
+
+/// A real Kannel gateway — bearerbox, smsbox and the fake SMSC `fakesmsc` (as the tests run
+/// it, `tests/it/peers.rs`) — on fresh loopback ports: the HTTP gateway an SMS daemon talks
+/// to, doing a gateway's work per request (authentication, queueing, handing the message to
+/// the SMSC). Killed on drop.
+struct KannelGw {
+    procs: Vec<std::process::Child>,
+    sendsms_port: u16,
+    _dir: tempdir::Dir,
+}
+
+const KANNEL_USER: &str = "bench";
+const KANNEL_PASSWORD: &str = "bench-secret";
+
+impl KannelGw {
+    /// `None` when Kannel is not installed (packages kannel, kannel-extras).
+    fn start() -> Option<KannelGw> {
+        let bb = find("bearerbox")?;
+        let sb = find("smsbox")?;
+        let fake = Path::new("/usr/lib/kannel/test/fakesmsc");
+        if !fake.exists() {
+            return None;
+        }
+        let dir = tempdir::Dir::new();
+        let [admin, boxp, sendsms, smsc] = [free_port(), free_port(), free_port(), free_port()];
+        let conf = dir.0.join("kannel.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "group = core\nadmin-port = {admin}\nadmin-interface = 127.0.0.1\n\
+                 admin-password = bench\nadmin-allow-ip = \"127.0.0.1\"\n\
+                 smsbox-port = {boxp}\nsmsbox-interface = 127.0.0.1\nbox-allow-ip = \"127.0.0.1\"\n\
+                 log-level = 4\n\n\
+                 group = smsc\nsmsc = fake\nsmsc-id = fake\nport = {smsc}\nconnect-allow-ip = \"127.0.0.1\"\n\n\
+                 group = smsbox\nbearerbox-host = 127.0.0.1\nbearerbox-port = {boxp}\n\
+                 sendsms-port = {sendsms}\nsendsms-interface = 127.0.0.1\nlog-level = 4\n\n\
+                 group = sendsms-user\nusername = {KANNEL_USER}\npassword = {KANNEL_PASSWORD}\n\
+                 user-allow-ip = \"127.0.0.1\"\n"
+            ),
+        )
+        .unwrap();
+        let cwd = dir.0.clone();
+        let spawn = |cmd: &mut Command| {
+            cmd.current_dir(&cwd)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        };
+        let mut gw = KannelGw {
+            procs: vec![spawn(Command::new(bb).arg(&conf))],
+            sendsms_port: sendsms,
+            _dir: dir,
+        };
+        let wait_for = |port: u16| {
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(Instant::now() < deadline, "Kannel did not open port {port}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        };
+        wait_for(smsc);
+        gw.procs.push(spawn(
+            Command::new(fake)
+                .args(["-H", "127.0.0.1", "-r", &smsc.to_string()])
+                .args(["-i", "1", "-m", "0", "-v", "4", "100 200 text unused"]),
+        ));
+        gw.procs.push(spawn(Command::new(sb).arg(&conf)));
+        wait_for(sendsms);
+        // Up once a message is accepted for delivery (smsbox on line, the SMSC connected).
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !gw.get(&gw.query("+40720000000")).contains("0: Accepted") {
+            assert!(
+                Instant::now() < deadline,
+                "Kannel did not accept a message: {:?}",
+                gw.get(&gw.query("+40720000000"))
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Some(gw)
+    }
+
+    /// The query ritualist's Kannel provider sends for the bench's SMS text.
+    fn query(&self, to: &str) -> String {
+        format!(
+            "/cgi-bin/sendsms?username={KANNEL_USER}&password={KANNEL_PASSWORD}&to={}&text=Emma%2C+la+multi+ani%21+Floare+%26+Co&charset=UTF-8&coding=0&from=FloareCo",
+            to.replace('+', "%2B")
+        )
+    }
+
+    /// One plain GET; the whole reply.
+    fn get(&self, path: &str) -> String {
+        use std::io::{Read, Write};
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.sendsms_port)) else {
+            return String::new();
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+        let _ = write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    }
+}
+
+impl Drop for KannelGw {
+    fn drop(&mut self) {
+        for p in self.procs.iter_mut().rev() {
+            let _ = p.kill();
+            let _ = p.wait();
+        }
+    }
+}
+
+/// (wrk, ritualist's drain) against Kannel's `sendsms`, a fresh gateway for each measurement
+/// (so neither inherits a queue the other left), `sms.concurrency` = wrk's connections.
+async fn sms_kannel(n: usize) -> Option<(f64, f64, f64)> {
+    let mut base = Vec::new();
+    let mut client = Vec::new();
+    let mut ours = Vec::new();
+    for round in 0..ROUNDS {
+        let gw = KannelGw::start()?;
+        let url = format!(
+            "http://127.0.0.1:{}{}",
+            gw.sendsms_port,
+            gw.query("+40720000001")
+        );
+        base.push(wrk_url(&url)?);
+        drop(gw);
+        let gw = KannelGw::start()?;
+        let (dir, cfg) = project(&format!(
+            "  email:\n    transport: outbox\n  sms:\n    providers:\n      - kannel:\n          url: http://127.0.0.1:{}/cgi-bin/sendsms\n          username: {KANNEL_USER}\n          from: FloareCo\n          password_file: ../kannel-password\n    concurrency: {}\n",
+            gw.sendsms_port,
+            sms_concurrency()
+        ));
+        std::fs::write(dir.0.join("kannel-password"), KANNEL_PASSWORD).unwrap();
+        let app = filled(&cfg, &dir.0, n, "sms").await;
+        let rate = n as f64 / drain_secs(app, n).await;
+        ours.push(rate);
+        drop(gw);
+        let gw = KannelGw::start()?;
+        let (dir, cfg) = project(&format!(
+            "  email:\n    transport: outbox\n  sms:\n    providers:\n      - kannel:\n          url: http://127.0.0.1:{}/cgi-bin/sendsms\n          username: {KANNEL_USER}\n          from: FloareCo\n          password_file: ../kannel-password\n    concurrency: {}\n",
+            gw.sendsms_port,
+            sms_concurrency()
+        ));
+        std::fs::write(dir.0.join("kannel-password"), KANNEL_PASSWORD).unwrap();
+        let app = App::open(Config::load(&cfg).unwrap_or_else(|d| panic!("{d}")))
+            .await
+            .unwrap();
+        client.push(sms_client_alone(&app, n).await);
+        eprintln!(
+            "kannel round {}: wrk {:.0} req/s, ritualist {rate:.0} msg/s, HTTP client alone {:.0} req/s",
+            round + 1,
+            base[round],
+            client[round]
+        );
+    }
+    Some((median(base), median(ours), median(client)))
 }
 
 /// (wrk, the HTTP client alone, ritualist's drain)
@@ -640,6 +821,20 @@ async fn main() {
             ),
             None => println!(
                 "SMS   ritualist drain: {ours:.0} msg/s; wrk is not installed (apt-get install wrk) so there is no baseline"
+            ),
+        }
+    }
+    if run("kannel") {
+        match sms_kannel(n).await {
+            Some((w, ours, client)) => println!(
+                "SMS   Kannel sendsms (bearerbox + smsbox + fakesmsc), wrk -c {}: {w:.0} req/s; ritualist drain (Kannel provider, ledger on SQLite): {ours:.0} msg/s = {:.2}× (bar ≥ 0.5×: {}); the HTTP client alone (no ledger): {client:.0} req/s = {:.2}×",
+                sms_concurrency(),
+                ours / w,
+                if ours / w >= 0.5 { "met" } else { "NOT met" },
+                client / w
+            ),
+            None => println!(
+                "SMS   Kannel: not measured (needs packages kannel, kannel-extras and wrk)"
             ),
         }
     }
