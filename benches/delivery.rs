@@ -655,6 +655,17 @@ impl KannelGw {
         Some(gw)
     }
 
+    /// A scratch project whose only SMS provider is this gateway.
+    fn project(&self) -> (tempdir::Dir, PathBuf) {
+        let (dir, cfg) = project(&format!(
+            "  email:\n    transport: outbox\n  sms:\n    providers:\n      - kannel:\n          url: http://127.0.0.1:{}/cgi-bin/sendsms\n          username: {KANNEL_USER}\n          from: FloareCo\n          password_file: ../kannel-password\n    concurrency: {}\n",
+            self.sendsms_port,
+            sms_concurrency()
+        ));
+        std::fs::write(dir.0.join("kannel-password"), KANNEL_PASSWORD).unwrap();
+        (dir, cfg)
+    }
+
     /// The query ritualist's Kannel provider sends for the bench's SMS text.
     fn query(&self, to: &str) -> String {
         format!(
@@ -702,23 +713,13 @@ async fn sms_kannel(n: usize) -> Option<(f64, f64, f64)> {
         base.push(wrk_url(&url)?);
         drop(gw);
         let gw = KannelGw::start()?;
-        let (dir, cfg) = project(&format!(
-            "  email:\n    transport: outbox\n  sms:\n    providers:\n      - kannel:\n          url: http://127.0.0.1:{}/cgi-bin/sendsms\n          username: {KANNEL_USER}\n          from: FloareCo\n          password_file: ../kannel-password\n    concurrency: {}\n",
-            gw.sendsms_port,
-            sms_concurrency()
-        ));
-        std::fs::write(dir.0.join("kannel-password"), KANNEL_PASSWORD).unwrap();
+        let (dir, cfg) = gw.project();
         let app = filled(&cfg, &dir.0, n, "sms").await;
         let rate = n as f64 / drain_secs(app, n).await;
         ours.push(rate);
         drop(gw);
         let gw = KannelGw::start()?;
-        let (dir, cfg) = project(&format!(
-            "  email:\n    transport: outbox\n  sms:\n    providers:\n      - kannel:\n          url: http://127.0.0.1:{}/cgi-bin/sendsms\n          username: {KANNEL_USER}\n          from: FloareCo\n          password_file: ../kannel-password\n    concurrency: {}\n",
-            gw.sendsms_port,
-            sms_concurrency()
-        ));
-        std::fs::write(dir.0.join("kannel-password"), KANNEL_PASSWORD).unwrap();
+        let (_dir, cfg) = gw.project();
         let app = App::open(Config::load(&cfg).unwrap_or_else(|d| panic!("{d}")))
             .await
             .unwrap();

@@ -231,6 +231,17 @@ mod tests {
         }
     }
 
+    /// Every row's status, in id order.
+    async fn statuses(store: &Store) -> Vec<String> {
+        store
+            .deliveries()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| d.status)
+            .collect()
+    }
+
     fn sent(row: &ClaimedDelivery) -> Op {
         Op::Sent {
             id: row.id,
@@ -274,14 +285,7 @@ mod tests {
             apply(&store, &group).await.unwrap(),
             [true, true, true, false]
         );
-        let statuses: Vec<String> = store
-            .deliveries()
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|d| d.status)
-            .collect();
-        assert_eq!(statuses, ["sent", "sending"]);
+        assert_eq!(statuses(&store).await, ["sent", "sending"]);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -308,14 +312,7 @@ mod tests {
         .await
         .expect("the urgent update did not end the linger");
         assert_eq!((a.unwrap(), b.unwrap()), (true, true));
-        let statuses: Vec<String> = store
-            .deliveries()
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|d| d.status)
-            .collect();
-        assert_eq!(statuses, ["sent", "sent"]);
+        assert_eq!(statuses(&store).await, ["sent", "sent"]);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
