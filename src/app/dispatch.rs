@@ -19,7 +19,7 @@ use crate::channel::{Handover, Outgoing, SendError};
 use crate::config::{AllowedHours, InDoubtPolicy};
 use crate::domain::{Channel, Email, Phone};
 use crate::plan::{CustomerFacts, Occasion, next_allowed};
-use crate::store::{ClaimedDelivery, RenderedMessage};
+use crate::store::{ClaimedDelivery, RenderedMessage, Urgency};
 
 /// When a row's send window (`<zone> HH:MM-HH:MM`) is closed at `now`, when it opens.
 pub fn quiet_until(window: &str, now: Timestamp) -> Option<Timestamp> {
@@ -80,16 +80,6 @@ fn jitter() -> f64 {
     let mut b = [0u8; 4];
     let _ = getrandom::fill(&mut b);
     u32::from_le_bytes(b) as f64 / (u32::MAX as f64 + 1.0)
-}
-
-/// How soon a result must be committed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Record {
-    /// Its connection (its permit) waits for the commit: commit with whatever has queued.
-    Now,
-    /// Its connection took the next message already and other messages of the channel are on
-    /// the wire: the commit may wait a few milliseconds for their results to share it.
-    Soon,
 }
 
 /// The dispatcher's [`Handover`]: commits the row as `sending` (renewing its lease) at the
@@ -277,7 +267,7 @@ impl App {
                     .await;
                 // Recorded as soon as it is known: a crash now leaves at most the messages
                 // still on the wire in doubt, not the whole batch.
-                self.settle(row, result, now_s, paused, Record::Now).await
+                self.settle(row, result, now_s, paused, Urgency::Now).await
             }
         });
         // Sends of one batch run concurrently (the SMTP pool caps connections). A stop request
@@ -376,12 +366,12 @@ impl App {
                     drop(permit);
                     // With nothing else on the wire no result is coming to share the commit
                     // (the end of a batch, an instant transport): record it now.
-                    let record = if permits_ref.available_permits() < concurrency {
-                        Record::Soon
+                    let urgency = if permits_ref.available_permits() < concurrency {
+                        Urgency::Linger
                     } else {
-                        Record::Now
+                        Urgency::Now
                     };
-                    self.settle(row, result, now_s, paused, record).await
+                    self.settle(row, result, now_s, paused, urgency).await
                 };
                 unsettled_ref.add_permits(1);
                 r
@@ -430,7 +420,7 @@ impl App {
         result: Result<String, SendError>,
         now_s: i64,
         paused: &[String],
-        record: Record,
+        urgency: Urgency,
     ) -> Result<DispatchReport, super::AppError> {
         let d = &self.cfg.delivery;
         let mut r = DispatchReport::default();
@@ -444,18 +434,9 @@ impl App {
                 {
                     tracing::warn!(channel = %row.channel, "the channel works again: pause lifted");
                 }
-                match record {
-                    Record::Now => {
-                        self.store
-                            .mark_sent(row.id, &row.lease_token, now_s)
-                            .await?
-                    }
-                    Record::Soon => {
-                        self.store
-                            .mark_sent_lingering(row.id, &row.lease_token, now_s)
-                            .await?
-                    }
-                }
+                self.store
+                    .mark_sent(row.id, &row.lease_token, now_s, urgency)
+                    .await?
             }
             Err(e) if e.lease_lost => {
                 tracing::warn!(delivery = row.id, "not sent: {e}");

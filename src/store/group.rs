@@ -50,10 +50,11 @@ type Reply = oneshot::Sender<Result<bool, String>>;
 
 /// Whether an update may wait for company before it commits (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Urgency {
+pub enum Urgency {
     /// Someone holds a connection until it is committed: commit with whatever has queued.
     Now,
-    /// Nobody waits on it with a connection: a group of only these lingers up to [`LINGER`].
+    /// Nobody waits on it with a connection (its connection took the next message already,
+    /// and others of its channel are on the wire): a group of only these lingers up to 5 ms.
     Linger,
 }
 
@@ -67,7 +68,7 @@ pub(super) struct GroupCommit {
 const MAX_GROUP: usize = 256;
 
 /// How long a group of lingering updates waits for more before it commits.
-pub(super) const LINGER: std::time::Duration = std::time::Duration::from_millis(5);
+const LINGER: std::time::Duration = std::time::Duration::from_millis(5);
 
 impl GroupCommit {
     pub(super) fn spawn(store: Store) -> GroupCommit {

@@ -405,7 +405,7 @@ impl Store {
                     lease_until: now + lease_secs as i64,
                     now,
                 },
-                super::group::Urgency::Now,
+                super::Urgency::Now,
             )
             .await
     }
@@ -625,30 +625,15 @@ impl Store {
     }
 
     /// `true` when the lease still held and the row is now `sent` (group-committed like
-    /// [`Store::mark_sending`]).
-    pub async fn mark_sent(&self, id: i64, token: &str, now: i64) -> Result<bool, StoreError> {
-        self.sent(id, token, now, super::group::Urgency::Now).await
-    }
-
-    /// [`Store::mark_sent`] for a caller that holds no connection while it waits (a row
-    /// committed `sending` ahead): the commit may wait a few milliseconds for other results
-    /// to share it. The row stays `sending` — unsettled, in doubt after a crash — until then.
-    pub async fn mark_sent_lingering(
+    /// [`Store::mark_sending`]). With [`Urgency::Linger`] (a caller holding no connection while
+    /// it waits) the commit may wait a few milliseconds for other results to share it; the row
+    /// stays `sending` — unsettled, in doubt after a crash — until then.
+    pub async fn mark_sent(
         &self,
         id: i64,
         token: &str,
         now: i64,
-    ) -> Result<bool, StoreError> {
-        self.sent(id, token, now, super::group::Urgency::Linger)
-            .await
-    }
-
-    async fn sent(
-        &self,
-        id: i64,
-        token: &str,
-        now: i64,
-        urgency: super::group::Urgency,
+        urgency: super::Urgency,
     ) -> Result<bool, StoreError> {
         self.group()
             .run(

@@ -29,6 +29,7 @@ use sea_orm::{
 
 pub use consent::ConsentEvent;
 pub use engine::{HistoryRow, MonthDayColumn, OrderRow, Probe};
+pub use group::Urgency;
 pub use ledger::{
     ChannelPause, ClaimedDelivery, DeliveryRow, FailedDelivery, NewDelivery, QueueCount,
     RenderedMessage, RowSelection, Status,

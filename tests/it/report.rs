@@ -76,7 +76,7 @@ async fn send_due(t: &TestApp, now: i64, fail: Option<i64>) -> usize {
             assert!(
                 t.app
                     .store
-                    .mark_sent(c.id, &c.lease_token, now)
+                    .mark_sent(c.id, &c.lease_token, now, ritualist::store::Urgency::Now)
                     .await
                     .unwrap()
             );
