@@ -13,7 +13,9 @@ use super::message::compose_with;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
-use tokio::sync::Semaphore;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::channel::{Handover, Outgoing, SendError};
 use crate::config::{AllowedHours, InDoubtPolicy};
@@ -251,15 +253,18 @@ impl App {
         let email_permits = Semaphore::new(self.channels.concurrency("email"));
         let sms_permits = Semaphore::new(self.channels.concurrency("sms"));
         let (email_permits, sms_permits) = (&email_permits, &sms_permits);
+        // SMS of this batch whose result is not yet on its way to the ledger.
+        let sms_left = AtomicUsize::new(batch.iter().filter(|r| r.channel == "sms").count());
+        let sms_left = &sms_left;
         let sends = batch.iter().zip(&handovers).map(|(row, handover)| {
             let from = from.as_str();
             async move {
-                let permits = if row.channel == "sms" {
-                    sms_permits
-                } else {
-                    email_permits
-                };
-                let _permit = permits.acquire().await;
+                let sms = row.channel == "sms";
+                let permits = if sms { sms_permits } else { email_permits };
+                let permit = permits
+                    .acquire()
+                    .await
+                    .expect("the semaphore is never closed");
                 let msg = outgoing(row, from, Some(handover));
                 let result = self
                     .metrics
@@ -267,7 +272,25 @@ impl App {
                     .await;
                 // Recorded as soon as it is known: a crash now leaves at most the messages
                 // still on the wire in doubt, not the whole batch.
-                self.settle(row, result, now_s, paused, Urgency::Now).await
+                if !sms {
+                    let r = self
+                        .settle(row, result, now_s, paused, Urgency::Now, None)
+                        .await;
+                    drop(permit);
+                    return r;
+                }
+                // An SMS is handed over right before its request, so the next one's handover
+                // may share the commit of this result: the permit goes back once the result is
+                // queued, and the handover queued after it never commits before it (at most
+                // one unsettled SMS per permit still). The result lingers for that handover
+                // while more SMS of the batch are to come.
+                let urgency = if sms_left.fetch_sub(1, Ordering::SeqCst) > 1 {
+                    Urgency::Linger
+                } else {
+                    Urgency::Now
+                };
+                self.settle(row, result, now_s, paused, urgency, Some(permit))
+                    .await
             }
         });
         // Sends of one batch run concurrently (the SMTP pool caps connections). A stop request
@@ -301,7 +324,7 @@ impl App {
         now_s: i64,
         paused: &[String],
     ) -> Result<DispatchReport, super::AppError> {
-        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::atomic::AtomicBool;
 
         use futures_util::StreamExt;
 
@@ -371,7 +394,7 @@ impl App {
                     } else {
                         Urgency::Now
                     };
-                    self.settle(row, result, now_s, paused, urgency).await
+                    self.settle(row, result, now_s, paused, urgency, None).await
                 };
                 unsettled_ref.add_permits(1);
                 r
@@ -413,7 +436,9 @@ impl App {
         Ok(report)
     }
 
-    /// Records one send's result (fenced by the lease token).
+    /// Records one send's result (fenced by the lease token). `permit`, if any, is given
+    /// back once the result is on its way: as soon as a `sent` is queued to the group commit
+    /// (whatever is queued after it commits no earlier), otherwise once the result is recorded.
     async fn settle(
         &self,
         row: &ClaimedDelivery,
@@ -421,6 +446,7 @@ impl App {
         now_s: i64,
         paused: &[String],
         urgency: Urgency,
+        permit: Option<SemaphorePermit<'_>>,
     ) -> Result<DispatchReport, super::AppError> {
         let d = &self.cfg.delivery;
         let mut r = DispatchReport::default();
@@ -434,9 +460,11 @@ impl App {
                 {
                     tracing::warn!(channel = %row.channel, "the channel works again: pause lifted");
                 }
-                self.store
-                    .mark_sent(row.id, &row.lease_token, now_s, urgency)
-                    .await?
+                let committed = self
+                    .store
+                    .mark_sent(row.id, &row.lease_token, now_s, urgency);
+                drop(permit);
+                committed.await?
             }
             Err(e) if e.lease_lost => {
                 tracing::warn!(delivery = row.id, "not sent: {e}");

@@ -110,16 +110,23 @@ impl GroupCommit {
         GroupCommit { tx }
     }
 
-    /// Queues `op` and waits until it is committed; `true` when it changed its row.
-    pub(super) async fn run(&self, op: Op, urgency: Urgency) -> Result<bool, StoreError> {
+    /// Queues `op` at once (not when the answer is first polled) and returns the wait for its
+    /// commit: `true` when it changed its row. Ops commit in the order they were queued, so an
+    /// op queued after another never commits before it.
+    pub(super) fn queue(
+        &self,
+        op: Op,
+        urgency: Urgency,
+    ) -> impl Future<Output = Result<bool, StoreError>> + 'static {
         let (reply, answer) = oneshot::channel();
-        self.tx
-            .send((op, reply, urgency))
-            .map_err(|_| StoreError::Corrupt("the ledger writer stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Corrupt("the ledger writer stopped".into()))?
-            .map_err(|e| StoreError::Db(sea_orm::DbErr::Custom(e)))
+        let queued = self.tx.send((op, reply, urgency));
+        async move {
+            queued.map_err(|_| StoreError::Corrupt("the ledger writer stopped".into()))?;
+            answer
+                .await
+                .map_err(|_| StoreError::Corrupt("the ledger writer stopped".into()))?
+                .map_err(|e| StoreError::Db(sea_orm::DbErr::Custom(e)))
+        }
     }
 }
 
@@ -297,7 +304,7 @@ mod tests {
         let (store, claimed, dir) = claimed("group-linger", 2).await;
         // Far longer than the test: only the urgent update can end the wait.
         let group = GroupCommit::spawn_lingering(store.clone(), Duration::from_secs(600));
-        let lingering = group.run(sent(&claimed[0]), Urgency::Linger);
+        let lingering = group.queue(sent(&claimed[0]), Urgency::Linger);
         tokio::pin!(lingering);
         // Queued, and still waiting for company after a while.
         assert!(
@@ -306,7 +313,7 @@ mod tests {
                 .is_err(),
             "a lingering update alone committed before its linger was over"
         );
-        let urgent = group.run(sent(&claimed[1]), Urgency::Now);
+        let urgent = group.queue(sent(&claimed[1]), Urgency::Now);
         let (a, b) = tokio::time::timeout(Duration::from_secs(30), async {
             tokio::join!(lingering, urgent)
         })
@@ -314,6 +321,31 @@ mod tests {
         .expect("the urgent update did not end the linger");
         assert_eq!((a.unwrap(), b.unwrap()), (true, true));
         assert_eq!(statuses(&store).await, ["sent", "sent"]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// An update is queued when it is issued, before anyone awaits it, and commits no later
+    /// than an update queued after it: the dispatcher relies on this to hand the next SMS
+    /// over in the same commit as the previous one's result.
+    #[tokio::test]
+    async fn an_update_issued_first_commits_no_later_than_one_issued_after_it() {
+        let (store, claimed, dir) = claimed("group-order", 2).await;
+        let group = GroupCommit::spawn_lingering(store.clone(), Duration::from_secs(600));
+        // Issued, never polled before the next one is committed.
+        let first = group.queue(sent(&claimed[0]), Urgency::Linger);
+        let handover = Op::Sending {
+            id: claimed[1].id,
+            token: claimed[1].lease_token.clone(),
+            lease_until: 100,
+            now: 11,
+        };
+        let second =
+            tokio::time::timeout(Duration::from_secs(30), group.queue(handover, Urgency::Now))
+                .await
+                .expect("the urgent update did not commit");
+        assert!(second.unwrap());
+        assert_eq!(statuses(&store).await, ["sent", "sending"]);
+        assert!(first.await.unwrap());
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -326,7 +358,7 @@ mod tests {
         let t = std::time::Instant::now();
         let done = tokio::time::timeout(
             Duration::from_secs(30),
-            group.run(sent(&claimed[0]), Urgency::Linger),
+            group.queue(sent(&claimed[0]), Urgency::Linger),
         )
         .await
         .expect("a lingering update never committed");
@@ -341,7 +373,7 @@ mod tests {
         assert!(
             tokio::time::timeout(
                 Duration::from_secs(30),
-                group.run(sent(&claimed[1]), Urgency::Now)
+                group.queue(sent(&claimed[1]), Urgency::Now)
             )
             .await
             .unwrap()

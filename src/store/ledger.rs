@@ -398,7 +398,7 @@ impl Store {
         lease_secs: u32,
     ) -> Result<bool, StoreError> {
         self.group()
-            .run(
+            .queue(
                 super::group::Op::Sending {
                     id,
                     token: token.to_string(),
@@ -628,23 +628,25 @@ impl Store {
     /// [`Store::mark_sending`]). With [`Urgency::Linger`] (a caller holding no connection while
     /// it waits) the commit may wait a few milliseconds for other results to share it; the row
     /// stays `sending` — unsettled, in doubt after a crash — until then.
-    pub async fn mark_sent(
+    ///
+    /// The update is queued when this is called, not when the answer is first awaited, and
+    /// group-committed updates commit in the order they were queued: a handover queued after
+    /// this result never becomes durable before it.
+    pub fn mark_sent(
         &self,
         id: i64,
         token: &str,
         now: i64,
         urgency: super::Urgency,
-    ) -> Result<bool, StoreError> {
-        self.group()
-            .run(
-                super::group::Op::Sent {
-                    id,
-                    token: token.to_string(),
-                    now,
-                },
-                urgency,
-            )
-            .await
+    ) -> impl Future<Output = Result<bool, StoreError>> + 'static {
+        self.group().queue(
+            super::group::Op::Sent {
+                id,
+                token: token.to_string(),
+                now,
+            },
+            urgency,
+        )
     }
 
     pub async fn mark_retry(

@@ -818,3 +818,122 @@ async fn leases_of_rows_committed_ahead_are_renewed_while_they_wait() {
     assert_eq!((d.sent, d.in_doubt, d.lease_lost), (6, 0, 0), "{d:?}");
     assert_eq!(tw.received().len(), 6);
 }
+
+/// `kill -9` while an SMS request is at the gateway, one by one (`handover_batch: 1`): each SMS
+/// is committed `sending` right before its request and `sent` once answered, so the crash
+/// leaves in doubt only what was on the wire — exactly one SMS with one request at a time, at
+/// most `sms.concurrency` with three. After the restart (its lease expired) the in-doubt SMS is
+/// kept, not resent (SMS prefers a possible loss to a duplicate), everything else goes out, and
+/// the gateway got each number exactly once. Holds on SQLite and PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_during_an_sms_request_leaves_only_the_sms_on_the_wire_in_doubt() {
+    for db in crate::harness::BOTH {
+        for concurrency in [1, 3] {
+            kill_during_an_sms_request(db, concurrency).await;
+        }
+    }
+}
+
+async fn kill_during_an_sms_request(db: Db, concurrency: usize) {
+    const N: usize = 20;
+    /// The request during which the daemon dies.
+    const KILL_AT: usize = 10;
+    let daemon = Arc::new(AtomicU32::new(0));
+    let arrived = Arc::new(AtomicUsize::new(0));
+    let accept = twilio(Twilio::Accept);
+    let (pid, count) = (daemon.clone(), arrived.clone());
+    let tw = Gateway::start(move |r: &Received| {
+        let pid = pid.load(Ordering::SeqCst);
+        if count.fetch_add(1, Ordering::SeqCst) + 1 == KILL_AT && pid != 0 {
+            // Before this request is answered.
+            let killed = std::process::Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .status()
+                .unwrap();
+            assert!(killed.success());
+        }
+        accept(r)
+    })
+    .await;
+    let (_token, twilio) = twilio_provider(&tw.url());
+    let delivery = format!(
+        "  email:\n    transport: outbox\n  handover_batch: 1\n  sms:\n    concurrency: {concurrency}\n    providers:\n{twilio}"
+    );
+    let Some(t) = TestApp::start(db, &delivery).await else {
+        return;
+    };
+    let mut csv = HEADER.to_string();
+    for i in 0..N {
+        csv.push_str(&format!(
+            "k{i},Ana,,,+407210003{i:02},ro,Europe/Bucharest,1990-07-07,sms\n"
+        ));
+    }
+    assert!(t.customers(&csv).await.is_empty());
+    let now = "2027-07-07T12:00:00Z";
+    assert_eq!(t.app.tick(at(now)).await.unwrap().queued, N);
+
+    let mut run = crate::harness::ritualist_cmd(&t.dir)
+        .args(["run", "--once", "--now", now])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    daemon.store(run.id(), Ordering::SeqCst);
+    let status = tokio::task::spawn_blocking(move || {
+        crate::harness::wait_exit(&mut run, Duration::from_secs(120), "the killed run")
+    })
+    .await
+    .unwrap();
+    assert!(!status.success(), "the run must have been killed: {status}");
+    let on_the_wire = tw.received().len();
+    let rows = t.rows().await;
+    let count = |s: &str| rows.iter().filter(|r| r.status == s).count();
+    let (sent, sending) = (count("sent"), count("sending"));
+    let what = format!("{db:?}, concurrency {concurrency}");
+    // A row is `sending` from the commit right before its request: the gateway got every
+    // `sent` one and every request came from a `sending` or `sent` one; with three at once a
+    // row may die committed but before its request left.
+    assert!(
+        sent < on_the_wire && on_the_wire <= sent + sending,
+        "{what}: {sent} sent, {sending} sending, {on_the_wire} requests at the gateway"
+    );
+    let never_left = sent + sending - on_the_wire;
+    if concurrency == 1 {
+        assert_eq!((sent, sending, never_left), (KILL_AT - 1, 1, 0), "{what}");
+    } else {
+        assert!(
+            (1..=concurrency).contains(&sending),
+            "{what}: {sending} in doubt, more than the requests that may be in flight"
+        );
+    }
+
+    let out = crate::harness::ritualist_cmd(&t.dir)
+        .args(["run", "--once", "--now", "2027-07-07T12:10:00Z"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{what}: the restart: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = t.rows().await;
+    let count = |s: &str| rows.iter().filter(|r| r.status == s).count();
+    assert_eq!(
+        (count("sent"), count("in_doubt")),
+        (N - sending, sending),
+        "{what}"
+    );
+    let mut to: Vec<String> = tw
+        .received()
+        .iter()
+        .map(|r| r.form().into_iter().find(|(k, _)| k == "To").unwrap().1)
+        .collect();
+    assert_eq!(
+        to.len(),
+        N - never_left,
+        "{what}: one request per SMS, the in-doubt ones not resent"
+    );
+    to.sort();
+    to.dedup();
+    assert_eq!(to.len(), N - never_left, "{what}: each number once");
+}
