@@ -342,15 +342,21 @@ impl App {
         // Set when a row's transport starts: a stop gives back the rows never started.
         let started: Vec<AtomicBool> = batch.iter().map(|_| AtomicBool::new(false)).collect();
         let from = self.cfg.shop.from_email.as_str();
+        // Places the feed waits for before it commits its next chunk (0: not waiting), and
+        // results queued to linger, not yet committed: their places come back with them.
+        let (wanted, lingering) = (AtomicUsize::new(0), AtomicUsize::new(0));
         let (ready_tx, mut ready) = tokio::sync::mpsc::unbounded_channel::<(usize, bool)>();
         let (batch_ref, unsettled_ref) = (&batch, &unsettled);
+        let (wanted_ref, lingering_ref) = (&wanted, &lingering);
         let feed = async move {
             for (c, rows) in batch_ref.chunks(chunk).enumerate() {
+                wanted_ref.store(rows.len(), Ordering::SeqCst);
                 unsettled_ref
                     .acquire_many(rows.len() as u32)
                     .await
                     .expect("the semaphore is never closed")
                     .forget();
+                wanted_ref.store(0, Ordering::SeqCst);
                 // Issued together, so they share one group commit.
                 let marked = futures_util::future::join_all(rows.iter().map(|row| {
                     self.store
@@ -388,13 +394,28 @@ impl App {
                         .await;
                     drop(permit);
                     // With nothing else on the wire no result is coming to share the commit
-                    // (the end of a batch, an instant transport): record it now.
-                    let urgency = if permits_ref.available_permits() < concurrency {
+                    // (the end of a batch, an instant transport): record it now. Nor when the
+                    // next chunk waits only for this result and those lingering: its places
+                    // are free once they commit, and a linger would idle the connections.
+                    let on_the_wire = permits_ref.available_permits() < concurrency;
+                    let want = wanted_ref.load(Ordering::SeqCst);
+                    let freed = unsettled_ref.available_permits()
+                        + lingering_ref.load(Ordering::SeqCst)
+                        + 1;
+                    let linger = on_the_wire && (want == 0 || freed < want);
+                    if linger {
+                        lingering_ref.fetch_add(1, Ordering::SeqCst);
+                    }
+                    let urgency = if linger {
                         Urgency::Linger
                     } else {
                         Urgency::Now
                     };
-                    self.settle(row, result, now_s, paused, urgency, None).await
+                    let r = self.settle(row, result, now_s, paused, urgency, None).await;
+                    if linger {
+                        lingering_ref.fetch_sub(1, Ordering::SeqCst);
+                    }
+                    r
                 };
                 unsettled_ref.add_permits(1);
                 r
