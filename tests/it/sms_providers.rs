@@ -118,6 +118,14 @@ impl Gateway {
         self.received.lock().unwrap().clone()
     }
 
+    /// The `To` of every Twilio-shaped request received, in arrival order.
+    fn numbers(&self) -> Vec<String> {
+        self.received()
+            .iter()
+            .map(|r| r.form().into_iter().find(|(k, _)| k == "To").unwrap().1)
+            .collect()
+    }
+
     /// The most requests this gateway was answering at once.
     fn peak(&self) -> usize {
         self.peak.load(Ordering::SeqCst)
@@ -771,11 +779,7 @@ async fn requests_in_flight(handover_batch: &str, emails: usize) {
         "{counts:?}"
     );
     assert_eq!(t.outbox_emails().len(), emails, "each email written once");
-    let mut to: Vec<String> = tw
-        .received()
-        .iter()
-        .map(|r| r.form().into_iter().find(|(k, _)| k == "To").unwrap().1)
-        .collect();
+    let mut to = tw.numbers();
     to.sort();
     to.dedup();
     assert_eq!(to.len(), 12, "each number once: {to:?}");
@@ -923,11 +927,7 @@ async fn kill_during_an_sms_request(db: Db, concurrency: usize) {
         (N - sending, sending),
         "{what}"
     );
-    let mut to: Vec<String> = tw
-        .received()
-        .iter()
-        .map(|r| r.form().into_iter().find(|(k, _)| k == "To").unwrap().1)
-        .collect();
+    let mut to = tw.numbers();
     assert_eq!(
         to.len(),
         N - never_left,
