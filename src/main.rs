@@ -1,13 +1,15 @@
 //! The `ritualist` binary: parse arguments, set up logging, run, map to an exit code.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = ritualist::cli::Cli::parse();
-    // Logs to stderr; sqlx and lettre kept at warn/info (lettre's debug output would contain
-    // credentials and message bodies).
+    // Logs to stderr, coloured only on a terminal (a journal or a log file gets plain text);
+    // sqlx and lettre kept at warn/info (lettre's debug output would contain credentials and
+    // message bodies).
     let filter =
         tracing_subscriber::EnvFilter::try_from_env("RITUALIST_LOG").unwrap_or_else(|_| {
             tracing_subscriber::EnvFilter::new("info,sqlx=warn,sea_orm=warn,lettre=info")
@@ -16,6 +18,7 @@ fn main() -> ExitCode {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
