@@ -361,6 +361,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, AppError> {
                 Err(e) => return Err(AppError::Other(e.to_string())),
             };
             let app = App::open(cfg).await?;
+            crate::daemon::warn_of_a_wide_handover(&app.cfg);
             if once {
                 let app = std::sync::Arc::new(app);
                 // SIGTERM/SIGINT: stop claiming, give messages in flight their grace.

@@ -92,6 +92,22 @@ pub async fn run(app: Arc<App>) -> Result<(), AppError> {
     result
 }
 
+/// Says in the log, per channel, how many messages a crash may leave in doubt when
+/// `delivery.handover_batch` is above 1 (`run` and `run --once` both send).
+pub fn warn_of_a_wide_handover(cfg: &crate::config::Config) {
+    for channel in ["email", "sms"] {
+        let batch = cfg.delivery.handover_batch.of(channel);
+        if batch > 1 {
+            tracing::warn!(
+                channel,
+                handover_batch = batch,
+                "{channel}: messages are committed `sending` {batch} at a time: a crash may leave up to {} in doubt (delivery.handover_batch)",
+                2 * batch
+            );
+        }
+    }
+}
+
 /// The tick loop.
 async fn ticks(app: &App) -> Result<(), AppError> {
     let period = Duration::from_secs(app.cfg.delivery.tick_secs as u64);
@@ -104,17 +120,6 @@ async fn ticks(app: &App) -> Result<(), AppError> {
         "daemon started; ticking every {} s",
         period.as_secs()
     );
-    for channel in ["email", "sms"] {
-        let batch = app.cfg.delivery.handover_batch.of(channel);
-        if batch > 1 {
-            tracing::warn!(
-                channel,
-                handover_batch = batch,
-                "{channel}: messages are committed `sending` {batch} at a time: a crash may leave up to {} in doubt (delivery.handover_batch)",
-                2 * batch
-            );
-        }
-    }
     loop {
         if app.stop_requested() {
             app.channels.close().await;

@@ -101,6 +101,20 @@ async fn crash_at(
         "{point}: the run must die at the failpoint ({status}): {}",
         tail(&stderr)
     );
+    // A run with a wider handover says in its log, per channel (`handover_batch: N` is both),
+    // what a crash may leave in doubt.
+    for channel in ["email", "sms"] {
+        let warning = format!(
+            "{channel}: messages are committed `sending` {handover_batch} at a time: a crash may leave up to {} in doubt",
+            2 * handover_batch
+        );
+        assert_eq!(
+            stderr.contains(&warning),
+            handover_batch > 1,
+            "{point}: the run's log and `{warning}`: {}",
+            tail(&stderr)
+        );
+    }
 
     let out = ritualist_cmd(&t.dir)
         .args(["run", "--once", "--now", RESTART])
