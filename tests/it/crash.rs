@@ -101,6 +101,12 @@ async fn crash_at(
         "{point}: the run must die at the failpoint ({status}): {}",
         tail(&stderr)
     );
+    // Written to a file, the log is plain text (colours only on a terminal).
+    assert!(
+        !stderr.contains('\x1b'),
+        "{point}: ANSI escapes in a log file: {}",
+        tail(&stderr)
+    );
     // A run with a wider handover says in its log, per channel (`handover_batch: N` is both),
     // what a crash may leave in doubt.
     for channel in ["email", "sms"] {
