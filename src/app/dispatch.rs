@@ -2,20 +2,17 @@
 //! record the result (fenced by the lease token). Knows nothing about rituals or templates:
 //! it sends the stored bytes, so a retry is byte-identical to the first attempt.
 
-use jiff::Timestamp;
-
 use std::collections::HashMap;
-
-use jiff::tz::TimeZone;
-
-use super::App;
-use super::message::compose_with;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
 use tokio::sync::{Semaphore, SemaphorePermit};
+
+use super::App;
+use super::message::compose_with;
 
 use crate::channel::{Handover, Outgoing, SendError};
 use crate::config::{AllowedHours, InDoubtPolicy};
