@@ -29,6 +29,13 @@ pub fn quiet_until(window: &str, now: Timestamp) -> Option<Timestamp> {
     (next > now).then_some(next)
 }
 
+/// When the row's send window is closed at the clock's moment, when it opens.
+fn quiet_now(row: &ClaimedDelivery, clock: &DrainClock) -> Option<Timestamp> {
+    row.send_window
+        .as_deref()
+        .and_then(|w| quiet_until(w, clock.now()))
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct DispatchReport {
     pub claimed: usize,
@@ -81,13 +88,42 @@ fn jitter() -> f64 {
     u32::from_le_bytes(b) as f64 / (u32::MAX as f64 + 1.0)
 }
 
-/// The dispatcher's [`Handover`]: commits the row as `sending` (renewing its lease) at the
-/// last moment before the provider can hold the message.
+/// The dispatcher's clock: the `now` a drain was given, moving on with the time the drain has
+/// taken since. A drain of a long queue (a rate-limited provider, a slow relay) can outlast a
+/// lease: every lease it sets and every result it records is stamped with the moment it
+/// happens, so a second daemon's reaper never finds a fresh lease already expired (and puts a
+/// message in doubt that this one is still sending).
+#[derive(Debug, Clone, Copy)]
+pub struct DrainClock {
+    base: i64,
+    started: std::time::Instant,
+}
+
+impl DrainClock {
+    pub fn starting_at(now: Timestamp) -> DrainClock {
+        DrainClock {
+            base: now.as_second(),
+            started: std::time::Instant::now(),
+        }
+    }
+
+    /// `now` plus the whole seconds elapsed since the drain began.
+    pub fn now_s(&self) -> i64 {
+        self.base + self.started.elapsed().as_secs() as i64
+    }
+
+    pub fn now(&self) -> Timestamp {
+        Timestamp::from_second(self.now_s()).unwrap_or(Timestamp::MAX)
+    }
+}
+
+/// The dispatcher's [`Handover`]: commits the row as `sending` (renewing its lease from the
+/// moment of the commit) at the last moment before the provider can hold the message.
 struct RowHandover<'a> {
     store: &'a crate::store::Store,
     id: i64,
     token: &'a str,
-    now: i64,
+    clock: &'a DrainClock,
     lease_secs: u32,
 }
 
@@ -96,7 +132,7 @@ impl Handover for RowHandover<'_> {
         Box::pin(async move {
             match self
                 .store
-                .mark_sending(self.id, self.token, self.now, self.lease_secs)
+                .mark_sending(self.id, self.token, self.clock.now_s(), self.lease_secs)
                 .await
             {
                 Ok(true) => Ok(()),
@@ -153,6 +189,15 @@ impl App {
 
     /// One step: claim a batch of due rows and send them. `claimed == 0` means nothing is due.
     pub async fn dispatch_batch(&self, now: Timestamp) -> Result<DispatchReport, super::AppError> {
+        self.dispatch_step(&DrainClock::starting_at(now)).await
+    }
+
+    /// [`App::dispatch_batch`] at the clock's current moment. The leases of the batch's rows
+    /// are renewed every third of `lease_secs` while it is out: a row waiting its turn (a big
+    /// batch, a slow or rate-limited provider) or on a relay slow to answer keeps its lease,
+    /// so no reaper takes a row this worker is about to send or is sending.
+    async fn dispatch_step(&self, clock: &DrainClock) -> Result<DispatchReport, super::AppError> {
+        let now = clock.now();
         let now_s = now.as_second();
         let d = &self.cfg.delivery;
         let claimed = self
@@ -197,16 +242,65 @@ impl App {
         let (email_ahead, sms_ahead): (Vec<_>, Vec<_>) =
             ahead.into_iter().partition(|r| r.channel != "sms");
         let paused = &paused;
-        let (a, b, c) = futures_util::future::join3(
-            self.send_one_by_one(one_by_one, now_s, paused),
-            self.send_ahead(email_ahead, now_s, paused),
-            self.send_ahead(sms_ahead, now_s, paused),
-        )
-        .await;
+        let out: Vec<i64> = one_by_one
+            .iter()
+            .chain(&email_ahead)
+            .chain(&sms_ahead)
+            .map(|r| r.id)
+            .collect();
+        let Some(token) = one_by_one
+            .first()
+            .or(email_ahead.first())
+            .or(sms_ahead.first())
+            .map(|r| r.lease_token.clone())
+        else {
+            return Ok(report);
+        };
+        let sends = futures_util::future::join3(
+            self.send_one_by_one(one_by_one, clock, paused),
+            self.send_ahead(email_ahead, clock, paused),
+            self.send_ahead(sms_ahead, clock, paused),
+        );
+        let (a, b, c) = tokio::select! {
+            r = sends => r,
+            _ = self.keep_leases(&out, &token, clock) => unreachable!("the lease keeper never ends"),
+        };
         report.add(a?);
         report.add(b?);
         report.add(c?);
         Ok(report)
+    }
+
+    /// Puts a row back, untried, until its send window opens at `next`.
+    async fn defer_quiet(
+        &self,
+        row: &ClaimedDelivery,
+        next: Timestamp,
+        now_s: i64,
+    ) -> Result<DispatchReport, super::AppError> {
+        self.store
+            .defer(row.id, &row.lease_token, next.as_second(), now_s)
+            .await?;
+        Ok(DispatchReport {
+            deferred: 1,
+            ..Default::default()
+        })
+    }
+
+    /// Renews the leases of the rows `ids` of the batch claimed under `token` (those still
+    /// `claimed` or `sending`) every third of `lease_secs`, from the clock's moment; never
+    /// completes.
+    async fn keep_leases(&self, ids: &[i64], token: &str, clock: &DrainClock) {
+        let lease = self.cfg.delivery.lease_secs;
+        let every = Duration::from_secs((lease as u64 / 3).max(1));
+        loop {
+            tokio::time::sleep(every).await;
+            let until = clock.now_s() + lease as i64;
+            match self.store.renew_leases(ids, token, until).await {
+                Ok(n) => tracing::debug!(renewed = n, "leases of the batch out renewed"),
+                Err(e) => tracing::warn!("cannot renew the leases of the batch out: {e}"),
+            }
+        }
     }
 
     /// Completes `delivery.shutdown_timeout_secs` after a stop was requested: how long sends
@@ -225,7 +319,7 @@ impl App {
     async fn send_one_by_one(
         &self,
         batch: Vec<ClaimedDelivery>,
-        now_s: i64,
+        clock: &DrainClock,
         paused: &[String],
     ) -> Result<DispatchReport, super::AppError> {
         let mut report = DispatchReport::default();
@@ -240,7 +334,7 @@ impl App {
                 store: &self.store,
                 id: row.id,
                 token: &row.lease_token,
-                now: now_s,
+                clock,
                 lease_secs: d.lease_secs,
             })
             .collect();
@@ -262,6 +356,14 @@ impl App {
                     .acquire()
                     .await
                     .expect("the semaphore is never closed");
+                // A batch can take a while: its send window may have closed since it was
+                // claimed.
+                if let Some(next) = quiet_now(row, clock) {
+                    if sms {
+                        sms_left.fetch_sub(1, Ordering::SeqCst);
+                    }
+                    return self.defer_quiet(row, next, clock.now_s()).await;
+                }
                 let msg = outgoing(row, from, Some(handover));
                 let result = self
                     .metrics
@@ -271,7 +373,7 @@ impl App {
                 // still on the wire in doubt, not the whole batch.
                 if !sms {
                     let r = self
-                        .settle(row, result, now_s, paused, Urgency::Now, None)
+                        .settle(row, result, clock.now_s(), paused, Urgency::Now, None)
                         .await;
                     drop(permit);
                     return r;
@@ -286,7 +388,7 @@ impl App {
                 } else {
                     Urgency::Now
                 };
-                self.settle(row, result, now_s, paused, urgency, Some(permit))
+                self.settle(row, result, clock.now_s(), paused, urgency, Some(permit))
                     .await
             }
         });
@@ -296,7 +398,7 @@ impl App {
         let results = tokio::select! {
             r = all => r,
             _ = self.grace_after_stop() => {
-                return self.abandon(&batch, None, now_s, report).await;
+                return self.abandon(&batch, None, clock.now_s(), report).await;
             }
         };
         for r in results {
@@ -318,7 +420,7 @@ impl App {
     async fn send_ahead(
         &self,
         batch: Vec<ClaimedDelivery>,
-        now_s: i64,
+        clock: &DrainClock,
         paused: &[String],
     ) -> Result<DispatchReport, super::AppError> {
         use std::sync::atomic::AtomicBool;
@@ -345,6 +447,8 @@ impl App {
         let (ready_tx, mut ready) = tokio::sync::mpsc::unbounded_channel::<(usize, bool)>();
         let (batch_ref, unsettled_ref) = (&batch, &unsettled);
         let (wanted_ref, lingering_ref) = (&wanted, &lingering);
+        let mut deferred = DispatchReport::default();
+        let deferred_ref = &mut deferred;
         let feed = async move {
             for (c, rows) in batch_ref.chunks(chunk).enumerate() {
                 wanted_ref.store(rows.len(), Ordering::SeqCst);
@@ -354,15 +458,28 @@ impl App {
                     .expect("the semaphore is never closed")
                     .forget();
                 wanted_ref.store(0, Ordering::SeqCst);
+                // Rows whose send window closed since the batch was claimed wait, untried;
+                // their places come back at once.
+                let mut open = Vec::with_capacity(rows.len());
+                for (i, row) in rows.iter().enumerate() {
+                    match quiet_now(row, clock) {
+                        Some(next) => {
+                            deferred_ref.add(self.defer_quiet(row, next, clock.now_s()).await?);
+                            unsettled_ref.add_permits(1);
+                        }
+                        None => open.push((c * chunk + i, row)),
+                    }
+                }
                 // Issued together, so they share one group commit.
-                let marked = futures_util::future::join_all(rows.iter().map(|row| {
+                let now_s = clock.now_s();
+                let marked = futures_util::future::join_all(open.iter().map(|(_, row)| {
                     self.store
                         .mark_sending(row.id, &row.lease_token, now_s, d.lease_secs)
                 }))
                 .await;
                 crate::failpoint::hit("after_handover_batch");
-                for (i, m) in marked.into_iter().enumerate() {
-                    let _ = ready_tx.send((c * chunk + i, m?));
+                for ((i, _), m) in open.iter().zip(marked) {
+                    let _ = ready_tx.send((*i, m?));
                 }
             }
             Ok::<(), super::AppError>(())
@@ -408,7 +525,9 @@ impl App {
                     } else {
                         Urgency::Now
                     };
-                    let r = self.settle(row, result, now_s, paused, urgency, None).await;
+                    let r = self
+                        .settle(row, result, clock.now_s(), paused, urgency, None)
+                        .await;
                     if linger {
                         lingering_ref.fetch_sub(1, Ordering::SeqCst);
                     }
@@ -423,34 +542,18 @@ impl App {
                 acc.add(r?);
                 Ok::<DispatchReport, super::AppError>(acc)
             });
-        // Rows committed ahead may wait for a connection longer than their lease: renew it
-        // every third of a lease while the batch is out (the rows on the wire too).
-        let ids: Vec<i64> = batch.iter().map(|r| r.id).collect();
-        let token = first.lease_token.clone();
-        let keep_leases = async {
-            let every = Duration::from_secs((d.lease_secs as u64 / 3).max(1));
-            let began = std::time::Instant::now();
-            loop {
-                tokio::time::sleep(every).await;
-                let until = now_s + began.elapsed().as_secs() as i64 + d.lease_secs as i64;
-                match self.store.renew_sending_leases(&ids, &token, until).await {
-                    Ok(n) => tracing::debug!(renewed = n, "leases of rows committed ahead renewed"),
-                    Err(e) => {
-                        tracing::warn!("cannot renew the leases of rows committed ahead: {e}")
-                    }
-                }
-            }
-        };
+        // Rows committed ahead may wait for a connection longer than their lease: the batch's
+        // leases are renewed while it is out (`dispatch_step`).
         let all = futures_util::future::join(feed, send);
         let (fed, sent) = tokio::select! {
             r = all => r,
-            _ = keep_leases => unreachable!("the lease keeper never ends"),
             _ = self.grace_after_stop() => {
-                return self.abandon(&batch, Some(&started), now_s, report).await;
+                return self.abandon(&batch, Some(&started), clock.now_s(), report).await;
             }
         };
         fed?;
         report.add(sent?);
+        report.add(deferred);
         Ok(report)
     }
 
@@ -775,11 +878,12 @@ impl App {
             in_doubt: doubt as usize,
             ..Default::default()
         };
+        let clock = DrainClock::starting_at(now);
         loop {
             if self.stop_requested() {
                 return Ok(total);
             }
-            let r = self.dispatch_batch(now).await?;
+            let r = self.dispatch_step(&clock).await?;
             if r.claimed == 0 {
                 return Ok(total);
             }

@@ -823,6 +823,110 @@ async fn leases_of_rows_committed_ahead_are_renewed_while_they_wait() {
     assert_eq!(tw.received().len(), 6);
 }
 
+/// One by one (`handover_batch: 1`), six SMS answered in 2 s each, one at a time, with a 10 s
+/// lease: the drain outlasts the lease. With `batch_size: 2` the third batch is claimed 8 s
+/// into the drain and its last SMS handed over at 10 s: their leases run from those moments,
+/// not from the moment the drain began (which would have them expired at once). With
+/// `batch_size: 6` the sixth SMS waits 10 s for its turn, `claimed`: its lease is renewed while
+/// it waits. Either way a second daemon's reaper, its clock on past the first lease, finds
+/// nothing to take back and puts nothing in doubt, and each number gets one SMS.
+#[tokio::test]
+async fn a_drain_longer_than_a_lease_keeps_its_rows_leased() {
+    // (batch_size, when the reaper runs, the reaper's clock): both past the first lease.
+    let (a, b) = tokio::join!(
+        drain_longer_than_a_lease(2, Duration::from_millis(11_500), 12),
+        drain_longer_than_a_lease(6, Duration::from_millis(9_500), 11),
+    );
+    for (batch, reaped, d, received) in [a, b] {
+        assert_eq!(
+            reaped,
+            (0, 0),
+            "batch_size {batch}: nothing expired, nothing in doubt"
+        );
+        assert_eq!(
+            (d.sent, d.in_doubt, d.lease_lost),
+            (6, 0, 0),
+            "batch_size {batch}: {d:?}"
+        );
+        assert_eq!(received, 6, "batch_size {batch}");
+    }
+}
+
+async fn drain_longer_than_a_lease(
+    batch_size: u32,
+    reaper_after: Duration,
+    reaper_clock: i64,
+) -> (u32, (u64, u64), ritualist::app::DispatchReport, usize) {
+    let tw = Gateway::start_with_delay(twilio(Twilio::Accept), Duration::from_secs(2)).await;
+    let (_token, twilio) = twilio_provider(&tw.url());
+    let delivery = format!(
+        "  email:\n    transport: outbox\n  lease_secs: 10\n  batch_size: {batch_size}\n  sms:\n    concurrency: 1\n    providers:\n{}",
+        twilio
+    );
+    let t = TestApp::start(Db::Sqlite, &delivery).await.unwrap();
+    let mut csv = HEADER.to_string();
+    for i in 0..6 {
+        csv.push_str(&format!(
+            "l{i},Ana,,,+407210003{i:02},ro,Europe/Bucharest,1990-07-07,sms\n"
+        ));
+    }
+    assert!(t.customers(&csv).await.is_empty());
+    let now = at("2027-07-07T12:00:00Z");
+    assert_eq!(t.app.tick(now).await.unwrap().queued, 6);
+    let reaper = async {
+        tokio::time::sleep(reaper_after).await;
+        t.app
+            .store
+            .release_expired_leases(now.as_second() + reaper_clock, &[])
+            .await
+            .unwrap()
+    };
+    let (d, reaped) = tokio::join!(t.app.drain(now), reaper);
+    (batch_size, reaped, d.unwrap(), tw.received().len())
+}
+
+/// A backlog that runs into quiet hours stops at their start: three SMS in one batch, one at a
+/// time, each answered in 2 s, the drain beginning at 20:59:57 in Bucharest (SMS may go out
+/// 09:00–21:00 local). The first two go at 20:59:57 and 20:59:59; the third would go at 21:00:01
+/// and waits, untried, until 09:00 the next morning — the send window is checked when each
+/// message is about to go, not only when its batch was claimed. (With `handover_batch` N it is
+/// checked when a chunk is committed, up to 2 × N messages ahead.)
+#[tokio::test]
+async fn a_batch_that_runs_into_quiet_hours_stops_at_their_start() {
+    let handover_batch = 1; // one by one
+    let tw = Gateway::start_with_delay(twilio(Twilio::Accept), Duration::from_secs(2)).await;
+    let (_token, twilio) = twilio_provider(&tw.url());
+    let delivery = format!(
+        "  email:\n    transport: outbox\n  handover_batch: {handover_batch}\n  sms:\n    concurrency: 1\n    providers:\n{}",
+        twilio
+    );
+    let t = TestApp::start(Db::Sqlite, &delivery).await.unwrap();
+    let mut csv = HEADER.to_string();
+    for i in 0..3 {
+        csv.push_str(&format!(
+            "q{i},Ana,,,+407210004{i:02},ro,Europe/Bucharest,1990-07-07,sms\n"
+        ));
+    }
+    assert!(t.customers(&csv).await.is_empty());
+    let now = at("2027-07-07T17:59:57Z"); // 20:59:57 in Bucharest (UTC+3)
+    assert_eq!(t.app.tick(now).await.unwrap().queued, 3);
+    let d = t.app.drain(now).await.unwrap();
+    assert_eq!(
+        (d.sent, d.deferred, d.in_doubt),
+        (2, 1, 0),
+        "handover_batch {handover_batch}: {d:?}"
+    );
+    assert_eq!(tw.received().len(), 2);
+    let before = t.app.drain(at("2027-07-08T05:59:00Z")).await.unwrap();
+    assert_eq!(before.sent, 0, "not before 09:00 local: {before:?}");
+    let morning = t.app.drain(at("2027-07-08T06:00:00Z")).await.unwrap();
+    assert_eq!(morning.sent, 1, "{morning:?}");
+    let mut to = tw.numbers();
+    to.sort();
+    to.dedup();
+    assert_eq!(to.len(), 3, "each number once: {to:?}");
+}
+
 /// `kill -9` while an SMS request is at the gateway, one by one (`handover_batch: 1`): each SMS
 /// is committed `sending` right before its request and `sent` once answered, so the crash
 /// leaves in doubt only what was on the wire — exactly one SMS with one request at a time, at
