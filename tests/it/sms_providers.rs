@@ -927,6 +927,40 @@ async fn a_batch_that_runs_into_quiet_hours_stops_at_their_start() {
     assert_eq!(to.len(), 3, "each number once: {to:?}");
 }
 
+/// The same with `handover_batch: 2` (chunks committed ahead, at most 4 rows unsettled): eight
+/// SMS, one request at a time, 2 s each, from 20:59:57 in Bucharest. The first two chunks are
+/// committed at once and go out (the last of them at 21:00:03: a chunk's window is checked
+/// when it is committed, up to 2 × N messages ahead); the third chunk's places free up at
+/// 21:00:01, past the window, so it and the fourth wait, untried, for the morning.
+#[tokio::test]
+async fn chunks_committed_ahead_stop_at_the_start_of_quiet_hours() {
+    let tw = Gateway::start_with_delay(twilio(Twilio::Accept), Duration::from_secs(2)).await;
+    let (_token, twilio) = twilio_provider(&tw.url());
+    let delivery = format!(
+        "  email:\n    transport: outbox\n  handover_batch: 2\n  sms:\n    concurrency: 1\n    providers:\n{}",
+        twilio
+    );
+    let t = TestApp::start(Db::Sqlite, &delivery).await.unwrap();
+    let mut csv = HEADER.to_string();
+    for i in 0..8 {
+        csv.push_str(&format!(
+            "k{i},Ana,,,+407210005{i:02},ro,Europe/Bucharest,1990-07-07,sms\n"
+        ));
+    }
+    assert!(t.customers(&csv).await.is_empty());
+    let now = at("2027-07-07T17:59:57Z"); // 20:59:57 in Bucharest (UTC+3)
+    assert_eq!(t.app.tick(now).await.unwrap().queued, 8);
+    let d = t.app.drain(now).await.unwrap();
+    assert_eq!((d.sent, d.deferred, d.in_doubt), (4, 4, 0), "{d:?}");
+    assert_eq!(tw.received().len(), 4);
+    let morning = t.app.drain(at("2027-07-08T06:00:00Z")).await.unwrap();
+    assert_eq!((morning.sent, morning.deferred), (4, 0), "{morning:?}");
+    let mut to = tw.numbers();
+    to.sort();
+    to.dedup();
+    assert_eq!(to.len(), 8, "each number once: {to:?}");
+}
+
 /// `kill -9` while an SMS request is at the gateway, one by one (`handover_batch: 1`): each SMS
 /// is committed `sending` right before its request and `sent` once answered, so the crash
 /// leaves in doubt only what was on the wire — exactly one SMS with one request at a time, at
