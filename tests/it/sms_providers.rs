@@ -786,28 +786,40 @@ async fn requests_in_flight(handover_batch: &str, emails: usize) {
     assert_eq!(tw.peak(), 3, "in flight at once");
 }
 
+/// `n` birthday SMS (to +40721000200, +40721000201, …) queued at `now` for a Twilio-shaped
+/// gateway of their own that answers each request in 2 s, one request at a time; `delivery`
+/// adds its lines to the delivery section. The scratch directory holds the gateway's token.
+async fn queued_for_a_slow_gateway(
+    delivery: &str,
+    n: usize,
+    now: jiff::Timestamp,
+) -> (Gateway, ScratchDir, TestApp) {
+    let tw = Gateway::start_with_delay(twilio(Twilio::Accept), Duration::from_secs(2)).await;
+    let (token, twilio) = twilio_provider(&tw.url());
+    let delivery = format!(
+        "  email:\n    transport: outbox\n{delivery}  sms:\n    concurrency: 1\n    providers:\n{twilio}"
+    );
+    let t = TestApp::start(Db::Sqlite, &delivery).await.unwrap();
+    let mut csv = HEADER.to_string();
+    for i in 0..n {
+        csv.push_str(&format!(
+            "s{i},Ana,,,+407210002{i:02},ro,Europe/Bucharest,1990-07-07,sms\n"
+        ));
+    }
+    assert!(t.customers(&csv).await.is_empty());
+    assert_eq!(t.app.tick(now).await.unwrap().queued, n);
+    (tw, token, t)
+}
+
 /// Rows committed `sending` ahead may wait for their turn longer than their lease: the lease is
 /// renewed while the batch is out, so a second daemon's reaper (its clock 12 s on, past the
 /// 10 s lease) finds nothing expired and puts nothing in doubt. Six SMS, one request at a
 /// time, each answered in 2 s, all six committed at the start (`handover_batch: 3`).
 #[tokio::test]
 async fn leases_of_rows_committed_ahead_are_renewed_while_they_wait() {
-    let tw = Gateway::start_with_delay(twilio(Twilio::Accept), Duration::from_secs(2)).await;
-    let (_token, twilio) = twilio_provider(&tw.url());
-    let delivery = format!(
-        "  email:\n    transport: outbox\n  lease_secs: 10\n  handover_batch: 3\n  sms:\n    concurrency: 1\n    providers:\n{}",
-        twilio
-    );
-    let t = TestApp::start(Db::Sqlite, &delivery).await.unwrap();
-    let mut csv = HEADER.to_string();
-    for i in 0..6 {
-        csv.push_str(&format!(
-            "w{i},Ana,,,+407210002{i:02},ro,Europe/Bucharest,1990-07-07,sms\n"
-        ));
-    }
-    assert!(t.customers(&csv).await.is_empty());
     let now = at("2027-07-07T12:00:00Z");
-    assert_eq!(t.app.tick(now).await.unwrap().queued, 6);
+    let (tw, _token, t) =
+        queued_for_a_slow_gateway("  lease_secs: 10\n  handover_batch: 3\n", 6, now).await;
     let reaper = async {
         tokio::time::sleep(Duration::from_millis(11_500)).await;
         t.app
@@ -857,22 +869,9 @@ async fn drain_longer_than_a_lease(
     reaper_after: Duration,
     reaper_clock: i64,
 ) -> (u32, (u64, u64), ritualist::app::DispatchReport, usize) {
-    let tw = Gateway::start_with_delay(twilio(Twilio::Accept), Duration::from_secs(2)).await;
-    let (_token, twilio) = twilio_provider(&tw.url());
-    let delivery = format!(
-        "  email:\n    transport: outbox\n  lease_secs: 10\n  batch_size: {batch_size}\n  sms:\n    concurrency: 1\n    providers:\n{}",
-        twilio
-    );
-    let t = TestApp::start(Db::Sqlite, &delivery).await.unwrap();
-    let mut csv = HEADER.to_string();
-    for i in 0..6 {
-        csv.push_str(&format!(
-            "l{i},Ana,,,+407210003{i:02},ro,Europe/Bucharest,1990-07-07,sms\n"
-        ));
-    }
-    assert!(t.customers(&csv).await.is_empty());
     let now = at("2027-07-07T12:00:00Z");
-    assert_eq!(t.app.tick(now).await.unwrap().queued, 6);
+    let delivery = format!("  lease_secs: 10\n  batch_size: {batch_size}\n");
+    let (tw, _token, t) = queued_for_a_slow_gateway(&delivery, 6, now).await;
     let reaper = async {
         tokio::time::sleep(reaper_after).await;
         t.app
@@ -893,29 +892,10 @@ async fn drain_longer_than_a_lease(
 /// checked when a chunk is committed, up to 2 × N messages ahead.)
 #[tokio::test]
 async fn a_batch_that_runs_into_quiet_hours_stops_at_their_start() {
-    let handover_batch = 1; // one by one
-    let tw = Gateway::start_with_delay(twilio(Twilio::Accept), Duration::from_secs(2)).await;
-    let (_token, twilio) = twilio_provider(&tw.url());
-    let delivery = format!(
-        "  email:\n    transport: outbox\n  handover_batch: {handover_batch}\n  sms:\n    concurrency: 1\n    providers:\n{}",
-        twilio
-    );
-    let t = TestApp::start(Db::Sqlite, &delivery).await.unwrap();
-    let mut csv = HEADER.to_string();
-    for i in 0..3 {
-        csv.push_str(&format!(
-            "q{i},Ana,,,+407210004{i:02},ro,Europe/Bucharest,1990-07-07,sms\n"
-        ));
-    }
-    assert!(t.customers(&csv).await.is_empty());
     let now = at("2027-07-07T17:59:57Z"); // 20:59:57 in Bucharest (UTC+3)
-    assert_eq!(t.app.tick(now).await.unwrap().queued, 3);
+    let (tw, _token, t) = queued_for_a_slow_gateway("  handover_batch: 1\n", 3, now).await;
     let d = t.app.drain(now).await.unwrap();
-    assert_eq!(
-        (d.sent, d.deferred, d.in_doubt),
-        (2, 1, 0),
-        "handover_batch {handover_batch}: {d:?}"
-    );
+    assert_eq!((d.sent, d.deferred, d.in_doubt), (2, 1, 0), "{d:?}");
     assert_eq!(tw.received().len(), 2);
     let before = t.app.drain(at("2027-07-08T05:59:00Z")).await.unwrap();
     assert_eq!(before.sent, 0, "not before 09:00 local: {before:?}");
@@ -934,22 +914,8 @@ async fn a_batch_that_runs_into_quiet_hours_stops_at_their_start() {
 /// 21:00:01, past the window, so it and the fourth wait, untried, for the morning.
 #[tokio::test]
 async fn chunks_committed_ahead_stop_at_the_start_of_quiet_hours() {
-    let tw = Gateway::start_with_delay(twilio(Twilio::Accept), Duration::from_secs(2)).await;
-    let (_token, twilio) = twilio_provider(&tw.url());
-    let delivery = format!(
-        "  email:\n    transport: outbox\n  handover_batch: 2\n  sms:\n    concurrency: 1\n    providers:\n{}",
-        twilio
-    );
-    let t = TestApp::start(Db::Sqlite, &delivery).await.unwrap();
-    let mut csv = HEADER.to_string();
-    for i in 0..8 {
-        csv.push_str(&format!(
-            "k{i},Ana,,,+407210005{i:02},ro,Europe/Bucharest,1990-07-07,sms\n"
-        ));
-    }
-    assert!(t.customers(&csv).await.is_empty());
     let now = at("2027-07-07T17:59:57Z"); // 20:59:57 in Bucharest (UTC+3)
-    assert_eq!(t.app.tick(now).await.unwrap().queued, 8);
+    let (tw, _token, t) = queued_for_a_slow_gateway("  handover_batch: 2\n", 8, now).await;
     let d = t.app.drain(now).await.unwrap();
     assert_eq!((d.sent, d.deferred, d.in_doubt), (4, 4, 0), "{d:?}");
     assert_eq!(tw.received().len(), 4);
