@@ -94,13 +94,13 @@ fn jitter() -> f64 {
 /// happens, so a second daemon's reaper never finds a fresh lease already expired (and puts a
 /// message in doubt that this one is still sending).
 #[derive(Debug, Clone, Copy)]
-pub struct DrainClock {
+struct DrainClock {
     base: i64,
     started: std::time::Instant,
 }
 
 impl DrainClock {
-    pub fn starting_at(now: Timestamp) -> DrainClock {
+    fn starting_at(now: Timestamp) -> DrainClock {
         DrainClock {
             base: now.as_second(),
             started: std::time::Instant::now(),
@@ -108,11 +108,11 @@ impl DrainClock {
     }
 
     /// `now` plus the whole seconds elapsed since the drain began.
-    pub fn now_s(&self) -> i64 {
+    fn now_s(&self) -> i64 {
         self.base + self.started.elapsed().as_secs() as i64
     }
 
-    pub fn now(&self) -> Timestamp {
+    fn now(&self) -> Timestamp {
         Timestamp::from_second(self.now_s()).unwrap_or(Timestamp::MAX)
     }
 }
@@ -469,6 +469,9 @@ impl App {
                         }
                         None => open.push((c * chunk + i, row)),
                     }
+                }
+                if open.is_empty() {
+                    continue;
                 }
                 // Issued together, so they share one group commit.
                 let now_s = clock.now_s();
