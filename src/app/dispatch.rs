@@ -224,7 +224,7 @@ impl App {
         for row in claimed {
             if let Some(next) = row.send_window.as_deref().and_then(|w| quiet_until(w, now)) {
                 self.store
-                    .defer(row.id, &row.lease_token, next.as_second(), now_s)
+                    .defer(row.id, &row.lease_token, next.as_second(), now_s, None)
                     .await?;
                 report.deferred += 1;
                 continue;
@@ -279,7 +279,7 @@ impl App {
         now_s: i64,
     ) -> Result<DispatchReport, super::AppError> {
         self.store
-            .defer(row.id, &row.lease_token, next.as_second(), now_s)
+            .defer(row.id, &row.lease_token, next.as_second(), now_s, None)
             .await?;
         Ok(DispatchReport {
             deferred: 1,
@@ -595,13 +595,20 @@ impl App {
                 false
             }
             Err(e) if e.untried => {
-                // The relay is down (circuit breaker open): back to the queue, the attempt
-                // not counted, until the breaker lets the next probe through.
+                // The relay is down (circuit breaker open) or the provider's daily limit is
+                // spent: back to the queue, the attempt not counted, until the breaker lets
+                // the next probe through or the next UTC day.
                 let wait = e.retry_after.map_or(30, |d| d.as_secs_f64().ceil() as i64);
                 tracing::debug!(delivery = row.id, "deferred: {e}");
                 r.deferred += 1;
                 self.store
-                    .defer(row.id, &row.lease_token, now_s + wait.max(1), now_s)
+                    .defer(
+                        row.id,
+                        &row.lease_token,
+                        now_s + wait.max(1),
+                        now_s,
+                        Some(&e.message),
+                    )
                     .await?
             }
             Err(e) if e.in_doubt => {

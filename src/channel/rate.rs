@@ -4,7 +4,9 @@
 //! without a clock: with work always waiting, the messages it admits in any window of `w`
 //! seconds number `rate × w` plus at most one. [`RateLimiter`] wraps it for the transports:
 //! it sleeps until the message's slot, or refuses with the time until the next UTC day when the
-//! daily quota is spent (a transient failure: nothing was handed over).
+//! daily quota is spent: [`SendError::untried`], nothing was handed over, so the message waits
+//! for the next day without its attempt being counted (a campaign bigger than a week of quota
+//! must not run out of `max_attempts` while it waits its turn).
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -74,6 +76,8 @@ pub struct RateLimiter {
     /// `None` without `per_second`.
     pacer: Option<Mutex<Pacer>>,
     daily: Mutex<DailyQuota>,
+    /// The last UTC day whose spent quota was logged (once a day, not once per message).
+    warned: std::sync::atomic::AtomicI64,
 }
 
 impl RateLimiter {
@@ -82,12 +86,13 @@ impl RateLimiter {
             name: name.to_string(),
             pacer: limit.per_second.map(|r| Mutex::new(Pacer::new(r))),
             daily: Mutex::new(DailyQuota::default()),
+            warned: std::sync::atomic::AtomicI64::new(i64::MIN),
             limit,
         }
     }
 
-    /// Waits for this message's slot; `Err` (transient, retry after the next UTC midnight)
-    /// when today's quota is spent.
+    /// Waits for this message's slot; `Err` (untried, until the next UTC midnight) when
+    /// today's quota is spent.
     pub async fn admit(&self) -> Result<(), SendError> {
         if let Some(max) = self.limit.per_day {
             let now = crate::clock::now().as_second();
@@ -99,11 +104,17 @@ impl RateLimiter {
                 .take(day, max);
             if !ok {
                 let wait = (day + 1) * 86_400 - now;
-                return Err(SendError::transient(format!(
+                let message = format!(
                     "{}: the daily limit of {max} messages is reached; the rest wait for the next UTC day",
                     self.name
-                ))
-                .with_retry_after(Duration::from_secs(wait.max(1) as u64)));
+                );
+                if self.warned.swap(day, std::sync::atomic::Ordering::SeqCst) != day {
+                    tracing::warn!(provider = %self.name, "{message}");
+                }
+                return Err(SendError::untried(
+                    message,
+                    Duration::from_secs(wait.max(1) as u64),
+                ));
             }
         }
         if let Some(pacer) = &self.pacer {

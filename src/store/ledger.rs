@@ -326,21 +326,30 @@ impl Store {
     }
 
     /// Puts a claimed row back, untried and the attempt not counted, until `next_at` (quiet
-    /// hours; the relay's circuit breaker is open). A row committed `sending` ahead of its send
-    /// (`delivery.handover_batch` > 1) may be deferred too: only for a message the transport
-    /// says it never handed over.
+    /// hours; the relay's circuit breaker is open; the provider's daily limit is spent). A row
+    /// committed `sending` ahead of its send (`delivery.handover_batch` > 1) may be deferred
+    /// too: only for a message the transport says it never handed over. `reason`, if any, is
+    /// kept as the row's last error (what `ritualist outbox` shows).
     pub async fn defer(
         &self,
         id: i64,
         token: &str,
         next_at: i64,
         now: i64,
+        reason: Option<&str>,
     ) -> Result<bool, StoreError> {
         let n = self
             .exec(
-                "UPDATE deliveries SET status = 'pending', next_attempt_at = $1, attempts = attempts - 1, updated_at = $2, lease_token = NULL, lease_until = NULL \
-                 WHERE id = $3 AND lease_token = $4 AND status IN ('claimed', 'sending')",
-                vec![next_at.into(), now.into(), id.into(), token.to_string().into()],
+                "UPDATE deliveries SET status = 'pending', next_attempt_at = $1, attempts = attempts - 1, updated_at = $2, lease_token = NULL, lease_until = NULL, \
+                 last_error = COALESCE($3, last_error) \
+                 WHERE id = $4 AND lease_token = $5 AND status IN ('claimed', 'sending')",
+                vec![
+                    next_at.into(),
+                    now.into(),
+                    reason.map(str::to_string).into(),
+                    id.into(),
+                    token.to_string().into(),
+                ],
             )
             .await?;
         Ok(n == 1)

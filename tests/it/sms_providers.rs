@@ -739,26 +739,31 @@ async fn a_per_second_limit_paces_a_drain_evenly() {
     );
 }
 
-/// `rate: { per_day: 4 }`: of six SMS due, four go out and two wait for the next UTC day (a
-/// transient failure, nothing handed over), and a restarted daemon counts the four sent today
-/// from the ledger: when the two are due again, it still sends nothing today.
+/// `rate: { per_day: 4 }`: of six SMS due, four go out and two wait for the next UTC day,
+/// untried — nothing was handed over, so their attempt is not counted (a campaign longer than
+/// `max_attempts` days of quota must not fail while it waits its turn) and the row says why. A
+/// restarted daemon counts the four sent today from the ledger: when the two are due again it
+/// still sends nothing today, and still counts no attempt.
 #[tokio::test]
-async fn a_per_day_limit_holds_across_a_restart() {
+async fn a_per_day_limit_holds_across_a_restart_and_costs_no_attempt() {
     let today = || ritualist::clock::now().as_second().div_euclid(86_400);
     let day = today();
     let now = at("2027-07-07T12:00:00Z");
     let (tw, _token, t) = queued_for_a_limited_gateway("{ per_day: 4 }", 6, now).await;
     let d = t.app.drain(now).await.unwrap();
-    assert_eq!((d.sent, d.retrying, d.failed), (4, 2, 0), "{d:?}");
+    assert_eq!(
+        (d.sent, d.deferred, d.retrying, d.failed),
+        (4, 2, 0, 0),
+        "{d:?}"
+    );
     assert_eq!(tw.received().len(), 4);
-    let waiting: Vec<_> = t
-        .rows()
-        .await
-        .into_iter()
-        .filter(|r| r.status == "retry_wait")
-        .collect();
-    assert_eq!(waiting.len(), 2, "{waiting:?}");
-    for r in &waiting {
+    let waiting = |rows: Vec<ritualist::store::DeliveryRow>| -> Vec<_> {
+        rows.into_iter().filter(|r| r.status != "sent").collect()
+    };
+    let left = waiting(t.rows().await);
+    assert_eq!(left.len(), 2, "{left:?}");
+    for r in &left {
+        assert_eq!((r.status.as_str(), r.attempts), ("pending", 0), "{r:?}");
         let e = r.last_error.as_deref().unwrap_or_default();
         assert!(e.contains("daily limit of 4"), "{e}");
     }
@@ -770,8 +775,11 @@ async fn a_per_day_limit_holds_across_a_restart() {
     if today() != day {
         return; // a UTC midnight passed during the test: the quota was rightly renewed
     }
-    assert_eq!((d.claimed, d.sent, d.retrying), (2, 0, 2), "{d:?}");
+    assert_eq!((d.claimed, d.sent, d.deferred), (2, 0, 2), "{d:?}");
     assert_eq!(tw.received().len(), 4, "nothing more today");
+    for r in waiting(t.rows().await) {
+        assert_eq!(r.attempts, 0, "{r:?}");
+    }
 }
 
 /// Twilio 21610 (the number replied STOP to our sender at the carrier): the message fails and

@@ -215,6 +215,12 @@ fn combine(failures: Vec<Failure>) -> SendError {
         .map(|e| e.retry_after)
         .collect::<Option<Vec<Duration>>>()
         .and_then(|v| v.into_iter().min());
+    // No provider was asked (each one's daily limit is spent): the message waits untried.
+    if let Some(d) = wait
+        && failures.iter().all(|f| f.error.untried)
+    {
+        return SendError::untried(message, d);
+    }
     let e = SendError::transient(message);
     match wait {
         Some(d) => e.with_retry_after(d),
@@ -509,5 +515,15 @@ mod tests {
         // In doubt: transient, whatever came before.
         let e = combine(vec![p("a 401", true), t("b in doubt", None, false)]);
         assert!(e.is_transient());
+        // Every daily limit spent: nobody was asked; untried until the first one renews.
+        let quota =
+            |msg: &str, secs| Failure::next(SendError::untried(msg, Duration::from_secs(secs)));
+        let e = combine(vec![quota("a daily", 7200), quota("b daily", 3600)]);
+        assert!(e.untried && e.is_transient(), "{e:?}");
+        assert_eq!(e.retry_after, Some(Duration::from_secs(3600)));
+        // One spent, the other asked and down: a real attempt, counted.
+        let e = combine(vec![quota("a daily", 7200), t("b 503", Some(60), true)]);
+        assert!(!e.untried && e.is_transient(), "{e:?}");
+        assert_eq!(e.retry_after, Some(Duration::from_secs(60)));
     }
 }
