@@ -687,18 +687,20 @@ async fn the_daemon_sends_through_twilio_and_honours_retry_after() {
 }
 
 /// `n` birthday SMS due at `now` for a Twilio-shaped gateway answering at once, the provider
-/// limited by `rate` (a YAML mapping).
+/// limited by `rate` (a YAML mapping). `None` when `db` is PostgreSQL and no server is
+/// reachable (outside CI).
 async fn queued_for_a_limited_gateway(
+    db: Db,
     rate: &str,
     n: usize,
     now: jiff::Timestamp,
-) -> (Gateway, ScratchDir, TestApp) {
+) -> Option<(Gateway, ScratchDir, TestApp)> {
     let tw = Gateway::start(twilio(Twilio::Accept)).await;
     let (token, twilio) = twilio_provider(&tw.url());
     let delivery = format!(
         "  email:\n    transport: outbox\n  sms:\n    concurrency: 8\n    providers:\n{twilio}          rate: {rate}\n"
     );
-    let t = TestApp::start(Db::Sqlite, &delivery).await.unwrap();
+    let t = TestApp::start(db, &delivery).await?;
     let mut csv = HEADER.to_string();
     for i in 0..n {
         csv.push_str(&format!(
@@ -707,7 +709,7 @@ async fn queued_for_a_limited_gateway(
     }
     assert!(t.customers(&csv).await.is_empty());
     assert_eq!(t.app.tick(now).await.unwrap().queued, n);
-    (tw, token, t)
+    Some((tw, token, t))
 }
 
 /// `rate: { per_second: 10 }` on the provider paces a drain of 25 SMS with 8 requests allowed
@@ -718,7 +720,9 @@ async fn queued_for_a_limited_gateway(
 #[tokio::test]
 async fn a_per_second_limit_paces_a_drain_evenly() {
     let now = at("2027-07-07T12:00:00Z");
-    let (tw, _token, t) = queued_for_a_limited_gateway("{ per_second: 10 }", 25, now).await;
+    let (tw, _token, t) = queued_for_a_limited_gateway(Db::Sqlite, "{ per_second: 10 }", 25, now)
+        .await
+        .unwrap();
     let d = t.app.drain(now).await.unwrap();
     assert_eq!((d.sent, d.retrying), (25, 0), "{d:?}");
     let mut times: Vec<std::time::Instant> = tw.received().iter().map(|r| r.at).collect();
@@ -743,18 +747,27 @@ async fn a_per_second_limit_paces_a_drain_evenly() {
 /// untried — nothing was handed over, so their attempt is not counted (a campaign longer than
 /// `max_attempts` days of quota must not fail while it waits its turn) and the row says why. A
 /// restarted daemon counts the four sent today from the ledger: when the two are due again it
-/// still sends nothing today, and still counts no attempt.
+/// still sends nothing today, and still counts no attempt. On SQLite and PostgreSQL.
 #[tokio::test]
 async fn a_per_day_limit_holds_across_a_restart_and_costs_no_attempt() {
+    for db in crate::harness::BOTH {
+        per_day_limit(db).await;
+    }
+}
+
+async fn per_day_limit(db: Db) {
     let today = || ritualist::clock::now().as_second().div_euclid(86_400);
     let day = today();
     let now = at("2027-07-07T12:00:00Z");
-    let (tw, _token, t) = queued_for_a_limited_gateway("{ per_day: 4 }", 6, now).await;
+    let Some((tw, _token, t)) = queued_for_a_limited_gateway(db, "{ per_day: 4 }", 6, now).await
+    else {
+        return;
+    };
     let d = t.app.drain(now).await.unwrap();
     assert_eq!(
         (d.sent, d.deferred, d.retrying, d.failed),
         (4, 2, 0, 0),
-        "{d:?}"
+        "{db:?}: {d:?}"
     );
     assert_eq!(tw.received().len(), 4);
     let waiting = |rows: Vec<ritualist::store::DeliveryRow>| -> Vec<_> {
@@ -775,7 +788,7 @@ async fn a_per_day_limit_holds_across_a_restart_and_costs_no_attempt() {
     if today() != day {
         return; // a UTC midnight passed during the test: the quota was rightly renewed
     }
-    assert_eq!((d.claimed, d.sent, d.deferred), (2, 0, 2), "{d:?}");
+    assert_eq!((d.claimed, d.sent, d.deferred), (2, 0, 2), "{db:?}: {d:?}");
     assert_eq!(tw.received().len(), 4, "nothing more today");
     for r in waiting(t.rows().await) {
         assert_eq!(r.attempts, 0, "{r:?}");
@@ -888,17 +901,19 @@ async fn requests_in_flight(handover_batch: &str, emails: usize) {
 /// `n` birthday SMS (to +40721000200, +40721000201, …) queued at `now` for a Twilio-shaped
 /// gateway of their own that answers each request in 2 s, one request at a time; `delivery`
 /// adds its lines to the delivery section. The scratch directory holds the gateway's token.
+/// `None` when `db` is PostgreSQL and no server is reachable (outside CI).
 async fn queued_for_a_slow_gateway(
+    db: Db,
     delivery: &str,
     n: usize,
     now: jiff::Timestamp,
-) -> (Gateway, ScratchDir, TestApp) {
+) -> Option<(Gateway, ScratchDir, TestApp)> {
     let tw = Gateway::start_with_delay(twilio(Twilio::Accept), Duration::from_secs(2)).await;
     let (token, twilio) = twilio_provider(&tw.url());
     let delivery = format!(
         "  email:\n    transport: outbox\n{delivery}  sms:\n    concurrency: 1\n    providers:\n{twilio}"
     );
-    let t = TestApp::start(Db::Sqlite, &delivery).await.unwrap();
+    let t = TestApp::start(db, &delivery).await?;
     let mut csv = HEADER.to_string();
     for i in 0..n {
         csv.push_str(&format!(
@@ -907,7 +922,7 @@ async fn queued_for_a_slow_gateway(
     }
     assert!(t.customers(&csv).await.is_empty());
     assert_eq!(t.app.tick(now).await.unwrap().queued, n);
-    (tw, token, t)
+    Some((tw, token, t))
 }
 
 /// Rows committed `sending` ahead may wait for their turn longer than their lease: the lease is
@@ -917,8 +932,14 @@ async fn queued_for_a_slow_gateway(
 #[tokio::test]
 async fn leases_of_rows_committed_ahead_are_renewed_while_they_wait() {
     let now = at("2027-07-07T12:00:00Z");
-    let (tw, _token, t) =
-        queued_for_a_slow_gateway("  lease_secs: 10\n  handover_batch: 3\n", 6, now).await;
+    let (tw, _token, t) = queued_for_a_slow_gateway(
+        Db::Sqlite,
+        "  lease_secs: 10\n  handover_batch: 3\n",
+        6,
+        now,
+    )
+    .await
+    .unwrap();
     let reaper = async {
         tokio::time::sleep(Duration::from_millis(11_500)).await;
         t.app
@@ -940,37 +961,38 @@ async fn leases_of_rows_committed_ahead_are_renewed_while_they_wait() {
 /// not from the moment the drain began (which would have them expired at once). With
 /// `batch_size: 6` the sixth SMS waits 10 s for its turn, `claimed`: its lease is renewed while
 /// it waits. Either way a second daemon's reaper, its clock on past the first lease, finds
-/// nothing to take back and puts nothing in doubt, and each number gets one SMS.
+/// nothing to take back and puts nothing in doubt, and each number gets one SMS. On SQLite and
+/// PostgreSQL (where a second daemon is a real possibility).
 #[tokio::test]
 async fn a_drain_longer_than_a_lease_keeps_its_rows_leased() {
     // (batch_size, when the reaper runs, the reaper's clock): both past the first lease.
-    let (a, b) = tokio::join!(
-        drain_longer_than_a_lease(2, Duration::from_millis(11_500), 12),
-        drain_longer_than_a_lease(6, Duration::from_millis(9_500), 11),
+    let (a, b, c, d) = tokio::join!(
+        drain_longer_than_a_lease(Db::Sqlite, 2, Duration::from_millis(11_500), 12),
+        drain_longer_than_a_lease(Db::Sqlite, 6, Duration::from_millis(9_500), 11),
+        drain_longer_than_a_lease(Db::Postgres, 2, Duration::from_millis(11_500), 12),
+        drain_longer_than_a_lease(Db::Postgres, 6, Duration::from_millis(9_500), 11),
     );
-    for (batch, reaped, d, received) in [a, b] {
-        assert_eq!(
-            reaped,
-            (0, 0),
-            "batch_size {batch}: nothing expired, nothing in doubt"
-        );
+    for (batch, reaped, d, received) in [a, b, c, d].into_iter().flatten() {
+        assert_eq!(reaped, (0, 0), "{batch}: nothing expired, nothing in doubt");
         assert_eq!(
             (d.sent, d.in_doubt, d.lease_lost),
             (6, 0, 0),
-            "batch_size {batch}: {d:?}"
+            "{batch}: {d:?}"
         );
-        assert_eq!(received, 6, "batch_size {batch}");
+        assert_eq!(received, 6, "{batch}");
     }
 }
 
+/// `None` when `db` is PostgreSQL and no server is reachable (outside CI).
 async fn drain_longer_than_a_lease(
+    db: Db,
     batch_size: u32,
     reaper_after: Duration,
     reaper_clock: i64,
-) -> (u32, (u64, u64), ritualist::app::DispatchReport, usize) {
+) -> Option<(String, (u64, u64), ritualist::app::DispatchReport, usize)> {
     let now = at("2027-07-07T12:00:00Z");
     let delivery = format!("  lease_secs: 10\n  batch_size: {batch_size}\n");
-    let (tw, _token, t) = queued_for_a_slow_gateway(&delivery, 6, now).await;
+    let (tw, _token, t) = queued_for_a_slow_gateway(db, &delivery, 6, now).await?;
     let reaper = async {
         tokio::time::sleep(reaper_after).await;
         t.app
@@ -980,7 +1002,8 @@ async fn drain_longer_than_a_lease(
             .unwrap()
     };
     let (d, reaped) = tokio::join!(t.app.drain(now), reaper);
-    (batch_size, reaped, d.unwrap(), tw.received().len())
+    let what = format!("{db:?}, batch_size {batch_size}");
+    Some((what, reaped, d.unwrap(), tw.received().len()))
 }
 
 /// A backlog that runs into quiet hours stops at their start: three SMS in one batch, one at a
@@ -988,13 +1011,23 @@ async fn drain_longer_than_a_lease(
 /// 09:00–21:00 local). The first two go at 20:59:57 and 20:59:59; the third would go at 21:00:01
 /// and waits, untried, until 09:00 the next morning — the send window is checked when each
 /// message is about to go, not only when its batch was claimed. (With `handover_batch` N it is
-/// checked when a chunk is committed, up to 2 × N messages ahead.)
+/// checked when a chunk is committed, up to 2 × N messages ahead.) On SQLite and PostgreSQL.
 #[tokio::test]
 async fn a_batch_that_runs_into_quiet_hours_stops_at_their_start() {
+    for db in crate::harness::BOTH {
+        batch_into_quiet_hours(db).await;
+    }
+}
+
+async fn batch_into_quiet_hours(db: Db) {
     let now = at("2027-07-07T17:59:57Z"); // 20:59:57 in Bucharest (UTC+3)
-    let (tw, _token, t) = queued_for_a_slow_gateway("  handover_batch: 1\n", 3, now).await;
+    let Some((tw, _token, t)) =
+        queued_for_a_slow_gateway(db, "  handover_batch: 1\n", 3, now).await
+    else {
+        return;
+    };
     let d = t.app.drain(now).await.unwrap();
-    assert_eq!((d.sent, d.deferred, d.in_doubt), (2, 1, 0), "{d:?}");
+    assert_eq!((d.sent, d.deferred, d.in_doubt), (2, 1, 0), "{db:?}: {d:?}");
     assert_eq!(tw.received().len(), 2);
     let before = t.app.drain(at("2027-07-08T05:59:00Z")).await.unwrap();
     assert_eq!(before.sent, 0, "not before 09:00 local: {before:?}");
@@ -1014,7 +1047,9 @@ async fn a_batch_that_runs_into_quiet_hours_stops_at_their_start() {
 #[tokio::test]
 async fn chunks_committed_ahead_stop_at_the_start_of_quiet_hours() {
     let now = at("2027-07-07T17:59:57Z"); // 20:59:57 in Bucharest (UTC+3)
-    let (tw, _token, t) = queued_for_a_slow_gateway("  handover_batch: 2\n", 8, now).await;
+    let (tw, _token, t) = queued_for_a_slow_gateway(Db::Sqlite, "  handover_batch: 2\n", 8, now)
+        .await
+        .unwrap();
     let d = t.app.drain(now).await.unwrap();
     assert_eq!((d.sent, d.deferred, d.in_doubt), (4, 4, 0), "{d:?}");
     assert_eq!(tw.received().len(), 4);
