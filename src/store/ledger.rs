@@ -329,7 +329,7 @@ impl Store {
     /// hours; the relay's circuit breaker is open; the provider's daily limit is spent). A row
     /// committed `sending` ahead of its send (`delivery.handover_batch` > 1) may be deferred
     /// too: only for a message the transport says it never handed over. `reason`, if any, is
-    /// kept as the row's last error (what `ritualist outbox` shows).
+    /// kept as the row's last error.
     pub async fn defer(
         &self,
         id: i64,
