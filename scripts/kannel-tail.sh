@@ -7,6 +7,12 @@
 # Kannel). Ports 23000-23003 (KANNEL_TAIL_PORT sets the first).
 set -euo pipefail
 base="${KANNEL_TAIL_PORT:-23000}"
+for tool in bearerbox smsbox /usr/lib/kannel/test/fakesmsc gcc python3; do
+    command -v "$tool" >/dev/null || {
+        echo "kannel-tail: $tool is missing (install kannel, kannel-extras, gcc, python3; .ci/install-peers.sh installs Kannel)" >&2
+        exit 2
+    }
+done
 dir="$(mktemp -d)"
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$dir"' EXIT
 cd "$dir"
