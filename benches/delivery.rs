@@ -26,7 +26,7 @@
 //! Three rounds, alternating baseline and ritualist, fresh database each round; medians. Each
 //! drain also prints this process's CPU per message and how busy the whole machine was.
 //! Run: `cargo bench --bench delivery` (`RITUALIST_BENCH_MESSAGES=2000` for a quick run;
-//! `RITUALIST_BENCH_BATCH` sets `delivery.batch_size`, default 200; `RITUALIST_BENCH_SYNC=normal`
+//! `RITUALIST_BENCH_BATCH` sets `delivery.batch_size`, default 1000; `RITUALIST_BENCH_SYNC=normal`
 //! runs SQLite with `sqlite_synchronous: normal`; `RITUALIST_BENCH_HANDOVER=N` sets
 //! `delivery.handover_batch`, default 1; `RITUALIST_BENCH_ONLY=smtp,ledger,pg,sms,kannel` picks
 //! the parts).
@@ -161,7 +161,7 @@ fn project(delivery: &str) -> (tempdir::Dir, PathBuf) {
              links:\n  unsubscribe: https://floare.example/unsubscribe\n\
              delivery:\n  outbox_dir: ../outbox\n  batch_size: {}\n  handover_batch: {}\n{delivery}",
             sync(),
-            std::env::var("RITUALIST_BENCH_BATCH").unwrap_or_else(|_| "200".into()),
+            std::env::var("RITUALIST_BENCH_BATCH").unwrap_or_else(|_| "1000".into()),
             std::env::var("RITUALIST_BENCH_HANDOVER").unwrap_or_else(|_| "1".into())
         ),
     )

@@ -638,7 +638,7 @@ impl Config {
             dkim,
             sms,
             sms_concurrency: sms_concurrency(dl.and_then(|d| d.sms.as_ref())),
-            batch_size: dl.and_then(|d| d.batch_size).unwrap_or(200).max(1),
+            batch_size: dl.and_then(|d| d.batch_size).unwrap_or(1000).max(1),
             lease_secs: dl.and_then(|d| d.lease_secs).unwrap_or(300).max(10),
             max_attempts: dl.and_then(|d| d.max_attempts).unwrap_or(8).max(1),
             tick_secs: dl.and_then(|d| d.tick_secs).unwrap_or(60).max(1),
@@ -1012,6 +1012,8 @@ mod tests {
         assert_eq!(c.defaults.time_zone, "Europe/Bucharest");
         assert_eq!(c.rituals_dir, PathBuf::from("/etc/r/rituals"));
         assert!(matches!(c.delivery.email, EmailTransport::Outbox));
+        // README's configuration block and benches/delivery.rs state this default.
+        assert_eq!(c.delivery.batch_size, 1000);
     }
 
     #[test]
