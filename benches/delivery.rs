@@ -26,10 +26,10 @@
 //! Three rounds, alternating baseline and ritualist, fresh database each round; medians. Each
 //! drain also prints this process's CPU per message and how busy the whole machine was.
 //! Run: `cargo bench --bench delivery` (`RITUALIST_BENCH_MESSAGES=2000` for a quick run;
-//! `RITUALIST_BENCH_BATCH` sets `delivery.batch_size`, default 1000; `RITUALIST_BENCH_SYNC=normal`
-//! runs SQLite with `sqlite_synchronous: normal`; `RITUALIST_BENCH_HANDOVER=N` sets
-//! `delivery.handover_batch`, default 1; `RITUALIST_BENCH_ONLY=smtp,ledger,pg,sms,kannel` picks
-//! the parts).
+//! `RITUALIST_BENCH_BATCH` sets `delivery.batch_size` and `RITUALIST_BENCH_HANDOVER=N`
+//! `delivery.handover_batch`, each the product's default when unset;
+//! `RITUALIST_BENCH_SYNC=normal` runs SQLite with `sqlite_synchronous: normal`;
+//! `RITUALIST_BENCH_ONLY=smtp,ledger,pg,sms,kannel` picks the parts).
 //! Needs `smtp-sink`/`smtp-source` (postfix), Kannel (kannel, kannel-extras: installed by
 //! `.ci/install-peers.sh`) and `wrk` (`apt-get install wrk`).
 
@@ -159,14 +159,22 @@ fn project(delivery: &str) -> (tempdir::Dir, PathBuf) {
              shop:\n  name: Floare & Co\n  url: https://floare.example\n  from_email: hello@floare.example\n\
              rituals: rituals\ntemplates: ../templates\n\
              links:\n  unsubscribe: https://floare.example/unsubscribe\n\
-             delivery:\n  outbox_dir: ../outbox\n  batch_size: {}\n  handover_batch: {}\n{delivery}",
+             delivery:\n  outbox_dir: ../outbox\n{}{}{delivery}",
             sync(),
-            std::env::var("RITUALIST_BENCH_BATCH").unwrap_or_else(|_| "1000".into()),
-            std::env::var("RITUALIST_BENCH_HANDOVER").unwrap_or_else(|_| "1".into())
+            knob("RITUALIST_BENCH_BATCH", "batch_size"),
+            knob("RITUALIST_BENCH_HANDOVER", "handover_batch"),
         ),
     )
     .unwrap();
     (dir, cfg)
+}
+
+/// `  key: value` under `delivery:` when the environment variable `var` is set; otherwise
+/// nothing, so the run measures the product's own default.
+fn knob(var: &str, key: &str) -> String {
+    std::env::var(var)
+        .map(|v| format!("  {key}: {v}\n"))
+        .unwrap_or_default()
 }
 
 fn copy_dir(from: &Path, to: &Path) {
