@@ -12,6 +12,7 @@ mod m20261123_000006_surveys;
 mod m20261123_000007_forget;
 mod m20261123_000008_channel_pauses;
 mod m20261201_000009_delivery_messages;
+mod m20261203_000010_rate_limits;
 
 pub struct Migrator;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000007_forget::Migration),
             Box::new(m20261123_000008_channel_pauses::Migration),
             Box::new(m20261201_000009_delivery_messages::Migration),
+            Box::new(m20261203_000010_rate_limits::Migration),
         ]
     }
 }

@@ -265,6 +265,27 @@ pub struct App {
 }
 
 /// Channels with a provider that has a `rate.per_day`.
+/// The store's `rate_limits` as the channels' [`RateBook`](crate::channel::RateBook): the
+/// daemons on one PostgreSQL database count and pace each provider together.
+#[derive(Debug)]
+struct SharedLimits(Store);
+
+impl crate::channel::RateBook for SharedLimits {
+    fn take<'a>(&'a self, t: crate::channel::Take<'a>) -> crate::channel::Taken<'a> {
+        Box::pin(async move {
+            let gap = t.interval.as_micros().min(i64::MAX as u128) as i64;
+            let slot = self.0.take_rate_slot(t.key, t.day, t.seed, t.per_day, gap);
+            match slot.await {
+                Ok(crate::store::RateSlot::Wait(us)) => {
+                    Ok(Some(std::time::Duration::from_micros(us.max(0) as u64)))
+                }
+                Ok(crate::store::RateSlot::Spent) => Ok(None),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+    }
+}
+
 fn daily_limited_channels(cfg: &Config) -> Vec<&'static str> {
     use crate::config::{EmailTransport, SmsTransport};
     let mut v = Vec::new();
@@ -337,6 +358,10 @@ impl App {
         for channel in daily_limited_channels(&cfg) {
             let sent = store.sent_since(channel, midnight).await?;
             channels.seed_today(channel, sent.max(0) as u64);
+        }
+        // Several daemons may share a PostgreSQL database: a provider's limits hold in total.
+        if store.is_postgres() {
+            channels.share_limits(Arc::new(SharedLimits(store.clone())));
         }
         let key = match &cfg.secret {
             Some(s) => s.expose().as_bytes().to_vec(),

@@ -577,6 +577,13 @@ impl SmtpPool {
         }
     }
 
+    /// `smtp.rate` counted and paced with the other daemons on the database.
+    pub fn share_limits(&self, book: &std::sync::Arc<dyn super::RateBook>) {
+        if let Some(r) = &self.rate {
+            r.share(book.clone(), "email");
+        }
+    }
+
     fn timeout(&self) -> Duration {
         Duration::from_secs(self.cfg.timeout_secs as u64)
     }

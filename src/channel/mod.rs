@@ -23,7 +23,7 @@ pub use email::{
     classify_rejection, normalize_crlf,
 };
 pub use outbox::Outbox;
-pub use rate::{DailyQuota, Pacer, RateLimiter};
+pub use rate::{DailyQuota, Pacer, RateBook, RateLimiter, Take, Taken};
 pub use sms::{HttpGateway, Kannel, SmsProviders, Twilio};
 
 use crate::config::{Config, EmailTransport, SmsTransport};
@@ -277,6 +277,17 @@ impl Channels {
             ("email", EmailSender::Smtp(p), _) => p.seed_today(sent),
             ("sms", _, SmsSender::Providers(p)) => p.seed_today(sent),
             _ => {}
+        }
+    }
+
+    /// Every provider's rate limits counted and paced through `book` (the daemons sharing a
+    /// PostgreSQL database share the limits too).
+    pub fn share_limits(&self, book: std::sync::Arc<dyn RateBook>) {
+        if let EmailSender::Smtp(p) = &self.email {
+            p.share_limits(&book);
+        }
+        if let SmsSender::Providers(p) = &self.sms {
+            p.share_limits(&book);
         }
     }
 

@@ -7,12 +7,53 @@
 //! daily quota is spent: [`SendError::untried`], nothing was handed over, so the message waits
 //! for the next day without its attempt being counted (a campaign bigger than a week of quota
 //! must not run out of `max_attempts` while it waits its turn).
+//!
+//! Several daemons on one PostgreSQL database share a provider's limits: [`RateLimiter::share`]
+//! hands the counting and the slots to a [`RateBook`] (the app's adapter to the store's
+//! `rate_limits` table), so the provider sees `per_second` and `per_day` in total, not per
+//! daemon. Without one (SQLite: one daemon per file) they live in the process.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
+
+use futures_util::future::BoxFuture;
 
 use super::SendError;
 use crate::config::RateLimit;
+
+/// Limits kept where every daemon sees them: [`RateBook::take`] counts one message against
+/// the day's quota and reserves its slot, and answers how long to wait for that slot, or
+/// `None` when the day's quota is spent (nothing counted).
+pub trait RateBook: Send + Sync + std::fmt::Debug {
+    fn take<'a>(&'a self, t: Take<'a>) -> Taken<'a>;
+}
+
+/// One message asking a [`RateBook`] for its turn.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Take<'a> {
+    /// `channel/provider`.
+    pub key: &'a str,
+    /// The UTC day (days since the epoch).
+    pub day: i64,
+    /// What this daemon read from the ledger as sent on `day`: where a day the book has not
+    /// seen starts.
+    pub seed: u64,
+    pub per_day: Option<u64>,
+    /// The distance between two slots (zero: no pacing).
+    pub interval: Duration,
+}
+
+/// What [`RateBook::take`] answers: the wait for the slot, `None` when the quota is spent, or
+/// why the book could not be read.
+pub type Taken<'a> = BoxFuture<'a, Result<Option<Duration>, String>>;
+
+/// How long an untried message waits when the shared limits cannot be read.
+const BOOK_DOWN_RETRY: Duration = Duration::from_secs(30);
+
+/// The distance between two slots at `per_second`.
+fn interval(per_second: f64) -> Duration {
+    Duration::from_secs_f64(1.0 / per_second.max(1e-6))
+}
 
 /// Slots `1 / per_second` apart; an idle pacer lets the next message go at once.
 #[derive(Debug, Clone)]
@@ -24,7 +65,7 @@ pub struct Pacer {
 impl Pacer {
     pub fn new(per_second: f64) -> Pacer {
         Pacer {
-            interval: Duration::from_secs_f64(1.0 / per_second.max(1e-6)),
+            interval: interval(per_second),
             next: None,
         }
     }
@@ -66,6 +107,11 @@ impl DailyQuota {
         self.day = day;
         self.used = self.used.max(used);
     }
+
+    /// What this quota counted on `day` (0 for any other day).
+    pub fn used_on(&self, day: i64) -> u64 {
+        if self.day == day { self.used } else { 0 }
+    }
 }
 
 /// The limits of one provider.
@@ -78,6 +124,9 @@ pub struct RateLimiter {
     daily: Mutex<DailyQuota>,
     /// The last UTC day whose spent quota was logged (once a day, not once per message).
     warned: std::sync::atomic::AtomicI64,
+    /// Limits shared with the other daemons, under this key; when set, `pacer` and `daily`
+    /// only hold the ledger's seed.
+    shared: OnceLock<(Arc<dyn RateBook>, String)>,
 }
 
 impl RateLimiter {
@@ -87,13 +136,23 @@ impl RateLimiter {
             pacer: limit.per_second.map(|r| Mutex::new(Pacer::new(r))),
             daily: Mutex::new(DailyQuota::default()),
             warned: std::sync::atomic::AtomicI64::new(i64::MIN),
+            shared: OnceLock::new(),
             limit,
         }
+    }
+
+    /// Counts and paces through `book` from now on, as `channel/<provider>` (once; a second
+    /// call changes nothing).
+    pub fn share(&self, book: Arc<dyn RateBook>, channel: &str) {
+        let _ = self.shared.set((book, format!("{channel}/{}", self.name)));
     }
 
     /// Waits for this message's slot; `Err` (untried, until the next UTC midnight) when
     /// today's quota is spent.
     pub async fn admit(&self) -> Result<(), SendError> {
+        if let Some((book, key)) = self.shared.get() {
+            return self.admit_shared(book.as_ref(), key).await;
+        }
         if let Some(max) = self.limit.per_day {
             let now = crate::clock::now().as_second();
             let day = now.div_euclid(86_400);
@@ -103,18 +162,7 @@ impl RateLimiter {
                 .unwrap_or_else(|p| p.into_inner())
                 .take(day, max);
             if !ok {
-                let wait = (day + 1) * 86_400 - now;
-                let message = format!(
-                    "{}: the daily limit of {max} messages is reached; the rest wait for the next UTC day",
-                    self.name
-                );
-                if self.warned.swap(day, std::sync::atomic::Ordering::SeqCst) != day {
-                    tracing::warn!(provider = %self.name, "{message}");
-                }
-                return Err(SendError::untried(
-                    message,
-                    Duration::from_secs(wait.max(1) as u64),
-                ));
+                return Err(self.spent(max, now));
             }
         }
         if let Some(pacer) = &self.pacer {
@@ -125,6 +173,54 @@ impl RateLimiter {
             tokio::time::sleep_until(at.into()).await;
         }
         Ok(())
+    }
+
+    /// [`RateLimiter::admit`] through the shared book: one round trip counts the message
+    /// and reserves its slot. A book that cannot be read defers the message, untried.
+    async fn admit_shared(&self, book: &dyn RateBook, key: &str) -> Result<(), SendError> {
+        let now = crate::clock::now().as_second();
+        let day = now.div_euclid(86_400);
+        let seed = self
+            .daily
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .used_on(day);
+        let gap = self.limit.per_second.map_or(Duration::ZERO, interval);
+        let take = Take {
+            key,
+            day,
+            seed,
+            per_day: self.limit.per_day,
+            interval: gap,
+        };
+        match book.take(take).await {
+            Ok(Some(wait)) => {
+                if !wait.is_zero() {
+                    tokio::time::sleep(wait).await;
+                }
+                Ok(())
+            }
+            Ok(None) => Err(self.spent(self.limit.per_day.unwrap_or(0), now)),
+            Err(e) => Err(SendError::untried(
+                format!("{}: cannot read the shared rate limit: {e}", self.name),
+                BOOK_DOWN_RETRY,
+            )),
+        }
+    }
+
+    /// Today's quota of `max` is spent at `now`: the message waits, untried, for the next UTC
+    /// day (logged once a day).
+    fn spent(&self, max: u64, now: i64) -> SendError {
+        let day = now.div_euclid(86_400);
+        let wait = (day + 1) * 86_400 - now;
+        let message = format!(
+            "{}: the daily limit of {max} messages is reached; the rest wait for the next UTC day",
+            self.name
+        );
+        if self.warned.swap(day, std::sync::atomic::Ordering::SeqCst) != day {
+            tracing::warn!(provider = %self.name, "{message}");
+        }
+        SendError::untried(message, Duration::from_secs(wait.max(1) as u64))
     }
 
     /// Counts messages an earlier run sent today.
@@ -199,6 +295,95 @@ mod tests {
                 prop_assert!(count <= rate * w as f64 + 1.0, "{count} in {w} s at {rate}/s");
             }
         }
+    }
+
+    /// A book that answers what it is told and remembers what it was asked.
+    #[derive(Debug)]
+    struct Book {
+        answer: Result<Option<Duration>, String>,
+        asked: Mutex<Vec<Asked>>,
+    }
+
+    /// A [`Take`] as the book saw it.
+    #[derive(Debug, Clone, PartialEq)]
+    struct Asked {
+        key: String,
+        seed: u64,
+        per_day: Option<u64>,
+        interval: Duration,
+    }
+
+    impl RateBook for Book {
+        fn take<'a>(&'a self, t: Take<'a>) -> Taken<'a> {
+            let asked = Asked {
+                key: t.key.to_string(),
+                seed: t.seed,
+                per_day: t.per_day,
+                interval: t.interval,
+            };
+            self.asked.lock().unwrap().push(asked);
+            Box::pin(async move { self.answer.clone() })
+        }
+    }
+
+    fn shared(answer: Result<Option<Duration>, String>) -> (RateLimiter, Arc<Book>) {
+        let limit = RateLimit {
+            per_second: Some(4.0),
+            per_day: Some(10),
+        };
+        let r = RateLimiter::new("twilio", limit);
+        r.seed_today(7);
+        let book = Arc::new(Book {
+            answer,
+            asked: Mutex::new(Vec::new()),
+        });
+        r.share(book.clone(), "sms");
+        (r, book)
+    }
+
+    #[tokio::test]
+    async fn a_shared_limiter_asks_the_book_with_the_ledgers_seed_and_waits_its_slot() {
+        let (r, book) = shared(Ok(Some(Duration::from_millis(30))));
+        let t0 = Instant::now();
+        r.admit().await.unwrap();
+        assert!(
+            t0.elapsed() >= Duration::from_millis(30),
+            "waited for the slot"
+        );
+        r.admit().await.unwrap();
+        let asked = book.asked.lock().unwrap().clone();
+        let want = Asked {
+            key: "sms/twilio".into(),
+            seed: 7,
+            per_day: Some(10),
+            interval: Duration::from_millis(250),
+        };
+        assert_eq!(
+            asked,
+            vec![want.clone(), want],
+            "the seed is not counted in memory"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_spent_shared_quota_waits_for_the_next_utc_day_and_a_book_down_defers() {
+        let (r, _) = shared(Ok(None));
+        let e = r.admit().await.unwrap_err();
+        assert!(
+            e.untried && e.message.contains("daily limit of 10"),
+            "{e:?}"
+        );
+        let now = crate::clock::now().as_second();
+        let midnight = (now.div_euclid(86_400) + 1) * 86_400;
+        let wait = e.retry_after.unwrap().as_secs() as i64;
+        assert!((midnight - now - wait).abs() <= 2, "{wait} s to midnight");
+        let (r, _) = shared(Err("connection refused".into()));
+        let e = r.admit().await.unwrap_err();
+        assert!(
+            e.untried && e.message.contains("connection refused"),
+            "{e:?}"
+        );
+        assert_eq!(e.retry_after, Some(BOOK_DOWN_RETRY));
     }
 
     #[test]

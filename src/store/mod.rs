@@ -14,6 +14,7 @@ mod consent;
 mod engine;
 mod group;
 mod ledger;
+mod limits;
 mod metrics;
 mod packed;
 mod people;
@@ -34,6 +35,7 @@ pub use ledger::{
     ChannelPause, ClaimedDelivery, DeliveryRow, FailedDelivery, NewDelivery, QueueCount,
     RenderedMessage, RowSelection, Status,
 };
+pub use limits::RateSlot;
 pub use metrics::LedgerCount;
 pub use people::{CustomerRow, UpsertStats};
 pub use privacy::Erasure;
@@ -53,6 +55,8 @@ pub enum StoreError {
     Migration(String),
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    #[error("{0} needs PostgreSQL")]
+    NeedsPostgres(&'static str),
 }
 
 /// A connection pool plus the backend it talks to.

@@ -713,21 +713,28 @@ async fn a_per_second_limit_paces_a_drain_evenly() {
         .unwrap();
     let d = t.app.drain(now).await.unwrap();
     assert_eq!((d.sent, d.retrying), (25, 0), "{d:?}");
+    assert_paced(&tw, 25, (11, 500), 2_000);
+}
+
+/// The gateway received `n` requests, any `window.0` consecutive ones spanning at least
+/// `window.1` ms and all of them at least `all_ms`.
+fn assert_paced(tw: &Gateway, n: usize, window: (usize, u64), all_ms: u64) {
     let mut times: Vec<std::time::Instant> = tw.received().iter().map(|r| r.at).collect();
     times.sort();
-    assert_eq!(times.len(), 25);
-    for (i, w) in times.windows(11).enumerate() {
-        let span = w[10] - w[0];
+    assert_eq!(times.len(), n);
+    let (k, min_ms) = window;
+    for (i, w) in times.windows(k).enumerate() {
+        let span = w[k - 1] - w[0];
         assert!(
-            span >= Duration::from_millis(500),
-            "requests {i}..={}: eleven within {span:?}",
-            i + 10
+            span >= Duration::from_millis(min_ms),
+            "requests {i}..={}: {k} within {span:?}",
+            i + k - 1
         );
     }
-    let all = times[24] - times[0];
+    let all = times[n - 1] - times[0];
     assert!(
-        all >= Duration::from_millis(2_000),
-        "25 requests within {all:?}"
+        all >= Duration::from_millis(all_ms),
+        "{n} requests within {all:?}"
     );
 }
 
@@ -781,6 +788,123 @@ async fn per_day_limit(db: Db) {
     for r in waiting(t.rows().await) {
         assert_eq!(r.attempts, 0, "{r:?}");
     }
+}
+
+/// The store's shared rate book (`rate_limits`, PostgreSQL): a day the row has not seen starts
+/// from the seed a daemon read from the ledger, the quota holds whatever the seed of the
+/// daemons that come later, a clock still on the previous day counts against the newer one,
+/// the next day starts over, and `per_second` slots are handed out in turn on the database's
+/// clock (10 s apart here, so the calls' own milliseconds do not matter).
+#[tokio::test]
+async fn the_shared_rate_book_counts_the_day_and_hands_out_slots_in_turn() {
+    use ritualist::store::RateSlot::{Spent, Wait};
+    let Some(t) = TestApp::start(Db::Postgres, "  email:\n    transport: outbox\n").await else {
+        return;
+    };
+    let s = &t.app.store;
+    let take = |key: &'static str, day: i64, seed: u64, max: Option<u64>, gap: i64| async move {
+        s.take_rate_slot(key, day, seed, max, gap).await.unwrap()
+    };
+    // Two sent earlier today (the ledger's seed), a quota of 3: one more.
+    assert_eq!(take("sms/a", 100, 2, Some(3), 0).await, Wait(0));
+    assert_eq!(take("sms/a", 100, 2, Some(3), 0).await, Spent);
+    // A later daemon's seed of 0 does not reset the day; nor does a clock a day behind.
+    assert_eq!(take("sms/a", 100, 0, Some(3), 0).await, Spent);
+    assert_eq!(take("sms/a", 99, 0, Some(3), 0).await, Spent);
+    // The next day starts over.
+    for _ in 0..3 {
+        assert!(matches!(take("sms/a", 101, 0, Some(3), 0).await, Wait(_)));
+    }
+    assert_eq!(take("sms/a", 101, 0, Some(3), 0).await, Spent);
+    // A seed already at the quota counts nothing and creates no row that allows more.
+    assert_eq!(take("sms/b", 100, 5, Some(5), 0).await, Spent);
+    // Another provider's row is its own.
+    let gap = 10_000_000;
+    let waits: Vec<i64> = {
+        let mut v = Vec::new();
+        for _ in 0..3 {
+            match take("email/smtp", 100, 0, None, gap).await {
+                Wait(us) => v.push(us),
+                Spent => panic!("no daily quota: never spent"),
+            }
+        }
+        v
+    };
+    assert_eq!(waits[0], 0, "{waits:?}");
+    assert!((gap - 2_000_000..=gap).contains(&waits[1]), "{waits:?}");
+    assert!(
+        (2 * gap - 2_000_000..=2 * gap).contains(&waits[2]),
+        "{waits:?}"
+    );
+    // SQLite has one daemon per file: the book is PostgreSQL's only.
+    let lite = TestApp::start(Db::Sqlite, "  email:\n    transport: outbox\n")
+        .await
+        .unwrap();
+    let e = lite
+        .app
+        .store
+        .take_rate_slot("sms/a", 100, 0, None, 0)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("needs PostgreSQL"), "{e}");
+}
+
+/// `n` SMS due on PostgreSQL for a gateway answering at once, the provider limited by `rate`
+/// (a YAML mapping), drained by two daemons together, `batch` rows per claim: the second one
+/// is the same project opened again, with transports of its own (its own HTTP client, its own
+/// rate limiters in memory). `None` without a PostgreSQL server (outside CI).
+async fn drained_by_two_daemons(
+    rate: &str,
+    batch: usize,
+    n: usize,
+) -> Option<(Gateway, TestApp, [ritualist::app::DispatchReport; 2])> {
+    let now = at("2027-07-07T12:00:00Z");
+    let tw = Gateway::start(twilio(Twilio::Accept)).await;
+    let provider = format!("          rate: {rate}\n");
+    let delivery = format!("  batch_size: {batch}\n");
+    let (tw, _token, t) = queued_sms(Db::Postgres, tw, &delivery, 8, &provider, n, now).await?;
+    let cfg = Config::load(&t.dir.join("config/ritualist.yaml")).unwrap_or_else(|d| panic!("{d}"));
+    let other = ritualist::app::App::open(cfg).await.unwrap();
+    let (a, b) = tokio::join!(t.app.drain(now), other.drain(now));
+    Some((tw, t, [a.unwrap(), b.unwrap()]))
+}
+
+/// Two daemons draining one PostgreSQL outbox share the provider's `per_day`: of ten SMS due
+/// with `per_day: 4`, four go out between them, not four each, and the other six wait for the
+/// next UTC day untried.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_daemons_on_postgres_share_a_daily_limit() {
+    let today = || ritualist::clock::now().as_second().div_euclid(86_400);
+    let day = today();
+    let Some((tw, t, [a, b])) = drained_by_two_daemons("{ per_day: 4 }", 2, 10).await else {
+        return;
+    };
+    if today() != day {
+        return; // a UTC midnight passed during the test: the quota was rightly renewed
+    }
+    assert_eq!(a.sent + b.sent, 4, "{a:?} {b:?}");
+    assert_eq!(tw.received().len(), 4);
+    let rows = t.rows().await;
+    let waiting: Vec<_> = rows.iter().filter(|r| r.status != "sent").collect();
+    assert_eq!(waiting.len(), 6, "{rows:?}");
+    for r in waiting {
+        assert_eq!((r.status.as_str(), r.attempts), ("pending", 0), "{r:?}");
+    }
+}
+
+/// Two daemons draining one PostgreSQL outbox share the provider's `per_second`: 30 SMS at
+/// `per_second: 10`, both daemons sending, reach the gateway paced as one sender's — 2.9 s at
+/// the pacer, where two pacers of their own would take 1.4 s. Any 21 consecutive requests
+/// span at least 1.5 s (2 s at the pacer, less what a loaded machine can delay the first of
+/// them on its way) and the 30 at least 2.2 s.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_daemons_on_postgres_share_a_per_second_limit() {
+    let Some((tw, _t, [a, b])) = drained_by_two_daemons("{ per_second: 10 }", 5, 30).await else {
+        return;
+    };
+    assert_eq!(a.sent + b.sent, 30, "{a:?} {b:?}");
+    assert!(a.sent > 0 && b.sent > 0, "both daemons sent: {a:?} {b:?}");
+    assert_paced(&tw, 30, (21, 1_500), 2_200);
 }
 
 /// Twilio 21610 (the number replied STOP to our sender at the carrier): the message fails and

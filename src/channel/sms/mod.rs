@@ -131,6 +131,13 @@ impl SmsProviders {
         }
     }
 
+    /// Every provider's `rate` counted and paced with the other daemons on the database.
+    pub fn share_limits(&self, book: &std::sync::Arc<dyn crate::channel::RateBook>) {
+        for l in self.limits.iter().flatten() {
+            l.share(book.clone(), "sms");
+        }
+    }
+
     /// Tries each provider in order until one takes the message. `Ok` names it:
     /// `twilio SM0123…`, `smsro 200 {"status":"ok"}`, `kannel 202 0: Accepted for delivery`.
     ///
