@@ -264,7 +264,6 @@ pub struct App {
     pub metrics: Metrics,
 }
 
-/// Channels with a provider that has a `rate.per_day`.
 /// The store's `rate_limits` as the channels' [`RateBook`](crate::channel::RateBook): the
 /// daemons on one PostgreSQL database count and pace each provider together.
 #[derive(Debug)]
@@ -273,12 +272,11 @@ struct SharedLimits(Store);
 impl crate::channel::RateBook for SharedLimits {
     fn take<'a>(&'a self, t: crate::channel::Take<'a>) -> crate::channel::Taken<'a> {
         Box::pin(async move {
-            let gap = t.interval.as_micros().min(i64::MAX as u128) as i64;
-            let slot = self.0.take_rate_slot(t.key, t.day, t.seed, t.per_day, gap);
+            let slot = self
+                .0
+                .take_rate_slot(t.key, t.day, t.seed, t.per_day, t.interval);
             match slot.await {
-                Ok(crate::store::RateSlot::Wait(us)) => {
-                    Ok(Some(std::time::Duration::from_micros(us.max(0) as u64)))
-                }
+                Ok(crate::store::RateSlot::Wait(wait)) => Ok(Some(wait)),
                 Ok(crate::store::RateSlot::Spent) => Ok(None),
                 Err(e) => Err(e.to_string()),
             }
@@ -286,6 +284,7 @@ impl crate::channel::RateBook for SharedLimits {
     }
 }
 
+/// Channels with a provider that has a `rate.per_day`.
 fn daily_limited_channels(cfg: &Config) -> Vec<&'static str> {
     use crate::config::{EmailTransport, SmsTransport};
     let mut v = Vec::new();

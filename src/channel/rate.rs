@@ -29,7 +29,7 @@ pub trait RateBook: Send + Sync + std::fmt::Debug {
 }
 
 /// One message asking a [`RateBook`] for its turn.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub struct Take<'a> {
     /// `channel/provider`.
     pub key: &'a str,
@@ -49,6 +49,11 @@ pub type Taken<'a> = BoxFuture<'a, Result<Option<Duration>, String>>;
 
 /// How long an untried message waits when the shared limits cannot be read.
 const BOOK_DOWN_RETRY: Duration = Duration::from_secs(30);
+
+/// The UTC day (days since the epoch) of a Unix time in seconds.
+fn utc_day(unix: i64) -> i64 {
+    unix.div_euclid(86_400)
+}
 
 /// The distance between two slots at `per_second`.
 fn interval(per_second: f64) -> Duration {
@@ -155,13 +160,7 @@ impl RateLimiter {
         }
         if let Some(max) = self.limit.per_day {
             let now = crate::clock::now().as_second();
-            let day = now.div_euclid(86_400);
-            let ok = self
-                .daily
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .take(day, max);
-            if !ok {
+            if !self.daily().take(utc_day(now), max) {
                 return Err(self.spent(max, now));
             }
         }
@@ -179,12 +178,8 @@ impl RateLimiter {
     /// and reserves its slot. A book that cannot be read defers the message, untried.
     async fn admit_shared(&self, book: &dyn RateBook, key: &str) -> Result<(), SendError> {
         let now = crate::clock::now().as_second();
-        let day = now.div_euclid(86_400);
-        let seed = self
-            .daily
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .used_on(day);
+        let day = utc_day(now);
+        let seed = self.daily().used_on(day);
         let gap = self.limit.per_second.map_or(Duration::ZERO, interval);
         let take = Take {
             key,
@@ -211,7 +206,7 @@ impl RateLimiter {
     /// Today's quota of `max` is spent at `now`: the message waits, untried, for the next UTC
     /// day (logged once a day).
     fn spent(&self, max: u64, now: i64) -> SendError {
-        let day = now.div_euclid(86_400);
+        let day = utc_day(now);
         let wait = (day + 1) * 86_400 - now;
         let message = format!(
             "{}: the daily limit of {max} messages is reached; the rest wait for the next UTC day",
@@ -225,11 +220,13 @@ impl RateLimiter {
 
     /// Counts messages an earlier run sent today.
     pub fn seed_today(&self, used: u64) {
-        let day = crate::clock::now().as_second().div_euclid(86_400);
-        self.daily
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .seed(day, used);
+        self.daily()
+            .seed(utc_day(crate::clock::now().as_second()), used);
+    }
+
+    /// The day's count (a poisoned lock still holds a usable count).
+    fn daily(&self) -> std::sync::MutexGuard<'_, DailyQuota> {
+        self.daily.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 

@@ -8,15 +8,15 @@ use super::{Store, StoreError};
 /// What [`Store::take_rate_slot`] gave one message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RateSlot {
-    /// Counted; its slot comes this many microseconds from now (0: at once).
-    Wait(i64),
+    /// Counted; its slot comes this long from now (zero: at once).
+    Wait(std::time::Duration),
     /// Today's quota is spent: nothing was counted or reserved.
     Spent,
 }
 
 impl Store {
     /// Counts one message of `provider` against `per_day` on UTC `day` and reserves its slot
-    /// `interval_us` after the previous one (0: no pacing). A day the row has not seen yet
+    /// `interval` after the previous one (zero: no pacing; kept to the microsecond). A day the row has not seen yet
     /// starts from `seed` (what the ledger says was sent that day before the row counted). A
     /// daemon whose clock is still on the previous day counts against the newer one.
     ///
@@ -27,7 +27,7 @@ impl Store {
         day: i64,
         seed: u64,
         per_day: Option<u64>,
-        interval_us: i64,
+        interval: std::time::Duration,
     ) -> Result<RateSlot, StoreError> {
         if !self.is_postgres() {
             return Err(StoreError::NeedsPostgres(
@@ -36,6 +36,7 @@ impl Store {
         }
         let max = per_day.map_or(i64::MAX, |m| m.min(i64::MAX as u64) as i64);
         let first = (seed.min(i64::MAX as u64 - 1) as i64) + 1;
+        let interval_us = interval.as_micros().min(i64::MAX as u128) as i64;
         let row = self
             .one(
                 "WITH c AS (SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::BIGINT AS now_us), \
@@ -55,12 +56,15 @@ impl Store {
                     day.into(),
                     first.into(),
                     max.into(),
-                    interval_us.max(0).into(),
+                    interval_us.into(),
                 ],
             )
             .await?;
         Ok(match row {
-            Some(r) => RateSlot::Wait(r.try_get::<i64>("", "wait_us")?.max(0)),
+            Some(r) => {
+                let us = r.try_get::<i64>("", "wait_us")?.max(0);
+                RateSlot::Wait(std::time::Duration::from_micros(us as u64))
+            }
             None => RateSlot::Spent,
         })
     }

@@ -802,11 +802,15 @@ async fn the_shared_rate_book_counts_the_day_and_hands_out_slots_in_turn() {
         return;
     };
     let s = &t.app.store;
-    let take = |key: &'static str, day: i64, seed: u64, max: Option<u64>, gap: i64| async move {
+    let take = |key: &'static str, day: i64, seed: u64, max: Option<u64>, gap: u64| async move {
+        let gap = Duration::from_micros(gap);
         s.take_rate_slot(key, day, seed, max, gap).await.unwrap()
     };
     // Two sent earlier today (the ledger's seed), a quota of 3: one more.
-    assert_eq!(take("sms/a", 100, 2, Some(3), 0).await, Wait(0));
+    assert_eq!(
+        take("sms/a", 100, 2, Some(3), 0).await,
+        Wait(Duration::ZERO)
+    );
     assert_eq!(take("sms/a", 100, 2, Some(3), 0).await, Spent);
     // A later daemon's seed of 0 does not reset the day; nor does a clock a day behind.
     assert_eq!(take("sms/a", 100, 0, Some(3), 0).await, Spent);
@@ -820,11 +824,11 @@ async fn the_shared_rate_book_counts_the_day_and_hands_out_slots_in_turn() {
     assert_eq!(take("sms/b", 100, 5, Some(5), 0).await, Spent);
     // Another provider's row is its own.
     let gap = 10_000_000;
-    let waits: Vec<i64> = {
+    let waits: Vec<u64> = {
         let mut v = Vec::new();
         for _ in 0..3 {
             match take("email/smtp", 100, 0, None, gap).await {
-                Wait(us) => v.push(us),
+                Wait(d) => v.push(d.as_micros() as u64),
                 Spent => panic!("no daily quota: never spent"),
             }
         }
@@ -843,7 +847,7 @@ async fn the_shared_rate_book_counts_the_day_and_hands_out_slots_in_turn() {
     let e = lite
         .app
         .store
-        .take_rate_slot("sms/a", 100, 0, None, 0)
+        .take_rate_slot("sms/a", 100, 0, None, Duration::ZERO)
         .await
         .unwrap_err();
     assert!(e.to_string().contains("needs PostgreSQL"), "{e}");
