@@ -9,7 +9,9 @@
 //!   body_limit_bytes: 16384            # larger request bodies get 413
 //!   timeout_secs: 10                   # a request not answered by then gets 408
 //!   sms_help: "Floare & Co: reply STOP to unsubscribe, START to subscribe again."
+//!   sms_stop_reply: "Floare & Co: unsubscribed. Reply START to subscribe again."  # unset: no reply
 //!   inbound_key_env: RITUALIST_INBOUND_KEY    # bearer key of POST /sms/inbound (the default)
+//!   kannel_key_env: RITUALIST_KANNEL_INBOUND_KEY  # key of /sms/kannel (the default; unset: 404)
 //!   previous_secret_env: RITUALIST_SECRET_PREVIOUS  # the key before a rotation (the default)
 //!   api_key_env: RITUALIST_API_KEY            # bearer key of /api/* (the default; unset: 404)
 //!   metrics_key_env: RITUALIST_METRICS_KEY    # bearer key of /metrics (the default; unset: open)
@@ -32,7 +34,9 @@ pub(super) struct HttpSpec {
     body_limit_bytes: Option<u32>,
     timeout_secs: Option<u32>,
     sms_help: Option<String>,
+    sms_stop_reply: Option<String>,
     inbound_key_env: Option<String>,
+    kannel_key_env: Option<String>,
     previous_secret_env: Option<String>,
     api_key_env: Option<String>,
     metrics_key_env: Option<String>,
@@ -49,8 +53,14 @@ pub struct HttpConfig {
     pub timeout_secs: u32,
     /// The reply to an inbound HELP.
     pub sms_help: String,
+    /// The confirmation texted back to a STOP that opted someone out; `None` (the default):
+    /// STOP gets no reply.
+    pub sms_stop_reply: Option<String>,
     /// Bearer key of the generic inbound SMS webhook; `None`: that webhook answers 404.
     pub inbound_key: Option<Secret>,
+    /// Key of Kannel's `sms-service` (`/sms/kannel`, as `?key=` or the HTTP Basic password);
+    /// `None`: that route answers 404.
+    pub kannel_key: Option<Secret>,
     /// The link key before the last rotation: its tokens still verify.
     pub previous_secret: Option<Secret>,
     /// Bearer key of the ingest API (`/api/customers`, `/api/orders`); `None`: it answers 404.
@@ -101,6 +111,10 @@ pub(super) fn http_config(
         .inbound_key_env
         .as_deref()
         .unwrap_or("RITUALIST_INBOUND_KEY");
+    let kannel_var = s
+        .kannel_key_env
+        .as_deref()
+        .unwrap_or("RITUALIST_KANNEL_INBOUND_KEY");
     let prev_var = s
         .previous_secret_env
         .as_deref()
@@ -118,7 +132,9 @@ pub(super) fn http_config(
         sms_help: s.sms_help.clone().unwrap_or_else(|| {
             format!("{shop_name}: reply STOP to unsubscribe, START to subscribe again.")
         }),
+        sms_stop_reply: s.sms_stop_reply.clone().filter(|t| !t.trim().is_empty()),
         inbound_key: Secret::from_env(key_var),
+        kannel_key: Secret::from_env(kannel_var),
         previous_secret: Secret::from_env(prev_var),
         api_key: Secret::from_env(api_var),
         metrics_key: Secret::from_env(metrics_var),

@@ -6,11 +6,15 @@
 //!   The answer is TwiML.
 //! - `POST /sms/inbound`: any gateway, `{"from": "+40…", "text": "STOP"}` with
 //!   `Authorization: Bearer <key>` (`http.inbound_key_env`); the answer is JSON.
+//! - `GET`/`POST /sms/kannel`: Kannel's own `sms-service`, in [`super::kannel`]; the answer
+//!   is the reply text itself.
 //!
-//! STOP, STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT, СТОП, ОТПИСАТЬСЯ, DEZABONARE opt every
-//! customer with that number (normalised to E.164 as the importer does) out of SMS; START,
-//! UNSTOP, СТАРТ opt them back in; HELP, INFO, AJUTOR, ПОМОЩЬ get `http.sms_help`. Anything
-//! else is ignored. Each change is recorded with `source: sms_keyword`.
+//! All of them go through [`act`] and [`reply`]: STOP, STOPALL, UNSUBSCRIBE, CANCEL, END,
+//! QUIT, СТОП, ОТПИСАТЬСЯ, DEZABONARE opt every customer with that number (normalised to
+//! E.164 as the importer does) out of SMS and get `http.sms_stop_reply` when it is set;
+//! START, UNSTOP, СТАРТ opt them back in; HELP, INFO, AJUTOR, ПОМОЩЬ get `http.sms_help`.
+//! Anything else is ignored and gets no reply. Each change is recorded with
+//! `source: sms_keyword`.
 
 use std::sync::Arc;
 
@@ -99,7 +103,7 @@ pub(super) fn same_secret(a: &str, b: &str) -> bool {
 
 /// What a keyword did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Outcome {
+pub(super) enum Outcome {
     OptedOut,
     OptedIn,
     Help,
@@ -107,7 +111,7 @@ enum Outcome {
 }
 
 impl Outcome {
-    fn as_str(self) -> &'static str {
+    pub(super) fn as_str(self) -> &'static str {
         match self {
             Outcome::OptedOut => "opted_out",
             Outcome::OptedIn => "opted_in",
@@ -117,7 +121,13 @@ impl Outcome {
     }
 }
 
-async fn act(app: &App, from: &str, text: &str) -> Result<Outcome, crate::store::StoreError> {
+/// Acts on one inbound text from `from` (any format [`Phone::parse`] takes, with the
+/// configured default country code): the one keyword path of every inbound route.
+pub(super) async fn act(
+    app: &App,
+    from: &str,
+    text: &str,
+) -> Result<Outcome, crate::store::StoreError> {
     let Some(kw) = keyword(text) else {
         return Ok(Outcome::Ignored);
     };
@@ -144,6 +154,16 @@ async fn act(app: &App, from: &str, text: &str) -> Result<Outcome, crate::store:
     } else {
         Outcome::OptedIn
     })
+}
+
+/// The text to send back for `outcome`: the HELP text, the STOP confirmation when one is
+/// configured, otherwise nothing.
+pub(super) fn reply(outcome: Outcome, http: &crate::config::HttpConfig) -> Option<&str> {
+    match outcome {
+        Outcome::Help => Some(http.sms_help.as_str()),
+        Outcome::OptedOut => http.sms_stop_reply.as_deref(),
+        Outcome::OptedIn | Outcome::Ignored => None,
+    }
 }
 
 fn xml_escape(s: &str) -> String {
@@ -197,11 +217,13 @@ pub(super) async fn twilio(
             .map_or("", |(_, v)| v.as_str())
     };
     let twiml = match act(&app, get("From"), get("Body")).await {
-        Ok(Outcome::Help) => format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Message>{}</Message></Response>",
-            xml_escape(&http.sms_help)
-        ),
-        Ok(_) => "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>".to_string(),
+        Ok(o) => match reply(o, http) {
+            Some(text) => format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Message>{}</Message></Response>",
+                xml_escape(text)
+            ),
+            None => "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>".to_string(),
+        },
         Err(e) => {
             tracing::error!("inbound SMS: {e}");
             return (StatusCode::INTERNAL_SERVER_ERROR, "try again\n").into_response();
@@ -256,7 +278,7 @@ pub(super) async fn generic(
             StatusCode::OK,
             serde_json::json!({
                 "action": o.as_str(),
-                "reply": (o == Outcome::Help).then_some(http.sms_help.as_str()),
+                "reply": reply(o, http),
             }),
         ),
         Err(e) => {

@@ -4,8 +4,8 @@
 //!   re-rendered from disk on every request;
 //! - the daemon's public server (`http:` in the config, inside `ritualist run`,
 //!   [`serve_public`]): unsubscribe and preference pages behind signed link tokens, survey
-//!   score links (NPS) with a comment box, inbound SMS keywords (Twilio and a generic JSON
-//!   webhook), `/healthz`, the ingest API (`/api/customers`, `/api/orders`) and `/metrics`.
+//!   score links (NPS) with a comment box, inbound SMS keywords (Twilio, Kannel's
+//!   sms-service and a generic JSON webhook), `/healthz`, the ingest API (`/api/customers`, `/api/orders`) and `/metrics`.
 //!
 //! Neither binds anything itself: the caller passes a bound listener and a shutdown future,
 //! so tests can run them on port 0 and stop them at will.
@@ -13,6 +13,7 @@
 mod api;
 mod consent;
 mod inbound;
+mod kannel;
 mod preview;
 mod public;
 mod survey;

@@ -1,6 +1,6 @@
 //! The daemon's public server (`http:` in the config, run inside `ritualist run`): routes,
 //! limits and `/healthz`. The pages and webhooks live in [`super::consent`],
-//! [`super::survey`] and [`super::inbound`], the ingest API and `/metrics` in [`super::api`].
+//! [`super::survey`], [`super::inbound`] and [`super::kannel`], the ingest API and `/metrics` in [`super::api`].
 //!
 //! Every request has a body limit (`http.body_limit_bytes`, 413 beyond it) and a deadline
 //! (`http.timeout_secs`, 408 after it). Every response says `Cache-Control: no-store` and
@@ -53,6 +53,10 @@ fn router(app: Arc<App>) -> Router {
         )
         .route("/sms/twilio", post(super::inbound::twilio))
         .route("/sms/inbound", post(super::inbound::generic))
+        .route(
+            "/sms/kannel",
+            get(super::kannel::kannel).post(super::kannel::kannel),
+        )
         .route("/healthz", get(healthz))
         .route("/api/customers", post(super::api::customers))
         .route("/api/orders", post(super::api::orders))
