@@ -16,6 +16,7 @@ mod faults;
 mod forget;
 mod harness;
 mod ingest;
+mod kannel_inbound;
 mod outbox;
 mod peers;
 mod regression;

@@ -933,6 +933,7 @@ fn parse_fakesmsc_output(lines: &[String]) -> Vec<ReceivedSms> {
 /// Delivery is asynchronous: 202 means queued in bearerbox; use [`Kannel::wait_for`].
 pub struct Kannel {
     fakesmsc: Proc,
+    fakesmsc_bin: PathBuf,
     smsbox: Proc,
     bearerbox: Proc,
     fakesmsc_output: Arc<Mutex<Vec<String>>>,
@@ -968,6 +969,16 @@ impl Kannel {
     /// Like [`Kannel::start`], appending `sendsms_user_extra` lines to the `group = sendsms-user`, e.g.
     /// `&["max-messages = 10", "concatenation = true"]` for multipart SMS.
     pub fn start_with(sendsms_user_extra: &[&str]) -> Option<Kannel> {
+        Self::start_conf(sendsms_user_extra, &[], "")
+    }
+
+    /// Like [`Kannel::start_with`], also appending `smsbox_extra` lines to the `group = smsbox`
+    /// (e.g. `mo-recode = true`) and `groups` (e.g. `group = sms-service` blocks) to kannel.conf.
+    pub fn start_conf(
+        sendsms_user_extra: &[&str],
+        smsbox_extra: &[&str],
+        groups: &str,
+    ) -> Option<Kannel> {
         let bins = [
             (
                 "bearerbox",
@@ -997,7 +1008,7 @@ impl Kannel {
         let [bb, sb, fk] = bins.map(|(_, p, _)| p.expect("checked above"));
         let mut failures = Vec::new();
         for attempt in 1..=3 {
-            match Self::try_start(&bb, &sb, &fk, sendsms_user_extra) {
+            match Self::try_start(&bb, &sb, &fk, sendsms_user_extra, smsbox_extra, groups) {
                 Ok(k) => return Some(k),
                 Err(e) => failures.push(format!("--- attempt {attempt}: {e}")),
             }
@@ -1014,6 +1025,8 @@ impl Kannel {
         sb: &Path,
         fk: &Path,
         sendsms_user_extra: &[&str],
+        smsbox_extra: &[&str],
+        groups: &str,
     ) -> Result<Kannel, String> {
         let dir = ScratchDir::new("ritualist-kannel");
         let ports = free_ports(4);
@@ -1024,6 +1037,7 @@ impl Kannel {
             .iter()
             .map(|l| format!("{l}\n"))
             .collect();
+        let smsbox_extra: String = smsbox_extra.iter().map(|l| format!("{l}\n")).collect();
         let conf = format!(
             "group = core\n\
              admin-port = {admin_port}\n\
@@ -1046,12 +1060,15 @@ impl Kannel {
              bearerbox-port = {smsbox_port}\n\
              sendsms-port = {sendsms_port}\n\
              sendsms-interface = 127.0.0.1\n\
+             {smsbox_extra}\
              \n\
              group = sendsms-user\n\
              username = {KANNEL_USERNAME}\n\
              password = {KANNEL_PASSWORD}\n\
              user-allow-ip = \"127.0.0.1\"\n\
-             {extra}"
+             {extra}\
+             \n\
+             {groups}"
         );
         fs::write(&conf_path, conf).map_err(|e| format!("write {}: {e}", conf_path.display()))?;
         let logged = |name: &str| -> Result<(Stdio, Stdio), String> {
@@ -1171,6 +1188,7 @@ impl Kannel {
         }
         Ok(Kannel {
             fakesmsc,
+            fakesmsc_bin: fk.to_path_buf(),
             smsbox,
             bearerbox,
             fakesmsc_output: output,
@@ -1210,6 +1228,37 @@ impl Kannel {
             url_encode(to),
             url_encode(text)
         )
+    }
+
+    /// The phone texts: replaces the running fakesmsc by `fakesmsc -m 1 LINE`, which sends that
+    /// one mobile-originated message into bearerbox (`"FROM TO text STOP"`, or
+    /// `"FROM TO ucs2 %04%21…"` with URL-encoded UTF-16BE) and then keeps receiving like the one
+    /// it replaced (its output joins [`Kannel::received`]). fakesmsc picks one of its message
+    /// lines at random, hence one process per message.
+    pub fn send_mo(&mut self, line: &str) {
+        self.fakesmsc.stop();
+        let mut cmd = Command::new(&self.fakesmsc_bin);
+        cmd.args([
+            "-H",
+            "127.0.0.1",
+            "-r",
+            &self.smsc_port.to_string(),
+            "-i",
+            "0.1",
+            "-m",
+            "1",
+            "-v",
+            "0",
+            line,
+        ])
+        .current_dir(&self.dir.path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        let mut p = Proc::spawn("fakesmsc", &mut cmd).unwrap_or_else(|e| panic!("{e}"));
+        capture_lines(p.child.stdout.take(), Arc::clone(&self.fakesmsc_output));
+        capture_lines(p.child.stderr.take(), Arc::clone(&self.fakesmsc_output));
+        self.fakesmsc = p;
     }
 
     /// bearerbox's plain-text admin status page (`/status.txt`), for diagnostics.
