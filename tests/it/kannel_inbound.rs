@@ -347,3 +347,138 @@ async fn stop_and_help_through_kannel_get_url() {
 async fn stop_and_help_through_kannel_post_url() {
     stop_and_help_through_kannel(Db::Postgres, Form::Post).await;
 }
+
+/// The public server of an `App` on `t`'s database with `cfg`, on a free loopback port.
+async fn serve(cfg: ritualist::config::Config) -> (String, tokio::sync::oneshot::Sender<()>) {
+    let app = Arc::new(ritualist::app::App::open(cfg).await.unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(ritualist::http::serve_public(app, listener, async move {
+        let _ = rx.await;
+    }));
+    (addr, tx)
+}
+
+/// `/sms/kannel` without Kannel: 404 while no key is configured; 401 with a Basic challenge
+/// for a missing or wrong key (query or Basic); 400 naming the Kannel setting when the sender
+/// is missing; the reply's coding for Kannel; and `sms_stop_reply` on the generic route too.
+#[tokio::test]
+async fn the_kannel_route_refuses_and_answers_as_documented() {
+    let delivery = "  email:\n    transport: outbox\n  sms:\n    transport: outbox\n\
+         http:\n  listen: \"127.0.0.1:0\"\n  public_url: https://shop.example/r\n\
+         \x20 sms_help: \"Floare: помощь\"\n  sms_stop_reply: \"Floare: unsubscribed\"\n";
+    let Some(t) = TestApp::start(Db::Sqlite, delivery).await else {
+        return;
+    };
+    assert!(t.customers(&customers()).await.is_empty());
+    ritualist::channel::init_tls();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+
+    let (addr, _stop) = serve(t.app.cfg.clone()).await;
+    let r = http
+        .get(format!(
+            "http://{addr}/sms/kannel?key={KEY}&from=1&text=STOP"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404, "no key configured");
+
+    let mut cfg = t.app.cfg.clone();
+    let h = cfg.http.as_mut().unwrap();
+    h.kannel_key = Some(ritualist::config::Secret::new(KEY));
+    h.inbound_key = Some(ritualist::config::Secret::new("generic-key"));
+    let (addr, _stop) = serve(cfg).await;
+    let url = |q: &str| format!("http://{addr}/sms/kannel?{q}");
+    for (req, why) in [
+        (http.get(url("from=%2B40721000001&text=STOP")), "no key"),
+        (
+            http.get(url("key=wrong&from=%2B40721000001&text=STOP")),
+            "wrong key",
+        ),
+        (
+            http.get(url("from=%2B40721000001&text=STOP"))
+                .basic_auth("kannel", Some("wrong")),
+            "wrong Basic password",
+        ),
+        (
+            http.post(url("key=&from=%2B40721000001")).body("STOP"),
+            "empty key",
+        ),
+    ] {
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), 401, "{why}");
+        assert!(
+            r.headers()["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .starts_with("Basic"),
+            "{why}"
+        );
+    }
+    let k1 = t.app.store.find_customer("k1").await.unwrap().unwrap().id;
+    assert!(t.app.store.consent_events(k1).await.unwrap().is_empty());
+
+    // post-url without `send-sender = true`: no sender, and the answer says what to set.
+    let r = http
+        .post(url(&format!("key={KEY}")))
+        .body("STOP")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("send-sender = true"));
+
+    // HELP: the Cyrillic reply asks Kannel for UCS-2; a plain text gets an empty body.
+    let r = http
+        .get(url("from=%2B40721000004&text=help&coding=0&charset=UTF-8"))
+        .basic_auth("kannel", Some(KEY))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-kannel-coding"], "2");
+    assert_eq!(r.text().await.unwrap(), "Floare: помощь");
+    let r = http
+        .get(url(&format!("key={KEY}&from=%2B40721000004&text=hello")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "");
+
+    // STOP (post-url, UCS-2 body): opted out, and the confirmation is GSM-7.
+    let r = http
+        .post(url(&format!("key={KEY}")))
+        .header("content-type", "text/plain; charset=\"UTF-16BE\"")
+        .header("x-kannel-from", "0721000001")
+        .header("x-kannel-coding", "2")
+        .body(vec![0, b'S', 0, b'T', 0, b'O', 0, b'P'])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-kannel-coding"], "0");
+    assert_eq!(r.text().await.unwrap(), "Floare: unsubscribed");
+    let events = t.app.store.consent_events(k1).await.unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+
+    // The generic route answers a STOP with the same confirmation.
+    let r = http
+        .post(format!("http://{addr}/sms/inbound"))
+        .bearer_auth("generic-key")
+        .header("content-type", "application/json")
+        .body(r#"{"from": "+40721000002", "text": "stop"}"#)
+        .send()
+        .await
+        .unwrap();
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({"action": "opted_out", "reply": "Floare: unsubscribed"})
+    );
+}
