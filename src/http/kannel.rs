@@ -1,10 +1,10 @@
 //! Kannel's inbound SMS: `GET`/`POST /sms/kannel` takes what a Kannel `group = sms-service`
 //! sends, as it sends it, so a customer's STOP reaches ritualist with no adapter between them.
 //!
-//! | Kannel        | sender                               | text                             | how the text is encoded                       |
-//! |---------------|--------------------------------------|----------------------------------|-----------------------------------------------|
-//! | `get-url`     | `from=%p`                            | `text=%b` (or `%a`), URL-encoded | `coding=%c`, `charset=%C`                     |
-//! | `post-url`    | `X-Kannel-From` (`send-sender = true`) | the body                        | `X-Kannel-Coding`, the `Content-Type` charset |
+//! | Kannel     | sender                                  | text                      | its encoding                             |
+//! |------------|-----------------------------------------|---------------------------|------------------------------------------|
+//! | `get-url`  | `from=%p`                               | `text=%b` (or `%a`)       | `coding=%c`, `charset=%C`                |
+//! | `post-url` | `X-Kannel-From` (`send-sender = true`)  | the body                  | `X-Kannel-Coding`, `Content-Type` charset |
 //!
 //! Kannel hands the text over as it has it: a UCS-2 message is UTF-16BE bytes (`coding` 2,
 //! charset `UTF-16BE`), a 7-bit one or one recoded by smsbox's `mo-recode` is UTF-8 (`coding`
@@ -83,7 +83,7 @@ fn hex(c: u8) -> Option<u8> {
 /// `Content-Type` charset) or, when Kannel names none, by `coding` (`%c`: 2 is UCS-2).
 /// UTF-16BE/UCS-2 and ISO-8859-1 are decoded as such, anything else as UTF-8; invalid
 /// sequences become U+FFFD (a keyword is never read out of garbage).
-pub fn decode_text(bytes: &[u8], coding: Option<&str>, charset: Option<&str>) -> String {
+fn decode_text(bytes: &[u8], coding: Option<&str>, charset: Option<&str>) -> String {
     let charset = charset
         .map(|c| c.trim().trim_matches('"').to_ascii_uppercase())
         .filter(|c| !c.is_empty());
