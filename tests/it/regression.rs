@@ -169,6 +169,33 @@ fn windows_1251_csv_imports_cyrillic_names() {
     assert!(out.contains("Светлана"), "{out}");
 }
 
+/// #24: the shipped config imports demo customers whose contacts look real; with a real
+/// transport configured they were texted. Now the config is refused, naming the key, before
+/// anything is imported or sent.
+#[test]
+fn demo_data_with_a_real_transport_is_refused_naming_the_key() {
+    let d = checkout();
+    edit(
+        &d.path().join("config/ritualist.yaml"),
+        "  sms:\n    transport: outbox           # outbox | kannel\n",
+        "  sms:\n    transport: kannel\n    kannel:\n      url: http://127.0.0.1:9/\n      username: u\n      password_env: PATH\n",
+    );
+    let (code, _, err) = ritualist(d.path(), &["run", "--once"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("ritualist.yaml:") && err.contains("`sample_data`") && err.contains("kannel"),
+        "{err}"
+    );
+    assert!(
+        !d.path().join("data").exists(),
+        "no database was created: {err}"
+    );
+    nothing_sent(d.path());
+    let (code, _, err) = ritualist(d.path(), &["check"]);
+    assert_eq!(code, 1, "check reports it too: {err}");
+    assert!(err.contains("`sample_data`"), "{err}");
+}
+
 #[test]
 fn a_secret_in_yaml_is_refused_with_a_hint() {
     let d = checkout();
