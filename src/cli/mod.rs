@@ -771,19 +771,14 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, AppError> {
     }
 }
 
-/// `RON 5000.00; EUR 10.00` (minor units), `-` when empty; `signed` adds `+` to gains.
+/// `RON 43.06; EUR 10.00` from minor units (major units, each currency's decimals), `-` when
+/// empty; `signed` adds `+` to gains.
 fn money_map(m: &std::collections::BTreeMap<String, f64>, signed: bool) -> String {
     if m.is_empty() {
         return "-".into();
     }
     m.iter()
-        .map(|(c, v)| {
-            if signed {
-                format!("{c} {v:+.2}")
-            } else {
-                format!("{c} {v:.2}")
-            }
-        })
+        .map(|(c, v)| crate::domain::money::format_major(c, *v, signed))
         .collect::<Vec<_>>()
         .join("; ")
 }
@@ -813,7 +808,7 @@ fn print_report(req: &app::ReportRequest, rows: &[app::ReportRow], format: Repor
                 "until": req.until.map(|d| d.to_string()),
                 "ritual": req.ritual,
                 "window_days": req.window_days,
-                "money": "minor units of each order's currency, as stored",
+                "money": "`*_minor` fields: minor units of each order's currency, as stored; the others: major units (RON 43.06 is 43.06)",
                 "rows": rows,
             });
             let _ = writeln!(
@@ -827,14 +822,17 @@ fn print_report(req: &app::ReportRequest, rows: &[app::ReportRow], format: Repor
                 o,
                 "ritual,period,due,sent,failed,in_flight,cancelled,suppressed,opt_outs,\
                  survey_responses,promoters,passives,detractors,nps,window_days,\
-                 recipients_n,recipients_repeat_customers,recipients_repeat_rate_pct,recipients_revenue_per_customer_minor,\
-                 holdout_n,holdout_repeat_customers,holdout_repeat_rate_pct,holdout_revenue_per_customer_minor,\
-                 repeat_rate_diff_pts,revenue_per_customer_diff_minor,window_open"
+                 recipients_n,recipients_repeat_customers,recipients_repeat_rate_pct,recipients_revenue_per_customer,\
+                 holdout_n,holdout_repeat_customers,holdout_repeat_rate_pct,holdout_revenue_per_customer,\
+                 repeat_rate_diff_pts,revenue_per_customer_diff,window_open"
             );
             let num = |v: Option<f64>| v.map_or(String::new(), |x| format!("{x:.1}"));
+            // `RON:43.06 EUR:10.00`: major units, from the minor amounts.
             let money = |m: &std::collections::BTreeMap<String, f64>| {
                 m.iter()
-                    .map(|(c, v)| format!("{c}:{v:.2}"))
+                    .map(|(c, v)| {
+                        crate::domain::money::format_major(c, *v, false).replacen(' ', ":", 1)
+                    })
                     .collect::<Vec<_>>()
                     .join(" ")
             };
@@ -937,10 +935,6 @@ fn print_report(req: &app::ReportRequest, rows: &[app::ReportRow], format: Repor
                     );
                 }
             }
-            let _ = writeln!(
-                o,
-                "money in minor units of the stored currency (cents, bani, kopecks)"
-            );
         }
     }
 }

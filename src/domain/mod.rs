@@ -8,6 +8,7 @@
 mod contact;
 mod dates;
 mod keys;
+pub mod money;
 
 pub use contact::{Channel, Email, Locale, Phone, PreferredChannel};
 pub use dates::{Feb29Policy, YearlyDate, parse_zone};
