@@ -9,6 +9,7 @@ mod import;
 mod ingest;
 mod message;
 mod metrics;
+mod names;
 mod outbox;
 mod plan_cmd;
 mod preview;
@@ -39,6 +40,7 @@ pub use message::{
     sample_occasion, survey_links, unsubscribe_link,
 };
 pub use metrics::{BUCKETS, Metrics};
+pub use names::Known;
 pub use outbox::{
     FAILED_LISTED, OutboxChange, OutboxView, all_failed, all_pending, outbox_cancel, outbox_resume,
     outbox_retry, outbox_view,

@@ -574,8 +574,8 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, AppError> {
             undo,
         } => {
             let cfg = Config::load(&cli.config)?;
+            app::Known::load(&cfg)?.scope(&scope)?;
             let store = Store::open(&cfg.database_url).await?;
-            valid_scope(&scope)?;
             let row = store
                 .find_customer(&customer)
                 .await?
@@ -749,6 +749,13 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, AppError> {
         } => {
             let cfg = Config::load(&cli.config)?;
             let store = Store::open(&cfg.database_url).await?;
+            if let Some(r) = &ritual {
+                // A ritual removed from the config still has its history in the ledger.
+                let known = app::Known::load(&cfg).unwrap_or_default();
+                if known.ritual(r).is_err() && !store.ledger_has_ritual(r).await? {
+                    known.ritual(r)?;
+                }
+            }
             let req = app::ReportRequest {
                 since,
                 until,
@@ -1058,23 +1065,6 @@ fn print_plan(planned: &[app::PlannedDecision], format: Format) {
                 planned.len() - sends
             );
         }
-    }
-}
-
-fn valid_scope(scope: &str) -> Result<(), AppError> {
-    let ok = scope == "all"
-        || scope == "channel:email"
-        || scope == "channel:sms"
-        || scope.strip_prefix("ritual:").is_some_and(|s| !s.is_empty())
-        || scope
-            .strip_prefix("category:")
-            .is_some_and(|s| !s.is_empty());
-    if ok {
-        Ok(())
-    } else {
-        Err(AppError::Other(format!(
-            "invalid scope `{scope}`: use all, channel:email, channel:sms, ritual:<name> or category:<name>"
-        )))
     }
 }
 

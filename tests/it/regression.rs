@@ -196,6 +196,78 @@ fn demo_data_with_a_real_transport_is_refused_naming_the_key() {
     assert!(err.contains("`sample_data`"), "{err}");
 }
 
+/// #24: `optout X --scope category:mothers_dya`, `--scope ritual:nope` and `report --ritual
+/// nope` printed success, exited 0 and did nothing. Names are checked against the loaded
+/// rituals and calendars, with a did-you-mean, and a typo records nothing.
+#[test]
+fn names_a_command_takes_are_checked_with_a_did_you_mean() {
+    let d = checkout();
+    let (code, _, err) = ritualist(d.path(), &["import", "customers", "samples/customers.csv"]);
+    assert_eq!(code, 0, "{err}");
+    let birthday_plan = |d: &Path| {
+        ritualist(
+            d,
+            &[
+                "plan",
+                "--customer",
+                "C00400",
+                "--date",
+                "2027-02-03",
+                "--format",
+                "json",
+            ],
+        )
+        .1
+    };
+    assert!(birthday_plan(d.path()).contains("\"decision\":\"send\""));
+    for (scope, says) in [
+        (
+            "category:holidays.mothers_dya",
+            "did you mean `category:holidays.mothers_day`?",
+        ),
+        ("category:birthdya", "did you mean `category:birthday`?"),
+        ("ritual:nope", "unknown ritual `nope`"),
+        ("ritual:birthdya", "did you mean `ritual:birthday`?"),
+        ("chanel:sms", "did you mean `channel:sms`?"),
+    ] {
+        let (code, out, err) = ritualist(d.path(), &["optout", "C00400", "--scope", scope]);
+        assert_eq!(code, 2, "{scope}: {out}{err}");
+        assert!(err.contains(says), "{scope}: {err}");
+        assert!(!out.contains("opted out"), "{scope}: {out}");
+    }
+    // Nothing was recorded: the birthday greeting still goes out; the right name stops it.
+    assert!(birthday_plan(d.path()).contains("\"decision\":\"send\""));
+    let (code, out, err) = ritualist(
+        d.path(),
+        &[
+            "optout",
+            "C00400",
+            "--scope",
+            "category:holidays.mothers_day",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("opted out of category:holidays.mothers_day"),
+        "{out}"
+    );
+    let (code, _, err) = ritualist(
+        d.path(),
+        &["optout", "C00400", "--scope", "category:birthday"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(birthday_plan(d.path()).contains("opted_out:category:birthday"));
+
+    let (code, _, err) = ritualist(d.path(), &["report", "--ritual", "nope"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("unknown ritual `nope`"), "{err}");
+    let (code, _, err) = ritualist(d.path(), &["report", "--ritual", "birthday"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = ritualist(d.path(), &["plan", "--ritual", "birthdya"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("did you mean `birthday`?"), "{err}");
+}
+
 #[test]
 fn a_secret_in_yaml_is_refused_with_a_hint() {
     let d = checkout();
