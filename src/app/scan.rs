@@ -223,7 +223,14 @@ impl<'a> CandidateScan<'a> {
             .map(|c| c.days as i64)
             .max()
             .unwrap_or(0);
-        let history_since = (from.min(fresh_from) - days(caps_days + 2)).as_second();
+        // Surveys look back (and ahead) over their window: one per customer per window.
+        let survey_days = if engine.rituals.iter().any(|r| r.survey.is_some()) {
+            engine.config.survey_window_days as i64
+        } else {
+            0
+        };
+        let history_since =
+            (from.min(fresh_from) - days(caps_days.max(survey_days) + 2)).as_second();
         if !fresh.is_empty() {
             orders_from = orders_from.map(|o| o.min((fresh_from - days(366)).as_second()));
         }
