@@ -268,6 +268,99 @@ fn names_a_command_takes_are_checked_with_a_did_you_mean() {
     assert!(err.contains("did you mean `birthday`?"), "{err}");
 }
 
+/// #24: `audience: { countries: [RO] }` matched nobody whose locale is plain `ro`, although
+/// the holiday calendar treats them as Romanian; and `preview … --locale en` refused, because
+/// it re-decided the audience in the other locale.
+#[test]
+fn a_ro_customer_is_in_romania_for_audiences_and_previews_render_another_locale() {
+    let d = checkout();
+    let birthday = std::fs::read_to_string(d.path().join("config/rituals/birthday.yaml")).unwrap();
+    std::fs::write(
+        d.path().join("config/rituals/ro_birthday.yaml"),
+        format!("{birthday}\naudience:\n  countries: [RO]\n"),
+    )
+    .unwrap();
+    let (code, _, err) = ritualist(d.path(), &["import", "customers", "samples/customers.csv"]);
+    assert_eq!(code, 0, "{err}");
+    // C00400: locale `ro`, no country attribute; born on February 3rd.
+    let (code, plan, err) = ritualist(
+        d.path(),
+        &[
+            "plan",
+            "--customer",
+            "C00400",
+            "--date",
+            "2027-02-03",
+            "--ritual",
+            "ro_birthday",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(plan.contains("\"decision\":\"send\""), "{plan}");
+    // An American customer is not in it.
+    let (_, plan, _) = ritualist(
+        d.path(),
+        &[
+            "plan",
+            "--customer",
+            "C00034",
+            "--date",
+            "2027-02-03",
+            "--ritual",
+            "ro_birthday",
+            "--format",
+            "json",
+        ],
+    );
+    assert!(!plan.contains("\"decision\""), "{plan}");
+    let (code, out, err) = ritualist(
+        d.path(),
+        &[
+            "preview",
+            "ro_birthday",
+            "--customer",
+            "C00400",
+            "--date",
+            "2027-02-03",
+            "--locale",
+            "en",
+            "--channel",
+            "email",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("Happy birthday, Elena"),
+        "rendered in English: {out}"
+    );
+    // A test send whose address does not fit the channel asked for is refused, not re-routed.
+    for (channel, to) in [
+        ("sms", "marketer@floare.example"),
+        ("email", "+44 7700 900999"),
+    ] {
+        let (code, out, err) = ritualist(
+            d.path(),
+            &[
+                "preview",
+                "ro_birthday",
+                "--customer",
+                "C00400",
+                "--date",
+                "2027-02-03",
+                "--channel",
+                channel,
+                "--send-to",
+                to,
+            ],
+        );
+        assert_eq!(code, 2, "{channel} {to}: {out}{err}");
+        assert!(err.contains(&format!("--channel {channel}")), "{err}");
+    }
+    nothing_sent(d.path());
+}
+
 #[test]
 fn a_secret_in_yaml_is_refused_with_a_hint() {
     let d = checkout();
