@@ -250,14 +250,19 @@ pub fn sample_occasion(ritual: Option<&Ritual>, full: bool) -> Occasion {
 pub fn vocabulary(cfg: &Config) -> BTreeSet<String> {
     let c = &sample_customers(cfg)[0];
     let occasion = sample_occasion(None, true);
+    // `links.preferences` only when the config can fill it (else `check` reports its use).
+    let preferences = preferences_link(cfg, b"vocabulary", c.id);
     let mut v = flatten_paths(&message_context(
         cfg,
         "sample",
         c,
         &occasion,
         "https://x",
-        Some("https://x"),
+        preferences.as_deref(),
     ));
+    if preferences.is_none() {
+        v.remove("links.preferences");
+    }
     // Free attributes are open-ended: allow any `customer.attributes.*` by listing the parent.
     v.retain(|p| !p.starts_with("customer.attributes."));
     // Survey rituals also see `survey` (rendering tells the others apart: for them it is

@@ -11,6 +11,7 @@ mod message;
 mod metrics;
 mod names;
 mod outbox;
+mod overlap;
 mod plan_cmd;
 mod preview;
 mod report;

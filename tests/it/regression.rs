@@ -361,6 +361,54 @@ fn a_ro_customer_is_in_romania_for_audiences_and_previews_render_another_locale(
     nothing_sent(d.path());
 }
 
+/// #24: a new Mother's Day ritual beside the shipped `holidays` ritual sent two Mother's Day
+/// emails to the same customer the same day, and `{{links.preferences}}` rendered `href=""`
+/// without an `http:` section; `check` said nothing about either.
+#[test]
+fn check_warns_about_two_rituals_for_one_occasion_and_unfillable_links() {
+    let d = checkout();
+    let rituals = d.path().join("config/rituals");
+    let holidays = std::fs::read_to_string(rituals.join("holidays.yaml")).unwrap();
+    std::fs::write(
+        rituals.join("mothers_day.yaml"),
+        holidays.replace(
+            "ids: [womens_day, mothers_day, valentines_day, new_year]",
+            "ids: [mothers_day]",
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = ritualist(d.path(), &["check"]);
+    assert_eq!(code, 0, "a warning, not an error: {out}{err}");
+    assert!(
+        err.contains("mothers_day.yaml:")
+            && err.contains("`mothers_day` and `holidays` both send for the holiday `mothers_day`")
+            && err.contains("holidays.yaml"),
+        "{err}"
+    );
+    assert!(err.contains("1 warning(s)"), "{err}");
+    std::fs::remove_file(rituals.join("mothers_day.yaml")).unwrap();
+
+    let footer = d.path().join("templates/birthday/en/email.html.hbs");
+    let html = std::fs::read_to_string(&footer).unwrap();
+    std::fs::write(
+        &footer,
+        html.replacen(
+            "</body>",
+            "<a href=\"{{links.preferences}}\">Preferences</a></body>",
+            1,
+        ),
+    )
+    .unwrap();
+    let (code, _, err) = ritualist(d.path(), &["check"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("email.html.hbs:")
+            && err.contains("unknown variable `links.preferences`")
+            && err.contains("add an `http:` section"),
+        "{err}"
+    );
+}
+
 #[test]
 fn a_secret_in_yaml_is_refused_with_a_hint() {
     let d = checkout();
