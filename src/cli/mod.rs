@@ -85,7 +85,7 @@ pub enum Command {
         date: Option<jiff::civil::Date>,
         #[arg(long)]
         channel: Option<Channel>,
-        /// Print the email exactly as it goes on the wire (MIME, CRLF).
+        /// Print only the email, exactly as it goes on the wire (RFC 5322 bytes: MIME, CRLF).
         #[arg(long)]
         raw: bool,
         /// Render in this locale instead of the customer's (e.g. ro, ru, en).
@@ -492,6 +492,21 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, AppError> {
                     out(&format!("nothing would be sent: {reason}"));
                     Ok(ExitCode::from(1))
                 }
+                Preview::Messages { messages, .. } if raw => {
+                    // Exactly the RFC 5322 bytes of the email, nothing before or after:
+                    // `--raw > message.eml` is a valid message.
+                    let Some((_, _, m)) = messages.iter().find(|(ch, _, _)| *ch == Channel::Email)
+                    else {
+                        return Err(AppError::Other(
+                            "--raw prints an email: this preview has none (try --channel email)"
+                                .into(),
+                        ));
+                    };
+                    let mut o = std::io::stdout().lock();
+                    let _ = o.write_all(m.payload.as_bytes());
+                    let _ = o.flush();
+                    Ok(ExitCode::SUCCESS)
+                }
                 Preview::Messages {
                     date,
                     send_at,
@@ -505,13 +520,13 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, AppError> {
                             m.locale
                         ));
                         match ch {
-                            Channel::Email if raw => out(&m.payload),
                             Channel::Email => {
-                                for line in m.payload.split("\r\n").take_while(|l| !l.is_empty()) {
+                                // Headers as people read them: unfolded, encoded words decoded.
+                                for line in crate::channel::readable_headers(&m.payload) {
                                     if !line.starts_with("Content-")
                                         && !line.starts_with("MIME-Version")
                                     {
-                                        out(line);
+                                        out(&line);
                                     }
                                 }
                                 out("--- text ---");

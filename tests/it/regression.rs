@@ -335,6 +335,64 @@ fn a_ro_customer_is_in_romania_for_audiences_and_previews_render_another_locale(
         out.contains("Happy birthday, Elena"),
         "rendered in English: {out}"
     );
+    // #24: the human view printed the subject MIME-encoded, and `--raw` ("exactly as it goes on
+    // the wire") started with a `=== email to …` line, so `--raw > x.eml` was not a message.
+    let (code, out, err) = ritualist(
+        d.path(),
+        &[
+            "preview",
+            "ro_birthday",
+            "--customer",
+            "C00400",
+            "--date",
+            "2027-02-03",
+            "--channel",
+            "email",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Subject: La mulți ani, Elena"), "{out}");
+    assert!(!out.contains("=?utf-8?"), "decoded: {out}");
+    let raw = crate::harness::ritualist(
+        d.path(),
+        &[
+            "preview",
+            "ro_birthday",
+            "--customer",
+            "C00400",
+            "--date",
+            "2027-02-03",
+            "--channel",
+            "email",
+            "--raw",
+        ],
+    );
+    assert_eq!(
+        raw.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&raw.stderr)
+    );
+    let bytes = raw.stdout;
+    assert!(
+        bytes.starts_with(b"From: "),
+        "{}",
+        String::from_utf8_lossy(&bytes)
+    );
+    let text = String::from_utf8(bytes).unwrap();
+    assert!(!text.contains("==="), "{text}");
+    assert!(
+        text.contains("\r\n\r\n") && text.ends_with("\r\n"),
+        "{text:?}"
+    );
+    assert!(
+        !text.replace("\r\n", "").contains('\n'),
+        "CRLF line ends only: {text:?}"
+    );
+    assert!(
+        text.contains("Subject: La =?utf-8?b?"),
+        "the wire form: {text}"
+    );
     // A test send whose address does not fit the channel asked for is refused, not re-routed.
     for (channel, to) in [
         ("sms", "marketer@floare.example"),
