@@ -263,6 +263,8 @@ pub fn vocabulary(cfg: &Config) -> BTreeSet<String> {
     if preferences.is_none() {
         v.remove("links.preferences");
     }
+    // Set by the renderer: the language of the templates rendered (`<html lang="{{lang}}">`).
+    v.insert("lang".to_string());
     // Free attributes are open-ended: allow any `customer.attributes.*` by listing the parent.
     v.retain(|p| !p.starts_with("customer.attributes."));
     // Survey rituals also see `survey` (rendering tells the others apart: for them it is
