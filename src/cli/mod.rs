@@ -332,6 +332,9 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, AppError> {
                     for (line, reason) in &r.errors {
                         eprintln!("{}:{line}: rejected: {reason}", r.file);
                     }
+                    for w in &r.warnings {
+                        eprintln!("{}:{}: warning: {}", r.file, w.line, w.reason);
+                    }
                     out(&format!(
                         "{}: {} row(s) read ({}), {} inserted, {} updated, {} rejected",
                         r.file,
@@ -343,10 +346,10 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, AppError> {
                     ));
                 }
             }
-            Ok(if r.errors.is_empty() {
-                ExitCode::SUCCESS
-            } else {
+            Ok(if r.has_findings() {
                 ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
             })
         }
         Command::Run { once, now } => {
