@@ -6,16 +6,17 @@ use super::DomainError;
 /// An email address the SMTP side can put on the wire: what the door (CSV import, ingest API)
 /// accepts and what the channel checks again before it builds a message.
 ///
-/// Accepted: `local@domain` where the local part is a dot-atom of at most 64 bytes (letters,
-/// digits and ``! # $ % & ' * + - / = ? ^ _ ` { | } ~``, dots between them) and the domain a
-/// name of at most 253 bytes with at least two labels of 1 to 63 bytes (letters, digits,
-/// inner hyphens), the whole at most 254 bytes (RFC 5321 §4.5.3.1). Letters may be non-ASCII
-/// (internationalised addresses, RFC 6531): such an address needs a relay that offers SMTPUTF8.
-/// Refused: quoted local parts (`"a b"@x.com`), comments, address literals (`a@[192.0.2.1]`),
-/// a numeric top-level label (`a@192.0.2.1`), `_` in a domain, spaces and control characters.
-/// Every address accepted here is accepted by lettre's `Address` (a test in `channel/` walks
-/// the edge cases and a property test the rest). Stored with the domain's ASCII letters in
-/// lower case.
+/// Accepted: `local@domain` where the local part is an ASCII dot-atom of at most 64 bytes
+/// (letters, digits and ``! # $ % & ' * + - / = ? ^ _ ` { | } ~``, dots between them) and the
+/// domain a name of at most 253 bytes with at least two labels of 1 to 63 bytes (letters,
+/// digits, inner hyphens), the whole at most 254 bytes (RFC 5321 §4.5.3.1). An
+/// internationalised domain (`ana@пример.рф`) is stored in its ASCII form
+/// (`ana@xn--e1afmkfd.xn--p1ai`, IDNA/UTS 46), which every relay takes. Refused: a non-ASCII
+/// local part (it needs a relay offering SMTPUTF8, which many lack), quoted local parts
+/// (`"a b"@x.com`), comments, address literals (`a@[192.0.2.1]`), a numeric top-level label
+/// (`a@192.0.2.1`), `_` in a domain, spaces and control characters. Every address accepted here
+/// is accepted by lettre's `Address` and is ASCII (a test in `channel/` walks the edge cases
+/// and a property test the rest). Stored with the domain in lower case.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Email(String);
 
@@ -60,9 +61,14 @@ impl Email {
         if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
             return err("a dot cannot start or end the part before `@`, or follow another dot");
         }
+        if !local.is_ascii() {
+            return err(
+                "letters outside ASCII before `@` need a relay offering SMTPUTF8, which many lack: not accepted",
+            );
+        }
         if !local
             .chars()
-            .all(|c| c == '.' || c.is_alphanumeric() || ATEXT.contains(c))
+            .all(|c| c == '.' || c.is_ascii_alphanumeric() || ATEXT.contains(c))
         {
             return err(
                 "the part before `@` may hold letters, digits, dots and ! # $ % & ' * + - / = ? ^ _ ` { | } ~ only",
@@ -80,6 +86,15 @@ impl Email {
         {
             return err("the domain needs a dot, as in `example.com`");
         }
+        // An internationalised domain becomes its ASCII form (punycode), lower case.
+        let domain = if domain.is_ascii() {
+            domain.to_ascii_lowercase()
+        } else {
+            match idna::domain_to_ascii_strict(domain) {
+                Ok(ascii) => ascii,
+                Err(_) => return err("the domain is not a valid internationalised domain name"),
+            }
+        };
         if domain.len() > 253 {
             return err("the domain is longer than 253 bytes (RFC 1035)");
         }
@@ -87,7 +102,7 @@ impl Email {
             if label.len() > Self::MAX_LABEL {
                 return err("a label of the domain is longer than 63 bytes (RFC 1035)");
             }
-            if !label.chars().all(|c| c == '-' || c.is_alphanumeric()) {
+            if !label.chars().all(|c| c == '-' || c.is_ascii_alphanumeric()) {
                 return err("the domain may hold letters, digits, hyphens and dots only");
             }
             if label.starts_with('-') || label.ends_with('-') {
@@ -101,7 +116,11 @@ impl Email {
         {
             return err("the domain looks like an IP address: use the domain name");
         }
-        Ok(Email(format!("{local}@{}", domain.to_ascii_lowercase())))
+        let address = format!("{local}@{domain}");
+        if address.len() > Self::MAX_LEN {
+            return err("longer than 254 bytes (RFC 5321) in its ASCII form");
+        }
+        Ok(Email(address))
     }
     pub fn as_str(&self) -> &str {
         &self.0
@@ -310,6 +329,20 @@ mod tests {
         ] {
             assert!(Email::parse(bad).is_err(), "{bad} should be rejected");
         }
+    }
+
+    #[test]
+    fn internationalised_domains_are_stored_in_ascii() {
+        for (input, want) in [
+            ("ana@пример.рф", "ana@xn--e1afmkfd.xn--p1ai"),
+            ("Ana@MÜNCHEN.de", "Ana@xn--mnchen-3ya.de"),
+            ("ana@bălți.md", "ana@xn--bli-9oa51l.md"),
+        ] {
+            assert_eq!(Email::parse(input).unwrap().as_str(), want, "{input}");
+        }
+        let e = Email::parse("анна@пример.рф").unwrap_err().to_string();
+        assert!(e.contains("SMTPUTF8"), "{e}");
+        assert!(Email::parse("ana@exa\u{2028}mple.com").is_err());
     }
 
     #[test]

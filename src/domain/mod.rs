@@ -3,7 +3,8 @@
 //!
 //! "Parse, don't validate": each type is built only through `parse`/`FromStr`, so once a
 //! value exists it is valid. This module depends on nothing else in the crate and on no
-//! foreign crate but `jiff` (dates) and `thiserror`.
+//! foreign crate but `jiff` (dates), `idna` (internationalised domains to ASCII) and
+//! `thiserror`.
 
 mod contact;
 mod dates;
