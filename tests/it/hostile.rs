@@ -717,3 +717,88 @@ fn the_length_helpers_make_what_they_say() {
     );
     assert_eq!(display_name("\"Ana \\\"x\\\" Pop\""), "Ana \"x\" Pop");
 }
+
+/// Issue 23: a stored valid value is never replaced by an invalid one, nor cleared because a
+/// later import or API call sent a refused one; a valid new value still replaces it.
+#[tokio::test]
+async fn a_refused_value_keeps_the_stored_one() {
+    for db in BOTH {
+        let Some(t) = TestApp::start(
+            db,
+            "  email:\n    transport: outbox\n  sms:\n    transport: outbox\n",
+        )
+        .await
+        else {
+            continue;
+        };
+        let csv = |row: &str| format!("{HEADER}{row}\n");
+        assert!(
+            t.customers(&csv(
+                "k1,Ana,Pop,ana@example.com,+40721000001,en,UTC,1990-03-01,"
+            ))
+            .await
+            .is_empty()
+        );
+        // A bad email, a bad first name and a new valid phone: the email and the name stay,
+        // the phone changes, the last name is cleared (an empty cell is "not given").
+        let rejected = t
+            .customers(&csv(
+                "k1,\"Ana\u{7}\",,ana..pop@example.com,+40721000002,en,UTC,1990-03-01,",
+            ))
+            .await;
+        assert!(rejected.is_empty(), "{db:?} {rejected:?}");
+        let c = t.app.store.find_customer("k1").await.unwrap().unwrap();
+        assert_eq!(
+            (
+                c.first_name.as_deref(),
+                c.last_name.as_deref(),
+                c.email.as_deref(),
+                c.phone.as_deref()
+            ),
+            (
+                Some("Ana"),
+                None,
+                Some("ana@example.com"),
+                Some("+40721000002")
+            ),
+            "{db:?}"
+        );
+        // Through the API: a bad phone keeps the stored one; a good email replaces the old.
+        let reader_input = json!({"external_id": "k1", "email": "ana.pop@example.com",
+                                  "phone": "+40 72x", "first_name": "Ana\nMaria"});
+        let report = t.app.ingest_customers(&reader_input).await.unwrap();
+        assert_eq!((report.updated, report.rejected), (1, 0), "{db:?}");
+        assert_eq!(
+            report
+                .errors
+                .iter()
+                .map(|e| e.field.as_str())
+                .collect::<Vec<_>>(),
+            ["phone"],
+            "{db:?}"
+        );
+        let c = t.app.store.find_customer("k1").await.unwrap().unwrap();
+        assert_eq!(
+            (
+                c.first_name.as_deref(),
+                c.email.as_deref(),
+                c.phone.as_deref()
+            ),
+            (
+                Some("Ana Maria"),
+                Some("ana.pop@example.com"),
+                Some("+40721000002")
+            ),
+            "{db:?}"
+        );
+        // A new customer with only a refused email is stored without it.
+        let report = t
+            .app
+            .ingest_customers(&json!({"external_id": "k2", "email": "k2@[192.0.2.1]"}))
+            .await
+            .unwrap();
+        assert_eq!((report.inserted, report.errors.len()), (1, 1), "{db:?}");
+        let c = t.app.store.find_customer("k2").await.unwrap().unwrap();
+        assert_eq!(c.email, None, "{db:?}");
+    }
+}
