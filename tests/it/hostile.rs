@@ -802,3 +802,173 @@ async fn a_refused_value_keeps_the_stored_one() {
         assert_eq!(c.email, None, "{db:?}");
     }
 }
+
+/// Strings built from the characters that break headers, CSV and addresses.
+fn hostile_text() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    let piece = prop_oneof![
+        Just("\r".to_string()),
+        Just("\n".to_string()),
+        Just("\r\n".to_string()),
+        Just("\t".to_string()),
+        Just("\u{0}".to_string()),
+        Just("\u{1b}".to_string()),
+        Just("\u{85}".to_string()),
+        Just("\u{2028}".to_string()),
+        Just("\u{202e}".to_string()),
+        Just("\"".to_string()),
+        Just("'".to_string()),
+        Just("\\".to_string()),
+        Just("<".to_string()),
+        Just(">".to_string()),
+        Just("@".to_string()),
+        Just(",".to_string()),
+        Just(";".to_string()),
+        Just(".".to_string()),
+        Just("..".to_string()),
+        Just("=?utf-8?b?".to_string()),
+        Just("?=".to_string()),
+        Just("{{".to_string()),
+        Just("Bcc: x@evil.example".to_string()),
+        Just(" ".to_string()),
+        Just("ăîșț".to_string()),
+        Just("Мария".to_string()),
+        Just("😀".to_string()),
+        Just("\u{200b}".to_string()),
+        "[a-z]{1,40}",
+        any::<char>().prop_map(String::from),
+    ];
+    proptest::collection::vec(piece, 0..10).prop_map(|v| v.concat())
+}
+
+/// The birthday ritual's occasion for a March-1 customer, and what compose needs.
+struct Composer {
+    cfg: ritualist::config::Config,
+    defs: ritualist::app::Definitions,
+}
+
+impl Composer {
+    fn new() -> Composer {
+        let cfg = ritualist::config::Config::load(
+            &std::path::Path::new(crate::harness::REPO).join("config/ritualist.yaml"),
+        )
+        .unwrap();
+        let defs = ritualist::app::Definitions::load(&cfg).unwrap_or_else(|d| panic!("{d}"));
+        Composer { cfg, defs }
+    }
+
+    /// Composes the birthday email (when there is an address) and SMS (when there is a phone)
+    /// of `record`, and checks the email's header.
+    fn compose(&self, r: &ritualist::import::CustomerRecord) -> Result<(), String> {
+        use ritualist::domain::Channel;
+        let ritual = self
+            .defs
+            .rituals
+            .iter()
+            .find(|r| r.name == "birthday")
+            .unwrap();
+        let mut c = ritualist::app::sample_customers(&self.cfg).remove(0);
+        c.first_name = r.first_name.clone();
+        c.last_name = r.last_name.clone();
+        c.email = r.email.clone();
+        c.phone = r.phone.clone();
+        let occasion = ritualist::app::sample_occasion(Some(ritual), true);
+        for channel in [Channel::Email, Channel::Sms] {
+            if (channel == Channel::Email && c.email.is_none())
+                || (channel == Channel::Sms && c.phone.is_none())
+            {
+                continue;
+            }
+            let m = ritualist::app::compose(
+                &self.cfg,
+                &self.defs.templates,
+                b"proptest-key",
+                ritual,
+                &c,
+                &occasion,
+                "2027",
+                channel,
+                1_803_974_400,
+            )
+            .map_err(|e| format!("{channel}: {e}"))?;
+            if channel == Channel::Email {
+                let head = &m.payload[..m.payload.find("\r\n\r\n").ok_or("no header end")?];
+                if head.replace("\r\n", "").contains(['\r', '\n', '\0']) {
+                    return Err(format!("a bare line break in the header:\n{head}"));
+                }
+                let names: Vec<&str> = head
+                    .split("\r\n")
+                    .filter(|l| !l.starts_with([' ', '\t']))
+                    .map(|l| l.split(':').next().unwrap_or(""))
+                    .collect();
+                if names.iter().filter(|n| **n == "To").count() != 1
+                    || names.iter().any(|n| !HEADERS.contains(n))
+                {
+                    return Err(format!("header fields {names:?}:\n{head}"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+
+    /// Issue 23: any name, email and phone the CSV import or the API accepts can be composed
+    /// into a message (the shipped birthday templates, the real compose path), and the email's
+    /// header stays intact. Before, a name with a line break made compose panic in lettre.
+    #[test]
+    fn what_the_door_accepts_composes_into_a_message(
+        first in hostile_text(),
+        last in hostile_text(),
+        local in proptest::prop_oneof![
+            2 => "[a-zA-Z0-9!#$%&'*+/=?^_`{|}~.-]{1,70}",
+            1 => hostile_text(),
+        ],
+        domain in proptest::prop_oneof![
+            hostile_text(),
+            "[a-z0-9-]{1,64}(\\.[a-z0-9-]{1,64}){1,3}",
+            proptest::strategy::Just("example.com".to_string()),
+            proptest::strategy::Just("EXAMPLE.com".to_string()),
+            proptest::strategy::Just("пример.рф".to_string()),
+        ],
+        phone in proptest::prop_oneof![
+            hostile_text(),
+            "[+0-9 ()-]{0,20}",
+            "\\+40 7[0-9]{2} [0-9]{3} [0-9]{3}",
+        ],
+    ) {
+        thread_local! {
+            static COMPOSER: Composer = Composer::new();
+        }
+        let opts = ritualist::import::ImportOptions {
+            encoding: None,
+            delimiter: None,
+            default_country_code: Some("40".into()),
+            default_locale: "en".into(),
+            default_time_zone: "Europe/Bucharest".into(),
+        };
+        let email = format!("{local}@{domain}");
+        // Through the API's reader.
+        let reader = ritualist::import::JsonReader::new(&opts).unwrap();
+        let item = json!({"external_id": "p1", "first_name": first, "last_name": last,
+                          "email": email, "phone": phone});
+        let mut accepted = Vec::new();
+        if let Ok((r, _)) = reader.customer(0, &item) {
+            accepted.push(r);
+        }
+        // Through a CSV file.
+        let csv = format!(
+            "external_id,first_name,last_name,email,phone\np1,{},{},{},{}\n",
+            field(&first), field(&last), field(&email), field(&phone)
+        );
+        if let Ok(p) = ritualist::import::parse_customers(csv.as_bytes(), &opts) {
+            accepted.extend(p.records.into_iter().map(|(_, r)| r));
+        }
+        for r in &accepted {
+            let result = COMPOSER.with(|c| c.compose(r));
+            proptest::prop_assert!(result.is_ok(), "{:?}: {}", r, result.unwrap_err());
+        }
+    }
+}
