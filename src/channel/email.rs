@@ -36,7 +36,7 @@ use lettre::message::dkim::{
 use lettre::message::header::{
     ContentTransferEncoding, ContentType, HeaderName, HeaderValue, MIME_VERSION_1_0,
 };
-use lettre::message::{Body, Mailbox, MultiPart};
+use lettre::message::{Body, MultiPart};
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, TlsParameters};
 use lettre::transport::smtp::commands::{Data, Ehlo, Mail, Rcpt};
@@ -250,12 +250,8 @@ pub fn data_block(message: &str) -> String {
 /// Message-ID, the Date from the injected clock, and `List-Unsubscribe` with
 /// `List-Unsubscribe-Post: List-Unsubscribe=One-Click` (RFC 8058) when an https link is given.
 pub fn build_email(p: &EmailParts<'_>) -> Result<String, SendError> {
-    let addr = |s: &str| {
-        s.parse::<Address>()
-            .map_err(|e| SendError::permanent(format!("invalid address `{s}`: {e}")))
-    };
-    let from = Mailbox::new(p.from_name.map(String::from), addr(p.from_email)?);
-    let to = Mailbox::new(p.to_name.map(String::from), addr(p.to_email)?);
+    let from = super::address::mailbox(p.from_name, p.from_email)?;
+    let to = super::address::mailbox(p.to_name, p.to_email)?;
     let date = std::time::UNIX_EPOCH + Duration::from_secs(p.date.max(0) as u64);
     let text = normalize_crlf(p.text);
     let html = normalize_crlf(p.html);

@@ -10,6 +10,7 @@
 //! Every transport answers with a [`SendError`] that says whether retrying can help (and, after
 //! an HTTP `Retry-After`, how long to wait at least).
 
+mod address;
 mod email;
 mod headers;
 mod outbox;

@@ -332,21 +332,30 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, AppError> {
                     for (line, reason) in &r.errors {
                         eprintln!("{}:{line}: rejected: {reason}", r.file);
                     }
+                    for w in &r.warnings {
+                        eprintln!("{}:{}: warning: {}", r.file, w.line, w.reason);
+                    }
+                    let left_out = r.warnings.iter().filter(|w| w.refused).count();
                     out(&format!(
-                        "{}: {} row(s) read ({}), {} inserted, {} updated, {} rejected",
+                        "{}: {} row(s) read ({}), {} inserted, {} updated, {} rejected{}",
                         r.file,
                         r.rows,
                         r.encoding,
                         r.stats.inserted,
                         r.stats.updated,
-                        r.errors.len()
+                        r.errors.len(),
+                        if left_out > 0 {
+                            format!(", {left_out} value(s) left out")
+                        } else {
+                            String::new()
+                        }
                     ));
                 }
             }
-            Ok(if r.errors.is_empty() {
-                ExitCode::SUCCESS
-            } else {
+            Ok(if r.has_findings() {
                 ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
             })
         }
         Command::Run { once, now } => {
