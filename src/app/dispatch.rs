@@ -759,8 +759,10 @@ impl App {
         Ok(report)
     }
 
-    /// Renders the rows claimed for their first attempt. A row that cannot be rendered (its
-    /// ritual was removed, a template fails for this customer) fails with the reason.
+    /// Renders the rows claimed for their first attempt. A row whose message cannot be
+    /// composed (its ritual was removed, a template fails for this customer, the email cannot
+    /// carry its address or name, or composing it panicked: [`compose_with`] catches that) is
+    /// `failed` with the reason, alone: the rest of the batch goes on.
     async fn render_claimed(
         &self,
         batch: &mut [ClaimedDelivery],
@@ -822,12 +824,12 @@ impl App {
                     None,
                     self.dkim.as_ref(),
                 )
-                .map_err(|e| format!("render: {e}"))
+                .map_err(|e| e.to_string())
             })();
             match composed {
                 Ok(m) => rendered.push((i, m)),
                 Err(e) => {
-                    tracing::error!(delivery = row.id, customer = row.customer_id, ritual = %row.ritual, "cannot render: {e}");
+                    tracing::error!(delivery = row.id, customer = row.customer_id, ritual = %row.ritual, "cannot compose the message: {e}");
                     report.failed += 1;
                     if !self
                         .store

@@ -35,8 +35,8 @@ pub use forget::{ForgetReport, StubKeys};
 pub use import::{ImportKind, ImportReport, import_file};
 pub use ingest::IngestReport;
 pub use message::{
-    Composed, compose, message_context, message_id, preferences_link, sample_customers,
-    sample_occasion, survey_links, unsubscribe_link,
+    ComposeError, Composed, compose, message_context, message_id, preferences_link,
+    sample_customers, sample_occasion, survey_links, unsubscribe_link,
 };
 pub use metrics::{BUCKETS, Metrics};
 pub use outbox::{

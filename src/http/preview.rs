@@ -23,11 +23,10 @@ use jiff::civil::Date;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::app::{Composed, Definitions, compose, sample_customers};
+use crate::app::{ComposeError, Composed, Definitions, compose, sample_customers};
 use crate::config::{Config, Diagnostics, Severity};
 use crate::domain::{Channel, Locale};
 use crate::plan::CustomerFacts;
-use crate::render::RenderError;
 use crate::ritual::Ritual;
 
 /// The date the page shows when none is chosen: the samples' birthday.
@@ -333,7 +332,7 @@ fn messages(cfg: &Config, defs: &Definitions, customer: &CustomerFacts, date: Da
     out
 }
 
-type Render<'a> = dyn Fn(Channel) -> Result<Composed, RenderError> + 'a;
+type Render<'a> = dyn Fn(Channel) -> Result<Composed, ComposeError> + 'a;
 
 /// "from en" when the locale had no template of its own for this part.
 fn fallback_note(wanted: &str, m: &Composed) -> String {
