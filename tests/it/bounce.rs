@@ -223,3 +223,36 @@ async fn a_paused_channel_waits_and_resumes_after_the_fix() {
     );
     assert!(fixed.store.channel_pauses().await.unwrap().is_empty());
 }
+
+/// A relay that refuses us at the greeting or at EHLO (`554 5.7.1 … blocklist`: our IP is
+/// listed) refuses ritualist itself, never a recipient: the email channel pauses, nothing is
+/// failed, nobody is opted out. Regression: each message was marked `failed`, one per
+/// circuit-breaker probe.
+#[tokio::test]
+async fn a_refusal_at_the_greeting_or_ehlo_pauses_the_channel() {
+    for db in BOTH {
+        for (command, reply) in [
+            (
+                "CONNECT",
+                "554 5.7.1 Service unavailable; Client host [127.0.0.1] blocked using zen.spamhaus.org blocklist",
+            ),
+            ("EHLO", "554 5.7.1 Client host rejected: blocklist"),
+            ("EHLO", "550 Access denied"),
+        ] {
+            let Some((_sink, t)) = rejected_by(db, &["-f", command, "-B", reply]).await else {
+                continue;
+            };
+            for row in t.rows().await {
+                assert_eq!(row.status, "retry_wait", "{db:?} {command}: {row:?}");
+                let err = row.last_error.unwrap_or_default();
+                assert!(err.contains("rejected by the relay"), "{err}");
+            }
+            let pauses = t.app.store.channel_pauses().await.unwrap();
+            assert_eq!(pauses.len(), 1, "{db:?} {command}: {pauses:?}");
+            assert_eq!(pauses[0].channel, "email");
+            for (_, c) in consents(&t).await {
+                assert!(c.is_empty(), "{db:?} {command}: {c:?}");
+            }
+        }
+    }
+}
