@@ -72,6 +72,26 @@ async fn a_user_unknown_to_rcpt_opts_the_customer_out_of_email() {
                     vec![("channel:email".to_string(), true, "bounce".to_string())],
                     "{db:?} `{reply}`: customer {id}"
                 );
+                // The change is in the consent history too, with its source and time.
+                let events = t.app.store.consent_events(id).await.unwrap();
+                assert_eq!(
+                    events
+                        .iter()
+                        .map(|e| (
+                            e.scope.as_str(),
+                            e.opted_out,
+                            e.source.as_str(),
+                            e.changed_at
+                        ))
+                        .collect::<Vec<_>>(),
+                    vec![(
+                        "channel:email",
+                        true,
+                        "bounce",
+                        at("2027-05-05T12:00:00Z").as_second()
+                    )],
+                    "{db:?} `{reply}`: customer {id}"
+                );
             }
             let next = next_year(&t).await;
             assert_eq!(next.len(), 2, "{next:?}");
