@@ -40,8 +40,8 @@ pub use message::{
 };
 pub use metrics::{BUCKETS, Metrics};
 pub use outbox::{
-    FAILED_LISTED, OutboxChange, OutboxView, all_failed, all_pending, outbox_cancel, outbox_resume,
-    outbox_retry, outbox_view,
+    FAILED_LISTED, OutboxChange, OutboxView, all_failed, all_in_doubt, all_pending, outbox_cancel,
+    outbox_resume, outbox_retry, outbox_view,
 };
 pub use plan_cmd::{PlanRequest, PlannedDecision};
 pub use preview::{Preview, PreviewRequest};

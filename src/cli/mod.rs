@@ -192,19 +192,22 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum OutboxAction {
-    /// Put failed messages back in the queue: pending, attempts reset, due now. The stored
-    /// message is sent as it was (same Message-ID); consent is checked again.
-    #[command(group(ArgGroup::new("which").required(true).args(["ids", "all_failed"])))]
+    /// Put failed or in-doubt messages back in the queue: pending, attempts reset, due now.
+    /// The stored message is sent as it was (same Message-ID); consent is checked again.
+    #[command(group(ArgGroup::new("which").required(true).args(["ids", "all_failed", "all_in_doubt"])))]
     Retry {
         /// Message ids (the `id` column of `ritualist outbox`).
         ids: Vec<i64>,
         /// Every failed message.
         #[arg(long)]
         all_failed: bool,
+        /// Every in-doubt message (check first that they did not arrive: a retry may duplicate).
+        #[arg(long)]
+        all_in_doubt: bool,
     },
-    /// Cancel messages that have not gone out (pending, waiting for a retry, or failed): they
-    /// become `cancelled` and are never sent.
-    #[command(group(ArgGroup::new("which").required(true).args(["ids", "all_failed", "all_pending"])))]
+    /// Cancel messages that have not gone out (pending, waiting for a retry, failed, or in
+    /// doubt): they become `cancelled` and are never sent.
+    #[command(group(ArgGroup::new("which").required(true).args(["ids", "all_failed", "all_pending", "all_in_doubt"])))]
     Cancel {
         /// Message ids.
         ids: Vec<i64>,
@@ -214,6 +217,9 @@ pub enum OutboxAction {
         /// Every message waiting to be sent (pending or waiting for a retry).
         #[arg(long)]
         all_pending: bool,
+        /// Every in-doubt message (never resent).
+        #[arg(long)]
+        all_in_doubt: bool,
     },
     /// Lift a channel's pause (after a provider refused ritualist itself and the configuration
     /// was fixed): its waiting messages go out on the next dispatch.
@@ -695,9 +701,15 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, AppError> {
                         ExitCode::from(1)
                     });
                 }
-                Some(OutboxAction::Retry { ids, all_failed }) => {
+                Some(OutboxAction::Retry {
+                    ids,
+                    all_failed,
+                    all_in_doubt,
+                }) => {
                     let which = if all_failed {
                         app::all_failed()
+                    } else if all_in_doubt {
+                        app::all_in_doubt()
                     } else {
                         RowSelection::Ids(ids)
                     };
@@ -707,11 +719,14 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, AppError> {
                     ids,
                     all_failed,
                     all_pending,
+                    all_in_doubt,
                 }) => {
                     let which = if all_failed {
                         app::all_failed()
                     } else if all_pending {
                         app::all_pending()
+                    } else if all_in_doubt {
+                        app::all_in_doubt()
                     } else {
                         RowSelection::Ids(ids)
                     };
@@ -999,6 +1014,33 @@ fn print_outbox(v: &app::OutboxView, format: Format) {
                 f.customer.as_deref().unwrap_or("-"),
                 f.channel,
                 f.attempts,
+                f.last_error.as_deref().unwrap_or("")
+            );
+        }
+    }
+    if !v.in_doubt.is_empty() {
+        let _ = writeln!(
+            stdout,
+            "\nin doubt (handed over, the answer lost; newest first, at most {}): check whether they arrived, then\n`ritualist outbox retry ID…|--all-in-doubt` (resend, same Message-ID) or `cancel ID…|--all-in-doubt` (keep unsent):",
+            app::FAILED_LISTED
+        );
+        let _ = writeln!(
+            stdout,
+            "{:>8}  {:<18} {:<16} {:<6} {:<20}  last reply",
+            "id", "ritual", "customer", "chan", "since"
+        );
+        for f in &v.in_doubt {
+            let since = jiff::Timestamp::from_second(f.updated_at)
+                .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+                .unwrap_or_default();
+            let _ = writeln!(
+                stdout,
+                "{:>8}  {:<18} {:<16} {:<6} {:<20}  {}",
+                f.id,
+                f.ritual,
+                f.customer.as_deref().unwrap_or("-"),
+                f.channel,
+                since,
                 f.last_error.as_deref().unwrap_or("")
             );
         }
