@@ -47,7 +47,7 @@ pub enum Command {
         #[arg(long)]
         once: bool,
         /// Pretend the current time is this instant (RFC 3339), with --once: for trials and backfills.
-        #[arg(long, requires = "once")]
+        #[arg(long, requires = "once", value_parser = arg_instant)]
         now: Option<jiff::Timestamp>,
     },
     /// Validate the config, rituals and templates; render every template against samples.
@@ -81,7 +81,7 @@ pub enum Command {
         #[arg(long, required_unless_present = "serve")]
         customer: Option<String>,
         /// The local date (YYYY-MM-DD); default: the ritual's next occasion for this customer.
-        #[arg(long)]
+        #[arg(long, value_parser = arg_date)]
         date: Option<jiff::civil::Date>,
         #[arg(long)]
         channel: Option<Channel>,
@@ -130,10 +130,10 @@ pub enum Command {
     /// is skipped and why.
     Plan {
         /// The first local date (default: today in UTC).
-        #[arg(long)]
+        #[arg(long, value_parser = arg_date)]
         date: Option<jiff::civil::Date>,
         /// How many local days from --date.
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=MAX_DAYS))]
         days: u32,
         /// Only this ritual.
         #[arg(long)]
@@ -148,16 +148,16 @@ pub enum Command {
     /// NPS; repeat purchases and revenue within N days, recipients versus the holdout group.
     Report {
         /// The first local date (in defaults.time_zone) of occurrences counted (default: all).
-        #[arg(long)]
+        #[arg(long, value_parser = arg_date)]
         since: Option<jiff::civil::Date>,
         /// The last local date, inclusive (default: up to now).
-        #[arg(long)]
+        #[arg(long, value_parser = arg_date)]
         until: Option<jiff::civil::Date>,
         /// Only this ritual.
         #[arg(long)]
         ritual: Option<String>,
         /// Days after the occurrence in which an order counts as a repeat purchase.
-        #[arg(long, default_value_t = 30)]
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(0..=MAX_DAYS))]
         window_days: u32,
         /// `ritual`: one row per ritual for the period; `month`: one per ritual and month.
         #[arg(long, value_enum, default_value = "ritual")]
@@ -180,7 +180,7 @@ pub enum Command {
         /// Calendar id: ro, ru, en-US, en-GB (a file in config/calendars/).
         id: String,
         /// The year (default: this year).
-        #[arg(long)]
+        #[arg(long, value_parser = clap::value_parser!(i16).range(*app::SUPPORTED_YEARS.start() as i64..=*app::SUPPORTED_YEARS.end() as i64))]
         year: Option<i16>,
         /// Holiday names in this language (default: en).
         #[arg(long, default_value = "en")]
@@ -253,6 +253,27 @@ pub const ALREADY_RUNNING: u8 = 3;
 
 /// Where `preview --serve` listens without `--port`.
 pub const DEFAULT_PREVIEW_PORT: u16 = 8025;
+
+/// The most days `plan --days` and `report --window-days` take (ten years).
+const MAX_DAYS: i64 = 3_660;
+
+/// A date argument (`--date`, `--since`, `--until`): YYYY-MM-DD within
+/// [`app::SUPPORTED_YEARS`], so no computation around it can leave the calendar's range.
+fn arg_date(s: &str) -> Result<jiff::civil::Date, String> {
+    let date: jiff::civil::Date = s
+        .trim()
+        .parse()
+        .map_err(|e| format!("`{s}` is not a date (YYYY-MM-DD): {e}"))?;
+    app::supported_date(date)
+}
+
+/// An instant argument (`--now`): RFC 3339, its UTC year within [`app::SUPPORTED_YEARS`].
+fn arg_instant(s: &str) -> Result<jiff::Timestamp, String> {
+    let at: jiff::Timestamp = s.trim().parse().map_err(|e| {
+        format!("`{s}` is not an instant (RFC 3339, e.g. 2027-03-01T09:00:00Z): {e}")
+    })?;
+    app::supported_date(at.to_zoned(jiff::tz::TimeZone::UTC).date()).map(|_| at)
+}
 
 /// Runs the parsed command; the caller turns the result into the process exit code.
 pub async fn run(cli: Cli) -> ExitCode {

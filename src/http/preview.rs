@@ -167,12 +167,19 @@ fn render_page(cfg: &Config, q: &PageQuery) -> String {
     };
     let date = match q.date.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         None => DEFAULT_DATE,
-        Some(s) => s.parse::<Date>().unwrap_or_else(|_| {
-            notices.push(format!(
-                "`{s}` is not a date (YYYY-MM-DD); showing {DEFAULT_DATE}"
-            ));
-            DEFAULT_DATE
-        }),
+        Some(s) => match s.parse::<Date>() {
+            Err(_) => {
+                notices.push(format!(
+                    "`{s}` is not a date (YYYY-MM-DD); showing {DEFAULT_DATE}"
+                ));
+                DEFAULT_DATE
+            }
+            // Far dates would leave the calendar's range while rendering.
+            Ok(d) => crate::app::supported_date(d).unwrap_or_else(|why| {
+                notices.push(format!("{why}; showing {DEFAULT_DATE}"));
+                DEFAULT_DATE
+            }),
+        },
     };
 
     let mut body = String::new();
@@ -529,6 +536,21 @@ mod tests {
             html.contains("Дорогой друг"),
             "the minimal sample has no name"
         );
+    }
+
+    /// Regression (issue #23): a far date in the query panicked in the date library while
+    /// the page was rendered; now it is explained and the default date shown.
+    #[test]
+    fn page_refuses_dates_out_of_range() {
+        for date in ["9999-12-31", "-009999-01-01", "9001-01-01"] {
+            let q = PageQuery {
+                customer: None,
+                date: Some(date.into()),
+            };
+            let html = render_page(&repo_config(), &q);
+            assert!(html.contains("is out of range"), "{date}: {html}");
+            assert!(html.contains("value=\"2027-03-01\""), "{date}");
+        }
     }
 
     #[tokio::test]

@@ -250,3 +250,77 @@ async fn a_panic_composing_one_message_fails_only_that_row() {
     );
     assert!(!bug.contains("@example.com"), "{bug}");
 }
+
+/// No argument panics (issue #23): dates, instants, day counts and years out of range are
+/// clear errors with exit code 2. Regression: `preview --date 9999-12-31` and
+/// `plan --days 4000000000` panicked inside the date library.
+#[tokio::test]
+async fn odd_arguments_are_clear_errors_never_panics() {
+    let Some(t) = TestApp::start(Db::Sqlite, "  email:\n    transport: outbox\n").await else {
+        return;
+    };
+    assert!(t.customers(&customers()).await.is_empty());
+    let cases: [(&[&str], &str); 9] = [
+        (
+            &[
+                "preview",
+                "birthday",
+                "--customer",
+                "c0",
+                "--date",
+                "9999-12-31",
+            ],
+            "out of range",
+        ),
+        (
+            &[
+                "preview",
+                "birthday",
+                "--customer",
+                "c0",
+                "--date",
+                "9001-01-01",
+            ],
+            "out of range",
+        ),
+        (&["plan", "--date", "9999-12-31"], "out of range"),
+        (&["plan", "--days", "4000000000"], "not in 0..=3660"),
+        (&["report", "--until", "9999-12-31"], "out of range"),
+        (&["report", "--since", "0000-01-01"], "out of range"),
+        (&["report", "--window-days", "99999"], "not in 0..=3660"),
+        (
+            &["run", "--once", "--now", "9999-12-30T00:00:00Z"],
+            "out of range",
+        ),
+        (&["calendar", "ro", "--year", "32767"], "not in 1..=9000"),
+    ];
+    for (args, says) in cases {
+        let mut all = vec!["--config", "config/ritualist.yaml"];
+        all.extend_from_slice(args);
+        let out = crate::harness::ritualist(&t.dir, &all);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(says) && !stderr.contains("panicked"),
+            "{args:?}: {stderr}"
+        );
+    }
+    // The edges of the range work.
+    for args in [
+        &["plan", "--date", "9000-12-31", "--days", "1"][..],
+        &[
+            "preview",
+            "birthday",
+            "--customer",
+            "c0",
+            "--date",
+            "9000-03-01",
+        ][..],
+    ] {
+        let mut all = vec!["--config", "config/ritualist.yaml"];
+        all.extend_from_slice(args);
+        let out = crate::harness::ritualist(&t.dir, &all);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+    }
+}
