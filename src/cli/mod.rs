@@ -167,8 +167,9 @@ pub enum Command {
     },
     /// Ledger rows per status.
     Status,
-    /// The outbox: messages per status and channel and the failed ones with their error
-    /// (no subcommand); `retry` failed messages or `cancel` messages that must never go out.
+    /// The outbox: messages per status and channel, the failed and the in-doubt ones with
+    /// their last reply (no subcommand); `retry` failed or in-doubt messages or `cancel`
+    /// messages that must never go out.
     Outbox {
         #[command(subcommand)]
         action: Option<OutboxAction>,

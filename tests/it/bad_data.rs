@@ -136,9 +136,15 @@ async fn a_stored_name_with_a_line_break_fails_only_its_message() {
 /// `ritualist run` (the daemon, with its HTTP server) where composing the third message
 /// panics (`RITUALIST_FAILPOINT=compose@3`): that row is `failed` with the reason, the others
 /// are delivered, `/healthz` still answers, the daemon logs the bug with the customer id and
-/// the ritual, and it stops cleanly on SIGTERM.
+/// the ritual, and it stops cleanly on SIGTERM. On SQLite and PostgreSQL.
 #[tokio::test]
 async fn a_panic_composing_one_message_fails_only_that_row() {
+    for db in BOTH {
+        panic_while_composing(db).await;
+    }
+}
+
+async fn panic_while_composing(db: Db) {
     let Some(sink) = SmtpSink::start(&[]) else {
         return;
     };
@@ -146,7 +152,7 @@ async fn a_panic_composing_one_message_fails_only_that_row() {
         "{}http:\n  listen: \"127.0.0.1:0\"\n  public_url: https://shop.example/r\n",
         smtp(sink.port())
     );
-    let Some(t) = TestApp::start(Db::Sqlite, &delivery).await else {
+    let Some(t) = TestApp::start(db, &delivery).await else {
         return;
     };
     assert!(t.customers(&customers()).await.is_empty());
