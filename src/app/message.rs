@@ -480,6 +480,60 @@ fn compose_unguarded(
 mod tests {
     use super::*;
 
+    /// Regression (issue #23): a name with a line break (stored before the import refused
+    /// it) panicked inside lettre while the email was built; an address the wire cannot
+    /// carry failed as a misleading "render: …". Both are `Build` errors of that message now.
+    #[test]
+    fn a_message_that_cannot_be_built_is_an_error_not_a_panic() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/ritualist.yaml");
+        let cfg = Config::load(&path).unwrap_or_else(|d| panic!("{d}"));
+        let defs = crate::app::Definitions::load(&cfg).unwrap_or_else(|d| panic!("{d}"));
+        let ritual = defs.rituals.iter().find(|r| r.name == "birthday").unwrap();
+        let occasion = sample_occasion(Some(ritual), true);
+        let compose_for = |c: &CustomerFacts| {
+            compose(
+                &cfg,
+                &defs.templates,
+                b"k",
+                ritual,
+                c,
+                &occasion,
+                "2027",
+                Channel::Email,
+                1_800_000_000,
+            )
+        };
+        let good = sample_customers(&cfg).remove(0);
+        assert!(compose_for(&good).is_ok());
+        for name in [
+            "Ana\nMaria",
+            "Ana\r\nBcc: x@evil.example",
+            "Ana\u{0}",
+            "Ana\u{85}",
+        ] {
+            let mut c = good.clone();
+            c.first_name = Some(name.into());
+            match compose_for(&c) {
+                Err(ComposeError::Build(why)) => {
+                    assert!(why.contains("control character"), "{name:?}: {why}")
+                }
+                other => panic!("{name:?}: {other:?}"),
+            }
+        }
+        // An address the email builder refuses (here: none at all).
+        let mut c = good.clone();
+        c.email = None;
+        match compose_for(&c) {
+            Err(e @ ComposeError::Build(_)) => {
+                assert!(
+                    e.to_string().starts_with("the email cannot be built: "),
+                    "{e}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn message_ids_are_stable_distinct_and_opaque() {
         let occ = OccurrenceKey::yearly("birthday", 42, 2027);
