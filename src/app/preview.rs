@@ -15,6 +15,24 @@ use jiff::SignedDuration;
 use crate::plan::{Consent, CustomerFacts, Occurrence, Outcome, Window, day_start};
 use crate::ritual::Ritual;
 
+/// The years a date or an instant given on the command line or in a query may fall in: every
+/// computation around one (a time zone's offset, a send window, years ahead) stays inside the
+/// calendar library's range, so an odd date is a clear error, never a panic.
+pub const SUPPORTED_YEARS: std::ops::RangeInclusive<i16> = 1..=9000;
+
+/// `date`, or why it is out of range.
+pub fn supported_date(date: jiff::civil::Date) -> Result<jiff::civil::Date, String> {
+    if SUPPORTED_YEARS.contains(&date.year()) {
+        Ok(date)
+    } else {
+        Err(format!(
+            "{date} is out of range: dates from {:04}-01-01 to {}-12-31",
+            SUPPORTED_YEARS.start(),
+            SUPPORTED_YEARS.end()
+        ))
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct PreviewRequest {
     pub ritual: String,
@@ -98,6 +116,7 @@ impl App {
         let occurrence = match req.date {
             Some(date) => {
                 let next = date.tomorrow().unwrap_or(date);
+                let date = supported_date(date).map_err(AppError::Other)?;
                 engine
                     .occurrences_of(idx, &c, day(date) - SignedDuration::from_secs(1), day(next))
                     .into_iter()

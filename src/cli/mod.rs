@@ -47,7 +47,7 @@ pub enum Command {
         #[arg(long)]
         once: bool,
         /// Pretend the current time is this instant (RFC 3339), with --once: for trials and backfills.
-        #[arg(long, requires = "once")]
+        #[arg(long, requires = "once", value_parser = arg_instant)]
         now: Option<jiff::Timestamp>,
     },
     /// Validate the config, rituals and templates; render every template against samples.
@@ -81,7 +81,7 @@ pub enum Command {
         #[arg(long, required_unless_present = "serve")]
         customer: Option<String>,
         /// The local date (YYYY-MM-DD); default: the ritual's next occasion for this customer.
-        #[arg(long)]
+        #[arg(long, value_parser = arg_date)]
         date: Option<jiff::civil::Date>,
         #[arg(long)]
         channel: Option<Channel>,
@@ -130,10 +130,10 @@ pub enum Command {
     /// is skipped and why.
     Plan {
         /// The first local date (default: today in UTC).
-        #[arg(long)]
+        #[arg(long, value_parser = arg_date)]
         date: Option<jiff::civil::Date>,
         /// How many local days from --date.
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=MAX_DAYS))]
         days: u32,
         /// Only this ritual.
         #[arg(long)]
@@ -148,16 +148,16 @@ pub enum Command {
     /// NPS; repeat purchases and revenue within N days, recipients versus the holdout group.
     Report {
         /// The first local date (in defaults.time_zone) of occurrences counted (default: all).
-        #[arg(long)]
+        #[arg(long, value_parser = arg_date)]
         since: Option<jiff::civil::Date>,
         /// The last local date, inclusive (default: up to now).
-        #[arg(long)]
+        #[arg(long, value_parser = arg_date)]
         until: Option<jiff::civil::Date>,
         /// Only this ritual.
         #[arg(long)]
         ritual: Option<String>,
         /// Days after the occurrence in which an order counts as a repeat purchase.
-        #[arg(long, default_value_t = 30)]
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(0..=MAX_DAYS))]
         window_days: u32,
         /// `ritual`: one row per ritual for the period; `month`: one per ritual and month.
         #[arg(long, value_enum, default_value = "ritual")]
@@ -167,8 +167,9 @@ pub enum Command {
     },
     /// Ledger rows per status.
     Status,
-    /// The outbox: messages per status and channel and the failed ones with their error
-    /// (no subcommand); `retry` failed messages or `cancel` messages that must never go out.
+    /// The outbox: messages per status and channel, the failed and the in-doubt ones with
+    /// their last reply (no subcommand); `retry` failed or in-doubt messages or `cancel`
+    /// messages that must never go out.
     Outbox {
         #[command(subcommand)]
         action: Option<OutboxAction>,
@@ -180,7 +181,7 @@ pub enum Command {
         /// Calendar id: ro, ru, en-US, en-GB (a file in config/calendars/).
         id: String,
         /// The year (default: this year).
-        #[arg(long)]
+        #[arg(long, value_parser = clap::value_parser!(i16).range(*app::SUPPORTED_YEARS.start() as i64..=*app::SUPPORTED_YEARS.end() as i64))]
         year: Option<i16>,
         /// Holiday names in this language (default: en).
         #[arg(long, default_value = "en")]
@@ -192,19 +193,22 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum OutboxAction {
-    /// Put failed messages back in the queue: pending, attempts reset, due now. The stored
-    /// message is sent as it was (same Message-ID); consent is checked again.
-    #[command(group(ArgGroup::new("which").required(true).args(["ids", "all_failed"])))]
+    /// Put failed or in-doubt messages back in the queue: pending, attempts reset, due now.
+    /// The stored message is sent as it was (same Message-ID); consent is checked again.
+    #[command(group(ArgGroup::new("which").required(true).args(["ids", "all_failed", "all_in_doubt"])))]
     Retry {
         /// Message ids (the `id` column of `ritualist outbox`).
         ids: Vec<i64>,
         /// Every failed message.
         #[arg(long)]
         all_failed: bool,
+        /// Every in-doubt message (check first that they did not arrive: a retry may duplicate).
+        #[arg(long)]
+        all_in_doubt: bool,
     },
-    /// Cancel messages that have not gone out (pending, waiting for a retry, or failed): they
-    /// become `cancelled` and are never sent.
-    #[command(group(ArgGroup::new("which").required(true).args(["ids", "all_failed", "all_pending"])))]
+    /// Cancel messages that have not gone out (pending, waiting for a retry, failed, or in
+    /// doubt): they become `cancelled` and are never sent.
+    #[command(group(ArgGroup::new("which").required(true).args(["ids", "all_failed", "all_pending", "all_in_doubt"])))]
     Cancel {
         /// Message ids.
         ids: Vec<i64>,
@@ -214,6 +218,9 @@ pub enum OutboxAction {
         /// Every message waiting to be sent (pending or waiting for a retry).
         #[arg(long)]
         all_pending: bool,
+        /// Every in-doubt message (never resent).
+        #[arg(long)]
+        all_in_doubt: bool,
     },
     /// Lift a channel's pause (after a provider refused ritualist itself and the configuration
     /// was fixed): its waiting messages go out on the next dispatch.
@@ -247,6 +254,27 @@ pub const ALREADY_RUNNING: u8 = 3;
 
 /// Where `preview --serve` listens without `--port`.
 pub const DEFAULT_PREVIEW_PORT: u16 = 8025;
+
+/// The most days `plan --days` and `report --window-days` take (ten years).
+const MAX_DAYS: i64 = 3_660;
+
+/// A date argument (`--date`, `--since`, `--until`): YYYY-MM-DD within
+/// [`app::SUPPORTED_YEARS`], so no computation around it can leave the calendar's range.
+fn arg_date(s: &str) -> Result<jiff::civil::Date, String> {
+    let date: jiff::civil::Date = s
+        .trim()
+        .parse()
+        .map_err(|e| format!("`{s}` is not a date (YYYY-MM-DD): {e}"))?;
+    app::supported_date(date)
+}
+
+/// An instant argument (`--now`): RFC 3339, its UTC year within [`app::SUPPORTED_YEARS`].
+fn arg_instant(s: &str) -> Result<jiff::Timestamp, String> {
+    let at: jiff::Timestamp = s.trim().parse().map_err(|e| {
+        format!("`{s}` is not an instant (RFC 3339, e.g. 2027-03-01T09:00:00Z): {e}")
+    })?;
+    app::supported_date(at.to_zoned(jiff::tz::TimeZone::UTC).date()).map(|_| at)
+}
 
 /// Runs the parsed command; the caller turns the result into the process exit code.
 pub async fn run(cli: Cli) -> ExitCode {
@@ -719,9 +747,15 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, AppError> {
                         ExitCode::from(1)
                     });
                 }
-                Some(OutboxAction::Retry { ids, all_failed }) => {
+                Some(OutboxAction::Retry {
+                    ids,
+                    all_failed,
+                    all_in_doubt,
+                }) => {
                     let which = if all_failed {
                         app::all_failed()
+                    } else if all_in_doubt {
+                        app::all_in_doubt()
                     } else {
                         RowSelection::Ids(ids)
                     };
@@ -731,11 +765,14 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, AppError> {
                     ids,
                     all_failed,
                     all_pending,
+                    all_in_doubt,
                 }) => {
                     let which = if all_failed {
                         app::all_failed()
                     } else if all_pending {
                         app::all_pending()
+                    } else if all_in_doubt {
+                        app::all_in_doubt()
                     } else {
                         RowSelection::Ids(ids)
                     };
@@ -1024,6 +1061,33 @@ fn print_outbox(v: &app::OutboxView, format: Format) {
                 f.customer.as_deref().unwrap_or("-"),
                 f.channel,
                 f.attempts,
+                f.last_error.as_deref().unwrap_or("")
+            );
+        }
+    }
+    if !v.in_doubt.is_empty() {
+        let _ = writeln!(
+            stdout,
+            "\nin doubt (handed over, the answer lost; newest first, at most {}): check whether they arrived, then\n`ritualist outbox retry ID…|--all-in-doubt` (resend, same Message-ID) or `cancel ID…|--all-in-doubt` (keep unsent):",
+            app::FAILED_LISTED
+        );
+        let _ = writeln!(
+            stdout,
+            "{:>8}  {:<18} {:<16} {:<6} {:<20}  last reply",
+            "id", "ritual", "customer", "chan", "since"
+        );
+        for f in &v.in_doubt {
+            let since = jiff::Timestamp::from_second(f.updated_at)
+                .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+                .unwrap_or_default();
+            let _ = writeln!(
+                stdout,
+                "{:>8}  {:<18} {:<16} {:<6} {:<20}  {}",
+                f.id,
+                f.ritual,
+                f.customer.as_deref().unwrap_or("-"),
+                f.channel,
+                since,
                 f.last_error.as_deref().unwrap_or("")
             );
         }

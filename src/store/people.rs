@@ -331,7 +331,8 @@ impl Store {
     /// (source `bounce`), or an SMS number that replied STOP at the carrier (Twilio 21610,
     /// source `carrier_stop`). Records `channel:<channel>` opted out, only while `address` is
     /// still the customer's (a corrected address is not blamed) and never over an opt-out the
-    /// customer gave themselves. `true` when recorded.
+    /// customer gave themselves. `true` when recorded; the change is appended to
+    /// `consent_events` in the same transaction, like every other consent change.
     pub async fn record_bounce(
         &self,
         customer_id: i64,
@@ -343,8 +344,10 @@ impl Store {
             Channel::Email => ("channel:email", "bounce", "lower(email) = lower($3)"),
             Channel::Sms => ("channel:sms", "carrier_stop", "phone = $3"),
         };
-        let n = self
-            .exec(
+        use sea_orm::{ConnectionTrait, TransactionTrait};
+        let txn = self.db.begin().await?;
+        let changed = txn
+            .execute_raw(self.stmt(
                 &format!(
                     "INSERT INTO consents (customer_id, scope, opted_out, source, changed_at) \
                      SELECT id, '{scope}', TRUE, '{source}', $2 FROM customers WHERE id = $1 AND {matches} \
@@ -352,9 +355,22 @@ impl Store {
                      WHERE consents.opted_out = FALSE"
                 ),
                 vec![customer_id.into(), now.into(), address.to_string().into()],
-            )
+            ))
+            .await?
+            .rows_affected()
+            > 0;
+        if changed {
+            txn.execute_raw(self.stmt(
+                &format!(
+                    "INSERT INTO consent_events (customer_id, scope, opted_out, source, changed_at) \
+                     VALUES ($1, '{scope}', TRUE, '{source}', $2)"
+                ),
+                vec![customer_id.into(), now.into()],
+            ))
             .await?;
-        Ok(n > 0)
+        }
+        txn.commit().await?;
+        Ok(changed)
     }
 
     /// Every consent record of a customer: (scope, opted out, source).
