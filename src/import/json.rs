@@ -211,6 +211,9 @@ fn hint_for(field: &str) -> String {
         "customer" | "customer_external_id" => {
             "the external_id of a customer sent before (POST /api/customers)"
         }
+        "first_name" | "firstname" | "name" | "last_name" | "lastname" | "surname" => {
+            "a name of at most 100 characters, without control characters"
+        }
         "email" | "e-mail" | "mail" | "email_address" => "an address such as ana@example.com",
         "phone" | "mobile" | "tel" | "phone_number" => {
             "E.164 such as +40721000001 (national numbers use defaults.country_code)"
@@ -424,6 +427,7 @@ mod tests {
         );
         assert!(notes[0].message.contains("follow another dot"), "{notes:?}");
         assert!(notes[2].message.contains("control character"), "{notes:?}");
+        assert!(notes[2].hint.contains("100 characters"), "{notes:?}");
         assert!(!notes[2].message.contains('\u{7}'), "escaped: {notes:?}");
     }
 
