@@ -9,8 +9,10 @@
 //!   opens it (`Store::open`), never inside a migration.
 //! - **A safety copy before an upgrade**: when an existing SQLite database (one with applied
 //!   migrations) has pending ones, a consistent copy is written beside it first
-//!   (`VACUUM INTO <db>.before-<first pending migration>`) and named in the log; it is removed
-//!   once every migration is applied, and kept (and named in the error) when one fails.
+//!   (`VACUUM INTO <db>.before-<first pending migration>`, written under a `.partial` name and
+//!   renamed once synced) and named in the log; it is removed once every migration is
+//!   applied, and kept (and named in the error) when one fails. A copy left by an interrupted
+//!   attempt is the older state: the next attempt keeps it as its own instead of writing one.
 //! - **Progress**: each migration is logged as it starts and ends, with its time; one that runs
 //!   longer than [`PROGRESS_EVERY`] says so periodically.
 //! - **Repair of what older versions left behind**: before this runner, migrations on SQLite
@@ -58,6 +60,12 @@ impl Store {
             }
         }
         if let Some(copy) = copy {
+            // Copies of earlier interrupted attempts too: this upgrade is done.
+            for earlier in safety_copies(&copy_database(&copy)) {
+                if earlier != copy {
+                    let _ = std::fs::remove_file(&earlier);
+                }
+            }
             match std::fs::remove_file(&copy) {
                 Ok(()) => tracing::info!(
                     "upgrade complete; removed the safety copy {}",
@@ -182,29 +190,36 @@ impl Store {
         if file.is_empty() {
             return Ok(None);
         }
-        let copy = PathBuf::from(format!("{file}.before-{first_pending}"));
-        if copy.exists() {
+        if let Some(earlier) = safety_copies(Path::new(&file)).into_iter().next() {
             tracing::warn!(
-                "a safety copy from an earlier upgrade attempt is already at {}: keeping it (it is older than this attempt)",
-                copy.display()
+                "a safety copy from an earlier, interrupted upgrade is at {}: keeping it as the copy of this upgrade (it is the older state)",
+                earlier.display()
             );
-            return Ok(Some(copy));
+            return Ok(Some(earlier));
         }
+        let copy = PathBuf::from(format!("{file}.before-{first_pending}"));
+        // Written under a temporary name and renamed once synced: a copy cut short by a crash
+        // is never taken for a whole one.
+        let partial = PathBuf::from(format!("{}.partial", copy.display()));
+        let _ = std::fs::remove_file(&partial);
         let started = Instant::now();
         tracing::info!(
             "upgrading an existing database: writing a safety copy to {} first",
             copy.display()
         );
-        let target = copy.display().to_string().replace('\'', "''");
+        let target = partial.display().to_string().replace('\'', "''");
         self.db
             .execute_unprepared(&format!("VACUUM INTO '{target}'"))
             .await?;
-        sync_file(&copy).map_err(|e| {
-            sea_orm::DbErr::Custom(format!(
-                "cannot sync the safety copy {}: {e}",
-                copy.display()
-            ))
-        })?;
+        sync_file(&partial)
+            .and_then(|()| std::fs::rename(&partial, &copy))
+            .and_then(|()| sync_file(&copy))
+            .map_err(|e| {
+                sea_orm::DbErr::Custom(format!(
+                    "cannot write the safety copy {}: {e}",
+                    copy.display()
+                ))
+            })?;
         tracing::info!(
             "safety copy written to {} in {:.1} s; it is removed once the upgrade succeeds",
             copy.display(),
@@ -260,6 +275,34 @@ impl Store {
     }
 }
 
+/// `<db>.before-<migration>`: the name of a safety copy.
+const COPY_INFIX: &str = ".before-m";
+
+/// The whole safety copies beside `db` (oldest upgrade first: the names sort by migration).
+fn safety_copies(db: &Path) -> Vec<PathBuf> {
+    let (Some(dir), Some(name)) = (db.parent(), db.file_name()) else {
+        return Vec::new();
+    };
+    let prefix = format!("{}{COPY_INFIX}", name.to_string_lossy());
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let mut copies: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.starts_with(&prefix) && !n.ends_with(".partial")
+        })
+        .map(|e| e.path())
+        .collect();
+    copies.sort();
+    copies
+}
+
 /// The migrations not recorded in `applied`, in order.
 fn pending_migrations(applied: &[String]) -> Vec<Box<dyn MigrationTrait>> {
     migration::Migrator::migrations()
@@ -290,11 +333,7 @@ fn explain(e: &sea_orm::DbErr, copy: Option<&Path>) -> String {
         "{e}. The database is as it was before that migration (each migration commits whole or not at all)"
     );
     if let Some(copy) = copy {
-        let db = copy
-            .to_str()
-            .and_then(|c| c.rsplit_once(".before-"))
-            .map(|(db, _)| db.to_string())
-            .unwrap_or_else(|| "the database file".into());
+        let db = copy_database(copy).display().to_string();
         s.push_str(&format!(
             "; the copy taken before this upgrade is kept at {}: to go back to it, stop every ritualist, \
              remove {db}-wal and {db}-shm, and copy it over {db} (then run the version you upgraded from)",
@@ -302,6 +341,15 @@ fn explain(e: &sea_orm::DbErr, copy: Option<&Path>) -> String {
         ));
     }
     s
+}
+
+/// `<db>.before-<migration>` → `<db>`.
+fn copy_database(copy: &Path) -> PathBuf {
+    let text = copy.display().to_string();
+    match text.rsplit_once(".before-") {
+        Some((db, _)) => PathBuf::from(db),
+        None => copy.to_path_buf(),
+    }
 }
 
 fn sync_file(path: &Path) -> std::io::Result<()> {

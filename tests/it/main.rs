@@ -28,4 +28,5 @@ mod sms_providers;
 mod snapshots;
 mod surveys;
 mod tls_peer;
+mod upgrade;
 mod wire;
