@@ -133,24 +133,25 @@ impl Store {
             tracing::info!("migration {name} was applied by another process meanwhile");
             return Ok(());
         }
-        let result = {
-            let manager = SchemaManager::new(&txn);
-            let up = m.up(&manager);
-            tokio::pin!(up);
-            let mut progress = tokio::time::interval_at(
-                tokio::time::Instant::now() + PROGRESS_EVERY,
-                PROGRESS_EVERY,
-            );
-            loop {
-                tokio::select! {
-                    r = &mut up => break r,
-                    _ = progress.tick() => tracing::info!(
+        // Progress from a thread of its own, whatever the runtime's workers are doing; it ends
+        // (at once) when `done` is dropped.
+        let (done, wait) = std::sync::mpsc::channel::<()>();
+        let reporter = {
+            let name = name.clone();
+            std::thread::spawn(move || {
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    wait.recv_timeout(PROGRESS_EVERY)
+                {
+                    tracing::info!(
                         "migration {name}: still running after {} s (it commits at the end; interrupted, it leaves nothing behind)",
                         started.elapsed().as_secs()
-                    ),
+                    );
                 }
-            }
+            })
         };
+        let result = m.up(&SchemaManager::new(&txn)).await;
+        drop(done);
+        let _ = reporter.join();
         if let Err(e) = result {
             let _ = txn.rollback().await;
             return Err(sea_orm::DbErr::Migration(format!("{name}: {e}")));
@@ -329,6 +330,12 @@ fn is_contention(e: &sea_orm::DbErr) -> bool {
 
 /// The error, with what state the database is in and how to go back to the safety copy.
 fn explain(e: &sea_orm::DbErr, copy: Option<&Path>) -> String {
+    if is_contention(e) {
+        return format!(
+            "{e}: another process is migrating this database (or holds its write lock) and did not finish in time; \
+             nothing was changed by this one: try again once it is done"
+        );
+    }
     let mut s = format!(
         "{e}. The database is as it was before that migration (each migration commits whole or not at all)"
     );
