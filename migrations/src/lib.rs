@@ -1,6 +1,15 @@
 //! Schema migrations for ritualist, written with sea-query builders so the same file
 //! serves SQLite (the embedded default) and PostgreSQL. Never edit a released migration:
 //! add a new one.
+//!
+//! Every migration is all or nothing, on SQLite as on PostgreSQL: it answers
+//! `use_transaction() -> Some(true)`, so its statements and its row in `seaql_migrations`
+//! commit together (sea-orm-migration wraps only PostgreSQL by default; on SQLite each
+//! statement would commit on its own, and a process killed between two of them would leave a
+//! schema no later start could migrate). The store's runner (`src/store/migrate.rs`) applies them
+//! the same way. A migration must not set connection-local pragmas (`PRAGMA foreign_keys`
+//! is a no-op inside a transaction on SQLite): the store sets them on each connection when
+//! it opens it. The test below fails when a migration is added without the opt-in.
 
 pub use sea_orm_migration::prelude::*;
 
@@ -30,5 +39,26 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000009_delivery_messages::Migration),
             Box::new(m20261203_000010_rate_limits::Migration),
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A new migration that forgets `use_transaction() -> Some(true)` would run statement by
+    /// statement on SQLite: killed halfway, the database could no longer be migrated.
+    #[test]
+    fn every_migration_runs_in_one_transaction() {
+        let loose: Vec<String> = Migrator::migrations()
+            .iter()
+            .filter(|m| m.use_transaction() != Some(true))
+            .map(|m| m.name().to_string())
+            .collect();
+        assert!(
+            loose.is_empty(),
+            "these migrations do not run in a transaction on SQLite (add `fn use_transaction(&self) -> Option<bool> {{ Some(true) }}`): {loose:?}"
+        );
+        assert!(!Migrator::migrations().is_empty());
     }
 }

@@ -44,6 +44,12 @@ const INDEXES: [(&str, &str, &str, &str); 5] = [
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
+    /// All or nothing on SQLite too: the statements and the `seaql_migrations` record commit
+    /// together (see the crate doc).
+    fn use_transaction(&self) -> Option<bool> {
+        Some(true)
+    }
+
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
         let db = m.get_connection();
         for (old, new, table, cols) in INDEXES {

@@ -1,6 +1,6 @@
 //! The command line: argument parsing (clap) and output. Exit codes are a contract:
 //! 0 clean, 1 findings (`check` errors, rejected import rows, a preview that would send
-//! nothing), 2 could not run, 3 another `run` already holds this SQLite database. Data goes
+//! nothing), 2 could not run, 3 another `run` (or `migrate`) already holds this SQLite database. Data goes
 //! to stdout, logs to stderr.
 
 use std::io::Write;
@@ -69,7 +69,8 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
-    /// Create or update the database schema (also done automatically on first use).
+    /// Create or update the database schema (also done automatically on first use). On SQLite
+    /// it takes the daemon lock first: refused (exit 3) while `run` holds the database.
     Migrate,
     /// Show the exact message a customer would get for a ritual on a date; or, with --serve,
     /// a local web page with every ritual × locale rendered for a sample customer.
@@ -249,7 +250,7 @@ pub enum ImportWhat {
     Orders,
 }
 
-/// The exit code of a `run` refused because another one holds the SQLite database.
+/// The exit code of a `run` or `migrate` refused because another one holds the SQLite database.
 pub const ALREADY_RUNNING: u8 = 3;
 
 /// Where `preview --serve` listens without `--port`.
@@ -332,6 +333,16 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, AppError> {
         }
         Command::Migrate => {
             let cfg = Config::load(&cli.config)?;
+            // The daemon's lock before the schema: `migrate` never changes the schema under a
+            // running daemon, and of two racing on a new file one migrates, the other is told.
+            let _lock = match crate::daemon::lock_database(&cfg.database_url) {
+                Ok(lock) => lock,
+                Err(e @ crate::daemon::LockError::Held { .. }) => {
+                    eprintln!("error: {e}");
+                    return Ok(ExitCode::from(ALREADY_RUNNING));
+                }
+                Err(e) => return Err(AppError::Other(e.to_string())),
+            };
             Store::open(&cfg.database_url).await?;
             out(&format!(
                 "database is up to date ({})",
@@ -388,7 +399,9 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, AppError> {
         }
         Command::Run { once, now } => {
             let cfg = Config::load(&cli.config)?;
-            // One dispatcher per SQLite file (daemon or --once: both send); held until exit.
+            // One dispatcher per SQLite file (daemon or --once: both send); held until exit,
+            // and taken before the database is opened: a refused run never touches it (not
+            // even to migrate it).
             let _lock = match crate::daemon::lock_database(&cfg.database_url) {
                 Ok(lock) => lock,
                 Err(e @ crate::daemon::LockError::Held { .. }) => {

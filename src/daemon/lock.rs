@@ -1,8 +1,11 @@
-//! One dispatcher per SQLite file: `run` (daemon or `--once`) holds an exclusive lock on
-//! `<database>.daemon.lock` for as long as it runs. The operating system releases it when the
-//! process ends, however it ends (`kill -9` included), so a stale file never blocks a restart.
-//! The holder writes its pid into the file so the refused process can name it. PostgreSQL is
-//! never locked: several daemons share one database by design (`FOR UPDATE SKIP LOCKED`).
+//! One dispatcher per SQLite file: `run` (daemon or `--once`) and `migrate` hold an exclusive
+//! lock on `<database>.daemon.lock` for as long as they run, taken before the database is
+//! opened: a refused process has not touched the database (not even to create or migrate it),
+//! and of two processes racing to migrate a new file one does it, the other is told who holds
+//! it. The operating system releases it when the process ends, however it ends (`kill -9`
+//! included), so a stale file never blocks a restart. The holder writes its pid into the file
+//! so the refused process can name it. PostgreSQL is never locked: several daemons share one
+//! database by design (`FOR UPDATE SKIP LOCKED`).
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};

@@ -14,7 +14,8 @@
 //!
 //! Nothing is left half-recorded by a stop: every step commits row by row.
 //!
-//! On SQLite, `run` first takes [`lock_database`]: one dispatcher per database file.
+//! On SQLite, `run` first takes [`lock_database`]: one dispatcher per database file. The lock
+//! comes before the schema: it is taken before the database is opened and migrated.
 
 mod lock;
 

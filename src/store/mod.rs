@@ -16,6 +16,7 @@ mod group;
 mod ledger;
 mod limits;
 mod metrics;
+mod migrate;
 mod packed;
 mod people;
 mod privacy;
@@ -144,25 +145,6 @@ impl Store {
         store.migrate().await?;
         store.backfill_order_facts().await?;
         Ok(store)
-    }
-
-    /// Applies every pending migration (idempotent). Two processes opening a new database at
-    /// once (a daemon and an import) race to migrate it: the loser retries, finds nothing
-    /// pending, and carries on.
-    pub async fn migrate(&self) -> Result<(), StoreError> {
-        use migration::MigratorTrait;
-        let mut attempt = 0;
-        loop {
-            match migration::Migrator::up(&self.db, None).await {
-                Ok(()) => return Ok(()),
-                Err(e) if attempt < 5 => {
-                    attempt += 1;
-                    tracing::debug!("migration attempt {attempt} failed ({e}); retrying");
-                    tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
-                }
-                Err(e) => return Err(StoreError::Migration(e.to_string())),
-            }
-        }
     }
 
     /// The group-commit writer, started on first use (inside the caller's runtime).

@@ -31,4 +31,5 @@ mod sms_providers;
 mod snapshots;
 mod surveys;
 mod tls_peer;
+mod upgrade;
 mod wire;
