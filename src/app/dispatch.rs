@@ -13,6 +13,7 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 
 use super::App;
 use super::message::compose_with;
+use super::tokens::LinkMode;
 
 use crate::channel::{Handover, Outgoing, SendError};
 use crate::config::{AllowedHours, InDoubtPolicy};
@@ -821,6 +822,7 @@ impl App {
                     now.as_second(),
                     None,
                     self.dkim.as_ref(),
+                    LinkMode::Live,
                 )
                 .map_err(|e| format!("render: {e}"))
             })();
