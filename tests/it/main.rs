@@ -15,6 +15,7 @@ mod engine;
 mod faults;
 mod forget;
 mod harness;
+mod inert;
 mod ingest;
 mod kannel_inbound;
 mod outbox;
