@@ -85,7 +85,7 @@ fn main() {
         .expect("born on March 1")
         .occasion;
     let stored_occasion = serde_json::to_string(&occasion).expect("occasion as JSON");
-    let ctx = message_context(
+    let mut ctx = message_context(
         &cfg,
         &ritual.name,
         &facts,
@@ -93,6 +93,8 @@ fn main() {
         "https://floare.example/unsubscribe?t=x",
         None,
     );
+    // What the renderer adds for the layout (`<html lang="{{lang}}">`) before rendering.
+    ctx["lang"] = "ro".into();
 
     // `cargo test --all-targets` runs benches without `--bench`, in a debug build: there the
     // run is a smoke test of the whole path (one short round), not a measurement.

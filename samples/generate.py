@@ -5,13 +5,18 @@ One customer per day of the year (Feb 29 included) in each of three zones eight 
 apart (America/Los_Angeles, Europe/Bucharest, Asia/Vladivostok), so that whatever the day and
 hour a newcomer first runs `ritualist run --once`, some customer somewhere has reached their
 10:00 local send time on their birthday. Deterministic: re-running gives the same file.
+
+Contacts that cannot be live: addresses at example.com (RFC 2606), and numbers from ranges kept
+for fiction: +1 NXX 555-0100..0199 (NANP) and +44 7700 900000..900999 (Ofcom's drama range, used
+for the Romanian and Russian customers too: no such range exists there). `ritualist` also refuses
+`sample_data` whenever a real transport is configured.
 """
 import csv, datetime, os
 
 ZONES = [
-    ("America/Los_Angeles", "en", "+1 415 555 {:04d}", ["Emma", "Liam", "Olivia", "Noah", "Ava", "James"], ["Smith", "Brown", "Miller", "Davis"]),
-    ("Europe/Bucharest", "ro", "+40 72{:01d} {:03d} {:03d}", ["Ana", "Ștefan", "Ioana", "Mihai", "Elena", "Andrei"], ["Popescu", "Ionescu", "Țurcanu", "Dumitrescu"]),
-    ("Asia/Vladivostok", "ru", "+7 914 {:03d} {:02d} {:02d}", ["Анна", "Иван", "Мария", "Дмитрий", "Ольга", "Сергей"], ["Иванова", "Петров", "Смирнова", "Кузнецов"]),
+    ("America/Los_Angeles", "en", None, ["Emma", "Liam", "Olivia", "Noah", "Ava", "James"], ["Smith", "Brown", "Miller", "Davis"]),
+    ("Europe/Bucharest", "ro", None, ["Ana", "Ștefan", "Ioana", "Mihai", "Elena", "Andrei"], ["Popescu", "Ionescu", "Țurcanu", "Dumitrescu"]),
+    ("Asia/Vladivostok", "ru", None, ["Анна", "Иван", "Мария", "Дмитрий", "Ольга", "Сергей"], ["Иванова", "Петров", "Смирнова", "Кузнецов"]),
 ]
 
 def main():
@@ -35,11 +40,12 @@ def main():
             ascii_first = first.encode("ascii", "ignore").decode() or "client"
             email = f"{ascii_first.lower() or 'client'}.{n}@example.com"
             if zi == 0:
-                phone = phone_fmt.format(n % 10000)
-            elif zi == 1:
-                phone = phone_fmt.format(n % 10, (n * 37) % 1000, (n * 91) % 1000)
+                # 555-0100..0199 in four area codes: 400 fictional numbers for 366 customers.
+                area = ["201", "212", "312", "415"][di // 100]
+                phone = f"+1 {area} 555 01{di % 100:02d}"
             else:
-                phone = phone_fmt.format((n * 37) % 1000, (n * 13) % 100, (n * 7) % 100)
+                # Ofcom's drama range, 500 numbers for each of the other two zones.
+                phone = f"+44 7700 900{(zi - 1) * 500 + di:03d}"
             pref = ["email", "sms", ""][(di + zi) % 3]
             if di % 17 == 0:
                 email = ""          # phone only

@@ -11,10 +11,14 @@
 //! (the relay's 250 read, `sent` not yet committed). With `delivery.handover_batch` > 1,
 //! `after_handover_batch` is hit once a chunk of rows is committed `sending`, before any of them
 //! is sent.
+//!
+//! One point panics instead of aborting ([`panic_point`]): `compose`, reached once per message
+//! composed (rendered and built), to prove that a bug while composing one message fails that
+//! message alone (the panic is caught at the per-message boundary).
 
-/// Aborts the process if the failpoint `name` is armed and this is its N-th hit.
+/// Whether the armed failpoint is `name` and this is its N-th hit (then N).
 #[cfg(debug_assertions)]
-pub fn hit(name: &str) {
+fn fires(name: &str) -> Option<u64> {
     use std::sync::OnceLock;
     use std::sync::atomic::{AtomicU64, Ordering};
     static ARMED: OnceLock<Option<(String, u64)>> = OnceLock::new();
@@ -24,12 +28,27 @@ pub fn hit(name: &str) {
         let (n, at) = v.split_once('@').unwrap_or((v.as_str(), "1"));
         Some((n.to_string(), at.parse().ok()?))
     });
-    if let Some((n, at)) = armed
-        && n == name
-        && HITS.fetch_add(1, Ordering::SeqCst) + 1 == *at
-    {
+    match armed {
+        Some((n, at)) if n == name && HITS.fetch_add(1, Ordering::SeqCst) + 1 == *at => Some(*at),
+        _ => None,
+    }
+}
+
+/// Aborts the process if the failpoint `name` is armed and this is its N-th hit.
+#[cfg(debug_assertions)]
+pub fn hit(name: &str) {
+    if let Some(at) = fires(name) {
         eprintln!("failpoint {name}@{at}: aborting");
         std::process::abort();
+    }
+}
+
+/// Panics (an ordinary unwinding panic, as a bug would) if the failpoint `name` is armed and
+/// this is its N-th hit.
+#[cfg(debug_assertions)]
+pub fn panic_point(name: &str) {
+    if let Some(at) = fires(name) {
+        panic!("failpoint {name}@{at}: panicking");
     }
 }
 
@@ -37,6 +56,10 @@ pub fn hit(name: &str) {
 #[cfg(not(debug_assertions))]
 #[inline(always)]
 pub fn hit(_name: &str) {}
+
+#[cfg(not(debug_assertions))]
+#[inline(always)]
+pub fn panic_point(_name: &str) {}
 
 /// Whether `name` is the armed failpoint (to arm a stream wrapper only when needed).
 #[cfg(debug_assertions)]

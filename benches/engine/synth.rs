@@ -410,6 +410,7 @@ pub fn customer(i: u64) -> (CustomerRecord, Vec<OrderRecord>) {
         preferred_channel,
         custom_dates,
         attributes,
+        refused: Default::default(),
     };
 
     // Orders after signup, within the last three years.

@@ -25,6 +25,9 @@ pub fn check(config_path: &Path) -> Diagnostics {
         }
     };
     let mut diags = render_samples(&cfg, &defs);
+    for d in super::overlap::overlaps(&defs.rituals) {
+        diags.push(d);
+    }
     diags.extend(dkim.unwrap_or_default());
     diags
 }

@@ -12,7 +12,7 @@ use jiff::tz::TimeZone;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 use super::App;
-use super::message::compose_with;
+use super::message::{ComposeError, compose_with};
 use super::tokens::LinkMode;
 
 use crate::channel::{Handover, Outgoing, SendError};
@@ -20,6 +20,17 @@ use crate::config::{AllowedHours, InDoubtPolicy};
 use crate::domain::{Channel, Email, Phone};
 use crate::plan::{CustomerFacts, Occasion, next_allowed};
 use crate::store::{ClaimedDelivery, RenderedMessage, Urgency};
+
+/// How a message that could not be composed is logged (its reason always goes on the row).
+#[derive(Debug, Clone, Copy)]
+enum Logged {
+    /// With the reason.
+    Text,
+    /// Without it (it may quote the address).
+    Hidden,
+    /// Already logged where it happened (a caught panic).
+    Already,
+}
 
 /// When a row's send window (`<zone> HH:MM-HH:MM`) is closed at `now`, when it opens.
 pub fn quiet_until(window: &str, now: Timestamp) -> Option<Timestamp> {
@@ -760,8 +771,10 @@ impl App {
         Ok(report)
     }
 
-    /// Renders the rows claimed for their first attempt. A row that cannot be rendered (its
-    /// ritual was removed, a template fails for this customer) fails with the reason.
+    /// Renders the rows claimed for their first attempt. A row whose message cannot be
+    /// composed (its ritual was removed, a template fails for this customer, the email cannot
+    /// carry its address or name, or composing it panicked: [`compose_with`] catches that) is
+    /// `failed` with the reason, alone: the rest of the batch goes on.
     async fn render_claimed(
         &self,
         batch: &mut [ClaimedDelivery],
@@ -792,18 +805,26 @@ impl App {
             let composed = (|| {
                 let c = facts
                     .get(&row.customer_id)
-                    .ok_or("the customer no longer exists".to_string())?;
+                    .ok_or(("the customer no longer exists".to_string(), Logged::Text))?;
                 let ritual = defs
                     .rituals
                     .iter()
                     .find(|r| r.name == row.ritual)
-                    .ok_or_else(|| format!("ritual `{}` no longer exists", row.ritual))?;
+                    .ok_or_else(|| {
+                        (
+                            format!("ritual `{}` no longer exists", row.ritual),
+                            Logged::Text,
+                        )
+                    })?;
                 let occasion: Occasion = row
                     .occasion
                     .as_deref()
                     .and_then(|o| serde_json::from_str(o).ok())
-                    .ok_or("the occasion is missing".to_string())?;
-                let channel: Channel = row.channel.parse().map_err(|e| format!("{e}"))?;
+                    .ok_or(("the occasion is missing".to_string(), Logged::Text))?;
+                let channel: Channel = row
+                    .channel
+                    .parse()
+                    .map_err(|e| (format!("{e}"), Logged::Text))?;
                 let mut c = c.clone();
                 // The address decided at planning time is the one written to.
                 match channel {
@@ -824,12 +845,29 @@ impl App {
                     self.dkim.as_ref(),
                     LinkMode::Live,
                 )
-                .map_err(|e| format!("render: {e}"))
+                .map_err(|e| {
+                    // A build error's text may quote the address: the ledger keeps it, the log
+                    // does not; a panic was logged by `compose_with` as a bug.
+                    let logged = match e {
+                        ComposeError::Render(_) => Logged::Text,
+                        ComposeError::Build(_) => Logged::Hidden,
+                        ComposeError::Panicked(_) => Logged::Already,
+                    };
+                    (e.to_string(), logged)
+                })
             })();
             match composed {
                 Ok(m) => rendered.push((i, m)),
-                Err(e) => {
-                    tracing::error!(delivery = row.id, customer = row.customer_id, ritual = %row.ritual, "cannot render: {e}");
+                Err((e, logged)) => {
+                    match logged {
+                        Logged::Text => {
+                            tracing::error!(delivery = row.id, customer = row.customer_id, ritual = %row.ritual, "cannot compose the message: {e}")
+                        }
+                        Logged::Hidden => {
+                            tracing::error!(delivery = row.id, customer = row.customer_id, ritual = %row.ritual, "the email cannot be built (the reason is on the row: `ritualist outbox`)")
+                        }
+                        Logged::Already => {}
+                    }
                     report.failed += 1;
                     if !self
                         .store

@@ -175,6 +175,7 @@ mod tests {
             preferred_channel: None,
             custom_dates: Default::default(),
             attributes: Default::default(),
+            refused: Default::default(),
         };
         // The previous key still matches what it made; a stub never equals a plain value.
         assert!(b.matches_for(&rec).contains(&s[1]));

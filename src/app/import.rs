@@ -1,11 +1,12 @@
 //! `ritualist import customers|orders FILE`: parse every row, report each bad one with its
-//! line, upsert the good ones by external id (re-importing is safe).
+//! line, upsert the good ones by external id (re-importing is safe). A good row with a refused
+//! contact value is stored without it (a stored value is kept) and reported as a warning.
 
 use std::io::IsTerminal;
 use std::path::Path;
 
 use crate::config::Config;
-use crate::import::{ImportOptions, RowError, parse_customers, parse_orders};
+use crate::import::{ImportOptions, RowError, RowWarning, parse_customers, parse_orders};
 use crate::store::{Store, UpsertStats};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +23,15 @@ pub struct ImportReport {
     pub stats: UpsertStats,
     /// (line, reason) of every rejected row.
     pub errors: Vec<(u64, String)>,
+    /// Values of imported rows that were left out (`refused`) or normalised.
+    pub warnings: Vec<RowWarning>,
+}
+
+impl ImportReport {
+    /// Whether the file had findings: rejected rows or refused values (`import` exits 1).
+    pub fn has_findings(&self) -> bool {
+        !self.errors.is_empty() || self.warnings.iter().any(|w| w.refused)
+    }
 }
 
 /// Imports a CSV file. `progress` draws a bar on stderr when it is a terminal.
@@ -87,6 +97,7 @@ pub async fn import_file(
                 rows: records.len() + errors.len(),
                 stats,
                 errors,
+                warnings: parsed.warnings,
             })
         }
         ImportKind::Orders => {
@@ -120,6 +131,7 @@ pub async fn import_file(
                 rows: records.len() + parsed.errors.len(),
                 stats,
                 errors,
+                warnings: parsed.warnings,
             })
         }
     }

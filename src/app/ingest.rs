@@ -3,13 +3,15 @@
 //! import (upsert by external id; orders idempotent by their external id, the customers'
 //! order facts refreshed, and `created_at` set so the next tick sees them as fresh), invalid
 //! ones reported per field. Like the CSV import, a batch stores its valid items even when
-//! others are rejected; a later item repeating an earlier one's external id is rejected.
+//! others are rejected; a later item repeating an earlier one's external id is rejected. A
+//! refused contact value (name, email, phone) leaves its item stored without it (a stored
+//! value is kept), reported in `errors` as `left_out`; a normalised name in `warnings`.
 
 use std::collections::HashMap;
 
 use serde_json::Value;
 
-use crate::import::{FieldError, ImportOptions, JsonReader, json_items};
+use crate::import::{FieldError, FieldOutcome, ImportOptions, JsonReader, json_items};
 
 use super::{App, AppError};
 
@@ -18,11 +20,14 @@ use super::{App, AppError};
 pub struct IngestReport {
     /// Items stored (inserted + updated).
     pub accepted: u64,
-    /// Items rejected (each has at least one entry in `errors`).
+    /// Items rejected (each has at least one `rejected` entry in `errors`).
     pub rejected: u64,
     pub inserted: u64,
     pub updated: u64,
+    /// Per field: why an item was rejected, or why a value was left out of a stored item.
     pub errors: Vec<FieldError>,
+    /// Per field: a value of a stored item that was normalised.
+    pub warnings: Vec<FieldError>,
 }
 
 impl App {
@@ -45,11 +50,19 @@ impl App {
         let mut seen: HashMap<String, usize> = HashMap::new();
         for (index, item) in json_items(body).into_iter().enumerate() {
             match reader.customer(index, item) {
-                Ok(c) => match seen.get(&c.external_id) {
+                Ok((c, notes)) => match seen.get(&c.external_id) {
                     Some(first) => report.errors.push(duplicate(index, "external_id", *first)),
                     None => {
                         seen.insert(c.external_id.clone(), index);
                         records.push(c);
+                        for n in notes {
+                            match n.outcome {
+                                FieldOutcome::Normalised => report.warnings.push(n),
+                                FieldOutcome::LeftOut | FieldOutcome::Rejected => {
+                                    report.errors.push(n)
+                                }
+                            }
+                        }
                     }
                 },
                 Err(e) => report.errors.extend(e),
@@ -98,6 +111,7 @@ impl App {
                 field: "customer".into(),
                 message,
                 hint: "POST the customer to /api/customers first".into(),
+                outcome: FieldOutcome::Rejected,
             });
         }
         report.inserted = stats.inserted;
@@ -113,12 +127,19 @@ fn duplicate(index: usize, field: &str, first: usize) -> FieldError {
         field: field.into(),
         message: format!("the same external id as item {first}; the first is kept"),
         hint: "send each customer or order once per request".into(),
+        outcome: FieldOutcome::Rejected,
     }
 }
 
 fn finish(report: &mut IngestReport) {
     report.errors.sort_by_key(|e| e.index);
-    let mut rejected: Vec<usize> = report.errors.iter().map(|e| e.index).collect();
+    report.warnings.sort_by_key(|e| e.index);
+    let mut rejected: Vec<usize> = report
+        .errors
+        .iter()
+        .filter(|e| e.outcome == FieldOutcome::Rejected)
+        .map(|e| e.index)
+        .collect();
     rejected.dedup();
     report.rejected = rejected.len() as u64;
     report.accepted = report.inserted + report.updated;

@@ -1,5 +1,9 @@
 //! From a decision to the exact bytes that will be sent: the template context, the
 //! deterministic Message-ID, the unsubscribe link and the rendered email or SMS.
+//!
+//! Composing one message is a boundary: whatever goes wrong in it (a template that fails for
+//! this customer, an address or header the email cannot carry, even a panic in a library) is
+//! that message's [`ComposeError`], never the caller's crash.
 
 use std::collections::BTreeSet;
 
@@ -303,14 +307,21 @@ pub fn sample_occasion(ritual: Option<&Ritual>, full: bool) -> Occasion {
 pub fn vocabulary(cfg: &Config) -> BTreeSet<String> {
     let c = &sample_customers(cfg)[0];
     let occasion = sample_occasion(None, true);
+    // `links.preferences` only when the config can fill it (else `check` reports its use).
+    let preferences = preferences_link(cfg, b"vocabulary", c.id);
     let mut v = flatten_paths(&message_context(
         cfg,
         "sample",
         c,
         &occasion,
         "https://x",
-        Some("https://x"),
+        preferences.as_deref(),
     ));
+    if preferences.is_none() {
+        v.remove("links.preferences");
+    }
+    // Set by the renderer: the language of the templates rendered (`<html lang="{{lang}}">`).
+    v.insert("lang".to_string());
     // Free attributes are open-ended: allow any `customer.attributes.*` by listing the parent.
     v.retain(|p| !p.starts_with("customer.attributes."));
     // Survey rituals also see `survey` (rendering tells the others apart: for them it is
@@ -319,6 +330,31 @@ pub fn vocabulary(cfg: &Config) -> BTreeSet<String> {
         "survey": survey_value(&[(0, "https://x".to_string())])
     })));
     v
+}
+
+/// Why one message could not be composed.
+#[derive(Debug, thiserror::Error)]
+pub enum ComposeError {
+    /// A template failed for this customer (or is missing for the locale).
+    #[error(transparent)]
+    Render(#[from] RenderError),
+    /// The rendered parts cannot make an email (an address or a header the wire cannot carry).
+    #[error("the email cannot be built: {0}")]
+    Build(String),
+    /// Composing panicked: a bug of ritualist (or of a library), caught at this message.
+    #[error(
+        "ritualist hit a bug composing this message (panic: {0}); it was not sent; please report it"
+    )]
+    Panicked(String),
+}
+
+/// The text of a caught panic's payload.
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".to_string())
 }
 
 /// A message ready for the ledger.
@@ -348,7 +384,7 @@ pub fn compose(
     occurrence: &str,
     channel: Channel,
     now: i64,
-) -> Result<Composed, RenderError> {
+) -> Result<Composed, ComposeError> {
     compose_with(
         cfg,
         templates,
@@ -370,6 +406,11 @@ pub fn compose(
 /// carries: [`LinkMode::Live`] for the daemon's sends, [`LinkMode::Test`] for previews and
 /// test sends (their unsubscribe, preference and survey links open the pages and record
 /// nothing; see `tokens`).
+///
+/// A panic while rendering or building this one message is caught here and becomes
+/// [`ComposeError::Panicked`], logged at ERROR as a bug with the customer id and the ritual
+/// (never the address or the text): one customer's data never stops the daemon, the HTTP
+/// server, a batch or a preview.
 #[allow(clippy::too_many_arguments)]
 pub fn compose_with(
     cfg: &Config,
@@ -384,7 +425,42 @@ pub fn compose_with(
     prefix: Option<&str>,
     dkim: Option<&DkimSigner>,
     links: LinkMode,
-) -> Result<Composed, RenderError> {
+) -> Result<Composed, ComposeError> {
+    // Everything the closure touches is read-only or built inside it: after a panic nothing
+    // half-changed is left behind for the caller to see.
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        compose_unguarded(
+            cfg, templates, key, ritual, c, occasion, occurrence, channel, now, prefix, dkim, links,
+        )
+    }));
+    caught.unwrap_or_else(|payload| {
+        let what = panic_text(payload.as_ref());
+        tracing::error!(
+            customer = c.id,
+            ritual = %ritual.name,
+            channel = %channel,
+            "BUG: composing a message panicked; that message fails alone, everything else goes on; please report it"
+        );
+        Err(ComposeError::Panicked(what))
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn compose_unguarded(
+    cfg: &Config,
+    templates: &Templates,
+    key: &[u8],
+    ritual: &Ritual,
+    c: &CustomerFacts,
+    occasion: &Occasion,
+    occurrence: &str,
+    channel: Channel,
+    now: i64,
+    prefix: Option<&str>,
+    dkim: Option<&DkimSigner>,
+    links: LinkMode,
+) -> Result<Composed, ComposeError> {
+    crate::failpoint::panic_point("compose");
     let category = ritual.category_for(occasion.holiday.as_ref().map(|h| h.id.as_str()));
     let lang = c.locale.as_str();
     let unsubscribe = unsubscribe_link_as(cfg, key, links, lang, c.id, channel, &category);
@@ -423,6 +499,16 @@ pub fn compose_with(
                 .unwrap_or("localhost");
             let mid = message_id(key, &occ, channel, from_domain);
             let to = c.email.as_ref().map(|e| e.to_string()).unwrap_or_default();
+            // A name from before the import refused control characters (or written around it)
+            // cannot go into a header: this message fails with the reason, nobody else's.
+            if to_name
+                .as_deref()
+                .is_some_and(|n| n.chars().any(char::is_control))
+            {
+                return Err(ComposeError::Build(
+                    "the customer's name contains a line break or another control character, which an email header cannot carry; correct the name (re-import the customer), then `ritualist outbox retry`".into(),
+                ));
+            }
             let payload = build_email(&EmailParts {
                 from_email: &cfg.shop.from_email,
                 from_name: Some(cfg.shop.from_name.as_deref().unwrap_or(&cfg.shop.name)),
@@ -436,10 +522,7 @@ pub fn compose_with(
                 list_unsubscribe: Some(&unsubscribe),
                 dkim,
             })
-            .map_err(|e| RenderError::Render {
-                file: ritual.source.clone(),
-                message: e.message,
-            })?;
+            .map_err(|e| ComposeError::Build(e.message))?;
             Ok(Composed {
                 subject: Some(r.subject),
                 payload,
@@ -473,6 +556,60 @@ pub fn compose_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression (issue #23): a name with a line break (stored before the import refused
+    /// it) panicked inside lettre while the email was built; an address the wire cannot
+    /// carry failed as a misleading "render: …". Both are `Build` errors of that message now.
+    #[test]
+    fn a_message_that_cannot_be_built_is_an_error_not_a_panic() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/ritualist.yaml");
+        let cfg = Config::load(&path).unwrap_or_else(|d| panic!("{d}"));
+        let defs = crate::app::Definitions::load(&cfg).unwrap_or_else(|d| panic!("{d}"));
+        let ritual = defs.rituals.iter().find(|r| r.name == "birthday").unwrap();
+        let occasion = sample_occasion(Some(ritual), true);
+        let compose_for = |c: &CustomerFacts| {
+            compose(
+                &cfg,
+                &defs.templates,
+                b"k",
+                ritual,
+                c,
+                &occasion,
+                "2027",
+                Channel::Email,
+                1_800_000_000,
+            )
+        };
+        let good = sample_customers(&cfg).remove(0);
+        assert!(compose_for(&good).is_ok());
+        for name in [
+            "Ana\nMaria",
+            "Ana\r\nBcc: x@evil.example",
+            "Ana\u{0}",
+            "Ana\u{85}",
+        ] {
+            let mut c = good.clone();
+            c.first_name = Some(name.into());
+            match compose_for(&c) {
+                Err(ComposeError::Build(why)) => {
+                    assert!(why.contains("control character"), "{name:?}: {why}")
+                }
+                other => panic!("{name:?}: {other:?}"),
+            }
+        }
+        // An address the email builder refuses (here: none at all).
+        let mut c = good.clone();
+        c.email = None;
+        match compose_for(&c) {
+            Err(e @ ComposeError::Build(_)) => {
+                assert!(
+                    e.to_string().starts_with("the email cannot be built: "),
+                    "{e}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 
     #[test]
     fn message_ids_are_stable_distinct_and_opaque() {

@@ -9,7 +9,9 @@ mod import;
 mod ingest;
 mod message;
 mod metrics;
+mod names;
 mod outbox;
+mod overlap;
 mod plan_cmd;
 mod preview;
 mod report;
@@ -35,16 +37,17 @@ pub use forget::{ForgetReport, StubKeys};
 pub use import::{ImportKind, ImportReport, import_file};
 pub use ingest::IngestReport;
 pub use message::{
-    Composed, compose, compose_with, message_context, message_id, preferences_link,
+    ComposeError, Composed, compose, compose_with, message_context, message_id, preferences_link,
     sample_customers, sample_occasion, survey_links, unsubscribe_link,
 };
 pub use metrics::{BUCKETS, Metrics};
+pub use names::Known;
 pub use outbox::{
-    FAILED_LISTED, OutboxChange, OutboxView, all_failed, all_pending, outbox_cancel, outbox_resume,
-    outbox_retry, outbox_view,
+    FAILED_LISTED, OutboxChange, OutboxView, all_failed, all_in_doubt, all_pending, outbox_cancel,
+    outbox_resume, outbox_retry, outbox_view,
 };
 pub use plan_cmd::{PlanRequest, PlannedDecision};
-pub use preview::{Preview, PreviewRequest};
+pub use preview::{Preview, PreviewRequest, SUPPORTED_YEARS, supported_date};
 pub use report::{
     Group, Nps, Outcome, Periods, ReportInput, ReportParams, ReportRequest, ReportRow,
     compute as compute_report, report,

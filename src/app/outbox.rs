@@ -1,6 +1,6 @@
-//! `ritualist outbox`: what the queue holds (rows per status and channel, the failed messages
-//! with their last error) and the operator's two levers — retry failed messages, cancel
-//! messages that must never go out. Needs only the store: no rituals, templates or transports.
+//! `ritualist outbox`: what the queue holds (rows per status and channel, the failed and the
+//! in-doubt messages with their last reply) and the operator's two levers — retry failed or
+//! in-doubt messages, cancel messages that must never go out. Needs only the store: no rituals, templates or transports.
 
 use std::collections::BTreeMap;
 
@@ -17,6 +17,8 @@ pub struct OutboxView {
     pub queue: Vec<QueueCount>,
     pub total: i64,
     pub failed: Vec<FailedDelivery>,
+    /// The newest in-doubt messages (handed over, the answer lost), at most [`FAILED_LISTED`].
+    pub in_doubt: Vec<FailedDelivery>,
     /// Channels paused because a provider refused ritualist itself.
     pub paused: Vec<ChannelPause>,
 }
@@ -72,11 +74,13 @@ pub async fn outbox_view(store: &Store) -> Result<OutboxView, StoreError> {
     let queue = store.queue_depth().await?;
     let total = queue.iter().map(|q| q.count).sum();
     let failed = store.failed_deliveries(FAILED_LISTED).await?;
+    let in_doubt = store.in_doubt_deliveries(FAILED_LISTED).await?;
     let paused = store.channel_pauses().await?;
     Ok(OutboxView {
         queue,
         total,
         failed,
+        in_doubt,
         paused,
     })
 }
@@ -118,17 +122,17 @@ async fn skipped(
     Ok(out)
 }
 
-/// Failed messages back to the queue (`pending`, attempts reset, due `now`).
+/// Failed (or in-doubt) messages back to the queue (`pending`, attempts reset, due `now`).
 pub async fn outbox_retry(
     store: &Store,
     which: &RowSelection,
     now: i64,
 ) -> Result<OutboxChange, StoreError> {
     let changed = store.retry_failed(which, now).await?;
-    let skipped = skipped(store, which, &changed, "failed").await?;
+    let skipped = skipped(store, which, &changed, "failed or in doubt").await?;
     tracing::info!(
         count = changed.len(),
-        "outbox: failed messages put back in the queue"
+        "outbox: failed or in-doubt messages put back in the queue"
     );
     Ok(OutboxChange { changed, skipped })
 }
@@ -144,7 +148,7 @@ pub async fn outbox_cancel(
         store,
         which,
         &changed,
-        "pending, waiting for a retry or failed",
+        "pending, waiting for a retry, failed or in doubt",
     )
     .await?;
     tracing::info!(count = changed.len(), "outbox: messages cancelled");
@@ -159,4 +163,9 @@ pub fn all_pending() -> RowSelection {
 /// `--all-failed`.
 pub fn all_failed() -> RowSelection {
     RowSelection::AllIn(vec![Status::Failed])
+}
+
+/// `--all-in-doubt`: messages handed over whose answer was lost.
+pub fn all_in_doubt() -> RowSelection {
+    RowSelection::AllIn(vec![Status::InDoubt])
 }

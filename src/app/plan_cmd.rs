@@ -79,14 +79,8 @@ impl App {
         mut progress: impl FnMut(u64, u64),
     ) -> Result<Vec<PlannedDecision>, AppError> {
         let defs = self.defs();
-        if let Some(r) = &req.ritual
-            && !defs.rituals.iter().any(|x| &x.name == r)
-        {
-            let known: Vec<&str> = defs.rituals.iter().map(|r| r.name.as_str()).collect();
-            return Err(AppError::Other(format!(
-                "no ritual named `{r}` (known: {})",
-                known.join(", ")
-            )));
+        if let Some(r) = &req.ritual {
+            super::Known::from_parts(&defs.rituals, &[]).ritual(r)?;
         }
         let only = match &req.customer {
             None => None,

@@ -16,6 +16,24 @@ use jiff::SignedDuration;
 use crate::plan::{Consent, CustomerFacts, Occurrence, Outcome, Window, day_start};
 use crate::ritual::Ritual;
 
+/// The years a date or an instant given on the command line or in a query may fall in: every
+/// computation around one (a time zone's offset, a send window, years ahead) stays inside the
+/// calendar library's range, so an odd date is a clear error, never a panic.
+pub const SUPPORTED_YEARS: std::ops::RangeInclusive<i16> = 1..=9000;
+
+/// `date`, or why it is out of range.
+pub fn supported_date(date: jiff::civil::Date) -> Result<jiff::civil::Date, String> {
+    if SUPPORTED_YEARS.contains(&date.year()) {
+        Ok(date)
+    } else {
+        Err(format!(
+            "{date} is out of range: dates from {:04}-01-01 to {}-12-31",
+            SUPPORTED_YEARS.start(),
+            SUPPORTED_YEARS.end()
+        ))
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct PreviewRequest {
     pub ritual: String,
@@ -55,6 +73,9 @@ struct Target {
     customer: CustomerFacts,
     occurrence: Occurrence,
     send_at: jiff::Zoned,
+    /// `--locale`: render in this locale. Only the rendering: who gets what is decided in
+    /// the customer's own locale (audiences, calendars), as the daemon decides it.
+    locale: Option<Locale>,
 }
 
 impl App {
@@ -86,19 +107,17 @@ impl App {
             ))
         })?;
         let ritual = defs.rituals[idx].clone();
-        let mut c = self.customer_facts(&req.customer).await?.ok_or_else(|| {
+        let c = self.customer_facts(&req.customer).await?.ok_or_else(|| {
             AppError::Other(format!(
                 "no customer with external id, email or phone `{}`",
                 req.customer
             ))
         })?;
-        if let Some(l) = &req.locale {
-            c.locale = l.clone();
-        }
         let day = |d: jiff::civil::Date| day_start(d, &c.zone);
         let occurrence = match req.date {
             Some(date) => {
                 let next = date.tomorrow().unwrap_or(date);
+                let date = supported_date(date).map_err(AppError::Other)?;
                 engine
                     .occurrences_of(idx, &c, day(date) - SignedDuration::from_secs(1), day(next))
                     .into_iter()
@@ -159,6 +178,7 @@ impl App {
             customer: c,
             occurrence,
             send_at,
+            locale: req.locale.clone(),
         }))
     }
 
@@ -170,6 +190,16 @@ impl App {
         channel: Channel,
         prefix: Option<&str>,
     ) -> Result<Composed, AppError> {
+        let relocated;
+        let c = match &t.locale {
+            Some(l) => {
+                let mut other = c.clone();
+                other.locale = l.clone();
+                relocated = other;
+                &relocated
+            }
+            None => c,
+        };
         compose_with(
             &self.cfg,
             &t.defs.templates,
@@ -204,16 +234,9 @@ impl App {
         };
         // The decision the daemon would take at the due time: the same engine, the same
         // inputs (the ledger's recent rows, without this occurrence's own).
-        let caps = self
-            .cfg
-            .engine
-            .frequency_caps
-            .iter()
-            .map(|c| c.days)
-            .max()
-            .unwrap_or(0);
+        let engine = t.defs.engine(&self.cfg);
         let due = t.occurrence.due;
-        let since = due - SignedDuration::from_hours(24 * (caps as i64 + 2));
+        let since = due - SignedDuration::from_hours(24 * (super::scan::history_days(&engine) + 2));
         let history: Vec<_> = self
             .store
             .history(&[c.id], since.as_second())
@@ -224,7 +247,6 @@ impl App {
             .map(super::scan::recorded_from)
             .filter(|h| !(h.ritual == t.ritual.name && h.occurrence == t.occurrence.key))
             .collect();
-        let engine = t.defs.engine(&self.cfg);
         let window = Window::new(due - SignedDuration::from_secs(1), due, false);
         let mut channels = Vec::new();
         let mut send_at = t.send_at.clone();
@@ -307,6 +329,23 @@ impl App {
                 }
             },
         };
+        if let Some(want) = req.channel
+            && want != channel
+        {
+            return Err(AppError::Other(format!(
+                "--channel {want} with --send-to `{to}`, which is an {} address: give {}",
+                if channel == Channel::Email {
+                    "email"
+                } else {
+                    "SMS"
+                },
+                if want == Channel::Email {
+                    "an email address to test the email"
+                } else {
+                    "a phone number to test the SMS"
+                }
+            )));
+        }
         let occurrence = format!("test-{}", crate::store::random_token());
         let m = self.compose_for(&t, &c, &occurrence, channel, Some("[TEST] "))?;
         let recipient = c.contact(channel).expect("the address was set above");

@@ -70,6 +70,9 @@ pub struct Group {
     pub revenue_minor: BTreeMap<String, i64>,
     /// `revenue_minor / n` (0.01 precision).
     pub revenue_per_customer_minor: BTreeMap<String, f64>,
+    /// The same in major units (`RON 43.06` is `{"RON": 43.06}`), rounded to the currency's
+    /// decimals: what people read.
+    pub revenue_per_customer: BTreeMap<String, f64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -81,6 +84,8 @@ pub struct Outcome {
     pub repeat_rate_diff_pts: Option<f64>,
     /// Recipients minus holdout, per currency either group has; empty unless both have customers.
     pub revenue_per_customer_diff_minor: BTreeMap<String, f64>,
+    /// The same in major units.
+    pub revenue_per_customer_diff: BTreeMap<String, f64>,
     /// Occurrences (recipients and holdout) whose window has not closed yet: not measured.
     pub window_open: u64,
 }
@@ -184,8 +189,23 @@ fn group(
             .iter()
             .map(|(c, v)| (c.clone(), round(*v as f64 / g.n as f64, 2)))
             .collect();
+        g.revenue_per_customer = major(&g.revenue_per_customer_minor);
     }
     g
+}
+
+/// Minor-unit amounts per currency in major units, rounded to each currency's decimals.
+fn major(minor: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
+    minor
+        .iter()
+        .map(|(c, v)| {
+            let digits = crate::domain::money::minor_digits(c) as i32;
+            (
+                c.clone(),
+                round(crate::domain::money::to_major(c, *v), digits),
+            )
+        })
+        .collect()
 }
 
 /// The report rows, by ritual then period.
@@ -272,6 +292,7 @@ pub fn compute(input: &ReportInput, p: &ReportParams) -> Vec<ReportRow> {
                 o.revenue_per_customer_diff_minor
                     .insert(c.clone(), round(a - b, 2));
             }
+            o.revenue_per_customer_diff = major(&o.revenue_per_customer_diff_minor);
         }
         o.recipients = rec;
         o.holdout = hold;

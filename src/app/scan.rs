@@ -216,14 +216,7 @@ impl<'a> CandidateScan<'a> {
             }
         }
         probe.extend(order_ids.iter().copied());
-        let caps_days = engine
-            .config
-            .frequency_caps
-            .iter()
-            .map(|c| c.days as i64)
-            .max()
-            .unwrap_or(0);
-        let history_since = (from.min(fresh_from) - days(caps_days + 2)).as_second();
+        let history_since = (from.min(fresh_from) - days(history_days(&engine) + 2)).as_second();
         if !fresh.is_empty() {
             orders_from = orders_from.map(|o| o.min((fresh_from - days(366)).as_second()));
         }
@@ -382,4 +375,22 @@ impl App {
     pub fn facts_builder(&self) -> super::FactsBuilder {
         super::FactsBuilder::new(&self.cfg)
     }
+}
+
+/// How many days of a customer's ledger the decision needs: the longest frequency cap and,
+/// when a survey ritual exists, the survey window (one survey per customer per window).
+pub(super) fn history_days(engine: &crate::plan::Engine) -> i64 {
+    let caps = engine
+        .config
+        .frequency_caps
+        .iter()
+        .map(|c| c.days as i64)
+        .max()
+        .unwrap_or(0);
+    let surveys = if engine.rituals.iter().any(|r| r.survey.is_some()) {
+        engine.config.survey_window_days as i64
+    } else {
+        0
+    };
+    caps.max(surveys)
 }

@@ -76,17 +76,11 @@ impl FactsBuilder {
             BTreeMap::new()
         };
         let locale = Locale::parse(&row.locale).unwrap_or_else(|_| self.default_locale.clone());
-        let country = attributes
-            .get("country")
-            .map(|c| c.trim().to_ascii_uppercase())
-            .filter(|c| c.len() == 2)
-            .or_else(|| {
-                let l = locale.as_str();
-                l.split('-')
-                    .nth(1)
-                    .filter(|r| r.len() == 2)
-                    .map(|r| r.to_ascii_uppercase())
-            });
+        let country = crate::calendar::country_of(
+            attributes.get("country").map(String::as_str),
+            locale.as_str(),
+            &self.default_calendar,
+        );
         let calendar = crate::calendar::calendar_for(
             country.as_deref(),
             locale.as_str(),

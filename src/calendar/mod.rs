@@ -124,6 +124,40 @@ pub fn find_calendar<'a>(
     })
 }
 
+/// Where a customer is, as every part of the product sees it (audiences' `countries`, the
+/// holiday calendar, `plan`): the `country` attribute (ISO 3166 alpha-2) when set, else the
+/// locale's region (`ro-MD` → MD), else the country its language is taken for by the
+/// calendars (`ro` → RO, `ru` → RU, `en` → US), else the country of `default_calendar`.
+pub fn country_of(attribute: Option<&str>, locale: &str, default_calendar: &str) -> Option<String> {
+    let two = |c: &str| {
+        let c = c.trim();
+        (c.len() == 2 && c.chars().all(|x| x.is_ascii_alphabetic())).then(|| c.to_ascii_uppercase())
+    };
+    if let Some(c) = attribute.and_then(two) {
+        return Some(c);
+    }
+    let locale = locale.trim().replace('_', "-");
+    let mut parts = locale.split('-');
+    let language = parts.next().unwrap_or("").to_ascii_lowercase();
+    if let Some(region) = parts.next().and_then(two) {
+        return Some(region);
+    }
+    let by_language = match language.as_str() {
+        "ro" => Some("RO"),
+        "ru" => Some("RU"),
+        "en" => Some("US"),
+        _ => None,
+    };
+    let by_default = match default_calendar.trim().to_ascii_lowercase().as_str() {
+        "ro" => Some("RO"),
+        "ru" => Some("RU"),
+        "en-us" => Some("US"),
+        "en-gb" => Some("GB"),
+        _ => None,
+    };
+    by_language.or(by_default).map(str::to_string)
+}
+
 /// The calendar a customer follows. The country decides when it has a calendar (RO and MD →
 /// `ro`, RU → `ru`, GB and UK → `en-GB`, US → `en-US`); otherwise the locale does (`ro*` →
 /// `ro`, `ru*` → `ru`, `en-GB` → `en-GB`, `en` and `en-US` → `en-US`); otherwise `default`.

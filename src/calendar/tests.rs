@@ -197,6 +197,56 @@ fn the_calendar_follows_country_then_locale() {
     }
 }
 
+/// #24: `audience: { countries: [RO] }` matched nobody whose locale is plain `ro`, although
+/// the calendar treats them as Romanian. One function says where a customer is, and the
+/// calendar it picks is the one it picked before.
+#[test]
+fn where_a_customer_is_agrees_with_their_calendar() {
+    use super::country_of;
+    let table = [
+        (Some("md"), "ro", "ro", Some("MD")),
+        (Some(" ro "), "en", "ro", Some("RO")),
+        (None, "ro", "en-US", Some("RO")),
+        (None, "ru", "en-US", Some("RU")),
+        (None, "ro-MD", "en-US", Some("MD")),
+        (None, "en_gb", "ro", Some("GB")),
+        (None, "en", "ro", Some("US")),
+        (None, "de", "ro", Some("RO")),
+        (None, "de", "en-GB", Some("GB")),
+        (None, "de", "custom", None),
+        (Some("Romania"), "ro", "ro", Some("RO")),
+    ];
+    for (attr, locale, default, want) in table {
+        assert_eq!(
+            country_of(attr, locale, default).as_deref(),
+            want,
+            "{attr:?} {locale} {default}"
+        );
+    }
+    for attr in [
+        None,
+        Some("RO"),
+        Some("MD"),
+        Some("RU"),
+        Some("GB"),
+        Some("US"),
+        Some("DE"),
+    ] {
+        for locale in [
+            "ro", "ro-MD", "ru", "ru_RU", "en", "en-GB", "en-US", "en-AU", "de", "",
+        ] {
+            for default in ["ro", "ru", "en-US", "en-GB"] {
+                let country = country_of(attr, locale, default);
+                assert_eq!(
+                    calendar_for(country.as_deref(), locale, default),
+                    calendar_for(attr, locale, default),
+                    "{attr:?} {locale} {default}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn an_unknown_calendar_id_is_an_error_with_the_known_ones() {
     let all = shipped();

@@ -12,7 +12,8 @@
 //! Sending drives MAIL, RCPT, DATA and the message itself, so a 5xx reply is classified by the
 //! command it answered ([`classify_rejection`]): a hard bounce of the recipient (5.1.1 user
 //! unknown to RCPT) is told apart from a rejection of us or of the message (5.7.x policy, 5xx
-//! to MAIL FROM), which must never suppress a customer. When the relay offers PIPELINING the
+//! to MAIL FROM), which must never suppress a customer; a 5xx to the greeting or EHLO
+//! (a blocklist) refuses us before any recipient is named: about us too. When the relay offers PIPELINING the
 //! three envelope commands share one write (their replies are still read one by one); the
 //! dot-stuffed body and the final dot go out in one write ([`data_block`]).
 //!
@@ -36,7 +37,7 @@ use lettre::message::dkim::{
 use lettre::message::header::{
     ContentTransferEncoding, ContentType, HeaderName, HeaderValue, MIME_VERSION_1_0,
 };
-use lettre::message::{Body, Mailbox, MultiPart};
+use lettre::message::{Body, MultiPart};
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, TlsParameters};
 use lettre::transport::smtp::commands::{Data, Ehlo, Mail, Rcpt};
@@ -250,12 +251,8 @@ pub fn data_block(message: &str) -> String {
 /// Message-ID, the Date from the injected clock, and `List-Unsubscribe` with
 /// `List-Unsubscribe-Post: List-Unsubscribe=One-Click` (RFC 8058) when an https link is given.
 pub fn build_email(p: &EmailParts<'_>) -> Result<String, SendError> {
-    let addr = |s: &str| {
-        s.parse::<Address>()
-            .map_err(|e| SendError::permanent(format!("invalid address `{s}`: {e}")))
-    };
-    let from = Mailbox::new(p.from_name.map(String::from), addr(p.from_email)?);
-    let to = Mailbox::new(p.to_name.map(String::from), addr(p.to_email)?);
+    let from = super::address::mailbox(p.from_name, p.from_email)?;
+    let to = super::address::mailbox(p.to_name, p.to_email)?;
     let date = std::time::UNIX_EPOCH + Duration::from_secs(p.date.max(0) as u64);
     let text = normalize_crlf(p.text);
     let html = normalize_crlf(p.html);
@@ -621,7 +618,7 @@ impl SmtpPool {
         )
         .await
         .map_err(|_| SendError::transient("SMTP greeting timed out"))?
-        .map_err(|e| classify(&e, "greeting"))?;
+        .map_err(|e| refused_at_hello(&e, "greeting or EHLO"))?;
         if self.cfg.security == SmtpSecurity::Starttls {
             let params = TlsParameters::builder(self.cfg.host.clone())
                 .dangerous_accept_invalid_certs(self.cfg.accept_invalid_certs)
@@ -642,7 +639,7 @@ impl SmtpPool {
             let ehlo = tokio::time::timeout(t, conn.command(Ehlo::new(hello.clone())))
                 .await
                 .map_err(|_| SendError::transient("SMTP EHLO timed out"))?
-                .map_err(|e| classify(&e, "EHLO"))?;
+                .map_err(|e| refused_at_hello(&e, "EHLO"))?;
             offers_pipelining(&ehlo)
         };
         if let (Some(user), Some(pass)) = (&self.cfg.username, &self.cfg.password) {
@@ -1116,6 +1113,18 @@ fn about_us(e: &lettre::transport::smtp::Error, phase: &str) -> SendError {
         "{phase} rejected by the relay (configuration, not the recipient): {e}"
     ))
     .about_us()
+}
+
+/// The greeting or EHLO (HELO) answered: a 5xx there (`554 5.7.1 … blocklist`, `550 no
+/// service`) refuses this client before any recipient is named, so it is about us: the
+/// channel pauses, no message fails. A 4xx or no reply is the relay's trouble (transient, the
+/// circuit breaker counts it).
+fn refused_at_hello(e: &lettre::transport::smtp::Error, phase: &str) -> SendError {
+    if e.is_permanent() {
+        about_us(e, phase)
+    } else {
+        classify(e, phase)
+    }
 }
 
 /// SMTP reply codes decide: 4xx transient, 5xx permanent; anything without a code (network,

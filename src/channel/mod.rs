@@ -10,7 +10,9 @@
 //! Every transport answers with a [`SendError`] that says whether retrying can help (and, after
 //! an HTTP `Retry-After`, how long to wait at least).
 
+mod address;
 mod email;
+mod headers;
 mod outbox;
 mod rate;
 mod sms;
@@ -22,6 +24,7 @@ pub use email::{
     DKIM_SIGNED_HEADERS, DkimSigner, EmailParts, Rejection, SmtpPhase, SmtpPool, build_email,
     classify_rejection, normalize_crlf,
 };
+pub use headers::readable_headers;
 pub use outbox::Outbox;
 pub use rate::{DailyQuota, Pacer, RateBook, RateLimiter, Take, Taken};
 pub use sms::{HttpGateway, Kannel, SmsProviders, Twilio};

@@ -47,7 +47,7 @@ pub enum Command {
         #[arg(long)]
         once: bool,
         /// Pretend the current time is this instant (RFC 3339), with --once: for trials and backfills.
-        #[arg(long, requires = "once")]
+        #[arg(long, requires = "once", value_parser = arg_instant)]
         now: Option<jiff::Timestamp>,
     },
     /// Validate the config, rituals and templates; render every template against samples.
@@ -81,11 +81,11 @@ pub enum Command {
         #[arg(long, required_unless_present = "serve")]
         customer: Option<String>,
         /// The local date (YYYY-MM-DD); default: the ritual's next occasion for this customer.
-        #[arg(long)]
+        #[arg(long, value_parser = arg_date)]
         date: Option<jiff::civil::Date>,
         #[arg(long)]
         channel: Option<Channel>,
-        /// Print the email exactly as it goes on the wire (MIME, CRLF).
+        /// Print only the email, exactly as it goes on the wire (RFC 5322 bytes: MIME, CRLF).
         #[arg(long)]
         raw: bool,
         /// Render in this locale instead of the customer's (e.g. ro, ru, en).
@@ -130,10 +130,10 @@ pub enum Command {
     /// is skipped and why.
     Plan {
         /// The first local date (default: today in UTC).
-        #[arg(long)]
+        #[arg(long, value_parser = arg_date)]
         date: Option<jiff::civil::Date>,
         /// How many local days from --date.
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=MAX_DAYS))]
         days: u32,
         /// Only this ritual.
         #[arg(long)]
@@ -148,16 +148,16 @@ pub enum Command {
     /// NPS; repeat purchases and revenue within N days, recipients versus the holdout group.
     Report {
         /// The first local date (in defaults.time_zone) of occurrences counted (default: all).
-        #[arg(long)]
+        #[arg(long, value_parser = arg_date)]
         since: Option<jiff::civil::Date>,
         /// The last local date, inclusive (default: up to now).
-        #[arg(long)]
+        #[arg(long, value_parser = arg_date)]
         until: Option<jiff::civil::Date>,
         /// Only this ritual.
         #[arg(long)]
         ritual: Option<String>,
         /// Days after the occurrence in which an order counts as a repeat purchase.
-        #[arg(long, default_value_t = 30)]
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(0..=MAX_DAYS))]
         window_days: u32,
         /// `ritual`: one row per ritual for the period; `month`: one per ritual and month.
         #[arg(long, value_enum, default_value = "ritual")]
@@ -167,8 +167,9 @@ pub enum Command {
     },
     /// Ledger rows per status.
     Status,
-    /// The outbox: messages per status and channel and the failed ones with their error
-    /// (no subcommand); `retry` failed messages or `cancel` messages that must never go out.
+    /// The outbox: messages per status and channel, the failed and the in-doubt ones with
+    /// their last reply (no subcommand); `retry` failed or in-doubt messages or `cancel`
+    /// messages that must never go out.
     Outbox {
         #[command(subcommand)]
         action: Option<OutboxAction>,
@@ -180,7 +181,7 @@ pub enum Command {
         /// Calendar id: ro, ru, en-US, en-GB (a file in config/calendars/).
         id: String,
         /// The year (default: this year).
-        #[arg(long)]
+        #[arg(long, value_parser = clap::value_parser!(i16).range(*app::SUPPORTED_YEARS.start() as i64..=*app::SUPPORTED_YEARS.end() as i64))]
         year: Option<i16>,
         /// Holiday names in this language (default: en).
         #[arg(long, default_value = "en")]
@@ -192,19 +193,22 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum OutboxAction {
-    /// Put failed messages back in the queue: pending, attempts reset, due now. The stored
-    /// message is sent as it was (same Message-ID); consent is checked again.
-    #[command(group(ArgGroup::new("which").required(true).args(["ids", "all_failed"])))]
+    /// Put failed or in-doubt messages back in the queue: pending, attempts reset, due now.
+    /// The stored message is sent as it was (same Message-ID); consent is checked again.
+    #[command(group(ArgGroup::new("which").required(true).args(["ids", "all_failed", "all_in_doubt"])))]
     Retry {
         /// Message ids (the `id` column of `ritualist outbox`).
         ids: Vec<i64>,
         /// Every failed message.
         #[arg(long)]
         all_failed: bool,
+        /// Every in-doubt message (check first that they did not arrive: a retry may duplicate).
+        #[arg(long)]
+        all_in_doubt: bool,
     },
-    /// Cancel messages that have not gone out (pending, waiting for a retry, or failed): they
-    /// become `cancelled` and are never sent.
-    #[command(group(ArgGroup::new("which").required(true).args(["ids", "all_failed", "all_pending"])))]
+    /// Cancel messages that have not gone out (pending, waiting for a retry, failed, or in
+    /// doubt): they become `cancelled` and are never sent.
+    #[command(group(ArgGroup::new("which").required(true).args(["ids", "all_failed", "all_pending", "all_in_doubt"])))]
     Cancel {
         /// Message ids.
         ids: Vec<i64>,
@@ -214,6 +218,9 @@ pub enum OutboxAction {
         /// Every message waiting to be sent (pending or waiting for a retry).
         #[arg(long)]
         all_pending: bool,
+        /// Every in-doubt message (never resent).
+        #[arg(long)]
+        all_in_doubt: bool,
     },
     /// Lift a channel's pause (after a provider refused ritualist itself and the configuration
     /// was fixed): its waiting messages go out on the next dispatch.
@@ -247,6 +254,27 @@ pub const ALREADY_RUNNING: u8 = 3;
 
 /// Where `preview --serve` listens without `--port`.
 pub const DEFAULT_PREVIEW_PORT: u16 = 8025;
+
+/// The most days `plan --days` and `report --window-days` take (ten years).
+const MAX_DAYS: i64 = 3_660;
+
+/// A date argument (`--date`, `--since`, `--until`): YYYY-MM-DD within
+/// [`app::SUPPORTED_YEARS`], so no computation around it can leave the calendar's range.
+fn arg_date(s: &str) -> Result<jiff::civil::Date, String> {
+    let date: jiff::civil::Date = s
+        .trim()
+        .parse()
+        .map_err(|e| format!("`{s}` is not a date (YYYY-MM-DD): {e}"))?;
+    app::supported_date(date)
+}
+
+/// An instant argument (`--now`): RFC 3339, its UTC year within [`app::SUPPORTED_YEARS`].
+fn arg_instant(s: &str) -> Result<jiff::Timestamp, String> {
+    let at: jiff::Timestamp = s.trim().parse().map_err(|e| {
+        format!("`{s}` is not an instant (RFC 3339, e.g. 2027-03-01T09:00:00Z): {e}")
+    })?;
+    app::supported_date(at.to_zoned(jiff::tz::TimeZone::UTC).date()).map(|_| at)
+}
 
 /// Runs the parsed command; the caller turns the result into the process exit code.
 pub async fn run(cli: Cli) -> ExitCode {
@@ -332,21 +360,30 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, AppError> {
                     for (line, reason) in &r.errors {
                         eprintln!("{}:{line}: rejected: {reason}", r.file);
                     }
+                    for w in &r.warnings {
+                        eprintln!("{}:{}: warning: {}", r.file, w.line, w.reason);
+                    }
+                    let left_out = r.warnings.iter().filter(|w| w.refused).count();
                     out(&format!(
-                        "{}: {} row(s) read ({}), {} inserted, {} updated, {} rejected",
+                        "{}: {} row(s) read ({}), {} inserted, {} updated, {} rejected{}",
                         r.file,
                         r.rows,
                         r.encoding,
                         r.stats.inserted,
                         r.stats.updated,
-                        r.errors.len()
+                        r.errors.len(),
+                        if left_out > 0 {
+                            format!(", {left_out} value(s) left out")
+                        } else {
+                            String::new()
+                        }
                     ));
                 }
             }
-            Ok(if r.errors.is_empty() {
-                ExitCode::SUCCESS
-            } else {
+            Ok(if r.has_findings() {
                 ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
             })
         }
         Command::Run { once, now } => {
@@ -492,6 +529,21 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, AppError> {
                     out(&format!("nothing would be sent: {reason}"));
                     Ok(ExitCode::from(1))
                 }
+                Preview::Messages { messages, .. } if raw => {
+                    // Exactly the RFC 5322 bytes of the email, nothing before or after:
+                    // `--raw > message.eml` is a valid message.
+                    let Some((_, _, m)) = messages.iter().find(|(ch, _, _)| *ch == Channel::Email)
+                    else {
+                        return Err(AppError::Other(
+                            "--raw prints an email: this preview has none (try --channel email)"
+                                .into(),
+                        ));
+                    };
+                    let mut o = std::io::stdout().lock();
+                    let _ = o.write_all(m.payload.as_bytes());
+                    let _ = o.flush();
+                    Ok(ExitCode::SUCCESS)
+                }
                 Preview::Messages {
                     date,
                     send_at,
@@ -505,13 +557,13 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, AppError> {
                             m.locale
                         ));
                         match ch {
-                            Channel::Email if raw => out(&m.payload),
                             Channel::Email => {
-                                for line in m.payload.split("\r\n").take_while(|l| !l.is_empty()) {
+                                // Headers as people read them: unfolded, encoded words decoded.
+                                for line in crate::channel::readable_headers(&m.payload) {
                                     if !line.starts_with("Content-")
                                         && !line.starts_with("MIME-Version")
                                     {
-                                        out(line);
+                                        out(&line);
                                     }
                                 }
                                 out("--- text ---");
@@ -574,8 +626,8 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, AppError> {
             undo,
         } => {
             let cfg = Config::load(&cli.config)?;
+            app::Known::load(&cfg)?.scope(&scope)?;
             let store = Store::open(&cfg.database_url).await?;
-            valid_scope(&scope)?;
             let row = store
                 .find_customer(&customer)
                 .await?
@@ -695,9 +747,15 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, AppError> {
                         ExitCode::from(1)
                     });
                 }
-                Some(OutboxAction::Retry { ids, all_failed }) => {
+                Some(OutboxAction::Retry {
+                    ids,
+                    all_failed,
+                    all_in_doubt,
+                }) => {
                     let which = if all_failed {
                         app::all_failed()
+                    } else if all_in_doubt {
+                        app::all_in_doubt()
                     } else {
                         RowSelection::Ids(ids)
                     };
@@ -707,11 +765,14 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, AppError> {
                     ids,
                     all_failed,
                     all_pending,
+                    all_in_doubt,
                 }) => {
                     let which = if all_failed {
                         app::all_failed()
                     } else if all_pending {
                         app::all_pending()
+                    } else if all_in_doubt {
+                        app::all_in_doubt()
                     } else {
                         RowSelection::Ids(ids)
                     };
@@ -749,6 +810,13 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, AppError> {
         } => {
             let cfg = Config::load(&cli.config)?;
             let store = Store::open(&cfg.database_url).await?;
+            if let Some(r) = &ritual {
+                // A ritual removed from the config still has its history in the ledger.
+                let known = app::Known::load(&cfg).unwrap_or_default();
+                if known.ritual(r).is_err() && !store.ledger_has_ritual(r).await? {
+                    known.ritual(r)?;
+                }
+            }
             let req = app::ReportRequest {
                 since,
                 until,
@@ -771,19 +839,14 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, AppError> {
     }
 }
 
-/// `RON 5000.00; EUR 10.00` (minor units), `-` when empty; `signed` adds `+` to gains.
+/// `RON 43.06; EUR 10.00` from minor units (major units, each currency's decimals), `-` when
+/// empty; `signed` adds `+` to gains.
 fn money_map(m: &std::collections::BTreeMap<String, f64>, signed: bool) -> String {
     if m.is_empty() {
         return "-".into();
     }
     m.iter()
-        .map(|(c, v)| {
-            if signed {
-                format!("{c} {v:+.2}")
-            } else {
-                format!("{c} {v:.2}")
-            }
-        })
+        .map(|(c, v)| crate::domain::money::format_major(c, *v, signed))
         .collect::<Vec<_>>()
         .join("; ")
 }
@@ -813,7 +876,7 @@ fn print_report(req: &app::ReportRequest, rows: &[app::ReportRow], format: Repor
                 "until": req.until.map(|d| d.to_string()),
                 "ritual": req.ritual,
                 "window_days": req.window_days,
-                "money": "minor units of each order's currency, as stored",
+                "money": "`*_minor` fields: minor units of each order's currency, as stored; the others: major units (RON 43.06 is 43.06)",
                 "rows": rows,
             });
             let _ = writeln!(
@@ -827,14 +890,17 @@ fn print_report(req: &app::ReportRequest, rows: &[app::ReportRow], format: Repor
                 o,
                 "ritual,period,due,sent,failed,in_flight,cancelled,suppressed,opt_outs,\
                  survey_responses,promoters,passives,detractors,nps,window_days,\
-                 recipients_n,recipients_repeat_customers,recipients_repeat_rate_pct,recipients_revenue_per_customer_minor,\
-                 holdout_n,holdout_repeat_customers,holdout_repeat_rate_pct,holdout_revenue_per_customer_minor,\
-                 repeat_rate_diff_pts,revenue_per_customer_diff_minor,window_open"
+                 recipients_n,recipients_repeat_customers,recipients_repeat_rate_pct,recipients_revenue_per_customer,\
+                 holdout_n,holdout_repeat_customers,holdout_repeat_rate_pct,holdout_revenue_per_customer,\
+                 repeat_rate_diff_pts,revenue_per_customer_diff,window_open"
             );
             let num = |v: Option<f64>| v.map_or(String::new(), |x| format!("{x:.1}"));
+            // `RON:43.06 EUR:10.00`: major units, from the minor amounts.
             let money = |m: &std::collections::BTreeMap<String, f64>| {
                 m.iter()
-                    .map(|(c, v)| format!("{c}:{v:.2}"))
+                    .map(|(c, v)| {
+                        crate::domain::money::format_major(c, *v, false).replacen(' ', ":", 1)
+                    })
                     .collect::<Vec<_>>()
                     .join(" ")
             };
@@ -937,10 +1003,6 @@ fn print_report(req: &app::ReportRequest, rows: &[app::ReportRow], format: Repor
                     );
                 }
             }
-            let _ = writeln!(
-                o,
-                "money in minor units of the stored currency (cents, bani, kopecks)"
-            );
         }
     }
 }
@@ -999,6 +1061,33 @@ fn print_outbox(v: &app::OutboxView, format: Format) {
                 f.customer.as_deref().unwrap_or("-"),
                 f.channel,
                 f.attempts,
+                f.last_error.as_deref().unwrap_or("")
+            );
+        }
+    }
+    if !v.in_doubt.is_empty() {
+        let _ = writeln!(
+            stdout,
+            "\nin doubt (handed over, the answer lost; newest first, at most {}): check whether they arrived, then\n`ritualist outbox retry ID…|--all-in-doubt` (resend, same Message-ID) or `cancel ID…|--all-in-doubt` (keep unsent):",
+            app::FAILED_LISTED
+        );
+        let _ = writeln!(
+            stdout,
+            "{:>8}  {:<18} {:<16} {:<6} {:<20}  last reply",
+            "id", "ritual", "customer", "chan", "since"
+        );
+        for f in &v.in_doubt {
+            let since = jiff::Timestamp::from_second(f.updated_at)
+                .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+                .unwrap_or_default();
+            let _ = writeln!(
+                stdout,
+                "{:>8}  {:<18} {:<16} {:<6} {:<20}  {}",
+                f.id,
+                f.ritual,
+                f.customer.as_deref().unwrap_or("-"),
+                f.channel,
+                since,
                 f.last_error.as_deref().unwrap_or("")
             );
         }
@@ -1064,23 +1153,6 @@ fn print_plan(planned: &[app::PlannedDecision], format: Format) {
                 planned.len() - sends
             );
         }
-    }
-}
-
-fn valid_scope(scope: &str) -> Result<(), AppError> {
-    let ok = scope == "all"
-        || scope == "channel:email"
-        || scope == "channel:sms"
-        || scope.strip_prefix("ritual:").is_some_and(|s| !s.is_empty())
-        || scope
-            .strip_prefix("category:")
-            .is_some_and(|s| !s.is_empty());
-    if ok {
-        Ok(())
-    } else {
-        Err(AppError::Other(format!(
-            "invalid scope `{scope}`: use all, channel:email, channel:sms, ritual:<name> or category:<name>"
-        )))
     }
 }
 

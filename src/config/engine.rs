@@ -18,6 +18,7 @@ pub(super) struct EngineSpec {
     frequency_caps: Option<Vec<Spanned<CapSpec>>>,
     quiet_hours: Option<QuietSpec>,
     catch_up_days: Option<Spanned<u32>>,
+    survey_window_days: Option<Spanned<u32>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -96,6 +97,9 @@ pub struct EngineConfig {
     pub sms_hours: Option<AllowedHours>,
     /// How many days of missed occurrences a restarted daemon looks back over.
     pub catch_up_days: u32,
+    /// At most one survey per customer in any this many days, whatever the number of orders
+    /// (0: no limit). Default 30.
+    pub survey_window_days: u32,
 }
 
 impl EngineConfig {
@@ -170,6 +174,23 @@ pub(super) fn compile(
         }
         Some(c) => c.value,
     };
+    let survey_window_days = match spec.and_then(|s| s.survey_window_days.as_ref()) {
+        None => 30,
+        Some(c) if c.value > 366 => {
+            diags.push(
+                Diagnostic::at(
+                    path,
+                    &c.referenced,
+                    "survey_window_days must be between 0 and 366",
+                )
+                .with_hint(
+                    "at most one survey per customer in any N days (default 30; 0: no limit)",
+                ),
+            );
+            30
+        }
+        Some(c) => c.value,
+    };
     EngineConfig {
         segments_file: rel(spec
             .and_then(|s| s.segments.as_deref())
@@ -188,6 +209,7 @@ pub(super) fn compile(
             diags,
         ),
         catch_up_days,
+        survey_window_days,
     }
 }
 

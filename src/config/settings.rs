@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::diagnostic::{Diagnostic, Diagnostics, parse_yaml};
-use super::sms::{SmsSpec, SmsTransport, sms_concurrency, sms_transport};
+use super::sms::{SmsProvider, SmsSpec, SmsTransport, sms_concurrency, sms_transport};
 use crate::domain::{Locale, parse_zone};
 
 // ---------------------------------------------------------------------------------------------
@@ -23,8 +23,9 @@ struct ConfigSpec {
     sqlite_synchronous: Option<Spanned<String>>,
     defaults: Option<DefaultsSpec>,
     shop: ShopSpec,
-    /// A CSV of customers imported on first use of an empty database (the demo data).
-    sample_data: Option<String>,
+    /// A CSV of customers imported on first use of an empty database (the demo data). Refused
+    /// unless every transport is `outbox` or `discard`: demo customers never reach a real one.
+    sample_data: Option<Spanned<String>>,
     rituals: Option<String>,
     /// Folder of holiday calendars (`<id>.yaml`).
     calendars: Option<String>,
@@ -668,6 +669,10 @@ impl Config {
             ),
         };
 
+        if let Some(sample) = &spec.sample_data {
+            demo_only(path, sample, &delivery, &mut diags);
+        }
+
         let secret_var = spec
             .secret_env
             .clone()
@@ -693,7 +698,7 @@ impl Config {
                 from_email,
                 from_name: spec.shop.from_name,
             },
-            sample_data: spec.sample_data.as_deref().map(rel),
+            sample_data: spec.sample_data.as_ref().map(|s| rel(&s.value)),
             rituals_dir: rel(spec.rituals.as_deref().unwrap_or("rituals")),
             calendars_dir: rel(spec.calendars.as_deref().unwrap_or("calendars")),
             templates_dir: rel(spec.templates.as_deref().unwrap_or("../templates")),
@@ -704,6 +709,44 @@ impl Config {
             http,
         })
     }
+}
+
+/// Demo data and a real transport never meet: `sample_data` is refused (with the key's line)
+/// when email or SMS is delivered through anything but the local outbox or `discard`, so
+/// the demo customers' addresses and numbers cannot receive a message by accident.
+fn demo_only(path: &Path, sample: &Spanned<String>, d: &DeliveryConfig, diags: &mut Diagnostics) {
+    let mut real = Vec::new();
+    if matches!(d.email, EmailTransport::Smtp(_)) {
+        real.push("email goes through `smtp`".to_string());
+    }
+    if let SmsTransport::Providers(list) = &d.sms {
+        let names: Vec<&str> = list
+            .iter()
+            .map(|p| match p {
+                SmsProvider::Twilio(_) => "twilio",
+                SmsProvider::Http(_) => "http",
+                SmsProvider::Kannel(_) => "kannel",
+            })
+            .collect();
+        real.push(format!("SMS goes through `{}`", names.join("`, `")));
+    }
+    if real.is_empty() {
+        return;
+    }
+    diags.push(
+        Diagnostic::at(
+            path,
+            &sample.referenced,
+            format!(
+                "`sample_data` imports demo customers, but {}: demo customers must never reach a real transport",
+                real.join(" and ")
+            ),
+        )
+        .with_hint(
+            "remove the `sample_data:` line (import real customers with `ritualist import customers FILE`), \
+             or keep the demo on `transport: outbox` / `discard`",
+        ),
+    );
 }
 
 /// `config/../templates` → `templates`, lexically (no file system access, symlinks untouched).
@@ -1014,6 +1057,42 @@ mod tests {
         assert!(matches!(c.delivery.email, EmailTransport::Outbox));
         // README's configuration block and benches/delivery.rs state this default.
         assert_eq!(c.delivery.batch_size, 1000);
+    }
+
+    #[test]
+    fn sample_data_is_refused_with_a_real_transport() {
+        // The demo on the local outbox (or discard) is fine.
+        for ok in [
+            format!("{GOOD}sample_data: ../samples/customers.csv\n"),
+            format!(
+                "{GOOD}sample_data: ../samples/customers.csv\ndelivery:\n  email:\n    transport: discard\n  sms:\n    transport: discard\n"
+            ),
+        ] {
+            let c = Config::from_str(Path::new("/etc/r/ritualist.yaml"), &ok).unwrap();
+            assert_eq!(
+                c.sample_data,
+                Some(PathBuf::from("/etc/samples/customers.csv"))
+            );
+        }
+        // Any real transport on either channel refuses it, at the key's line, naming the transport.
+        let smtp = format!(
+            "{GOOD}sample_data: ../samples/customers.csv\ndelivery:\n  email:\n    transport: smtp\n    smtp:\n      host: relay.example.com\n"
+        );
+        let kannel = format!(
+            "{GOOD}sample_data: ../samples/customers.csv\ndelivery:\n  sms:\n    transport: kannel\n    kannel:\n      url: http://127.0.0.1:1/\n      username: u\n      password_env: PATH\n"
+        );
+        for (yaml, says) in [
+            (smtp, "email goes through `smtp`"),
+            (kannel, "SMS goes through `kannel`"),
+        ] {
+            let d = Config::from_str(Path::new("/etc/r/ritualist.yaml"), &yaml).unwrap_err();
+            let text = d.to_string();
+            assert!(
+                text.contains(":7:") && text.contains("sample_data") && text.contains(says),
+                "{text}"
+            );
+            assert!(text.contains("remove the `sample_data:` line"), "{text}");
+        }
     }
 
     #[test]

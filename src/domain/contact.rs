@@ -3,30 +3,81 @@ use std::str::FromStr;
 
 use super::DomainError;
 
-/// A syntactically valid email address (one `@`, a dotted domain, no spaces), lower-cased domain.
+/// An email address the SMTP side can put on the wire: what the door (CSV import, ingest API)
+/// accepts and what the channel checks again before it builds a message.
+///
+/// Accepted: `local@domain` where the local part is an ASCII dot-atom of at most 64 bytes
+/// (letters, digits and ``! # $ % & ' * + - / = ? ^ _ ` { | } ~``, dots between them) and the
+/// domain a name of at most 253 bytes with at least two labels of 1 to 63 bytes (letters,
+/// digits, inner hyphens), the whole at most 254 bytes (RFC 5321 §4.5.3.1). An
+/// internationalised domain (`ana@пример.рф`) is stored in its ASCII form
+/// (`ana@xn--e1afmkfd.xn--p1ai`, IDNA/UTS 46), which every relay takes. Refused: a non-ASCII
+/// local part (it needs a relay offering SMTPUTF8, which many lack), quoted local parts
+/// (`"a b"@x.com`), comments, address literals (`a@[192.0.2.1]`), a numeric top-level label
+/// (`a@192.0.2.1`), `_` in a domain, spaces and control characters. Every address accepted here
+/// is accepted by lettre's `Address` and is ASCII (a test in `channel/` walks the edge cases
+/// and a property test the rest). Stored with the domain in lower case.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Email(String);
 
+/// The characters of an RFC 5322 atom besides letters and digits.
+const ATEXT: &str = "!#$%&'*+-/=?^_`{|}~";
+
 impl Email {
+    /// Longest address (RFC 5321: a path is at most 256 octets with its angle brackets).
+    pub const MAX_LEN: usize = 254;
+    /// Longest local part, in bytes (RFC 5321 §4.5.3.1.1).
+    pub const MAX_LOCAL: usize = 64;
+    /// Longest domain label, in bytes (RFC 1035 §2.3.4).
+    pub const MAX_LABEL: usize = 63;
+
     pub fn parse(s: &str) -> Result<Self, DomainError> {
         let s = s.trim();
-        let err = |why| Err(DomainError::Email(s.to_string(), why));
+        let err = |why| Err(DomainError::Email(super::shown(s), why));
         if s.is_empty() {
             return err("empty");
         }
-        if s.len() > 254 {
-            return err("longer than 254 characters");
+        if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return err("contains a space or a control character");
         }
-        if s.chars()
-            .any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>')
-        {
-            return err("contains a space, a control character or angle brackets");
+        if s.contains(['<', '>']) {
+            return err("angle brackets: give the bare address, as in `ana@example.com`");
+        }
+        if s.len() > Self::MAX_LEN {
+            return err("longer than 254 bytes (RFC 5321)");
         }
         let Some((local, domain)) = s.rsplit_once('@') else {
             return err("missing `@`");
         };
         if local.is_empty() || local.contains('@') {
             return err("the part before `@` is empty or holds another `@`");
+        }
+        if local.len() > Self::MAX_LOCAL {
+            return err("the part before `@` is longer than 64 bytes (RFC 5321)");
+        }
+        if local.starts_with('"') || local.contains(['"', '\\']) {
+            return err("quoted local parts such as `\"ana maria\"@…` are not accepted");
+        }
+        if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
+            return err("a dot cannot start or end the part before `@`, or follow another dot");
+        }
+        if !local.is_ascii() {
+            return err(
+                "letters outside ASCII before `@` need a relay offering SMTPUTF8, which many lack: not accepted",
+            );
+        }
+        if !local
+            .chars()
+            .all(|c| c == '.' || c.is_ascii_alphanumeric() || ATEXT.contains(c))
+        {
+            return err(
+                "the part before `@` may hold letters, digits, dots and ! # $ % & ' * + - / = ? ^ _ ` { | } ~ only",
+            );
+        }
+        if domain.starts_with('[') {
+            return err(
+                "address literals such as `[192.0.2.1]` are not accepted: use the domain name",
+            );
         }
         if !domain.contains('.')
             || domain.starts_with('.')
@@ -35,7 +86,41 @@ impl Email {
         {
             return err("the domain needs a dot, as in `example.com`");
         }
-        Ok(Email(format!("{local}@{}", domain.to_ascii_lowercase())))
+        // An internationalised domain becomes its ASCII form (punycode), lower case.
+        let domain = if domain.is_ascii() {
+            domain.to_ascii_lowercase()
+        } else {
+            match idna::domain_to_ascii_strict(domain) {
+                Ok(ascii) => ascii,
+                Err(_) => return err("the domain is not a valid internationalised domain name"),
+            }
+        };
+        if domain.len() > 253 {
+            return err("the domain is longer than 253 bytes (RFC 1035)");
+        }
+        for label in domain.split('.') {
+            if label.len() > Self::MAX_LABEL {
+                return err("a label of the domain is longer than 63 bytes (RFC 1035)");
+            }
+            if !label.chars().all(|c| c == '-' || c.is_ascii_alphanumeric()) {
+                return err("the domain may hold letters, digits, hyphens and dots only");
+            }
+            if label.starts_with('-') || label.ends_with('-') {
+                return err("a label of the domain cannot start or end with a hyphen");
+            }
+        }
+        if domain
+            .rsplit('.')
+            .next()
+            .is_some_and(|tld| tld.chars().all(|c| c.is_ascii_digit()))
+        {
+            return err("the domain looks like an IP address: use the domain name");
+        }
+        let address = format!("{local}@{domain}");
+        if address.len() > Self::MAX_LEN {
+            return err("longer than 254 bytes (RFC 5321) in its ASCII form");
+        }
+        Ok(Email(address))
     }
     pub fn as_str(&self) -> &str {
         &self.0
@@ -69,7 +154,7 @@ impl Phone {
     /// national trunk `0` is dropped first.
     pub fn parse(s: &str, default_country_code: Option<&str>) -> Result<Self, DomainError> {
         let raw = s.trim();
-        let err = |why| Err(DomainError::Phone(raw.to_string(), why));
+        let err = |why| Err(DomainError::Phone(super::shown(raw), why));
         let mut digits = String::with_capacity(raw.len());
         let mut plus = false;
         for (i, c) in raw.chars().enumerate() {
@@ -244,6 +329,20 @@ mod tests {
         ] {
             assert!(Email::parse(bad).is_err(), "{bad} should be rejected");
         }
+    }
+
+    #[test]
+    fn internationalised_domains_are_stored_in_ascii() {
+        for (input, want) in [
+            ("ana@пример.рф", "ana@xn--e1afmkfd.xn--p1ai"),
+            ("Ana@MÜNCHEN.de", "Ana@xn--mnchen-3ya.de"),
+            ("ana@bălți.md", "ana@xn--bli-9oa51l.md"),
+        ] {
+            assert_eq!(Email::parse(input).unwrap().as_str(), want, "{input}");
+        }
+        let e = Email::parse("анна@пример.рф").unwrap_err().to_string();
+        assert!(e.contains("SMTPUTF8"), "{e}");
+        assert!(Email::parse("ana@exa\u{2028}mple.com").is_err());
     }
 
     #[test]

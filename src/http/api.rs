@@ -1,10 +1,12 @@
 //! The ingest API and `/metrics` on the public server.
 //!
 //! `POST /api/customers` and `POST /api/orders` take one JSON object or an array of them and
-//! answer `{"accepted":N,"rejected":M,"inserted":I,"updated":U,"errors":[...]}`: 200 when
-//! every item was stored, 422 when some were rejected (the valid ones are stored all the same,
-//! as a CSV import does), each error naming its item `index`, `field`, `message` and `hint`;
-//! 400 when the body is not JSON. They need `Authorization: Bearer <http.api_key_env>`: 401
+//! answer `{"accepted":N,"rejected":M,"inserted":I,"updated":U,"errors":[...],"warnings":[...]}`:
+//! 200 when every item was stored whole, 422 when some were rejected or stored without a
+//! refused contact value (the valid ones are stored all the same, as a CSV import does), each
+//! error naming its item `index`, `field`, `message`, `hint` and `outcome` (`rejected`: the
+//! item was not stored; `left_out`: it was stored without this value); `warnings` lists
+//! normalised values (`normalised`); 400 when the body is not JSON. They need `Authorization: Bearer <http.api_key_env>`: 401
 //! without it or with a wrong one, 404 when no key is configured (the API is off).
 //!
 //! `GET /metrics` is the Prometheus exposition; with `http.metrics_key_env` set it needs that
@@ -84,7 +86,9 @@ async fn ingest(app: Arc<App>, headers: HeaderMap, body: Bytes, what: What) -> R
                 updated = r.updated,
                 "ingest API: {kind}"
             );
-            let status = if r.rejected == 0 {
+            // A value left out of a stored item is a 422 too: the client sent something we
+            // did not keep.
+            let status = if r.errors.is_empty() {
                 StatusCode::OK
             } else {
                 StatusCode::UNPROCESSABLE_ENTITY

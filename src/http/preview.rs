@@ -23,11 +23,10 @@ use jiff::civil::Date;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::app::{Composed, Definitions, LinkMode, compose_with, sample_customers};
+use crate::app::{ComposeError, Composed, Definitions, LinkMode, compose_with, sample_customers};
 use crate::config::{Config, Diagnostics, Severity};
 use crate::domain::{Channel, Locale};
 use crate::plan::CustomerFacts;
-use crate::render::RenderError;
 use crate::ritual::Ritual;
 
 /// The date the page shows when none is chosen: the samples' birthday.
@@ -169,12 +168,19 @@ fn render_page(cfg: &Config, q: &PageQuery) -> String {
     };
     let date = match q.date.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         None => DEFAULT_DATE,
-        Some(s) => s.parse::<Date>().unwrap_or_else(|_| {
-            notices.push(format!(
-                "`{s}` is not a date (YYYY-MM-DD); showing {DEFAULT_DATE}"
-            ));
-            DEFAULT_DATE
-        }),
+        Some(s) => match s.parse::<Date>() {
+            Err(_) => {
+                notices.push(format!(
+                    "`{s}` is not a date (YYYY-MM-DD); showing {DEFAULT_DATE}"
+                ));
+                DEFAULT_DATE
+            }
+            // Far dates would leave the calendar's range while rendering.
+            Ok(d) => crate::app::supported_date(d).unwrap_or_else(|why| {
+                notices.push(format!("{why}; showing {DEFAULT_DATE}"));
+                DEFAULT_DATE
+            }),
+        },
     };
 
     let mut body = String::new();
@@ -339,7 +345,7 @@ fn messages(cfg: &Config, defs: &Definitions, customer: &CustomerFacts, date: Da
     out
 }
 
-type Render<'a> = dyn Fn(Channel) -> Result<Composed, RenderError> + 'a;
+type Render<'a> = dyn Fn(Channel) -> Result<Composed, ComposeError> + 'a;
 
 /// "from en" when the locale had no template of its own for this part.
 fn fallback_note(wanted: &str, m: &Composed) -> String {
@@ -536,6 +542,21 @@ mod tests {
             html.contains("Дорогой друг"),
             "the minimal sample has no name"
         );
+    }
+
+    /// Regression (issue #23): a far date in the query panicked in the date library while
+    /// the page was rendered; now it is explained and the default date shown.
+    #[test]
+    fn page_refuses_dates_out_of_range() {
+        for date in ["9999-12-31", "-009999-01-01", "9001-01-01"] {
+            let q = PageQuery {
+                customer: None,
+                date: Some(date.into()),
+            };
+            let html = render_page(&repo_config(), &q);
+            assert!(html.contains("is out of range"), "{date}: {html}");
+            assert!(html.contains("value=\"2027-03-01\""), "{date}");
+        }
     }
 
     #[tokio::test]

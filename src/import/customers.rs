@@ -2,11 +2,11 @@
 
 use std::collections::BTreeMap;
 
-use crate::domain::{Channel, Email, Locale, Phone, YearlyDate, parse_zone};
+use crate::domain::{Channel, Email, Locale, Name, Phone, YearlyDate, parse_zone};
 
 use super::header::{FieldSpec, Kind};
-use super::table::{Problems, Row, Table, parse_table};
-use super::{CustomerRecord, ImportError, ImportOptions, Parsed, validate};
+use super::table::{Note, Notes, Problems, Row, Table, parse_table};
+use super::{CustomerRecord, ImportError, ImportOptions, Parsed, Refused, validate};
 
 const EXTERNAL_ID: usize = 0;
 const FIRST_NAME: usize = 1;
@@ -86,13 +86,41 @@ pub(super) fn parse_customers(
         extras: true,
         id_field: EXTERNAL_ID,
     };
-    parse_table(bytes, opts, &table, |row| {
-        customer(row, country_code.as_deref(), &default_locale, &default_zone)
+    parse_table(bytes, opts, &table, |row, notes| {
+        customer(
+            row,
+            notes,
+            country_code.as_deref(),
+            &default_locale,
+            &default_zone,
+        )
     })
 }
 
+/// A name cell through [`Name::parse`]: normalised with a note, or refused with one.
+fn name(row: &Row<'_>, field: usize, notes: &mut Notes) -> (Option<String>, bool) {
+    let (name, refused) = row.soft(field, notes, Name::parse);
+    let name = name.flatten();
+    if let (Some(n), Some(raw)) = (&name, row.get(field))
+        && n.as_str() != raw
+    {
+        notes.push(Note {
+            column: row.column(field),
+            reason: format!(
+                "column `{}`: line breaks, tabs or repeated spaces became one space",
+                row.name(field)
+            ),
+            refused: false,
+        });
+    }
+    (name.map(Name::into_string), refused)
+}
+
+/// One customer row. A refused contact value (name, email, phone) is left out with a note;
+/// any other bad value rejects the row.
 pub(super) fn customer(
     row: &Row<'_>,
+    notes: &mut Notes,
     country_code: Option<&str>,
     default_locale: &Locale,
     default_zone: &str,
@@ -103,8 +131,10 @@ pub(super) fn customer(
         &mut errors,
         "every customer needs an external id",
     );
-    let email = row.parse(EMAIL, &mut errors, Email::parse);
-    let phone = row.parse(PHONE, &mut errors, |s| Phone::parse(s, country_code));
+    let (first_name, first_refused) = name(row, FIRST_NAME, notes);
+    let (last_name, last_refused) = name(row, LAST_NAME, notes);
+    let (email, email_refused) = row.soft(EMAIL, notes, Email::parse);
+    let (phone, phone_refused) = row.soft(PHONE, notes, |s| Phone::parse(s, country_code));
     let locale = row.parse(LOCALE, &mut errors, Locale::parse);
     let time_zone = row.parse(TIME_ZONE, &mut errors, |s| {
         parse_zone(s).map(|tz| tz.iana_name().unwrap_or(s).to_string())
@@ -141,8 +171,8 @@ pub(super) fn customer(
     match external_id {
         Some(external_id) if errors.is_empty() => Ok(CustomerRecord {
             external_id: external_id.to_string(),
-            first_name: row.get(FIRST_NAME).map(str::to_string),
-            last_name: row.get(LAST_NAME).map(str::to_string),
+            first_name,
+            last_name,
             email,
             phone,
             locale: locale.unwrap_or_else(|| default_locale.clone()),
@@ -152,6 +182,12 @@ pub(super) fn customer(
             preferred_channel,
             custom_dates,
             attributes,
+            refused: Refused {
+                first_name: first_refused,
+                last_name: last_refused,
+                email: email_refused,
+                phone: phone_refused,
+            },
         }),
         _ => Err(errors),
     }

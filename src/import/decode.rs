@@ -1,7 +1,13 @@
-//! Bytes to text: a named encoding, a byte-order mark, or detection between UTF-8,
-//! windows-1251 (Cyrillic) and windows-1250 (Central European, Romanian).
+//! Bytes to text: a named encoding, a byte-order mark, or detection between UTF-16 (by its
+//! shape: every other byte NUL), UTF-8, windows-1251 (Cyrillic) and windows-1250 (Central
+//! European, Romanian).
+//!
+//! Bad bytes fail their row, not the file: undecodable bytes become U+FFFD and a NUL stays a
+//! NUL, and the row loop rejects a row holding either ([`Decoded::lossy`]); only bad bytes on
+//! the first line (the header) fail the whole file. A file that is mostly UTF-8 with a few
+//! lines in another encoding (two exports pasted together) is read as UTF-8.
 
-use encoding_rs::{Encoding, REPLACEMENT, UTF_8, WINDOWS_1250, WINDOWS_1251};
+use encoding_rs::{Encoding, REPLACEMENT, UTF_8, UTF_16BE, UTF_16LE, WINDOWS_1250, WINDOWS_1251};
 
 use super::ImportError;
 
@@ -9,6 +15,8 @@ use super::ImportError;
 pub(super) struct Decoded {
     pub text: String,
     pub encoding: &'static Encoding,
+    /// Some bytes could not be decoded and became U+FFFD: a row holding one is rejected.
+    pub lossy: bool,
 }
 
 /// Decodes `bytes` with the encoding named by `label` (any WHATWG label: `utf-8`, `cp1251`,
@@ -24,12 +32,10 @@ pub(super) fn decode(bytes: &[u8], label: Option<&str>) -> Result<Decoded, Impor
     if let Some((encoding, _)) = Encoding::for_bom(bytes) {
         return decode_with(bytes, encoding);
     }
-    if let Some(at) = bytes.iter().position(|b| *b == 0) {
-        return Err(ImportError::Binary {
-            line: line_at(bytes, at),
-        });
+    if let Some(encoding) = utf16_shape(bytes) {
+        return decode_with(bytes, encoding);
     }
-    if std::str::from_utf8(bytes).is_ok() {
+    if std::str::from_utf8(bytes).is_ok() || mostly_utf8(bytes) {
         return decode_with(bytes, UTF_8);
     }
     decode_with(bytes, detect_single_byte(bytes))
@@ -38,22 +44,16 @@ pub(super) fn decode(bytes: &[u8], label: Option<&str>) -> Result<Decoded, Impor
 fn decode_with(bytes: &[u8], encoding: &'static Encoding) -> Result<Decoded, ImportError> {
     let (text, used, had_errors) = encoding.decode(bytes);
     if had_errors {
-        // Only multi-byte encodings can fail; point at the first undecodable byte.
-        let bom = Encoding::for_bom(bytes).map_or(0, |(_, len)| len);
-        let line = if used == UTF_8 {
-            let body = &bytes[bom..];
-            let at = std::str::from_utf8(body)
-                .err()
-                .map_or(0, |e| e.valid_up_to());
-            line_at(body, at)
-        } else {
-            let at = text.find('\u{FFFD}').unwrap_or(0);
-            line_at(text.as_bytes(), at)
-        };
-        return Err(ImportError::Decode {
-            encoding: used.name(),
-            line,
-        });
+        // Only multi-byte encodings can fail. Bad bytes in the header fail the file; in a
+        // row, the row (see `table`).
+        let at = text.find('\u{FFFD}').unwrap_or(0);
+        let line = line_at(text.as_bytes(), at);
+        if line == 1 {
+            return Err(ImportError::Decode {
+                encoding: used.name(),
+                line,
+            });
+        }
     }
     let mut text = text.into_owned();
     if used == WINDOWS_1250 {
@@ -62,7 +62,52 @@ fn decode_with(bytes: &[u8], encoding: &'static Encoding) -> Result<Decoded, Imp
     Ok(Decoded {
         text,
         encoding: used,
+        lossy: had_errors,
     })
+}
+
+/// UTF-16 without a byte-order mark: in text that is mostly ASCII, every other byte is NUL
+/// (the odd ones in little-endian, the even ones in big-endian). Looks at the first 4 KiB.
+fn utf16_shape(bytes: &[u8]) -> Option<&'static Encoding> {
+    let head = &bytes[..bytes.len().min(4096) & !1];
+    let pairs = head.len() / 2;
+    if pairs < 2 {
+        return None;
+    }
+    let zero = |parity: usize| {
+        head.iter()
+            .skip(parity)
+            .step_by(2)
+            .filter(|b| **b == 0)
+            .count()
+    };
+    let (even, odd) = (zero(0), zero(1));
+    // At least half of one side NUL and almost none of the other.
+    if odd * 2 >= pairs && even * 20 <= pairs {
+        Some(UTF_16LE)
+    } else if even * 2 >= pairs && odd * 20 <= pairs {
+        Some(UTF_16BE)
+    } else {
+        None
+    }
+}
+
+/// Whether bytes that are not valid UTF-8 are still mostly UTF-8: more lines with non-ASCII
+/// bytes are valid UTF-8 than not (a line of windows-1251 pasted into a UTF-8 export). A
+/// whole windows-125x file has almost no line that happens to be valid UTF-8.
+fn mostly_utf8(bytes: &[u8]) -> bool {
+    let (mut valid, mut invalid) = (0usize, 0usize);
+    for line in bytes.split(|b| *b == b'\n') {
+        if line.is_ascii() {
+            continue;
+        }
+        if std::str::from_utf8(line).is_ok() {
+            valid += 1;
+        } else {
+            invalid += 1;
+        }
+    }
+    valid > invalid
 }
 
 /// 1-based line of byte `at`.
@@ -189,15 +234,55 @@ mod tests {
         assert!(
             matches!(decode(b"x", Some("klingon")), Err(ImportError::UnknownEncoding(l)) if l == "klingon")
         );
-        match decode(b"id\n1\n\xC8\xE2", Some("utf-8")) {
+        // Undecodable bytes in a row: decoded with U+FFFD, for the row loop to reject.
+        let d = decode(b"id\n1\n\xC8\xE2", Some("utf-8")).unwrap();
+        assert!(
+            d.lossy && d.text.starts_with("id\n1\n\u{FFFD}"),
+            "{}",
+            d.text
+        );
+        // In the header: the file fails.
+        match decode(b"i\xC8d\n1\n", Some("utf-8")) {
             Err(ImportError::Decode { encoding, line }) => {
-                assert_eq!((encoding, line), ("UTF-8", 3))
+                assert_eq!((encoding, line), ("UTF-8", 1))
             }
             other => panic!("{:?}", other.map(|d| d.text)),
         }
-        assert!(matches!(
-            decode(b"i\0d\0\n\0", None),
-            Err(ImportError::Binary { line: 1 })
-        ));
+        // A NUL in a row stays, for the row loop to reject.
+        let d = decode(b"id\n1\0\n2\n", None).unwrap();
+        assert_eq!(
+            (d.encoding.name(), d.text.as_str()),
+            ("UTF-8", "id\n1\0\n2\n")
+        );
+    }
+
+    #[test]
+    fn utf16_with_or_without_bom() {
+        let text = "id,first_name\nc1,Ștefan\nc2,Мария\n";
+        let le: Vec<u8> = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let be: Vec<u8> = text.encode_utf16().flat_map(u16::to_be_bytes).collect();
+        for (bytes, name) in [(le.clone(), "UTF-16LE"), (be.clone(), "UTF-16BE")] {
+            let d = decode(&bytes, None).unwrap();
+            assert_eq!(
+                (d.encoding.name(), d.text.as_str(), d.lossy),
+                (name, text, false)
+            );
+        }
+        let mut bom = vec![0xFF, 0xFE];
+        bom.extend_from_slice(&le);
+        let d = decode(&bom, None).unwrap();
+        assert_eq!((d.encoding.name(), d.text.as_str()), ("UTF-16LE", text));
+    }
+
+    #[test]
+    fn a_mostly_utf8_file_with_a_foreign_line_is_utf8() {
+        let mut bytes = "id,first_name\nc1,Ștefan\nc2,Ana\nc3,Țurcanu\n"
+            .as_bytes()
+            .to_vec();
+        let (cp, _, _) = WINDOWS_1251.encode("c4,Иван\n");
+        bytes.extend_from_slice(&cp);
+        let d = decode(&bytes, None).unwrap();
+        assert_eq!(d.encoding.name(), "UTF-8");
+        assert!(d.lossy && d.text.contains("c1,Ștefan") && d.text.contains("c4,\u{FFFD}"));
     }
 }

@@ -7,12 +7,13 @@
 //! dates and attributes; other keys of a customer are attributes, as in CSV. Values are
 //! strings; numbers and booleans are read as their JSON text (`"amount": 12.5`); `null` or
 //! `""` means "not given". Every problem names the key it is about; an item's problems come
-//! in key order.
+//! in key order. As in CSV, a refused contact value (name, email, phone) does not reject its
+//! item: the item is stored without it and the problem says so ([`FieldOutcome::LeftOut`]).
 
 use serde_json::Value;
 
 use super::header::map_header;
-use super::table::{Problems, Row};
+use super::table::{Notes, Problems, Row};
 use super::{CustomerRecord, ImportError, ImportOptions, OrderRecord, customers, orders, validate};
 
 /// One problem of one item.
@@ -24,7 +25,24 @@ pub struct FieldError {
     pub field: String,
     pub message: String,
     pub hint: String,
+    /// What became of the item and the value.
+    pub outcome: FieldOutcome,
 }
+
+/// What a problem did to its item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldOutcome {
+    /// The item was not stored.
+    Rejected,
+    /// The item was stored without this value (a value stored before is kept).
+    LeftOut,
+    /// The item was stored with this value normalised (a name's line breaks became spaces).
+    Normalised,
+}
+
+/// An item that was read, with what was left out of it or normalised.
+pub type Read<T> = (T, Vec<FieldError>);
 
 /// Reads API items with the import's defaults, checked once.
 pub struct JsonReader {
@@ -45,8 +63,12 @@ impl JsonReader {
         })
     }
 
-    /// A customer object, or every problem it has.
-    pub fn customer(&self, index: usize, item: &Value) -> Result<CustomerRecord, Vec<FieldError>> {
+    /// A customer object and its left-out or normalised values, or every problem it has.
+    pub fn customer(
+        &self,
+        index: usize,
+        item: &Value,
+    ) -> Result<Read<CustomerRecord>, Vec<FieldError>> {
         let (names, cells) = flatten(index, item, true)?;
         self.with_row(
             index,
@@ -54,9 +76,10 @@ impl JsonReader {
             &cells,
             customers::CUSTOMER_COLUMNS,
             true,
-            |row| {
+            |row, notes| {
                 customers::customer(
                     row,
+                    notes,
                     self.country_code.as_deref(),
                     &self.default_locale,
                     &self.zone_name,
@@ -68,9 +91,15 @@ impl JsonReader {
     /// An order object, or every problem it has.
     pub fn order(&self, index: usize, item: &Value) -> Result<OrderRecord, Vec<FieldError>> {
         let (names, cells) = flatten(index, item, false)?;
-        self.with_row(index, &names, &cells, orders::ORDER_COLUMNS, false, |row| {
-            orders::order(row, &self.zone, &self.zone_name)
-        })
+        self.with_row(
+            index,
+            &names,
+            &cells,
+            orders::ORDER_COLUMNS,
+            false,
+            |row, _| orders::order(row, &self.zone, &self.zone_name),
+        )
+        .map(|(order, _)| order)
     }
 
     fn with_row<T>(
@@ -80,8 +109,8 @@ impl JsonReader {
         cells: &[String],
         specs: &[super::header::FieldSpec],
         extras: bool,
-        parse: impl FnOnce(&Row<'_>) -> Result<T, Problems>,
-    ) -> Result<T, Vec<FieldError>> {
+        parse: impl FnOnce(&Row<'_>, &mut Notes) -> Result<T, Problems>,
+    ) -> Result<Read<T>, Vec<FieldError>> {
         let header = match map_header(names, specs, extras, b',') {
             Ok(h) => h,
             Err(ImportError::MissingColumns { missing, .. }) => {
@@ -92,6 +121,7 @@ impl JsonReader {
                         field: m.column.to_string(),
                         message: "required".into(),
                         hint: hint_for(m.column),
+                        outcome: FieldOutcome::Rejected,
                     })
                     .collect());
             }
@@ -101,6 +131,7 @@ impl JsonReader {
                     field: second,
                     message: format!("gives `{column}` a second time"),
                     hint: "send each field once".into(),
+                    outcome: FieldOutcome::Rejected,
                 }]);
             }
             Err(e) => {
@@ -109,6 +140,7 @@ impl JsonReader {
                     field: String::new(),
                     message: e.to_string(),
                     hint: "keys are the CSV column names: see README, Ingest API".into(),
+                    outcome: FieldOutcome::Rejected,
                 }]);
             }
         };
@@ -117,18 +149,42 @@ impl JsonReader {
             specs,
             cells: cells.iter().map(String::as_str).collect(),
         };
-        parse(&row).map_err(|mut problems| {
-            problems.sort_by_key(|(column, _)| *column);
-            problems
-                .into_iter()
-                .map(|(_, why)| field_error(index, &why))
-                .collect()
-        })
+        let mut notes = Notes::new();
+        match parse(&row, &mut notes) {
+            Ok(value) => {
+                notes.sort_by_key(|n| n.column);
+                let notes = notes
+                    .into_iter()
+                    .map(|n| {
+                        let outcome = if n.refused {
+                            FieldOutcome::LeftOut
+                        } else {
+                            FieldOutcome::Normalised
+                        };
+                        field_error(index, &n.reason, outcome)
+                    })
+                    .collect();
+                Ok((value, notes))
+            }
+            Err(mut problems) => {
+                problems.extend(
+                    notes
+                        .into_iter()
+                        .filter(|n| n.refused)
+                        .map(|n| (n.column, n.reason)),
+                );
+                problems.sort_by_key(|(column, _)| *column);
+                Err(problems
+                    .into_iter()
+                    .map(|(_, why)| field_error(index, &why, FieldOutcome::Rejected))
+                    .collect())
+            }
+        }
     }
 }
 
 /// `column `x`: why` (the row parsers' wording) → field `x`, message `why`.
-fn field_error(index: usize, why: &str) -> FieldError {
+fn field_error(index: usize, why: &str, outcome: FieldOutcome) -> FieldError {
     let (field, message) = why
         .strip_prefix("column `")
         .and_then(|rest| rest.split_once("`: "))
@@ -141,6 +197,7 @@ fn field_error(index: usize, why: &str) -> FieldError {
         field,
         message,
         hint,
+        outcome,
     }
 }
 
@@ -187,6 +244,7 @@ fn flatten(
         return Err(vec![FieldError {
             index,
             field: String::new(),
+            outcome: FieldOutcome::Rejected,
             message: "expected a JSON object".into(),
             hint: if extras {
                 "{\"external_id\": \"c1\", \"email\": \"ana@example.com\", ...}".into()
@@ -208,6 +266,7 @@ fn flatten(
             hint: hint_for(&name),
             field: name,
             message: "expected a string, a number or null".into(),
+            outcome: FieldOutcome::Rejected,
         }),
     };
     for (key, v) in map {
@@ -279,6 +338,8 @@ mod tests {
                         "last_name": null}),
             )
             .unwrap();
+        let (c, notes) = c;
+        assert!(notes.is_empty(), "{notes:?}");
         assert_eq!(c.external_id, "c1");
         assert_eq!(c.email.unwrap().as_str(), "Ana@example.com");
         assert_eq!(c.phone.unwrap().as_str(), "+40721000001");
@@ -320,6 +381,50 @@ mod tests {
         );
         let e = reader().customer(0, &json!("c1")).unwrap_err();
         assert_eq!(e[0].message, "expected a JSON object");
+    }
+
+    #[test]
+    fn a_refused_contact_value_leaves_the_item_stored_without_it() {
+        let (c, notes) = reader()
+            .customer(
+                2,
+                &json!({"external_id": "c1", "first_name": "Ana\nMaria", "last_name": "Pop\u{7}",
+                        "email": "ana..pop@example.com", "phone": "0721 000 001"}),
+            )
+            .unwrap();
+        assert_eq!(
+            (
+                c.email,
+                c.phone.unwrap().as_str(),
+                c.first_name.as_deref(),
+                c.last_name
+            ),
+            (None, "+40721000001", Some("Ana Maria"), None)
+        );
+        assert_eq!(
+            c.refused,
+            crate::import::Refused {
+                first_name: false,
+                last_name: true,
+                email: true,
+                phone: false
+            }
+        );
+        let got: Vec<(usize, &str, FieldOutcome)> = notes
+            .iter()
+            .map(|n| (n.index, n.field.as_str(), n.outcome))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (2, "email", FieldOutcome::LeftOut),
+                (2, "first_name", FieldOutcome::Normalised),
+                (2, "last_name", FieldOutcome::LeftOut),
+            ]
+        );
+        assert!(notes[0].message.contains("follow another dot"), "{notes:?}");
+        assert!(notes[2].message.contains("control character"), "{notes:?}");
+        assert!(!notes[2].message.contains('\u{7}'), "escaped: {notes:?}");
     }
 
     #[test]

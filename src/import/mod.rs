@@ -6,11 +6,18 @@
 //! ignoring case, spaces, `_`, `-` and `.`, with aliases), and the checks of every cell. It
 //! touches no database and no clock: storing the records is the caller's job.
 //!
-//! A file-level problem (undecodable bytes, no header, a required column missing, two columns
+//! A file-level problem (undecodable bytes or a NUL in the header line, no header, a required column missing, two columns
 //! for one field, a bad option) is an [`ImportError`] and nothing is imported. A bad row is a
 //! [`RowError`] with its physical line (the line where the record starts, counting blank lines
 //! and lines inside quoted fields) and every problem of the row; the row is skipped and the
-//! rest import. An empty cell means "not given"; cells are trimmed; blank rows are skipped.
+//! rest import. A NUL byte or undecodable bytes in a row reject that row. UTF-16 is read from
+//! its byte-order mark or its shape (every other byte NUL).
+//!
+//! Contact values (first and last name, email, phone) follow the door's rules in `domain`
+//! ([`crate::domain::Name`], [`Email`], [`Phone`]): a refused one does not reject its row. The
+//! row is imported without it, with a [`RowWarning`] naming line, column and reason, and a
+//! value already stored for that customer is kept ([`Refused`]). A name whose line breaks,
+//! tabs or repeated spaces became one space is imported with a warning too. An empty cell means "not given"; cells are trimmed; blank rows are skipped.
 //! A row with fewer fields than the header, or more non-empty ones, is rejected (a stray
 //! delimiter would shift every later column). Within one file an external id may appear once:
 //! a later row with the same id is reported and the first is kept (ids of rejected rows do not
@@ -40,7 +47,7 @@ use std::fmt;
 
 use crate::domain::{Channel, Email, Locale, Phone, YearlyDate};
 
-pub use json::{FieldError, JsonReader, items as json_items};
+pub use json::{FieldError, FieldOutcome, JsonReader, items as json_items};
 
 /// How to read a file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +80,24 @@ impl fmt::Display for RowError {
     }
 }
 
+/// A row that was imported with one of its values refused (left out) or normalised.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RowWarning {
+    /// 1-based physical line of the start of the record.
+    pub line: u64,
+    /// "column `x`: why; what was done", one value per warning.
+    pub reason: String,
+    /// The value was refused and left out (a finding: `import` exits 1); `false` when it was
+    /// normalised and kept.
+    pub refused: bool,
+}
+
+impl fmt::Display for RowWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}: {}", self.line, self.reason)
+    }
+}
+
 /// The outcome of reading one file.
 #[derive(Debug, Clone)]
 pub struct Parsed<T> {
@@ -80,6 +105,8 @@ pub struct Parsed<T> {
     pub records: Vec<(u64, T)>,
     /// Skipped rows, in file order.
     pub errors: Vec<RowError>,
+    /// Values of good rows that were left out or normalised, in file order.
+    pub warnings: Vec<RowWarning>,
     /// The encoding used (`UTF-8`, `windows-1251`, `windows-1250`, ...).
     pub encoding: &'static str,
     /// The delimiter used.
@@ -134,11 +161,11 @@ pub enum ImportError {
     )]
     UnknownEncoding(String),
     #[error(
-        "the file is not valid {encoding}: undecodable bytes on line {line}; save it as UTF-8 or name its encoding"
+        "the header (line {line}) is not valid {encoding}: save the file as UTF-8 or name its encoding"
     )]
     Decode { encoding: &'static str, line: u64 },
     #[error(
-        "the file contains NUL bytes (line {line}): it looks like UTF-16 without a byte-order mark, or not a text file; save it as UTF-8 CSV"
+        "the header (line {line}) contains NUL bytes: this is not a text file; save it as UTF-8 CSV"
     )]
     Binary { line: u64 },
     #[error("the file has no header line: the first line must name the columns")]
@@ -193,6 +220,18 @@ pub struct CustomerRecord {
     pub custom_dates: BTreeMap<String, YearlyDate>,
     /// `attr:<name>` columns and unknown columns, non-empty cells only.
     pub attributes: BTreeMap<String, String>,
+    /// Contact values that were given but refused: left out of the record, and a value
+    /// already stored for this customer is kept rather than cleared.
+    pub refused: Refused,
+}
+
+/// Which contact values of a customer were given but refused at the door.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Refused {
+    pub first_name: bool,
+    pub last_name: bool,
+    pub email: bool,
+    pub phone: bool,
 }
 
 /// One order row.

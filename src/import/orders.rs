@@ -53,7 +53,7 @@ pub(super) fn parse_orders(
         extras: false,
         id_field: EXTERNAL_ID,
     };
-    parse_table(bytes, opts, &table, |row| order(row, &zone, &zone_name))
+    parse_table(bytes, opts, &table, |row, _| order(row, &zone, &zone_name))
 }
 
 pub(super) fn order(

@@ -4,10 +4,22 @@
 use std::collections::HashMap;
 
 use super::header::{FieldSpec, Header, detect_delimiter, map_header, show_delimiter};
-use super::{ImportError, ImportOptions, Parsed, RowError, decode};
+use super::{ImportError, ImportOptions, Parsed, RowError, RowWarning, decode};
 
 /// A row's problems: (column index, "column `x`: why"), reported in column order.
 pub(super) type Problems = Vec<(usize, String)>;
+
+/// What happened to one value of a row that does not reject the row.
+pub(super) struct Note {
+    pub column: usize,
+    /// "column `x`: why", the wording of [`Problems`].
+    pub reason: String,
+    /// Refused and left out (`false`: normalised and kept).
+    pub refused: bool,
+}
+
+/// A row's notes, in the order they were taken.
+pub(super) type Notes = Vec<Note>;
 
 /// One data row, cells trimmed.
 pub(super) struct Row<'a> {
@@ -30,7 +42,8 @@ impl<'a> Row<'a> {
         })
     }
 
-    fn column(&self, field: usize) -> usize {
+    /// The column index of spec field `field` (`usize::MAX` when the header lacks it).
+    pub fn column(&self, field: usize) -> usize {
         self.header.fields[field].unwrap_or(usize::MAX)
     }
 
@@ -50,6 +63,30 @@ impl<'a> Row<'a> {
                 ))
             })
             .ok()
+    }
+
+    /// Parses contact field `field` if given; a failure leaves the field out with a note
+    /// (the row is kept) and answers `(None, true)`.
+    pub fn soft<T, E: ToString>(
+        &self,
+        field: usize,
+        notes: &mut Notes,
+        parse: impl FnOnce(&str) -> Result<T, E>,
+    ) -> (Option<T>, bool) {
+        let Some(value) = self.get(field) else {
+            return (None, false);
+        };
+        match parse(value) {
+            Ok(v) => (Some(v), false),
+            Err(e) => {
+                notes.push(Note {
+                    column: self.column(field),
+                    reason: format!("column `{}`: {}", self.name(field), e.to_string()),
+                    refused: true,
+                });
+                (None, true)
+            }
+        }
     }
 
     /// Field `field`, recording "column `x`: empty; <why>" when it is not given.
@@ -110,7 +147,7 @@ pub(super) fn parse_table<T>(
     bytes: &[u8],
     opts: &ImportOptions,
     table: &Table<'_>,
-    mut parse_row: impl FnMut(&Row<'_>) -> Result<T, Problems>,
+    mut parse_row: impl FnMut(&Row<'_>, &mut Notes) -> Result<T, Problems>,
 ) -> Result<Parsed<T>, ImportError> {
     let decoded = decode::decode(bytes, opts.encoding.as_deref())?;
     let text = decoded.text.as_str();
@@ -147,6 +184,9 @@ pub(super) fn parse_table<T>(
         Some(Ok(r)) => r,
     };
     let names: Vec<String> = header_record.iter().map(str::to_string).collect();
+    if names.iter().any(|n| n.contains('\0')) {
+        return Err(ImportError::Binary { line: 1 });
+    }
     if names.iter().all(|n| n.trim().is_empty()) {
         return Err(ImportError::NoHeader);
     }
@@ -155,6 +195,7 @@ pub(super) fn parse_table<T>(
     let mut parsed = Parsed {
         records: Vec::new(),
         errors: Vec::new(),
+        warnings: Vec::new(),
         encoding: decoded.encoding.name(),
         delimiter,
     };
@@ -176,6 +217,25 @@ pub(super) fn parse_table<T>(
         let line = record
             .position()
             .map_or(0, |p| lines.line_of_record(p.byte()));
+        // Bad bytes fail their row (see `decode`).
+        if record.iter().any(|c| c.contains('\0')) {
+            parsed.errors.push(RowError {
+                line,
+                reason: "the row holds a NUL byte, which no text has: fix this row of the export"
+                    .into(),
+            });
+            continue;
+        }
+        if decoded.lossy && record.iter().any(|c| c.contains('\u{FFFD}')) {
+            parsed.errors.push(RowError {
+                line,
+                reason: format!(
+                    "the row holds bytes that are not valid {}: fix this row, or save the file as UTF-8",
+                    decoded.encoding.name()
+                ),
+            });
+            continue;
+        }
         let cells: Vec<&str> = record.iter().map(str::trim).collect();
         if cells.iter().all(|c| c.is_empty()) {
             continue; // a blank row (`;;;` from a spreadsheet)
@@ -197,8 +257,16 @@ pub(super) fn parse_table<T>(
             specs: table.specs,
             cells,
         };
-        match parse_row(&row) {
+        let mut notes = Notes::new();
+        match parse_row(&row, &mut notes) {
             Err(mut problems) => {
+                // A rejected row reports its refused values among its problems.
+                problems.extend(
+                    notes
+                        .into_iter()
+                        .filter(|n| n.refused)
+                        .map(|n| (n.column, n.reason)),
+                );
                 problems.sort_by_key(|(column, _)| *column);
                 let reasons: Vec<String> = problems.into_iter().map(|(_, why)| why).collect();
                 parsed.errors.push(RowError {
@@ -219,11 +287,31 @@ pub(super) fn parse_table<T>(
                 } else {
                     seen.insert(id, line);
                     parsed.records.push((line, value));
+                    notes.sort_by_key(|n| n.column);
+                    parsed
+                        .warnings
+                        .extend(notes.into_iter().map(|n| RowWarning {
+                            line,
+                            reason: note_text(&n),
+                            refused: n.refused,
+                        }));
                 }
             }
         }
     }
     Ok(parsed)
+}
+
+/// A note as a warning says it: the reason, and what was done about the value.
+pub(super) fn note_text(n: &Note) -> String {
+    if n.refused {
+        format!(
+            "{}; left out (the rest of the row is imported, a stored value is kept)",
+            n.reason
+        )
+    } else {
+        n.reason.clone()
+    }
 }
 
 #[cfg(test)]

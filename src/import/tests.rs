@@ -30,6 +30,13 @@ fn errors(p: &Parsed<impl Sized>) -> Vec<(u64, &str)> {
         .collect()
 }
 
+fn warnings(p: &Parsed<impl Sized>) -> Vec<(u64, &str, bool)> {
+    p.warnings
+        .iter()
+        .map(|w| (w.line, w.reason.as_str(), w.refused))
+        .collect()
+}
+
 fn ids(p: &Parsed<CustomerRecord>) -> Vec<(u64, &str)> {
     p.records
         .iter()
@@ -144,18 +151,30 @@ fn bad_rows_are_reported_with_their_lines_and_good_rows_import() {
                b5,,,,,03-01,fax,russian\n\
                b6,bad,123,,x,,,\n";
     let p = parse_customers(csv.as_bytes(), &opts()).unwrap();
-    assert_eq!(ids(&p), vec![(2, "g1"), (8, "g2")]);
+    // A refused email or phone leaves its row imported without it (issue 23).
+    assert_eq!(ids(&p), vec![(2, "g1"), (3, "b1"), (4, "b2"), (8, "g2")]);
     assert_eq!(
-        errors(&p),
+        warnings(&p),
         vec![
             (
                 3,
-                "column `email`: invalid email address `ana@`: the domain needs a dot, as in `example.com`"
+                "column `email`: invalid email address `ana@`: the domain needs a dot, as in `example.com`; \
+                 left out (the rest of the row is imported, a stored value is kept)",
+                true
             ),
             (
                 4,
-                "column `phone`: invalid phone number `+40 72x`: only digits, spaces, dashes, dots, parentheses and a leading + are allowed"
+                "column `phone`: invalid phone number `+40 72x`: only digits, spaces, dashes, dots, parentheses and a leading + are allowed; \
+                 left out (the rest of the row is imported, a stored value is kept)",
+                true
             ),
+        ]
+    );
+    assert!(p.records[1].1.email.is_none() && p.records[1].1.refused.email);
+    assert!(p.records[2].1.phone.is_none() && p.records[2].1.refused.phone);
+    assert_eq!(
+        errors(&p),
+        vec![
             (
                 5,
                 "column `tz`: unknown time zone `Mars/Olympus`: expected an IANA name such as `Europe/Bucharest`"
@@ -179,7 +198,7 @@ fn bad_rows_are_reported_with_their_lines_and_good_rows_import() {
             ),
         ]
     );
-    let g2 = &p.records[1].1;
+    let g2 = &p.records[3].1;
     assert_eq!((g2.time_zone.as_str(), g2.locale.as_str()), ("UTC", "en"));
     assert_eq!(g2.birthday, Some(date(None, 12, 31)));
     assert_eq!(g2.preferred_channel, Some(Channel::Email));
@@ -198,7 +217,11 @@ fn quoted_multiline_fields_blank_lines_and_crlf_keep_lines_right() {
     // q1 spans lines 2-5, line 6 is blank.
     assert_eq!(ids(&p), vec![(2, "q1"), (7, "q2"), (10, "q4")]);
     let q1 = &p.records[0].1;
-    assert_eq!(q1.first_name.as_deref(), Some("Ana\r\nMaria"));
+    // A name's line break becomes a space (issue 23: it crashed the sender); an
+    // attribute keeps its lines.
+    assert_eq!(q1.first_name.as_deref(), Some("Ana Maria"));
+    assert_eq!(p.warnings.len(), 1, "{:?}", p.warnings);
+    assert_eq!((p.warnings[0].line, p.warnings[0].refused), (2, false));
     assert_eq!(
         q1.attributes.get("note").map(String::as_str),
         Some("line one\r\nline two, with a comma\r\nline three")
@@ -345,11 +368,27 @@ fn file_level_errors() {
         encoding: Some("utf-8".into()),
         ..opts()
     };
+    // Undecodable bytes in a row fail that row (issue 23); in the header, the file.
+    let p = parse_customers(b"id\n1\n\xE9\n2\n", &utf8).unwrap();
+    assert_eq!(ids(&p), vec![(2, "1"), (4, "2")]);
     assert_eq!(
-        parse_customers(b"id\n1\n\xE9\n", &utf8)
+        errors(&p),
+        vec![(
+            3,
+            "the row holds bytes that are not valid UTF-8: fix this row, or save the file as UTF-8"
+        )]
+    );
+    assert_eq!(
+        parse_customers(b"i\xE9d\n1\n", &utf8)
             .unwrap_err()
             .to_string(),
-        "the file is not valid UTF-8: undecodable bytes on line 3; save it as UTF-8 or name its encoding"
+        "the header (line 1) is not valid UTF-8: save the file as UTF-8 or name its encoding"
+    );
+    assert_eq!(
+        parse_customers(b"i\0d\n1\n", &utf8)
+            .unwrap_err()
+            .to_string(),
+        "the header (line 1) contains NUL bytes: this is not a text file; save it as UTF-8 CSV"
     );
     // A header alone is a valid, empty import.
     let p = parse_customers(b"id,email\n", &opts()).unwrap();
@@ -528,4 +567,84 @@ fn row_errors_serialize_for_reports() {
         serde_json::to_string(&e).unwrap(),
         r#"{"line":3,"reason":"column `email`: empty"}"#
     );
+}
+
+/// Issue 23: a first name with a line break was imported as it was and crashed the sender.
+/// Names are normalised (line breaks, tabs, repeated spaces → one space) or refused (other
+/// control characters, overlong), with a warning; the row is imported either way.
+#[test]
+fn names_with_control_characters_are_normalised_or_left_out() {
+    let long = "N".repeat(101);
+    let csv = format!(
+        "id,first_name,last_name,email,phone\n\
+         n1,\"Ana\r\nMaria\",\"Pop\tescu  \",ana@x.ro,\n\
+         n2,\"Ion\u{7}\",Rusu,,+40721000002\n\
+         n3,Eva,{long},eva@x.ro,\n\
+         n4,\"Dan\u{1b}[2J\",Bad,dan..x@x.ro,\n\
+         n5,\"\u{202e}cba\",Ok,ok@x.ro,\n\
+         n6,Nul,\"x\u{0}y\",nul@x.ro,\n"
+    );
+    let p = parse_customers(csv.as_bytes(), &opts()).unwrap();
+    // A NUL byte rejects its row (it is no text), with the line.
+    assert_eq!(
+        errors(&p),
+        vec![(
+            8,
+            "the row holds a NUL byte, which no text has: fix this row of the export"
+        )]
+    );
+    type Names<'a> = (&'a str, Option<&'a str>, Option<&'a str>, Option<&'a str>);
+    let names: Vec<Names> = p
+        .records
+        .iter()
+        .map(|(_, r)| {
+            (
+                r.external_id.as_str(),
+                r.first_name.as_deref(),
+                r.last_name.as_deref(),
+                r.email.as_ref().map(|e| e.as_str()),
+            )
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("n1", Some("Ana Maria"), Some("Pop escu"), Some("ana@x.ro")),
+            ("n2", None, Some("Rusu"), None),
+            ("n3", Some("Eva"), None, Some("eva@x.ro")),
+            ("n4", None, Some("Bad"), None),
+            ("n5", None, Some("Ok"), Some("ok@x.ro")),
+        ]
+    );
+    let w: Vec<(u64, bool, &str)> = p
+        .warnings
+        .iter()
+        .map(|w| (w.line, w.refused, w.reason.split(':').next().unwrap()))
+        .collect();
+    assert_eq!(
+        w,
+        [
+            (2, false, "column `first_name`"),
+            (2, false, "column `last_name`"),
+            (4, true, "column `first_name`"),
+            (5, true, "column `last_name`"),
+            (6, true, "column `first_name`"),
+            (6, true, "column `email`"),
+            (7, true, "column `first_name`"),
+        ]
+    );
+    assert!(
+        p.warnings[2]
+            .reason
+            .contains("`Ion\\u{7}`: contains a control character"),
+        "{:?}",
+        p.warnings[2]
+    );
+    assert!(p.warnings[3].reason.contains("longer than 100 characters"));
+    assert!(
+        p.warnings
+            .iter()
+            .all(|w| !w.reason.contains(['\0', '\u{1b}', '\u{202e}', '\r']))
+    );
+    assert!(p.records[1].1.refused.first_name && !p.records[1].1.refused.email);
 }

@@ -301,6 +301,9 @@ pub mod reason {
     pub const MISSED: &str = "missed";
     pub const CAPPED_BY: &str = "capped_by:";
     pub const OPTED_OUT: &str = "opted_out:";
+    /// A survey ritual's occurrence when the customer got a survey within
+    /// `engine.survey_window_days` (two orders must not mean two surveys).
+    pub const RECENT_SURVEY: &str = "recent_survey";
 }
 
 /// The rules of one deployment: rituals, segments, calendars and the engine config.
@@ -517,6 +520,15 @@ impl<'a> Engine<'a> {
                 due: o.due,
                 outcome,
             };
+            if r.survey.is_some() && self.recent_survey(history, accepted, o.due) {
+                if emit {
+                    out.push(decision(Outcome::Suppress {
+                        channel: None,
+                        reason: reason::RECENT_SURVEY.into(),
+                    }));
+                }
+                continue;
+            }
             if let Some(winner) = blocked_by {
                 if emit {
                     out.push(decision(Outcome::Suppress {
@@ -546,6 +558,24 @@ impl<'a> Engine<'a> {
                 }));
             }
         }
+    }
+
+    /// Whether a survey message (of any survey ritual) is recorded or accepted within
+    /// `survey_window_days` of `due`, either side: one survey per customer per window.
+    fn recent_survey(&self, history: &[Recorded], accepted: &[Recorded], due: Timestamp) -> bool {
+        let days = self.config.survey_window_days;
+        if days == 0 {
+            return false;
+        }
+        let window = SignedDuration::from_hours(24 * days as i64);
+        history.iter().chain(accepted).any(|h| {
+            h.message
+                && h.due.duration_since(due).abs() < window
+                && self
+                    .rituals
+                    .iter()
+                    .any(|r| r.name == h.ritual && r.survey.is_some())
+        })
     }
 
     /// The ritual whose message fills a cap on local day `day`, if one is full.

@@ -38,6 +38,7 @@ fn config() -> EngineConfig {
             until: Time::constant(21, 0, 0, 0),
         }),
         catch_up_days: 7,
+        survey_window_days: 30,
     }
 }
 
@@ -294,6 +295,66 @@ fn order(id: &str, at_: &str, number: i64) -> OrderFact {
         amount_minor: 5000,
         currency: "RON".into(),
     }
+}
+
+/// #24: two orders on the same day gave the customer two NPS surveys a week later. At most
+/// one survey per customer per `survey_window_days` (default 30), whatever the orders.
+#[test]
+fn one_survey_per_customer_per_window_whatever_the_orders() {
+    let survey = ritual(
+        "name: survey\ntrigger: { order: { delay_days: 7 } }\nsend_time: \"11:00\"\nchannels: [email]\ntemplate: s\nsurvey: nps\nfrequency_cap: false\n",
+    );
+    let w = World::new(vec![survey]);
+    let mut c = customer("UTC", "1990-01-01");
+    c.orders = vec![
+        order("A-1", "2027-03-01T09:00:00Z", 1),
+        order("A-2", "2027-03-01T17:00:00Z", 2),
+    ];
+    // Both are due at 11:00 on March 8: one survey, one suppressed.
+    let d = w.at(&c, &Consent::default(), "2027-03-08T11:00:00Z");
+    let got: Vec<(&str, bool, String)> = d
+        .iter()
+        .map(|d| {
+            let reason = match &d.outcome {
+                Outcome::Suppress { reason, .. } => reason.clone(),
+                Outcome::Send { .. } => String::new(),
+            };
+            (d.occurrence.as_str(), d.is_send(), reason)
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("order:A-1", true, String::new()),
+            ("order:A-2", false, reason::RECENT_SURVEY.to_string())
+        ]
+    );
+    // A survey sent 20 days earlier (in the ledger) holds the next one back; 31 days, not.
+    c.orders = vec![order("A-3", "2027-04-01T09:00:00Z", 3)];
+    let now = at("2027-04-08T11:00:00Z");
+    let sent = |days: i64| Recorded {
+        ritual: "survey".into(),
+        occurrence: "order:A-0".into(),
+        message: true,
+        due: now - SignedDuration::from_hours(24 * days),
+    };
+    let window = Window::new(now - SignedDuration::from_hours(24), now, false);
+    let d = w
+        .engine()
+        .decide(&c, &Consent::default(), &[sent(20)], window);
+    assert_eq!(d.len(), 1);
+    assert!(!d[0].is_send(), "{d:?}");
+    let d = w
+        .engine()
+        .decide(&c, &Consent::default(), &[sent(31)], window);
+    assert!(d[0].is_send(), "{d:?}");
+    // 0 turns the limit off.
+    let mut w0 = World::new(w.rituals.clone());
+    w0.config.survey_window_days = 0;
+    let d = w0
+        .engine()
+        .decide(&c, &Consent::default(), &[sent(1)], window);
+    assert!(d[0].is_send(), "{d:?}");
 }
 
 #[test]

@@ -38,6 +38,16 @@ use handlebars::template::{
 };
 use handlebars::{Path, PathSeg, TemplateError, TemplateErrorReason};
 
+/// Variables the product fills only when the configuration says where they point; absent from
+/// the vocabulary otherwise, and reported with this hint instead of a did-you-mean (a template
+/// rendered `href=""` for `{{links.preferences}}` without an `http:` section, and nothing said so).
+const CONFIG_FILLED: &[(&str, &str)] = &[(
+    "links.preferences",
+    "`links.preferences` is empty with this configuration: add an `http:` section (the daemon \
+     serves the preference page at <public_url>/p/<token>) or `links: { preferences: URL }` to \
+     ritualist.yaml",
+)];
+
 /// Maximum nesting of blocks (plus `{{else if}}` links and subexpressions).
 pub const MAX_DEPTH: usize = 32;
 
@@ -1296,6 +1306,10 @@ impl<'a> Linter<'a> {
     }
 
     fn variable_hint(&self, joined: &str, raw: &str) -> String {
+        // Known to the product, but only filled when the config says where it points.
+        if let Some((_, why)) = CONFIG_FILLED.iter().find(|(v, _)| *v == joined) {
+            return (*why).to_owned();
+        }
         let prefix = raw.strip_suffix(joined).unwrap_or_default();
         if let Some(s) = suggest(joined, self.valid.iter().map(String::as_str)) {
             return format!("did you mean `{prefix}{s}`?");

@@ -439,6 +439,12 @@ impl Templates {
             self.resolve_locale(folder, wanted, Part::Subject)
                 .ok_or_else(|| missing("subject.hbs"))?
         };
+        // `lang`: the language of the templates actually rendered (after the fallback chain),
+        // for `<html lang="{{lang}}">` in a shared layout.
+        let mut ctx = ctx;
+        if let Value::Object(m) = &mut ctx {
+            m.insert("lang".into(), Value::String(locale.clone()));
+        }
         // One context for the three parts, built from the JSON without copying it.
         let ctx = &handlebars::Context::from(ctx);
         let subject = self.render_part(folder, &subject_locale, Part::Subject, ctx)?;
@@ -470,7 +476,11 @@ impl Templates {
                 part: "sms.hbs",
                 locale: wanted.to_string(),
             })?;
-        let text = self.render_part(folder, &locale, Part::Sms, &Self::context(ctx)?)?;
+        let mut ctx = ctx.clone();
+        if let Value::Object(m) = &mut ctx {
+            m.insert("lang".into(), Value::String(locale.clone()));
+        }
+        let text = self.render_part(folder, &locale, Part::Sms, &Self::context(&ctx)?)?;
         let text = text.trim().to_string();
         let length = sms_length(&text);
         Ok(RenderedSms {
@@ -733,6 +743,7 @@ mod tests {
             "occasion.order.currency",
             "survey",
             "survey.links",
+            "lang",
         ] {
             vocab.insert(p.to_string());
         }

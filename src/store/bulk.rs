@@ -288,6 +288,7 @@ mod tests {
             preferred_channel: i.is_multiple_of(2).then_some(Channel::Sms),
             custom_dates: custom,
             attributes,
+            refused: Default::default(),
         }
     }
 

@@ -720,11 +720,29 @@ impl Store {
 
     /// The newest `limit` failed rows with their last error.
     pub async fn failed_deliveries(&self, limit: u32) -> Result<Vec<FailedDelivery>, StoreError> {
+        self.deliveries_listed(Status::Failed, limit).await
+    }
+
+    /// The newest `limit` rows `in_doubt` (handed over, the answer lost), newest first, with
+    /// their last reply: the ones an operator checks at the recipient, then retries or cancels.
+    pub async fn in_doubt_deliveries(&self, limit: u32) -> Result<Vec<FailedDelivery>, StoreError> {
+        self.deliveries_listed(Status::InDoubt, limit).await
+    }
+
+    /// The newest `limit` rows in `status`, with their customer's external id.
+    async fn deliveries_listed(
+        &self,
+        status: Status,
+        limit: u32,
+    ) -> Result<Vec<FailedDelivery>, StoreError> {
         let rows = self
             .all(
-                "SELECT d.id, d.ritual, c.external_id, d.channel, d.attempts, d.last_error, d.updated_at \
-                 FROM deliveries d LEFT JOIN customers c ON c.id = d.customer_id \
-                 WHERE d.status = 'failed' ORDER BY d.id DESC LIMIT $1",
+                &format!(
+                    "SELECT d.id, d.ritual, c.external_id, d.channel, d.attempts, d.last_error, d.updated_at \
+                     FROM deliveries d LEFT JOIN customers c ON c.id = d.customer_id \
+                     WHERE d.status = '{}' ORDER BY d.id DESC LIMIT $1",
+                    status.as_str()
+                ),
                 vec![(limit as i64).into()],
             )
             .await?;

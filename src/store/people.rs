@@ -87,6 +87,9 @@ impl Store {
     /// (see `app::forget`): a record matching a forgotten person's stub is opted out of
     /// everything (`all`, source `forgotten`) in the transaction that stores it, so no tick
     /// ever sees it unguarded.
+    ///
+    /// A contact value the door refused ([`CustomerRecord::refused`]) keeps the stored one: a
+    /// valid value is never replaced by nothing because a later import sent a bad one.
     pub async fn upsert_customers_checked(
         &self,
         records: &[CustomerRecord],
@@ -100,8 +103,12 @@ impl Store {
             let existing = self.existing_external_ids("customers", &ids).await?;
             let txn_sql = "INSERT INTO customers (external_id, first_name, last_name, email, phone, locale, time_zone, birth_year, birth_md, signup_date, signup_md, preferred_channel, custom_dates, attributes, created_at, updated_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15) \
-                 ON CONFLICT (external_id) DO UPDATE SET first_name = excluded.first_name, last_name = excluded.last_name, \
-                 email = excluded.email, phone = excluded.phone, locale = excluded.locale, time_zone = excluded.time_zone, \
+                 ON CONFLICT (external_id) DO UPDATE SET \
+                 first_name = CASE WHEN $16 = 1 THEN customers.first_name ELSE excluded.first_name END, \
+                 last_name = CASE WHEN $17 = 1 THEN customers.last_name ELSE excluded.last_name END, \
+                 email = CASE WHEN $18 = 1 THEN customers.email ELSE excluded.email END, \
+                 phone = CASE WHEN $19 = 1 THEN customers.phone ELSE excluded.phone END, \
+                 locale = excluded.locale, time_zone = excluded.time_zone, \
                  birth_year = excluded.birth_year, birth_md = excluded.birth_md, signup_date = excluded.signup_date, \
                  signup_md = excluded.signup_md, preferred_channel = excluded.preferred_channel, \
                  custom_dates = excluded.custom_dates, attributes = excluded.attributes, updated_at = excluded.updated_at";
@@ -133,6 +140,11 @@ impl Store {
                         .unwrap_or_else(|_| "{}".into())
                         .into(),
                     now.into(),
+                    // A value refused at the door keeps the stored one ($16–$19).
+                    i32::from(c.refused.first_name).into(),
+                    i32::from(c.refused.last_name).into(),
+                    i32::from(c.refused.email).into(),
+                    i32::from(c.refused.phone).into(),
                 ];
                 use sea_orm::ConnectionTrait;
                 txn.execute_raw(self.stmt(txn_sql, values)).await?;
@@ -319,7 +331,8 @@ impl Store {
     /// (source `bounce`), or an SMS number that replied STOP at the carrier (Twilio 21610,
     /// source `carrier_stop`). Records `channel:<channel>` opted out, only while `address` is
     /// still the customer's (a corrected address is not blamed) and never over an opt-out the
-    /// customer gave themselves. `true` when recorded.
+    /// customer gave themselves. `true` when recorded; the change is appended to
+    /// `consent_events` in the same transaction, like every other consent change.
     pub async fn record_bounce(
         &self,
         customer_id: i64,
@@ -331,8 +344,10 @@ impl Store {
             Channel::Email => ("channel:email", "bounce", "lower(email) = lower($3)"),
             Channel::Sms => ("channel:sms", "carrier_stop", "phone = $3"),
         };
-        let n = self
-            .exec(
+        use sea_orm::{ConnectionTrait, TransactionTrait};
+        let txn = self.db.begin().await?;
+        let changed = txn
+            .execute_raw(self.stmt(
                 &format!(
                     "INSERT INTO consents (customer_id, scope, opted_out, source, changed_at) \
                      SELECT id, '{scope}', TRUE, '{source}', $2 FROM customers WHERE id = $1 AND {matches} \
@@ -340,9 +355,22 @@ impl Store {
                      WHERE consents.opted_out = FALSE"
                 ),
                 vec![customer_id.into(), now.into(), address.to_string().into()],
-            )
+            ))
+            .await?
+            .rows_affected()
+            > 0;
+        if changed {
+            txn.execute_raw(self.stmt(
+                &format!(
+                    "INSERT INTO consent_events (customer_id, scope, opted_out, source, changed_at) \
+                     VALUES ($1, '{scope}', TRUE, '{source}', $2)"
+                ),
+                vec![customer_id.into(), now.into()],
+            ))
             .await?;
-        Ok(n > 0)
+        }
+        txn.commit().await?;
+        Ok(changed)
     }
 
     /// Every consent record of a customer: (scope, opted out, source).

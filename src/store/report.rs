@@ -52,6 +52,18 @@ pub struct SentFact {
 pub const MESSAGE_OPT_OUT_SOURCES: &str = "('link', 'one_click', 'sms_keyword')";
 
 impl Store {
+    /// Whether the ledger holds any row of `ritual` (one probe of the occurrence-key index):
+    /// a ritual removed from the config still has a history to report.
+    pub async fn ledger_has_ritual(&self, ritual: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .one(
+                "SELECT 1 AS one FROM deliveries WHERE ritual = $1 LIMIT 1",
+                vec![ritual.into()],
+            )
+            .await?
+            .is_some())
+    }
+
     /// Ledger rows due in `[since, until)`, of one ritual or all.
     pub async fn report_ledger(
         &self,

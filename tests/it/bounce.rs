@@ -72,6 +72,26 @@ async fn a_user_unknown_to_rcpt_opts_the_customer_out_of_email() {
                     vec![("channel:email".to_string(), true, "bounce".to_string())],
                     "{db:?} `{reply}`: customer {id}"
                 );
+                // The change is in the consent history too, with its source and time.
+                let events = t.app.store.consent_events(id).await.unwrap();
+                assert_eq!(
+                    events
+                        .iter()
+                        .map(|e| (
+                            e.scope.as_str(),
+                            e.opted_out,
+                            e.source.as_str(),
+                            e.changed_at
+                        ))
+                        .collect::<Vec<_>>(),
+                    vec![(
+                        "channel:email",
+                        true,
+                        "bounce",
+                        at("2027-05-05T12:00:00Z").as_second()
+                    )],
+                    "{db:?} `{reply}`: customer {id}"
+                );
             }
             let next = next_year(&t).await;
             assert_eq!(next.len(), 2, "{next:?}");
@@ -222,4 +242,37 @@ async fn a_paused_channel_waits_and_resumes_after_the_fix() {
         2
     );
     assert!(fixed.store.channel_pauses().await.unwrap().is_empty());
+}
+
+/// A relay that refuses us at the greeting or at EHLO (`554 5.7.1 … blocklist`: our IP is
+/// listed) refuses ritualist itself, never a recipient: the email channel pauses, nothing is
+/// failed, nobody is opted out. Regression: each message was marked `failed`, one per
+/// circuit-breaker probe.
+#[tokio::test]
+async fn a_refusal_at_the_greeting_or_ehlo_pauses_the_channel() {
+    for db in BOTH {
+        for (command, reply) in [
+            (
+                "CONNECT",
+                "554 5.7.1 Service unavailable; Client host [127.0.0.1] blocked using zen.spamhaus.org blocklist",
+            ),
+            ("EHLO", "554 5.7.1 Client host rejected: blocklist"),
+            ("EHLO", "550 Access denied"),
+        ] {
+            let Some((_sink, t)) = rejected_by(db, &["-f", command, "-B", reply]).await else {
+                continue;
+            };
+            for row in t.rows().await {
+                assert_eq!(row.status, "retry_wait", "{db:?} {command}: {row:?}");
+                let err = row.last_error.unwrap_or_default();
+                assert!(err.contains("rejected by the relay"), "{err}");
+            }
+            let pauses = t.app.store.channel_pauses().await.unwrap();
+            assert_eq!(pauses.len(), 1, "{db:?} {command}: {pauses:?}");
+            assert_eq!(pauses[0].channel, "email");
+            for (_, c) in consents(&t).await {
+                assert!(c.is_empty(), "{db:?} {command}: {c:?}");
+            }
+        }
+    }
 }

@@ -3,6 +3,7 @@
 //! preview page in headless Chromium.
 //! Peers are started by each test (see `peers`); under CI a missing peer fails the test.
 
+mod bad_data;
 mod bounce;
 mod brownout;
 mod browser;
@@ -15,6 +16,7 @@ mod engine;
 mod faults;
 mod forget;
 mod harness;
+mod hostile;
 mod inert;
 mod ingest;
 mod kannel_inbound;

@@ -173,3 +173,99 @@ async fn failed_messages_are_listed_retried_and_cancelled() {
     );
     healthy_app.channels.close().await;
 }
+
+/// In-doubt messages (a relay that hangs up right after the final dot, `delivery.in_doubt:
+/// email: skip`) are listed by `ritualist outbox` — table and JSON, with id, customer, ritual,
+/// channel, time and last reply — and `retry --all-in-doubt` / `cancel --all-in-doubt` act on
+/// them all. Regression: the README promised the listing; the command showed only a count.
+#[tokio::test]
+async fn in_doubt_messages_are_listed_retried_and_cancelled() {
+    // `-q .`: the sink disconnects, without a reply, once it has the message.
+    let Some(hangs_up) = SmtpSink::start(&["-q", "."]) else {
+        return;
+    };
+    let delivery = format!(
+        "{}      breaker_failures: 100\n  in_doubt:\n    email: skip\n",
+        smtp(hangs_up.port())
+    );
+    let t = TestApp::start(Db::Sqlite, &delivery).await.unwrap();
+    let mut csv = HEADER.to_string();
+    for i in 0..3 {
+        csv.push_str(&format!(
+            "d{i},Emma,Test,d{i}@example.com,,en,Europe/Bucharest,1990-05-05,email\n"
+        ));
+    }
+    assert!(t.customers(&csv).await.is_empty());
+    let noon = at("2027-05-05T12:00:00Z");
+    assert_eq!(t.app.tick(noon).await.unwrap().queued, 3);
+    let d = t.app.drain(noon).await.unwrap();
+    assert_eq!((d.sent, d.failed, d.in_doubt), (0, 0, 3), "{d:?}");
+    let ids: Vec<i64> = ledger(&t).await.iter().map(|r| r.0).collect();
+    assert!(
+        ledger(&t).await.iter().all(|r| r.1 == "in_doubt"),
+        "{:?}",
+        ledger(&t).await
+    );
+
+    let (code, json, err) = outbox_cli(&t, &["--format", "json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let listed = v["in_doubt"].as_array().expect("an in_doubt list");
+    assert_eq!(
+        listed
+            .iter()
+            .map(|f| f["id"].as_i64().unwrap())
+            .collect::<Vec<_>>(),
+        ids.iter().rev().copied().collect::<Vec<_>>(),
+        "newest first: {json}"
+    );
+    for f in listed {
+        assert_eq!(f["ritual"], "birthday", "{f}");
+        assert_eq!(f["channel"], "email", "{f}");
+        assert!(f["customer"].as_str().unwrap().starts_with('d'), "{f}");
+        assert!(f["updated_at"].as_i64().unwrap() >= noon.as_second(), "{f}");
+        assert!(
+            f["last_error"].as_str().unwrap().contains("in doubt"),
+            "{f}"
+        );
+    }
+    let (code, table, _) = outbox_cli(&t, &[]);
+    assert_eq!(code, Some(0));
+    assert!(table.contains("in doubt (handed over"), "{table}");
+    for id in &ids {
+        assert!(table.contains(&format!("{id:>8}  birthday")), "{table}");
+    }
+    assert!(table.contains("2027-05-05T12:00:00Z"), "{table}");
+
+    // Retry them all: back to the queue, attempts reset.
+    let (code, out, err) = outbox_cli(&t, &["retry", "--all-in-doubt"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("retried 3 message(s)"), "{out}");
+    assert!(
+        ledger(&t)
+            .await
+            .iter()
+            .all(|r| (r.1.as_str(), r.2) == ("pending", 0)),
+        "{:?}",
+        ledger(&t).await
+    );
+    // Sent again into the same relay: in doubt again; this time cancelled, all of them.
+    let d = t.app.drain(at("2027-05-05T12:30:00Z")).await.unwrap();
+    assert_eq!(d.in_doubt, 3, "{d:?}");
+    let (code, out, err) = outbox_cli(&t, &["cancel", "--all-in-doubt"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("cancelled 3 message(s)"), "{out}");
+    assert!(
+        ledger(&t).await.iter().all(|r| r.1 == "cancelled"),
+        "{:?}",
+        ledger(&t).await
+    );
+    let (_, json, _) = outbox_cli(&t, &["--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["in_doubt"], serde_json::json!([]), "{json}");
+    // One selection at a time.
+    assert_eq!(
+        outbox_cli(&t, &["retry", "--all-failed", "--all-in-doubt"]).0,
+        Some(2)
+    );
+}

@@ -236,12 +236,15 @@ async fn report_matches_the_hand_computed_fixture() {
                 "window_days": 30,
                 "recipients": {"n": 3, "repeat_customers": 2, "repeat_rate_pct": 66.7,
                                "revenue_minor": {"RON": 15000},
-                               "revenue_per_customer_minor": {"RON": 5000.0}},
+                               "revenue_per_customer_minor": {"RON": 5000.0},
+                               "revenue_per_customer": {"RON": 50.0}},
                 "holdout": {"n": 2, "repeat_customers": 1, "repeat_rate_pct": 50.0,
                             "revenue_minor": {"RON": 4000},
-                            "revenue_per_customer_minor": {"RON": 2000.0}},
+                            "revenue_per_customer_minor": {"RON": 2000.0},
+                            "revenue_per_customer": {"RON": 20.0}},
                 "repeat_rate_diff_pts": 16.7,
                 "revenue_per_customer_diff_minor": {"RON": 3000.0},
+                "revenue_per_customer_diff": {"RON": 30.0},
                 "window_open": 1
             }),
             "{db:?}"
@@ -283,7 +286,7 @@ async fn report_matches_the_hand_computed_fixture() {
             "{csv}"
         );
         assert!(
-            lines[2].starts_with("survey,all,8,4,1,0,0,holdout=2;no_contact=1,1,4,2,1,1,25.0,30,3,2,66.7,RON:5000.00,2,1,50.0,RON:2000.00,16.7,RON:3000.00,1"),
+            lines[2].starts_with("survey,all,8,4,1,0,0,holdout=2;no_contact=1,1,4,2,1,1,25.0,30,3,2,66.7,RON:50.00,2,1,50.0,RON:20.00,16.7,RON:30.00,1"),
             "{csv}"
         );
         let out = report(&t, &["--since", "2026-03-01"]);
@@ -294,7 +297,11 @@ async fn report_matches_the_hand_computed_fixture() {
             "66.7%",
             "50.0%",
             "+16.7 pts",
-            "RON +3000.00",
+            // Major units (#24: "RON 4305.82" was shown for 43.06 RON): 150 RON over 3
+            // recipients, 40 RON over 2 in the holdout.
+            "RON 50.00",
+            "RON 20.00",
+            "RON +30.00",
             "NPS 25.0",
         ] {
             assert!(table.contains(want), "{want}: {table}");

@@ -942,6 +942,21 @@ async fn twilio_21610_opts_the_number_out_of_sms() {
         t.app.store.consents_of(row.customer_id).await.unwrap(),
         vec![("channel:sms".to_string(), true, "carrier_stop".to_string())]
     );
+    // The change is in the consent history too, with its source and time.
+    let events = t.app.store.consent_events(row.customer_id).await.unwrap();
+    assert_eq!(
+        events
+            .iter()
+            .map(|e| (
+                e.scope.as_str(),
+                e.opted_out,
+                e.source.as_str(),
+                e.changed_at
+            ))
+            .collect::<Vec<_>>(),
+        vec![("channel:sms", true, "carrier_stop", now.as_second())],
+        "{events:?}"
+    );
     let next = at("2028-07-07T12:00:00Z");
     t.app.tick(next).await.unwrap();
     let rows = t.rows().await;
