@@ -714,8 +714,8 @@ async fn every_link_of_a_test_send_opens_its_page_and_records_nothing() {
 
 /// `ritualist preview --serve` with the daemon's secret: every link on the page (each ritual ×
 /// locale, email and SMS) is a test link; opened, clicked and submitted against the running
-/// daemon it shows the notice in the card's language and changes no table, although the
-/// sample customer's id is a real customer's.
+/// daemon it shows the notice in the card's language and changes no table, for both sample
+/// customers: the full one's id is a real customer's, the minimal one's is nobody's.
 #[tokio::test]
 async fn every_link_on_the_preview_page_opens_its_page_and_records_nothing() {
     let Some((t, id)) = project().await else {
@@ -736,21 +736,27 @@ async fn every_link_on_the_preview_page_opens_its_page_and_records_nothing() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let page_url = format!("http://127.0.0.1:{port}/?customer=sample-full&date=2027-03-01");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let html = loop {
-        if let Ok((200, body)) = http_get(&page_url, Duration::from_secs(30)) {
-            break body;
-        }
-        if Instant::now() > deadline {
-            let _ = serve.kill();
-            let _ = serve.wait();
-            panic!("preview --serve did not answer within 60 s");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    // Both sample customers: the full one has id 1 (a real customer's id here), the minimal
+    // one id 2 (nobody's: a test link needs no customer).
+    let mut pages = Vec::new();
+    for sample in ["sample-full", "sample-minimal"] {
+        let page_url = format!("http://127.0.0.1:{port}/?customer={sample}&date=2027-03-01");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        pages.push(loop {
+            if let Ok((200, body)) = http_get(&page_url, Duration::from_secs(30)) {
+                break body;
+            }
+            if Instant::now() > deadline {
+                let _ = serve.kill();
+                let _ = serve.wait();
+                panic!("preview --serve did not answer within 60 s");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        });
+    }
     let _ = serve.kill();
     let _ = serve.wait();
+    let html = pages.concat();
 
     // Each link with the language of the card it is on (`<div class="locale" lang="ro">`).
     let mut links = BTreeSet::new();
@@ -770,6 +776,7 @@ async fn every_link_on_the_preview_page_opens_its_page_and_records_nothing() {
     let langs: BTreeSet<&String> = lang_of.values().collect();
     assert!(langs.len() >= 3, "{langs:?}");
     let keys = LinkKeys::new(SECRET.as_bytes(), None);
+    let mut customers = BTreeSet::new();
     for link in &links {
         let token = token_of(link);
         assert!(
@@ -778,7 +785,11 @@ async fn every_link_on_the_preview_page_opens_its_page_and_records_nothing() {
                 || keys.parse_survey(token) == Err(TokenError::TestLink),
             "not a test link: {link}"
         );
+        if let Ok((u, _)) = keys.read_unsubscribe(token) {
+            customers.insert(u.customer_id);
+        }
     }
+    assert_eq!(customers, BTreeSet::from([1, 2]), "{links:?}");
 
     let db = t.dir.join("data/ritualist.db");
     let daemon = Daemon::start(&t.dir);
