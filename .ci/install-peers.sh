@@ -5,7 +5,8 @@
 #   - PostgreSQL (package postgresql) on 127.0.0.1:5432 with trust auth and a `test` database,
 #   - aiosmtpd (package python3-aiosmtpd) and openssl for the TLS SMTP peer,
 #   - dkimpy (package python3-dkim) as the independent DKIM verifier (tests/peers/dkim_verify.py),
-#   - Chromium (package chromium), headless, for the preview page's browser test.
+#   - Chromium (package chromium), headless, for the preview page's browser test,
+#   - sqlite3 (package sqlite3), which dumps tables for the test-link test (tests/it/inert.rs).
 # Idempotent: skips what is already there. The tests start their own smtp-sink and Kannel
 # processes on loopback ports; this script only makes sure the binaries and PostgreSQL exist.
 set -euo pipefail
@@ -25,6 +26,8 @@ command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)
 /usr/bin/python3 -c 'import dkim, nacl' >/dev/null 2>&1 || need_pkgs+=(python3-dkim)
 # Headless browser for `preview --serve` (tests/it/browser.rs).
 [ -x /usr/bin/chromium ] || need_pkgs+=(chromium)
+# Table dumps before and after clicking test links (tests/it/inert.rs).
+command -v sqlite3 >/dev/null 2>&1 || need_pkgs+=(sqlite3)
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "install-peers: installing ${need_pkgs[*]}"

@@ -13,6 +13,7 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 
 use super::App;
 use super::message::{ComposeError, compose_with};
+use super::tokens::LinkMode;
 
 use crate::channel::{Handover, Outgoing, SendError};
 use crate::config::{AllowedHours, InDoubtPolicy};
@@ -842,6 +843,7 @@ impl App {
                     now.as_second(),
                     None,
                     self.dkim.as_ref(),
+                    LinkMode::Live,
                 )
                 .map_err(|e| {
                     // A build error's text may quote the address: the ledger keeps it, the log

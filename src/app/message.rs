@@ -12,7 +12,7 @@ use jiff::tz::TimeZone;
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-use super::tokens::{LinkKeys, SurveyToken, UnsubscribeToken};
+use super::tokens::{LinkKeys, LinkMode, SurveyToken, UnsubscribeToken};
 use crate::channel::{DkimSigner, EmailParts, build_email};
 use crate::config::Config;
 use crate::domain::{Channel, Email, Locale, OccurrenceKey, Phone, YearlyDate};
@@ -48,12 +48,29 @@ pub fn unsubscribe_link(
     channel: Channel,
     category: &str,
 ) -> String {
+    unsubscribe_link_as(cfg, key, LinkMode::Live, "", customer_id, channel, category)
+}
+
+/// [`unsubscribe_link`] with a live or a test token (`locale`: the test page's language).
+pub fn unsubscribe_link_as(
+    cfg: &Config,
+    key: &[u8],
+    mode: LinkMode,
+    locale: &str,
+    customer_id: i64,
+    channel: Channel,
+    category: &str,
+) -> String {
     let token = || {
-        LinkKeys::new(key, None).unsubscribe_token(&UnsubscribeToken {
-            customer_id,
-            channel,
-            category: category.to_string(),
-        })
+        LinkKeys::new(key, None).unsubscribe_token_as(
+            mode,
+            locale,
+            &UnsubscribeToken {
+                customer_id,
+                channel,
+                category: category.to_string(),
+            },
+        )
     };
     if let Some(http) = &cfg.http {
         return format!("{}/u/{}", http.public_url, token());
@@ -70,11 +87,22 @@ pub fn unsubscribe_link(
 /// The customer's preference page: `<public_url>/p/<token>` with an `http:` section, else
 /// `links.preferences` as configured (if any).
 pub fn preferences_link(cfg: &Config, key: &[u8], customer_id: i64) -> Option<String> {
+    preferences_link_as(cfg, key, LinkMode::Live, "", customer_id)
+}
+
+/// [`preferences_link`] with a live or a test token (`locale`: the test page's language).
+pub fn preferences_link_as(
+    cfg: &Config,
+    key: &[u8],
+    mode: LinkMode,
+    locale: &str,
+    customer_id: i64,
+) -> Option<String> {
     match &cfg.http {
         Some(http) => Some(format!(
             "{}/p/{}",
             http.public_url,
-            LinkKeys::new(key, None).preferences_token(customer_id)
+            LinkKeys::new(key, None).preferences_token_as(mode, locale, customer_id)
         )),
         None => cfg.links.preferences.clone(),
     }
@@ -90,12 +118,37 @@ pub fn survey_links(
     customer_id: i64,
     occurrence: &str,
 ) -> Option<Vec<(u8, String)>> {
-    let http = cfg.http.as_ref()?;
-    let token = LinkKeys::new(key, None).survey_token(&SurveyToken {
+    survey_links_as(
+        cfg,
+        key,
+        LinkMode::Live,
+        "",
+        ritual,
         customer_id,
-        ritual: ritual.to_string(),
-        occurrence: occurrence.to_string(),
-    });
+        occurrence,
+    )
+}
+
+/// [`survey_links`] with a live or a test token (`locale`: the test page's language).
+pub fn survey_links_as(
+    cfg: &Config,
+    key: &[u8],
+    mode: LinkMode,
+    locale: &str,
+    ritual: &str,
+    customer_id: i64,
+    occurrence: &str,
+) -> Option<Vec<(u8, String)>> {
+    let http = cfg.http.as_ref()?;
+    let token = LinkKeys::new(key, None).survey_token_as(
+        mode,
+        locale,
+        &SurveyToken {
+            customer_id,
+            ritual: ritual.to_string(),
+            occurrence: occurrence.to_string(),
+        },
+    );
     Some(
         (0..=10)
             .map(|score| (score, format!("{}/s/{token}/{score}", http.public_url)))
@@ -318,8 +371,8 @@ pub struct Composed {
     pub text: Option<String>,
 }
 
-/// Renders and assembles the message for one decision, unsigned (previews, samples). `now`
-/// becomes the email's Date.
+/// Renders and assembles the message for one decision, unsigned, with live links (samples,
+/// snapshots). `now` becomes the email's Date.
 #[allow(clippy::too_many_arguments)]
 pub fn compose(
     cfg: &Config,
@@ -333,12 +386,26 @@ pub fn compose(
     now: i64,
 ) -> Result<Composed, ComposeError> {
     compose_with(
-        cfg, templates, key, ritual, c, occasion, occurrence, channel, now, None, None,
+        cfg,
+        templates,
+        key,
+        ritual,
+        c,
+        occasion,
+        occurrence,
+        channel,
+        now,
+        None,
+        None,
+        LinkMode::Live,
     )
 }
 
 /// [`compose`], with a prefix for the email subject or the SMS text (test sends are marked
-/// `[TEST] `) and the DKIM signer for emails that will be sent.
+/// `[TEST] `), the DKIM signer for emails that will be sent, and which links the message
+/// carries: [`LinkMode::Live`] for the daemon's sends, [`LinkMode::Test`] for previews and
+/// test sends (their unsubscribe, preference and survey links open the pages and record
+/// nothing; see `tokens`).
 ///
 /// A panic while rendering or building this one message is caught here and becomes
 /// [`ComposeError::Panicked`], logged at ERROR as a bug with the customer id and the ritual
@@ -357,12 +424,13 @@ pub fn compose_with(
     now: i64,
     prefix: Option<&str>,
     dkim: Option<&DkimSigner>,
+    links: LinkMode,
 ) -> Result<Composed, ComposeError> {
     // Everything the closure touches is read-only or built inside it: after a panic nothing
     // half-changed is left behind for the caller to see.
     let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         compose_unguarded(
-            cfg, templates, key, ritual, c, occasion, occurrence, channel, now, prefix, dkim,
+            cfg, templates, key, ritual, c, occasion, occurrence, channel, now, prefix, dkim, links,
         )
     }));
     caught.unwrap_or_else(|payload| {
@@ -390,11 +458,13 @@ fn compose_unguarded(
     now: i64,
     prefix: Option<&str>,
     dkim: Option<&DkimSigner>,
+    links: LinkMode,
 ) -> Result<Composed, ComposeError> {
     crate::failpoint::panic_point("compose");
     let category = ritual.category_for(occasion.holiday.as_ref().map(|h| h.id.as_str()));
-    let unsubscribe = unsubscribe_link(cfg, key, c.id, channel, &category);
-    let preferences = preferences_link(cfg, key, c.id);
+    let lang = c.locale.as_str();
+    let unsubscribe = unsubscribe_link_as(cfg, key, links, lang, c.id, channel, &category);
+    let preferences = preferences_link_as(cfg, key, links, lang, c.id);
     let mut ctx = message_context(
         cfg,
         &ritual.name,
@@ -404,7 +474,7 @@ fn compose_unguarded(
         preferences.as_deref(),
     );
     ctx["survey"] = match ritual.survey {
-        Some(_) => survey_links(cfg, key, &ritual.name, c.id, occurrence)
+        Some(_) => survey_links_as(cfg, key, links, lang, &ritual.name, c.id, occurrence)
             .map_or(Value::Null, |links| survey_value(&links)),
         None => Value::Null,
     };

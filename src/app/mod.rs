@@ -37,7 +37,7 @@ pub use forget::{ForgetReport, StubKeys};
 pub use import::{ImportKind, ImportReport, import_file};
 pub use ingest::IngestReport;
 pub use message::{
-    ComposeError, Composed, compose, message_context, message_id, preferences_link,
+    ComposeError, Composed, compose, compose_with, message_context, message_id, preferences_link,
     sample_customers, sample_occasion, survey_links, unsubscribe_link,
 };
 pub use metrics::{BUCKETS, Metrics};
@@ -53,7 +53,7 @@ pub use report::{
     compute as compute_report, report,
 };
 pub use tick::{FactsBuilder, TickReport};
-pub use tokens::{LinkKeys, SurveyToken, TokenError, UnsubscribeToken};
+pub use tokens::{LinkKeys, LinkMode, Origin, SurveyToken, TokenError, UnsubscribeToken};
 
 /// Rituals, the templates they use, the segments and the calendars, validated together.
 pub struct Definitions {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use jiff::civil::Date;
 
 use super::message::{Composed, compose_with};
+use super::tokens::LinkMode;
 use super::{App, AppError, Definitions};
 use crate::channel::Outgoing;
 use crate::domain::{Channel, Email, Locale, Phone};
@@ -211,6 +212,8 @@ impl App {
             t.send_at.timestamp().as_second(),
             prefix,
             self.dkim.as_ref(),
+            // Previews and test sends carry test links: clicking them records nothing.
+            LinkMode::Test,
         )
         .map_err(|e| AppError::Other(e.to_string()))
     }

@@ -8,6 +8,11 @@
 //!   channel, as that message offered), `p.<customer id>` (the preference page) or
 //!   `s.<customer id>.<ritual>.<occurrence, base64url>` (a survey: the score is the next path
 //!   segment of the link, outside the token, so one token serves all eleven score links);
+//! - a **test** link (previews and test sends) has `t.<locale>.` before that payload: the
+//!   pages open as for a real link, in that language, say "test — nothing was recorded", and
+//!   change nothing. The marker is inside the signed text, so a test token cannot become a real
+//!   one (or the reverse) without breaking the signature, and the `parse_*` methods, which
+//!   stand for real links, refuse test tokens;
 //! - `sig` is the first 128 bits of HMAC-SHA-256(key, `ritualist-link/v2/<kid>.<payload>`),
 //!   base64url without padding, verified in constant time.
 //!
@@ -36,6 +41,35 @@ pub enum TokenError {
     BadSignature,
     #[error("token for another purpose")]
     WrongPurpose,
+    #[error("a test link (from a preview or a test send)")]
+    TestLink,
+}
+
+/// Which links a message carries: `Live` for what the daemon sends (they act on the
+/// customer's consent and survey answers), `Test` for previews and test sends (they open the
+/// same pages and record nothing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkMode {
+    Live,
+    Test,
+}
+
+/// Where a verified token comes from: a real message, or a preview or test send (with the
+/// language its pages speak, as the customer's would).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    Live,
+    Test { locale: String },
+}
+
+/// The locale written into a test token: only `[A-Za-z0-9-]` (locale names are), else `en`.
+fn token_locale(locale: &str) -> &str {
+    let ok = !locale.is_empty()
+        && locale.len() <= 35
+        && locale
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    if ok { locale } else { "en" }
 }
 
 /// The keys links are signed with (the first) and verified against (any).
@@ -82,6 +116,14 @@ impl LinkKeys {
         mac
     }
 
+    /// `payload` signed as a live link, or as a test link whose pages speak `locale`.
+    fn sign_as(&self, mode: LinkMode, locale: &str, payload: &str) -> String {
+        match mode {
+            LinkMode::Live => self.sign(payload),
+            LinkMode::Test => self.sign(&format!("t.{}.{payload}", token_locale(locale))),
+        }
+    }
+
     fn sign(&self, payload: &str) -> String {
         let (kid, key) = &self.keys[0];
         let tag = Self::mac(key, kid, payload).finalize().into_bytes();
@@ -114,74 +156,149 @@ impl LinkKeys {
         Ok(payload)
     }
 
+    /// The verified payload of `token` without its test marker, and where it comes from.
+    fn verify_origin<'t>(&self, token: &'t str) -> Result<(Origin, &'t str), TokenError> {
+        let payload = self.verify(token)?;
+        let Some(rest) = payload.strip_prefix("t.") else {
+            return Ok((Origin::Live, payload));
+        };
+        let (locale, inner) = rest.split_once('.').ok_or(TokenError::Malformed)?;
+        if token_locale(locale) != locale {
+            return Err(TokenError::Malformed);
+        }
+        let origin = Origin::Test {
+            locale: locale.to_string(),
+        };
+        Ok((origin, inner))
+    }
+
+    /// The verified payload of a real link: a test link is refused.
+    fn verify_live<'t>(&self, token: &'t str) -> Result<&'t str, TokenError> {
+        match self.verify_origin(token)? {
+            (Origin::Live, payload) => Ok(payload),
+            (Origin::Test { .. }, _) => Err(TokenError::TestLink),
+        }
+    }
+
     /// The token of an unsubscribe link.
     pub fn unsubscribe_token(&self, t: &UnsubscribeToken) -> String {
-        self.sign(&format!("u.{}.{}.{}", t.customer_id, t.channel, t.category))
+        self.unsubscribe_token_as(LinkMode::Live, "", t)
+    }
+
+    /// [`Self::unsubscribe_token`], live or test (`locale`: the test page's language).
+    pub fn unsubscribe_token_as(
+        &self,
+        mode: LinkMode,
+        locale: &str,
+        t: &UnsubscribeToken,
+    ) -> String {
+        let payload = format!("u.{}.{}.{}", t.customer_id, t.channel, t.category);
+        self.sign_as(mode, locale, &payload)
     }
 
     /// The token of a customer's preference page.
     pub fn preferences_token(&self, customer_id: i64) -> String {
-        self.sign(&format!("p.{customer_id}"))
+        self.preferences_token_as(LinkMode::Live, "", customer_id)
     }
 
+    /// [`Self::preferences_token`], live or test (`locale`: the test page's language).
+    pub fn preferences_token_as(&self, mode: LinkMode, locale: &str, customer_id: i64) -> String {
+        self.sign_as(mode, locale, &format!("p.{customer_id}"))
+    }
+
+    /// The unsubscribe link of a real message (a test link is refused).
     pub fn parse_unsubscribe(&self, token: &str) -> Result<UnsubscribeToken, TokenError> {
-        let payload = self.verify(token)?;
-        let rest = payload.strip_prefix("u.").ok_or(TokenError::WrongPurpose)?;
-        let mut parts = rest.splitn(3, '.');
-        let customer_id = parse_id(parts.next())?;
-        let channel = match parts.next() {
-            Some("email") => Channel::Email,
-            Some("sms") => Channel::Sms,
-            _ => return Err(TokenError::Malformed),
-        };
-        let category = parts.next().ok_or(TokenError::Malformed)?;
-        if category.is_empty() {
-            return Err(TokenError::Malformed);
-        }
-        Ok(UnsubscribeToken {
-            customer_id,
-            channel,
-            category: category.to_string(),
-        })
+        unsubscribe_payload(self.verify_live(token)?)
+    }
+
+    /// An unsubscribe link, live or test.
+    pub fn read_unsubscribe(&self, token: &str) -> Result<(UnsubscribeToken, Origin), TokenError> {
+        let (origin, payload) = self.verify_origin(token)?;
+        Ok((unsubscribe_payload(payload)?, origin))
     }
 
     /// The token of a survey's score links: one survey = ritual, customer, occurrence.
     pub fn survey_token(&self, t: &SurveyToken) -> String {
-        self.sign(&format!(
+        self.survey_token_as(LinkMode::Live, "", t)
+    }
+
+    /// [`Self::survey_token`], live or test (`locale`: the test page's language).
+    pub fn survey_token_as(&self, mode: LinkMode, locale: &str, t: &SurveyToken) -> String {
+        let payload = format!(
             "s.{}.{}.{}",
             t.customer_id,
             t.ritual,
             URL_SAFE_NO_PAD.encode(t.occurrence.as_bytes())
-        ))
+        );
+        self.sign_as(mode, locale, &payload)
     }
 
+    /// The survey of a real message's score link (a test link is refused).
     pub fn parse_survey(&self, token: &str) -> Result<SurveyToken, TokenError> {
-        let payload = self.verify(token)?;
-        let rest = payload.strip_prefix("s.").ok_or(TokenError::WrongPurpose)?;
-        let mut parts = rest.splitn(3, '.');
-        let customer_id = parse_id(parts.next())?;
-        let ritual = parts.next().filter(|r| !r.is_empty());
-        let occurrence = parts
-            .next()
-            .and_then(|o| URL_SAFE_NO_PAD.decode(o).ok())
-            .and_then(|o| String::from_utf8(o).ok())
-            .filter(|o| !o.is_empty());
-        match (ritual, occurrence) {
-            (Some(ritual), Some(occurrence)) => Ok(SurveyToken {
-                customer_id,
-                ritual: ritual.to_string(),
-                occurrence,
-            }),
-            _ => Err(TokenError::Malformed),
-        }
+        survey_payload(self.verify_live(token)?)
     }
 
-    /// The customer id of a preference-page token.
-    pub fn parse_preferences(&self, token: &str) -> Result<i64, TokenError> {
-        let payload = self.verify(token)?;
-        let rest = payload.strip_prefix("p.").ok_or(TokenError::WrongPurpose)?;
-        parse_id(Some(rest))
+    /// A survey score link's survey, live or test.
+    pub fn read_survey(&self, token: &str) -> Result<(SurveyToken, Origin), TokenError> {
+        let (origin, payload) = self.verify_origin(token)?;
+        Ok((survey_payload(payload)?, origin))
     }
+
+    /// The customer id of a real message's preference-page token (a test link is refused).
+    pub fn parse_preferences(&self, token: &str) -> Result<i64, TokenError> {
+        preferences_payload(self.verify_live(token)?)
+    }
+
+    /// The customer id of a preference-page token, live or test.
+    pub fn read_preferences(&self, token: &str) -> Result<(i64, Origin), TokenError> {
+        let (origin, payload) = self.verify_origin(token)?;
+        Ok((preferences_payload(payload)?, origin))
+    }
+}
+
+fn unsubscribe_payload(payload: &str) -> Result<UnsubscribeToken, TokenError> {
+    let rest = payload.strip_prefix("u.").ok_or(TokenError::WrongPurpose)?;
+    let mut parts = rest.splitn(3, '.');
+    let customer_id = parse_id(parts.next())?;
+    let channel = match parts.next() {
+        Some("email") => Channel::Email,
+        Some("sms") => Channel::Sms,
+        _ => return Err(TokenError::Malformed),
+    };
+    let category = parts.next().ok_or(TokenError::Malformed)?;
+    if category.is_empty() {
+        return Err(TokenError::Malformed);
+    }
+    Ok(UnsubscribeToken {
+        customer_id,
+        channel,
+        category: category.to_string(),
+    })
+}
+
+fn survey_payload(payload: &str) -> Result<SurveyToken, TokenError> {
+    let rest = payload.strip_prefix("s.").ok_or(TokenError::WrongPurpose)?;
+    let mut parts = rest.splitn(3, '.');
+    let customer_id = parse_id(parts.next())?;
+    let ritual = parts.next().filter(|r| !r.is_empty());
+    let occurrence = parts
+        .next()
+        .and_then(|o| URL_SAFE_NO_PAD.decode(o).ok())
+        .and_then(|o| String::from_utf8(o).ok())
+        .filter(|o| !o.is_empty());
+    match (ritual, occurrence) {
+        (Some(ritual), Some(occurrence)) => Ok(SurveyToken {
+            customer_id,
+            ritual: ritual.to_string(),
+            occurrence,
+        }),
+        _ => Err(TokenError::Malformed),
+    }
+}
+
+fn preferences_payload(payload: &str) -> Result<i64, TokenError> {
+    let rest = payload.strip_prefix("p.").ok_or(TokenError::WrongPurpose)?;
+    parse_id(Some(rest))
 }
 
 fn parse_id(s: Option<&str>) -> Result<i64, TokenError> {
@@ -319,6 +436,114 @@ mod tests {
         }
         let other = LinkKeys::new(b"secret-two", None).survey_token(&survey());
         assert_eq!(k.parse_survey(&other), Err(TokenError::UnknownKey));
+    }
+
+    /// Previews and test sends carry test links: no real-link parser takes them, the test
+    /// marker is signed (strip it, add it or change its language and the signature fails),
+    /// and real links read as live.
+    #[test]
+    fn test_links_cannot_pass_for_real_ones_nor_the_reverse() {
+        let k = LinkKeys::new(b"secret-one", None);
+        let test_origin = Origin::Test {
+            locale: "ro-MD".into(),
+        };
+        let real = k.unsubscribe_token(&tok("birthday"));
+        let test = k.unsubscribe_token_as(LinkMode::Test, "ro-MD", &tok("birthday"));
+        assert_ne!(real, test);
+        assert!(
+            test.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)),
+            "{test}"
+        );
+        assert_eq!(k.parse_unsubscribe(&test), Err(TokenError::TestLink));
+        assert_eq!(
+            k.read_unsubscribe(&test),
+            Ok((tok("birthday"), test_origin.clone()))
+        );
+        assert_eq!(
+            k.read_unsubscribe(&real),
+            Ok((tok("birthday"), Origin::Live))
+        );
+        // Live through the `_as` signer is the real token, byte for byte.
+        assert_eq!(
+            k.unsubscribe_token_as(LinkMode::Live, "ro-MD", &tok("birthday")),
+            real
+        );
+
+        // Turning one into the other breaks the signature.
+        let stripped = test.replacen(".t.ro-MD.", ".", 1);
+        assert_ne!(stripped, test);
+        assert_eq!(
+            k.parse_unsubscribe(&stripped),
+            Err(TokenError::BadSignature)
+        );
+        assert_eq!(k.read_unsubscribe(&stripped), Err(TokenError::BadSignature));
+        let marked = real.replacen(".u.", ".t.en.u.", 1);
+        assert_ne!(marked, real);
+        assert_eq!(k.read_unsubscribe(&marked), Err(TokenError::BadSignature));
+        let relabelled = test.replacen(".t.ro-MD.", ".t.en.", 1);
+        assert_eq!(
+            k.read_unsubscribe(&relabelled),
+            Err(TokenError::BadSignature)
+        );
+        let other_customer = test.replacen(".42.", ".43.", 1);
+        assert_eq!(
+            k.read_unsubscribe(&other_customer),
+            Err(TokenError::BadSignature)
+        );
+        let mut bytes = test.clone().into_bytes();
+        let last = bytes.len() - 1;
+        bytes[last] = if bytes[last] == b'A' { b'B' } else { b'A' };
+        let flipped = String::from_utf8(bytes).unwrap();
+        assert_eq!(k.read_unsubscribe(&flipped), Err(TokenError::BadSignature));
+        let foreign = LinkKeys::new(b"secret-two", None).unsubscribe_token_as(
+            LinkMode::Test,
+            "ro-MD",
+            &tok("birthday"),
+        );
+        assert_eq!(k.read_unsubscribe(&foreign), Err(TokenError::UnknownKey));
+
+        // The same for the preference page and survey links.
+        let p_test = k.preferences_token_as(LinkMode::Test, "ro-MD", 42);
+        assert_eq!(k.parse_preferences(&p_test), Err(TokenError::TestLink));
+        assert_eq!(k.read_preferences(&p_test), Ok((42, test_origin.clone())));
+        let p_real = k.preferences_token(42);
+        assert_eq!(k.read_preferences(&p_real), Ok((42, Origin::Live)));
+        assert_eq!(
+            k.read_preferences(&p_test.replacen(".t.ro-MD.", ".", 1)),
+            Err(TokenError::BadSignature)
+        );
+        assert_eq!(
+            k.read_preferences(&p_real.replacen(".p.", ".t.ro-MD.p.", 1)),
+            Err(TokenError::BadSignature)
+        );
+        let s_test = k.survey_token_as(LinkMode::Test, "ro-MD", &survey());
+        assert_eq!(k.parse_survey(&s_test), Err(TokenError::TestLink));
+        assert_eq!(k.read_survey(&s_test), Ok((survey(), test_origin)));
+        let s_real = k.survey_token(&survey());
+        assert_eq!(k.read_survey(&s_real), Ok((survey(), Origin::Live)));
+        assert_eq!(
+            k.read_survey(&s_test.replacen(".t.ro-MD.", ".", 1)),
+            Err(TokenError::BadSignature)
+        );
+        assert_eq!(
+            k.read_survey(&s_real.replacen(".s.", ".t.ro-MD.s.", 1)),
+            Err(TokenError::BadSignature)
+        );
+        // Purposes still do not mix among test links.
+        assert_eq!(k.read_preferences(&test), Err(TokenError::WrongPurpose));
+        assert_eq!(k.read_survey(&p_test), Err(TokenError::WrongPurpose));
+        // A locale that is not a locale name is not written into a token.
+        let odd = k.preferences_token_as(LinkMode::Test, "x.y", 42);
+        assert_eq!(
+            k.read_preferences(&odd),
+            Ok((
+                42,
+                Origin::Test {
+                    locale: "en".into()
+                }
+            ))
+        );
     }
 
     #[test]

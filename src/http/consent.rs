@@ -10,6 +10,11 @@
 //!
 //! A token that does not verify, or names a customer who is gone, gets the same 404 page.
 //! Saying again what is already recorded (a replayed one-click) changes nothing.
+//!
+//! A **test** link (from a preview or a test send, see `app::tokens`) opens the same pages in
+//! the language written in its token, with a "test — nothing was recorded" notice, and reads
+//! and writes nothing: not the customer, not their consent (the preference page shows
+//! everything on, then what the form asked for), not the consent log.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -20,7 +25,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
 use super::preview::esc;
-use crate::app::App;
+use crate::app::{App, LinkMode, Origin};
 use crate::domain::Channel;
 use crate::ritual::Trigger;
 use crate::store::CustomerRow;
@@ -47,6 +52,7 @@ struct Texts {
     topics: &'static str,
     save: &'static str,
     saved: &'static str,
+    test_notice: &'static str,
 }
 
 const EN: Texts = Texts {
@@ -70,6 +76,7 @@ const EN: Texts = Texts {
     topics: "Topics",
     save: "Save",
     saved: "Your preferences are saved.",
+    test_notice: "Test — nothing was recorded. This link comes from a preview or a test message: it shows the real page and changes nothing.",
 };
 
 const RO: Texts = Texts {
@@ -93,6 +100,7 @@ const RO: Texts = Texts {
     topics: "Subiecte",
     save: "Salvează",
     saved: "Preferințele au fost salvate.",
+    test_notice: "Test — nu s-a înregistrat nimic. Acest link provine dintr-o previzualizare sau dintr-un mesaj de test: arată pagina reală și nu schimbă nimic.",
 };
 
 const RU: Texts = Texts {
@@ -116,6 +124,7 @@ const RU: Texts = Texts {
     topics: "Темы",
     save: "Сохранить",
     saved: "Настройки сохранены.",
+    test_notice: "Тест — ничего не записано. Эта ссылка из предпросмотра или тестового сообщения: она показывает настоящую страницу и ничего не меняет.",
 };
 
 /// The texts for a customer's locale (`ro-MD` → ro); English when there are none.
@@ -164,6 +173,15 @@ pub(super) fn page_in(lang: &str, title: &str, body: &str) -> String {
 
 fn page(t: &Texts, title: &str, body: &str) -> String {
     page_in(t.lang, title, body)
+}
+
+/// The notice at the top of every page a test link opens (also the survey pages').
+pub(super) fn test_notice_html(notice: &str) -> String {
+    format!(
+        "<p class=\"test-notice\" role=\"status\" style=\"border:2px dashed #b45309;padding:.6rem\">\
+         <strong>{}</strong></p>",
+        esc(notice)
+    )
 }
 
 pub(super) fn html(status: StatusCode, s: String) -> Response {
@@ -241,26 +259,41 @@ async fn customer(app: &App, id: i64) -> Result<Option<CustomerRow>, Response> {
         .map_err(|e| server_error(&EN, e))
 }
 
+/// The page language of a verified link: the customer's for a real link (404 when they are
+/// gone), the token's own for a test link (which reads nothing about the customer).
+async fn link_locale(app: &App, customer_id: i64, origin: &Origin) -> Result<String, Response> {
+    match origin {
+        Origin::Test { locale } => Ok(locale.clone()),
+        Origin::Live => match customer(app, customer_id).await? {
+            Some(c) => Ok(c.locale),
+            None => Err(invalid_link()),
+        },
+    }
+}
+
 pub(super) async fn unsubscribe_page(
     State(app): State<Arc<App>>,
     Path(token): Path<String>,
 ) -> Response {
-    let Ok(tok) = app.link_keys.parse_unsubscribe(&token) else {
+    let Ok((tok, origin)) = app.link_keys.read_unsubscribe(&token) else {
         return invalid_link();
     };
-    let c = match customer(&app, tok.customer_id).await {
-        Ok(Some(c)) => c,
-        Ok(None) => return invalid_link(),
+    let locale = match link_locale(&app, tok.customer_id, &origin).await {
+        Ok(l) => l,
         Err(r) => return r,
     };
-    let t = texts(&c.locale);
-    let label = category_label(&app, &tok.category, &c.locale);
+    let t = texts(&locale);
+    let label = category_label(&app, &tok.category, &locale);
     let everything = match tok.channel {
         Channel::Email => t.everything_email,
         Channel::Sms => t.everything_sms,
     };
+    let mut body = match origin {
+        Origin::Test { .. } => test_notice_html(t.test_notice),
+        Origin::Live => String::new(),
+    };
     // An empty action posts back to this very URL: no address is built from the request.
-    let body = format!(
+    body += &format!(
         "<p>{q}</p><form method=\"post\" action=\"\">\
          <button name=\"scope\" value=\"category\">{only}: {label}</button>\
          <button name=\"scope\" value=\"channel\">{everything}</button></form>",
@@ -318,9 +351,12 @@ pub(super) async fn unsubscribe_post(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Ok(tok) = app.link_keys.parse_unsubscribe(&token) else {
+    let Ok((tok, origin)) = app.link_keys.read_unsubscribe(&token) else {
         return invalid_link();
     };
+    if let Origin::Test { locale } = &origin {
+        return test_unsubscribe_post(&app, &tok, locale, &headers, &body);
+    }
     let c = match customer(&app, tok.customer_id).await {
         Ok(Some(c)) => c,
         Ok(None) => return invalid_link(),
@@ -384,6 +420,63 @@ pub(super) async fn unsubscribe_post(
     }
 }
 
+/// What a test unsubscribe link answers to a POST: the same pages as a real one, with the
+/// test notice, and nothing recorded.
+fn test_unsubscribe_post(
+    app: &App,
+    tok: &crate::app::UnsubscribeToken,
+    locale: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response {
+    let t = texts(locale);
+    if is_one_click(headers, body) {
+        tracing::info!(
+            customer = tok.customer_id,
+            "one-click on a test link: nothing recorded"
+        );
+        return (
+            StatusCode::OK,
+            "test link (preview or test send): nothing was recorded\n",
+        )
+            .into_response();
+    }
+    let form: Vec<(String, String)> = form_urlencoded::parse(body).into_owned().collect();
+    let has = |k: &str, v: &str| form.iter().any(|(a, b)| a == k && b == v);
+    let what = if has("scope", "category") {
+        format!(
+            "{} <strong>{}</strong>",
+            esc(t.done_category),
+            esc(&category_label(app, &tok.category, locale))
+        )
+    } else if has("scope", "channel") {
+        format!(
+            "{} <strong>{}</strong>",
+            esc(t.done_channel),
+            esc(channel_name(t, tok.channel))
+        )
+    } else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "choose scope=category or scope=channel\n",
+        )
+            .into_response();
+    };
+    tracing::info!(
+        customer = tok.customer_id,
+        "unsubscribe on a test link: nothing recorded"
+    );
+    let prefs = app
+        .link_keys
+        .preferences_token_as(LinkMode::Test, locale, tok.customer_id);
+    let body = format!(
+        "{}<p>{what}</p><p><a href=\"../p/{prefs}\">{}</a></p>",
+        test_notice_html(t.test_notice),
+        esc(t.manage)
+    );
+    html(StatusCode::OK, page(t, t.done_title, &body))
+}
+
 /// Whether `scope` or one of its parent categories is opted out.
 fn blocked(consents: &BTreeMap<String, bool>, scope: &str) -> bool {
     let mut s = scope;
@@ -400,11 +493,12 @@ fn blocked(consents: &BTreeMap<String, bool>, scope: &str) -> bool {
 
 fn preferences_html(
     app: &App,
-    c: &CustomerRow,
+    locale: &str,
     consents: &BTreeMap<String, bool>,
     notice: Option<&str>,
+    test: bool,
 ) -> String {
-    let t = texts(&c.locale);
+    let t = texts(locale);
     let check = |scope: &str| {
         if blocked(consents, scope) {
             ""
@@ -413,6 +507,9 @@ fn preferences_html(
         }
     };
     let mut body = String::new();
+    if test {
+        body.push_str(&test_notice_html(t.test_notice));
+    }
     if let Some(n) = notice {
         body.push_str(&format!("<p><strong>{}</strong></p>", esc(n)));
     }
@@ -438,7 +535,7 @@ fn preferences_html(
         "</fieldset><fieldset><legend>{}</legend>",
         esc(t.topics)
     ));
-    for (cat, label) in categories(app, &c.locale) {
+    for (cat, label) in categories(app, locale) {
         body.push_str(&format!(
             "<label><input type=\"checkbox\" name=\"category\" value=\"{}\"{}> {}</label>",
             esc(&cat),
@@ -453,13 +550,36 @@ fn preferences_html(
     page(t, t.prefs_title, &body)
 }
 
+/// Whose preferences a link is for: a real customer (with their consent), or a test link
+/// (its page's language; nothing read: everything shows as on).
+enum Prefs {
+    Live(Box<CustomerRow>),
+    Test { customer_id: i64, locale: String },
+}
+
+impl Prefs {
+    fn locale(&self) -> &str {
+        match self {
+            Prefs::Live(c) => &c.locale,
+            Prefs::Test { locale, .. } => locale,
+        }
+    }
+}
+
 async fn preferences_customer(
     app: &App,
     token: &str,
-) -> Result<(CustomerRow, BTreeMap<String, bool>), Response> {
-    let Ok(id) = app.link_keys.parse_preferences(token) else {
+) -> Result<(Prefs, BTreeMap<String, bool>), Response> {
+    let Ok((id, origin)) = app.link_keys.read_preferences(token) else {
         return Err(invalid_link());
     };
+    if let Origin::Test { locale } = origin {
+        let who = Prefs::Test {
+            customer_id: id,
+            locale,
+        };
+        return Ok((who, BTreeMap::new()));
+    }
     let Some(c) = customer(app, id).await? else {
         return Err(invalid_link());
     };
@@ -468,7 +588,7 @@ async fn preferences_customer(
         .consent_map(c.id)
         .await
         .map_err(|e| server_error(texts(&c.locale), e))?;
-    Ok((c, consents))
+    Ok((Prefs::Live(Box::new(c)), consents))
 }
 
 pub(super) async fn preferences_page(
@@ -476,7 +596,13 @@ pub(super) async fn preferences_page(
     Path(token): Path<String>,
 ) -> Response {
     match preferences_customer(&app, &token).await {
-        Ok((c, consents)) => html(StatusCode::OK, preferences_html(&app, &c, &consents, None)),
+        Ok((who, consents)) => {
+            let test = matches!(who, Prefs::Test { .. });
+            html(
+                StatusCode::OK,
+                preferences_html(&app, who.locale(), &consents, None, test),
+            )
+        }
         Err(r) => r,
     }
 }
@@ -486,11 +612,11 @@ pub(super) async fn preferences_post(
     Path(token): Path<String>,
     body: Bytes,
 ) -> Response {
-    let (c, mut consents) = match preferences_customer(&app, &token).await {
+    let (who, mut consents) = match preferences_customer(&app, &token).await {
         Ok(x) => x,
         Err(r) => return r,
     };
-    let t = texts(&c.locale);
+    let t = texts(who.locale());
     let form: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
     // An empty or foreign body must not read as "everything off".
     if !form.iter().any(|(k, v)| k == "form" && v == "preferences") {
@@ -509,10 +635,31 @@ pub(super) async fn preferences_post(
     let mut scopes = vec!["all".to_string()];
     scopes.extend([Channel::Email, Channel::Sms].map(|ch| format!("channel:{ch}")));
     scopes.extend(
-        categories(&app, &c.locale)
+        categories(&app, who.locale())
             .into_keys()
             .map(|cat| format!("category:{cat}")),
     );
+    let c = match who {
+        Prefs::Live(c) => c,
+        Prefs::Test {
+            customer_id,
+            locale,
+        } => {
+            // The page as the form asked for it; nothing stored.
+            for scope in scopes {
+                let out = !on.contains(&scope);
+                consents.insert(scope, out);
+            }
+            tracing::info!(
+                customer = customer_id,
+                "preferences on a test link: nothing recorded"
+            );
+            return html(
+                StatusCode::OK,
+                preferences_html(&app, &locale, &consents, None, true),
+            );
+        }
+    };
     let now = crate::clock::now().as_second();
     let mut changes = 0;
     for scope in scopes {
@@ -536,7 +683,7 @@ pub(super) async fn preferences_post(
     tracing::info!(customer = c.id, changes, "preferences saved");
     html(
         StatusCode::OK,
-        preferences_html(&app, &c, &consents, Some(t.saved)),
+        preferences_html(&app, &c.locale, &consents, Some(t.saved), false),
     )
 }
 

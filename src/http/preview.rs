@@ -23,7 +23,7 @@ use jiff::civil::Date;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::app::{ComposeError, Composed, Definitions, compose, sample_customers};
+use crate::app::{ComposeError, Composed, Definitions, LinkMode, compose_with, sample_customers};
 use crate::config::{Config, Diagnostics, Severity};
 use crate::domain::{Channel, Locale};
 use crate::plan::CustomerFacts;
@@ -32,8 +32,9 @@ use crate::ritual::Ritual;
 /// The date the page shows when none is chosen: the samples' birthday.
 const DEFAULT_DATE: Date = jiff::civil::date(2027, 3, 1);
 
-/// Key for Message-IDs and unsubscribe tokens when the config has no secret. Preview links are
-/// never sent, so they need not verify against the store's instance key.
+/// Key for Message-IDs and link tokens when the config has no secret. The page's links are
+/// test links either way (they open the daemon's pages with a "test" notice and record
+/// nothing); with this key they do not verify at all.
 const PREVIEW_KEY: &[u8] = b"ritualist-preview";
 
 /// Serves the preview page on `listener` until `shutdown` completes.
@@ -317,8 +318,10 @@ fn messages(cfg: &Config, defs: &Definitions, customer: &CustomerFacts, date: Da
                 locale: parsed,
                 ..customer.clone()
             };
+            // Test links: the page's unsubscribe, preference and survey links open the real
+            // pages (when `secret` is the daemon's) and record nothing.
             let render = |channel| {
-                compose(
+                compose_with(
                     cfg,
                     &defs.templates,
                     key,
@@ -328,6 +331,9 @@ fn messages(cfg: &Config, defs: &Definitions, customer: &CustomerFacts, date: Da
                     &occasion.year.to_string(),
                     channel,
                     now,
+                    None,
+                    None,
+                    LinkMode::Test,
                 )
             };
             out.push_str(&email_card(ritual, &locale, Channel::Email, &render));

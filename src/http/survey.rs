@@ -10,6 +10,10 @@
 //! A token that does not verify, a score outside 0–10, or a customer who is gone gets the
 //! same 404 page and nothing is recorded.
 //!
+//! A **test** link (from a preview or a test send, see `app::tokens`) shows the same pages in
+//! the language written in its token, with a "test — nothing was recorded" notice, and records
+//! neither the score nor the comment (nor reads the customer).
+//!
 //! Unlike the unsubscribe page, GET acts here: one click is the whole point of an NPS email.
 //! Mail scanners that fetch every link of a message would record a score (the last one they
 //! fetch); README "Surveys" says what that means for the numbers.
@@ -21,9 +25,9 @@ use axum::extract::{Path, State};
 use axum::http::{Method, StatusCode};
 use axum::response::Response;
 
-use super::consent::{html, invalid_link, page_in};
+use super::consent::{html, invalid_link, page_in, test_notice_html};
 use super::preview::esc;
-use crate::app::{App, SurveyToken};
+use crate::app::{App, Origin, SurveyToken};
 
 /// The longest comment kept, in characters.
 pub const MAX_COMMENT_CHARS: usize = 2000;
@@ -38,6 +42,7 @@ struct Texts {
     comment_thanks: &'static str,
     too_long: &'static str,
     error: &'static str,
+    test_notice: &'static str,
 }
 
 const EN: Texts = Texts {
@@ -50,6 +55,7 @@ const EN: Texts = Texts {
     comment_thanks: "Thank you for your comment. We read every one.",
     too_long: "The comment is too long. Please shorten it to 2000 characters.",
     error: "Something went wrong on our side. Please try again in a few minutes.",
+    test_notice: "Test — nothing was recorded. This link comes from a preview or a test message: it shows the real page and changes nothing.",
 };
 
 const RO: Texts = Texts {
@@ -62,6 +68,7 @@ const RO: Texts = Texts {
     comment_thanks: "Vă mulțumim pentru comentariu. Le citim pe toate.",
     too_long: "Comentariul este prea lung. Scurtați-l la 2000 de caractere.",
     error: "A apărut o eroare la noi. Încercați din nou peste câteva minute.",
+    test_notice: "Test — nu s-a înregistrat nimic. Acest link provine dintr-o previzualizare sau dintr-un mesaj de test: arată pagina reală și nu schimbă nimic.",
 };
 
 const RU: Texts = Texts {
@@ -74,6 +81,7 @@ const RU: Texts = Texts {
     comment_thanks: "Спасибо за комментарий. Мы читаем каждый.",
     too_long: "Комментарий слишком длинный. Сократите его до 2000 символов.",
     error: "У нас что-то пошло не так. Попробуйте ещё раз через несколько минут.",
+    test_notice: "Тест — ничего не записано. Эта ссылка из предпросмотра или тестового сообщения: она показывает настоящую страницу и ничего не меняет.",
 };
 
 /// The texts for a customer's locale (`ro-MD` → ro); English when there are none.
@@ -91,17 +99,22 @@ fn parse_score(s: &str) -> Option<i32> {
         .filter(|n| (0..=10).contains(n))
 }
 
-/// The verified survey, score and the customer's locale; the 404 page otherwise.
+/// The verified survey, score, the page's locale (the customer's; a test link's own) and
+/// whether it is a test link; the 404 page otherwise.
 async fn verified(
     app: &App,
     token: &str,
     score: &str,
-) -> Result<(SurveyToken, i32, String), Response> {
-    let (Ok(tok), Some(score)) = (app.link_keys.parse_survey(token), parse_score(score)) else {
+) -> Result<(SurveyToken, i32, String, bool), Response> {
+    let (Ok((tok, origin)), Some(score)) = (app.link_keys.read_survey(token), parse_score(score))
+    else {
         return Err(invalid_link());
     };
+    if let Origin::Test { locale } = origin {
+        return Ok((tok, score, locale, true));
+    }
     match app.store.customer_by_id(tok.customer_id).await {
-        Ok(Some(c)) => Ok((tok, score, c.locale)),
+        Ok(Some(c)) => Ok((tok, score, c.locale, false)),
         Ok(None) => Err(invalid_link()),
         Err(e) => Err(server_error(&EN, e)),
     }
@@ -115,8 +128,13 @@ fn server_error(t: &Texts, e: impl std::fmt::Display) -> Response {
     )
 }
 
-fn thanks_page(t: &Texts, score: i32, notice: Option<&str>, form: bool) -> String {
-    let mut body = format!(
+fn thanks_page(t: &Texts, score: i32, notice: Option<&str>, form: bool, test: bool) -> String {
+    let mut body = if test {
+        test_notice_html(t.test_notice)
+    } else {
+        String::new()
+    };
+    body += &format!(
         "<p>{} <strong>{score}</strong></p><p>{}</p>",
         esc(t.your_score),
         esc(t.change)
@@ -142,12 +160,14 @@ pub(super) async fn score_page(
     method: Method,
     Path((token, score)): Path<(String, String)>,
 ) -> Response {
-    let (tok, score, locale) = match verified(&app, &token, &score).await {
+    let (tok, score, locale, test) = match verified(&app, &token, &score).await {
         Ok(v) => v,
         Err(r) => return r,
     };
     let t = texts(&locale);
-    if method != Method::HEAD {
+    if test {
+        tracing::info!(customer = tok.customer_id, ritual = %tok.ritual, "survey score on a test link: nothing recorded");
+    } else if method != Method::HEAD {
         let now = crate::clock::now().as_second();
         if let Err(e) = app
             .store
@@ -165,7 +185,7 @@ pub(super) async fn score_page(
         }
         tracing::info!(customer = tok.customer_id, ritual = %tok.ritual, score, "survey score recorded");
     }
-    html(StatusCode::OK, thanks_page(t, score, None, true))
+    html(StatusCode::OK, thanks_page(t, score, None, true, test))
 }
 
 pub(super) async fn comment_post(
@@ -173,7 +193,7 @@ pub(super) async fn comment_post(
     Path((token, score)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
-    let (tok, score, locale) = match verified(&app, &token, &score).await {
+    let (tok, score, locale, test) = match verified(&app, &token, &score).await {
         Ok(v) => v,
         Err(r) => return r,
     };
@@ -188,7 +208,15 @@ pub(super) async fn comment_post(
     {
         return html(
             StatusCode::PAYLOAD_TOO_LARGE,
-            thanks_page(t, score, Some(t.too_long), true),
+            thanks_page(t, score, Some(t.too_long), true, test),
+        );
+    }
+    if test {
+        tracing::info!(customer = tok.customer_id, ritual = %tok.ritual, "survey comment on a test link: nothing recorded");
+        let notice = comment.as_ref().map(|_| t.comment_thanks);
+        return html(
+            StatusCode::OK,
+            thanks_page(t, score, notice, comment.is_none(), true),
         );
     }
     let now = crate::clock::now().as_second();
@@ -216,7 +244,7 @@ pub(super) async fn comment_post(
     let notice = comment.as_ref().map(|_| t.comment_thanks);
     html(
         StatusCode::OK,
-        thanks_page(t, score, notice, comment.is_none()),
+        thanks_page(t, score, notice, comment.is_none(), false),
     )
 }
 
