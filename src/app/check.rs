@@ -28,6 +28,7 @@ pub fn check(config_path: &Path) -> Diagnostics {
     for d in super::overlap::overlaps(&defs.rituals) {
         diags.push(d);
     }
+    missing_labels(&defs, &mut diags);
     diags.extend(dkim.unwrap_or_default());
     diags
 }
@@ -85,4 +86,44 @@ fn render_samples(cfg: &Config, defs: &Definitions) -> Diagnostics {
         }
     }
     diags
+}
+
+/// A ritual with templates in a language but no `label` in it: its topic on the preference
+/// and unsubscribe pages would fall back to another language.
+fn missing_labels(defs: &Definitions, diags: &mut Diagnostics) {
+    for ritual in &defs.rituals {
+        let missing: Vec<String> = defs
+            .templates
+            .locales(&ritual.template)
+            .into_iter()
+            .filter(|l| ritual.label(l).is_none())
+            .collect();
+        if missing.is_empty() {
+            continue;
+        }
+        let example = missing
+            .iter()
+            .map(|l| format!("{l}: …"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        diags.push(
+            Diagnostic::warning(
+                &ritual.source,
+                ritual.label_line,
+                1,
+                format!(
+                    "`{}` has templates in {} but no label there: its preference and unsubscribe pages would name it in another language",
+                    ritual.name,
+                    missing
+                        .iter()
+                        .map(|l| format!("`{l}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+            .with_hint(format!(
+                "add what customers read for these messages: `label: {{ {example} }}`"
+            )),
+        );
+    }
 }

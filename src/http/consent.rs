@@ -50,6 +50,7 @@ struct Texts {
     all_messages: &'static str,
     channels: &'static str,
     topics: &'static str,
+    holidays: &'static str,
     save: &'static str,
     saved: &'static str,
     test_notice: &'static str,
@@ -74,6 +75,7 @@ const EN: Texts = Texts {
     all_messages: "Messages from us at all",
     channels: "Channels",
     topics: "Topics",
+    holidays: "Holidays",
     save: "Save",
     saved: "Your preferences are saved.",
     test_notice: "Test — nothing was recorded. This link comes from a preview or a test message: it shows the real page and changes nothing.",
@@ -98,6 +100,7 @@ const RO: Texts = Texts {
     all_messages: "Mesaje de la noi, în general",
     channels: "Canale",
     topics: "Subiecte",
+    holidays: "Sărbători",
     save: "Salvează",
     saved: "Preferințele au fost salvate.",
     test_notice: "Test — nu s-a înregistrat nimic. Acest link provine dintr-o previzualizare sau dintr-un mesaj de test: arată pagina reală și nu schimbă nimic.",
@@ -122,6 +125,7 @@ const RU: Texts = Texts {
     all_messages: "Сообщения от нас вообще",
     channels: "Каналы",
     topics: "Темы",
+    holidays: "Праздники",
     save: "Сохранить",
     saved: "Настройки сохранены.",
     test_notice: "Тест — ничего не записано. Эта ссылка из предпросмотра или тестового сообщения: она показывает настоящую страницу и ничего не меняет.",
@@ -175,6 +179,17 @@ fn page(t: &Texts, title: &str, body: &str) -> String {
     page_in(t.lang, title, body)
 }
 
+/// The way back to the shop, at the foot of the pages: its name, linked to its site.
+fn shop_link(app: &App) -> String {
+    let shop = &app.cfg.shop;
+    match &shop.url {
+        Some(url) if url.starts_with("https://") || url.starts_with("http://") => {
+            format!("<p><a href=\"{}\">{}</a></p>", esc(url), esc(&shop.name))
+        }
+        _ => format!("<p>{}</p>", esc(&shop.name)),
+    }
+}
+
 /// The notice at the top of every page a test link opens (also the survey pages').
 pub(super) fn test_notice_html(notice: &str) -> String {
     format!(
@@ -207,48 +222,97 @@ fn server_error(t: &Texts, e: impl std::fmt::Display) -> Response {
     )
 }
 
-/// Every opt-out category the loaded rituals send, with a label in `locale`: a holiday's name
-/// from the calendars, else the ritual's description, else the category itself.
-fn categories(app: &App, locale: &str) -> BTreeMap<String, String> {
+/// Where a page's reader is, as the planner sees it: their language and their own holiday
+/// calendar (so a Romanian customer reads "Ziua Mamei", never the en-GB "Mothering Sunday").
+pub(super) struct Reader<'a> {
+    pub locale: &'a str,
+    pub calendar: String,
+}
+
+impl<'a> Reader<'a> {
+    /// A customer: their `country` attribute, else their locale (see `calendar::country_of`).
+    fn of(app: &App, locale: &'a str, attributes: &str) -> Reader<'a> {
+        let country = serde_json::from_str::<BTreeMap<String, String>>(attributes)
+            .ok()
+            .and_then(|m| m.get("country").cloned());
+        Reader::placed(app, locale, country.as_deref())
+    }
+
+    fn placed(app: &App, locale: &'a str, country: Option<&str>) -> Reader<'a> {
+        let default = &app.cfg.engine.default_calendar;
+        let country = crate::calendar::country_of(country, locale, default);
+        Reader {
+            locale,
+            calendar: crate::calendar::calendar_for(country.as_deref(), locale, default),
+        }
+    }
+}
+
+/// Categories with their label for a reader, in the order the rituals define them.
+type Labelled = Vec<(String, String)>;
+
+/// The opt-out topics of the loaded rituals, in the reader's words: each ritual's `label` in
+/// their language (never its internal description), and each holiday by its name in their
+/// own calendar, one by one. `(topics, holidays)`: category → label, in ritual order.
+fn categories(app: &App, r: &Reader) -> (Labelled, Labelled) {
     let defs = app.defs();
     let holiday_name = |id: &str| {
-        defs.calendars
-            .values()
+        let own = defs.calendars.get(&r.calendar).into_iter();
+        own.chain(defs.calendars.values())
             .flat_map(|c| c.holidays.iter())
             .find(|h| h.id == id)
-            .map(|h| h.name(locale).to_string())
+            .map(|h| h.name(r.locale).to_string())
     };
-    let mut out = BTreeMap::new();
-    for r in &defs.rituals {
-        match (&r.category, &r.trigger) {
+    let (mut topics, mut holidays): (Labelled, Labelled) = Default::default();
+    for ritual in &defs.rituals {
+        match (&ritual.category, &ritual.trigger) {
             (None, Trigger::Holiday { ids, .. }) => {
                 for id in ids {
-                    let label = holiday_name(id).unwrap_or_else(|| id.replace('_', " "));
-                    out.insert(format!("holidays.{id}"), label);
+                    let cat = format!("holidays.{id}");
+                    if holidays.iter().all(|(c, _)| *c != cat) {
+                        let label = holiday_name(id).unwrap_or_else(|| pretty(id));
+                        holidays.push((cat, label));
+                    }
                 }
             }
             (cat, _) => {
-                let cat = cat.clone().unwrap_or_else(|| r.name.clone());
-                let label = r
-                    .description
-                    .clone()
-                    .unwrap_or_else(|| cat.replace('_', " "));
-                out.entry(cat).or_insert(label);
+                let cat = cat.clone().unwrap_or_else(|| ritual.name.clone());
+                if topics.iter().all(|(c, _)| *c != cat) {
+                    let label = ritual
+                        .label(r.locale)
+                        .or_else(|| ritual.label("en"))
+                        .map_or_else(|| pretty(&cat), str::to_string);
+                    topics.push((cat, label));
+                }
             }
         }
     }
-    out
+    (topics, holidays)
+}
+
+/// `mothers_day` → `mothers day`: the last resort for a topic nobody labelled.
+fn pretty(id: &str) -> String {
+    id.rsplit('.').next().unwrap_or(id).replace('_', " ")
 }
 
 /// The label of one category (also one no ritual sends any more).
-fn category_label(app: &App, category: &str, locale: &str) -> String {
-    categories(app, locale).remove(category).unwrap_or_else(|| {
-        category
-            .rsplit('.')
-            .next()
-            .unwrap_or(category)
-            .replace('_', " ")
-    })
+fn category_label(app: &App, category: &str, r: &Reader) -> String {
+    let (topics, holidays) = categories(app, r);
+    topics
+        .into_iter()
+        .chain(holidays)
+        .find(|(c, _)| c == category)
+        .map_or_else(|| pretty(category), |(_, l)| l)
+}
+
+/// The holiday ritual's label in the reader's language, as the heading of the holidays.
+fn holidays_heading(app: &App, r: &Reader, t: &Texts) -> String {
+    app.defs()
+        .rituals
+        .iter()
+        .find(|x| x.category.is_none() && matches!(x.trigger, Trigger::Holiday { .. }))
+        .and_then(|x| x.label(r.locale))
+        .map_or_else(|| t.holidays.to_string(), str::to_string)
 }
 
 /// The verified customer of an unsubscribe or preference link.
@@ -259,13 +323,18 @@ async fn customer(app: &App, id: i64) -> Result<Option<CustomerRow>, Response> {
         .map_err(|e| server_error(&EN, e))
 }
 
-/// The page language of a verified link: the customer's for a real link (404 when they are
-/// gone), the token's own for a test link (which reads nothing about the customer).
-async fn link_locale(app: &App, customer_id: i64, origin: &Origin) -> Result<String, Response> {
+/// The page language of a verified link and the customer's attributes (for their calendar):
+/// the customer's for a real link (404 when they are gone), the token's own language for a
+/// test link (which reads nothing about the customer).
+async fn link_locale(
+    app: &App,
+    customer_id: i64,
+    origin: &Origin,
+) -> Result<(String, String), Response> {
     match origin {
-        Origin::Test { locale } => Ok(locale.clone()),
+        Origin::Test { locale } => Ok((locale.clone(), String::new())),
         Origin::Live => match customer(app, customer_id).await? {
-            Some(c) => Ok(c.locale),
+            Some(c) => Ok((c.locale, c.attributes)),
             None => Err(invalid_link()),
         },
     }
@@ -278,12 +347,13 @@ pub(super) async fn unsubscribe_page(
     let Ok((tok, origin)) = app.link_keys.read_unsubscribe(&token) else {
         return invalid_link();
     };
-    let locale = match link_locale(&app, tok.customer_id, &origin).await {
+    let (locale, attributes) = match link_locale(&app, tok.customer_id, &origin).await {
         Ok(l) => l,
         Err(r) => return r,
     };
     let t = texts(&locale);
-    let label = category_label(&app, &tok.category, &locale);
+    let reader = Reader::of(&app, &locale, &attributes);
+    let label = category_label(&app, &tok.category, &reader);
     let everything = match tok.channel {
         Channel::Email => t.everything_email,
         Channel::Sms => t.everything_sms,
@@ -302,6 +372,7 @@ pub(super) async fn unsubscribe_page(
         label = esc(&label),
         everything = esc(everything),
     );
+    body.push_str(&shop_link(&app));
     html(StatusCode::OK, page(t, t.unsub_title, &body))
 }
 
@@ -386,7 +457,11 @@ pub(super) async fn unsubscribe_post(
             format!(
                 "{} <strong>{}</strong>",
                 esc(t.done_category),
-                esc(&category_label(&app, &tok.category, &c.locale))
+                esc(&category_label(
+                    &app,
+                    &tok.category,
+                    &Reader::of(&app, &c.locale, &c.attributes)
+                ))
             ),
         )
     } else if has("scope", "channel") {
@@ -411,8 +486,9 @@ pub(super) async fn unsubscribe_post(
             // `../p/<token>` resolves next to `/u/<token>`, behind any proxy prefix.
             let prefs = app.link_keys.preferences_token(c.id);
             let body = format!(
-                "<p>{what}</p><p><a href=\"../p/{prefs}\">{}</a></p>",
-                esc(t.manage)
+                "<p>{what}</p><p><a href=\"../p/{prefs}\">{}</a></p>{}",
+                esc(t.manage),
+                shop_link(&app)
             );
             html(StatusCode::OK, page(t, t.done_title, &body))
         }
@@ -447,7 +523,11 @@ fn test_unsubscribe_post(
         format!(
             "{} <strong>{}</strong>",
             esc(t.done_category),
-            esc(&category_label(app, &tok.category, locale))
+            esc(&category_label(
+                app,
+                &tok.category,
+                &Reader::placed(app, locale, None)
+            ))
         )
     } else if has("scope", "channel") {
         format!(
@@ -470,9 +550,10 @@ fn test_unsubscribe_post(
         .link_keys
         .preferences_token_as(LinkMode::Test, locale, tok.customer_id);
     let body = format!(
-        "{}<p>{what}</p><p><a href=\"../p/{prefs}\">{}</a></p>",
+        "{}<p>{what}</p><p><a href=\"../p/{prefs}\">{}</a></p>{}",
         test_notice_html(t.test_notice),
-        esc(t.manage)
+        esc(t.manage),
+        shop_link(app)
     );
     html(StatusCode::OK, page(t, t.done_title, &body))
 }
@@ -493,12 +574,12 @@ fn blocked(consents: &BTreeMap<String, bool>, scope: &str) -> bool {
 
 fn preferences_html(
     app: &App,
-    locale: &str,
+    reader: &Reader,
     consents: &BTreeMap<String, bool>,
     notice: Option<&str>,
     test: bool,
 ) -> String {
-    let t = texts(locale);
+    let t = texts(reader.locale);
     let check = |scope: &str| {
         if blocked(consents, scope) {
             ""
@@ -531,22 +612,32 @@ fn preferences_html(
             esc(channel_name(t, ch))
         ));
     }
-    body.push_str(&format!(
-        "</fieldset><fieldset><legend>{}</legend>",
-        esc(t.topics)
-    ));
-    for (cat, label) in categories(app, locale) {
+    let (topics, holidays) = categories(app, reader);
+    // Channels, then topics, then the holidays one by one (a single one can be turned off).
+    let mut group = |legend: &str, items: &[(String, String)]| {
+        if items.is_empty() {
+            return;
+        }
         body.push_str(&format!(
-            "<label><input type=\"checkbox\" name=\"category\" value=\"{}\"{}> {}</label>",
-            esc(&cat),
-            check(&format!("category:{cat}")),
-            esc(&label)
+            "</fieldset><fieldset><legend>{}</legend>",
+            esc(legend)
         ));
-    }
+        for (cat, label) in items {
+            body.push_str(&format!(
+                "<label><input type=\"checkbox\" name=\"category\" value=\"{}\"{}> {}</label>",
+                esc(cat),
+                check(&format!("category:{cat}")),
+                esc(label)
+            ));
+        }
+    };
+    group(t.topics, &topics);
+    group(&holidays_heading(app, reader, t), &holidays);
     body.push_str(&format!(
         "</fieldset><button>{}</button></form>",
         esc(t.save)
     ));
+    body.push_str(&shop_link(app));
     page(t, t.prefs_title, &body)
 }
 
@@ -562,6 +653,13 @@ impl Prefs {
         match self {
             Prefs::Live(c) => &c.locale,
             Prefs::Test { locale, .. } => locale,
+        }
+    }
+
+    fn reader(&self, app: &App) -> Reader<'_> {
+        match self {
+            Prefs::Live(c) => Reader::of(app, &c.locale, &c.attributes),
+            Prefs::Test { locale, .. } => Reader::placed(app, locale, None),
         }
     }
 }
@@ -600,7 +698,7 @@ pub(super) async fn preferences_page(
             let test = matches!(who, Prefs::Test { .. });
             html(
                 StatusCode::OK,
-                preferences_html(&app, who.locale(), &consents, None, test),
+                preferences_html(&app, &who.reader(&app), &consents, None, test),
             )
         }
         Err(r) => r,
@@ -634,10 +732,12 @@ pub(super) async fn preferences_post(
     // Only the scopes this page shows can be switched: nothing else comes from the form.
     let mut scopes = vec!["all".to_string()];
     scopes.extend([Channel::Email, Channel::Sms].map(|ch| format!("channel:{ch}")));
+    let (topics, holidays) = categories(&app, &who.reader(&app));
     scopes.extend(
-        categories(&app, who.locale())
-            .into_keys()
-            .map(|cat| format!("category:{cat}")),
+        topics
+            .into_iter()
+            .chain(holidays)
+            .map(|(cat, _)| format!("category:{cat}")),
     );
     let c = match who {
         Prefs::Live(c) => c,
@@ -656,7 +756,13 @@ pub(super) async fn preferences_post(
             );
             return html(
                 StatusCode::OK,
-                preferences_html(&app, &locale, &consents, None, true),
+                preferences_html(
+                    &app,
+                    &Reader::placed(&app, &locale, None),
+                    &consents,
+                    None,
+                    true,
+                ),
             );
         }
     };
@@ -683,7 +789,13 @@ pub(super) async fn preferences_post(
     tracing::info!(customer = c.id, changes, "preferences saved");
     html(
         StatusCode::OK,
-        preferences_html(&app, &c.locale, &consents, Some(t.saved), false),
+        preferences_html(
+            &app,
+            &Reader::of(&app, &c.locale, &c.attributes),
+            &consents,
+            Some(t.saved),
+            false,
+        ),
     )
 }
 

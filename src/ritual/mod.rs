@@ -5,7 +5,7 @@
 //! file, line, column and a hint. This module is pure apart from reading the files: it never
 //! touches the store, the templates or the clock.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use jiff::SignedDuration;
@@ -98,7 +98,13 @@ pub enum SurveyKind {
 #[derive(Debug, Clone)]
 pub struct Ritual {
     pub name: String,
+    /// For the people who run the shop (plan, check); customers never see it.
     pub description: Option<String>,
+    /// Customer-facing name of these messages per language (`en`, `ro`, `ru`, …): the
+    /// preference and unsubscribe pages show only these (and holiday names).
+    pub labels: BTreeMap<String, String>,
+    /// Line of `label:` (of the trigger when there is none), for `check`'s missing-label note.
+    pub label_line: u64,
     pub trigger: Trigger,
     /// Local wall-clock time in the customer's zone at which the message becomes due (unused
     /// by cron schedules, which carry their own time, and by orders with no delay).
@@ -133,6 +139,20 @@ pub struct Ritual {
 }
 
 impl Ritual {
+    /// The customer-facing label in `locale` (`ro-MD` → `ro-md`, then `ro`), if written.
+    pub fn label(&self, locale: &str) -> Option<&str> {
+        let mut l = locale.trim().to_ascii_lowercase().replace('_', "-");
+        loop {
+            if let Some(v) = self.labels.get(&l) {
+                return Some(v);
+            }
+            match l.rfind('-') {
+                Some(i) => l.truncate(i),
+                None => return None,
+            }
+        }
+    }
+
     /// The opt-out category of an occurrence (holiday rituals: per holiday).
     pub fn category_for(&self, holiday: Option<&str>) -> String {
         match (&self.category, holiday) {
@@ -152,6 +172,9 @@ mod spec {
     pub struct RitualSpec {
         pub name: Option<Spanned<String>>,
         pub description: Option<String>,
+        /// What customers read for this ritual's messages, per language:
+        /// `label: { en: Birthday greetings, ro: Urări de ziua ta }`.
+        pub label: Option<Spanned<BTreeMap<String, String>>>,
         pub enabled: Option<bool>,
         pub trigger: Spanned<TriggerSpec>,
         pub send_time: Option<Spanned<String>>,
@@ -690,6 +713,19 @@ pub fn parse_ritual(file: &Path, text: &str) -> Result<Option<Ritual>, Diagnosti
     Ok(Some(Ritual {
         name,
         description: spec.description,
+        label_line: spec
+            .label
+            .as_ref()
+            .map_or(spec.trigger.referenced.line(), |l| l.referenced.line()),
+        labels: spec
+            .label
+            .map(|l| {
+                l.value
+                    .into_iter()
+                    .map(|(k, v)| (k.trim().to_ascii_lowercase().replace('_', "-"), v))
+                    .collect()
+            })
+            .unwrap_or_default(),
         trigger: trigger.expect("checked above"),
         send_time,
         channels,

@@ -20,6 +20,7 @@ mod hostile;
 mod inert;
 mod ingest;
 mod kannel_inbound;
+mod labels;
 mod outbox;
 mod peers;
 mod regression;

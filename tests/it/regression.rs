@@ -485,6 +485,25 @@ fn check_warns_about_two_rituals_for_one_occasion_and_unfillable_links() {
     );
 }
 
+/// #24: a ritual with templates in a language must say what customers read for it there.
+#[test]
+fn check_reports_a_missing_label_for_a_language_with_templates() {
+    let d = checkout();
+    edit(
+        &d.path().join("config/rituals/birthday.yaml"),
+        "  ru: Поздравления с днём рождения\n",
+        "",
+    );
+    let (code, _, err) = ritualist(d.path(), &["check"]);
+    assert_eq!(code, 0, "a warning: {err}");
+    assert!(
+        err.contains("birthday.yaml:4:")
+            && err.contains("`birthday` has templates in `ru` but no label there")
+            && err.contains("label: { ru: … }"),
+        "{err}"
+    );
+}
+
 #[test]
 fn a_secret_in_yaml_is_refused_with_a_hint() {
     let d = checkout();
