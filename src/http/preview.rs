@@ -62,6 +62,10 @@ struct PageQuery {
     customer: Option<String>,
     /// YYYY-MM-DD.
     date: Option<String>,
+    /// Only this ritual.
+    ritual: Option<String>,
+    /// Only this locale.
+    locale: Option<String>,
 }
 
 const NO_STORE: [(header::HeaderName, &str); 1] = [(header::CACHE_CONTROL, "no-store")];
@@ -92,6 +96,9 @@ async fn version(State(cfg): State<Arc<Config>>) -> impl IntoResponse {
 /// counts. The folders are small text files, so hashing them once a second is cheap.
 fn files_version(cfg: &Config) -> String {
     let mut files = Vec::new();
+    // The configuration too: it is read again for every page.
+    let content = std::fs::read(&cfg.path).unwrap_or_else(|e| e.to_string().into_bytes());
+    files.push((cfg.path.display().to_string(), content));
     for dir in [&cfg.rituals_dir, &cfg.templates_dir] {
         collect_files(dir, 0, &mut files);
     }
@@ -148,9 +155,22 @@ pub(super) fn esc(s: &str) -> String {
     out
 }
 
-fn render_page(cfg: &Config, q: &PageQuery) -> String {
+fn render_page(started: &Config, q: &PageQuery) -> String {
     // The version first: a file edited while this page renders then still triggers a reload.
-    let version = files_version(cfg);
+    let version = files_version(started);
+    // ritualist.yaml as it is now (the one read at start keeps its path and secret).
+    let fresh;
+    let cfg = match Config::load(&started.path) {
+        Ok(c) => {
+            fresh = c;
+            &fresh
+        }
+        Err(diags) => {
+            let mut body = diagnostics(&diags, "The configuration does not load");
+            body.push_str(&reload_script(&version));
+            return shell("configuration", "", &body);
+        }
+    };
     let samples = sample_customers(cfg);
     let mut notices = Vec::new();
     let customer = match q.customer.as_deref().filter(|s| !s.is_empty()) {
@@ -188,8 +208,15 @@ fn render_page(cfg: &Config, q: &PageQuery) -> String {
         let _ = write!(body, "<p class=\"notice\">{}</p>", esc(n));
     }
     match Definitions::load(cfg) {
-        Ok(defs) => body.push_str(&messages(cfg, &defs, customer, date)),
-        Err(diags) => body.push_str(&diagnostics(&diags)),
+        Ok(defs) => body.push_str(&messages(cfg, &defs, customer, date, q)),
+        Err(diags) => {
+            // One broken file must not hide the others: its errors first, then every ritual
+            // that loads without it.
+            body.push_str(&diagnostics(&diags, "Some files do not load"));
+            if let Some(defs) = load_around(cfg, &diags) {
+                body.push_str(&messages(cfg, &defs, customer, date, q));
+            }
+        }
     }
     body.push_str(&reload_script(&version));
     shell(
@@ -237,8 +264,148 @@ fn form(samples: &[CustomerFacts], chosen: &CustomerFacts, date: Date) -> String
     )
 }
 
-fn messages(cfg: &Config, defs: &Definitions, customer: &CustomerFacts, date: Date) -> String {
-    let mut out = String::new();
+/// The definitions without the files `diags` names as broken: rituals and templates are
+/// copied to a scratch folder minus those files (and, round by round, minus the rituals left
+/// without a template). `None` when what is broken is elsewhere (segments, calendars).
+fn load_around(cfg: &Config, diags: &Diagnostics) -> Option<Definitions> {
+    struct Scratch(std::path::PathBuf);
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let scratch = Scratch(std::env::temp_dir().join(format!(
+        "ritualist-preview-{}",
+        crate::store::random_token()
+    )));
+    let mut broken: Vec<std::path::PathBuf> = Vec::new();
+    let mut diags = diags.clone();
+    for round in 0..4 {
+        let before = broken.len();
+        for d in diags.errors() {
+            let file = d.file.clone();
+            let own = file.starts_with(&cfg.rituals_dir) || file.starts_with(&cfg.templates_dir);
+            if own && !broken.contains(&file) {
+                broken.push(file);
+            }
+        }
+        if broken.len() == before {
+            return None;
+        }
+        let root = scratch.0.join(round.to_string());
+        let (rituals, templates) = (root.join("rituals"), root.join("templates"));
+        copy_except(&cfg.rituals_dir, &rituals, &broken, 0).ok()?;
+        copy_except(&cfg.templates_dir, &templates, &broken, 0).ok()?;
+        let mut trimmed = cfg.clone();
+        trimmed.rituals_dir = rituals.clone();
+        trimmed.templates_dir = templates.clone();
+        match Definitions::load(&trimmed) {
+            Ok(mut defs) => {
+                for r in &mut defs.rituals {
+                    if let Ok(rel) = r.source.strip_prefix(&rituals) {
+                        r.source = cfg.rituals_dir.join(rel);
+                    }
+                }
+                return Some(defs);
+            }
+            Err(d) => {
+                // Errors in the copies name the copies: map them back to the real files.
+                diags = Diagnostics::default();
+                for mut e in d.0 {
+                    for (copy, real) in [
+                        (&rituals, &cfg.rituals_dir),
+                        (&templates, &cfg.templates_dir),
+                    ] {
+                        if let Ok(rel) = e.file.strip_prefix(copy) {
+                            e.file = real.join(rel);
+                        }
+                    }
+                    diags.push(e);
+                }
+            }
+        }
+    }
+    None
+}
+
+fn copy_except(
+    from: &Path,
+    to: &Path,
+    skip: &[std::path::PathBuf],
+    depth: usize,
+) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    if depth > 8 || !from.is_dir() {
+        return Ok(());
+    }
+    for e in std::fs::read_dir(from)?.flatten() {
+        let p = e.path();
+        if skip.contains(&p) {
+            continue;
+        }
+        if p.is_dir() {
+            copy_except(&p, &to.join(e.file_name()), skip, depth + 1)?;
+        } else {
+            std::fs::copy(&p, to.join(e.file_name()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Jump links to each ritual, and filters by ritual and locale (links that keep the customer
+/// and date of the page).
+fn navigation(defs: &Definitions, customer: &CustomerFacts, date: Date, q: &PageQuery) -> String {
+    let base = |ritual: Option<&str>, locale: Option<&str>| {
+        let mut url = format!("/?customer={}&date={date}", esc(&customer.external_id));
+        if let Some(r) = ritual {
+            url.push_str(&format!("&ritual={}", esc(r)));
+        }
+        if let Some(l) = locale {
+            url.push_str(&format!("&locale={}", esc(l)));
+        }
+        url
+    };
+    let mut locales: Vec<String> = defs
+        .rituals
+        .iter()
+        .flat_map(|r| defs.templates.locales(&r.template))
+        .collect();
+    locales.sort();
+    locales.dedup();
+    let mut out = String::from("<nav class=\"jump\"><span>Rituals:</span> ");
+    for r in &defs.rituals {
+        let _ = write!(
+            out,
+            "<a href=\"#ritual-{n}\">{n}</a> <a class=\"only\" href=\"{only}\" title=\"only {n}\">(only)</a> ",
+            n = esc(&r.name),
+            only = base(Some(&r.name), q.locale.as_deref()),
+        );
+    }
+    out.push_str("<br><span>Locales:</span> ");
+    for l in &locales {
+        let _ = write!(
+            out,
+            "<a href=\"{}\">{}</a> ",
+            base(q.ritual.as_deref(), Some(l)),
+            esc(l)
+        );
+    }
+    if q.ritual.is_some() || q.locale.is_some() {
+        let _ = write!(out, "<a href=\"{}\">all</a>", base(None, None));
+    }
+    out.push_str("</nav>");
+    out
+}
+
+fn messages(
+    cfg: &Config,
+    defs: &Definitions,
+    customer: &CustomerFacts,
+    date: Date,
+    q: &PageQuery,
+) -> String {
+    let mut out = navigation(defs, customer, date, q);
+    let wanted = |v: &Option<String>, x: &str| v.as_deref().is_none_or(|w| w.is_empty() || w == x);
     if defs.rituals.is_empty() {
         let _ = write!(
             out,
@@ -251,7 +418,7 @@ fn messages(cfg: &Config, defs: &Definitions, customer: &CustomerFacts, date: Da
         .as_ref()
         .map(|s| s.expose().as_bytes())
         .unwrap_or(PREVIEW_KEY);
-    for ritual in &defs.rituals {
+    for ritual in defs.rituals.iter().filter(|r| wanted(&q.ritual, &r.name)) {
         let _ = write!(
             out,
             "<section class=\"ritual\" id=\"ritual-{name}\"><h2>{name}</h2>",
@@ -300,7 +467,7 @@ fn messages(cfg: &Config, defs: &Definitions, customer: &CustomerFacts, date: Da
                 esc(&ritual.template)
             );
         }
-        for locale in locales {
+        for locale in locales.into_iter().filter(|l| wanted(&q.locale, l)) {
             let _ = write!(
                 out,
                 "<div class=\"locale\" lang=\"{l}\"><h3>{l}</h3><div class=\"pair\">",
@@ -419,11 +586,12 @@ fn sms_card(ritual: &Ritual, locale: &str, channel: Channel, render: &Render) ->
     out
 }
 
-fn diagnostics(diags: &Diagnostics) -> String {
+fn diagnostics(diags: &Diagnostics, what: &str) -> String {
     let errors = diags.errors().count();
     let mut out = format!(
-        "<section class=\"problems\"><h2>The rituals and templates do not load: {errors} error{s}</h2>\
+        "<section class=\"problems\"><h2>{what}: {errors} error{s}</h2>\
          <p>Fix the files below; this page reloads by itself when you save.</p><ul>",
+        what = esc(what),
         s = if errors == 1 { "" } else { "s" }
     );
     for d in &diags.0 {
@@ -528,6 +696,7 @@ mod tests {
         let q = PageQuery {
             customer: Some("nobody".into()),
             date: Some("2027-13-40".into()),
+            ..Default::default()
         };
         let html = render_page(&repo_config(), &q);
         assert!(html.contains("there is no sample customer `nobody`"));
@@ -535,6 +704,7 @@ mod tests {
         let q = PageQuery {
             customer: Some("sample-minimal".into()),
             date: Some("2027-06-01".into()),
+            ..Default::default()
         };
         let html = render_page(&repo_config(), &q);
         assert!(html.contains("would not fire for sample-minimal on 2027-06-01"));
@@ -542,6 +712,82 @@ mod tests {
             html.contains("Дорогой друг"),
             "the minimal sample has no name"
         );
+    }
+
+    /// A copy of the repository's config, rituals and templates to break files in.
+    fn scratch_project() -> (std::path::PathBuf, Config) {
+        let root = std::env::temp_dir().join(format!(
+            "ritualist-preview-test-{}",
+            crate::store::random_token()
+        ));
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+        copy_except(&repo.join("config"), &root.join("config"), &[], 0).unwrap();
+        copy_except(&repo.join("templates"), &root.join("templates"), &[], 0).unwrap();
+        let cfg = Config::load(&root.join("config/ritualist.yaml")).unwrap();
+        (root, cfg)
+    }
+
+    /// #24: one broken file hid every preview; the page did not see ritualist.yaml change.
+    #[test]
+    fn a_broken_file_shows_its_error_beside_the_other_rituals() {
+        let (root, cfg) = scratch_project();
+        let html = root.join("templates/birthday/en/email.html.hbs");
+        let text = std::fs::read_to_string(&html).unwrap();
+        std::fs::write(&html, text.replacen("{{default", "{{defualt", 1)).unwrap();
+        let digest = root.join("config/rituals/digest.yaml");
+        std::fs::write(&digest, "trigger: {{{\n").unwrap();
+        let page = render_page(&cfg, &PageQuery::default());
+        assert!(page.contains("Some files do not load"), "{page}");
+        assert!(
+            page.contains("email.html.hbs:") && page.contains("digest.yaml:"),
+            "{page}"
+        );
+        // The others are still shown: the anniversary and holiday rituals, in every locale.
+        assert!(
+            page.contains("id=\"ritual-anniversary\"") && page.contains("id=\"ritual-holidays\""),
+            "{page}"
+        );
+        assert!(
+            !page.contains("id=\"ritual-birthday\""),
+            "its template is broken"
+        );
+        assert!(!page.contains("id=\"ritual-digest\""), "its file is broken");
+        // ritualist.yaml is read again for each page: a broken one is reported.
+        let yaml = root.join("config/ritualist.yaml");
+        let before = files_version(&cfg);
+        let text = std::fs::read_to_string(&yaml).unwrap();
+        std::fs::write(&yaml, text.replacen("time_zone:", "time_zon:", 1)).unwrap();
+        assert_ne!(
+            files_version(&cfg),
+            before,
+            "the page reloads on a config edit"
+        );
+        let page = render_page(&cfg, &PageQuery::default());
+        assert!(
+            page.contains("The configuration does not load") && page.contains("time_zon"),
+            "{page}"
+        );
+        let _ = std::fs::remove_dir_all(root);
+    }
+
+    #[test]
+    fn filters_by_ritual_and_locale_with_jump_links() {
+        let q = PageQuery {
+            ritual: Some("birthday".into()),
+            locale: Some("ro".into()),
+            ..Default::default()
+        };
+        let page = render_page(&repo_config(), &q);
+        assert!(page.contains("id=\"ritual-birthday\""));
+        assert!(!page.contains("id=\"ritual-holidays\""), "filtered out");
+        assert!(page.contains("<h3>ro</h3>") && !page.contains("<h3>en</h3>"));
+        // Jump links to every ritual, and a way back to all.
+        assert!(page.contains("href=\"#ritual-holidays\""));
+        assert!(
+            page.contains("&amp;ritual=winback") || page.contains("&ritual=winback"),
+            "{page}"
+        );
+        assert!(page.contains(">all</a>"));
     }
 
     /// Regression (issue #23): a far date in the query panicked in the date library while
@@ -552,6 +798,7 @@ mod tests {
             let q = PageQuery {
                 customer: None,
                 date: Some(date.into()),
+                ..Default::default()
             };
             let html = render_page(&repo_config(), &q);
             assert!(html.contains("is out of range"), "{date}: {html}");

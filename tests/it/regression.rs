@@ -82,7 +82,8 @@ fn an_unknown_variable_in_a_branch_that_would_not_run_is_caught_before_sending()
     let (code, _, err) = ritualist(d.path(), &["check"]);
     assert_eq!(code, 1, "{err}");
     assert!(
-        err.contains("templates/birthday/ru/email.html.hbs:7:"),
+        // Line 6 of the body the layout wraps (the branch inserted before "С любовью").
+        err.contains("templates/birthday/ru/email.html.hbs:6:"),
         "{err}"
     );
     assert!(err.contains("customer.frist_name"), "{err}");
@@ -469,8 +470,8 @@ fn check_warns_about_two_rituals_for_one_occasion_and_unfillable_links() {
     std::fs::write(
         &footer,
         html.replacen(
-            "</body>",
-            "<a href=\"{{links.preferences}}\">Preferences</a></body>",
+            "{{/layout}}",
+            "<a href=\"{{links.preferences}}\">Preferences</a>\n{{/layout}}",
             1,
         ),
     )
@@ -497,7 +498,7 @@ fn check_reports_a_missing_label_for_a_language_with_templates() {
     let (code, _, err) = ritualist(d.path(), &["check"]);
     assert_eq!(code, 0, "a warning: {err}");
     assert!(
-        err.contains("birthday.yaml:4:")
+        err.contains("birthday.yaml:15:")
             && err.contains("`birthday` has templates in `ru` but no label there")
             && err.contains("label: { ru: … }"),
         "{err}"
