@@ -47,7 +47,7 @@ pub use outbox::{
     outbox_resume, outbox_retry, outbox_view,
 };
 pub use plan_cmd::{PlanRequest, PlannedDecision};
-pub use preview::{Preview, PreviewRequest, SUPPORTED_YEARS, supported_date};
+pub use preview::{Preview, PreviewRequest, SUPPORTED_YEARS, find_customer_facts, supported_date};
 pub use report::{
     Group, Nps, Outcome, Periods, ReportInput, ReportParams, ReportRequest, ReportRow,
     compute as compute_report, report,

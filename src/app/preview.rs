@@ -10,6 +10,7 @@ use super::message::{Composed, compose_with};
 use super::tokens::LinkMode;
 use super::{App, AppError, Definitions};
 use crate::channel::Outgoing;
+use crate::config::Config;
 use crate::domain::{Channel, Email, Locale, Phone};
 use jiff::SignedDuration;
 
@@ -76,6 +77,29 @@ struct Target {
     /// `--locale`: render in this locale. Only the rendering: who gets what is decided in
     /// the customer's own locale (audiences, calendars), as the daemon decides it.
     locale: Option<Locale>,
+}
+
+/// A real customer's facts (by external id, email or phone) for the preview page, which runs
+/// without an [`App`]: the configured database is opened only when it exists already (the
+/// page never creates one). `Ok(None)`: no such customer.
+pub async fn find_customer_facts(
+    cfg: &Config,
+    key: &str,
+) -> Result<Option<CustomerFacts>, AppError> {
+    if !crate::store::Store::exists(&cfg.database_url) {
+        return Err(AppError::Other(
+            "there is no database yet: import customers first (`ritualist import customers FILE`)"
+                .into(),
+        ));
+    }
+    let store = crate::store::Store::open(&cfg.database_url).await?;
+    let Some(row) = store.find_customer(key).await? else {
+        return Ok(None);
+    };
+    let mut orders = store.orders_between(&[row.id], i64::MIN, i64::MAX).await?;
+    Ok(Some(
+        super::FactsBuilder::new(cfg).facts(&row, orders.remove(&row.id).unwrap_or_default()),
+    ))
 }
 
 impl App {

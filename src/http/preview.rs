@@ -66,13 +66,29 @@ struct PageQuery {
     ritual: Option<String>,
     /// Only this locale.
     locale: Option<String>,
+    /// A real customer from the database: external id, email or phone.
+    find: Option<String>,
 }
 
 const NO_STORE: [(header::HeaderName, &str); 1] = [(header::CACHE_CONTROL, "no-store")];
 
 async fn page(State(cfg): State<Arc<Config>>, Query(q): Query<PageQuery>) -> impl IntoResponse {
+    // A real customer is looked up first (the database is async); a missing one is explained.
+    let found = match q.find.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        None => None,
+        Some(key) => Some(
+            match Config::load(&cfg.path) {
+                Ok(fresh) => crate::app::find_customer_facts(&fresh, key).await,
+                Err(_) => crate::app::find_customer_facts(&cfg, key).await,
+            }
+            .map_err(|e| e.to_string())
+            .and_then(|c| {
+                c.ok_or_else(|| format!("no customer with external id, email or phone `{key}`"))
+            }),
+        ),
+    };
     // Loading and rendering read files: keep them off the async workers.
-    let html = tokio::task::spawn_blocking(move || render_page(&cfg, &q))
+    let html = tokio::task::spawn_blocking(move || render_page_for(&cfg, &q, found))
         .await
         .unwrap_or_else(|e| {
             shell(
@@ -155,7 +171,18 @@ pub(super) fn esc(s: &str) -> String {
     out
 }
 
+#[cfg(test)]
 fn render_page(started: &Config, q: &PageQuery) -> String {
+    render_page_for(started, q, None)
+}
+
+/// The page for a sample customer, or for `found`: a real customer looked up in the database
+/// (or why there is none).
+fn render_page_for(
+    started: &Config,
+    q: &PageQuery,
+    found: Option<Result<CustomerFacts, String>>,
+) -> String {
     // The version first: a file edited while this page renders then still triggers a reload.
     let version = files_version(started);
     // ritualist.yaml as it is now (the one read at start keeps its path and secret).
@@ -173,7 +200,16 @@ fn render_page(started: &Config, q: &PageQuery) -> String {
     };
     let samples = sample_customers(cfg);
     let mut notices = Vec::new();
+    let real = match found {
+        Some(Ok(c)) => Some(c),
+        Some(Err(why)) => {
+            notices.push(why);
+            None
+        }
+        None => None,
+    };
     let customer = match q.customer.as_deref().filter(|s| !s.is_empty()) {
+        _ if real.is_some() => real.as_ref().expect("checked"),
         None => &samples[0],
         Some(id) => samples
             .iter()
@@ -221,12 +257,17 @@ fn render_page(started: &Config, q: &PageQuery) -> String {
     body.push_str(&reload_script(&version));
     shell(
         &format!("{} · {date}", customer.external_id),
-        &form(&samples, customer, date),
+        &form(&samples, customer, date, q.find.as_deref()),
         &body,
     )
 }
 
-fn form(samples: &[CustomerFacts], chosen: &CustomerFacts, date: Date) -> String {
+fn form(
+    samples: &[CustomerFacts],
+    chosen: &CustomerFacts,
+    date: Date,
+    find: Option<&str>,
+) -> String {
     let mut options = String::new();
     for c in samples {
         let name = match (&c.first_name, &c.last_name) {
@@ -257,10 +298,12 @@ fn form(samples: &[CustomerFacts], chosen: &CustomerFacts, date: Date) -> String
     format!(
         "<form method=\"get\" action=\"/\">\
          <label>Sample customer <select name=\"customer\">{options}</select></label> \
+         <label>or a real customer <input name=\"find\" value=\"{find}\" placeholder=\"id, email or phone\"></label> \
          <label>Date <input type=\"date\" name=\"date\" value=\"{date}\" required></label> \
          <button type=\"submit\">Show</button>\
          <span class=\"live\">reloads when a ritual or template file changes</span>\
-         </form>"
+         </form>",
+        find = esc(find.unwrap_or(""))
     )
 }
 
@@ -283,7 +326,15 @@ fn load_around(cfg: &Config, diags: &Diagnostics) -> Option<Definitions> {
     for round in 0..4 {
         let before = broken.len();
         for d in diags.errors() {
-            let file = d.file.clone();
+            let mut file = d.file.clone();
+            // A broken template leaves out its whole folder (`templates/<ritual>/`): its
+            // rituals are then refused for want of a template, rather than shown in part.
+            if let Ok(rel) = file.strip_prefix(&cfg.templates_dir)
+                && rel.components().count() == 3
+                && let Some(folder) = rel.components().next()
+            {
+                file = cfg.templates_dir.join(folder);
+            }
             let own = file.starts_with(&cfg.rituals_dir) || file.starts_with(&cfg.templates_dir);
             if own && !broken.contains(&file) {
                 broken.push(file);

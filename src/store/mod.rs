@@ -96,6 +96,18 @@ impl Store {
     /// on first use, WAL is enabled and writers wait up to 10 s for each other; every commit is
     /// synced to disk (`synchronous=FULL`) unless the URL carries ritualist's own
     /// `synchronous=normal` parameter (config `sqlite_synchronous: normal`).
+    /// Whether the database behind `url` exists already: a SQLite file on disk, or any
+    /// PostgreSQL URL. For readers that must never create one (the preview page).
+    pub fn exists(url: &str) -> bool {
+        match url.strip_prefix("sqlite://") {
+            Some(rest) => {
+                let path = rest.split('?').next().unwrap_or(rest);
+                path != ":memory:" && std::path::Path::new(path).is_file()
+            }
+            None => true,
+        }
+    }
+
     pub async fn open(url: &str) -> Result<Store, StoreError> {
         let (url, normal) = strip_param(url, "synchronous=normal");
         let url = url.as_str();

@@ -203,9 +203,14 @@ fn a_broken_template_shows_its_diagnostics_then_the_fix_shows_the_messages() {
     assert!(body.contains("do not load: 1 error"), "{body}");
     assert!(body.contains("birthday/ro/sms.hbs:1:"), "{body}");
     assert!(body.contains("frist_name"), "{body}");
+    // #24: the broken ritual is left out; every other ritual is still shown beside the error.
     assert!(
-        !body.contains("<iframe"),
-        "no messages while the definitions are broken"
+        !body.contains("id=\"ritual-birthday\""),
+        "no birthday messages while its template is broken: {body}"
+    );
+    assert!(
+        body.contains("id=\"ritual-holidays\"") && body.contains("<iframe"),
+        "the other rituals are still shown: {body}"
     );
 
     std::fs::write(&sms, good).unwrap();
@@ -218,4 +223,49 @@ fn a_broken_template_shows_its_diagnostics_then_the_fix_shows_the_messages() {
         "{body}"
     );
     assert_eq!(server.get("/healthz"), (200, "ok".to_string()));
+}
+
+/// #24: the preview page showed only the synthetic samples; a marketer could not look at the
+/// message a real customer would get. `?find=` takes an external id, email or phone from the
+/// configured database (never creating one).
+#[test]
+fn the_page_previews_a_real_customer_from_the_database() {
+    let dir = project();
+    // No database yet: explained, the samples still shown.
+    let server = Server::start(dir.path());
+    let (code, html) = server.get("/?find=C00400&date=2027-02-03");
+    assert_eq!(code, 200);
+    assert!(html.contains("there is no database yet"), "{html}");
+    assert!(
+        !dir.path().join("data").exists(),
+        "the page created no database"
+    );
+    drop(server);
+
+    let out = ritualist_cmd(dir.path())
+        .args(["import", "customers", "samples/customers.csv"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let server = Server::start(dir.path());
+    // C00400: Elena, locale ro, born on February 3rd; found by id and by email.
+    for find in ["C00400", "elena.400@example.com"] {
+        let (code, html) = server.get(&format!("/?find={find}&date=2027-02-03&ritual=birthday"));
+        assert_eq!(code, 200);
+        assert!(html.contains("La mulți ani, Elena!"), "{find}: {html}");
+        assert!(html.contains("C00400"), "{find}");
+        assert!(
+            !html.contains("would not fire"),
+            "her birthday fires: {html}"
+        );
+    }
+    let (_, html) = server.get("/?find=nobody&date=2027-02-03");
+    assert!(
+        html.contains("no customer with external id, email or phone `nobody`"),
+        "{html}"
+    );
 }
