@@ -295,6 +295,13 @@ impl App {
                 .await?;
         }
         self.store.set_setting(WALL, &wall.to_string()).await?;
+        tracing::info!(
+            candidates = report.candidates,
+            queued = report.queued,
+            suppressed = report.suppressed,
+            already_recorded = report.already_recorded,
+            "tick decided"
+        );
         Ok(report)
     }
 

@@ -19,6 +19,7 @@ mod harness;
 mod hostile;
 mod ingest;
 mod kannel_inbound;
+mod logs;
 mod outbox;
 mod peers;
 mod regression;
