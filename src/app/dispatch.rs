@@ -589,7 +589,8 @@ impl App {
         let recorded = match result {
             Ok(reply) => {
                 crate::failpoint::hit("after_accept");
-                tracing::info!(delivery = row.id, customer = row.customer_id, ritual = %row.ritual, channel = %row.channel, "sent: {reply}");
+                // One line per message only at DEBUG: a mass day logs per batch at INFO.
+                tracing::debug!(delivery = row.id, customer = row.customer_id, ritual = %row.ritual, channel = %row.channel, "sent: {reply}");
                 r.sent += 1;
                 if paused.contains(&row.channel)
                     && self.store.clear_channel_pause(&row.channel).await?
@@ -937,6 +938,15 @@ impl App {
             if r.claimed == 0 {
                 return Ok(total);
             }
+            tracing::info!(
+                claimed = r.claimed,
+                sent = r.sent,
+                retrying = r.retrying,
+                failed = r.failed,
+                deferred = r.deferred,
+                in_doubt = r.in_doubt,
+                "batch sent"
+            );
             total.add(r);
         }
     }

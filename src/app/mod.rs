@@ -46,7 +46,7 @@ pub use outbox::{
     FAILED_LISTED, OutboxChange, OutboxView, all_failed, all_in_doubt, all_pending, outbox_cancel,
     outbox_resume, outbox_retry, outbox_view,
 };
-pub use plan_cmd::{PlanRequest, PlannedDecision};
+pub use plan_cmd::{PlanRequest, PlanSummary, PlannedDecision};
 pub use preview::{Preview, PreviewRequest, SUPPORTED_YEARS, find_customer_facts, supported_date};
 pub use report::{
     Group, Nps, Outcome, Periods, ReportInput, ReportParams, ReportRequest, ReportRow,

@@ -1,6 +1,9 @@
 //! `ritualist plan`: every decision the daemon will take for a span of days, written nowhere.
 //! It runs the same scan and the same [`crate::plan::Engine`] as the tick, taking each
 //! decision at its due instant as a daemon ticking through the span would.
+//!
+//! [`App::plan_each`] hands each chunk of customers' decisions to a sink as soon as they
+//! are made (memory stays flat whatever the base); [`App::plan`] collects them all.
 
 use jiff::SignedDuration;
 use jiff::civil::Date;
@@ -71,13 +74,54 @@ impl PlannedDecision {
     }
 }
 
+/// What a plan decided, in total.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PlanSummary {
+    pub decisions: u64,
+    pub sends: u64,
+}
+
+/// The order decisions are written in (within a chunk, for [`App::plan_each`]; overall, for
+/// [`App::plan`]): by UTC send time, then ritual, customer and channel.
+fn by_send_time(a: &PlannedDecision, b: &PlannedDecision) -> std::cmp::Ordering {
+    (
+        a.send_at_utc.as_deref(),
+        &a.ritual,
+        a.customer_id,
+        &a.channel,
+    )
+        .cmp(&(
+            b.send_at_utc.as_deref(),
+            &b.ritual,
+            b.customer_id,
+            &b.channel,
+        ))
+}
+
 impl App {
-    /// Plans `req`. `progress(done, total)` is called after every chunk of customers.
+    /// Plans `req`, every decision collected and sorted by send time. For a whole base, see
+    /// [`App::plan_each`], which holds one chunk at a time.
     pub async fn plan(
         &self,
         req: &PlanRequest,
-        mut progress: impl FnMut(u64, u64),
+        progress: impl FnMut(u64, u64),
     ) -> Result<Vec<PlannedDecision>, AppError> {
+        let mut out = Vec::new();
+        self.plan_each(req, progress, |chunk| out.extend_from_slice(chunk))
+            .await?;
+        out.sort_by(by_send_time);
+        Ok(out)
+    }
+
+    /// Plans `req`, handing each chunk of customers' decisions (sorted by send time within
+    /// the chunk) to `sink` as soon as they are made, then returns the counts.
+    /// `progress(done, total)` is called after every chunk of customers.
+    pub async fn plan_each(
+        &self,
+        req: &PlanRequest,
+        mut progress: impl FnMut(u64, u64),
+        mut sink: impl FnMut(&[PlannedDecision]),
+    ) -> Result<PlanSummary, AppError> {
         let defs = self.defs();
         if let Some(r) = &req.ritual {
             super::Known::from_parts(&defs.rituals, &[]).ritual(r)?;
@@ -115,9 +159,11 @@ impl App {
             Some((req.date, end)),
         )
         .await?;
+        let mut summary = PlanSummary::default();
         let mut out = Vec::new();
         progress(0, scan.total);
         while let Some(chunk) = scan.next().await? {
+            out.clear();
             for cand in &chunk {
                 for d in engine.plan(&cand.facts, &cand.consent, &cand.history, from, to) {
                     let local = cand.facts.zone.to_datetime(d.due).date();
@@ -130,22 +176,12 @@ impl App {
                     out.push(PlannedDecision::new(&cand.facts, &d));
                 }
             }
+            out.sort_by(by_send_time);
+            summary.decisions += out.len() as u64;
+            summary.sends += out.iter().filter(|p| p.decision == "send").count() as u64;
+            sink(&out);
             progress(scan.done, scan.total);
         }
-        out.sort_by(|a, b| {
-            (
-                a.send_at_utc.as_deref(),
-                &a.ritual,
-                a.customer_id,
-                &a.channel,
-            )
-                .cmp(&(
-                    b.send_at_utc.as_deref(),
-                    &b.ritual,
-                    b.customer_id,
-                    &b.channel,
-                ))
-        });
-        Ok(out)
+        Ok(summary)
     }
 }

@@ -295,6 +295,23 @@ impl App {
                 .await?;
         }
         self.store.set_setting(WALL, &wall.to_string()).await?;
+        // At INFO only when the tick recorded something: an idle daemon logs its one
+        // `tick done` line per tick, not two.
+        if report.queued + report.suppressed > 0 {
+            tracing::info!(
+                candidates = report.candidates,
+                queued = report.queued,
+                suppressed = report.suppressed,
+                already_recorded = report.already_recorded,
+                "tick decided"
+            );
+        } else {
+            tracing::debug!(
+                candidates = report.candidates,
+                already_recorded = report.already_recorded,
+                "tick decided nothing new"
+            );
+        }
         Ok(report)
     }
 

@@ -724,19 +724,41 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, AppError> {
                 ritual,
                 customer,
             };
+            // Each chunk's decisions are written as soon as they are made (the bar, on a
+            // terminal, steps aside while they are).
             let bar = progress_bar();
-            let planned = app
-                .plan(&req, |done, total| {
-                    if let Some(b) = &bar {
-                        b.set_length(total);
-                        b.set_position(done);
-                    }
-                })
+            let mut stdout = std::io::BufWriter::new(std::io::stdout());
+            if let Format::Table = format {
+                print_plan_header(&mut stdout);
+            }
+            let summary = app
+                .plan_each(
+                    &req,
+                    |done, total| {
+                        if let Some(b) = &bar {
+                            b.set_length(total);
+                            b.set_position(done);
+                        }
+                    },
+                    |chunk| match &bar {
+                        Some(b) => b.suspend(|| print_plan(&mut stdout, chunk, format)),
+                        None => print_plan(&mut stdout, chunk, format),
+                    },
+                )
                 .await?;
             if let Some(b) = bar {
                 b.finish_and_clear();
             }
-            print_plan(&planned, format);
+            if let Format::Table = format {
+                let _ = writeln!(
+                    stdout,
+                    "{} decision(s): {} send(s), {} suppression(s)",
+                    summary.decisions,
+                    summary.sends,
+                    summary.decisions - summary.sends
+                );
+            }
+            let _ = stdout.flush();
             Ok(ExitCode::SUCCESS)
         }
         Command::Outbox { action, format } => {
@@ -1123,50 +1145,34 @@ fn progress_bar() -> Option<indicatif::ProgressBar> {
     Some(bar)
 }
 
-fn print_plan(planned: &[app::PlannedDecision], format: Format) {
-    match format {
-        Format::Json => {
-            let mut stdout = std::io::stdout().lock();
-            for p in planned {
-                let _ = writeln!(stdout, "{}", serde_json::to_string(p).unwrap_or_default());
-            }
-        }
-        Format::Table => {
-            let mut stdout = std::io::stdout().lock();
-            let _ = writeln!(
+fn print_plan_header(stdout: &mut impl Write) {
+    let _ = writeln!(
+        stdout,
+        "{:<18} {:<16} {:<9} {:<6} {:<26} {:<21} {:<28} reason",
+        "ritual", "customer", "decision", "chan", "send at (local)", "send at (UTC)", "occurrence"
+    );
+}
+
+/// Writes one chunk of planned decisions (a JSON object per line, or table rows).
+fn print_plan(stdout: &mut impl Write, planned: &[app::PlannedDecision], format: Format) {
+    for p in planned {
+        let _ = match format {
+            Format::Json => writeln!(stdout, "{}", serde_json::to_string(p).unwrap_or_default()),
+            Format::Table => writeln!(
                 stdout,
-                "{:<18} {:<16} {:<9} {:<6} {:<26} {:<21} {:<28} reason",
-                "ritual",
-                "customer",
-                "decision",
-                "chan",
-                "send at (local)",
-                "send at (UTC)",
-                "occurrence"
-            );
-            for p in planned {
-                let _ = writeln!(
-                    stdout,
-                    "{:<18} {:<16} {:<9} {:<6} {:<26} {:<21} {:<28} {}",
-                    p.ritual,
-                    p.customer,
-                    p.decision,
-                    p.channel.as_deref().unwrap_or("-"),
-                    p.send_at.as_deref().unwrap_or("-"),
-                    p.send_at_utc.as_deref().unwrap_or("-"),
-                    p.occurrence,
-                    p.reason.as_deref().unwrap_or("")
-                );
-            }
-            let sends = planned.iter().filter(|p| p.decision == "send").count();
-            let _ = writeln!(
-                stdout,
-                "{} decision(s): {sends} send(s), {} suppression(s)",
-                planned.len(),
-                planned.len() - sends
-            );
-        }
+                "{:<18} {:<16} {:<9} {:<6} {:<26} {:<21} {:<28} {}",
+                p.ritual,
+                p.customer,
+                p.decision,
+                p.channel.as_deref().unwrap_or("-"),
+                p.send_at.as_deref().unwrap_or("-"),
+                p.send_at_utc.as_deref().unwrap_or("-"),
+                p.occurrence,
+                p.reason.as_deref().unwrap_or("")
+            ),
+        };
     }
+    let _ = stdout.flush();
 }
 
 /// A database URL without its password, for messages.

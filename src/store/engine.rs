@@ -426,23 +426,116 @@ impl Store {
     }
 
     /// Fills in the first order's month-day where migrations could not (it needs the zone).
+    /// A one-off: its query reads every customer, so once a backfill has run the marker
+    /// [`ORDER_FACTS_BACKFILLED`] is recorded in `settings` and later opens skip it (imports
+    /// and order writes fill the month-day themselves).
     pub async fn backfill_order_facts(&self) -> Result<(), StoreError> {
+        if self.setting(ORDER_FACTS_BACKFILLED).await?.is_some() {
+            tracing::debug!("order facts: backfill already done, not scanning");
+            return Ok(());
+        }
+        tracing::debug!("order facts: scanning customers for a missing first-order month-day");
         let rows = self
             .all(
                 "SELECT id FROM customers WHERE first_order_at IS NOT NULL AND first_order_md IS NULL",
                 vec![],
             )
             .await?;
-        if rows.is_empty() {
-            return Ok(());
+        if !rows.is_empty() {
+            let ids: Vec<i64> = rows
+                .iter()
+                .map(|r| r.try_get("", "id"))
+                .collect::<Result<_, _>>()?;
+            let txn = self.db.begin().await?;
+            super::people::refresh_order_facts(self, &txn, &ids).await?;
+            txn.commit().await?;
         }
-        let ids: Vec<i64> = rows
-            .iter()
-            .map(|r| r.try_get("", "id"))
-            .collect::<Result<_, _>>()?;
-        let txn = self.db.begin().await?;
-        super::people::refresh_order_facts(self, &txn, &ids).await?;
-        txn.commit().await?;
-        Ok(())
+        // Every row the scan found is filled (a month-day that cannot be computed would stay
+        // unfilled at every later scan too): nothing is left for another open.
+        self.set_setting(ORDER_FACTS_BACKFILLED, "1").await
+    }
+}
+
+/// The `settings` key recorded once [`Store::backfill_order_facts`] has run.
+pub const ORDER_FACTS_BACKFILLED: &str = "order_facts_backfilled";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_db(name: &str) -> String {
+        let dir =
+            std::env::temp_dir().join(format!("ritualist-engine-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        format!("sqlite://{}/t.db?mode=rwc", dir.display())
+    }
+
+    /// A customer with a first order but no month-day, as a database from before the column
+    /// was filled at write time has them; returns its month-day after `open`.
+    async fn stale_md(store: &Store) -> Option<i32> {
+        store
+            .one(
+                "SELECT first_order_md FROM customers WHERE external_id = 'stale'",
+                vec![],
+            )
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get("", "first_order_md")
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_order_facts_backfill_runs_once_not_at_every_open() {
+        let url = temp_db("backfill-once");
+        let store = Store::open(&url).await.unwrap();
+        // The first open backfilled (nothing to fill in a new database) and recorded it.
+        assert_eq!(
+            store
+                .setting(ORDER_FACTS_BACKFILLED)
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("1")
+        );
+        store
+            .exec(
+                "INSERT INTO customers (external_id, locale, time_zone, created_at, updated_at, first_order_at) \
+                 VALUES ('stale', 'en', 'Europe/Bucharest', 0, 0, 1798754400)",
+                vec![],
+            )
+            .await
+            .unwrap();
+        store
+            .exec(
+                "INSERT INTO orders (external_id, customer_id, ordered_at, amount_minor, currency, created_at) \
+                 SELECT 'o1', id, 1798754400, 100, 'RON', 0 FROM customers WHERE external_id = 'stale'",
+                vec![],
+            )
+            .await
+            .unwrap();
+        drop(store);
+        // A second open does not scan the customers: the stale row stays as it is.
+        let store = Store::open(&url).await.unwrap();
+        assert_eq!(stale_md(&store).await, None);
+        // Without the marker (a database from an older version), the open backfills once.
+        store
+            .exec(
+                "DELETE FROM settings WHERE key = $1",
+                vec![ORDER_FACTS_BACKFILLED.into()],
+            )
+            .await
+            .unwrap();
+        drop(store);
+        let store = Store::open(&url).await.unwrap();
+        // 1798754400 = 2027-01-01T00:00:00+02:00 (Bucharest): 1 January.
+        assert_eq!(stale_md(&store).await, Some(101));
+        assert!(
+            store
+                .setting(ORDER_FACTS_BACKFILLED)
+                .await
+                .unwrap()
+                .is_some()
+        );
     }
 }

@@ -381,3 +381,64 @@ fn plan_on_the_command_line_prints_json_and_a_progress_bar_on_a_terminal() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// `plan_each` (issue #26) writes each chunk of customers' decisions as it is made, not
+/// all at the end: with more customers than a chunk, the sink is called several times, the
+/// first time before the scan is done, and together the chunks are exactly `plan`'s rows.
+#[tokio::test]
+async fn plan_each_streams_decisions_chunk_by_chunk() {
+    let Some(t) = TestApp::start(crate::harness::Db::Sqlite, OUTBOX).await else {
+        return;
+    };
+    let n = 4_500;
+    let mut csv = crate::harness::HEADER.to_string();
+    for i in 0..n {
+        csv.push_str(&format!(
+            "s{i},Emma,,s{i}@example.com,,en,Europe/Bucharest,1990-05-05,email\n"
+        ));
+    }
+    assert!(t.customers(&csv).await.is_empty());
+    let req = PlanRequest {
+        date: jiff::civil::date(2027, 5, 5),
+        days: 1,
+        ritual: Some("birthday".into()),
+        customer: None,
+    };
+    // (rows in the chunk, whether the scan was done when it arrived)
+    let calls = std::sync::Mutex::new(Vec::new());
+    let progress = std::sync::Mutex::new((0, 0));
+    let mut streamed = BTreeSet::new();
+    let summary = t
+        .app
+        .plan_each(
+            &req,
+            |done, total| *progress.lock().unwrap() = (done, total),
+            |chunk| {
+                let (done, total) = *progress.lock().unwrap();
+                calls.lock().unwrap().push((chunk.len(), done >= total));
+                for p in chunk {
+                    streamed.insert((p.customer.clone(), p.decision, p.channel.clone()));
+                }
+            },
+        )
+        .await
+        .unwrap();
+    let calls = calls.into_inner().unwrap();
+    assert!(calls.len() >= 3, "one sink call per chunk: {calls:?}");
+    assert!(
+        !calls[0].1,
+        "the first chunk came before the scan ended: {calls:?}"
+    );
+    assert_eq!(summary.decisions, n as u64, "{summary:?}");
+    assert_eq!(summary.sends, n as u64, "{summary:?}");
+    let collected: BTreeSet<_> = t
+        .app
+        .plan(&req, |_, _| {})
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.customer, p.decision, p.channel))
+        .collect();
+    assert_eq!(streamed.len(), n);
+    assert_eq!(streamed, collected);
+}

@@ -21,6 +21,7 @@ mod inert;
 mod ingest;
 mod kannel_inbound;
 mod labels;
+mod logs;
 mod outbox;
 mod peers;
 mod regression;

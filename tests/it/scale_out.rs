@@ -41,6 +41,8 @@ async fn three_daemons_on_one_postgres_database_send_each_message_once() {
             ritualist_cmd(&t.dir)
                 .args(["run", "--once", "--now", "2027-05-05T12:00:00Z"])
                 .env("RUST_LOG", "info")
+                // One line per message sent is at DEBUG (issue #26): counted below.
+                .env("RITUALIST_LOG", "info,ritualist=debug")
                 .stdout(Stdio::null())
                 .stderr(Stdio::from(log))
                 .spawn()
