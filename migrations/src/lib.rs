@@ -22,6 +22,7 @@ mod m20261123_000007_forget;
 mod m20261123_000008_channel_pauses;
 mod m20261201_000009_delivery_messages;
 mod m20261203_000010_rate_limits;
+mod m20261206_000011_customer_email_index;
 
 pub struct Migrator;
 
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000008_channel_pauses::Migration),
             Box::new(m20261201_000009_delivery_messages::Migration),
             Box::new(m20261203_000010_rate_limits::Migration),
+            Box::new(m20261206_000011_customer_email_index::Migration),
         ]
     }
 }

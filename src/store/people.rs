@@ -476,3 +476,42 @@ fn local_month_day(t: i64, zone: &str) -> Option<i32> {
     let d = tz.to_datetime(ts).date();
     Some(d.month() as i32 * 100 + d.day() as i32)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// #26: `preview`, `forget` and the preview page find a customer by email too; that probe
+    /// must use an index, never scan every customer (migration 000011).
+    #[tokio::test]
+    async fn finding_a_customer_by_any_key_uses_an_index() {
+        let dir = std::env::temp_dir().join(format!(
+            "ritualist-people-{}-{}",
+            std::process::id(),
+            crate::store::random_token()
+        ));
+        let url = format!("sqlite://{}/t.db?mode=rwc", dir.display());
+        let store = Store::open(&url).await.unwrap();
+        for col in ["external_id", "email", "phone"] {
+            let plan: Vec<String> = store
+                .all(
+                    &format!(
+                        "EXPLAIN QUERY PLAN SELECT {CUSTOMER_COLS} FROM customers WHERE {col} = $1 ORDER BY id LIMIT 1"
+                    ),
+                    vec!["x".into()],
+                )
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.try_get::<String>("", "detail").unwrap())
+                .collect();
+            let plan = plan.join(" | ");
+            assert!(
+                plan.contains("USING INDEX") || plan.contains("USING COVERING INDEX"),
+                "{col}: {plan}"
+            );
+            assert!(!plan.starts_with("SCAN customers"), "{col}: {plan}");
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
