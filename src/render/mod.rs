@@ -448,7 +448,13 @@ impl Templates {
         // One context for the three parts, built from the JSON without copying it.
         let ctx = &handlebars::Context::from(ctx);
         let subject = self.render_part(folder, &subject_locale, Part::Subject, ctx)?;
-        let subject = subject.split_whitespace().collect::<Vec<_>>().join(" ");
+        // One line, and no control character (an ESC from an imported attribute would
+        // reach the header raw): a subject is text on one line.
+        let subject = subject
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .replace(|c: char| c.is_control(), "");
         let html = self.render_part(folder, &locale, Part::Html, ctx)?;
         let text = if self.file(folder, &locale, Part::Text).is_some() {
             self.render_part(folder, &locale, Part::Text, ctx)?
@@ -636,6 +642,25 @@ mod tests {
   </mj-body>
 </mjml>
 "#;
+
+    /// #23: an attribute or a name stored before the door existed may hold an ESC or another
+    /// control character; the subject is one line of text whatever the data.
+    #[test]
+    fn a_subject_carries_no_control_character() {
+        let dir = TempDir::new("subject-controls");
+        dir.write("bday/en/subject.hbs", "Hi {{customer.first_name}}!");
+        dir.write("bday/en/email.html.hbs", "<p>x</p>");
+        let t = load(&dir).unwrap_or_else(|d| panic!("{d:?}"));
+        let en = Locale::parse("en").unwrap();
+        let r = t
+            .render_email(
+                "bday",
+                &en,
+                &context("An\u{1b}[31ma\r\nBcc: x@y\u{7}", "en"),
+            )
+            .unwrap();
+        assert_eq!(r.subject, "Hi An[31ma Bcc: x@y!");
+    }
 
     #[test]
     fn an_mjml_template_is_compiled_at_load_and_rendered_by_handlebars() {
