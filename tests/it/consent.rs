@@ -3,7 +3,6 @@
 //! keywords (Twilio's signed webhook and the generic JSON one), `/healthz`, and the effect of
 //! an opt-out on the next tick.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -536,27 +535,7 @@ async fn the_daemon_serves_http_and_stops_with_it() {
         .spawn()
         .unwrap();
     // The daemon logs the address it bound (port 0: any free one).
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut lines = Vec::new();
-        let mut sent = false;
-        for line in BufReader::new(stderr).lines() {
-            let line = line.unwrap_or_default();
-            if !sent && let Some(i) = line.find("listening on ") {
-                let addr: String = line[i + 13..]
-                    .chars()
-                    .take_while(|c| !c.is_whitespace())
-                    .collect();
-                let _ = tx.send(Ok(addr));
-                sent = true;
-            }
-            lines.push(line);
-        }
-        if !sent {
-            let _ = tx.send(Err(lines.join("\n")));
-        }
-    });
+    let rx = crate::harness::listening_on(&mut child);
     let addr = match rx.recv_timeout(Duration::from_secs(60)) {
         Ok(Ok(a)) => a,
         other => {

@@ -231,3 +231,34 @@ pub fn wait_exit(
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+/// The address a daemon logs as `listening on ADDR` on its stderr (a piped `child`), read on
+/// a thread that keeps draining the pipe; `Err` with the whole log when it never listened.
+pub fn listening_on(
+    child: &mut std::process::Child,
+) -> std::sync::mpsc::Receiver<Result<String, String>> {
+    use std::io::{BufRead, BufReader};
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        let mut sent = false;
+        for line in BufReader::new(stderr).lines() {
+            let line = line.unwrap_or_default();
+            if !sent && let Some(i) = line.find("listening on ") {
+                let addr: String = line[i + 13..]
+                    .chars()
+                    .take_while(|c| !c.is_whitespace())
+                    .collect();
+                let _ = tx.send(Ok(addr));
+                sent = true;
+            }
+            // Keep reading (the pipe must not fill); report the log if it never listened.
+            lines.push(line);
+        }
+        if !sent {
+            let _ = tx.send(Err(lines.join("\n")));
+        }
+    });
+    rx
+}

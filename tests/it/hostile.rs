@@ -14,7 +14,6 @@
 //! daemon exited and nobody in the batch got their email.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -380,28 +379,7 @@ fn start_daemon(t: &TestApp) -> (Child, String) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut sent = false;
-        let mut lines = Vec::new();
-        for line in BufReader::new(stderr).lines() {
-            let line = line.unwrap_or_default();
-            if !sent && let Some(i) = line.find("listening on ") {
-                let addr: String = line[i + 13..]
-                    .chars()
-                    .take_while(|c| !c.is_whitespace())
-                    .collect();
-                let _ = tx.send(Ok(addr));
-                sent = true;
-            }
-            // Keep reading (the pipe must not fill); report the log if it never listened.
-            lines.push(line);
-        }
-        if !sent {
-            let _ = tx.send(Err(lines.join("\n")));
-        }
-    });
+    let rx = crate::harness::listening_on(&mut child);
     match rx.recv_timeout(Duration::from_secs(60)) {
         Ok(Ok(addr)) => (child, addr),
         other => {

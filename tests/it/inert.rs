@@ -152,27 +152,7 @@ impl Daemon {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = Vec::new();
-            let mut sent = false;
-            for line in BufReader::new(stderr).lines() {
-                let line = line.unwrap_or_default();
-                if !sent && let Some(i) = line.find("listening on ") {
-                    let addr: String = line[i + 13..]
-                        .chars()
-                        .take_while(|c| !c.is_whitespace())
-                        .collect();
-                    let _ = tx.send(Ok(addr));
-                    sent = true;
-                }
-                lines.push(line);
-            }
-            if !sent {
-                let _ = tx.send(Err(lines.join("\n")));
-            }
-        });
+        let rx = crate::harness::listening_on(&mut child);
         match rx.recv_timeout(Duration::from_secs(60)) {
             Ok(Ok(addr)) => Daemon { child, addr },
             other => {
