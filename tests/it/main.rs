@@ -30,5 +30,7 @@ mod shutdown;
 mod sms_providers;
 mod snapshots;
 mod surveys;
+mod test_ca;
 mod tls_peer;
+mod tls_pg;
 mod wire;
