@@ -16,6 +16,7 @@ mod headers;
 mod outbox;
 mod rate;
 mod sms;
+pub mod tls;
 
 use std::sync::Once;
 use std::time::Duration;

@@ -33,4 +33,5 @@ mod surveys;
 mod test_ca;
 mod tls_peer;
 mod tls_pg;
+mod tls_private_ca;
 mod wire;

@@ -1,0 +1,142 @@
+//! An SMTP relay whose certificate comes from a private CA (tests/peers/tls_smtp.py serving a
+//! certificate made by `test_ca`): refused without `ca_file` with an error that names the
+//! host, what failed and the key that fixes it; accepted with it, over STARTTLS and implicit
+//! TLS. A self-signed certificate (the CA used as the server's own) is explained too.
+
+use std::path::Path;
+use std::time::Duration;
+
+use ritualist::channel::SmtpPool;
+use ritualist::config::{RateLimit, Secret, SmtpConfig, SmtpSecurity, TlsTrust};
+
+use crate::peers::{ScratchDir, aiosmtpd_available, missing_peer};
+use crate::test_ca::TestCa;
+use crate::tls_peer::{PASSWORD, TlsSmtp, USER};
+
+fn pool(port: u16, security: SmtpSecurity, tls: TlsTrust) -> SmtpPool {
+    SmtpPool::new(SmtpConfig {
+        host: "127.0.0.1".into(),
+        port,
+        security,
+        username: Some(USER.into()),
+        password: Some(Secret::new(PASSWORD)),
+        hello_name: "client.test".into(),
+        timeout_secs: 10,
+        connections: 1,
+        accept_invalid_certs: false,
+        tls,
+        pipelining: true,
+        rate: RateLimit::default(),
+        breaker_failures: 5,
+        breaker_secs: 30,
+    })
+}
+
+const MESSAGE: &str =
+    "From: hello@floare.example\r\nTo: emma@example.com\r\nSubject: hi\r\n\r\nHello Emma\r\n";
+
+async fn send(pool: &SmtpPool) -> Result<String, String> {
+    pool.send(
+        "hello@floare.example",
+        "emma@example.com",
+        MESSAGE.as_bytes(),
+        None,
+    )
+    .await
+    .map_err(|e| e.message)
+}
+
+fn with_ca(ca: &Path) -> TlsTrust {
+    TlsTrust {
+        ca_file: Some(ca.to_path_buf()),
+        ..TlsTrust::default()
+    }
+}
+
+#[tokio::test]
+async fn a_relay_with_a_private_ca_needs_ca_file_and_says_so() {
+    if !aiosmtpd_available() {
+        return;
+    }
+    for (mode, security) in [
+        ("starttls", SmtpSecurity::Starttls),
+        ("tls", SmtpSecurity::Tls),
+    ] {
+        let dir = ScratchDir::new("smtp-private-ca");
+        let Some(ca) = TestCa::new(dir.path(), "ca") else {
+            missing_peer("openssl", "cannot create a test CA");
+            return;
+        };
+        let (cert, key) = ca
+            .issue("relay", "IP:127.0.0.1")
+            .expect("relay certificate");
+        let ca_cert = ca.cert.clone();
+        let server = TlsSmtp::start_with_cert(mode, &cert, &key, dir);
+
+        let err = send(&pool(server.port, security, TlsTrust::default()))
+            .await
+            .expect_err("an unknown private CA is refused");
+        assert!(err.contains("127.0.0.1"), "{mode}: names the host: {err}");
+        assert!(
+            err.contains("unknown issuer"),
+            "{mode}: says what failed: {err}"
+        );
+        assert!(
+            err.contains("email.smtp.ca_file"),
+            "{mode}: names the key: {err}"
+        );
+
+        send(&pool(server.port, security, with_ca(&ca_cert)))
+            .await
+            .unwrap_or_else(|e| panic!("{mode}: accepted with ca_file: {e}"));
+        let got = server.wait_for(1, Duration::from_secs(10));
+        assert_eq!(got.len(), 1, "{mode}");
+        assert!(got[0].contains("X-Env-Tls: True"), "{mode}: {}", got[0]);
+
+        // `ca_only`: the private CA alone is enough.
+        let only = TlsTrust {
+            ca_only: true,
+            ..with_ca(&ca_cert)
+        };
+        send(&pool(server.port, security, only))
+            .await
+            .unwrap_or_else(|e| panic!("{mode}: accepted with ca_only: {e}"));
+
+        // Another CA's bundle does not vouch for this relay.
+        let other_dir = ScratchDir::new("smtp-other-ca");
+        let other = TestCa::new(other_dir.path(), "other").expect("second CA");
+        let err = send(&pool(
+            server.port,
+            security,
+            TlsTrust {
+                ca_only: true,
+                ..with_ca(&other.cert)
+            },
+        ))
+        .await
+        .expect_err("a different CA is refused");
+        assert!(err.contains("unknown issuer"), "{mode}: {err}");
+    }
+}
+
+/// The issue's report: a self-signed certificate used to fail with
+/// `invalid peer certificate: Other(OtherError(CaUsedAsEndEntity))` and nothing more.
+#[tokio::test]
+async fn a_self_signed_relay_certificate_is_explained() {
+    let Some(server) = TlsSmtp::start("starttls") else {
+        return;
+    };
+    let err = send(&pool(
+        server.port,
+        SmtpSecurity::Starttls,
+        TlsTrust::default(),
+    ))
+    .await
+    .expect_err("a self-signed certificate is refused");
+    assert!(err.contains("127.0.0.1"), "names the host: {err}");
+    assert!(
+        err.contains("CA certificate as its own"),
+        "says what failed: {err}"
+    );
+    assert!(err.contains("email.smtp.ca_file"), "names the key: {err}");
+}
