@@ -370,7 +370,7 @@ pub fn random_token() -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{Store, strip_param};
+    use super::{Store, strip_param, with_default_sslmode};
     use sea_orm::ConnectionTrait;
 
     /// Migration 000009 moves stored messages out of `deliveries`: a row rendered before the
