@@ -637,7 +637,7 @@ impl SmtpPool {
     fn trust(&self) -> crate::config::TlsTrust {
         crate::config::TlsTrust {
             accept_invalid_certs: self.cfg.accept_invalid_certs,
-            ..self.cfg.tls.clone()
+            ..(*self.cfg.tls).clone()
         }
     }
 

@@ -333,7 +333,7 @@ pub struct SmtpConfig {
     pub connections: u32,
     pub accept_invalid_certs: bool,
     /// Private CA, client certificate (`ca_file`, `ca_only`, `client_cert`, `client_key`).
-    pub tls: super::TlsTrust,
+    pub tls: Box<super::TlsTrust>,
     /// MAIL, RCPT and DATA in one write when the relay offers PIPELINING (RFC 2920).
     pub pipelining: bool,
     pub rate: RateLimit,
@@ -991,7 +991,7 @@ fn smtp_config(path: &Path, s: &SmtpSpec, diags: &mut Diagnostics) -> SmtpConfig
         timeout_secs: s.timeout_secs.unwrap_or(30).max(1),
         connections: s.connections.unwrap_or(4).clamp(1, 64),
         accept_invalid_certs: s.accept_invalid_certs.unwrap_or(false),
-        tls: super::tls::tls_trust(
+        tls: Box::new(super::tls::tls_trust(
             path,
             "email.smtp",
             super::tls::TlsKeys {
@@ -1002,7 +1002,7 @@ fn smtp_config(path: &Path, s: &SmtpSpec, diags: &mut Diagnostics) -> SmtpConfig
                 accept_invalid_certs: s.accept_invalid_certs,
             },
             diags,
-        ),
+        )),
         pipelining: s.pipelining.unwrap_or(true),
         rate: rate_limit(path, s.rate.as_ref(), diags),
         breaker_failures: s.breaker_failures.unwrap_or(5).max(1),

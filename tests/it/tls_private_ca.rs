@@ -24,7 +24,7 @@ fn pool(port: u16, security: SmtpSecurity, tls: TlsTrust) -> SmtpPool {
         timeout_secs: 10,
         connections: 1,
         accept_invalid_certs: false,
-        tls,
+        tls: Box::new(tls),
         pipelining: true,
         rate: RateLimit::default(),
         breaker_failures: 5,
@@ -139,4 +139,53 @@ async fn a_self_signed_relay_certificate_is_explained() {
         "says what failed: {err}"
     );
     assert!(err.contains("email.smtp.ca_file"), "names the key: {err}");
+}
+
+/// Kannel behind HTTPS with a private CA (tests/peers/https_ok.py answering as sendsms does):
+/// refused without `ca_file`, naming the key; accepted with it.
+#[tokio::test]
+async fn an_sms_gateway_with_a_private_ca_needs_ca_file() {
+    use ritualist::channel::Kannel;
+    use ritualist::config::KannelConfig;
+    let dir = ScratchDir::new("https-private-ca");
+    let Some(ca) = TestCa::new(dir.path(), "ca") else {
+        missing_peer("openssl", "cannot create a test CA");
+        return;
+    };
+    let (cert, key) = ca
+        .issue("gateway", "IP:127.0.0.1")
+        .expect("gateway certificate");
+    let port = crate::peers::free_port();
+    let mut child = crate::peers::start_python_peer(
+        "https_ok.py",
+        &[port.to_string().as_ref(), cert.as_os_str(), key.as_os_str()],
+    );
+    let kannel = |tls: TlsTrust| {
+        Kannel::new(KannelConfig {
+            name: "kannel".into(),
+            url: format!("https://127.0.0.1:{port}/cgi-bin/sendsms"),
+            username: "ritualist".into(),
+            password: Secret::new("pw"),
+            from: None,
+            timeout_secs: 10,
+            rate: RateLimit::default(),
+            tls,
+        })
+        .expect("client")
+    };
+    let refused = kannel(TlsTrust::default())
+        .send("+40721000002", "hi")
+        .await
+        .map_err(|e| e.message);
+    let accepted = kannel(with_ca(&ca.cert))
+        .send("+40721000002", "hi")
+        .await
+        .map_err(|e| e.message);
+    let _ = child.kill();
+    let _ = child.wait();
+    let err = refused.expect_err("an unknown private CA is refused");
+    assert!(err.contains("unknown issuer"), "says what failed: {err}");
+    assert!(err.contains("sms.kannel.ca_file"), "names the key: {err}");
+    let ok = accepted.expect("accepted with ca_file");
+    assert!(ok.contains("202"), "{ok}");
 }
