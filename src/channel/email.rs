@@ -687,6 +687,14 @@ impl SmtpPool {
         Ok(TlsTcp(tls))
     }
 
+    /// Opens one connection (TCP, TLS, EHLO, AUTH when configured) and QUITs: sends nothing.
+    /// For `ritualist doctor`.
+    pub async fn probe(&self) -> Result<(), SendError> {
+        let mut conn = self.connect().await?;
+        let _ = tokio::time::timeout(self.timeout(), conn.smtp.quit()).await;
+        Ok(())
+    }
+
     /// A pooled connection that still answers (`true`: reused), or a new one.
     async fn checkout(&self) -> Result<(Conn, bool), SendError> {
         loop {

@@ -70,6 +70,8 @@ pub enum Command {
         format: Format,
     },
     /// Create or update the database schema (also done automatically on first use).
+    /// Open each configured connection once (database, SMTP relay) and report; sends nothing.
+    Doctor,
     Migrate,
     /// Show the exact message a customer would get for a ritual on a date; or, with --serve,
     /// a local web page with every ritual × locale rendered for a sample customer.
@@ -325,6 +327,29 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, AppError> {
                 }
             }
             Ok(if errors > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Command::Doctor => {
+            let cfg = Config::load(&cli.config)?;
+            let smtp = match &cfg.delivery.email {
+                crate::config::EmailTransport::Smtp(s) => Some(s),
+                _ => None,
+            };
+            let probes = app::doctor(&cfg.database_url, smtp).await;
+            let mut bad = 0;
+            for p in &probes {
+                match &p.result {
+                    Ok(detail) => out(&format!("ok    {}: {detail}", p.what)),
+                    Err(e) => {
+                        bad += 1;
+                        out(&format!("FAIL  {}: {e}", p.what));
+                    }
+                }
+            }
+            Ok(if bad > 0 {
                 ExitCode::from(1)
             } else {
                 ExitCode::SUCCESS

@@ -259,6 +259,25 @@ impl Store {
         Ok(store)
     }
 
+    /// Opens one connection to `url` (TLS as in [`Store::open`]) and pings it, changing
+    /// nothing: `ritualist doctor`.
+    pub async fn try_connect(url: &str) -> Result<(), StoreError> {
+        let (url, _) = strip_param(url, "synchronous=normal");
+        let env_mode = std::env::var("PGSSLMODE").ok();
+        let url = with_default_sslmode(&url, env_mode.as_deref());
+        let mut opts = ConnectOptions::new(url.clone());
+        opts.sqlx_logging(false)
+            .connect_timeout(Duration::from_secs(10))
+            .acquire_timeout(Duration::from_secs(10))
+            .max_connections(1);
+        let db = Database::connect(opts)
+            .await
+            .map_err(|e| explain_connect_error(&url, e))?;
+        db.ping().await?;
+        let _ = db.close().await;
+        Ok(())
+    }
+
     /// Applies every pending migration (idempotent). Two processes opening a new database at
     /// once (a daemon and an import) race to migrate it: the loser retries, finds nothing
     /// pending, and carries on.

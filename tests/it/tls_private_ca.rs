@@ -14,7 +14,11 @@ use crate::test_ca::TestCa;
 use crate::tls_peer::{PASSWORD, TlsSmtp, USER};
 
 fn pool(port: u16, security: SmtpSecurity, tls: TlsTrust) -> SmtpPool {
-    SmtpPool::new(SmtpConfig {
+    SmtpPool::new(pool_config(port, security, tls))
+}
+
+fn pool_config(port: u16, security: SmtpSecurity, tls: TlsTrust) -> SmtpConfig {
+    SmtpConfig {
         host: "127.0.0.1".into(),
         port,
         security,
@@ -29,7 +33,7 @@ fn pool(port: u16, security: SmtpSecurity, tls: TlsTrust) -> SmtpPool {
         rate: RateLimit::default(),
         breaker_failures: 5,
         breaker_secs: 30,
-    })
+    }
 }
 
 const MESSAGE: &str =
@@ -188,4 +192,55 @@ async fn an_sms_gateway_with_a_private_ca_needs_ca_file() {
     assert!(err.contains("sms.kannel.ca_file"), "names the key: {err}");
     let ok = accepted.expect("accepted with ca_file");
     assert!(ok.contains("202"), "{ok}");
+}
+
+/// `doctor` opens each connection once and sends nothing: a reachable database, an
+/// unreachable one, and the private-CA relay refused (with the fix) then accepted.
+#[tokio::test]
+async fn doctor_reports_each_connection_and_sends_nothing() {
+    use ritualist::app::doctor;
+    if !aiosmtpd_available() {
+        return;
+    }
+    let dir = ScratchDir::new("doctor");
+    let Some(ca) = TestCa::new(dir.path(), "ca") else {
+        missing_peer("openssl", "cannot create a test CA");
+        return;
+    };
+    let (cert, key) = ca
+        .issue("relay", "IP:127.0.0.1")
+        .expect("relay certificate");
+    let ca_cert = ca.cert.clone();
+    let sqlite = format!("sqlite://{}/doctor.db?mode=rwc", dir.path().display());
+    let server = TlsSmtp::start_with_cert("starttls", &cert, &key, dir);
+    let cfg = |tls: TlsTrust| pool_config(server.port, SmtpSecurity::Starttls, tls);
+
+    let dead_pg = format!(
+        "postgres://ritualist:hunter2@127.0.0.1:{}/x",
+        crate::peers::free_port()
+    );
+    let probes = doctor(&dead_pg, Some(&cfg(TlsTrust::default()))).await;
+    assert_eq!(probes.len(), 2, "{probes:?}");
+    assert!(
+        probes[0].result.is_err(),
+        "unreachable database: {probes:?}"
+    );
+    assert!(
+        !probes[0].what.contains("hunter2"),
+        "password redacted: {probes:?}"
+    );
+    let relay = probes[1].result.as_ref().expect_err("unknown CA refused");
+    assert!(relay.contains("email.smtp.ca_file"), "{relay}");
+
+    let probes = doctor(&sqlite, Some(&cfg(with_ca(&ca_cert)))).await;
+    assert!(probes[0].result.is_ok(), "{probes:?}");
+    let ok = probes[1].result.as_ref().expect("accepted with ca_file");
+    assert!(
+        ok.contains("TLS verified") && ok.contains("authenticated"),
+        "{ok}"
+    );
+    assert!(
+        server.wait_for(1, Duration::from_millis(500)).is_empty(),
+        "doctor sends nothing"
+    );
 }
