@@ -196,6 +196,23 @@ fn explain_connect_error(url: &str, err: sea_orm::DbErr) -> StoreError {
     }
 }
 
+/// Creates the folder of a SQLite file URL (first use); other URLs are left alone.
+fn prepare_sqlite_dir(url: &str) -> Result<(), StoreError> {
+    if let Some(rest) = url.strip_prefix("sqlite://") {
+        let path = rest.split('?').next().unwrap_or(rest);
+        if path != ":memory:"
+            && let Some(parent) = std::path::Path::new(path).parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent).map_err(|source| StoreError::File {
+                path: path.to_string(),
+                source,
+            })?;
+        }
+    }
+    Ok(())
+}
+
 impl Store {
     /// Connects and applies pending migrations. For SQLite the file (and its folder) is created
     /// on first use, WAL is enabled and writers wait up to 10 s for each other; every commit is
@@ -209,18 +226,7 @@ impl Store {
         let env_mode = std::env::var("PGSSLMODE").ok();
         let url = with_default_sslmode(&url, env_mode.as_deref());
         let url = url.as_str();
-        if let Some(rest) = url.strip_prefix("sqlite://") {
-            let path = rest.split('?').next().unwrap_or(rest);
-            if path != ":memory:"
-                && let Some(parent) = std::path::Path::new(path).parent()
-                && !parent.as_os_str().is_empty()
-            {
-                std::fs::create_dir_all(parent).map_err(|source| StoreError::File {
-                    path: path.to_string(),
-                    source,
-                })?;
-            }
-        }
+        prepare_sqlite_dir(url)?;
         let mut opts = ConnectOptions::new(url.to_string());
         opts.sqlx_logging(false)
             .connect_timeout(Duration::from_secs(10))
@@ -260,11 +266,13 @@ impl Store {
     }
 
     /// Opens one connection to `url` (TLS as in [`Store::open`]) and pings it, changing
-    /// nothing: `ritualist doctor`.
+    /// nothing but a new SQLite file and its folder: `ritualist doctor`.
     pub async fn try_connect(url: &str) -> Result<(), StoreError> {
         let (url, _) = strip_param(url, "synchronous=normal");
         let env_mode = std::env::var("PGSSLMODE").ok();
         let url = with_default_sslmode(&url, env_mode.as_deref());
+        // A SQLite file is created on first use, as the daemon would.
+        prepare_sqlite_dir(&url)?;
         let mut opts = ConnectOptions::new(url.clone());
         opts.sqlx_logging(false)
             .connect_timeout(Duration::from_secs(10))

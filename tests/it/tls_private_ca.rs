@@ -244,3 +244,33 @@ async fn doctor_reports_each_connection_and_sends_nothing() {
         "doctor sends nothing"
     );
 }
+
+/// `ritualist doctor` on the command line: exit 0 when everything answers, 1 with a FAIL
+/// line when the database does not (and its password stays out of the output).
+#[test]
+fn doctor_on_the_command_line_exits_1_on_a_dead_connection() {
+    let d = crate::harness::newcomer_checkout();
+    let out = crate::harness::ritualist(d.path(), &["doctor"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("ok    database"), "{stdout}");
+
+    let dead = format!(
+        "postgres://ritualist:hunter2@127.0.0.1:{}/x",
+        crate::peers::free_port()
+    );
+    let out = crate::harness::ritualist_cmd(d.path())
+        .arg("doctor")
+        .env("RITUALIST_DATABASE_URL", &dead)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("FAIL  database"), "{stdout}");
+    assert!(!stdout.contains("hunter2"), "{stdout}");
+}
