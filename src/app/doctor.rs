@@ -1,9 +1,9 @@
 //! `ritualist doctor`: opens each configured connection once — the database, the SMTP relay
-//! (TCP, TLS, EHLO, AUTH; no MAIL) — and reports each with the same actionable errors as the
+//! (TCP, TLS, EHLO, AUTH; no MAIL), each SMS gateway (TCP, TLS, `HEAD /`) — and reports each with the same actionable errors as the
 //! daemon, sending nothing.
 
 use crate::channel::SmtpPool;
-use crate::config::SmtpConfig;
+use crate::config::{SmsProvider, SmtpConfig};
 use crate::store::Store;
 
 /// One connection tried: what, and `Ok(detail)` or the error.
@@ -13,8 +13,12 @@ pub struct Probe {
     pub result: Result<String, String>,
 }
 
-/// Tries the database at `database_url` and, when configured, the SMTP relay.
-pub async fn doctor(database_url: &str, smtp: Option<&SmtpConfig>) -> Vec<Probe> {
+/// Tries the database at `database_url`, the SMTP relay when configured, and each SMS gateway.
+pub async fn doctor(
+    database_url: &str,
+    smtp: Option<&SmtpConfig>,
+    sms: &[SmsProvider],
+) -> Vec<Probe> {
     crate::channel::init_tls();
     let mut out = vec![Probe {
         what: format!("database {}", redact(database_url)),
@@ -41,6 +45,19 @@ pub async fn doctor(database_url: &str, smtp: Option<&SmtpConfig>) -> Vec<Probe>
                 .probe()
                 .await
                 .map(|()| format!("reachable, {tls}{auth}"))
+                .map_err(|e| e.message),
+        });
+    }
+    for p in sms {
+        let (url, trust, timeout) = match p {
+            SmsProvider::Kannel(k) => (k.url.clone(), Some(&k.tls), k.timeout_secs),
+            SmsProvider::Http(h) => (h.url.clone(), Some(&h.tls), h.timeout_secs),
+            SmsProvider::Twilio(t) => (t.base_url.clone(), None, t.timeout_secs),
+        };
+        out.push(Probe {
+            what: format!("SMS gateway {}", p.name()),
+            result: crate::channel::probe_gateway(p.name(), &url, trust, timeout)
+                .await
                 .map_err(|e| e.message),
         });
     }

@@ -338,7 +338,11 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, AppError> {
                 crate::config::EmailTransport::Smtp(s) => Some(s),
                 _ => None,
             };
-            let probes = app::doctor(&cfg.database_url, smtp).await;
+            let sms = match &cfg.delivery.sms {
+                crate::config::SmsTransport::Providers(list) => list.as_slice(),
+                _ => &[],
+            };
+            let probes = app::doctor(&cfg.database_url, smtp, sms).await;
             let mut bad = 0;
             for p in &probes {
                 match &p.result {

@@ -185,8 +185,36 @@ async fn an_sms_gateway_with_a_private_ca_needs_ca_file() {
         .send("+40721000002", "hi")
         .await
         .map_err(|e| e.message);
+    // `doctor` on the same gateway: refused without the CA, verified with it.
+    let gateway = |tls: TlsTrust| {
+        ritualist::config::SmsProvider::Kannel(KannelConfig {
+            name: "kannel".into(),
+            url: format!("https://127.0.0.1:{port}/cgi-bin/sendsms?password=pw"),
+            username: "ritualist".into(),
+            password: Secret::new("pw"),
+            from: None,
+            timeout_secs: 10,
+            rate: RateLimit::default(),
+            tls,
+        })
+    };
+    let sqlite = format!("sqlite://{}/d.db?mode=rwc", dir.path().display());
+    let probes = ritualist::app::doctor(
+        &sqlite,
+        None,
+        &[gateway(TlsTrust::default()), gateway(with_ca(&ca.cert))],
+    )
+    .await;
     let _ = child.kill();
     let _ = child.wait();
+    assert_eq!(probes.len(), 3, "{probes:?}");
+    let e = probes[1]
+        .result
+        .as_ref()
+        .expect_err("refused without ca_file");
+    assert!(e.contains("sms.kannel.ca_file"), "{e}");
+    let ok = probes[2].result.as_ref().expect("verified with ca_file");
+    assert!(ok.contains("TLS verified"), "{ok}");
     let err = refused.expect_err("an unknown private CA is refused");
     assert!(err.contains("unknown issuer"), "says what failed: {err}");
     assert!(err.contains("sms.kannel.ca_file"), "names the key: {err}");
@@ -219,7 +247,7 @@ async fn doctor_reports_each_connection_and_sends_nothing() {
         "postgres://ritualist:hunter2@127.0.0.1:{}/x",
         crate::peers::free_port()
     );
-    let probes = doctor(&dead_pg, Some(&cfg(TlsTrust::default()))).await;
+    let probes = doctor(&dead_pg, Some(&cfg(TlsTrust::default())), &[]).await;
     assert_eq!(probes.len(), 2, "{probes:?}");
     assert!(
         probes[0].result.is_err(),
@@ -232,7 +260,7 @@ async fn doctor_reports_each_connection_and_sends_nothing() {
     let relay = probes[1].result.as_ref().expect_err("unknown CA refused");
     assert!(relay.contains("email.smtp.ca_file"), "{relay}");
 
-    let probes = doctor(&sqlite, Some(&cfg(with_ca(&ca_cert)))).await;
+    let probes = doctor(&sqlite, Some(&cfg(with_ca(&ca_cert))), &[]).await;
     assert!(probes[0].result.is_ok(), "{probes:?}");
     let ok = probes[1].result.as_ref().expect("accepted with ca_file");
     assert!(

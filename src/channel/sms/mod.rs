@@ -277,6 +277,39 @@ fn client_trusting(
         .map_err(|e| SendError::permanent(format!("cannot build the HTTP client: {e}")))
 }
 
+/// Opens one connection to the origin of `url` (TCP, TLS with `trust`) and asks `HEAD /`:
+/// any HTTP reply means reachable and, over https, verified. The path and query of `url`
+/// (which may carry credentials) are never sent. For `ritualist doctor`.
+pub async fn probe_gateway(
+    name: &str,
+    url: &str,
+    trust: Option<&crate::config::TlsTrust>,
+    timeout_secs: u32,
+) -> Result<String, SendError> {
+    let mut origin = reqwest::Url::parse(url)
+        .map_err(|e| SendError::permanent(format!("{name}: invalid url: {e}")))?;
+    origin.set_path("/");
+    origin.set_query(None);
+    let _ = origin.set_username("");
+    let _ = origin.set_password(None);
+    let https = origin.scheme() == "https";
+    let client = client_trusting(timeout_secs, trust, &format!("sms.{name}"))?;
+    let reply = client
+        .head(origin)
+        .send()
+        .await
+        .map_err(|e| request_failed(name, e).error)?;
+    let tls = match (https, trust.is_some_and(|t| t.accept_invalid_certs)) {
+        (false, _) => "no TLS (http)",
+        (true, true) => "TLS NOT verified (accept_invalid_certs)",
+        (true, false) => "TLS verified",
+    };
+    Ok(format!(
+        "reachable, {tls} (HTTP {} to HEAD /)",
+        reply.status().as_u16()
+    ))
+}
+
 /// The request failed before a status arrived. A failed connection means the provider never
 /// saw the message (try the next one); anything later — a timeout or a dropped connection
 /// after the request was written — is in doubt. The URL (it may carry a secret) is left out.
