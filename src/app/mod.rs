@@ -4,6 +4,7 @@
 
 mod check;
 mod dispatch;
+mod doctor;
 mod forget;
 mod import;
 mod ingest;
@@ -33,6 +34,7 @@ use crate::store::Store;
 
 pub use check::check;
 pub use dispatch::{DispatchReport, retry_delay_secs};
+pub use doctor::{Probe, doctor};
 pub use forget::{ForgetReport, StubKeys};
 pub use import::{ImportKind, ImportReport, import_file};
 pub use ingest::IngestReport;

@@ -410,42 +410,6 @@ impl AsyncTokioStream for DotWatch {
     }
 }
 
-/// Accepts any certificate: only when `accept_invalid_certs: true` (a lab relay).
-#[derive(Debug)]
-struct NoVerify(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for NoVerify {
-    fn verify_server_cert(
-        &self,
-        _: &rustls::pki_types::CertificateDer<'_>,
-        _: &[rustls::pki_types::CertificateDer<'_>],
-        _: &rustls::pki_types::ServerName<'_>,
-        _: &[u8],
-        _: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        m: &[u8],
-        c: &rustls::pki_types::CertificateDer<'_>,
-        d: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(m, c, d, &self.0.signature_verification_algorithms)
-    }
-    fn verify_tls13_signature(
-        &self,
-        m: &[u8],
-        c: &rustls::pki_types::CertificateDer<'_>,
-        d: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
-    }
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
 /// An open SMTP session and whether the relay offered PIPELINING (RFC 2920) on it.
 struct Conn {
     smtp: AsyncSmtpConnection,
@@ -544,6 +508,14 @@ const PROBE_AFTER: Duration = Duration::from_secs(5);
 impl SmtpPool {
     pub fn new(cfg: SmtpConfig) -> Self {
         super::init_tls();
+        if cfg.security != SmtpSecurity::Plain && cfg.accept_invalid_certs {
+            tracing::warn!(
+                host = %cfg.host,
+                "email.smtp.accept_invalid_certs is true: the relay's certificate is NOT \
+                 verified, anyone on the path can read and change mail; give its CA as \
+                 `email.smtp.ca_file` instead"
+            );
+        }
         let slots = Semaphore::new(cfg.connections as usize);
         let rate = cfg
             .rate
@@ -620,17 +592,23 @@ impl SmtpPool {
         .map_err(|_| SendError::transient("SMTP greeting timed out"))?
         .map_err(|e| refused_at_hello(&e, "greeting or EHLO"))?;
         if self.cfg.security == SmtpSecurity::Starttls {
-            let params = TlsParameters::builder(self.cfg.host.clone())
-                .dangerous_accept_invalid_certs(self.cfg.accept_invalid_certs)
-                .build_rustls()
-                .map_err(|e| SendError::transient(format!("TLS setup: {e}")))?;
+            let params = self.starttls_params()?;
             tokio::time::timeout(t, conn.starttls(params, &hello))
                 .await
                 .map_err(|_| SendError::transient("STARTTLS timed out"))?
                 .map_err(|e| {
-                    SendError::transient(format!(
-                        "STARTTLS failed (required by `security: starttls`): {e}"
-                    ))
+                    let raw = e.to_string();
+                    if super::tls::is_tls_failure(&raw) {
+                        SendError::transient(super::tls::explain(
+                            &self.cfg.host,
+                            "email.smtp",
+                            &raw,
+                        ))
+                    } else {
+                        SendError::transient(format!(
+                            "STARTTLS failed (required by `security: starttls`): {raw}"
+                        ))
+                    }
                 })?;
         }
         // lettre keeps no record of PIPELINING: ask again (one EHLO per connection, before
@@ -655,22 +633,43 @@ impl SmtpPool {
         })
     }
 
+    /// The trust settings with `accept_invalid_certs` folded in.
+    fn trust(&self) -> crate::config::TlsTrust {
+        crate::config::TlsTrust {
+            accept_invalid_certs: self.cfg.accept_invalid_certs,
+            ..(*self.cfg.tls).clone()
+        }
+    }
+
+    /// lettre's TLS parameters for STARTTLS: the web PKI roots plus `ca_file` (or only it),
+    /// and the client certificate when one is configured.
+    fn starttls_params(&self) -> Result<TlsParameters, SendError> {
+        use lettre::transport::smtp::client::{Certificate, CertificateStore, Identity};
+        let setup = |e: String| SendError::permanent(format!("TLS setup: {e}"));
+        let pem = super::tls::read_pem(&self.cfg.tls, "email.smtp").map_err(setup)?;
+        let mut b = TlsParameters::builder(self.cfg.host.clone())
+            .dangerous_accept_invalid_certs(self.cfg.accept_invalid_certs);
+        if self.cfg.tls.ca_only {
+            b = b.certificate_store(CertificateStore::None);
+        }
+        if let Some(ca) = &pem.ca {
+            let cert =
+                Certificate::from_pem(ca).map_err(|e| setup(format!("email.smtp.ca_file: {e}")))?;
+            b = b.add_root_certificate(cert);
+        }
+        if let Some((cert, key)) = &pem.identity {
+            let id = Identity::from_pem(cert, key)
+                .map_err(|e| setup(format!("email.smtp.client_cert/client_key: {e}")))?;
+            b = b.identify_with(id);
+        }
+        b.build_rustls().map_err(|e| setup(format!("{e}")))
+    }
+
     async fn tls_handshake(&self, tcp: TcpStream) -> Result<TlsTcp, SendError> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| SendError::transient(format!("TLS setup: {e}")))?;
-        let config = if self.cfg.accept_invalid_certs {
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
-                .with_no_client_auth()
-        } else {
-            let roots = rustls::RootCertStore {
-                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-            };
-            builder.with_root_certificates(roots).with_no_client_auth()
-        };
+        let config = super::tls::client_config(&self.trust(), "email.smtp", |p| {
+            Arc::new(super::tls::NoVerify(p))
+        })
+        .map_err(|e| SendError::permanent(format!("TLS setup: {e}")))?;
         let name = rustls::pki_types::ServerName::try_from(self.cfg.host.clone()).map_err(|e| {
             SendError::permanent(format!("invalid TLS server name `{}`: {e}", self.cfg.host))
         })?;
@@ -678,8 +677,22 @@ impl SmtpPool {
         let tls = tokio::time::timeout(self.timeout(), connector.connect(name, tcp))
             .await
             .map_err(|_| SendError::transient("TLS handshake timed out"))?
-            .map_err(|e| SendError::transient(format!("TLS handshake failed: {e}")))?;
+            .map_err(|e| {
+                SendError::transient(super::tls::explain(
+                    &self.cfg.host,
+                    "email.smtp",
+                    &e.to_string(),
+                ))
+            })?;
         Ok(TlsTcp(tls))
+    }
+
+    /// Opens one connection (TCP, TLS, EHLO, AUTH when configured) and QUITs: sends nothing.
+    /// For `ritualist doctor`.
+    pub async fn probe(&self) -> Result<(), SendError> {
+        let mut conn = self.connect().await?;
+        let _ = tokio::time::timeout(self.timeout(), conn.smtp.quit()).await;
+        Ok(())
     }
 
     /// A pooled connection that still answers (`true`: reused), or a new one.

@@ -16,6 +16,7 @@ mod headers;
 mod outbox;
 mod rate;
 mod sms;
+pub mod tls;
 
 use std::sync::Once;
 use std::time::Duration;
@@ -27,7 +28,7 @@ pub use email::{
 pub use headers::readable_headers;
 pub use outbox::Outbox;
 pub use rate::{DailyQuota, Pacer, RateBook, RateLimiter, Take, Taken};
-pub use sms::{HttpGateway, Kannel, SmsProviders, Twilio};
+pub use sms::{HttpGateway, Kannel, SmsProviders, Twilio, probe_gateway};
 
 use crate::config::{Config, EmailTransport, SmsTransport};
 use crate::render::sms_length;

@@ -69,6 +69,9 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
+    /// Open each configured connection once (database, SMTP relay, SMS gateways) and report
+    /// reachable, TLS verified, authenticated; sends nothing. Exit 1 when one fails.
+    Doctor,
     /// Create or update the database schema (also done automatically on first use). On SQLite
     /// it takes the daemon lock first: refused (exit 3) while `run` holds the database.
     Migrate,
@@ -326,6 +329,33 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, AppError> {
                 }
             }
             Ok(if errors > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Command::Doctor => {
+            let cfg = Config::load(&cli.config)?;
+            let smtp = match &cfg.delivery.email {
+                crate::config::EmailTransport::Smtp(s) => Some(s),
+                _ => None,
+            };
+            let sms = match &cfg.delivery.sms {
+                crate::config::SmsTransport::Providers(list) => list.as_slice(),
+                _ => &[],
+            };
+            let probes = app::doctor(&cfg.database_url, smtp, sms).await;
+            let mut bad = 0;
+            for p in &probes {
+                match &p.result {
+                    Ok(detail) => out(&format!("ok    {}: {detail}", p.what)),
+                    Err(e) => {
+                        bad += 1;
+                        out(&format!("FAIL  {}: {e}", p.what));
+                    }
+                }
+            }
+            Ok(if bad > 0 {
                 ExitCode::from(1)
             } else {
                 ExitCode::SUCCESS

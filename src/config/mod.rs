@@ -12,6 +12,7 @@ mod engine;
 mod http;
 mod settings;
 mod sms;
+mod tls;
 
 pub use diagnostic::{Diagnostic, Diagnostics, Severity, did_you_mean, parse_yaml, yaml_files};
 pub use engine::{AllowedHours, EngineConfig, FrequencyCap};
@@ -24,3 +25,4 @@ pub use sms::{
     AcceptRule, HttpBody, HttpMethod, HttpSmsConfig, JsonFieldRule, JsonTemplate, KannelConfig,
     Placeholder, SmsProvider, SmsTransport, Template, TemplateVars, TwilioConfig, TwilioSender,
 };
+pub use tls::TlsTrust;

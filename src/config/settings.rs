@@ -170,8 +170,15 @@ struct SmtpSpec {
     hello_name: Option<String>,
     timeout_secs: Option<u32>,
     connections: Option<u32>,
-    /// Accept self-signed certificates (a local relay in a lab). Never in production.
+    /// Accept any certificate (a local relay in a lab). Never in production: use `ca_file`.
     accept_invalid_certs: Option<bool>,
+    /// A PEM bundle of private CA certificates trusted in addition to the web PKI roots.
+    ca_file: Option<String>,
+    /// Trust only `ca_file` (default false).
+    ca_only: Option<bool>,
+    /// A client certificate (PEM) and its key, for relays that authenticate clients by TLS.
+    client_cert: Option<String>,
+    client_key: Option<String>,
     /// Send MAIL, RCPT and DATA in one write when the relay offers PIPELINING (default true).
     pipelining: Option<bool>,
     rate: Option<Spanned<RateSpec>>,
@@ -325,6 +332,8 @@ pub struct SmtpConfig {
     pub timeout_secs: u32,
     pub connections: u32,
     pub accept_invalid_certs: bool,
+    /// Private CA, client certificate (`ca_file`, `ca_only`, `client_cert`, `client_key`).
+    pub tls: Box<super::TlsTrust>,
     /// MAIL, RCPT and DATA in one write when the relay offers PIPELINING (RFC 2920).
     pub pipelining: bool,
     pub rate: RateLimit,
@@ -982,6 +991,18 @@ fn smtp_config(path: &Path, s: &SmtpSpec, diags: &mut Diagnostics) -> SmtpConfig
         timeout_secs: s.timeout_secs.unwrap_or(30).max(1),
         connections: s.connections.unwrap_or(4).clamp(1, 64),
         accept_invalid_certs: s.accept_invalid_certs.unwrap_or(false),
+        tls: Box::new(super::tls::tls_trust(
+            path,
+            "email.smtp",
+            super::tls::TlsKeys {
+                ca_file: s.ca_file.as_deref(),
+                ca_only: s.ca_only,
+                client_cert: s.client_cert.as_deref(),
+                client_key: s.client_key.as_deref(),
+                accept_invalid_certs: s.accept_invalid_certs,
+            },
+            diags,
+        )),
         pipelining: s.pipelining.unwrap_or(true),
         rate: rate_limit(path, s.rate.as_ref(), diags),
         breaker_failures: s.breaker_failures.unwrap_or(5).max(1),

@@ -68,6 +68,15 @@ struct KannelSpec {
     password_file: Option<String>,
     from: Option<String>,
     timeout_secs: Option<u32>,
+    /// A PEM bundle of private CA certificates trusted in addition to the web PKI roots.
+    ca_file: Option<String>,
+    /// Trust only `ca_file` (default false).
+    ca_only: Option<bool>,
+    /// A client certificate (PEM) and its key, for gateways that authenticate clients by TLS.
+    client_cert: Option<String>,
+    client_key: Option<String>,
+    /// Accept any certificate (a lab gateway). Never in production: use `ca_file`.
+    accept_invalid_certs: Option<bool>,
     rate: Option<Spanned<super::settings::RateSpec>>,
 }
 
@@ -111,6 +120,15 @@ struct HttpSpec {
     from: Option<String>,
     accepted: Option<Spanned<AcceptedSpec>>,
     timeout_secs: Option<u32>,
+    /// A PEM bundle of private CA certificates trusted in addition to the web PKI roots.
+    ca_file: Option<String>,
+    /// Trust only `ca_file` (default false).
+    ca_only: Option<bool>,
+    /// A client certificate (PEM) and its key, for gateways that authenticate clients by TLS.
+    client_cert: Option<String>,
+    client_key: Option<String>,
+    /// Accept any certificate (a lab gateway). Never in production: use `ca_file`.
+    accept_invalid_certs: Option<bool>,
     rate: Option<Spanned<super::settings::RateSpec>>,
 }
 
@@ -206,6 +224,8 @@ pub struct KannelConfig {
     pub from: Option<String>,
     pub timeout_secs: u32,
     pub rate: super::settings::RateLimit,
+    /// Private CA, client certificate, `accept_invalid_certs`.
+    pub tls: super::TlsTrust,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -271,6 +291,8 @@ pub struct HttpSmsConfig {
     pub accepted: AcceptRule,
     pub timeout_secs: u32,
     pub rate: super::settings::RateLimit,
+    /// Private CA, client certificate, `accept_invalid_certs`.
+    pub tls: super::TlsTrust,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -645,6 +667,18 @@ fn kannel_config(path: &Path, k: &KannelSpec, diags: &mut Diagnostics) -> Kannel
         from: k.from.clone(),
         timeout_secs: k.timeout_secs.unwrap_or(15).max(1),
         rate: super::settings::rate_limit(path, k.rate.as_ref(), diags),
+        tls: super::tls::tls_trust(
+            path,
+            "sms.kannel",
+            super::tls::TlsKeys {
+                ca_file: k.ca_file.as_deref(),
+                ca_only: k.ca_only,
+                client_cert: k.client_cert.as_deref(),
+                client_key: k.client_key.as_deref(),
+                accept_invalid_certs: k.accept_invalid_certs,
+            },
+            diags,
+        ),
     }
 }
 
@@ -1000,6 +1034,18 @@ fn http_config(path: &Path, h: &HttpSpec, diags: &mut Diagnostics) -> HttpSmsCon
         accepted: accept_rule(path, h.accepted.as_ref(), diags),
         timeout_secs: h.timeout_secs.unwrap_or(15).max(1),
         rate: super::settings::rate_limit(path, h.rate.as_ref(), diags),
+        tls: super::tls::tls_trust(
+            path,
+            "sms.http",
+            super::tls::TlsKeys {
+                ca_file: h.ca_file.as_deref(),
+                ca_only: h.ca_only,
+                client_cert: h.client_cert.as_deref(),
+                client_key: h.client_key.as_deref(),
+                accept_invalid_certs: h.accept_invalid_certs,
+            },
+            diags,
+        ),
     }
 }
 

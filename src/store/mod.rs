@@ -58,6 +58,13 @@ pub enum StoreError {
     Corrupt(String),
     #[error("{0} needs PostgreSQL")]
     NeedsPostgres(&'static str),
+    /// The TLS handshake with PostgreSQL failed: says what failed and which URL parameter fixes it.
+    #[error("TLS to PostgreSQL at {host} failed: {what}. {fix}")]
+    Tls {
+        host: String,
+        what: String,
+        fix: &'static str,
+    },
 }
 
 /// A connection pool plus the backend it talks to.
@@ -91,11 +98,123 @@ fn strip_param(url: &str, param: &str) -> (String, bool) {
     }
 }
 
+/// The host part of a `postgres://` URL (`""` for a Unix socket), without brackets or port.
+fn pg_host(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?']).next().unwrap_or("");
+    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    // A `host=` parameter (a socket directory or a name) overrides the authority, as in libpq.
+    let query_host = url
+        .split_once('?')
+        .and_then(|(_, q)| q.split('&').find_map(|p| p.strip_prefix("host=")));
+    if let Some(h) = query_host {
+        return h.to_string();
+    }
+    if let Some(v6) = hostport.strip_prefix('[') {
+        return v6.split(']').next().unwrap_or("").to_string();
+    }
+    hostport.split(':').next().unwrap_or("").to_string()
+}
+
+/// Whether `host` is this machine (or a Unix socket): plain TCP there exposes nothing.
+fn is_local_host(host: &str) -> bool {
+    host.is_empty()
+        || host.starts_with('/')
+        || host.starts_with("%2F")
+        || host.starts_with("%2f")
+        || host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// A PostgreSQL URL with `sslmode=require` added when it names no `sslmode`, `PGSSLMODE` is
+/// unset and the host is another machine: sqlx's own default (`prefer`) would silently fall
+/// back to plain text. Every other URL is returned unchanged.
+fn with_default_sslmode(url: &str, env_mode: Option<&str>) -> String {
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return url.to_string();
+    }
+    let query = url.split_once('?').map_or("", |(_, q)| q);
+    let named = query
+        .split('&')
+        .any(|p| p.starts_with("sslmode=") || p.starts_with("ssl-mode="));
+    if named || env_mode.is_some_and(|m| !m.is_empty()) || is_local_host(&pg_host(url)) {
+        return url.to_string();
+    }
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}sslmode=require")
+}
+
+/// A failed connection explained when TLS is the cause: the host, what failed, and the URL
+/// parameter that fixes it. Any other error is passed through.
+fn explain_connect_error(url: &str, err: sea_orm::DbErr) -> StoreError {
+    let text = err.to_string();
+    if !text.contains("TLS") && !text.contains("certificate") && !text.contains("SSL") {
+        return StoreError::Db(err);
+    }
+    let host = pg_host(url);
+    let (what, fix) = if text.contains("UnknownIssuer") || text.contains("unknown issuer") {
+        (
+            "the server certificate is signed by an unknown issuer (a private CA?)",
+            "Give the CA's PEM file with `sslrootcert=/path/ca.pem` in the database URL.",
+        )
+    } else if text.contains("NotValidForName") || text.contains("not valid for name") {
+        (
+            "the server certificate does not name this host",
+            "Connect with the host name the certificate names, or use `sslmode=verify-ca` (checks the CA, not the name).",
+        )
+    } else if text.contains("Expired") || text.contains("expired") {
+        (
+            "the server certificate has expired",
+            "The database's certificate must be renewed (check the clocks too).",
+        )
+    } else if text.contains("NotValidYet") {
+        (
+            "the server certificate is not valid yet",
+            "Check this machine's clock.",
+        )
+    } else if text.contains("CaUsedAsEndEntity") {
+        (
+            "the server presents a CA certificate as its own",
+            "The server must use a certificate issued by that CA; give the CA with `sslrootcert=`.",
+        )
+    } else if text.contains("server does not support TLS") || text.contains("not support SSL") {
+        (
+            "the server does not offer TLS",
+            "Turn `ssl = on` on the server, or (same machine or private network only) `sslmode=disable`.",
+        )
+    } else {
+        (
+            "the TLS handshake failed",
+            "Check `sslmode`, `sslrootcert`, `sslcert` and `sslkey` in the database URL.",
+        )
+    };
+    StoreError::Tls {
+        host,
+        what: format!("{what} ({})", text.trim()),
+        fix,
+    }
+}
+
+/// Creates the folder of a SQLite file URL (first use); other URLs are left alone.
+fn prepare_sqlite_dir(url: &str) -> Result<(), StoreError> {
+    if let Some(rest) = url.strip_prefix("sqlite://") {
+        let path = rest.split('?').next().unwrap_or(rest);
+        if path != ":memory:"
+            && let Some(parent) = std::path::Path::new(path).parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent).map_err(|source| StoreError::File {
+                path: path.to_string(),
+                source,
+            })?;
+        }
+    }
+    Ok(())
+}
+
 impl Store {
-    /// Connects and applies pending migrations. For SQLite the file (and its folder) is created
-    /// on first use, WAL is enabled and writers wait up to 10 s for each other; every commit is
-    /// synced to disk (`synchronous=FULL`) unless the URL carries ritualist's own
-    /// `synchronous=normal` parameter (config `sqlite_synchronous: normal`).
     /// Whether the database behind `url` exists already: a SQLite file on disk, or any
     /// PostgreSQL URL. For readers that must never create one (the preview page).
     pub fn exists(url: &str) -> bool {
@@ -108,21 +227,19 @@ impl Store {
         }
     }
 
+    /// Connects and applies pending migrations. For SQLite the file (and its folder) is created
+    /// on first use, WAL is enabled and writers wait up to 10 s for each other; every commit is
+    /// synced to disk (`synchronous=FULL`) unless the URL carries ritualist's own
+    /// `synchronous=normal` parameter (config `sqlite_synchronous: normal`).
+    ///
+    /// PostgreSQL URLs take libpq's TLS parameters (`sslmode`, `sslrootcert`, `sslcert`,
+    /// `sslkey`); a remote host with no `sslmode` gets `require` ([`with_default_sslmode`]).
     pub async fn open(url: &str) -> Result<Store, StoreError> {
         let (url, normal) = strip_param(url, "synchronous=normal");
+        let env_mode = std::env::var("PGSSLMODE").ok();
+        let url = with_default_sslmode(&url, env_mode.as_deref());
         let url = url.as_str();
-        if let Some(rest) = url.strip_prefix("sqlite://") {
-            let path = rest.split('?').next().unwrap_or(rest);
-            if path != ":memory:"
-                && let Some(parent) = std::path::Path::new(path).parent()
-                && !parent.as_os_str().is_empty()
-            {
-                std::fs::create_dir_all(parent).map_err(|source| StoreError::File {
-                    path: path.to_string(),
-                    source,
-                })?;
-            }
-        }
+        prepare_sqlite_dir(url)?;
         let mut opts = ConnectOptions::new(url.to_string());
         opts.sqlx_logging(false)
             .connect_timeout(Duration::from_secs(10))
@@ -147,7 +264,9 @@ impl Store {
         } else {
             opts.max_connections(8);
         }
-        let db = Database::connect(opts).await?;
+        let db = Database::connect(opts)
+            .await
+            .map_err(|e| explain_connect_error(url, e))?;
         let backend = db.get_database_backend();
         let store = Store {
             db,
@@ -157,6 +276,27 @@ impl Store {
         store.migrate().await?;
         store.backfill_order_facts().await?;
         Ok(store)
+    }
+
+    /// Opens one connection to `url` (TLS as in [`Store::open`]) and pings it, changing
+    /// nothing but a new SQLite file and its folder: `ritualist doctor`.
+    pub async fn try_connect(url: &str) -> Result<(), StoreError> {
+        let (url, _) = strip_param(url, "synchronous=normal");
+        let env_mode = std::env::var("PGSSLMODE").ok();
+        let url = with_default_sslmode(&url, env_mode.as_deref());
+        // A SQLite file is created on first use, as the daemon would.
+        prepare_sqlite_dir(&url)?;
+        let mut opts = ConnectOptions::new(url.clone());
+        opts.sqlx_logging(false)
+            .connect_timeout(Duration::from_secs(10))
+            .acquire_timeout(Duration::from_secs(10))
+            .max_connections(1);
+        let db = Database::connect(opts)
+            .await
+            .map_err(|e| explain_connect_error(&url, e))?;
+        db.ping().await?;
+        let _ = db.close().await;
+        Ok(())
     }
 
     /// The group-commit writer, started on first use (inside the caller's runtime).
@@ -251,7 +391,7 @@ pub fn random_token() -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{Store, strip_param};
+    use super::{Store, strip_param, with_default_sslmode};
     use sea_orm::ConnectionTrait;
 
     /// Migration 000009 moves stored messages out of `deliveries`: a row rendered before the
@@ -285,6 +425,39 @@ mod tests {
             [(1, Some("Subject: hi\r\n\r\nbody".to_string())), (2, None)]
         );
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_remote_postgres_host_without_sslmode_gets_require() {
+        let f = |u: &str| with_default_sslmode(u, None);
+        assert_eq!(
+            f("postgres://u:p@db.example.com:5432/r"),
+            "postgres://u:p@db.example.com:5432/r?sslmode=require"
+        );
+        assert_eq!(
+            f("postgresql://u@10.0.0.5/r?application_name=x"),
+            "postgresql://u@10.0.0.5/r?application_name=x&sslmode=require"
+        );
+        assert_eq!(
+            f("postgres://u@[2001:db8::1]:5432/r"),
+            "postgres://u@[2001:db8::1]:5432/r?sslmode=require"
+        );
+        // The operator's choice, PGSSLMODE, this machine and Unix sockets are left alone.
+        for kept in [
+            "postgres://u@db.example.com/r?sslmode=disable",
+            "postgres://u@db.example.com/r?sslmode=verify-full&sslrootcert=/ca.pem",
+            "postgres://u@localhost:5432/r",
+            "postgres://u@127.0.0.1/r",
+            "postgres://u@[::1]/r",
+            "postgres://u@/r?host=/var/run/postgresql",
+            "sqlite:///d/r.db",
+        ] {
+            assert_eq!(f(kept), kept);
+        }
+        assert_eq!(
+            with_default_sslmode("postgres://u@db.example.com/r", Some("verify-full")),
+            "postgres://u@db.example.com/r"
+        );
     }
 
     #[test]

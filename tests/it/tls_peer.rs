@@ -50,6 +50,17 @@ impl TlsSmtp {
             missing_peer("openssl", "cannot create a self-signed certificate");
             return None;
         }
+        Some(TlsSmtp::start_with_cert(mode, &cert, &key, dir))
+    }
+
+    /// `mode` as in [`TlsSmtp::start`], serving `cert`/`key` (e.g. from a private CA);
+    /// `dir` (kept until drop) receives the dump.
+    pub fn start_with_cert(
+        mode: &str,
+        cert: &std::path::Path,
+        key: &std::path::Path,
+        dir: ScratchDir,
+    ) -> TlsSmtp {
         let dump = dir.path().join("dump");
         std::fs::create_dir_all(&dump).unwrap();
         let port = free_port();
@@ -66,7 +77,7 @@ impl TlsSmtp {
                 PASSWORD.as_ref(),
             ],
         );
-        Some(TlsSmtp { child, port, dir })
+        TlsSmtp { child, port, dir }
     }
 
     fn dump(&self) -> PathBuf {

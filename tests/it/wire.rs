@@ -119,6 +119,7 @@ fn pool(port: u16, pipelining: bool) -> SmtpPool {
         timeout_secs: 10,
         connections: 1,
         accept_invalid_certs: false,
+        tls: Default::default(),
         pipelining,
         rate: RateLimit::default(),
         breaker_failures: 5,

@@ -33,7 +33,7 @@ impl HttpGateway {
             })
             .collect::<Result<_, _>>()?;
         Ok(HttpGateway {
-            http: super::client(cfg.timeout_secs)?,
+            http: super::client_trusting(cfg.timeout_secs, Some(&cfg.tls), "sms.http")?,
             headers,
             cfg,
         })

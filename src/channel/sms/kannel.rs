@@ -21,7 +21,7 @@ pub struct Kannel {
 impl Kannel {
     pub fn new(cfg: KannelConfig) -> Result<Kannel, SendError> {
         Ok(Kannel {
-            http: super::client(cfg.timeout_secs)?,
+            http: super::client_trusting(cfg.timeout_secs, Some(&cfg.tls), "sms.kannel")?,
             cfg,
         })
     }

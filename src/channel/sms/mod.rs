@@ -242,15 +242,72 @@ fn combine(failures: Vec<Failure>) -> SendError {
 /// One client per provider: a timeout on every request, connecting within half of it
 /// (at most 10 s), no redirects.
 fn client(timeout_secs: u32) -> Result<reqwest::Client, SendError> {
+    client_trusting(timeout_secs, None, "")
+}
+
+/// [`client`] with the provider's TLS trust (`ca_file`, client certificate,
+/// `accept_invalid_certs`; `section` names its config keys in errors and the warning).
+fn client_trusting(
+    timeout_secs: u32,
+    trust: Option<&crate::config::TlsTrust>,
+    section: &str,
+) -> Result<reqwest::Client, SendError> {
     super::init_tls();
     let timeout = Duration::from_secs(timeout_secs.max(1) as u64);
-    reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder();
+    if let Some(trust) = trust.filter(|t| **t != crate::config::TlsTrust::default()) {
+        if trust.accept_invalid_certs {
+            tracing::warn!(
+                "{section}.accept_invalid_certs is true: the gateway's certificate is NOT \
+                 verified; give its CA as `{section}.ca_file` instead"
+            );
+        }
+        let config = super::tls::client_config(trust, section, |p| {
+            std::sync::Arc::new(super::tls::NoVerify(p))
+        })
+        .map_err(|e| SendError::permanent(format!("TLS setup: {e}")))?;
+        builder = builder.tls_backend_preconfigured(config);
+    }
+    builder
         .timeout(timeout)
         .connect_timeout((timeout / 2).clamp(Duration::from_secs(1), Duration::from_secs(10)))
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("ritualist/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| SendError::permanent(format!("cannot build the HTTP client: {e}")))
+}
+
+/// Opens one connection to the origin of `url` (TCP, TLS with `trust`) and asks `HEAD /`:
+/// any HTTP reply means reachable and, over https, verified. The path and query of `url`
+/// (which may carry credentials) are never sent. For `ritualist doctor`.
+pub async fn probe_gateway(
+    name: &str,
+    url: &str,
+    trust: Option<&crate::config::TlsTrust>,
+    timeout_secs: u32,
+) -> Result<String, SendError> {
+    let mut origin = reqwest::Url::parse(url)
+        .map_err(|e| SendError::permanent(format!("{name}: invalid url: {e}")))?;
+    origin.set_path("/");
+    origin.set_query(None);
+    let _ = origin.set_username("");
+    let _ = origin.set_password(None);
+    let https = origin.scheme() == "https";
+    let client = client_trusting(timeout_secs, trust, &format!("sms.{name}"))?;
+    let reply = client
+        .head(origin)
+        .send()
+        .await
+        .map_err(|e| request_failed(name, e).error)?;
+    let tls = match (https, trust.is_some_and(|t| t.accept_invalid_certs)) {
+        (false, _) => "no TLS (http)",
+        (true, true) => "TLS NOT verified (accept_invalid_certs)",
+        (true, false) => "TLS verified",
+    };
+    Ok(format!(
+        "reachable, {tls} (HTTP {} to HEAD /)",
+        reply.status().as_u16()
+    ))
 }
 
 /// The request failed before a status arrived. A failed connection means the provider never
@@ -264,6 +321,12 @@ fn request_failed(name: &str, e: reqwest::Error) -> Failure {
     if builder {
         Failure::next(SendError::permanent(format!(
             "{name}: cannot build the request: {detail}"
+        )))
+    } else if connect && super::tls::is_tls_failure(&detail) {
+        Failure::next(SendError::transient(super::tls::explain(
+            name,
+            &format!("sms.{name}"),
+            &detail,
         )))
     } else if connect {
         Failure::next(SendError::transient(format!(
