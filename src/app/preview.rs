@@ -122,14 +122,10 @@ impl App {
     async fn target(&self, req: &PreviewRequest) -> Result<Result<Target, String>, AppError> {
         let defs = self.defs();
         let engine = defs.engine(&self.cfg);
-        let idx = engine.ritual_index(&req.ritual).ok_or_else(|| {
-            let names: Vec<&str> = defs.rituals.iter().map(|r| r.name.as_str()).collect();
-            AppError::Other(format!(
-                "no ritual named `{}` (known: {})",
-                req.ritual,
-                names.join(", ")
-            ))
-        })?;
+        super::Known::from_parts(&defs.rituals, &[]).ritual(&req.ritual)?;
+        let idx = engine
+            .ritual_index(&req.ritual)
+            .ok_or_else(|| AppError::Other(format!("unknown ritual `{}`", req.ritual)))?;
         let ritual = defs.rituals[idx].clone();
         let c = self.customer_facts(&req.customer).await?.ok_or_else(|| {
             AppError::Other(format!(

@@ -282,6 +282,9 @@ fn names_a_command_takes_are_checked_with_a_did_you_mean() {
     assert!(err.contains("unknown ritual `nope`"), "{err}");
     let (code, _, err) = ritualist(d.path(), &["report", "--ritual", "birthday"]);
     assert_eq!(code, 0, "{err}");
+    let (code, _, err) = ritualist(d.path(), &["preview", "birthdya", "--customer", "C00400"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("did you mean `birthday`?"), "{err}");
     let (code, _, err) = ritualist(d.path(), &["plan", "--ritual", "birthdya"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("did you mean `birthday`?"), "{err}");
