@@ -827,10 +827,24 @@ impl App {
                     .parse()
                     .map_err(|e| (format!("{e}"), Logged::Text))?;
                 let mut c = c.clone();
-                // The address decided at planning time is the one written to.
+                // The address decided at planning time is the one written to. One queued by an
+                // older version may be refused by today's rules: say so (the reason quotes the
+                // address, so it stays on the row and out of the log).
+                let refused = |e: crate::domain::DomainError| {
+                    (
+                        format!(
+                            "the queued {channel} address is not accepted any more ({e}); correct the customer's contact, then `ritualist outbox retry`"
+                        ),
+                        Logged::Hidden,
+                    )
+                };
                 match channel {
-                    Channel::Email => c.email = Email::parse(&row.recipient).ok(),
-                    Channel::Sms => c.phone = Phone::parse(&row.recipient, None).ok(),
+                    Channel::Email => {
+                        c.email = Some(Email::parse(&row.recipient).map_err(refused)?)
+                    }
+                    Channel::Sms => {
+                        c.phone = Some(Phone::parse(&row.recipient, None).map_err(refused)?)
+                    }
                 }
                 compose_with(
                     &self.cfg,
@@ -865,7 +879,7 @@ impl App {
                             tracing::error!(delivery = row.id, customer = row.customer_id, ritual = %row.ritual, "cannot compose the message: {e}")
                         }
                         Logged::Hidden => {
-                            tracing::error!(delivery = row.id, customer = row.customer_id, ritual = %row.ritual, "the email cannot be built (the reason is on the row: `ritualist outbox`)")
+                            tracing::error!(delivery = row.id, customer = row.customer_id, ritual = %row.ritual, "the message cannot be built (the reason is on the row: `ritualist outbox`)")
                         }
                         Logged::Already => {}
                     }

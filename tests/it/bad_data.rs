@@ -257,6 +257,45 @@ async fn panic_while_composing(db: Db) {
     assert!(!bug.contains("@example.com"), "{bug}");
 }
 
+/// #23: a message queued by an older version to an address today's door refuses (`..` in the
+/// local part) failed with a misleading "invalid address ``: empty"; now it fails alone with a
+/// reason that says what to do, and the others go out.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_queued_address_the_door_now_refuses_fails_alone_with_a_clear_reason() {
+    for db in BOTH {
+        let Some(sink) = SmtpSink::start(&[]) else {
+            return;
+        };
+        let Some(t) = TestApp::start(db, &smtp(sink.port())).await else {
+            continue;
+        };
+        assert!(t.customers(&customers()).await.is_empty());
+        assert_eq!(
+            t.app.tick(at("2027-03-01T09:00:00Z")).await.unwrap().queued,
+            N
+        );
+        let bad = t.app.store.find_customer("c3").await.unwrap().unwrap().id;
+        raw_sql(
+            &t,
+            db,
+            &format!(
+                "UPDATE deliveries SET recipient = 'ana..old@example.com' WHERE customer_id = {bad}"
+            ),
+        );
+        let r = t.app.drain(at("2027-03-01T09:00:00Z")).await.unwrap();
+        assert_eq!((r.sent, r.failed), (N - 1, 1), "{db:?}: {r:?}");
+        let rows = t.rows().await;
+        let failed: Vec<_> = rows.iter().filter(|d| d.status == "failed").collect();
+        assert_eq!(failed[0].customer_id, bad, "{db:?}");
+        let reason = failed[0].last_error.as_deref().unwrap_or_default();
+        assert!(
+            reason.contains("not accepted any more") && reason.contains("outbox retry"),
+            "{db:?}: {reason}"
+        );
+        assert_eq!(sink.wait_for(N - 1, Duration::from_secs(30)).len(), N - 1);
+    }
+}
+
 /// No argument panics (issue #23): dates, instants, day counts and years out of range are
 /// clear errors with exit code 2. Regression: `preview --date 9999-12-31` and
 /// `plan --days 4000000000` panicked inside the date library.
