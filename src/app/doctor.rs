@@ -44,7 +44,12 @@ pub async fn doctor(
             result: pool
                 .probe()
                 .await
-                .map(|()| format!("reachable, {tls}{auth}"))
+                .map(|cert| match cert {
+                    Some(cert) if tls == "TLS verified" => {
+                        format!("reachable, TLS verified ({cert}){auth}")
+                    }
+                    _ => format!("reachable, {tls}{auth}"),
+                })
                 .map_err(|e| e.message),
         });
     }

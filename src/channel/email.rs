@@ -689,10 +689,16 @@ impl SmtpPool {
 
     /// Opens one connection (TCP, TLS, EHLO, AUTH when configured) and QUITs: sends nothing.
     /// For `ritualist doctor`.
-    pub async fn probe(&self) -> Result<(), SendError> {
+    pub async fn probe(&self) -> Result<Option<String>, SendError> {
         let mut conn = self.connect().await?;
+        // Who issued the relay's certificate and until when (None without TLS).
+        let certificate = conn
+            .smtp
+            .peer_certificate()
+            .ok()
+            .and_then(|der| super::tls::describe_certificate(&der));
         let _ = tokio::time::timeout(self.timeout(), conn.smtp.quit()).await;
-        Ok(())
+        Ok(certificate)
     }
 
     /// A pooled connection that still answers (`true`: reused), or a new one.

@@ -200,9 +200,100 @@ pub fn is_tls_failure(raw: &str) -> bool {
     .any(|w| raw.contains(w))
 }
 
+/// "issued by <CN>, valid until <date>" for a DER certificate (`ritualist doctor`), read with
+/// a minimal DER walk of the X.509 fields it needs (issuer, validity). `None` for anything it
+/// cannot read: the report then leaves the details out.
+pub fn describe_certificate(der: &[u8]) -> Option<String> {
+    // Certificate ::= SEQUENCE { tbsCertificate SEQUENCE { [0] version OPTIONAL, serial,
+    //   signature AlgorithmIdentifier, issuer Name, validity SEQUENCE { notBefore, notAfter },
+    //   … } … }
+    let (_, cert, _) = tlv(der)?;
+    let (_, tbs, _) = tlv(cert)?;
+    let mut rest = tbs;
+    let mut fields = Vec::new();
+    while !rest.is_empty() && fields.len() < 5 {
+        let (tag, value, next) = tlv(rest)?;
+        if tag != 0xA0 {
+            fields.push(value);
+        }
+        rest = next;
+    }
+    let [_, _, issuer, validity, ..] = fields.as_slice() else {
+        return None;
+    };
+    let cn = common_name(issuer).unwrap_or_else(|| "an unnamed issuer".to_string());
+    let (_, _, after) = tlv(validity)?;
+    let (tag, time, _) = tlv(after)?;
+    let time = std::str::from_utf8(time).ok()?;
+    let date = match tag {
+        // UTCTime YYMMDDHHMMSSZ: 50–99 are 19xx (RFC 5280).
+        0x17 if time.len() >= 6 => {
+            let yy: u32 = time[..2].parse().ok()?;
+            let century = if yy >= 50 { 1900 } else { 2000 };
+            format!("{}-{}-{}", century + yy, &time[2..4], &time[4..6])
+        }
+        // GeneralizedTime YYYYMMDDHHMMSSZ.
+        0x18 if time.len() >= 8 => format!("{}-{}-{}", &time[..4], &time[4..6], &time[6..8]),
+        _ => return None,
+    };
+    Some(format!("issued by {cn}, valid until {date}"))
+}
+
+/// One DER TLV: (tag, value, the bytes after it). Short and long lengths up to 4 bytes.
+fn tlv(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let tag = *b.first()?;
+    let first = *b.get(1)? as usize;
+    let (len, head) = if first < 0x80 {
+        (first, 2)
+    } else {
+        let n = first & 0x7f;
+        if n == 0 || n > 4 {
+            return None;
+        }
+        let mut len = 0usize;
+        for i in 0..n {
+            len = (len << 8) | *b.get(2 + i)? as usize;
+        }
+        (len, 2 + n)
+    };
+    let end = head.checked_add(len)?;
+    Some((tag, b.get(head..end)?, b.get(end..)?))
+}
+
+/// The commonName (2.5.4.3) of a Name: SEQUENCE OF SET OF SEQUENCE { OID, value }.
+fn common_name(name: &[u8]) -> Option<String> {
+    const CN: &[u8] = &[0x55, 0x04, 0x03];
+    let mut sets = name;
+    while !sets.is_empty() {
+        let (_, set, next) = tlv(sets)?;
+        let (_, attr, _) = tlv(set)?;
+        let (_, oid, value) = tlv(attr)?;
+        if oid == CN {
+            let (_, text, _) = tlv(value)?;
+            return Some(String::from_utf8_lossy(text).into_owned());
+        }
+        sets = next;
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `ritualist doctor` says who issued the peer's certificate and until when it is valid
+    /// (a certificate made with `openssl req -x509 … -subj "/O=Floare Test/CN=Floare Test CA"`).
+    #[test]
+    fn a_certificate_is_described_by_issuer_and_expiry() {
+        const PEM: &str = "-----BEGIN CERTIFICATE-----\nMIIBnzCCAUagAwIBAgIBBzAKBggqhkjOPQQDAjAvMRQwEgYDVQQKDAtGbG9hcmUg\nVGVzdDEXMBUGA1UEAwwORmxvYXJlIFRlc3QgQ0EwHhcNMjYxMjA2MTM0NDQ5WhcN\nMzYxMjAzMTM0NDQ5WjAvMRQwEgYDVQQKDAtGbG9hcmUgVGVzdDEXMBUGA1UEAwwO\nRmxvYXJlIFRlc3QgQ0EwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAAQV8yzJ2MEB\nm18yn6QqCOfWOtlA7SdkxdmgpycNi1wwuqn1OrDdT7P9vsdzxWjp6HvA9V/lZG21\ni7Hoo8tiRv1ro1MwUTAdBgNVHQ4EFgQURQfa61bdf1Oh4e10NywMegqIK5EwHwYD\nVR0jBBgwFoAURQfa61bdf1Oh4e10NywMegqIK5EwDwYDVR0TAQH/BAUwAwEB/zAK\nBggqhkjOPQQDAgNHADBEAh8RMKzWMkLGichNzBeFX12BpxKCXwcvg3ehz8sYxjrW\nAiEAkYNzHBUOKQX9eVR2yaIbCwDYgLsRDfP5cxMr0x3ZCl0=\n-----END CERTIFICATE-----\n";
+        let der = CertificateDer::from_pem_slice(PEM.as_bytes()).unwrap();
+        assert_eq!(
+            describe_certificate(&der).as_deref(),
+            Some("issued by Floare Test CA, valid until 2036-12-03")
+        );
+        assert_eq!(describe_certificate(b"not a certificate"), None);
+        assert_eq!(describe_certificate(&der[..40]), None);
+    }
 
     #[test]
     fn a_tls_failure_names_the_host_what_failed_and_the_key() {

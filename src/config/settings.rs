@@ -1134,6 +1134,42 @@ mod tests {
         assert!(d.to_string().contains("environment"), "{d}");
     }
 
+    /// #29: TLS trust mistakes are config errors naming the key, before anything connects.
+    #[test]
+    fn tls_trust_mistakes_are_config_errors_naming_the_key() {
+        let smtp = |extra: &str| {
+            format!(
+                "{GOOD}delivery:\n  email:\n    transport: smtp\n    smtp:\n      host: relay.example.com\n{extra}"
+            )
+        };
+        for (extra, says) in [
+            (
+                "      ca_only: true\n",
+                "email.smtp.ca_only: true needs `ca_file`",
+            ),
+            (
+                "      ca_file: /nonexistent/ca.pem\n",
+                "email.smtp.ca_file: cannot read `/nonexistent/ca.pem`",
+            ),
+            (
+                "      client_cert: /etc/passwd\n",
+                "email.smtp: `client_cert` and `client_key` go together",
+            ),
+        ] {
+            let d = Config::from_str(Path::new("/etc/r/ritualist.yaml"), &smtp(extra)).unwrap_err();
+            assert!(d.to_string().contains(says), "{extra}: {d}");
+        }
+        let ok = Config::from_str(
+            Path::new("/etc/r/ritualist.yaml"),
+            &smtp("      ca_file: /etc/passwd\n"),
+        )
+        .unwrap();
+        let EmailTransport::Smtp(s) = &ok.delivery.email else {
+            panic!("smtp")
+        };
+        assert_eq!(s.tls.ca_file.as_deref(), Some(Path::new("/etc/passwd")));
+    }
+
     #[test]
     fn a_missing_gateway_password_is_a_config_error_not_a_failed_send() {
         let text = format!(

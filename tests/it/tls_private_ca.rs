@@ -215,6 +215,11 @@ async fn an_sms_gateway_with_a_private_ca_needs_ca_file() {
     assert!(e.contains("sms.kannel.ca_file"), "{e}");
     let ok = probes[2].result.as_ref().expect("verified with ca_file");
     assert!(ok.contains("TLS verified"), "{ok}");
+    // Who issued the gateway's certificate, and until when.
+    assert!(
+        ok.contains("issued by Ritualist test CA") && ok.contains("valid until 20"),
+        "{ok}"
+    );
     let err = refused.expect_err("an unknown private CA is refused");
     assert!(err.contains("unknown issuer"), "says what failed: {err}");
     assert!(err.contains("sms.kannel.ca_file"), "names the key: {err}");
@@ -266,6 +271,10 @@ async fn doctor_reports_each_connection_and_sends_nothing() {
     assert!(
         ok.contains("TLS verified") && ok.contains("authenticated"),
         "{ok}"
+    );
+    assert!(
+        ok.contains("issued by Ritualist test CA") && ok.contains("valid until 20"),
+        "the relay's certificate, by issuer and expiry: {ok}"
     );
     assert!(
         server.wait_for(1, Duration::from_millis(500)).is_empty(),

@@ -252,6 +252,17 @@ fn client_trusting(
     trust: Option<&crate::config::TlsTrust>,
     section: &str,
 ) -> Result<reqwest::Client, SendError> {
+    client_builder_trusting(timeout_secs, trust, section)?
+        .build()
+        .map_err(|e| SendError::permanent(format!("cannot build the HTTP client: {e}")))
+}
+
+/// The builder behind [`client_trusting`], for a caller that adds to it (the doctor's probe).
+fn client_builder_trusting(
+    timeout_secs: u32,
+    trust: Option<&crate::config::TlsTrust>,
+    section: &str,
+) -> Result<reqwest::ClientBuilder, SendError> {
     super::init_tls();
     let timeout = Duration::from_secs(timeout_secs.max(1) as u64);
     let mut builder = reqwest::Client::builder();
@@ -268,13 +279,11 @@ fn client_trusting(
         .map_err(|e| SendError::permanent(format!("TLS setup: {e}")))?;
         builder = builder.tls_backend_preconfigured(config);
     }
-    builder
+    Ok(builder
         .timeout(timeout)
         .connect_timeout((timeout / 2).clamp(Duration::from_secs(1), Duration::from_secs(10)))
         .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("ritualist/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| SendError::permanent(format!("cannot build the HTTP client: {e}")))
+        .user_agent(concat!("ritualist/", env!("CARGO_PKG_VERSION"))))
 }
 
 /// Opens one connection to the origin of `url` (TCP, TLS with `trust`) and asks `HEAD /`:
@@ -293,16 +302,29 @@ pub async fn probe_gateway(
     let _ = origin.set_username("");
     let _ = origin.set_password(None);
     let https = origin.scheme() == "https";
-    let client = client_trusting(timeout_secs, trust, &format!("sms.{name}"))?;
+    // The daemon's trust, plus the peer's certificate on the response (who issued it, until
+    // when).
+    let client = client_builder_trusting(timeout_secs, trust, &format!("sms.{name}"))?
+        .tls_info(https)
+        .build()
+        .map_err(|e| SendError::permanent(format!("cannot build the HTTP client: {e}")))?;
     let reply = client
         .head(origin)
         .send()
         .await
         .map_err(|e| request_failed(name, e).error)?;
     let tls = match (https, trust.is_some_and(|t| t.accept_invalid_certs)) {
-        (false, _) => "no TLS (http)",
-        (true, true) => "TLS NOT verified (accept_invalid_certs)",
-        (true, false) => "TLS verified",
+        (false, _) => "no TLS (http)".to_string(),
+        (true, true) => "TLS NOT verified (accept_invalid_certs)".to_string(),
+        (true, false) => match reply
+            .extensions()
+            .get::<reqwest::tls::TlsInfo>()
+            .and_then(|i| i.peer_certificate())
+            .and_then(super::tls::describe_certificate)
+        {
+            Some(cert) => format!("TLS verified ({cert})"),
+            None => "TLS verified".to_string(),
+        },
     };
     Ok(format!(
         "reachable, {tls} (HTTP {} to HEAD /)",
