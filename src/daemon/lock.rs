@@ -38,14 +38,8 @@ pub struct DaemonLock {
     pub path: PathBuf,
 }
 
-/// The SQLite file a `sqlite://…` URL names (`None` for PostgreSQL and in-memory databases).
-pub fn sqlite_file(database_url: &str) -> Option<PathBuf> {
-    let rest = database_url
-        .strip_prefix("sqlite://")
-        .or_else(|| database_url.strip_prefix("sqlite:"))?;
-    let path = rest.split('?').next().unwrap_or(rest);
-    (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
-}
+/// The SQLite file a `sqlite://…` URL names (the store owns database URLs).
+pub use crate::store::sqlite_file;
 
 /// `data/ritualist.db` → `data/ritualist.db.daemon.lock`.
 pub fn lock_path(database: &Path) -> PathBuf {

@@ -199,31 +199,34 @@ fn explain_connect_error(url: &str, err: sea_orm::DbErr) -> StoreError {
 
 /// Creates the folder of a SQLite file URL (first use); other URLs are left alone.
 fn prepare_sqlite_dir(url: &str) -> Result<(), StoreError> {
-    if let Some(rest) = url.strip_prefix("sqlite://") {
-        let path = rest.split('?').next().unwrap_or(rest);
-        if path != ":memory:"
-            && let Some(parent) = std::path::Path::new(path).parent()
-            && !parent.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(parent).map_err(|source| StoreError::File {
-                path: path.to_string(),
-                source,
-            })?;
-        }
+    if let Some(path) = sqlite_file(url)
+        && let Some(parent) = path.parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent).map_err(|source| StoreError::File {
+            path: path.display().to_string(),
+            source,
+        })?;
     }
     Ok(())
+}
+
+/// The SQLite file a `sqlite://…` URL names (`None` for PostgreSQL and in-memory databases).
+pub fn sqlite_file(database_url: &str) -> Option<std::path::PathBuf> {
+    let rest = database_url
+        .strip_prefix("sqlite://")
+        .or_else(|| database_url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && path != ":memory:").then(|| std::path::PathBuf::from(path))
 }
 
 impl Store {
     /// Whether the database behind `url` exists already: a SQLite file on disk, or any
     /// PostgreSQL URL. For readers that must never create one (the preview page).
     pub fn exists(url: &str) -> bool {
-        match url.strip_prefix("sqlite://") {
-            Some(rest) => {
-                let path = rest.split('?').next().unwrap_or(rest);
-                path != ":memory:" && std::path::Path::new(path).is_file()
-            }
-            None => true,
+        match sqlite_file(url) {
+            Some(path) => path.is_file(),
+            None => !url.starts_with("sqlite:"),
         }
     }
 
