@@ -135,6 +135,87 @@ impl SendError {
     }
 }
 
+/// How a send failed, one case per thing the dispatcher does about it (its `settle` matches
+/// on this exhaustively). Transports return it; impossible combinations (a hard bounce that is
+/// also in doubt) cannot be written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendFailure {
+    /// The [`Handover`] refused (the lease was lost to another worker): nothing was handed over
+    /// and this worker must not record any result.
+    #[error("{message}")]
+    LeaseLost { message: String },
+    /// Not even tried (the relay's circuit breaker is open, the provider's daily quota is
+    /// spent): back to the queue for `wait`, the attempt not counted.
+    #[error("{message}")]
+    Untried { message: String, wait: Duration },
+    /// Handed over (body being written, or the HTTP request sent), then the connection broke
+    /// or went silent: the provider may or may not hold the message.
+    #[error("{message}")]
+    InDoubt { message: String },
+    /// The provider refused *us* (SMTP 530/535 AUTH, 5.7.x policy, a 5xx to MAIL FROM or at
+    /// the greeting; an SMS gateway's 401/403): the channel pauses until the operator fixes the
+    /// configuration. Never the recipient's fault.
+    #[error("{message}")]
+    AboutUs { message: String },
+    /// May succeed later (4xx, a dropped connection, a timeout, HTTP 429/5xx); never sooner
+    /// than `retry_after` (HTTP `Retry-After`).
+    #[error("{message}")]
+    Transient {
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    /// Retrying cannot help (5xx, a malformed address, HTTP 4xx).
+    #[error("{message}")]
+    Permanent { message: String },
+    /// Permanent, and about the recipient's address itself (SMTP 5.1.1 user unknown, a
+    /// carrier STOP): the address must not be written to again.
+    #[error("{message}")]
+    HardBounce { message: String },
+}
+
+impl SendFailure {
+    /// The provider's (or our) words, as stored in the ledger row.
+    pub fn message(&self) -> &str {
+        match self {
+            SendFailure::LeaseLost { message }
+            | SendFailure::Untried { message, .. }
+            | SendFailure::InDoubt { message }
+            | SendFailure::AboutUs { message }
+            | SendFailure::Transient { message, .. }
+            | SendFailure::Permanent { message }
+            | SendFailure::HardBounce { message } => message,
+        }
+    }
+}
+
+/// Transitional: the flags of the old [`SendError`], read in the order `settle` read them.
+impl From<SendError> for SendFailure {
+    fn from(e: SendError) -> Self {
+        let message = e.message;
+        if e.lease_lost {
+            SendFailure::LeaseLost { message }
+        } else if e.untried {
+            SendFailure::Untried {
+                message,
+                wait: e.retry_after.unwrap_or(Duration::from_secs(30)),
+            }
+        } else if e.in_doubt {
+            SendFailure::InDoubt { message }
+        } else if e.about_us {
+            SendFailure::AboutUs { message }
+        } else if e.retry == Retry::Transient {
+            SendFailure::Transient {
+                message,
+                retry_after: e.retry_after,
+            }
+        } else if e.hard_bounce {
+            SendFailure::HardBounce { message }
+        } else {
+            SendFailure::Permanent { message }
+        }
+    }
+}
+
 /// The last step before a transport hands a message over: the dispatcher commits the row as
 /// `sending` (RELIABILITY.md §1). SMTP calls it after `354` to DATA, before the first byte of
 /// the body; SMS right before the request; the outbox before writing the file. If it fails,
