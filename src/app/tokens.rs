@@ -330,6 +330,45 @@ pub struct SurveyToken {
 mod tests {
     use super::*;
 
+    /// Links already sent must keep working: these values were computed (independently, and
+    /// by the code before the keys moved to one place) and must never change.
+    #[test]
+    fn signatures_and_derived_keys_are_pinned() {
+        let keys = LinkKeys::new(b"pinned-secret", Some(b"older-secret"));
+        let t = UnsubscribeToken {
+            customer_id: 42,
+            channel: Channel::Email,
+            category: "news".into(),
+        };
+        assert_eq!(
+            keys.unsubscribe_token(&t),
+            "v2.b8b5d3db.u.42.email.news.iwE0I7tXI0L3tDPncsI_gA"
+        );
+        assert_eq!(
+            keys.preferences_token(42),
+            "v2.b8b5d3db.p.42.iUt-BWf6R6lQCiPYShd9Og"
+        );
+        assert_eq!(
+            keys.preferences_token_as(LinkMode::Test, "ro", 42),
+            "v2.b8b5d3db.t.ro.p.42.Df7p2scX0pmpkuhkFlnZ1A"
+        );
+        // A link signed with the previous key still verifies.
+        assert_eq!(
+            keys.parse_preferences("v2.6c360979.p.7.q2fxjXBHz9XHaxCh-8xGvQ"),
+            Ok(7)
+        );
+        let stubs = super::super::StubKeys::new(b"pinned-secret", None);
+        assert_eq!(
+            stubs.stubs("c1", Some("Ana@Example.com"), None)[1],
+            "dded8c8cd80e875951e1ee429ebc83eeeb08ac5f42a6b57734d2dc436eea95f0"
+        );
+        let occ = crate::domain::OccurrenceKey::yearly("birthday", 42, 2027);
+        assert_eq!(
+            super::super::message_id(b"pinned-secret", &occ, Channel::Email, "shop.example"),
+            "9ab43e0f16e16f9c9fd957c0b22c15f5@shop.example"
+        );
+    }
+
     fn tok(cat: &str) -> UnsubscribeToken {
         UnsubscribeToken {
             customer_id: 42,
