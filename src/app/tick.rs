@@ -214,7 +214,7 @@ impl App {
     /// Safe to repeat and to run concurrently: the ledger's unique occurrence key turns a
     /// second recording of the same occurrence into a no-op.
     pub async fn tick(&self, now: Timestamp) -> Result<TickReport, super::AppError> {
-        let wall = crate::clock::now().as_second();
+        let wall = self.clock.now().as_second();
         let window = self.tick_window(now).await?;
         let defs = self.defs();
         let engine = defs.engine(&self.cfg);

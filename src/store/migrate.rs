@@ -45,11 +45,12 @@ impl Store {
     /// Applies every pending migration (idempotent). Two processes opening a new database at
     /// once race to migrate it: each migration is claimed by its `seaql_migrations` row, so the
     /// loser waits for the winner's commit, finds the migration applied, and carries on.
-    pub async fn migrate(&self) -> Result<(), StoreError> {
+    /// Each migration applied is recorded as applied at `now` (Unix seconds).
+    pub async fn migrate(&self, now: i64) -> Result<(), StoreError> {
         let mut copy: Option<PathBuf> = None;
         let mut attempt = 0;
         loop {
-            match self.migrate_pass(&mut copy).await {
+            match self.migrate_pass(&mut copy, now).await {
                 Ok(()) => break,
                 Err(e) if attempt < ATTEMPTS && is_contention(&e) => {
                     attempt += 1;
@@ -82,7 +83,11 @@ impl Store {
 
     /// One pass: find what is pending, copy the database when it is an upgrade, repair what an
     /// older version left half-done, apply the rest one transaction each.
-    async fn migrate_pass(&self, copy: &mut Option<PathBuf>) -> Result<(), sea_orm::DbErr> {
+    async fn migrate_pass(
+        &self,
+        copy: &mut Option<PathBuf>,
+        now: i64,
+    ) -> Result<(), sea_orm::DbErr> {
         migration::Migrator::install(&self.db).await?;
         let applied = self.applied_migrations().await?;
         let pending = pending_migrations(&applied);
@@ -97,12 +102,12 @@ impl Store {
             applied.len(),
             pending.len()
         );
-        self.finish_interrupted_message_move(&applied).await?;
+        self.finish_interrupted_message_move(&applied, now).await?;
         let applied = self.applied_migrations().await?;
         let pending = pending_migrations(&applied);
         let total = pending.len();
         for (i, m) in pending.into_iter().enumerate() {
-            self.apply(m.as_ref(), i + 1, total).await?;
+            self.apply(m.as_ref(), i + 1, total, now).await?;
         }
         Ok(())
     }
@@ -113,6 +118,7 @@ impl Store {
         m: &dyn MigrationTrait,
         nth: usize,
         total: usize,
+        now: i64,
     ) -> Result<(), sea_orm::DbErr> {
         let name = m.name().to_string();
         let started = Instant::now();
@@ -124,7 +130,7 @@ impl Store {
             .execute_raw(self.stmt(
                 "INSERT INTO seaql_migrations (version, applied_at) VALUES ($1, $2) \
                  ON CONFLICT (version) DO NOTHING",
-                vec![name.clone().into(), crate::clock::now().as_second().into()],
+                vec![name.clone().into(), now.into()],
             ))
             .await?
             .rows_affected();
@@ -241,6 +247,7 @@ impl Store {
     async fn finish_interrupted_message_move(
         &self,
         applied: &[String],
+        now: i64,
     ) -> Result<(), sea_orm::DbErr> {
         if applied.iter().any(|v| v == MESSAGE_MOVE)
             || !SchemaManager::new(&self.db)
@@ -265,7 +272,7 @@ impl Store {
             txn.execute_raw(self.stmt(
                 "INSERT INTO seaql_migrations (version, applied_at) VALUES ($1, $2) \
                  ON CONFLICT (version) DO NOTHING",
-                vec![MESSAGE_MOVE.into(), crate::clock::now().as_second().into()],
+                vec![MESSAGE_MOVE.into(), now.into()],
             ))
             .await?;
             tracing::warn!(
