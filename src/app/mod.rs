@@ -56,7 +56,11 @@ pub use report::{
     compute as compute_report, report,
 };
 pub use tick::{FactsBuilder, TickReport};
-pub use tokens::{LinkKeys, LinkMode, Origin, SurveyToken, TokenError, UnsubscribeToken};
+pub(crate) use tokens::hmac_sha1;
+pub use tokens::{
+    LinkKeys, LinkMode, Origin, SigningKeys, SurveyToken, TokenError, UnsubscribeToken,
+    configured_secret,
+};
 
 /// Rituals, the templates they use, the segments and the calendars, validated together.
 pub struct Definitions {
@@ -377,17 +381,9 @@ impl App {
         if store.is_postgres() {
             channels.share_limits(Arc::new(SharedLimits(store.clone())));
         }
-        let key = match &cfg.secret {
-            Some(s) => s.expose().as_bytes().to_vec(),
-            None => store.instance_key().await?.into_bytes(),
-        };
-        let previous = cfg
-            .http
-            .as_ref()
-            .and_then(|h| h.previous_secret.as_ref())
-            .map(|s| s.expose().as_bytes().to_vec());
-        let link_keys = LinkKeys::new(&key, previous.as_deref());
-        let stub_keys = StubKeys::new(&key, previous.as_deref());
+        let keys = SigningKeys::load(&cfg, &store).await?;
+        let (link_keys, stub_keys) = (keys.link_keys(), keys.stub_keys());
+        let key = keys.current;
         Ok(App {
             cfg,
             defs: RwLock::new(Arc::new(defs)),

@@ -24,14 +24,12 @@ use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use hmac13::{KeyInit, Mac};
+use hmac::Mac as _;
 
 use super::respond::{check_bearer, json, xml_escape};
 use crate::app::App;
 use crate::config::{SmsProvider, SmsTransport};
 use crate::domain::Phone;
-
-type HmacSha1 = hmac13::Hmac<sha1::Sha1>;
 
 /// What an inbound text asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,14 +79,13 @@ pub fn twilio_signature_ok(
     let mut sorted: Vec<&(String, String)> = params.iter().collect();
     sorted.sort();
     sorted.dedup();
-    let mut mac = <HmacSha1 as KeyInit>::new_from_slice(auth_token.as_bytes())
-        .expect("HMAC takes any key length");
-    mac.update(url.as_bytes());
+    let mut signed: Vec<&[u8]> = vec![url.as_bytes()];
     for (k, v) in sorted {
-        mac.update(k.as_bytes());
-        mac.update(v.as_bytes());
+        signed.extend([k.as_bytes(), v.as_bytes()]);
     }
-    mac.verify_slice(&sig).is_ok()
+    crate::app::hmac_sha1(auth_token.as_bytes(), &signed)
+        .verify_slice(&sig)
+        .is_ok()
 }
 
 /// What a keyword did.

@@ -449,11 +449,7 @@ fn messages(
             esc(&cfg.rituals_dir.display().to_string())
         );
     }
-    let key = cfg
-        .secret
-        .as_ref()
-        .map(|s| s.expose().as_bytes())
-        .unwrap_or(PREVIEW_KEY);
+    let key = crate::app::configured_secret(cfg).unwrap_or(PREVIEW_KEY);
     for ritual in defs.rituals.iter().filter(|r| wanted(&q.ritual, &r.name)) {
         let _ = write!(
             out,

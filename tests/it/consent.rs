@@ -405,7 +405,7 @@ async fn the_preference_page_shows_and_switches_categories_and_channels() {
 
 fn twilio_signature(token: &str, url: &str, params: &[(&str, &str)]) -> String {
     use base64::Engine as _;
-    use hmac13::{KeyInit, Mac};
+    use hmac::{KeyInit, Mac};
     let mut sorted = params.to_vec();
     sorted.sort();
     let mut data = url.to_string();
@@ -413,7 +413,7 @@ fn twilio_signature(token: &str, url: &str, params: &[(&str, &str)]) -> String {
         data.push_str(k);
         data.push_str(v);
     }
-    let mut mac = <hmac13::Hmac<sha1::Sha1> as KeyInit>::new_from_slice(token.as_bytes()).unwrap();
+    let mut mac = <hmac::Hmac<sha1::Sha1> as KeyInit>::new_from_slice(token.as_bytes()).unwrap();
     mac.update(data.as_bytes());
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
