@@ -441,7 +441,6 @@ fn messages(
     q: &PageQuery,
 ) -> String {
     let mut out = navigation(defs, customer, date, q);
-    let wanted = |v: &Option<String>, x: &str| v.as_deref().is_none_or(|w| w.is_empty() || w == x);
     if defs.rituals.is_empty() {
         let _ = write!(
             out,
@@ -450,7 +449,69 @@ fn messages(
         );
     }
     let key = crate::app::configured_secret(cfg).unwrap_or(PREVIEW_KEY);
+    let page = Page {
+        cfg,
+        defs,
+        customer,
+        date,
+        key,
+    };
     for ritual in defs.rituals.iter().filter(|r| wanted(&q.ritual, &r.name)) {
+        page.ritual_section(&mut out, ritual, q);
+    }
+    out
+}
+
+/// No filter, an empty one, or `x` itself.
+fn wanted(v: &Option<String>, x: &str) -> bool {
+    v.as_deref().is_none_or(|w| w.is_empty() || w == x)
+}
+
+/// What every ritual's section of the page is rendered with.
+struct Page<'a> {
+    cfg: &'a Config,
+    defs: &'a Definitions,
+    customer: &'a CustomerFacts,
+    date: Date,
+    /// Signs the test links.
+    key: &'a [u8],
+}
+
+impl Page<'_> {
+    /// The ritual's occasion on the page's date, or a sample one (said so in `out`) when it
+    /// would not fire then.
+    fn occasion(&self, out: &mut String, ritual: &Ritual) -> crate::plan::Occasion {
+        let (customer, date) = (self.customer, self.date);
+        let engine = self.defs.engine(self.cfg);
+        let idx = engine.ritual_index(&ritual.name).unwrap_or(0);
+        let start =
+            crate::plan::day_start(date, &customer.zone) - jiff::SignedDuration::from_secs(1);
+        let end = crate::plan::day_start(date.tomorrow().unwrap_or(date), &customer.zone);
+        if let Some(o) = engine
+            .occurrences_of(idx, customer, start, end)
+            .into_iter()
+            .next()
+        {
+            return o.occasion;
+        }
+        let _ = write!(
+            out,
+            "<p class=\"notice\">`{}` would not fire for {} on {date}; shown as if it did.</p>",
+            esc(&ritual.name),
+            esc(&customer.external_id)
+        );
+        let mut o = crate::app::sample_occasion(Some(ritual), true);
+        o.date = date;
+        o.year = date.year();
+        if o.years.is_some() {
+            o.years = customer.birthday.and_then(|b| b.years_at(date.year()));
+        }
+        o
+    }
+
+    /// One ritual: every locale (as filtered), email and SMS side by side.
+    fn ritual_section(&self, out: &mut String, ritual: &Ritual, q: &PageQuery) {
+        let (cfg, defs, customer, date) = (self.cfg, self.defs, self.customer, self.date);
         let _ = write!(
             out,
             "<section class=\"ritual\" id=\"ritual-{name}\"><h2>{name}</h2>",
@@ -459,33 +520,7 @@ fn messages(
         if let Some(d) = &ritual.description {
             let _ = write!(out, "<p class=\"description\">{}</p>", esc(d));
         }
-        let engine = defs.engine(cfg);
-        let idx = engine.ritual_index(&ritual.name).unwrap_or(0);
-        let start =
-            crate::plan::day_start(date, &customer.zone) - jiff::SignedDuration::from_secs(1);
-        let end = crate::plan::day_start(date.tomorrow().unwrap_or(date), &customer.zone);
-        let occasion = match engine
-            .occurrences_of(idx, customer, start, end)
-            .into_iter()
-            .next()
-        {
-            Some(o) => o.occasion,
-            None => {
-                let _ = write!(
-                    out,
-                    "<p class=\"notice\">`{}` would not fire for {} on {date}; shown as if it did.</p>",
-                    esc(&ritual.name),
-                    esc(&customer.external_id)
-                );
-                let mut o = crate::app::sample_occasion(Some(ritual), true);
-                o.date = date;
-                o.year = date.year();
-                if o.years.is_some() {
-                    o.years = customer.birthday.and_then(|b| b.years_at(date.year()));
-                }
-                o
-            }
-        };
+        let occasion = self.occasion(out, ritual);
         let now = date
             .to_datetime(ritual.send_time)
             .to_zoned(customer.zone.clone())
@@ -523,7 +558,7 @@ fn messages(
                 compose_with(
                     cfg,
                     &defs.templates,
-                    key,
+                    self.key,
                     ritual,
                     &c,
                     &occasion,
@@ -541,7 +576,6 @@ fn messages(
         }
         out.push_str("</section>");
     }
-    out
 }
 
 type Render<'a> = dyn Fn(Channel) -> Result<Composed, ComposeError> + 'a;
