@@ -771,11 +771,28 @@ mod tests {
     }
 
     /// A copy of the repository's config, rituals and templates to break files in.
-    fn scratch_project() -> (std::path::PathBuf, Config) {
+    /// A folder removed on drop: also when the test panics.
+    struct TestDir(std::path::PathBuf);
+
+    impl std::ops::Deref for TestDir {
+        type Target = Path;
+        fn deref(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TestDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn scratch_project() -> (TestDir, Config) {
         let root = std::env::temp_dir().join(format!(
             "ritualist-preview-test-{}",
             crate::store::random_token()
         ));
+        let root = TestDir(root);
         let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
         copy_except(&repo.join("config"), &root.join("config"), &[], 0).unwrap();
         copy_except(&repo.join("templates"), &root.join("templates"), &[], 0).unwrap();
@@ -823,7 +840,6 @@ mod tests {
             page.contains("The configuration does not load") && page.contains("time_zon"),
             "{page}"
         );
-        let _ = std::fs::remove_dir_all(root);
     }
 
     #[test]

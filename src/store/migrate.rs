@@ -380,19 +380,39 @@ fn sync_file(path: &Path) -> std::io::Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::super::Store;
     use migration::MigratorTrait;
     use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 
+    /// A fresh folder under the temp dir, removed on drop: also when the test panics.
+    pub(in crate::store) struct TestDir(std::path::PathBuf);
+
+    impl TestDir {
+        pub(in crate::store) fn new(name: &str) -> TestDir {
+            let dir = std::env::temp_dir().join(format!("ritualist-{name}-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            TestDir(dir)
+        }
+    }
+
+    impl std::ops::Deref for TestDir {
+        type Target = std::path::Path;
+        fn deref(&self) -> &std::path::Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TestDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
     /// A SQLite file at the schema before 000009 (7 migrations: there is no 000003), with two
     /// deliveries: one rendered (a retry waiting), one not.
-    async fn before_the_message_move(
-        tag: &str,
-    ) -> (std::path::PathBuf, String, DatabaseConnection) {
-        let dir = std::env::temp_dir().join(format!("ritualist-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+    async fn before_the_message_move(tag: &str) -> (TestDir, String, DatabaseConnection) {
+        let dir = TestDir::new(tag);
         let url = format!("sqlite://{}/t.db?mode=rwc", dir.display());
         let db = Database::connect(&url).await.unwrap();
         migration::Migrator::up(&db, Some(7)).await.unwrap();
@@ -454,7 +474,6 @@ mod tests {
                     .exists(),
                 "the safety copy is removed after a successful upgrade"
             );
-            let _ = std::fs::remove_dir_all(&dir);
         }
     }
 
@@ -502,6 +521,5 @@ mod tests {
             .unwrap();
         assert_eq!(applied.try_get::<i64>("", "n").unwrap(), 7);
         db.close().await.unwrap();
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }
