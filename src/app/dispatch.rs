@@ -32,13 +32,39 @@ enum Logged {
     Already,
 }
 
+/// How long a row whose send window cannot be read waits before it is looked at again.
+const UNREADABLE_WINDOW_WAIT_SECS: i64 = 3600;
+
 /// When a row's send window (`<zone> HH:MM-HH:MM`) is closed at `now`, when it opens.
+///
+/// A window that cannot be read (an unknown zone, malformed hours) fails closed: the row is
+/// quiet for [`UNREADABLE_WINDOW_WAIT_SECS`] and a warning says why, rather than a message
+/// going out at 3 a.m.
 pub fn quiet_until(window: &str, now: Timestamp) -> Option<Timestamp> {
+    match parse_window(window) {
+        Some((zone, hours)) => {
+            let next = next_allowed(now, &zone, Some(hours));
+            (next > now).then_some(next)
+        }
+        None => {
+            tracing::warn!(
+                window,
+                "the row's send window cannot be read: not sending it now (checked again in {UNREADABLE_WINDOW_WAIT_SECS} s)"
+            );
+            Some(
+                Timestamp::from_second(now.as_second() + UNREADABLE_WINDOW_WAIT_SECS)
+                    .unwrap_or(Timestamp::MAX),
+            )
+        }
+    }
+}
+
+/// A send window's zone and hours, `None` when either cannot be read.
+fn parse_window(window: &str) -> Option<(TimeZone, AllowedHours)> {
     let (zone, hours) = window.rsplit_once(' ')?;
     let hours: AllowedHours = hours.parse().ok()?;
     let zone = TimeZone::get(zone).ok()?;
-    let next = next_allowed(now, &zone, Some(hours));
-    (next > now).then_some(next)
+    Some((zone, hours))
 }
 
 /// When the row's send window is closed at the clock's moment, when it opens.
@@ -969,6 +995,22 @@ impl App {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unreadable_send_window_is_quiet() {
+        let now: Timestamp = "2027-03-01T12:00:00Z".parse().unwrap();
+        for window in ["Nowhere/Atlantis 09:00-21:00", "UTC 9-21", "UTC", ""] {
+            let next = quiet_until(window, now).expect(window);
+            assert!(next > now, "{window}");
+        }
+        // A readable window still opens and closes as before.
+        assert_eq!(quiet_until("UTC 09:00-21:00", now), None);
+        let night: Timestamp = "2027-03-01T23:00:00Z".parse().unwrap();
+        assert_eq!(
+            quiet_until("UTC 09:00-21:00", night),
+            Some("2027-03-02T09:00:00Z".parse().unwrap())
+        );
+    }
 
     #[test]
     fn retry_schedule_table() {
