@@ -15,7 +15,7 @@ use super::App;
 use super::message::{ComposeError, compose_with};
 use super::tokens::LinkMode;
 
-use crate::channel::{Handover, Outgoing, SendError};
+use crate::channel::{Handover, Outgoing, SendError, SendFailure};
 use crate::config::{AllowedHours, InDoubtPolicy};
 use crate::domain::{Channel, Email, Phone};
 use crate::plan::{CustomerFacts, Occasion, next_allowed};
@@ -406,7 +406,8 @@ impl App {
                 let result = self
                     .metrics
                     .timed(&row.channel, self.channels.send(&msg))
-                    .await;
+                    .await
+                    .map_err(SendFailure::from);
                 // Recorded as soon as it is known: a crash now leaves at most the messages
                 // still on the wire in doubt, not the whole batch.
                 if !sms {
@@ -546,7 +547,8 @@ impl App {
                     let result = self
                         .metrics
                         .timed(&row.channel, self.channels.send(&msg))
-                        .await;
+                        .await
+                        .map_err(SendFailure::from);
                     drop(permit);
                     // With nothing else on the wire no result is coming to share the commit
                     // (the end of a batch, an instant transport): record it now. Nor when the
@@ -604,133 +606,53 @@ impl App {
     async fn settle(
         &self,
         row: &ClaimedDelivery,
-        result: Result<String, SendError>,
+        result: Result<String, SendFailure>,
         now_s: i64,
         paused: &[String],
         urgency: Urgency,
         permit: Option<SemaphorePermit<'_>>,
     ) -> Result<DispatchReport, super::AppError> {
-        let d = &self.cfg.delivery;
+        let attempts_left = (row.attempts as u32) < self.cfg.delivery.max_attempts;
         let mut r = DispatchReport::default();
         let recorded = match result {
             Ok(reply) => {
-                crate::failpoint::hit("after_accept");
-                // One line per message only at DEBUG: a mass day logs per batch at INFO.
-                tracing::debug!(delivery = row.id, customer = row.customer_id, ritual = %row.ritual, channel = %row.channel, "sent: {reply}");
                 r.sent += 1;
-                if paused.contains(&row.channel)
-                    && self.store.clear_channel_pause(&row.channel).await?
-                {
-                    tracing::warn!(channel = %row.channel, "the channel works again: pause lifted");
-                }
-                let committed = self
-                    .store
-                    .mark_sent(row.id, &row.lease_token, now_s, urgency);
-                drop(permit);
-                committed.await?
+                self.settle_sent(row, &reply, now_s, paused, urgency, permit)
+                    .await?
             }
-            Err(e) if e.lease_lost => {
-                tracing::warn!(delivery = row.id, "not sent: {e}");
+            Err(SendFailure::LeaseLost { message }) => {
+                tracing::warn!(delivery = row.id, "not sent: {message}");
                 false
             }
-            Err(e) if e.untried => {
-                // The relay is down (circuit breaker open) or the provider's daily limit is
-                // spent: back to the queue, the attempt not counted, until the breaker lets
-                // the next probe through or the next UTC day.
-                let wait = e.retry_after.map_or(30, |d| d.as_secs_f64().ceil() as i64);
-                tracing::debug!(delivery = row.id, "deferred: {e}");
+            Err(SendFailure::Untried { message, wait }) => {
                 r.deferred += 1;
-                self.store
-                    .defer(
-                        row.id,
-                        &row.lease_token,
-                        now_s + wait.max(1),
-                        now_s,
-                        Some(&e.message),
-                    )
-                    .await?
+                self.settle_untried(row, &message, wait, now_s).await?
             }
-            Err(e) if e.in_doubt => {
+            Err(SendFailure::InDoubt { message }) => {
                 r.in_doubt += 1;
-                let resend = d.in_doubt_policy(&row.channel) == InDoubtPolicy::Resend
-                    && (row.attempts as u32) < d.max_attempts;
-                let resend_at =
-                    resend.then(|| now_s + retry_delay_secs(row.attempts as u32, jitter()));
-                tracing::warn!(
-                    delivery = row.id,
-                    customer = row.customer_id,
-                    channel = %row.channel,
-                    "in doubt ({}): {e}",
-                    if resend { "will resend with the same Message-ID" } else { "kept, not resent" }
-                );
-                self.store
-                    .mark_in_doubt(row.id, &row.lease_token, &e.message, resend_at, now_s)
-                    .await?
+                self.settle_in_doubt(row, &message, now_s).await?
             }
-            Err(e) if e.about_us => {
-                // Never the customer's fault: the message waits for the channel, which pauses.
-                let (strikes, until) = self
-                    .store
-                    .pause_channel(&row.channel, &e.message, now_s, |strikes| {
-                        now_s + pause_secs(d.pause_secs, strikes)
-                    })
-                    .await?;
+            Err(SendFailure::AboutUs { message }) => {
                 r.paused += 1;
-                tracing::error!(
-                    channel = %row.channel,
-                    delivery = row.id,
-                    "ALERT: the {} provider refused ritualist itself ({e}); the channel is paused for {} s (strike {strikes}); fix the configuration, then `ritualist outbox resume {}`",
-                    row.channel,
-                    until - now_s,
-                    row.channel
-                );
-                self.store
-                    .mark_retry(row.id, &row.lease_token, until, &e.message, now_s)
-                    .await?
+                self.settle_about_us(row, &message, now_s).await?
             }
-            Err(e) if e.is_transient() && (row.attempts as u32) < d.max_attempts => {
-                // Never sooner than the provider asked (HTTP Retry-After).
-                let backoff = retry_delay_secs(row.attempts as u32, jitter());
-                let asked = e.retry_after.map_or(0, |d| d.as_secs_f64().ceil() as i64);
-                let next = now_s + backoff.max(asked);
-                tracing::warn!(
-                    delivery = row.id,
-                    customer = row.customer_id,
-                    attempt = row.attempts,
-                    "transient failure, retrying: {e}"
-                );
+            Err(SendFailure::Transient {
+                message,
+                retry_after,
+            }) if attempts_left => {
                 r.retrying += 1;
-                self.store
-                    .mark_retry(row.id, &row.lease_token, next, &e.message, now_s)
+                self.settle_transient(row, &message, retry_after, now_s)
                     .await?
             }
-            Err(e) => {
-                tracing::error!(
-                    delivery = row.id,
-                    customer = row.customer_id,
-                    attempt = row.attempts,
-                    "failed: {e}"
-                );
+            // A transient failure with no attempt left fails as a permanent one does.
+            Err(SendFailure::Transient { message, .. } | SendFailure::Permanent { message }) => {
                 r.failed += 1;
-                // A hard bounce (email) or a carrier STOP (Twilio 21610): no future message
-                // on this channel goes to this address.
-                if e.hard_bounce
-                    && let Ok(channel) = row.channel.parse::<Channel>()
-                    && self
-                        .store
-                        .record_bounce(row.customer_id, channel, &row.recipient, now_s)
-                        .await?
-                {
-                    r.bounced += 1;
-                    tracing::warn!(
-                        delivery = row.id,
-                        customer = row.customer_id,
-                        "the address takes no more messages: the customer is opted out of {}",
-                        row.channel
-                    );
-                }
-                self.store
-                    .mark_failed(row.id, &row.lease_token, &e.message, now_s)
+                self.settle_failed(row, &message, false, now_s, &mut r)
+                    .await?
+            }
+            Err(SendFailure::HardBounce { message }) => {
+                r.failed += 1;
+                self.settle_failed(row, &message, true, now_s, &mut r)
                     .await?
             }
         };
@@ -738,6 +660,180 @@ impl App {
             r.lease_lost += 1;
         }
         Ok(r)
+    }
+
+    /// `sent`: the message went through (a paused channel works again).
+    async fn settle_sent(
+        &self,
+        row: &ClaimedDelivery,
+        reply: &str,
+        now_s: i64,
+        paused: &[String],
+        urgency: Urgency,
+        permit: Option<SemaphorePermit<'_>>,
+    ) -> Result<bool, super::AppError> {
+        crate::failpoint::hit("after_accept");
+        // One line per message only at DEBUG: a mass day logs per batch at INFO.
+        tracing::debug!(delivery = row.id, customer = row.customer_id, ritual = %row.ritual, channel = %row.channel, "sent: {reply}");
+        if paused.contains(&row.channel) && self.store.clear_channel_pause(&row.channel).await? {
+            tracing::warn!(channel = %row.channel, "the channel works again: pause lifted");
+        }
+        let committed = self
+            .store
+            .mark_sent(row.id, &row.lease_token, now_s, urgency);
+        drop(permit);
+        Ok(committed.await?)
+    }
+
+    /// Not tried: the relay is down (circuit breaker open) or the provider's daily limit is
+    /// spent: back to the queue, the attempt not counted, until the breaker lets the next
+    /// probe through or the next UTC day.
+    async fn settle_untried(
+        &self,
+        row: &ClaimedDelivery,
+        message: &str,
+        wait: Duration,
+        now_s: i64,
+    ) -> Result<bool, super::AppError> {
+        let wait = wait.as_secs_f64().ceil() as i64;
+        tracing::debug!(delivery = row.id, "deferred: {message}");
+        Ok(self
+            .store
+            .defer(
+                row.id,
+                &row.lease_token,
+                now_s + wait.max(1),
+                now_s,
+                Some(message),
+            )
+            .await?)
+    }
+
+    /// Handed over without a definite answer: kept, or resent under the channel's policy.
+    async fn settle_in_doubt(
+        &self,
+        row: &ClaimedDelivery,
+        message: &str,
+        now_s: i64,
+    ) -> Result<bool, super::AppError> {
+        let d = &self.cfg.delivery;
+        let resend = d.in_doubt_policy(&row.channel) == InDoubtPolicy::Resend
+            && (row.attempts as u32) < d.max_attempts;
+        let resend_at = resend.then(|| now_s + retry_delay_secs(row.attempts as u32, jitter()));
+        tracing::warn!(
+            delivery = row.id,
+            customer = row.customer_id,
+            channel = %row.channel,
+            "in doubt ({}): {message}",
+            if resend { "will resend with the same Message-ID" } else { "kept, not resent" }
+        );
+        Ok(self
+            .store
+            .mark_in_doubt(row.id, &row.lease_token, message, resend_at, now_s)
+            .await?)
+    }
+
+    /// Refused "about us": never the customer's fault, the message waits for the channel,
+    /// which pauses.
+    async fn settle_about_us(
+        &self,
+        row: &ClaimedDelivery,
+        message: &str,
+        now_s: i64,
+    ) -> Result<bool, super::AppError> {
+        let base = self.cfg.delivery.pause_secs;
+        let (strikes, until) = self
+            .store
+            .pause_channel(&row.channel, message, now_s, |strikes| {
+                now_s + pause_secs(base, strikes)
+            })
+            .await?;
+        tracing::error!(
+            channel = %row.channel,
+            delivery = row.id,
+            "ALERT: the {} provider refused ritualist itself ({message}); the channel is paused for {} s (strike {strikes}); fix the configuration, then `ritualist outbox resume {}`",
+            row.channel,
+            until - now_s,
+            row.channel
+        );
+        Ok(self
+            .store
+            .mark_retry(row.id, &row.lease_token, until, message, now_s)
+            .await?)
+    }
+
+    /// A transient failure with attempts left: retried after a backoff, never sooner than the
+    /// provider asked (HTTP `Retry-After`).
+    async fn settle_transient(
+        &self,
+        row: &ClaimedDelivery,
+        message: &str,
+        retry_after: Option<Duration>,
+        now_s: i64,
+    ) -> Result<bool, super::AppError> {
+        let backoff = retry_delay_secs(row.attempts as u32, jitter());
+        let asked = retry_after.map_or(0, |d| d.as_secs_f64().ceil() as i64);
+        let next = now_s + backoff.max(asked);
+        tracing::warn!(
+            delivery = row.id,
+            customer = row.customer_id,
+            attempt = row.attempts,
+            "transient failure, retrying: {message}"
+        );
+        Ok(self
+            .store
+            .mark_retry(row.id, &row.lease_token, next, message, now_s)
+            .await?)
+    }
+
+    /// `failed`: retrying cannot help. After a hard bounce (`bounce`) the customer is opted
+    /// out of the channel too (counted in `r`).
+    async fn settle_failed(
+        &self,
+        row: &ClaimedDelivery,
+        message: &str,
+        bounce: bool,
+        now_s: i64,
+        r: &mut DispatchReport,
+    ) -> Result<bool, super::AppError> {
+        tracing::error!(
+            delivery = row.id,
+            customer = row.customer_id,
+            attempt = row.attempts,
+            "failed: {message}"
+        );
+        if bounce && self.opt_out_bounced(row, now_s).await? {
+            r.bounced += 1;
+        }
+        Ok(self
+            .store
+            .mark_failed(row.id, &row.lease_token, message, now_s)
+            .await?)
+    }
+
+    /// A hard bounce (email) or a carrier STOP (Twilio 21610): no future message on this
+    /// channel goes to this address. `true` when the customer was opted out now.
+    async fn opt_out_bounced(
+        &self,
+        row: &ClaimedDelivery,
+        now_s: i64,
+    ) -> Result<bool, super::AppError> {
+        let Ok(channel) = row.channel.parse::<Channel>() else {
+            return Ok(false);
+        };
+        let bounced = self
+            .store
+            .record_bounce(row.customer_id, channel, &row.recipient, now_s)
+            .await?;
+        if bounced {
+            tracing::warn!(
+                delivery = row.id,
+                customer = row.customer_id,
+                "the address takes no more messages: the customer is opted out of {}",
+                row.channel
+            );
+        }
+        Ok(bounced)
     }
 
     /// The stop's grace ran out with sends in flight: rows not yet handed over go back to
