@@ -2,7 +2,6 @@
 //! record the result (fenced by the lease token). Knows nothing about rituals or templates:
 //! it sends the stored bytes, so a retry is byte-identical to the first attempt.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -12,25 +11,12 @@ use jiff::tz::TimeZone;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 use super::App;
-use super::message::{ComposeError, compose_with};
-use super::tokens::LinkMode;
 
 use crate::channel::{Handover, Outgoing, SendError, SendFailure};
 use crate::config::{AllowedHours, InDoubtPolicy};
-use crate::domain::{Channel, Email, Phone};
-use crate::plan::{CustomerFacts, Occasion, next_allowed};
-use crate::store::{ClaimedDelivery, RenderedMessage, Urgency};
-
-/// How a message that could not be composed is logged (its reason always goes on the row).
-#[derive(Debug, Clone, Copy)]
-enum Logged {
-    /// With the reason.
-    Text,
-    /// Without it (it may quote the address).
-    Hidden,
-    /// Already logged where it happened (a caught panic).
-    Already,
-}
+use crate::domain::Channel;
+use crate::plan::next_allowed;
+use crate::store::{ClaimedDelivery, Urgency};
 
 /// How long a row whose send window cannot be read waits before it is looked at again.
 const UNREADABLE_WINDOW_WAIT_SECS: i64 = 3600;
@@ -892,157 +878,6 @@ impl App {
             d.shutdown_timeout_secs
         );
         Ok(report)
-    }
-
-    /// Renders the rows claimed for their first attempt. A row whose message cannot be
-    /// composed (its ritual was removed, a template fails for this customer, the email cannot
-    /// carry its address or name, or composing it panicked: [`compose_with`] catches that) is
-    /// `failed` with the reason, alone: the rest of the batch goes on.
-    async fn render_claimed(
-        &self,
-        batch: &mut [ClaimedDelivery],
-        now: Timestamp,
-        report: &mut DispatchReport,
-    ) -> Result<(), super::AppError> {
-        let ids: Vec<i64> = batch
-            .iter()
-            .filter(|r| r.payload.is_none())
-            .map(|r| r.customer_id)
-            .collect();
-        if ids.is_empty() {
-            return Ok(());
-        }
-        let rows = self.store.customers_by_ids(&ids).await?;
-        let mut builder = self.facts_builder();
-        let facts: HashMap<i64, CustomerFacts> = rows
-            .iter()
-            .map(|r| (r.id, builder.facts(r, Vec::new())))
-            .collect();
-        let defs = self.defs();
-        let mut rendered = Vec::new();
-        for (i, row) in batch
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| r.payload.is_none())
-        {
-            let composed = (|| {
-                let c = facts
-                    .get(&row.customer_id)
-                    .ok_or(("the customer no longer exists".to_string(), Logged::Text))?;
-                let ritual = defs
-                    .rituals
-                    .iter()
-                    .find(|r| r.name == row.ritual)
-                    .ok_or_else(|| {
-                        (
-                            format!("ritual `{}` no longer exists", row.ritual),
-                            Logged::Text,
-                        )
-                    })?;
-                let occasion: Occasion = row
-                    .occasion
-                    .as_deref()
-                    .and_then(|o| serde_json::from_str(o).ok())
-                    .ok_or(("the occasion is missing".to_string(), Logged::Text))?;
-                let channel: Channel = row
-                    .channel
-                    .parse()
-                    .map_err(|e| (format!("{e}"), Logged::Text))?;
-                let mut c = c.clone();
-                // The address decided at planning time is the one written to. One queued by an
-                // older version may be refused by today's rules: say so (the reason quotes the
-                // address, so it stays on the row and out of the log).
-                let refused = |e: crate::domain::DomainError| {
-                    (
-                        format!(
-                            "the queued {channel} address is not accepted any more ({e}); correct the customer's contact, then `ritualist outbox retry`"
-                        ),
-                        Logged::Hidden,
-                    )
-                };
-                match channel {
-                    Channel::Email => {
-                        c.email = Some(Email::parse(&row.recipient).map_err(refused)?)
-                    }
-                    Channel::Sms => {
-                        c.phone = Some(Phone::parse(&row.recipient, None).map_err(refused)?)
-                    }
-                }
-                compose_with(
-                    &self.cfg,
-                    &defs.templates,
-                    &self.key,
-                    ritual,
-                    &c,
-                    &occasion,
-                    &row.occurrence,
-                    channel,
-                    now.as_second(),
-                    None,
-                    self.dkim.as_ref(),
-                    LinkMode::Live,
-                )
-                .map_err(|e| {
-                    // A build error's text may quote the address: the ledger keeps it, the log
-                    // does not; a panic was logged by `compose_with` as a bug.
-                    let logged = match e {
-                        ComposeError::Render(_) => Logged::Text,
-                        ComposeError::Build(_) => Logged::Hidden,
-                        ComposeError::Panicked(_) => Logged::Already,
-                    };
-                    (e.to_string(), logged)
-                })
-            })();
-            match composed {
-                Ok(m) => rendered.push((i, m)),
-                Err((e, logged)) => {
-                    match logged {
-                        Logged::Text => {
-                            tracing::error!(delivery = row.id, customer = row.customer_id, ritual = %row.ritual, "cannot compose the message: {e}")
-                        }
-                        Logged::Hidden => {
-                            tracing::error!(delivery = row.id, customer = row.customer_id, ritual = %row.ritual, "the message cannot be built (the reason is on the row: `ritualist outbox`)")
-                        }
-                        Logged::Already => {}
-                    }
-                    report.failed += 1;
-                    if !self
-                        .store
-                        .mark_failed(row.id, &row.lease_token, &e, now.as_second())
-                        .await?
-                    {
-                        report.lease_lost += 1;
-                    }
-                }
-            }
-        }
-        // Every rendered message of the batch stored in one transaction.
-        let stored = self
-            .store
-            .set_messages(
-                &rendered
-                    .iter()
-                    .map(|(i, m)| RenderedMessage {
-                        id: batch[*i].id,
-                        token: &batch[*i].lease_token,
-                        subject: m.subject.as_deref(),
-                        payload: &m.payload,
-                        message_id: m.message_id.as_deref(),
-                    })
-                    .collect::<Vec<_>>(),
-            )
-            .await?;
-        for ((i, m), ok) in rendered.into_iter().zip(stored) {
-            if ok {
-                let row = &mut batch[i];
-                row.message_id = m.message_id;
-                row.subject = m.subject;
-                row.payload = Some(m.payload);
-            } else {
-                report.lease_lost += 1;
-            }
-        }
-        Ok(())
     }
 
     /// Sends until nothing is due at `now` (rows waiting for a later retry stay waiting), or

@@ -15,6 +15,7 @@ mod outbox;
 mod overlap;
 mod plan_cmd;
 mod preview;
+mod render_queue;
 mod report;
 mod scan;
 mod tick;
@@ -39,8 +40,8 @@ pub use forget::{ForgetReport, StubKeys};
 pub use import::{ImportKind, ImportReport, import_file};
 pub use ingest::IngestReport;
 pub use message::{
-    ComposeError, Composed, compose, compose_with, message_context, message_id, preferences_link,
-    sample_customers, sample_occasion, survey_links, unsubscribe_link,
+    ComposeError, ComposeRequest, Composed, compose, compose_with, message_context, message_id,
+    preferences_link, sample_customers, sample_occasion, survey_links, unsubscribe_link,
 };
 pub use metrics::{BUCKETS, Metrics};
 pub use names::Known;
