@@ -2,7 +2,7 @@
 //! record the result (fenced by the lease token). Knows nothing about rituals or templates:
 //! it sends the stored bytes, so a retry is byte-identical to the first attempt.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
@@ -192,6 +192,39 @@ fn outgoing<'a>(
 pub fn pause_secs(base: u32, strikes: i64) -> i64 {
     let doubling = strikes.saturating_sub(1).clamp(0, 16) as u32;
     (base as i64).saturating_mul(1i64 << doubling).min(86_400)
+}
+
+/// The shared state of one [`App::send_ahead`] batch of one channel.
+struct Ahead<'a> {
+    batch: &'a [ClaimedDelivery],
+    /// `delivery.handover_batch` of the channel: rows committed `sending` per statement.
+    chunk: usize,
+    /// Free places among the unsettled rows (2 × `chunk`).
+    unsettled: Semaphore,
+    /// The channel's concurrency, and its permits: held only while a transport works.
+    concurrency: usize,
+    permits: Semaphore,
+    /// Set when a row's transport starts: a stop gives back the rows never started.
+    started: Vec<AtomicBool>,
+    /// Places the feed waits for before it commits its next chunk (0: not waiting).
+    wanted: AtomicUsize,
+    /// Results queued to linger, not yet committed: their places come back with them.
+    lingering: AtomicUsize,
+    from: &'a str,
+}
+
+impl Ahead<'_> {
+    /// Whether a result just known may linger for others to share its commit. Not with
+    /// nothing else on the wire (the end of a batch, an instant transport): no result is
+    /// coming to share it. Nor when the next chunk waits only for this result and those
+    /// lingering: its places are free once they commit, and a linger would idle the
+    /// connections.
+    fn should_linger(&self) -> bool {
+        let on_the_wire = self.permits.available_permits() < self.concurrency;
+        let want = self.wanted.load(Ordering::SeqCst);
+        let freed = self.unsettled.available_permits() + self.lingering.load(Ordering::SeqCst) + 1;
+        on_the_wire && (want == 0 || freed < want)
+    }
 }
 
 impl App {
@@ -448,123 +481,31 @@ impl App {
         clock: &DrainClock,
         paused: &[String],
     ) -> Result<DispatchReport, super::AppError> {
-        use std::sync::atomic::AtomicBool;
-
         use futures_util::StreamExt;
 
-        let mut report = DispatchReport::default();
+        let report = DispatchReport::default();
         let Some(first) = batch.first() else {
             return Ok(report);
         };
-        let d = &self.cfg.delivery;
-        let chunk = d.handover_batch.of(&first.channel) as usize;
-        // Free places among the unsettled rows (2 × N): a chunk is committed once all of
-        // its places are free, so the next chunk is ready while the previous one is sending.
-        let unsettled = Semaphore::new(2 * chunk);
+        let chunk = self.cfg.delivery.handover_batch.of(&first.channel) as usize;
         let concurrency = self.channels.concurrency(&first.channel);
-        let permits = Semaphore::new(concurrency);
-        // Set when a row's transport starts: a stop gives back the rows never started.
-        let started: Vec<AtomicBool> = batch.iter().map(|_| AtomicBool::new(false)).collect();
-        let from = self.cfg.shop.from_email.as_str();
-        // Places the feed waits for before it commits its next chunk (0: not waiting), and
-        // results queued to linger, not yet committed: their places come back with them.
-        let (wanted, lingering) = (AtomicUsize::new(0), AtomicUsize::new(0));
-        let (ready_tx, mut ready) = tokio::sync::mpsc::unbounded_channel::<(usize, bool)>();
-        let (batch_ref, unsettled_ref) = (&batch, &unsettled);
-        let (wanted_ref, lingering_ref) = (&wanted, &lingering);
-        let mut deferred = DispatchReport::default();
-        let deferred_ref = &mut deferred;
-        let feed = async move {
-            for (c, rows) in batch_ref.chunks(chunk).enumerate() {
-                wanted_ref.store(rows.len(), Ordering::SeqCst);
-                unsettled_ref
-                    .acquire_many(rows.len() as u32)
-                    .await
-                    .expect("the semaphore is never closed")
-                    .forget();
-                wanted_ref.store(0, Ordering::SeqCst);
-                // Rows whose send window closed since the batch was claimed wait, untried;
-                // their places come back at once.
-                let mut open = Vec::with_capacity(rows.len());
-                for (i, row) in rows.iter().enumerate() {
-                    match quiet_now(row, clock) {
-                        Some(next) => {
-                            deferred_ref.add(self.defer_quiet(row, next, clock.now_s()).await?);
-                            unsettled_ref.add_permits(1);
-                        }
-                        None => open.push((c * chunk + i, row)),
-                    }
-                }
-                if open.is_empty() {
-                    continue;
-                }
-                // Issued together, so they share one group commit.
-                let now_s = clock.now_s();
-                let marked = futures_util::future::join_all(open.iter().map(|(_, row)| {
-                    self.store
-                        .mark_sending(row.id, &row.lease_token, now_s, d.lease_secs)
-                }))
-                .await;
-                crate::failpoint::hit("after_handover_batch");
-                for ((i, _), m) in open.iter().zip(marked) {
-                    let _ = ready_tx.send((*i, m?));
-                }
-            }
-            Ok::<(), super::AppError>(())
+        let ahead = Ahead {
+            batch: &batch,
+            chunk,
+            unsettled: Semaphore::new(2 * chunk),
+            concurrency,
+            permits: Semaphore::new(concurrency),
+            started: batch.iter().map(|_| AtomicBool::new(false)).collect(),
+            wanted: AtomicUsize::new(0),
+            lingering: AtomicUsize::new(0),
+            from: self.cfg.shop.from_email.as_str(),
         };
-        let (started_ref, permits_ref) = (&started, &permits);
+        let ahead = &ahead;
+        let (ready_tx, mut ready) = tokio::sync::mpsc::unbounded_channel::<(usize, bool)>();
+        let mut deferred = DispatchReport::default();
+        let feed = self.feed_ahead(ahead, clock, ready_tx, &mut deferred);
         let send = futures_util::stream::poll_fn(move |cx| ready.poll_recv(cx))
-            .map(|(i, handed_over)| async move {
-                let row = &batch_ref[i];
-                let r = if !handed_over {
-                    tracing::warn!(
-                        delivery = row.id,
-                        "not sent: the lease was lost before the handover"
-                    );
-                    Ok(DispatchReport {
-                        lease_lost: 1,
-                        ..Default::default()
-                    })
-                } else {
-                    let permit = permits_ref.acquire().await;
-                    started_ref[i].store(true, Ordering::SeqCst);
-                    // Committed already, with its chunk.
-                    let msg = outgoing(row, from, None);
-                    let result = self
-                        .metrics
-                        .timed(&row.channel, self.channels.send(&msg))
-                        .await
-                        .map_err(SendFailure::from);
-                    drop(permit);
-                    // With nothing else on the wire no result is coming to share the commit
-                    // (the end of a batch, an instant transport): record it now. Nor when the
-                    // next chunk waits only for this result and those lingering: its places
-                    // are free once they commit, and a linger would idle the connections.
-                    let on_the_wire = permits_ref.available_permits() < concurrency;
-                    let want = wanted_ref.load(Ordering::SeqCst);
-                    let freed = unsettled_ref.available_permits()
-                        + lingering_ref.load(Ordering::SeqCst)
-                        + 1;
-                    let linger = on_the_wire && (want == 0 || freed < want);
-                    if linger {
-                        lingering_ref.fetch_add(1, Ordering::SeqCst);
-                    }
-                    let urgency = if linger {
-                        Urgency::Linger
-                    } else {
-                        Urgency::Now
-                    };
-                    let r = self
-                        .settle(row, result, clock.now_s(), paused, urgency, None)
-                        .await;
-                    if linger {
-                        lingering_ref.fetch_sub(1, Ordering::SeqCst);
-                    }
-                    r
-                };
-                unsettled_ref.add_permits(1);
-                r
-            })
+            .map(|(i, handed_over)| self.send_committed(ahead, i, handed_over, clock, paused))
             .buffer_unordered(2 * chunk)
             .fold(Ok(DispatchReport::default()), |acc, r| async move {
                 let mut acc = acc?;
@@ -577,13 +518,116 @@ impl App {
         let (fed, sent) = tokio::select! {
             r = all => r,
             _ = self.grace_after_stop() => {
-                return self.abandon(&batch, Some(&started), clock.now_s(), report).await;
+                return self.abandon(&batch, Some(&ahead.started), clock.now_s(), report).await;
             }
         };
         fed?;
+        let mut report = report;
         report.add(sent?);
         report.add(deferred);
         Ok(report)
+    }
+
+    /// The feed of [`App::send_ahead`]: commits the batch `sending` a chunk at a time, each
+    /// once all of its places among the unsettled rows are free (so the next chunk is ready
+    /// while the previous one is sending), and sends each row's index with whether its
+    /// handover held to `ready`. Rows whose send window closed since the batch was claimed
+    /// wait, untried (counted in `deferred`); their places come back at once.
+    async fn feed_ahead(
+        &self,
+        ahead: &Ahead<'_>,
+        clock: &DrainClock,
+        ready: tokio::sync::mpsc::UnboundedSender<(usize, bool)>,
+        deferred: &mut DispatchReport,
+    ) -> Result<(), super::AppError> {
+        let lease_secs = self.cfg.delivery.lease_secs;
+        for (c, rows) in ahead.batch.chunks(ahead.chunk).enumerate() {
+            ahead.wanted.store(rows.len(), Ordering::SeqCst);
+            ahead
+                .unsettled
+                .acquire_many(rows.len() as u32)
+                .await
+                .expect("the semaphore is never closed")
+                .forget();
+            ahead.wanted.store(0, Ordering::SeqCst);
+            let mut open = Vec::with_capacity(rows.len());
+            for (i, row) in rows.iter().enumerate() {
+                match quiet_now(row, clock) {
+                    Some(next) => {
+                        deferred.add(self.defer_quiet(row, next, clock.now_s()).await?);
+                        ahead.unsettled.add_permits(1);
+                    }
+                    None => open.push((c * ahead.chunk + i, row)),
+                }
+            }
+            if open.is_empty() {
+                continue;
+            }
+            // Issued together, so they share one group commit.
+            let now_s = clock.now_s();
+            let marked = futures_util::future::join_all(open.iter().map(|(_, row)| {
+                self.store
+                    .mark_sending(row.id, &row.lease_token, now_s, lease_secs)
+            }))
+            .await;
+            crate::failpoint::hit("after_handover_batch");
+            for ((i, _), m) in open.iter().zip(marked) {
+                let _ = ready.send((*i, m?));
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends row `i` of a [`App::send_ahead`] batch, committed already with its chunk (unless
+    /// the lease was lost: `handed_over` false), and records its result; its place among the
+    /// unsettled rows comes back after.
+    async fn send_committed(
+        &self,
+        ahead: &Ahead<'_>,
+        i: usize,
+        handed_over: bool,
+        clock: &DrainClock,
+        paused: &[String],
+    ) -> Result<DispatchReport, super::AppError> {
+        let row = &ahead.batch[i];
+        let r = if !handed_over {
+            tracing::warn!(
+                delivery = row.id,
+                "not sent: the lease was lost before the handover"
+            );
+            Ok(DispatchReport {
+                lease_lost: 1,
+                ..Default::default()
+            })
+        } else {
+            let permit = ahead.permits.acquire().await;
+            ahead.started[i].store(true, Ordering::SeqCst);
+            let msg = outgoing(row, ahead.from, None);
+            let result = self
+                .metrics
+                .timed(&row.channel, self.channels.send(&msg))
+                .await
+                .map_err(SendFailure::from);
+            drop(permit);
+            let linger = ahead.should_linger();
+            if linger {
+                ahead.lingering.fetch_add(1, Ordering::SeqCst);
+            }
+            let urgency = if linger {
+                Urgency::Linger
+            } else {
+                Urgency::Now
+            };
+            let r = self
+                .settle(row, result, clock.now_s(), paused, urgency, None)
+                .await;
+            if linger {
+                ahead.lingering.fetch_sub(1, Ordering::SeqCst);
+            }
+            r
+        };
+        ahead.unsettled.add_permits(1);
+        r
     }
 
     /// Records one send's result (fenced by the lease token). `permit`, if any, is given
