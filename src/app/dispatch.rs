@@ -178,7 +178,7 @@ fn outgoing<'a>(
     handover: Option<&'a dyn Handover>,
 ) -> Outgoing<'a> {
     Outgoing {
-        channel: &row.channel,
+        channel: row.channel.as_str(),
         recipient: &row.recipient,
         payload: row.payload.as_deref().unwrap_or_default(),
         message_id: row.message_id.as_deref(),
@@ -269,7 +269,7 @@ impl App {
         if claimed.is_empty() {
             return Ok(report);
         }
-        let paused: Vec<String> = self
+        let paused: Vec<Channel> = self
             .store
             .channel_pauses()
             .await?
@@ -295,9 +295,9 @@ impl App {
         // Each channel goes one by one or, with `handover_batch` > 1, ahead; both at once.
         let (ahead, one_by_one): (Vec<_>, Vec<_>) = batch
             .into_iter()
-            .partition(|r| d.handover_batch.of(&r.channel) > 1);
+            .partition(|r| d.handover_batch.of(r.channel.as_str()) > 1);
         let (email_ahead, sms_ahead): (Vec<_>, Vec<_>) =
-            ahead.into_iter().partition(|r| r.channel != "sms");
+            ahead.into_iter().partition(|r| r.channel != Channel::Sms);
         let paused = &paused;
         let out: Vec<i64> = one_by_one
             .iter()
@@ -377,7 +377,7 @@ impl App {
         &self,
         batch: Vec<ClaimedDelivery>,
         clock: &DrainClock,
-        paused: &[String],
+        paused: &[Channel],
     ) -> Result<DispatchReport, super::AppError> {
         let mut report = DispatchReport::default();
         if batch.is_empty() {
@@ -398,16 +398,16 @@ impl App {
         // A message holds its channel's permit from its send until its result is recorded,
         // so at most `concurrency(channel)` messages of a channel are unsettled at any moment
         // (what a crash can leave in doubt).
-        let email_permits = Semaphore::new(self.channels.concurrency("email"));
-        let sms_permits = Semaphore::new(self.channels.concurrency("sms"));
+        let email_permits = Semaphore::new(self.channels.concurrency(Channel::Email.as_str()));
+        let sms_permits = Semaphore::new(self.channels.concurrency(Channel::Sms.as_str()));
         let (email_permits, sms_permits) = (&email_permits, &sms_permits);
         // SMS of this batch whose result is not yet on its way to the ledger.
-        let sms_left = AtomicUsize::new(batch.iter().filter(|r| r.channel == "sms").count());
+        let sms_left = AtomicUsize::new(batch.iter().filter(|r| r.channel == Channel::Sms).count());
         let sms_left = &sms_left;
         let sends = batch.iter().zip(&handovers).map(|(row, handover)| {
             let from = from.as_str();
             async move {
-                let sms = row.channel == "sms";
+                let sms = row.channel == Channel::Sms;
                 let permits = if sms { sms_permits } else { email_permits };
                 let permit = permits
                     .acquire()
@@ -424,7 +424,7 @@ impl App {
                 let msg = outgoing(row, from, Some(handover));
                 let result = self
                     .metrics
-                    .timed(&row.channel, self.channels.send(&msg))
+                    .timed(row.channel, self.channels.send(&msg))
                     .await
                     .map_err(SendFailure::from);
                 // Recorded as soon as it is known: a crash now leaves at most the messages
@@ -479,7 +479,7 @@ impl App {
         &self,
         batch: Vec<ClaimedDelivery>,
         clock: &DrainClock,
-        paused: &[String],
+        paused: &[Channel],
     ) -> Result<DispatchReport, super::AppError> {
         use futures_util::StreamExt;
 
@@ -487,8 +487,8 @@ impl App {
         let Some(first) = batch.first() else {
             return Ok(report);
         };
-        let chunk = self.cfg.delivery.handover_batch.of(&first.channel) as usize;
-        let concurrency = self.channels.concurrency(&first.channel);
+        let chunk = self.cfg.delivery.handover_batch.of(first.channel.as_str()) as usize;
+        let concurrency = self.channels.concurrency(first.channel.as_str());
         let ahead = Ahead {
             batch: &batch,
             chunk,
@@ -587,7 +587,7 @@ impl App {
         i: usize,
         handed_over: bool,
         clock: &DrainClock,
-        paused: &[String],
+        paused: &[Channel],
     ) -> Result<DispatchReport, super::AppError> {
         let row = &ahead.batch[i];
         let r = if !handed_over {
@@ -605,7 +605,7 @@ impl App {
             let msg = outgoing(row, ahead.from, None);
             let result = self
                 .metrics
-                .timed(&row.channel, self.channels.send(&msg))
+                .timed(row.channel, self.channels.send(&msg))
                 .await
                 .map_err(SendFailure::from);
             drop(permit);
@@ -638,7 +638,7 @@ impl App {
         row: &ClaimedDelivery,
         result: Result<String, SendFailure>,
         now_s: i64,
-        paused: &[String],
+        paused: &[Channel],
         urgency: Urgency,
         permit: Option<SemaphorePermit<'_>>,
     ) -> Result<DispatchReport, super::AppError> {
@@ -698,14 +698,14 @@ impl App {
         row: &ClaimedDelivery,
         reply: &str,
         now_s: i64,
-        paused: &[String],
+        paused: &[Channel],
         urgency: Urgency,
         permit: Option<SemaphorePermit<'_>>,
     ) -> Result<bool, super::AppError> {
         crate::failpoint::hit("after_accept");
         // One line per message only at DEBUG: a mass day logs per batch at INFO.
         tracing::debug!(delivery = row.id, customer = row.customer_id, ritual = %row.ritual, channel = %row.channel, "sent: {reply}");
-        if paused.contains(&row.channel) && self.store.clear_channel_pause(&row.channel).await? {
+        if paused.contains(&row.channel) && self.store.clear_channel_pause(row.channel).await? {
             tracing::warn!(channel = %row.channel, "the channel works again: pause lifted");
         }
         let committed = self
@@ -747,7 +747,7 @@ impl App {
         now_s: i64,
     ) -> Result<bool, super::AppError> {
         let d = &self.cfg.delivery;
-        let resend = d.in_doubt_policy(&row.channel) == InDoubtPolicy::Resend
+        let resend = d.in_doubt_policy(row.channel.as_str()) == InDoubtPolicy::Resend
             && (row.attempts as u32) < d.max_attempts;
         let resend_at = resend.then(|| now_s + retry_delay_secs(row.attempts as u32, jitter()));
         tracing::warn!(
@@ -774,7 +774,7 @@ impl App {
         let base = self.cfg.delivery.pause_secs;
         let (strikes, until) = self
             .store
-            .pause_channel(&row.channel, message, now_s, |strikes| {
+            .pause_channel(row.channel, message, now_s, |strikes| {
                 now_s + pause_secs(base, strikes)
             })
             .await?;
@@ -848,12 +848,9 @@ impl App {
         row: &ClaimedDelivery,
         now_s: i64,
     ) -> Result<bool, super::AppError> {
-        let Ok(channel) = row.channel.parse::<Channel>() else {
-            return Ok(false);
-        };
         let bounced = self
             .store
-            .record_bounce(row.customer_id, channel, &row.recipient, now_s)
+            .record_bounce(row.customer_id, row.channel, &row.recipient, now_s)
             .await?;
         if bounced {
             tracing::warn!(
@@ -900,7 +897,8 @@ impl App {
                 report.released += 1;
                 continue;
             }
-            let resend = (d.in_doubt_policy(&row.channel) == InDoubtPolicy::Resend).then_some(now);
+            let resend =
+                (d.in_doubt_policy(row.channel.as_str()) == InDoubtPolicy::Resend).then_some(now);
             if self
                 .store
                 .mark_in_doubt(

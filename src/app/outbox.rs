@@ -34,17 +34,6 @@ impl OutboxView {
 
     /// Statuses in lifecycle order (unknown ones last, by name), each with its count per channel.
     pub fn by_status(&self) -> Vec<(String, BTreeMap<String, i64>)> {
-        const ORDER: [&str; 9] = [
-            "pending",
-            "claimed",
-            "retry_wait",
-            "sending",
-            "in_doubt",
-            "sent",
-            "failed",
-            "suppressed",
-            "cancelled",
-        ];
         let mut map: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
         for q in &self.queue {
             *map.entry(q.status.clone())
@@ -55,7 +44,10 @@ impl OutboxView {
         let mut rows: Vec<(String, BTreeMap<String, i64>)> = map.into_iter().collect();
         rows.sort_by_key(|(s, _)| {
             (
-                ORDER.iter().position(|o| o == s).unwrap_or(ORDER.len()),
+                Status::ALL
+                    .iter()
+                    .position(|o| o.as_str() == s)
+                    .unwrap_or(Status::ALL.len()),
                 s.clone(),
             )
         });
@@ -88,7 +80,11 @@ pub async fn outbox_view(store: &Store) -> Result<OutboxView, StoreError> {
 /// Lifts the pause of `channel` (the operator fixed the configuration): the messages that
 /// waited for it are due at `now`. `false` when it was not paused.
 pub async fn outbox_resume(store: &Store, channel: &str, now: i64) -> Result<bool, StoreError> {
-    store.resume_channel(channel, now).await
+    // A name no channel has was never paused.
+    match crate::store::channel_of(channel) {
+        Ok(channel) => store.resume_channel(channel, now).await,
+        Err(_) => Ok(false),
+    }
 }
 
 /// Why each requested id that did not change was left alone.

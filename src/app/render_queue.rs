@@ -96,10 +96,7 @@ impl App {
             .as_deref()
             .and_then(|o| serde_json::from_str(o).ok())
             .ok_or(("the occasion is missing".to_string(), Logged::Text))?;
-        let channel: Channel = row
-            .channel
-            .parse()
-            .map_err(|e| (format!("{e}"), Logged::Text))?;
+        let channel = row.channel;
         let c = with_queued_address(c, row, channel)?;
         compose_with(&ComposeRequest {
             cfg: &self.cfg,

@@ -293,6 +293,13 @@ impl fmt::Display for Channel {
     }
 }
 
+/// Compares with a channel's stored name (`pause.channel == "email"` in tests).
+impl PartialEq<&str> for Channel {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 impl FromStr for Channel {
     type Err = DomainError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {

@@ -16,9 +16,14 @@ use std::collections::BTreeMap;
 
 use sea_orm::{ConnectionTrait, TransactionTrait, Value};
 
+use super::codes::channel_at;
+use super::codes::sql::{
+    CANCELLED, CLAIMED, FAILED, IN_DOUBT, LEASED, PENDING, RETRY_WAIT, SENDING, SENT, SUPPRESSED,
+};
 use super::{Store, StoreError, placeholders, random_token};
+use crate::domain::Channel;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Status {
     Pending,
     Claimed,
@@ -33,22 +38,6 @@ pub enum Status {
     Suppressed,
     /// Cancelled by an operator: never sent, never claimed again.
     Cancelled,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Pending => "pending",
-            Status::Claimed => "claimed",
-            Status::Sending => "sending",
-            Status::InDoubt => "in_doubt",
-            Status::RetryWait => "retry_wait",
-            Status::Sent => "sent",
-            Status::Failed => "failed",
-            Status::Suppressed => "suppressed",
-            Status::Cancelled => "cancelled",
-        }
-    }
 }
 
 /// A decision to record.
@@ -92,7 +81,7 @@ pub struct ClaimedDelivery {
     pub category: String,
     pub customer_id: i64,
     pub occurrence: String,
-    pub channel: String,
+    pub channel: Channel,
     pub recipient: String,
     pub subject: Option<String>,
     /// `None` until the first attempt renders the message.
@@ -148,7 +137,7 @@ pub struct FailedDelivery {
 /// A channel paused because its provider refused ritualist itself.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ChannelPause {
-    pub channel: String,
+    pub channel: Channel,
     /// The provider's refusal, as logged.
     pub reason: String,
     pub paused_at: i64,
@@ -192,21 +181,22 @@ impl Store {
         } else {
             ""
         };
-        let due = |status: &str| {
+        let due = |status: Status| {
+            let status = status.sql();
             format!(
-                "SELECT id, next_attempt_at FROM deliveries WHERE status = '{status}' AND next_attempt_at <= $3 \
+                "SELECT id, next_attempt_at FROM deliveries WHERE status = {status} AND next_attempt_at <= $3 \
                  AND NOT EXISTS (SELECT 1 FROM channel_pauses p WHERE p.channel = deliveries.channel AND p.until > $3) \
                  ORDER BY next_attempt_at, id LIMIT $4{lock}"
             )
         };
         let sql = format!(
             "WITH fresh AS ({}), again AS ({}) \
-             UPDATE deliveries SET status = 'claimed', lease_token = $1, lease_until = $2, attempts = attempts + 1, updated_at = $3 \
+             UPDATE deliveries SET status = {CLAIMED}, lease_token = $1, lease_until = $2, attempts = attempts + 1, updated_at = $3 \
              WHERE id IN (SELECT id FROM (SELECT id, next_attempt_at FROM fresh UNION ALL SELECT id, next_attempt_at FROM again) AS due \
              ORDER BY next_attempt_at, id LIMIT $4) \
              RETURNING id, ritual, category, customer_id, occurrence, channel, recipient, subject, message_id, attempts, due_at, occasion, send_window",
-            due("pending"),
-            due("retry_wait")
+            due(Status::Pending),
+            due(Status::RetryWait)
         );
         let rows = txn
             .query_all_raw(self.stmt(
@@ -244,7 +234,7 @@ impl Store {
             for r in txn
                 .query_all_raw(self.stmt(
                     &format!(
-                        "UPDATE deliveries SET status = 'suppressed', reason = 'opted_out_before_send', updated_at = $1, \
+                        "UPDATE deliveries SET status = {SUPPRESSED}, reason = 'opted_out_before_send', updated_at = $1, \
                          lease_token = NULL, lease_until = NULL, attempts = attempts - 1 \
                          WHERE lease_token = $2 AND id IN ({}) AND {BLOCKED_BY_CONSENT} RETURNING id",
                         placeholders(3, ids.len())
@@ -268,7 +258,7 @@ impl Store {
                 category: r.try_get("", "category")?,
                 customer_id: r.try_get("", "customer_id")?,
                 occurrence: r.try_get("", "occurrence")?,
-                channel: r.try_get("", "channel")?,
+                channel: channel_at(&r, "channel")?,
                 recipient: r
                     .try_get::<Option<String>>("", "recipient")?
                     .unwrap_or_default(),
@@ -301,7 +291,7 @@ impl Store {
         for r in rows {
             let n = txn
                 .execute_raw(self.stmt(
-                    "UPDATE deliveries SET subject = $1, message_id = $2 WHERE id = $3 AND lease_token = $4 AND status = 'claimed'",
+                    &format!("UPDATE deliveries SET subject = $1, message_id = $2 WHERE id = $3 AND lease_token = $4 AND status = {CLAIMED}"),
                     vec![
                         r.subject.map(str::to_string).into(),
                         r.message_id.map(str::to_string).into(),
@@ -340,9 +330,9 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let n = self
             .exec(
-                "UPDATE deliveries SET status = 'pending', next_attempt_at = $1, attempts = attempts - 1, updated_at = $2, lease_token = NULL, lease_until = NULL, \
+                &format!("UPDATE deliveries SET status = {PENDING}, next_attempt_at = $1, attempts = attempts - 1, updated_at = $2, lease_token = NULL, lease_until = NULL, \
                  last_error = COALESCE($3, last_error) \
-                 WHERE id = $4 AND lease_token = $5 AND status IN ('claimed', 'sending')",
+                 WHERE id = $4 AND lease_token = $5 AND status IN ({LEASED})"),
                 vec![
                     next_at.into(),
                     now.into(),
@@ -366,8 +356,8 @@ impl Store {
     ) -> Result<(u64, u64), StoreError> {
         let released = self
             .exec(
-                "UPDATE deliveries SET status = 'pending', lease_token = NULL, lease_until = NULL, updated_at = $1 \
-                 WHERE status = 'claimed' AND lease_until < $1",
+                &format!("UPDATE deliveries SET status = {PENDING}, lease_token = NULL, lease_until = NULL, updated_at = $1 \
+                 WHERE status = {CLAIMED} AND lease_until < $1"),
                 vec![now.into()],
             )
             .await?;
@@ -386,9 +376,9 @@ impl Store {
         let doubt = self
             .exec(
                 &format!(
-                    "UPDATE deliveries SET status = CASE WHEN {resent} THEN 'retry_wait' ELSE 'in_doubt' END, \
+                    "UPDATE deliveries SET status = CASE WHEN {resent} THEN {RETRY_WAIT} ELSE {IN_DOUBT} END, \
                      next_attempt_at = $1, last_error = $2, lease_token = NULL, lease_until = NULL, updated_at = $1 \
-                     WHERE status = 'sending' AND lease_until < $1"
+                     WHERE status = {SENDING} AND lease_until < $1"
                 ),
                 values,
             )
@@ -441,7 +431,7 @@ impl Store {
                 .exec(
                     &format!(
                         "UPDATE deliveries SET lease_until = $1 \
-                         WHERE lease_token = $2 AND status IN ('claimed', 'sending') AND id IN ({})",
+                         WHERE lease_token = $2 AND status IN ({LEASED}) AND id IN ({})",
                         placeholders(3, ids.len())
                     ),
                     values,
@@ -462,13 +452,13 @@ impl Store {
         now: i64,
     ) -> Result<bool, StoreError> {
         let (status, next) = match resend_at {
-            Some(at) => ("retry_wait", at),
-            None => ("in_doubt", now),
+            Some(at) => (Status::RetryWait, at),
+            None => (Status::InDoubt, now),
         };
         let n = self
             .exec(
-                "UPDATE deliveries SET status = $1, next_attempt_at = $2, last_error = $3, updated_at = $4, lease_token = NULL, lease_until = NULL \
-                 WHERE id = $5 AND lease_token = $6 AND status IN ('claimed', 'sending')",
+                &format!("UPDATE deliveries SET status = $1, next_attempt_at = $2, last_error = $3, updated_at = $4, lease_token = NULL, lease_until = NULL \
+                 WHERE id = $5 AND lease_token = $6 AND status IN ({LEASED})"),
                 vec![
                     status.into(),
                     next.into(),
@@ -491,7 +481,7 @@ impl Store {
         token: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
-        self.release(id, token, now, "status = 'claimed'").await
+        self.release(id, token, now, &[Status::Claimed]).await
     }
 
     /// Gives a row back whose send never started (a stopping daemon): `claimed` or `sending`
@@ -503,7 +493,7 @@ impl Store {
         token: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
-        self.release(id, token, now, "status IN ('claimed', 'sending')")
+        self.release(id, token, now, &[Status::Claimed, Status::Sending])
             .await
     }
 
@@ -514,13 +504,14 @@ impl Store {
         id: i64,
         token: &str,
         now: i64,
-        from: &str,
+        from: &[Status],
     ) -> Result<bool, StoreError> {
+        let from = Status::sql_list(from);
         let n = self
             .exec(
                 &format!(
-                    "UPDATE deliveries SET status = 'pending', attempts = attempts - 1, lease_token = NULL, lease_until = NULL, updated_at = $1 \
-                     WHERE id = $2 AND lease_token = $3 AND {from}"
+                    "UPDATE deliveries SET status = {PENDING}, attempts = attempts - 1, lease_token = NULL, lease_until = NULL, updated_at = $1 \
+                     WHERE id = $2 AND lease_token = $3 AND status IN ({from})"
                 ),
                 vec![now.into(), id.into(), token.to_string().into()],
             )
@@ -533,7 +524,7 @@ impl Store {
     /// the batch that was in flight add no strike). Returns (strikes, until).
     pub async fn pause_channel(
         &self,
-        channel: &str,
+        channel: Channel,
         reason: &str,
         now: i64,
         until: impl Fn(i64) -> i64,
@@ -575,7 +566,7 @@ impl Store {
     pub async fn sent_since(&self, channel: &str, since: i64) -> Result<i64, StoreError> {
         let row = self
             .one(
-                "SELECT COUNT(*) AS n FROM deliveries WHERE channel = $1 AND status = 'sent' AND sent_at >= $2",
+                &format!("SELECT COUNT(*) AS n FROM deliveries WHERE channel = $1 AND status = {SENT} AND sent_at >= $2"),
                 vec![channel.into(), since.into()],
             )
             .await?;
@@ -586,7 +577,7 @@ impl Store {
     }
 
     /// A message went through on `channel`: a pause (its probe succeeded) is over.
-    pub async fn clear_channel_pause(&self, channel: &str) -> Result<bool, StoreError> {
+    pub async fn clear_channel_pause(&self, channel: Channel) -> Result<bool, StoreError> {
         Ok(self
             .exec(
                 "DELETE FROM channel_pauses WHERE channel = $1",
@@ -598,7 +589,7 @@ impl Store {
 
     /// An operator lifted the pause of `channel`: the messages that were waiting for the pause
     /// to end are due at `now`. `false` when the channel was not paused.
-    pub async fn resume_channel(&self, channel: &str, now: i64) -> Result<bool, StoreError> {
+    pub async fn resume_channel(&self, channel: Channel, now: i64) -> Result<bool, StoreError> {
         let Some(row) = self
             .one(
                 "SELECT until FROM channel_pauses WHERE channel = $1",
@@ -610,8 +601,8 @@ impl Store {
         };
         let until: i64 = row.try_get("", "until")?;
         self.exec(
-            "UPDATE deliveries SET next_attempt_at = $1, updated_at = $1 \
-             WHERE channel = $2 AND status = 'retry_wait' AND next_attempt_at > $1 AND next_attempt_at <= $3",
+            &format!("UPDATE deliveries SET next_attempt_at = $1, updated_at = $1 \
+             WHERE channel = $2 AND status = {RETRY_WAIT} AND next_attempt_at > $1 AND next_attempt_at <= $3"),
             vec![now.into(), channel.into(), until.into()],
         )
         .await?;
@@ -629,7 +620,7 @@ impl Store {
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
             out.push(ChannelPause {
-                channel: r.try_get("", "channel")?,
+                channel: channel_at(&r, "channel")?,
                 reason: r.try_get("", "reason")?,
                 paused_at: r.try_get("", "paused_at")?,
                 until: r.try_get("", "until")?,
@@ -674,8 +665,8 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let n = self
             .exec(
-                "UPDATE deliveries SET status = 'retry_wait', next_attempt_at = $1, last_error = $2, updated_at = $3, lease_token = NULL, lease_until = NULL \
-                 WHERE id = $4 AND lease_token = $5 AND status IN ('claimed', 'sending')",
+                &format!("UPDATE deliveries SET status = {RETRY_WAIT}, next_attempt_at = $1, last_error = $2, updated_at = $3, lease_token = NULL, lease_until = NULL \
+                 WHERE id = $4 AND lease_token = $5 AND status IN ({LEASED})"),
                 vec![next_at.into(), error.to_string().into(), now.into(), id.into(), token.to_string().into()],
             )
             .await?;
@@ -691,8 +682,8 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let n = self
             .exec(
-                "UPDATE deliveries SET status = 'failed', last_error = $1, updated_at = $2, lease_token = NULL, lease_until = NULL \
-                 WHERE id = $3 AND lease_token = $4 AND status IN ('claimed', 'sending')",
+                &format!("UPDATE deliveries SET status = {FAILED}, last_error = $1, updated_at = $2, lease_token = NULL, lease_until = NULL \
+                 WHERE id = $3 AND lease_token = $4 AND status IN ({LEASED})"),
                 vec![error.to_string().into(), now.into(), id.into(), token.to_string().into()],
             )
             .await?;
@@ -740,8 +731,8 @@ impl Store {
                 &format!(
                     "SELECT d.id, d.ritual, c.external_id, d.channel, d.attempts, d.last_error, d.updated_at \
                      FROM deliveries d LEFT JOIN customers c ON c.id = d.customer_id \
-                     WHERE d.status = '{}' ORDER BY d.id DESC LIMIT $1",
-                    status.as_str()
+                     WHERE d.status = {} ORDER BY d.id DESC LIMIT $1",
+                    status.sql()
                 ),
                 vec![(limit as i64).into()],
             )
@@ -791,11 +782,10 @@ impl Store {
         now: i64,
     ) -> Result<Vec<i64>, StoreError> {
         debug_assert!(!from.contains(&Status::Claimed));
-        let statuses: Vec<String> = from.iter().map(|s| format!("'{}'", s.as_str())).collect();
         let base = format!(
             "UPDATE deliveries SET {set}, updated_at = $1, lease_token = NULL, lease_until = NULL \
              WHERE status IN ({})",
-            statuses.join(", ")
+            Status::sql_list(from)
         );
         let mut changed = Vec::new();
         let mut run = |rows: Vec<sea_orm::QueryResult>| -> Result<(), StoreError> {
@@ -841,7 +831,7 @@ impl Store {
             RowSelection::Ids(_) => vec![Status::Failed, Status::InDoubt],
         };
         self.operator_update(
-            "status = 'pending', attempts = 0, next_attempt_at = $1",
+            &format!("status = {PENDING}, attempts = 0, next_attempt_at = $1"),
             &from,
             which,
             now,
@@ -866,7 +856,7 @@ impl Store {
             ],
         };
         self.operator_update(
-            "status = 'cancelled', reason = 'cancelled_by_operator'",
+            &format!("status = {CANCELLED}, reason = 'cancelled_by_operator'"),
             &from,
             which,
             now,
