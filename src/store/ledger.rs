@@ -12,9 +12,9 @@
 //! rows with one `UPDATE … RETURNING` that sets a lease (PostgreSQL adds `FOR UPDATE SKIP
 //! LOCKED`); results are written only while the lease token still matches.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
-use sea_orm::{ConnectionTrait, TransactionTrait, Value};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, QueryResult, TransactionTrait, Value};
 
 use super::codes::channel_at;
 use super::codes::sql::{
@@ -160,6 +160,33 @@ const BLOCKED_BY_CONSENT: &str = "EXISTS (SELECT 1 FROM consents c WHERE c.custo
      AND (c.scope IN ('all', 'channel:' || deliveries.channel, 'ritual:' || deliveries.ritual, 'category:' || deliveries.category) \
      OR (c.scope LIKE 'category:%' AND substr('category:' || deliveries.category, 1, length(c.scope) + 1) = c.scope || '.')))";
 
+/// A row the claim returned, leased under `token`, with its stored message if any.
+fn claimed_row(
+    r: &QueryResult,
+    payload: Option<String>,
+    token: &str,
+) -> Result<ClaimedDelivery, StoreError> {
+    Ok(ClaimedDelivery {
+        id: r.try_get("", "id")?,
+        ritual: r.try_get("", "ritual")?,
+        category: r.try_get("", "category")?,
+        customer_id: r.try_get("", "customer_id")?,
+        occurrence: r.try_get("", "occurrence")?,
+        channel: channel_at(r, "channel")?,
+        recipient: r
+            .try_get::<Option<String>>("", "recipient")?
+            .unwrap_or_default(),
+        subject: r.try_get("", "subject")?,
+        payload,
+        occasion: r.try_get("", "occasion")?,
+        send_window: r.try_get("", "send_window")?,
+        message_id: r.try_get("", "message_id")?,
+        attempts: r.try_get("", "attempts")?,
+        due_at: r.try_get("", "due_at")?,
+        lease_token: token.to_string(),
+    })
+}
+
 impl Store {
     /// Claims up to `limit` due rows for `lease_secs`, oldest due first. In the same
     /// transaction, claimed rows whose customer opted out since planning are marked
@@ -176,6 +203,42 @@ impl Store {
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
         let token = random_token();
         let txn = self.db.begin().await?;
+        let rows = txn
+            .query_all_raw(self.stmt(
+                &self.claim_sql(),
+                vec![
+                    token.clone().into(),
+                    (now + lease_secs as i64).into(),
+                    now.into(),
+                    (limit as i64).into(),
+                ],
+            ))
+            .await?;
+        let mut blocked = HashSet::new();
+        let mut payloads = HashMap::new();
+        if !rows.is_empty() {
+            let ids: Vec<i64> = rows
+                .iter()
+                .map(|r| r.try_get::<i64>("", "id"))
+                .collect::<Result<_, _>>()?;
+            payloads = self.stored_payloads(&txn, &ids).await?;
+            blocked = self.suppress_opted_out(&txn, &ids, now, &token).await?;
+        }
+        txn.commit().await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let id: i64 = r.try_get("", "id")?;
+            if !blocked.contains(&id) {
+                out.push(claimed_row(&r, payloads.remove(&id), &token)?);
+            }
+        }
+        out.sort_by_key(|c| c.id);
+        Ok(out)
+    }
+
+    /// The claim of [`Store::claim_due`]: `$1` the lease token, `$2` its end, `$3` now, `$4`
+    /// the limit; returns the claimed rows.
+    fn claim_sql(&self) -> String {
         let lock = if self.is_postgres() {
             " FOR UPDATE SKIP LOCKED"
         } else {
@@ -189,7 +252,7 @@ impl Store {
                  ORDER BY next_attempt_at, id LIMIT $4{lock}"
             )
         };
-        let sql = format!(
+        format!(
             "WITH fresh AS ({}), again AS ({}) \
              UPDATE deliveries SET status = {CLAIMED}, lease_token = $1, lease_until = $2, attempts = attempts + 1, updated_at = $3 \
              WHERE id IN (SELECT id FROM (SELECT id, next_attempt_at FROM fresh UNION ALL SELECT id, next_attempt_at FROM again) AS due \
@@ -197,83 +260,59 @@ impl Store {
              RETURNING id, ritual, category, customer_id, occurrence, channel, recipient, subject, message_id, attempts, due_at, occasion, send_window",
             due(Status::Pending),
             due(Status::RetryWait)
-        );
-        let rows = txn
+        )
+    }
+
+    /// The stored messages of rows already rendered (retries, pre-rendered rows) among `ids`.
+    async fn stored_payloads(
+        &self,
+        txn: &DatabaseTransaction,
+        ids: &[i64],
+    ) -> Result<HashMap<i64, String>, StoreError> {
+        let mut payloads = HashMap::new();
+        for r in txn
             .query_all_raw(self.stmt(
-                &sql,
-                vec![
-                    token.clone().into(),
-                    (now + lease_secs as i64).into(),
-                    now.into(),
-                    (limit as i64).into(),
-                ],
+                &format!(
+                    "SELECT delivery_id, payload FROM delivery_messages WHERE delivery_id IN ({})",
+                    placeholders(1, ids.len())
+                ),
+                ids.iter().map(|i| Value::from(*i)).collect(),
             ))
-            .await?;
-        let mut blocked: std::collections::HashSet<i64> = Default::default();
-        let mut payloads: std::collections::HashMap<i64, String> = Default::default();
-        if !rows.is_empty() {
-            let ids: Vec<i64> = rows
-                .iter()
-                .map(|r| r.try_get::<i64>("", "id"))
-                .collect::<Result<_, _>>()?;
-            // The stored messages of rows already rendered (retries, pre-rendered rows).
-            for r in txn
-                .query_all_raw(self.stmt(
-                    &format!(
-                        "SELECT delivery_id, payload FROM delivery_messages WHERE delivery_id IN ({})",
-                        placeholders(1, ids.len())
-                    ),
-                    ids.iter().map(|i| Value::from(*i)).collect(),
-                ))
-                .await?
-            {
-                payloads.insert(r.try_get("", "delivery_id")?, r.try_get("", "payload")?);
-            }
-            let mut values: Vec<Value> = vec![now.into(), token.clone().into()];
-            values.extend(ids.iter().map(|i| Value::from(*i)));
-            for r in txn
-                .query_all_raw(self.stmt(
-                    &format!(
-                        "UPDATE deliveries SET status = {SUPPRESSED}, reason = 'opted_out_before_send', updated_at = $1, \
-                         lease_token = NULL, lease_until = NULL, attempts = attempts - 1 \
-                         WHERE lease_token = $2 AND id IN ({}) AND {BLOCKED_BY_CONSENT} RETURNING id",
-                        placeholders(3, ids.len())
-                    ),
-                    values,
-                ))
-                .await?
-            {
-                blocked.insert(r.try_get::<i64>("", "id")?);
-            }
+            .await?
+        {
+            payloads.insert(r.try_get("", "delivery_id")?, r.try_get("", "payload")?);
         }
-        txn.commit().await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
-            if blocked.contains(&r.try_get::<i64>("", "id")?) {
-                continue;
-            }
-            out.push(ClaimedDelivery {
-                id: r.try_get("", "id")?,
-                ritual: r.try_get("", "ritual")?,
-                category: r.try_get("", "category")?,
-                customer_id: r.try_get("", "customer_id")?,
-                occurrence: r.try_get("", "occurrence")?,
-                channel: channel_at(&r, "channel")?,
-                recipient: r
-                    .try_get::<Option<String>>("", "recipient")?
-                    .unwrap_or_default(),
-                subject: r.try_get("", "subject")?,
-                payload: payloads.remove(&r.try_get::<i64>("", "id")?),
-                occasion: r.try_get("", "occasion")?,
-                send_window: r.try_get("", "send_window")?,
-                message_id: r.try_get("", "message_id")?,
-                attempts: r.try_get("", "attempts")?,
-                due_at: r.try_get("", "due_at")?,
-                lease_token: token.clone(),
-            });
+        Ok(payloads)
+    }
+
+    /// Of the rows `ids` just claimed under `token`, those whose customer opted out since
+    /// planning become `suppressed` (`opted_out_before_send`, the attempt not counted);
+    /// returns their ids.
+    async fn suppress_opted_out(
+        &self,
+        txn: &DatabaseTransaction,
+        ids: &[i64],
+        now: i64,
+        token: &str,
+    ) -> Result<HashSet<i64>, StoreError> {
+        let mut values: Vec<Value> = vec![now.into(), token.to_string().into()];
+        values.extend(ids.iter().map(|i| Value::from(*i)));
+        let mut blocked = HashSet::new();
+        for r in txn
+            .query_all_raw(self.stmt(
+                &format!(
+                    "UPDATE deliveries SET status = {SUPPRESSED}, reason = 'opted_out_before_send', updated_at = $1, \
+                     lease_token = NULL, lease_until = NULL, attempts = attempts - 1 \
+                     WHERE lease_token = $2 AND id IN ({}) AND {BLOCKED_BY_CONSENT} RETURNING id",
+                    placeholders(3, ids.len())
+                ),
+                values,
+            ))
+            .await?
+        {
+            blocked.insert(r.try_get::<i64>("", "id")?);
         }
-        out.sort_by_key(|c| c.id);
-        Ok(out)
+        Ok(blocked)
     }
 
     /// Stores the rendered messages of claimed rows (first attempts), so every retry sends the
