@@ -295,7 +295,7 @@ impl App {
         // Each channel goes one by one or, with `handover_batch` > 1, ahead; both at once.
         let (ahead, one_by_one): (Vec<_>, Vec<_>) = batch
             .into_iter()
-            .partition(|r| d.handover_batch.of(r.channel.as_str()) > 1);
+            .partition(|r| d.handover_batch.of(r.channel) > 1);
         let (email_ahead, sms_ahead): (Vec<_>, Vec<_>) =
             ahead.into_iter().partition(|r| r.channel != Channel::Sms);
         let paused = &paused;
@@ -487,7 +487,7 @@ impl App {
         let Some(first) = batch.first() else {
             return Ok(report);
         };
-        let chunk = self.cfg.delivery.handover_batch.of(first.channel.as_str()) as usize;
+        let chunk = self.cfg.delivery.handover_batch.of(first.channel) as usize;
         let concurrency = self.channels.concurrency(first.channel.as_str());
         let ahead = Ahead {
             batch: &batch,
@@ -747,7 +747,7 @@ impl App {
         now_s: i64,
     ) -> Result<bool, super::AppError> {
         let d = &self.cfg.delivery;
-        let resend = d.in_doubt_policy(row.channel.as_str()) == InDoubtPolicy::Resend
+        let resend = d.in_doubt_policy(row.channel) == InDoubtPolicy::Resend
             && (row.attempts as u32) < d.max_attempts;
         let resend_at = resend.then(|| now_s + retry_delay_secs(row.attempts as u32, jitter()));
         tracing::warn!(
@@ -897,8 +897,7 @@ impl App {
                 report.released += 1;
                 continue;
             }
-            let resend =
-                (d.in_doubt_policy(row.channel.as_str()) == InDoubtPolicy::Resend).then_some(now);
+            let resend = (d.in_doubt_policy(row.channel) == InDoubtPolicy::Resend).then_some(now);
             if self
                 .store
                 .mark_in_doubt(

@@ -40,6 +40,22 @@ pub enum Status {
     Cancelled,
 }
 
+impl Status {
+    /// Whether a row in this status is (or will be) a message to the customer: what the
+    /// engine remembers as sent for the frequency caps and collisions.
+    pub fn is_message(self) -> bool {
+        matches!(
+            self,
+            Status::Pending
+                | Status::Claimed
+                | Status::Sending
+                | Status::RetryWait
+                | Status::Sent
+                | Status::InDoubt
+        )
+    }
+}
+
 /// A decision to record.
 #[derive(Debug, Clone)]
 pub struct NewDelivery {
@@ -391,7 +407,7 @@ impl Store {
     pub async fn release_expired_leases(
         &self,
         now: i64,
-        resend: &[&str],
+        resend: &[Channel],
     ) -> Result<(u64, u64), StoreError> {
         let released = self
             .exec(
@@ -411,7 +427,7 @@ impl Store {
             "in doubt: the worker stopped while handing the message over; the provider may have it"
                 .into(),
         ];
-        values.extend(resend.iter().map(|c| Value::from(c.to_string())));
+        values.extend(resend.iter().map(|c| Value::from(*c)));
         let doubt = self
             .exec(
                 &format!(
@@ -602,7 +618,7 @@ impl Store {
     }
 
     /// Messages sent on `channel` since `since` (daily rate limits after a restart).
-    pub async fn sent_since(&self, channel: &str, since: i64) -> Result<i64, StoreError> {
+    pub async fn sent_since(&self, channel: Channel, since: i64) -> Result<i64, StoreError> {
         let row = self
             .one(
                 &format!("SELECT COUNT(*) AS n FROM deliveries WHERE channel = $1 AND status = {SENT} AND sent_at >= $2"),
