@@ -30,6 +30,10 @@ fn hmac_hex(key: &[u8], data: &str, chars: usize) -> String {
     h
 }
 
+/// The domain part of an SMS's Message-ID (an SMS has no sender domain; the id only names the
+/// message in the ledger and the outbox).
+const SMS_MESSAGE_ID_DOMAIN: &str = "sms";
+
 /// `<hmac>@<sender domain>`: stable for an occurrence and channel (so a retry carries the same
 /// id), unguessable, and free of personal data (Message-IDs are visible to every server).
 pub fn message_id(key: &[u8], occ: &OccurrenceKey, channel: Channel, domain: &str) -> String {
@@ -561,7 +565,7 @@ fn compose_sms(
         r.text = format!("{prefix}{}", r.text);
         r.length = crate::render::sms_length(&r.text);
     }
-    let mid = message_id(req.key, occ, req.channel, "sms");
+    let mid = message_id(req.key, occ, req.channel, SMS_MESSAGE_ID_DOMAIN);
     Ok(Composed {
         subject: None,
         payload: r.text,

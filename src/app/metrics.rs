@@ -184,11 +184,11 @@ fn esc(s: &str) -> String {
 mod tests {
     use super::*;
 
-    fn count(ritual: &str, channel: &str, status: &str, reason: &str, n: i64) -> LedgerCount {
+    fn count(ritual: &str, channel: &str, status: Status, reason: &str, n: i64) -> LedgerCount {
         LedgerCount {
             ritual: ritual.into(),
             channel: channel.into(),
-            status: status.parse().unwrap(),
+            status,
             reason: reason.into(),
             n,
         }
@@ -202,11 +202,11 @@ mod tests {
         m.observe_send(Channel::Email, 100.0, true);
         m.observe_send(Channel::Sms, 0.001, false);
         let text = m.render(&[
-            count("birthday", "email", "sent", "", 3),
-            count("birthday", "email", "suppressed", "opted_out", 2),
-            count("birthday", "email", "suppressed", "holdout", 1),
-            count("birthday", "sms", "pending", "", 4),
-            count("we\"ird", "email", "failed", "", 1),
+            count("birthday", "email", Status::Sent, "", 3),
+            count("birthday", "email", Status::Suppressed, "opted_out", 2),
+            count("birthday", "email", Status::Suppressed, "holdout", 1),
+            count("birthday", "sms", Status::Pending, "", 4),
+            count("we\"ird", "email", Status::Failed, "", 1),
         ]);
         let has = |line: &str| assert!(text.lines().any(|l| l == line), "{line}\n{text}");
         has("ritualist_due{ritual=\"birthday\",channel=\"email\"} 6");

@@ -32,26 +32,18 @@ impl OutboxView {
         c
     }
 
-    /// Statuses in lifecycle order (unknown ones last, by name), each with its count per channel.
-    pub fn by_status(&self) -> Vec<(String, BTreeMap<String, i64>)> {
-        let mut map: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
+    /// Statuses in lifecycle order, each with its count per channel.
+    pub fn by_status(&self) -> Vec<(Status, BTreeMap<String, i64>)> {
+        let mut map: BTreeMap<usize, (Status, BTreeMap<String, i64>)> = BTreeMap::new();
         for q in &self.queue {
-            *map.entry(q.status.clone())
-                .or_default()
+            let place = Status::ALL.iter().position(|s| *s == q.status);
+            *map.entry(place.unwrap_or(Status::ALL.len()))
+                .or_insert_with(|| (q.status, BTreeMap::new()))
+                .1
                 .entry(q.channel.clone())
                 .or_default() += q.count;
         }
-        let mut rows: Vec<(String, BTreeMap<String, i64>)> = map.into_iter().collect();
-        rows.sort_by_key(|(s, _)| {
-            (
-                Status::ALL
-                    .iter()
-                    .position(|o| o.as_str() == s)
-                    .unwrap_or(Status::ALL.len()),
-                s.clone(),
-            )
-        });
-        rows
+        map.into_values().collect()
     }
 }
 

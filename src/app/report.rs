@@ -479,15 +479,22 @@ pub async fn report(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Channel;
 
-    fn ledger(ritual: &str, c: i64, status: &str, reason: Option<&str>, due_at: i64) -> LedgerFact {
+    fn ledger(
+        ritual: &str,
+        c: i64,
+        status: Status,
+        reason: Option<&str>,
+        due_at: i64,
+    ) -> LedgerFact {
         LedgerFact {
             ritual: ritual.into(),
             category: ritual.into(),
             customer_id: c,
             occurrence: format!("o{c}"),
             channel: "email".into(),
-            status: status.parse().unwrap(),
+            status,
             reason: reason.map(String::from),
             due_at,
         }
@@ -516,16 +523,16 @@ mod tests {
         let t = DAY;
         let input = ReportInput {
             ledger: vec![
-                ledger("w", 1, "sent", None, t),
+                ledger("w", 1, Status::Sent, None, t),
                 // The same customer's second occurrence: still one customer, at the first.
-                ledger("w", 1, "sent", None, 5 * t),
-                ledger("w", 2, "sent", None, t),
-                ledger("w", 3, "suppressed", Some("holdout"), t),
-                ledger("w", 4, "suppressed", Some("opted_out:category:w"), t),
-                ledger("w", 5, "suppressed", Some("capped_by:birthday"), t),
-                ledger("w", 6, "pending", None, t),
+                ledger("w", 1, Status::Sent, None, 5 * t),
+                ledger("w", 2, Status::Sent, None, t),
+                ledger("w", 3, Status::Suppressed, Some("holdout"), t),
+                ledger("w", 4, Status::Suppressed, Some("opted_out:category:w"), t),
+                ledger("w", 5, Status::Suppressed, Some("capped_by:birthday"), t),
+                ledger("w", 6, Status::Pending, None, t),
                 // Its window (day 95 + 10) is still open on day 100.
-                ledger("w", 7, "sent", None, 95 * t),
+                ledger("w", 7, Status::Sent, None, 95 * t),
             ],
             orders: vec![
                 order(1, t, 999),          // at the occurrence itself: not after it
@@ -568,11 +575,11 @@ mod tests {
 
     #[test]
     fn opt_outs_go_to_the_last_message_their_scope_covers() {
-        let sent = |ritual: &str, category: &str, channel: &str, at: i64| SentFact {
+        let sent = |ritual: &str, category: &str, channel: Channel, at: i64| SentFact {
             ritual: ritual.into(),
             category: category.into(),
             customer_id: 1,
-            channel: channel.parse().unwrap(),
+            channel,
             sent_at: at,
         };
         let out = |scope: &str, at: i64| OptOutFact {
@@ -583,11 +590,11 @@ mod tests {
         };
         let input = ReportInput {
             sent_before_opt_outs: vec![
-                sent("holidays", "holidays.mothers_day", "email", 10),
-                sent("birthday", "birthday", "sms", 20),
-                sent("survey", "survey", "email", 30),
+                sent("holidays", "holidays.mothers_day", Channel::Email, 10),
+                sent("birthday", "birthday", Channel::Sms, 20),
+                sent("survey", "survey", Channel::Email, 30),
                 // After every opt-out: never the cause.
-                sent("digest", "digest", "email", 99),
+                sent("digest", "digest", Channel::Email, 99),
             ],
             opt_outs: vec![
                 out("category:holidays", 40), // parent category → holidays

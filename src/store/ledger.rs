@@ -16,10 +16,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use sea_orm::{ConnectionTrait, DatabaseTransaction, QueryResult, TransactionTrait, Value};
 
-use super::codes::channel_at;
 use super::codes::sql::{
     CANCELLED, CLAIMED, FAILED, IN_DOUBT, LEASED, PENDING, RETRY_WAIT, SENDING, SENT, SUPPRESSED,
 };
+use super::codes::{channel_at, status_at};
 use super::{Store, StoreError, placeholders, random_token};
 use crate::domain::Channel;
 
@@ -132,7 +132,8 @@ pub struct DeliveryRow {
 /// Rows per (status, channel): the queue depth `ritualist outbox` shows.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct QueueCount {
-    pub status: String,
+    pub status: Status,
+    /// The channel's name, `none` for decisions that have none.
     pub channel: String,
     pub count: i64,
 }
@@ -144,7 +145,7 @@ pub struct FailedDelivery {
     pub ritual: String,
     /// The customer's external id (`None` if the customer is gone).
     pub customer: Option<String>,
-    pub channel: String,
+    pub channel: Channel,
     pub attempts: i32,
     pub last_error: Option<String>,
     pub updated_at: i64,
@@ -756,7 +757,7 @@ impl Store {
         rows.iter()
             .map(|r| {
                 Ok(QueueCount {
-                    status: r.try_get("", "status")?,
+                    status: status_at(r, "status")?,
                     channel: r.try_get("", "channel")?,
                     count: r.try_get("", "n")?,
                 })
@@ -798,7 +799,7 @@ impl Store {
                     id: r.try_get("", "id")?,
                     ritual: r.try_get("", "ritual")?,
                     customer: r.try_get("", "external_id")?,
-                    channel: r.try_get("", "channel")?,
+                    channel: channel_at(r, "channel")?,
                     attempts: r.try_get("", "attempts")?,
                     last_error: r.try_get("", "last_error")?,
                     updated_at: r.try_get("", "updated_at")?,
