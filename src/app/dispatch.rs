@@ -1,6 +1,7 @@
 //! Draining the outbox: claim due rows under a lease, send each outside any transaction,
 //! record the result (fenced by the lease token). Knows nothing about rituals or templates:
-//! it sends the stored bytes, so a retry is byte-identical to the first attempt.
+//! it sends the stored bytes, so a retry is byte-identical to the first attempt (a row's first
+//! attempt has its message rendered by `render_queue`).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
