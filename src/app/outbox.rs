@@ -157,3 +157,46 @@ pub fn all_failed() -> RowSelection {
 pub fn all_in_doubt() -> RowSelection {
     RowSelection::AllIn(vec![Status::InDoubt])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_are_listed_in_lifecycle_order_with_their_channels() {
+        let q = |status, channel: &str, count| QueueCount {
+            status,
+            channel: channel.into(),
+            count,
+        };
+        let view = OutboxView {
+            queue: vec![
+                q(Status::Sent, "email", 5),
+                q(Status::Suppressed, "none", 1),
+                q(Status::Sending, "sms", 2),
+                q(Status::Pending, "email", 3),
+                q(Status::Pending, "sms", 4),
+                q(Status::RetryWait, "email", 1),
+            ],
+            total: 16,
+            failed: Vec::new(),
+            in_doubt: Vec::new(),
+            paused: Vec::new(),
+        };
+        let rows = view.by_status();
+        let order: Vec<Status> = rows.iter().map(|(s, _)| *s).collect();
+        assert_eq!(
+            order,
+            [
+                Status::Pending,
+                Status::RetryWait,
+                Status::Sending,
+                Status::Sent,
+                Status::Suppressed
+            ]
+        );
+        assert_eq!(rows[0].1["email"], 3);
+        assert_eq!(rows[0].1["sms"], 4);
+        assert_eq!(view.channels(), ["email", "none", "sms"]);
+    }
+}
