@@ -1,9 +1,9 @@
 //! Draining the outbox: claim due rows under a lease, send each outside any transaction,
 //! record the result (fenced by the lease token). Knows nothing about rituals or templates:
-//! it sends the stored bytes, so a retry is byte-identical to the first attempt.
+//! it sends the stored bytes, so a retry is byte-identical to the first attempt (a row's first
+//! attempt has its message rendered by `render_queue`).
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
@@ -12,33 +12,46 @@ use jiff::tz::TimeZone;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 use super::App;
-use super::message::{ComposeError, compose_with};
-use super::tokens::LinkMode;
 
-use crate::channel::{Handover, Outgoing, SendError};
+use crate::channel::{Handover, Outgoing, SendError, SendFailure};
 use crate::config::{AllowedHours, InDoubtPolicy};
-use crate::domain::{Channel, Email, Phone};
-use crate::plan::{CustomerFacts, Occasion, next_allowed};
-use crate::store::{ClaimedDelivery, RenderedMessage, Urgency};
+use crate::domain::Channel;
+use crate::plan::next_allowed;
+use crate::store::{ClaimedDelivery, Urgency};
 
-/// How a message that could not be composed is logged (its reason always goes on the row).
-#[derive(Debug, Clone, Copy)]
-enum Logged {
-    /// With the reason.
-    Text,
-    /// Without it (it may quote the address).
-    Hidden,
-    /// Already logged where it happened (a caught panic).
-    Already,
-}
+/// How long a row whose send window cannot be read waits before it is looked at again.
+const UNREADABLE_WINDOW_WAIT_SECS: i64 = 3600;
 
 /// When a row's send window (`<zone> HH:MM-HH:MM`) is closed at `now`, when it opens.
+///
+/// A window that cannot be read (an unknown zone, malformed hours) fails closed: the row is
+/// quiet for [`UNREADABLE_WINDOW_WAIT_SECS`] and a warning says why, rather than a message
+/// going out at 3 a.m.
 pub fn quiet_until(window: &str, now: Timestamp) -> Option<Timestamp> {
+    match parse_window(window) {
+        Some((zone, hours)) => {
+            let next = next_allowed(now, &zone, Some(hours));
+            (next > now).then_some(next)
+        }
+        None => {
+            tracing::warn!(
+                window,
+                "the row's send window cannot be read: not sending it now (checked again in {UNREADABLE_WINDOW_WAIT_SECS} s)"
+            );
+            Some(
+                Timestamp::from_second(now.as_second() + UNREADABLE_WINDOW_WAIT_SECS)
+                    .unwrap_or(Timestamp::MAX),
+            )
+        }
+    }
+}
+
+/// A send window's zone and hours, `None` when either cannot be read.
+fn parse_window(window: &str) -> Option<(TimeZone, AllowedHours)> {
     let (zone, hours) = window.rsplit_once(' ')?;
     let hours: AllowedHours = hours.parse().ok()?;
     let zone = TimeZone::get(zone).ok()?;
-    let next = next_allowed(now, &zone, Some(hours));
-    (next > now).then_some(next)
+    Some((zone, hours))
 }
 
 /// When the row's send window is closed at the clock's moment, when it opens.
@@ -166,7 +179,7 @@ fn outgoing<'a>(
     handover: Option<&'a dyn Handover>,
 ) -> Outgoing<'a> {
     Outgoing {
-        channel: &row.channel,
+        channel: row.channel.as_str(),
         recipient: &row.recipient,
         payload: row.payload.as_deref().unwrap_or_default(),
         message_id: row.message_id.as_deref(),
@@ -180,6 +193,39 @@ fn outgoing<'a>(
 pub fn pause_secs(base: u32, strikes: i64) -> i64 {
     let doubling = strikes.saturating_sub(1).clamp(0, 16) as u32;
     (base as i64).saturating_mul(1i64 << doubling).min(86_400)
+}
+
+/// The shared state of one [`App::send_ahead`] batch of one channel.
+struct Ahead<'a> {
+    batch: &'a [ClaimedDelivery],
+    /// `delivery.handover_batch` of the channel: rows committed `sending` per statement.
+    chunk: usize,
+    /// Free places among the unsettled rows (2 × `chunk`).
+    unsettled: Semaphore,
+    /// The channel's concurrency, and its permits: held only while a transport works.
+    concurrency: usize,
+    permits: Semaphore,
+    /// Set when a row's transport starts: a stop gives back the rows never started.
+    started: Vec<AtomicBool>,
+    /// Places the feed waits for before it commits its next chunk (0: not waiting).
+    wanted: AtomicUsize,
+    /// Results queued to linger, not yet committed: their places come back with them.
+    lingering: AtomicUsize,
+    from: &'a str,
+}
+
+impl Ahead<'_> {
+    /// Whether a result just known may linger for others to share its commit. Not with
+    /// nothing else on the wire (the end of a batch, an instant transport): no result is
+    /// coming to share it. Nor when the next chunk waits only for this result and those
+    /// lingering: its places are free once they commit, and a linger would idle the
+    /// connections.
+    fn should_linger(&self) -> bool {
+        let on_the_wire = self.permits.available_permits() < self.concurrency;
+        let want = self.wanted.load(Ordering::SeqCst);
+        let freed = self.unsettled.available_permits() + self.lingering.load(Ordering::SeqCst) + 1;
+        on_the_wire && (want == 0 || freed < want)
+    }
 }
 
 impl App {
@@ -224,7 +270,7 @@ impl App {
         if claimed.is_empty() {
             return Ok(report);
         }
-        let paused: Vec<String> = self
+        let paused: Vec<Channel> = self
             .store
             .channel_pauses()
             .await?
@@ -250,9 +296,9 @@ impl App {
         // Each channel goes one by one or, with `handover_batch` > 1, ahead; both at once.
         let (ahead, one_by_one): (Vec<_>, Vec<_>) = batch
             .into_iter()
-            .partition(|r| d.handover_batch.of(&r.channel) > 1);
+            .partition(|r| d.handover_batch.of(r.channel) > 1);
         let (email_ahead, sms_ahead): (Vec<_>, Vec<_>) =
-            ahead.into_iter().partition(|r| r.channel != "sms");
+            ahead.into_iter().partition(|r| r.channel != Channel::Sms);
         let paused = &paused;
         let out: Vec<i64> = one_by_one
             .iter()
@@ -332,7 +378,7 @@ impl App {
         &self,
         batch: Vec<ClaimedDelivery>,
         clock: &DrainClock,
-        paused: &[String],
+        paused: &[Channel],
     ) -> Result<DispatchReport, super::AppError> {
         let mut report = DispatchReport::default();
         if batch.is_empty() {
@@ -353,16 +399,16 @@ impl App {
         // A message holds its channel's permit from its send until its result is recorded,
         // so at most `concurrency(channel)` messages of a channel are unsettled at any moment
         // (what a crash can leave in doubt).
-        let email_permits = Semaphore::new(self.channels.concurrency("email"));
-        let sms_permits = Semaphore::new(self.channels.concurrency("sms"));
+        let email_permits = Semaphore::new(self.channels.concurrency(Channel::Email.as_str()));
+        let sms_permits = Semaphore::new(self.channels.concurrency(Channel::Sms.as_str()));
         let (email_permits, sms_permits) = (&email_permits, &sms_permits);
         // SMS of this batch whose result is not yet on its way to the ledger.
-        let sms_left = AtomicUsize::new(batch.iter().filter(|r| r.channel == "sms").count());
+        let sms_left = AtomicUsize::new(batch.iter().filter(|r| r.channel == Channel::Sms).count());
         let sms_left = &sms_left;
         let sends = batch.iter().zip(&handovers).map(|(row, handover)| {
             let from = from.as_str();
             async move {
-                let sms = row.channel == "sms";
+                let sms = row.channel == Channel::Sms;
                 let permits = if sms { sms_permits } else { email_permits };
                 let permit = permits
                     .acquire()
@@ -379,8 +425,9 @@ impl App {
                 let msg = outgoing(row, from, Some(handover));
                 let result = self
                     .metrics
-                    .timed(&row.channel, self.channels.send(&msg))
-                    .await;
+                    .timed(row.channel, self.channels.send(&msg))
+                    .await
+                    .map_err(SendFailure::from);
                 // Recorded as soon as it is known: a crash now leaves at most the messages
                 // still on the wire in doubt, not the whole batch.
                 if !sms {
@@ -433,124 +480,33 @@ impl App {
         &self,
         batch: Vec<ClaimedDelivery>,
         clock: &DrainClock,
-        paused: &[String],
+        paused: &[Channel],
     ) -> Result<DispatchReport, super::AppError> {
-        use std::sync::atomic::AtomicBool;
-
         use futures_util::StreamExt;
 
-        let mut report = DispatchReport::default();
+        let report = DispatchReport::default();
         let Some(first) = batch.first() else {
             return Ok(report);
         };
-        let d = &self.cfg.delivery;
-        let chunk = d.handover_batch.of(&first.channel) as usize;
-        // Free places among the unsettled rows (2 × N): a chunk is committed once all of
-        // its places are free, so the next chunk is ready while the previous one is sending.
-        let unsettled = Semaphore::new(2 * chunk);
-        let concurrency = self.channels.concurrency(&first.channel);
-        let permits = Semaphore::new(concurrency);
-        // Set when a row's transport starts: a stop gives back the rows never started.
-        let started: Vec<AtomicBool> = batch.iter().map(|_| AtomicBool::new(false)).collect();
-        let from = self.cfg.shop.from_email.as_str();
-        // Places the feed waits for before it commits its next chunk (0: not waiting), and
-        // results queued to linger, not yet committed: their places come back with them.
-        let (wanted, lingering) = (AtomicUsize::new(0), AtomicUsize::new(0));
-        let (ready_tx, mut ready) = tokio::sync::mpsc::unbounded_channel::<(usize, bool)>();
-        let (batch_ref, unsettled_ref) = (&batch, &unsettled);
-        let (wanted_ref, lingering_ref) = (&wanted, &lingering);
-        let mut deferred = DispatchReport::default();
-        let deferred_ref = &mut deferred;
-        let feed = async move {
-            for (c, rows) in batch_ref.chunks(chunk).enumerate() {
-                wanted_ref.store(rows.len(), Ordering::SeqCst);
-                unsettled_ref
-                    .acquire_many(rows.len() as u32)
-                    .await
-                    .expect("the semaphore is never closed")
-                    .forget();
-                wanted_ref.store(0, Ordering::SeqCst);
-                // Rows whose send window closed since the batch was claimed wait, untried;
-                // their places come back at once.
-                let mut open = Vec::with_capacity(rows.len());
-                for (i, row) in rows.iter().enumerate() {
-                    match quiet_now(row, clock) {
-                        Some(next) => {
-                            deferred_ref.add(self.defer_quiet(row, next, clock.now_s()).await?);
-                            unsettled_ref.add_permits(1);
-                        }
-                        None => open.push((c * chunk + i, row)),
-                    }
-                }
-                if open.is_empty() {
-                    continue;
-                }
-                // Issued together, so they share one group commit.
-                let now_s = clock.now_s();
-                let marked = futures_util::future::join_all(open.iter().map(|(_, row)| {
-                    self.store
-                        .mark_sending(row.id, &row.lease_token, now_s, d.lease_secs)
-                }))
-                .await;
-                crate::failpoint::hit("after_handover_batch");
-                for ((i, _), m) in open.iter().zip(marked) {
-                    let _ = ready_tx.send((*i, m?));
-                }
-            }
-            Ok::<(), super::AppError>(())
+        let chunk = self.cfg.delivery.handover_batch.of(first.channel) as usize;
+        let concurrency = self.channels.concurrency(first.channel.as_str());
+        let ahead = Ahead {
+            batch: &batch,
+            chunk,
+            unsettled: Semaphore::new(2 * chunk),
+            concurrency,
+            permits: Semaphore::new(concurrency),
+            started: batch.iter().map(|_| AtomicBool::new(false)).collect(),
+            wanted: AtomicUsize::new(0),
+            lingering: AtomicUsize::new(0),
+            from: self.cfg.shop.from_email.as_str(),
         };
-        let (started_ref, permits_ref) = (&started, &permits);
+        let ahead = &ahead;
+        let (ready_tx, mut ready) = tokio::sync::mpsc::unbounded_channel::<(usize, bool)>();
+        let mut deferred = DispatchReport::default();
+        let feed = self.feed_ahead(ahead, clock, ready_tx, &mut deferred);
         let send = futures_util::stream::poll_fn(move |cx| ready.poll_recv(cx))
-            .map(|(i, handed_over)| async move {
-                let row = &batch_ref[i];
-                let r = if !handed_over {
-                    tracing::warn!(
-                        delivery = row.id,
-                        "not sent: the lease was lost before the handover"
-                    );
-                    Ok(DispatchReport {
-                        lease_lost: 1,
-                        ..Default::default()
-                    })
-                } else {
-                    let permit = permits_ref.acquire().await;
-                    started_ref[i].store(true, Ordering::SeqCst);
-                    // Committed already, with its chunk.
-                    let msg = outgoing(row, from, None);
-                    let result = self
-                        .metrics
-                        .timed(&row.channel, self.channels.send(&msg))
-                        .await;
-                    drop(permit);
-                    // With nothing else on the wire no result is coming to share the commit
-                    // (the end of a batch, an instant transport): record it now. Nor when the
-                    // next chunk waits only for this result and those lingering: its places
-                    // are free once they commit, and a linger would idle the connections.
-                    let on_the_wire = permits_ref.available_permits() < concurrency;
-                    let want = wanted_ref.load(Ordering::SeqCst);
-                    let freed = unsettled_ref.available_permits()
-                        + lingering_ref.load(Ordering::SeqCst)
-                        + 1;
-                    let linger = on_the_wire && (want == 0 || freed < want);
-                    if linger {
-                        lingering_ref.fetch_add(1, Ordering::SeqCst);
-                    }
-                    let urgency = if linger {
-                        Urgency::Linger
-                    } else {
-                        Urgency::Now
-                    };
-                    let r = self
-                        .settle(row, result, clock.now_s(), paused, urgency, None)
-                        .await;
-                    if linger {
-                        lingering_ref.fetch_sub(1, Ordering::SeqCst);
-                    }
-                    r
-                };
-                unsettled_ref.add_permits(1);
-                r
-            })
+            .map(|(i, handed_over)| self.send_committed(ahead, i, handed_over, clock, paused))
             .buffer_unordered(2 * chunk)
             .fold(Ok(DispatchReport::default()), |acc, r| async move {
                 let mut acc = acc?;
@@ -563,13 +519,116 @@ impl App {
         let (fed, sent) = tokio::select! {
             r = all => r,
             _ = self.grace_after_stop() => {
-                return self.abandon(&batch, Some(&started), clock.now_s(), report).await;
+                return self.abandon(&batch, Some(&ahead.started), clock.now_s(), report).await;
             }
         };
         fed?;
+        let mut report = report;
         report.add(sent?);
         report.add(deferred);
         Ok(report)
+    }
+
+    /// The feed of [`App::send_ahead`]: commits the batch `sending` a chunk at a time, each
+    /// once all of its places among the unsettled rows are free (so the next chunk is ready
+    /// while the previous one is sending), and sends each row's index with whether its
+    /// handover held to `ready`. Rows whose send window closed since the batch was claimed
+    /// wait, untried (counted in `deferred`); their places come back at once.
+    async fn feed_ahead(
+        &self,
+        ahead: &Ahead<'_>,
+        clock: &DrainClock,
+        ready: tokio::sync::mpsc::UnboundedSender<(usize, bool)>,
+        deferred: &mut DispatchReport,
+    ) -> Result<(), super::AppError> {
+        let lease_secs = self.cfg.delivery.lease_secs;
+        for (c, rows) in ahead.batch.chunks(ahead.chunk).enumerate() {
+            ahead.wanted.store(rows.len(), Ordering::SeqCst);
+            ahead
+                .unsettled
+                .acquire_many(rows.len() as u32)
+                .await
+                .expect("the semaphore is never closed")
+                .forget();
+            ahead.wanted.store(0, Ordering::SeqCst);
+            let mut open = Vec::with_capacity(rows.len());
+            for (i, row) in rows.iter().enumerate() {
+                match quiet_now(row, clock) {
+                    Some(next) => {
+                        deferred.add(self.defer_quiet(row, next, clock.now_s()).await?);
+                        ahead.unsettled.add_permits(1);
+                    }
+                    None => open.push((c * ahead.chunk + i, row)),
+                }
+            }
+            if open.is_empty() {
+                continue;
+            }
+            // Issued together, so they share one group commit.
+            let now_s = clock.now_s();
+            let marked = futures_util::future::join_all(open.iter().map(|(_, row)| {
+                self.store
+                    .mark_sending(row.id, &row.lease_token, now_s, lease_secs)
+            }))
+            .await;
+            crate::failpoint::hit("after_handover_batch");
+            for ((i, _), m) in open.iter().zip(marked) {
+                let _ = ready.send((*i, m?));
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends row `i` of a [`App::send_ahead`] batch, committed already with its chunk (unless
+    /// the lease was lost: `handed_over` false), and records its result; its place among the
+    /// unsettled rows comes back after.
+    async fn send_committed(
+        &self,
+        ahead: &Ahead<'_>,
+        i: usize,
+        handed_over: bool,
+        clock: &DrainClock,
+        paused: &[Channel],
+    ) -> Result<DispatchReport, super::AppError> {
+        let row = &ahead.batch[i];
+        let r = if !handed_over {
+            tracing::warn!(
+                delivery = row.id,
+                "not sent: the lease was lost before the handover"
+            );
+            Ok(DispatchReport {
+                lease_lost: 1,
+                ..Default::default()
+            })
+        } else {
+            let permit = ahead.permits.acquire().await;
+            ahead.started[i].store(true, Ordering::SeqCst);
+            let msg = outgoing(row, ahead.from, None);
+            let result = self
+                .metrics
+                .timed(row.channel, self.channels.send(&msg))
+                .await
+                .map_err(SendFailure::from);
+            drop(permit);
+            let linger = ahead.should_linger();
+            if linger {
+                ahead.lingering.fetch_add(1, Ordering::SeqCst);
+            }
+            let urgency = if linger {
+                Urgency::Linger
+            } else {
+                Urgency::Now
+            };
+            let r = self
+                .settle(row, result, clock.now_s(), paused, urgency, None)
+                .await;
+            if linger {
+                ahead.lingering.fetch_sub(1, Ordering::SeqCst);
+            }
+            r
+        };
+        ahead.unsettled.add_permits(1);
+        r
     }
 
     /// Records one send's result (fenced by the lease token). `permit`, if any, is given
@@ -578,133 +637,53 @@ impl App {
     async fn settle(
         &self,
         row: &ClaimedDelivery,
-        result: Result<String, SendError>,
+        result: Result<String, SendFailure>,
         now_s: i64,
-        paused: &[String],
+        paused: &[Channel],
         urgency: Urgency,
         permit: Option<SemaphorePermit<'_>>,
     ) -> Result<DispatchReport, super::AppError> {
-        let d = &self.cfg.delivery;
+        let attempts_left = (row.attempts as u32) < self.cfg.delivery.max_attempts;
         let mut r = DispatchReport::default();
         let recorded = match result {
             Ok(reply) => {
-                crate::failpoint::hit("after_accept");
-                // One line per message only at DEBUG: a mass day logs per batch at INFO.
-                tracing::debug!(delivery = row.id, customer = row.customer_id, ritual = %row.ritual, channel = %row.channel, "sent: {reply}");
                 r.sent += 1;
-                if paused.contains(&row.channel)
-                    && self.store.clear_channel_pause(&row.channel).await?
-                {
-                    tracing::warn!(channel = %row.channel, "the channel works again: pause lifted");
-                }
-                let committed = self
-                    .store
-                    .mark_sent(row.id, &row.lease_token, now_s, urgency);
-                drop(permit);
-                committed.await?
+                self.settle_sent(row, &reply, now_s, paused, urgency, permit)
+                    .await?
             }
-            Err(e) if e.lease_lost => {
-                tracing::warn!(delivery = row.id, "not sent: {e}");
+            Err(SendFailure::LeaseLost { message }) => {
+                tracing::warn!(delivery = row.id, "not sent: {message}");
                 false
             }
-            Err(e) if e.untried => {
-                // The relay is down (circuit breaker open) or the provider's daily limit is
-                // spent: back to the queue, the attempt not counted, until the breaker lets
-                // the next probe through or the next UTC day.
-                let wait = e.retry_after.map_or(30, |d| d.as_secs_f64().ceil() as i64);
-                tracing::debug!(delivery = row.id, "deferred: {e}");
+            Err(SendFailure::Untried { message, wait }) => {
                 r.deferred += 1;
-                self.store
-                    .defer(
-                        row.id,
-                        &row.lease_token,
-                        now_s + wait.max(1),
-                        now_s,
-                        Some(&e.message),
-                    )
-                    .await?
+                self.settle_untried(row, &message, wait, now_s).await?
             }
-            Err(e) if e.in_doubt => {
+            Err(SendFailure::InDoubt { message }) => {
                 r.in_doubt += 1;
-                let resend = d.in_doubt_policy(&row.channel) == InDoubtPolicy::Resend
-                    && (row.attempts as u32) < d.max_attempts;
-                let resend_at =
-                    resend.then(|| now_s + retry_delay_secs(row.attempts as u32, jitter()));
-                tracing::warn!(
-                    delivery = row.id,
-                    customer = row.customer_id,
-                    channel = %row.channel,
-                    "in doubt ({}): {e}",
-                    if resend { "will resend with the same Message-ID" } else { "kept, not resent" }
-                );
-                self.store
-                    .mark_in_doubt(row.id, &row.lease_token, &e.message, resend_at, now_s)
-                    .await?
+                self.settle_in_doubt(row, &message, now_s).await?
             }
-            Err(e) if e.about_us => {
-                // Never the customer's fault: the message waits for the channel, which pauses.
-                let (strikes, until) = self
-                    .store
-                    .pause_channel(&row.channel, &e.message, now_s, |strikes| {
-                        now_s + pause_secs(d.pause_secs, strikes)
-                    })
-                    .await?;
+            Err(SendFailure::AboutUs { message }) => {
                 r.paused += 1;
-                tracing::error!(
-                    channel = %row.channel,
-                    delivery = row.id,
-                    "ALERT: the {} provider refused ritualist itself ({e}); the channel is paused for {} s (strike {strikes}); fix the configuration, then `ritualist outbox resume {}`",
-                    row.channel,
-                    until - now_s,
-                    row.channel
-                );
-                self.store
-                    .mark_retry(row.id, &row.lease_token, until, &e.message, now_s)
-                    .await?
+                self.settle_about_us(row, &message, now_s).await?
             }
-            Err(e) if e.is_transient() && (row.attempts as u32) < d.max_attempts => {
-                // Never sooner than the provider asked (HTTP Retry-After).
-                let backoff = retry_delay_secs(row.attempts as u32, jitter());
-                let asked = e.retry_after.map_or(0, |d| d.as_secs_f64().ceil() as i64);
-                let next = now_s + backoff.max(asked);
-                tracing::warn!(
-                    delivery = row.id,
-                    customer = row.customer_id,
-                    attempt = row.attempts,
-                    "transient failure, retrying: {e}"
-                );
+            Err(SendFailure::Transient {
+                message,
+                retry_after,
+            }) if attempts_left => {
                 r.retrying += 1;
-                self.store
-                    .mark_retry(row.id, &row.lease_token, next, &e.message, now_s)
+                self.settle_transient(row, &message, retry_after, now_s)
                     .await?
             }
-            Err(e) => {
-                tracing::error!(
-                    delivery = row.id,
-                    customer = row.customer_id,
-                    attempt = row.attempts,
-                    "failed: {e}"
-                );
+            // A transient failure with no attempt left fails as a permanent one does.
+            Err(SendFailure::Transient { message, .. } | SendFailure::Permanent { message }) => {
                 r.failed += 1;
-                // A hard bounce (email) or a carrier STOP (Twilio 21610): no future message
-                // on this channel goes to this address.
-                if e.hard_bounce
-                    && let Ok(channel) = row.channel.parse::<Channel>()
-                    && self
-                        .store
-                        .record_bounce(row.customer_id, channel, &row.recipient, now_s)
-                        .await?
-                {
-                    r.bounced += 1;
-                    tracing::warn!(
-                        delivery = row.id,
-                        customer = row.customer_id,
-                        "the address takes no more messages: the customer is opted out of {}",
-                        row.channel
-                    );
-                }
-                self.store
-                    .mark_failed(row.id, &row.lease_token, &e.message, now_s)
+                self.settle_failed(row, &message, false, now_s, &mut r)
+                    .await?
+            }
+            Err(SendFailure::HardBounce { message }) => {
+                r.failed += 1;
+                self.settle_failed(row, &message, true, now_s, &mut r)
                     .await?
             }
         };
@@ -712,6 +691,177 @@ impl App {
             r.lease_lost += 1;
         }
         Ok(r)
+    }
+
+    /// `sent`: the message went through (a paused channel works again).
+    async fn settle_sent(
+        &self,
+        row: &ClaimedDelivery,
+        reply: &str,
+        now_s: i64,
+        paused: &[Channel],
+        urgency: Urgency,
+        permit: Option<SemaphorePermit<'_>>,
+    ) -> Result<bool, super::AppError> {
+        crate::failpoint::hit("after_accept");
+        // One line per message only at DEBUG: a mass day logs per batch at INFO.
+        tracing::debug!(delivery = row.id, customer = row.customer_id, ritual = %row.ritual, channel = %row.channel, "sent: {reply}");
+        if paused.contains(&row.channel) && self.store.clear_channel_pause(row.channel).await? {
+            tracing::warn!(channel = %row.channel, "the channel works again: pause lifted");
+        }
+        let committed = self
+            .store
+            .mark_sent(row.id, &row.lease_token, now_s, urgency);
+        drop(permit);
+        Ok(committed.await?)
+    }
+
+    /// Not tried: the relay is down (circuit breaker open) or the provider's daily limit is
+    /// spent: back to the queue, the attempt not counted, until the breaker lets the next
+    /// probe through or the next UTC day.
+    async fn settle_untried(
+        &self,
+        row: &ClaimedDelivery,
+        message: &str,
+        wait: Duration,
+        now_s: i64,
+    ) -> Result<bool, super::AppError> {
+        let wait = wait.as_secs_f64().ceil() as i64;
+        tracing::debug!(delivery = row.id, "deferred: {message}");
+        Ok(self
+            .store
+            .defer(
+                row.id,
+                &row.lease_token,
+                now_s + wait.max(1),
+                now_s,
+                Some(message),
+            )
+            .await?)
+    }
+
+    /// Handed over without a definite answer: kept, or resent under the channel's policy.
+    async fn settle_in_doubt(
+        &self,
+        row: &ClaimedDelivery,
+        message: &str,
+        now_s: i64,
+    ) -> Result<bool, super::AppError> {
+        let d = &self.cfg.delivery;
+        let resend = d.in_doubt_policy(row.channel) == InDoubtPolicy::Resend
+            && (row.attempts as u32) < d.max_attempts;
+        let resend_at = resend.then(|| now_s + retry_delay_secs(row.attempts as u32, jitter()));
+        tracing::warn!(
+            delivery = row.id,
+            customer = row.customer_id,
+            channel = %row.channel,
+            "in doubt ({}): {message}",
+            if resend { "will resend with the same Message-ID" } else { "kept, not resent" }
+        );
+        Ok(self
+            .store
+            .mark_in_doubt(row.id, &row.lease_token, message, resend_at, now_s)
+            .await?)
+    }
+
+    /// Refused "about us": never the customer's fault, the message waits for the channel,
+    /// which pauses.
+    async fn settle_about_us(
+        &self,
+        row: &ClaimedDelivery,
+        message: &str,
+        now_s: i64,
+    ) -> Result<bool, super::AppError> {
+        let base = self.cfg.delivery.pause_secs;
+        let (strikes, until) = self
+            .store
+            .pause_channel(row.channel, message, now_s, |strikes| {
+                now_s + pause_secs(base, strikes)
+            })
+            .await?;
+        tracing::error!(
+            channel = %row.channel,
+            delivery = row.id,
+            "ALERT: the {} provider refused ritualist itself ({message}); the channel is paused for {} s (strike {strikes}); fix the configuration, then `ritualist outbox resume {}`",
+            row.channel,
+            until - now_s,
+            row.channel
+        );
+        Ok(self
+            .store
+            .mark_retry(row.id, &row.lease_token, until, message, now_s)
+            .await?)
+    }
+
+    /// A transient failure with attempts left: retried after a backoff, never sooner than the
+    /// provider asked (HTTP `Retry-After`).
+    async fn settle_transient(
+        &self,
+        row: &ClaimedDelivery,
+        message: &str,
+        retry_after: Option<Duration>,
+        now_s: i64,
+    ) -> Result<bool, super::AppError> {
+        let backoff = retry_delay_secs(row.attempts as u32, jitter());
+        let asked = retry_after.map_or(0, |d| d.as_secs_f64().ceil() as i64);
+        let next = now_s + backoff.max(asked);
+        tracing::warn!(
+            delivery = row.id,
+            customer = row.customer_id,
+            attempt = row.attempts,
+            "transient failure, retrying: {message}"
+        );
+        Ok(self
+            .store
+            .mark_retry(row.id, &row.lease_token, next, message, now_s)
+            .await?)
+    }
+
+    /// `failed`: retrying cannot help. After a hard bounce (`bounce`) the customer is opted
+    /// out of the channel too (counted in `r`).
+    async fn settle_failed(
+        &self,
+        row: &ClaimedDelivery,
+        message: &str,
+        bounce: bool,
+        now_s: i64,
+        r: &mut DispatchReport,
+    ) -> Result<bool, super::AppError> {
+        tracing::error!(
+            delivery = row.id,
+            customer = row.customer_id,
+            attempt = row.attempts,
+            "failed: {message}"
+        );
+        if bounce && self.opt_out_bounced(row, now_s).await? {
+            r.bounced += 1;
+        }
+        Ok(self
+            .store
+            .mark_failed(row.id, &row.lease_token, message, now_s)
+            .await?)
+    }
+
+    /// A hard bounce (email) or a carrier STOP (Twilio 21610): no future message on this
+    /// channel goes to this address. `true` when the customer was opted out now.
+    async fn opt_out_bounced(
+        &self,
+        row: &ClaimedDelivery,
+        now_s: i64,
+    ) -> Result<bool, super::AppError> {
+        let bounced = self
+            .store
+            .record_bounce(row.customer_id, row.channel, &row.recipient, now_s)
+            .await?;
+        if bounced {
+            tracing::warn!(
+                delivery = row.id,
+                customer = row.customer_id,
+                "the address takes no more messages: the customer is opted out of {}",
+                row.channel
+            );
+        }
+        Ok(bounced)
     }
 
     /// The stop's grace ran out with sends in flight: rows not yet handed over go back to
@@ -748,7 +898,7 @@ impl App {
                 report.released += 1;
                 continue;
             }
-            let resend = (d.in_doubt_policy(&row.channel) == InDoubtPolicy::Resend).then_some(now);
+            let resend = (d.in_doubt_policy(row.channel) == InDoubtPolicy::Resend).then_some(now);
             if self
                 .store
                 .mark_in_doubt(
@@ -770,157 +920,6 @@ impl App {
             d.shutdown_timeout_secs
         );
         Ok(report)
-    }
-
-    /// Renders the rows claimed for their first attempt. A row whose message cannot be
-    /// composed (its ritual was removed, a template fails for this customer, the email cannot
-    /// carry its address or name, or composing it panicked: [`compose_with`] catches that) is
-    /// `failed` with the reason, alone: the rest of the batch goes on.
-    async fn render_claimed(
-        &self,
-        batch: &mut [ClaimedDelivery],
-        now: Timestamp,
-        report: &mut DispatchReport,
-    ) -> Result<(), super::AppError> {
-        let ids: Vec<i64> = batch
-            .iter()
-            .filter(|r| r.payload.is_none())
-            .map(|r| r.customer_id)
-            .collect();
-        if ids.is_empty() {
-            return Ok(());
-        }
-        let rows = self.store.customers_by_ids(&ids).await?;
-        let mut builder = self.facts_builder();
-        let facts: HashMap<i64, CustomerFacts> = rows
-            .iter()
-            .map(|r| (r.id, builder.facts(r, Vec::new())))
-            .collect();
-        let defs = self.defs();
-        let mut rendered = Vec::new();
-        for (i, row) in batch
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| r.payload.is_none())
-        {
-            let composed = (|| {
-                let c = facts
-                    .get(&row.customer_id)
-                    .ok_or(("the customer no longer exists".to_string(), Logged::Text))?;
-                let ritual = defs
-                    .rituals
-                    .iter()
-                    .find(|r| r.name == row.ritual)
-                    .ok_or_else(|| {
-                        (
-                            format!("ritual `{}` no longer exists", row.ritual),
-                            Logged::Text,
-                        )
-                    })?;
-                let occasion: Occasion = row
-                    .occasion
-                    .as_deref()
-                    .and_then(|o| serde_json::from_str(o).ok())
-                    .ok_or(("the occasion is missing".to_string(), Logged::Text))?;
-                let channel: Channel = row
-                    .channel
-                    .parse()
-                    .map_err(|e| (format!("{e}"), Logged::Text))?;
-                let mut c = c.clone();
-                // The address decided at planning time is the one written to. One queued by an
-                // older version may be refused by today's rules: say so (the reason quotes the
-                // address, so it stays on the row and out of the log).
-                let refused = |e: crate::domain::DomainError| {
-                    (
-                        format!(
-                            "the queued {channel} address is not accepted any more ({e}); correct the customer's contact, then `ritualist outbox retry`"
-                        ),
-                        Logged::Hidden,
-                    )
-                };
-                match channel {
-                    Channel::Email => {
-                        c.email = Some(Email::parse(&row.recipient).map_err(refused)?)
-                    }
-                    Channel::Sms => {
-                        c.phone = Some(Phone::parse(&row.recipient, None).map_err(refused)?)
-                    }
-                }
-                compose_with(
-                    &self.cfg,
-                    &defs.templates,
-                    &self.key,
-                    ritual,
-                    &c,
-                    &occasion,
-                    &row.occurrence,
-                    channel,
-                    now.as_second(),
-                    None,
-                    self.dkim.as_ref(),
-                    LinkMode::Live,
-                )
-                .map_err(|e| {
-                    // A build error's text may quote the address: the ledger keeps it, the log
-                    // does not; a panic was logged by `compose_with` as a bug.
-                    let logged = match e {
-                        ComposeError::Render(_) => Logged::Text,
-                        ComposeError::Build(_) => Logged::Hidden,
-                        ComposeError::Panicked(_) => Logged::Already,
-                    };
-                    (e.to_string(), logged)
-                })
-            })();
-            match composed {
-                Ok(m) => rendered.push((i, m)),
-                Err((e, logged)) => {
-                    match logged {
-                        Logged::Text => {
-                            tracing::error!(delivery = row.id, customer = row.customer_id, ritual = %row.ritual, "cannot compose the message: {e}")
-                        }
-                        Logged::Hidden => {
-                            tracing::error!(delivery = row.id, customer = row.customer_id, ritual = %row.ritual, "the message cannot be built (the reason is on the row: `ritualist outbox`)")
-                        }
-                        Logged::Already => {}
-                    }
-                    report.failed += 1;
-                    if !self
-                        .store
-                        .mark_failed(row.id, &row.lease_token, &e, now.as_second())
-                        .await?
-                    {
-                        report.lease_lost += 1;
-                    }
-                }
-            }
-        }
-        // Every rendered message of the batch stored in one transaction.
-        let stored = self
-            .store
-            .set_messages(
-                &rendered
-                    .iter()
-                    .map(|(i, m)| RenderedMessage {
-                        id: batch[*i].id,
-                        token: &batch[*i].lease_token,
-                        subject: m.subject.as_deref(),
-                        payload: &m.payload,
-                        message_id: m.message_id.as_deref(),
-                    })
-                    .collect::<Vec<_>>(),
-            )
-            .await?;
-        for ((i, m), ok) in rendered.into_iter().zip(stored) {
-            if ok {
-                let row = &mut batch[i];
-                row.message_id = m.message_id;
-                row.subject = m.subject;
-                row.payload = Some(m.payload);
-            } else {
-                report.lease_lost += 1;
-            }
-        }
-        Ok(())
     }
 
     /// Sends until nothing is due at `now` (rows waiting for a later retry stay waiting), or
@@ -969,6 +968,22 @@ impl App {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unreadable_send_window_is_quiet() {
+        let now: Timestamp = "2027-03-01T12:00:00Z".parse().unwrap();
+        for window in ["Nowhere/Atlantis 09:00-21:00", "UTC 9-21", "UTC", ""] {
+            let next = quiet_until(window, now).expect(window);
+            assert!(next > now, "{window}");
+        }
+        // A readable window still opens and closes as before.
+        assert_eq!(quiet_until("UTC 09:00-21:00", now), None);
+        let night: Timestamp = "2027-03-01T23:00:00Z".parse().unwrap();
+        assert_eq!(
+            quiet_until("UTC 09:00-21:00", night),
+            Some("2027-03-02T09:00:00Z".parse().unwrap())
+        );
+    }
 
     #[test]
     fn retry_schedule_table() {

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::tokens::{LinkKeys, LinkMode, SurveyToken, UnsubscribeToken};
 use crate::channel::{DkimSigner, EmailParts, build_email};
 use crate::config::Config;
-use crate::domain::{Channel, Email, Locale, OccurrenceKey, Phone, YearlyDate};
+use crate::domain::{Channel, Email, OccurrenceKey, Phone, YearlyDate};
 use crate::plan::{CustomerFacts, HolidayRef, Occasion, OrderFact};
 use crate::render::{RenderError, Templates, flatten_paths};
 use crate::ritual::Ritual;
@@ -23,6 +23,10 @@ fn hmac_hex(key: &[u8], data: &str, chars: usize) -> String {
     h.truncate(chars);
     h
 }
+
+/// The domain part of an SMS's Message-ID (an SMS has no sender domain; the id only names the
+/// message in the ledger and the outbox).
+const SMS_MESSAGE_ID_DOMAIN: &str = "sms";
 
 /// `<hmac>@<sender domain>`: stable for an occurrence and channel (so a retry carries the same
 /// id), unguessable, and free of personal data (Message-IDs are visible to every server).
@@ -365,6 +369,28 @@ pub struct Composed {
     pub text: Option<String>,
 }
 
+/// Everything one message is composed from: the decision (ritual, customer, occasion,
+/// occurrence, channel), the moment (the email's Date) and how it is dressed.
+#[derive(Clone, Copy)]
+pub struct ComposeRequest<'a> {
+    pub cfg: &'a Config,
+    pub templates: &'a Templates,
+    /// The links' and Message-ID's HMAC key.
+    pub key: &'a [u8],
+    pub ritual: &'a Ritual,
+    pub customer: &'a CustomerFacts,
+    pub occasion: &'a Occasion,
+    pub occurrence: &'a str,
+    pub channel: Channel,
+    /// Unix seconds.
+    pub now: i64,
+    /// Put before the email subject or the SMS text (test sends are marked `[TEST] `).
+    pub prefix: Option<&'a str>,
+    /// Signs emails that will be sent.
+    pub dkim: Option<&'a DkimSigner>,
+    pub links: LinkMode,
+}
+
 /// Renders and assembles the message for one decision, unsigned, with live links (samples,
 /// snapshots). `now` becomes the email's Date.
 #[allow(clippy::too_many_arguments)]
@@ -379,20 +405,20 @@ pub fn compose(
     channel: Channel,
     now: i64,
 ) -> Result<Composed, ComposeError> {
-    compose_with(
+    compose_with(&ComposeRequest {
         cfg,
         templates,
         key,
         ritual,
-        c,
+        customer: c,
         occasion,
         occurrence,
         channel,
         now,
-        None,
-        None,
-        LinkMode::Live,
-    )
+        prefix: None,
+        dkim: None,
+        links: LinkMode::Live,
+    })
 }
 
 /// [`compose`], with a prefix for the email subject or the SMS text (test sends are marked
@@ -405,56 +431,35 @@ pub fn compose(
 /// [`ComposeError::Panicked`], logged at ERROR as a bug with the customer id and the ritual
 /// (never the address or the text): one customer's data never stops the daemon, the HTTP
 /// server, a batch or a preview.
-#[allow(clippy::too_many_arguments)]
-pub fn compose_with(
-    cfg: &Config,
-    templates: &Templates,
-    key: &[u8],
-    ritual: &Ritual,
-    c: &CustomerFacts,
-    occasion: &Occasion,
-    occurrence: &str,
-    channel: Channel,
-    now: i64,
-    prefix: Option<&str>,
-    dkim: Option<&DkimSigner>,
-    links: LinkMode,
-) -> Result<Composed, ComposeError> {
+pub fn compose_with(req: &ComposeRequest<'_>) -> Result<Composed, ComposeError> {
     // Everything the closure touches is read-only or built inside it: after a panic nothing
     // half-changed is left behind for the caller to see.
-    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        compose_unguarded(
-            cfg, templates, key, ritual, c, occasion, occurrence, channel, now, prefix, dkim, links,
-        )
-    }));
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| compose_unguarded(req)));
     caught.unwrap_or_else(|payload| {
         let what = panic_text(payload.as_ref());
         tracing::error!(
-            customer = c.id,
-            ritual = %ritual.name,
-            channel = %channel,
+            customer = req.customer.id,
+            ritual = %req.ritual.name,
+            channel = %req.channel,
             "BUG: composing a message panicked; that message fails alone, everything else goes on; please report it"
         );
         Err(ComposeError::Panicked(what))
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-fn compose_unguarded(
-    cfg: &Config,
-    templates: &Templates,
-    key: &[u8],
-    ritual: &Ritual,
-    c: &CustomerFacts,
-    occasion: &Occasion,
-    occurrence: &str,
-    channel: Channel,
-    now: i64,
-    prefix: Option<&str>,
-    dkim: Option<&DkimSigner>,
-    links: LinkMode,
-) -> Result<Composed, ComposeError> {
+fn compose_unguarded(req: &ComposeRequest<'_>) -> Result<Composed, ComposeError> {
     crate::failpoint::panic_point("compose");
+    let ComposeRequest {
+        cfg,
+        key,
+        ritual,
+        customer: c,
+        occasion,
+        occurrence,
+        channel,
+        links,
+        ..
+    } = *req;
     let category = ritual.category_for(occasion.holiday.as_ref().map(|h| h.id.as_str()));
     let lang = c.locale.as_str();
     let unsubscribe = unsubscribe_link_as(cfg, key, links, lang, c.id, channel, &category);
@@ -477,74 +482,93 @@ fn compose_unguarded(
         customer_id: c.id,
         occurrence: occurrence.to_string(),
     };
-    let locale: &Locale = &c.locale;
     match channel {
-        Channel::Email => {
-            let to_name = ctx["customer"]["full_name"].as_str().map(String::from);
-            let mut r = templates.render_email_owned(&ritual.template, locale, ctx)?;
-            if let Some(prefix) = prefix {
-                r.subject = format!("{prefix}{}", r.subject);
-            }
-            let from_domain = cfg
-                .shop
-                .from_email
-                .rsplit_once('@')
-                .map(|(_, d)| d)
-                .unwrap_or("localhost");
-            let mid = message_id(key, &occ, channel, from_domain);
-            let to = c.email.as_ref().map(|e| e.to_string()).unwrap_or_default();
-            // A name from before the import refused control characters (or written around it)
-            // cannot go into a header: this message fails with the reason, nobody else's.
-            if to_name
-                .as_deref()
-                .is_some_and(|n| n.chars().any(char::is_control))
-            {
-                return Err(ComposeError::Build(
-                    "the customer's name contains a line break or another control character, which an email header cannot carry; correct the name (re-import the customer), then `ritualist outbox retry`".into(),
-                ));
-            }
-            let payload = build_email(&EmailParts {
-                from_email: &cfg.shop.from_email,
-                from_name: Some(cfg.shop.from_name.as_deref().unwrap_or(&cfg.shop.name)),
-                to_email: &to,
-                to_name: to_name.as_deref(),
-                subject: &r.subject,
-                html: &r.html,
-                text: &r.text,
-                message_id: &mid,
-                date: now,
-                list_unsubscribe: Some(&unsubscribe),
-                dkim,
-            })
-            .map_err(|e| ComposeError::Build(e.message))?;
-            Ok(Composed {
-                subject: Some(r.subject),
-                payload,
-                message_id: Some(mid),
-                locale: r.locale,
-                sms: None,
-                html: Some(r.html),
-                text: Some(r.text),
-            })
-        }
-        Channel::Sms => {
-            let mut r = templates.render_sms(&ritual.template, locale, &ctx)?;
-            if let Some(prefix) = prefix {
-                r.text = format!("{prefix}{}", r.text);
-                r.length = crate::render::sms_length(&r.text);
-            }
-            let mid = message_id(key, &occ, channel, "sms");
-            Ok(Composed {
-                subject: None,
-                payload: r.text,
-                message_id: Some(mid),
-                locale: r.locale,
-                sms: Some(r.length),
-                html: None,
-                text: None,
-            })
-        }
+        Channel::Email => compose_email(req, ctx, &occ, &unsubscribe),
+        Channel::Sms => compose_sms(req, &ctx, &occ),
     }
+}
+
+/// The email of [`compose_unguarded`]: rendered from `ctx`, built and (maybe) signed.
+fn compose_email(
+    req: &ComposeRequest<'_>,
+    ctx: Value,
+    occ: &OccurrenceKey,
+    unsubscribe: &str,
+) -> Result<Composed, ComposeError> {
+    let (cfg, c) = (req.cfg, req.customer);
+    let to_name = ctx["customer"]["full_name"].as_str().map(String::from);
+    let mut r = req
+        .templates
+        .render_email_owned(&req.ritual.template, &c.locale, ctx)?;
+    if let Some(prefix) = req.prefix {
+        r.subject = format!("{prefix}{}", r.subject);
+    }
+    let from_domain = cfg
+        .shop
+        .from_email
+        .rsplit_once('@')
+        .map(|(_, d)| d)
+        .unwrap_or("localhost");
+    let mid = message_id(req.key, occ, req.channel, from_domain);
+    let to = c.email.as_ref().map(|e| e.to_string()).unwrap_or_default();
+    // A name from before the import refused control characters (or written around it)
+    // cannot go into a header: this message fails with the reason, nobody else's.
+    if to_name
+        .as_deref()
+        .is_some_and(|n| n.chars().any(char::is_control))
+    {
+        return Err(ComposeError::Build(
+            "the customer's name contains a line break or another control character, which an email header cannot carry; correct the name (re-import the customer), then `ritualist outbox retry`".into(),
+        ));
+    }
+    let payload = build_email(&EmailParts {
+        from_email: &cfg.shop.from_email,
+        from_name: Some(cfg.shop.from_name.as_deref().unwrap_or(&cfg.shop.name)),
+        to_email: &to,
+        to_name: to_name.as_deref(),
+        subject: &r.subject,
+        html: &r.html,
+        text: &r.text,
+        message_id: &mid,
+        date: req.now,
+        list_unsubscribe: Some(unsubscribe),
+        dkim: req.dkim,
+    })
+    .map_err(|e| ComposeError::Build(e.message))?;
+    Ok(Composed {
+        subject: Some(r.subject),
+        payload,
+        message_id: Some(mid),
+        locale: r.locale,
+        sms: None,
+        html: Some(r.html),
+        text: Some(r.text),
+    })
+}
+
+/// The SMS of [`compose_unguarded`]: its text rendered from `ctx`.
+fn compose_sms(
+    req: &ComposeRequest<'_>,
+    ctx: &Value,
+    occ: &OccurrenceKey,
+) -> Result<Composed, ComposeError> {
+    let mut r = req
+        .templates
+        .render_sms(&req.ritual.template, &req.customer.locale, ctx)?;
+    if let Some(prefix) = req.prefix {
+        r.text = format!("{prefix}{}", r.text);
+        r.length = crate::render::sms_length(&r.text);
+    }
+    let mid = message_id(req.key, occ, req.channel, SMS_MESSAGE_ID_DOMAIN);
+    Ok(Composed {
+        subject: None,
+        payload: r.text,
+        message_id: Some(mid),
+        locale: r.locale,
+        sms: Some(r.length),
+        html: None,
+        text: None,
+    })
 }
 
 #[cfg(test)]

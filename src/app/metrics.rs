@@ -14,7 +14,8 @@ use std::future::Future;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use crate::store::LedgerCount;
+use crate::domain::Channel;
+use crate::store::{LedgerCount, Status};
 
 /// Upper bounds (seconds) of the latency histogram's buckets.
 pub const BUCKETS: [f64; 11] = [0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
@@ -32,7 +33,7 @@ struct Histogram {
 pub struct Metrics {
     /// Unix seconds when the process opened the app.
     pub started_at: i64,
-    sends: Mutex<BTreeMap<(String, &'static str), Histogram>>,
+    sends: Mutex<BTreeMap<(Channel, &'static str), Histogram>>,
 }
 
 impl Metrics {
@@ -44,10 +45,10 @@ impl Metrics {
     }
 
     /// Records one send on `channel` that took `seconds`, with its outcome.
-    pub fn observe_send(&self, channel: &str, seconds: f64, ok: bool) {
+    pub fn observe_send(&self, channel: Channel, seconds: f64, ok: bool) {
         let outcome = if ok { "ok" } else { "error" };
         let mut sends = self.sends.lock().unwrap_or_else(|p| p.into_inner());
-        let h = sends.entry((channel.to_string(), outcome)).or_default();
+        let h = sends.entry((channel, outcome)).or_default();
         let slot = BUCKETS
             .iter()
             .position(|b| seconds <= *b)
@@ -60,7 +61,7 @@ impl Metrics {
     /// Awaits a send and observes how long it took and whether it worked.
     pub async fn timed<T, E>(
         &self,
-        channel: &str,
+        channel: Channel,
         send: impl Future<Output = Result<T, E>>,
     ) -> Result<T, E> {
         let started = Instant::now();
@@ -96,18 +97,18 @@ impl Metrics {
         by(
             "ritualist_sent",
             "Messages sent, per ritual and channel.",
-            &|c| c.status == "sent",
+            &|c| c.status == Status::Sent,
         );
         by(
             "ritualist_failed",
             "Messages failed for good, per ritual and channel.",
-            &|c| c.status == "failed",
+            &|c| c.status == Status::Failed,
         );
         let _ = writeln!(
             out,
             "# HELP ritualist_suppressed Occurrences not sent, per ritual, channel and reason.\n# TYPE ritualist_suppressed gauge"
         );
-        for c in ledger.iter().filter(|c| c.status == "suppressed") {
+        for c in ledger.iter().filter(|c| c.status == Status::Suppressed) {
             let _ = writeln!(
                 out,
                 "ritualist_suppressed{{ritual=\"{}\",channel=\"{}\",reason=\"{}\"}} {}",
@@ -121,7 +122,7 @@ impl Metrics {
             out,
             "# HELP ritualist_queue_depth Messages not in a final state, per status.\n# TYPE ritualist_queue_depth gauge"
         );
-        for status in ["pending", "claimed", "retry_wait"] {
+        for status in [Status::Pending, Status::Claimed, Status::RetryWait] {
             let n: i64 = ledger
                 .iter()
                 .filter(|c| c.status == status)
@@ -135,7 +136,10 @@ impl Metrics {
         );
         let sends = self.sends.lock().unwrap_or_else(|p| p.into_inner()).clone();
         for ((channel, outcome), h) in &sends {
-            let labels = format!("channel=\"{}\",outcome=\"{outcome}\"", esc(channel));
+            let labels = format!(
+                "channel=\"{}\",outcome=\"{outcome}\"",
+                esc(channel.as_str())
+            );
             let mut cumulative = 0;
             for (b, n) in BUCKETS.iter().zip(h.counts.iter()) {
                 cumulative += n;
@@ -180,11 +184,11 @@ fn esc(s: &str) -> String {
 mod tests {
     use super::*;
 
-    fn count(ritual: &str, channel: &str, status: &str, reason: &str, n: i64) -> LedgerCount {
+    fn count(ritual: &str, channel: &str, status: Status, reason: &str, n: i64) -> LedgerCount {
         LedgerCount {
             ritual: ritual.into(),
             channel: channel.into(),
-            status: status.into(),
+            status,
             reason: reason.into(),
             n,
         }
@@ -193,16 +197,16 @@ mod tests {
     #[test]
     fn exposition_sums_the_ledger_and_accumulates_buckets() {
         let m = Metrics::new(1_700_000_000);
-        m.observe_send("email", 0.02, true);
-        m.observe_send("email", 0.3, true);
-        m.observe_send("email", 100.0, true);
-        m.observe_send("sms", 0.001, false);
+        m.observe_send(Channel::Email, 0.02, true);
+        m.observe_send(Channel::Email, 0.3, true);
+        m.observe_send(Channel::Email, 100.0, true);
+        m.observe_send(Channel::Sms, 0.001, false);
         let text = m.render(&[
-            count("birthday", "email", "sent", "", 3),
-            count("birthday", "email", "suppressed", "opted_out", 2),
-            count("birthday", "email", "suppressed", "holdout", 1),
-            count("birthday", "sms", "pending", "", 4),
-            count("we\"ird", "email", "failed", "", 1),
+            count("birthday", "email", Status::Sent, "", 3),
+            count("birthday", "email", Status::Suppressed, "opted_out", 2),
+            count("birthday", "email", Status::Suppressed, "holdout", 1),
+            count("birthday", "sms", Status::Pending, "", 4),
+            count("we\"ird", "email", Status::Failed, "", 1),
         ]);
         let has = |line: &str| assert!(text.lines().any(|l| l == line), "{line}\n{text}");
         has("ritualist_due{ritual=\"birthday\",channel=\"email\"} 6");

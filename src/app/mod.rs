@@ -15,6 +15,7 @@ mod outbox;
 mod overlap;
 mod plan_cmd;
 mod preview;
+mod render_queue;
 mod report;
 mod scan;
 mod tick;
@@ -40,8 +41,8 @@ pub use forget::{ForgetReport, StubKeys};
 pub use import::{ImportKind, ImportReport, import_file};
 pub use ingest::IngestReport;
 pub use message::{
-    ComposeError, Composed, compose, compose_with, message_context, message_id, preferences_link,
-    sample_customers, sample_occasion, survey_links, unsubscribe_link,
+    ComposeError, ComposeRequest, Composed, compose, compose_with, message_context, message_id,
+    preferences_link, sample_customers, sample_occasion, survey_links, unsubscribe_link,
 };
 pub use metrics::{BUCKETS, Metrics};
 pub use names::Known;
@@ -298,18 +299,18 @@ impl crate::channel::RateBook for SharedLimits {
 }
 
 /// Channels with a provider that has a `rate.per_day`.
-fn daily_limited_channels(cfg: &Config) -> Vec<&'static str> {
+fn daily_limited_channels(cfg: &Config) -> Vec<crate::domain::Channel> {
     use crate::config::{EmailTransport, SmsTransport};
     let mut v = Vec::new();
     if let EmailTransport::Smtp(s) = &cfg.delivery.email
         && s.rate.per_day.is_some()
     {
-        v.push("email");
+        v.push(crate::domain::Channel::Email);
     }
     if let SmsTransport::Providers(list) = &cfg.delivery.sms
         && list.iter().any(|p| p.rate().per_day.is_some())
     {
-        v.push("sms");
+        v.push(crate::domain::Channel::Sms);
     }
     v
 }
@@ -375,7 +376,7 @@ impl App {
         let midnight = clock.now().as_second().div_euclid(86_400) * 86_400;
         for channel in daily_limited_channels(&cfg) {
             let sent = store.sent_since(channel, midnight).await?;
-            channels.seed_today(channel, sent.max(0) as u64);
+            channels.seed_today(channel.as_str(), sent.max(0) as u64);
         }
         // Several daemons may share a PostgreSQL database: a provider's limits hold in total.
         if store.is_postgres() {

@@ -32,34 +32,18 @@ impl OutboxView {
         c
     }
 
-    /// Statuses in lifecycle order (unknown ones last, by name), each with its count per channel.
-    pub fn by_status(&self) -> Vec<(String, BTreeMap<String, i64>)> {
-        const ORDER: [&str; 9] = [
-            "pending",
-            "claimed",
-            "retry_wait",
-            "sending",
-            "in_doubt",
-            "sent",
-            "failed",
-            "suppressed",
-            "cancelled",
-        ];
-        let mut map: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
+    /// Statuses in lifecycle order, each with its count per channel.
+    pub fn by_status(&self) -> Vec<(Status, BTreeMap<String, i64>)> {
+        let mut map: BTreeMap<usize, (Status, BTreeMap<String, i64>)> = BTreeMap::new();
         for q in &self.queue {
-            *map.entry(q.status.clone())
-                .or_default()
+            let place = Status::ALL.iter().position(|s| *s == q.status);
+            *map.entry(place.unwrap_or(Status::ALL.len()))
+                .or_insert_with(|| (q.status, BTreeMap::new()))
+                .1
                 .entry(q.channel.clone())
                 .or_default() += q.count;
         }
-        let mut rows: Vec<(String, BTreeMap<String, i64>)> = map.into_iter().collect();
-        rows.sort_by_key(|(s, _)| {
-            (
-                ORDER.iter().position(|o| o == s).unwrap_or(ORDER.len()),
-                s.clone(),
-            )
-        });
-        rows
+        map.into_values().collect()
     }
 }
 
@@ -88,7 +72,11 @@ pub async fn outbox_view(store: &Store) -> Result<OutboxView, StoreError> {
 /// Lifts the pause of `channel` (the operator fixed the configuration): the messages that
 /// waited for it are due at `now`. `false` when it was not paused.
 pub async fn outbox_resume(store: &Store, channel: &str, now: i64) -> Result<bool, StoreError> {
-    store.resume_channel(channel, now).await
+    // A name no channel has was never paused.
+    match crate::store::channel_of(channel) {
+        Ok(channel) => store.resume_channel(channel, now).await,
+        Err(_) => Ok(false),
+    }
 }
 
 /// Why each requested id that did not change was left alone.
@@ -168,4 +156,47 @@ pub fn all_failed() -> RowSelection {
 /// `--all-in-doubt`: messages handed over whose answer was lost.
 pub fn all_in_doubt() -> RowSelection {
     RowSelection::AllIn(vec![Status::InDoubt])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_are_listed_in_lifecycle_order_with_their_channels() {
+        let q = |status, channel: &str, count| QueueCount {
+            status,
+            channel: channel.into(),
+            count,
+        };
+        let view = OutboxView {
+            queue: vec![
+                q(Status::Sent, "email", 5),
+                q(Status::Suppressed, "none", 1),
+                q(Status::Sending, "sms", 2),
+                q(Status::Pending, "email", 3),
+                q(Status::Pending, "sms", 4),
+                q(Status::RetryWait, "email", 1),
+            ],
+            total: 16,
+            failed: Vec::new(),
+            in_doubt: Vec::new(),
+            paused: Vec::new(),
+        };
+        let rows = view.by_status();
+        let order: Vec<Status> = rows.iter().map(|(s, _)| *s).collect();
+        assert_eq!(
+            order,
+            [
+                Status::Pending,
+                Status::RetryWait,
+                Status::Sending,
+                Status::Sent,
+                Status::Suppressed
+            ]
+        );
+        assert_eq!(rows[0].1["email"], 3);
+        assert_eq!(rows[0].1["sms"], 4);
+        assert_eq!(view.channels(), ["email", "none", "sms"]);
+    }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use jiff::civil::Date;
 
-use super::message::{Composed, compose_with};
+use super::message::{ComposeRequest, Composed, compose_with};
 use super::tokens::LinkMode;
 use super::{App, AppError, Definitions};
 use crate::channel::Outgoing;
@@ -220,21 +220,21 @@ impl App {
             }
             None => c,
         };
-        compose_with(
-            &self.cfg,
-            &t.defs.templates,
-            &self.key,
-            &t.ritual,
-            c,
-            &t.occurrence.occasion,
+        compose_with(&ComposeRequest {
+            cfg: &self.cfg,
+            templates: &t.defs.templates,
+            key: &self.key,
+            ritual: &t.ritual,
+            customer: c,
+            occasion: &t.occurrence.occasion,
             occurrence,
             channel,
-            t.send_at.timestamp().as_second(),
+            now: t.send_at.timestamp().as_second(),
             prefix,
-            self.dkim.as_ref(),
+            dkim: self.dkim.as_ref(),
             // Previews and test sends carry test links: clicking them records nothing.
-            LinkMode::Test,
-        )
+            links: LinkMode::Test,
+        })
         .map_err(|e| AppError::Other(e.to_string()))
     }
 

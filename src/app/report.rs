@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use jiff::tz::TimeZone;
 use serde::Serialize;
 
-use crate::store::{LedgerFact, OptOutFact, OrderFact, SentFact, SurveyResponse};
+use crate::store::{LedgerFact, OptOutFact, OrderFact, SentFact, Status, SurveyResponse};
 
 /// Everything [`compute`] needs, as fetched.
 #[derive(Debug, Clone, Default)]
@@ -208,40 +208,73 @@ fn major(minor: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
         .collect()
 }
 
+/// (ritual, period): the key of a report row.
+type RowKey = (String, String);
+/// Per row key, customer → first occurrence time, for one group.
+type Units = BTreeMap<RowKey, BTreeMap<i64, i64>>;
+
+/// What the ledger says per row key, before the outcome is measured.
+#[derive(Default)]
+struct LedgerTally {
+    recipients: Units,
+    holdout: Units,
+    /// Recipients and holdouts (`true`: a recipient) whose window is still open.
+    open: BTreeMap<RowKey, BTreeSet<(i64, bool)>>,
+}
+
 /// The report rows, by ritual then period.
 pub fn compute(input: &ReportInput, p: &ReportParams) -> Vec<ReportRow> {
-    let wanted = |r: &str| p.ritual.as_deref().is_none_or(|w| w == r);
-    let mut rows: BTreeMap<(String, String), ReportRow> = BTreeMap::new();
+    let mut rows: BTreeMap<RowKey, ReportRow> = BTreeMap::new();
+    let tally = tally_ledger(input, p, &mut rows);
+    add_outcomes(input, p, tally, &mut rows);
+    add_opt_outs(input, p, &mut rows);
+    add_surveys(input, p, &mut rows);
+    rows.into_values().collect()
+}
 
+/// Whether the report covers `ritual`.
+fn wanted(p: &ReportParams, ritual: &str) -> bool {
+    p.ritual.as_deref().is_none_or(|w| w == ritual)
+}
+
+/// Counts every ledger row in its report row, and sorts recipients and holdouts into their
+/// groups (or as `open` while their window is).
+fn tally_ledger(
+    input: &ReportInput,
+    p: &ReportParams,
+    rows: &mut BTreeMap<RowKey, ReportRow>,
+) -> LedgerTally {
     let window = p.window_days as i64 * DAY;
-    // (ritual, period) → customer → first occurrence time, per group.
-    type Units = BTreeMap<(String, String), BTreeMap<i64, i64>>;
-    let (mut recipients, mut holdout): (Units, Units) = Default::default();
-    let mut open: BTreeMap<(String, String), BTreeSet<(i64, bool)>> = BTreeMap::new();
-    for l in input.ledger.iter().filter(|l| wanted(&l.ritual)) {
+    let mut t = LedgerTally::default();
+    for l in input.ledger.iter().filter(|l| wanted(p, &l.ritual)) {
         let key = (l.ritual.clone(), period_of(&p.periods, l.due_at));
-        let r = entry(&mut rows, &key, p.window_days);
+        let r = entry(rows, &key, p.window_days);
         r.due += 1;
-        match l.status.as_str() {
-            "sent" => r.sent += 1,
-            "failed" => r.failed += 1,
-            "cancelled" => r.cancelled += 1,
-            "suppressed" => {
+        match l.status {
+            Status::Sent => r.sent += 1,
+            Status::Failed => r.failed += 1,
+            Status::Cancelled => r.cancelled += 1,
+            Status::Suppressed => {
                 *r.suppressed
                     .entry(reason_kind(l.reason.as_deref()))
                     .or_default() += 1
             }
-            _ => r.in_flight += 1,
+            Status::Pending
+            | Status::Claimed
+            | Status::Sending
+            | Status::InDoubt
+            | Status::RetryWait => r.in_flight += 1,
         }
-        let units = match (l.status.as_str(), l.reason.as_deref()) {
-            ("sent", _) => &mut recipients,
-            ("suppressed", Some("holdout")) => &mut holdout,
+        let units = match (l.status, l.reason.as_deref()) {
+            (Status::Sent, _) => &mut t.recipients,
+            (Status::Suppressed, Some("holdout")) => &mut t.holdout,
             _ => continue,
         };
         if l.due_at + window > p.now {
-            open.entry(key)
+            t.open
+                .entry(key)
                 .or_default()
-                .insert((l.customer_id, l.status == "sent"));
+                .insert((l.customer_id, l.status == Status::Sent));
             continue;
         }
         let first = units
@@ -251,11 +284,27 @@ pub fn compute(input: &ReportInput, p: &ReportParams) -> Vec<ReportRow> {
             .or_insert(l.due_at);
         *first = (*first).min(l.due_at);
     }
+    t
+}
+
+/// The outcome of each report row: repeat purchases and revenue, recipients versus holdout.
+fn add_outcomes(
+    input: &ReportInput,
+    p: &ReportParams,
+    tally: LedgerTally,
+    rows: &mut BTreeMap<RowKey, ReportRow>,
+) {
+    let window = p.window_days as i64 * DAY;
+    let LedgerTally {
+        recipients,
+        holdout,
+        open,
+    } = tally;
     let mut orders: BTreeMap<i64, Vec<&OrderFact>> = BTreeMap::new();
     for o in &input.orders {
         orders.entry(o.customer_id).or_default().push(o);
     }
-    let keys: BTreeSet<(String, String)> = recipients
+    let keys: BTreeSet<RowKey> = recipients
         .keys()
         .chain(holdout.keys())
         .chain(open.keys())
@@ -265,40 +314,47 @@ pub fn compute(input: &ReportInput, p: &ReportParams) -> Vec<ReportRow> {
         let empty = BTreeMap::new();
         let rec = group(recipients.get(&key).unwrap_or(&empty), &orders, window);
         let hold = group(holdout.get(&key).unwrap_or(&empty), &orders, window);
-        let r = entry(&mut rows, &key, p.window_days);
+        let r = entry(rows, &key, p.window_days);
         let o = &mut r.outcome;
         o.window_open = open.get(&key).map_or(0, |s| s.len() as u64);
         if rec.n > 0 && hold.n > 0 {
-            o.repeat_rate_diff_pts = rec
-                .repeat_rate_pct
-                .zip(hold.repeat_rate_pct)
-                .map(|(a, b)| round(a - b, 1));
-            let currencies: BTreeSet<&String> = rec
-                .revenue_minor
-                .keys()
-                .chain(hold.revenue_minor.keys())
-                .collect();
-            for c in currencies {
-                let a = rec
-                    .revenue_per_customer_minor
-                    .get(c)
-                    .copied()
-                    .unwrap_or(0.0);
-                let b = hold
-                    .revenue_per_customer_minor
-                    .get(c)
-                    .copied()
-                    .unwrap_or(0.0);
-                o.revenue_per_customer_diff_minor
-                    .insert(c.clone(), round(a - b, 2));
-            }
-            o.revenue_per_customer_diff = major(&o.revenue_per_customer_diff_minor);
+            compare(o, &rec, &hold);
         }
         o.recipients = rec;
         o.holdout = hold;
     }
+}
 
-    // Opt-outs: the last covered message before each.
+/// The differences, recipients minus holdout, of two non-empty groups.
+fn compare(o: &mut Outcome, rec: &Group, hold: &Group) {
+    o.repeat_rate_diff_pts = rec
+        .repeat_rate_pct
+        .zip(hold.repeat_rate_pct)
+        .map(|(a, b)| round(a - b, 1));
+    let currencies: BTreeSet<&String> = rec
+        .revenue_minor
+        .keys()
+        .chain(hold.revenue_minor.keys())
+        .collect();
+    for c in currencies {
+        let a = rec
+            .revenue_per_customer_minor
+            .get(c)
+            .copied()
+            .unwrap_or(0.0);
+        let b = hold
+            .revenue_per_customer_minor
+            .get(c)
+            .copied()
+            .unwrap_or(0.0);
+        o.revenue_per_customer_diff_minor
+            .insert(c.clone(), round(a - b, 2));
+    }
+    o.revenue_per_customer_diff = major(&o.revenue_per_customer_diff_minor);
+}
+
+/// Opt-outs: each counted for the ritual of the last covered message before it.
+fn add_opt_outs(input: &ReportInput, p: &ReportParams, rows: &mut BTreeMap<RowKey, ReportRow>) {
     let mut sent: BTreeMap<i64, Vec<&SentFact>> = BTreeMap::new();
     for s in &input.sent_before_opt_outs {
         sent.entry(s.customer_id).or_default().push(s);
@@ -311,16 +367,19 @@ pub fn compute(input: &ReportInput, p: &ReportParams) -> Vec<ReportRow> {
             .filter(|m| m.sent_at <= e.changed_at && covers(&e.scope, m))
             .max_by_key(|m| m.sent_at);
         if let Some(m) = cause
-            && wanted(&m.ritual)
+            && wanted(p, &m.ritual)
         {
             let key = (m.ritual.clone(), period_of(&p.periods, e.changed_at));
-            entry(&mut rows, &key, p.window_days).opt_outs += 1;
+            entry(rows, &key, p.window_days).opt_outs += 1;
         }
     }
+}
 
-    for s in input.responses.iter().filter(|s| wanted(&s.ritual)) {
+/// Survey answers and NPS per report row.
+fn add_surveys(input: &ReportInput, p: &ReportParams, rows: &mut BTreeMap<RowKey, ReportRow>) {
+    for s in input.responses.iter().filter(|s| wanted(p, &s.ritual)) {
         let key = (s.ritual.clone(), period_of(&p.periods, s.first_at));
-        let n = &mut entry(&mut rows, &key, p.window_days).survey;
+        let n = &mut entry(rows, &key, p.window_days).survey;
         n.responses += 1;
         match s.score {
             9..=10 => n.promoters += 1,
@@ -337,7 +396,6 @@ pub fn compute(input: &ReportInput, p: &ReportParams) -> Vec<ReportRow> {
             ));
         }
     }
-    rows.into_values().collect()
 }
 
 fn entry<'a>(
@@ -421,15 +479,22 @@ pub async fn report(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Channel;
 
-    fn ledger(ritual: &str, c: i64, status: &str, reason: Option<&str>, due_at: i64) -> LedgerFact {
+    fn ledger(
+        ritual: &str,
+        c: i64,
+        status: Status,
+        reason: Option<&str>,
+        due_at: i64,
+    ) -> LedgerFact {
         LedgerFact {
             ritual: ritual.into(),
             category: ritual.into(),
             customer_id: c,
             occurrence: format!("o{c}"),
             channel: "email".into(),
-            status: status.into(),
+            status,
             reason: reason.map(String::from),
             due_at,
         }
@@ -458,16 +523,16 @@ mod tests {
         let t = DAY;
         let input = ReportInput {
             ledger: vec![
-                ledger("w", 1, "sent", None, t),
+                ledger("w", 1, Status::Sent, None, t),
                 // The same customer's second occurrence: still one customer, at the first.
-                ledger("w", 1, "sent", None, 5 * t),
-                ledger("w", 2, "sent", None, t),
-                ledger("w", 3, "suppressed", Some("holdout"), t),
-                ledger("w", 4, "suppressed", Some("opted_out:category:w"), t),
-                ledger("w", 5, "suppressed", Some("capped_by:birthday"), t),
-                ledger("w", 6, "pending", None, t),
+                ledger("w", 1, Status::Sent, None, 5 * t),
+                ledger("w", 2, Status::Sent, None, t),
+                ledger("w", 3, Status::Suppressed, Some("holdout"), t),
+                ledger("w", 4, Status::Suppressed, Some("opted_out:category:w"), t),
+                ledger("w", 5, Status::Suppressed, Some("capped_by:birthday"), t),
+                ledger("w", 6, Status::Pending, None, t),
                 // Its window (day 95 + 10) is still open on day 100.
-                ledger("w", 7, "sent", None, 95 * t),
+                ledger("w", 7, Status::Sent, None, 95 * t),
             ],
             orders: vec![
                 order(1, t, 999),          // at the occurrence itself: not after it
@@ -510,11 +575,11 @@ mod tests {
 
     #[test]
     fn opt_outs_go_to_the_last_message_their_scope_covers() {
-        let sent = |ritual: &str, category: &str, channel: &str, at: i64| SentFact {
+        let sent = |ritual: &str, category: &str, channel: Channel, at: i64| SentFact {
             ritual: ritual.into(),
             category: category.into(),
             customer_id: 1,
-            channel: channel.into(),
+            channel,
             sent_at: at,
         };
         let out = |scope: &str, at: i64| OptOutFact {
@@ -525,11 +590,11 @@ mod tests {
         };
         let input = ReportInput {
             sent_before_opt_outs: vec![
-                sent("holidays", "holidays.mothers_day", "email", 10),
-                sent("birthday", "birthday", "sms", 20),
-                sent("survey", "survey", "email", 30),
+                sent("holidays", "holidays.mothers_day", Channel::Email, 10),
+                sent("birthday", "birthday", Channel::Sms, 20),
+                sent("survey", "survey", Channel::Email, 30),
                 // After every opt-out: never the cause.
-                sent("digest", "digest", "email", 99),
+                sent("digest", "digest", Channel::Email, 99),
             ],
             opt_outs: vec![
                 out("category:holidays", 40), // parent category → holidays

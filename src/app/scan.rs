@@ -30,19 +30,11 @@ pub struct Candidate {
     pub fresh: bool,
 }
 
-/// Ledger statuses that are (or will be) a message to the customer.
-fn is_message(status: &str) -> bool {
-    matches!(
-        status,
-        "pending" | "claimed" | "sending" | "retry_wait" | "sent" | "in_doubt"
-    )
-}
-
 pub fn recorded_from(h: &HistoryRow) -> Recorded {
     Recorded {
         ritual: h.ritual.clone(),
         occurrence: h.occurrence.clone(),
-        message: is_message(&h.status),
+        message: h.status.is_message(),
         due: Timestamp::from_second(h.due_at).unwrap_or(Timestamp::UNIX_EPOCH),
     }
 }

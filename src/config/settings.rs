@@ -6,7 +6,7 @@ use serde_saphyr::Spanned;
 
 use super::diagnostic::{Diagnostic, Diagnostics, parse_yaml};
 use super::sms::{SmsProvider, SmsSpec, SmsTransport, sms_concurrency, sms_transport};
-use crate::domain::{Locale, parse_zone};
+use crate::domain::{Channel, Locale, parse_zone};
 
 // ---------------------------------------------------------------------------------------------
 // Spec: mirrors the YAML file.
@@ -414,11 +414,10 @@ pub struct HandoverBatch {
 impl HandoverBatch {
     pub const ONE_BY_ONE: HandoverBatch = HandoverBatch { email: 1, sms: 1 };
 
-    pub fn of(&self, channel: &str) -> u32 {
-        if channel == "sms" {
-            self.sms
-        } else {
-            self.email
+    pub fn of(&self, channel: Channel) -> u32 {
+        match channel {
+            Channel::Email => self.email,
+            Channel::Sms => self.sms,
         }
     }
 }
@@ -434,22 +433,17 @@ pub enum InDoubtPolicy {
 
 impl DeliveryConfig {
     /// The channels whose in-doubt messages are resent.
-    pub fn resend_channels(&self) -> Vec<&'static str> {
-        let mut v = Vec::new();
-        if self.email_in_doubt == InDoubtPolicy::Resend {
-            v.push("email");
-        }
-        if self.sms_in_doubt == InDoubtPolicy::Resend {
-            v.push("sms");
-        }
-        v
+    pub fn resend_channels(&self) -> Vec<Channel> {
+        [Channel::Email, Channel::Sms]
+            .into_iter()
+            .filter(|c| self.in_doubt_policy(*c) == InDoubtPolicy::Resend)
+            .collect()
     }
 
-    pub fn in_doubt_policy(&self, channel: &str) -> InDoubtPolicy {
+    pub fn in_doubt_policy(&self, channel: Channel) -> InDoubtPolicy {
         match channel {
-            "email" => self.email_in_doubt,
-            "sms" => self.sms_in_doubt,
-            _ => InDoubtPolicy::Skip,
+            Channel::Email => self.email_in_doubt,
+            Channel::Sms => self.sms_in_doubt,
         }
     }
 }
@@ -1244,8 +1238,8 @@ mod tests {
         );
         assert_eq!(
             (
-                c.delivery.handover_batch.of("email"),
-                c.delivery.handover_batch.of("sms")
+                c.delivery.handover_batch.of(Channel::Email),
+                c.delivery.handover_batch.of(Channel::Sms)
             ),
             (200, 1)
         );

@@ -96,11 +96,11 @@ pub async fn run(app: Arc<App>) -> Result<(), AppError> {
 /// Says in the log, per channel, how many messages a crash may leave in doubt when
 /// `delivery.handover_batch` is above 1 (`run` and `run --once` both send).
 pub fn warn_of_a_wide_handover(cfg: &crate::config::Config) {
-    for channel in ["email", "sms"] {
+    for channel in [crate::domain::Channel::Email, crate::domain::Channel::Sms] {
         let batch = cfg.delivery.handover_batch.of(channel);
         if batch > 1 {
             tracing::warn!(
-                channel,
+                channel = channel.as_str(),
                 handover_batch = batch,
                 "{channel}: messages are committed `sending` {batch} at a time: a crash may leave up to {} in doubt (delivery.handover_batch)",
                 2 * batch

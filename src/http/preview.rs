@@ -24,7 +24,9 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::respond::esc;
-use crate::app::{ComposeError, Composed, Definitions, LinkMode, compose_with, sample_customers};
+use crate::app::{
+    ComposeError, ComposeRequest, Composed, Definitions, LinkMode, compose_with, sample_customers,
+};
 use crate::config::{Config, Diagnostics, Severity};
 use crate::domain::{Channel, Locale};
 use crate::plan::CustomerFacts;
@@ -555,20 +557,20 @@ impl Page<'_> {
             // Test links: the page's unsubscribe, preference and survey links open the real
             // pages (when `secret` is the daemon's) and record nothing.
             let render = |channel| {
-                compose_with(
+                compose_with(&ComposeRequest {
                     cfg,
-                    &defs.templates,
-                    self.key,
+                    templates: &defs.templates,
+                    key: self.key,
                     ritual,
-                    &c,
-                    &occasion,
-                    &occasion.year.to_string(),
+                    customer: &c,
+                    occasion: &occasion,
+                    occurrence: &occasion.year.to_string(),
                     channel,
                     now,
-                    None,
-                    None,
-                    LinkMode::Test,
-                )
+                    prefix: None,
+                    dkim: None,
+                    links: LinkMode::Test,
+                })
             };
             out.push_str(&email_card(ritual, &locale, Channel::Email, &render));
             out.push_str(&sms_card(ritual, &locale, Channel::Sms, &render));

@@ -6,9 +6,10 @@ use std::collections::HashMap;
 
 use sea_orm::{ConnectionTrait, TransactionTrait, Value};
 
+use super::codes::status_at;
 use super::packed::PACKED_CUSTOMER;
 use super::people::{CUSTOMER_COLS, customer_from};
-use super::{CustomerRow, NewDelivery, Store, StoreError, placeholders};
+use super::{CustomerRow, NewDelivery, Status, Store, StoreError, placeholders};
 
 /// An order as the engine sees it, with its rank among the customer's orders (1 = first).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,7 +28,7 @@ pub struct HistoryRow {
     pub customer_id: i64,
     pub ritual: String,
     pub occurrence: String,
-    pub status: String,
+    pub status: Status,
     pub due_at: i64,
     pub decided_at: i64,
 }
@@ -314,7 +315,7 @@ impl Store {
                     customer_id: r.try_get("", "customer_id")?,
                     ritual: r.try_get("", "ritual")?,
                     occurrence: r.try_get("", "occurrence")?,
-                    status: r.try_get("", "status")?,
+                    status: status_at(&r, "status")?,
                     due_at: r.try_get("", "due_at")?,
                     decided_at: r.try_get("", "created_at")?,
                 };
@@ -340,7 +341,7 @@ impl Store {
         // Messages and suppressions go in separate statements, so the rows each one inserted
         // (conflicts insert nothing) are counted without returning a row per insert.
         let (messages, others): (Vec<&NewDelivery>, Vec<&NewDelivery>) =
-            rows.iter().partition(|d| d.status.as_str() == "pending");
+            rows.iter().partition(|d| d.status == Status::Pending);
         for (group, count) in [(messages, &mut pending), (others, &mut suppressed)] {
             for chunk in group.chunks(INSERT_ROWS) {
                 let mut sql = String::with_capacity(300 + chunk.len() * 80);

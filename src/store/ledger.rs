@@ -12,13 +12,18 @@
 //! rows with one `UPDATE … RETURNING` that sets a lease (PostgreSQL adds `FOR UPDATE SKIP
 //! LOCKED`); results are written only while the lease token still matches.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
-use sea_orm::{ConnectionTrait, TransactionTrait, Value};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, QueryResult, TransactionTrait, Value};
 
+use super::codes::sql::{
+    CANCELLED, CLAIMED, FAILED, IN_DOUBT, LEASED, PENDING, RETRY_WAIT, SENDING, SENT, SUPPRESSED,
+};
+use super::codes::{channel_at, status_at};
 use super::{Store, StoreError, placeholders, random_token};
+use crate::domain::Channel;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Status {
     Pending,
     Claimed,
@@ -36,18 +41,18 @@ pub enum Status {
 }
 
 impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Pending => "pending",
-            Status::Claimed => "claimed",
-            Status::Sending => "sending",
-            Status::InDoubt => "in_doubt",
-            Status::RetryWait => "retry_wait",
-            Status::Sent => "sent",
-            Status::Failed => "failed",
-            Status::Suppressed => "suppressed",
-            Status::Cancelled => "cancelled",
-        }
+    /// Whether a row in this status is (or will be) a message to the customer: what the
+    /// engine remembers as sent for the frequency caps and collisions.
+    pub fn is_message(self) -> bool {
+        matches!(
+            self,
+            Status::Pending
+                | Status::Claimed
+                | Status::Sending
+                | Status::RetryWait
+                | Status::Sent
+                | Status::InDoubt
+        )
     }
 }
 
@@ -92,7 +97,7 @@ pub struct ClaimedDelivery {
     pub category: String,
     pub customer_id: i64,
     pub occurrence: String,
-    pub channel: String,
+    pub channel: Channel,
     pub recipient: String,
     pub subject: Option<String>,
     /// `None` until the first attempt renders the message.
@@ -127,7 +132,8 @@ pub struct DeliveryRow {
 /// Rows per (status, channel): the queue depth `ritualist outbox` shows.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct QueueCount {
-    pub status: String,
+    pub status: Status,
+    /// The channel's name, `none` for decisions that have none.
     pub channel: String,
     pub count: i64,
 }
@@ -139,7 +145,7 @@ pub struct FailedDelivery {
     pub ritual: String,
     /// The customer's external id (`None` if the customer is gone).
     pub customer: Option<String>,
-    pub channel: String,
+    pub channel: Channel,
     pub attempts: i32,
     pub last_error: Option<String>,
     pub updated_at: i64,
@@ -148,7 +154,7 @@ pub struct FailedDelivery {
 /// A channel paused because its provider refused ritualist itself.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ChannelPause {
-    pub channel: String,
+    pub channel: Channel,
     /// The provider's refusal, as logged.
     pub reason: String,
     pub paused_at: i64,
@@ -171,6 +177,33 @@ const BLOCKED_BY_CONSENT: &str = "EXISTS (SELECT 1 FROM consents c WHERE c.custo
      AND (c.scope IN ('all', 'channel:' || deliveries.channel, 'ritual:' || deliveries.ritual, 'category:' || deliveries.category) \
      OR (c.scope LIKE 'category:%' AND substr('category:' || deliveries.category, 1, length(c.scope) + 1) = c.scope || '.')))";
 
+/// A row the claim returned, leased under `token`, with its stored message if any.
+fn claimed_row(
+    r: &QueryResult,
+    payload: Option<String>,
+    token: &str,
+) -> Result<ClaimedDelivery, StoreError> {
+    Ok(ClaimedDelivery {
+        id: r.try_get("", "id")?,
+        ritual: r.try_get("", "ritual")?,
+        category: r.try_get("", "category")?,
+        customer_id: r.try_get("", "customer_id")?,
+        occurrence: r.try_get("", "occurrence")?,
+        channel: channel_at(r, "channel")?,
+        recipient: r
+            .try_get::<Option<String>>("", "recipient")?
+            .unwrap_or_default(),
+        subject: r.try_get("", "subject")?,
+        payload,
+        occasion: r.try_get("", "occasion")?,
+        send_window: r.try_get("", "send_window")?,
+        message_id: r.try_get("", "message_id")?,
+        attempts: r.try_get("", "attempts")?,
+        due_at: r.try_get("", "due_at")?,
+        lease_token: token.to_string(),
+    })
+}
+
 impl Store {
     /// Claims up to `limit` due rows for `lease_secs`, oldest due first. In the same
     /// transaction, claimed rows whose customer opted out since planning are marked
@@ -187,30 +220,9 @@ impl Store {
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
         let token = random_token();
         let txn = self.db.begin().await?;
-        let lock = if self.is_postgres() {
-            " FOR UPDATE SKIP LOCKED"
-        } else {
-            ""
-        };
-        let due = |status: &str| {
-            format!(
-                "SELECT id, next_attempt_at FROM deliveries WHERE status = '{status}' AND next_attempt_at <= $3 \
-                 AND NOT EXISTS (SELECT 1 FROM channel_pauses p WHERE p.channel = deliveries.channel AND p.until > $3) \
-                 ORDER BY next_attempt_at, id LIMIT $4{lock}"
-            )
-        };
-        let sql = format!(
-            "WITH fresh AS ({}), again AS ({}) \
-             UPDATE deliveries SET status = 'claimed', lease_token = $1, lease_until = $2, attempts = attempts + 1, updated_at = $3 \
-             WHERE id IN (SELECT id FROM (SELECT id, next_attempt_at FROM fresh UNION ALL SELECT id, next_attempt_at FROM again) AS due \
-             ORDER BY next_attempt_at, id LIMIT $4) \
-             RETURNING id, ritual, category, customer_id, occurrence, channel, recipient, subject, message_id, attempts, due_at, occasion, send_window",
-            due("pending"),
-            due("retry_wait")
-        );
         let rows = txn
             .query_all_raw(self.stmt(
-                &sql,
+                &self.claim_sql(),
                 vec![
                     token.clone().into(),
                     (now + lease_secs as i64).into(),
@@ -219,71 +231,105 @@ impl Store {
                 ],
             ))
             .await?;
-        let mut blocked: std::collections::HashSet<i64> = Default::default();
-        let mut payloads: std::collections::HashMap<i64, String> = Default::default();
+        let mut blocked = HashSet::new();
+        let mut payloads = HashMap::new();
         if !rows.is_empty() {
             let ids: Vec<i64> = rows
                 .iter()
                 .map(|r| r.try_get::<i64>("", "id"))
                 .collect::<Result<_, _>>()?;
-            // The stored messages of rows already rendered (retries, pre-rendered rows).
-            for r in txn
-                .query_all_raw(self.stmt(
-                    &format!(
-                        "SELECT delivery_id, payload FROM delivery_messages WHERE delivery_id IN ({})",
-                        placeholders(1, ids.len())
-                    ),
-                    ids.iter().map(|i| Value::from(*i)).collect(),
-                ))
-                .await?
-            {
-                payloads.insert(r.try_get("", "delivery_id")?, r.try_get("", "payload")?);
-            }
-            let mut values: Vec<Value> = vec![now.into(), token.clone().into()];
-            values.extend(ids.iter().map(|i| Value::from(*i)));
-            for r in txn
-                .query_all_raw(self.stmt(
-                    &format!(
-                        "UPDATE deliveries SET status = 'suppressed', reason = 'opted_out_before_send', updated_at = $1, \
-                         lease_token = NULL, lease_until = NULL, attempts = attempts - 1 \
-                         WHERE lease_token = $2 AND id IN ({}) AND {BLOCKED_BY_CONSENT} RETURNING id",
-                        placeholders(3, ids.len())
-                    ),
-                    values,
-                ))
-                .await?
-            {
-                blocked.insert(r.try_get::<i64>("", "id")?);
-            }
+            payloads = self.stored_payloads(&txn, &ids).await?;
+            blocked = self.suppress_opted_out(&txn, &ids, now, &token).await?;
         }
         txn.commit().await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
-            if blocked.contains(&r.try_get::<i64>("", "id")?) {
-                continue;
+            let id: i64 = r.try_get("", "id")?;
+            if !blocked.contains(&id) {
+                out.push(claimed_row(&r, payloads.remove(&id), &token)?);
             }
-            out.push(ClaimedDelivery {
-                id: r.try_get("", "id")?,
-                ritual: r.try_get("", "ritual")?,
-                category: r.try_get("", "category")?,
-                customer_id: r.try_get("", "customer_id")?,
-                occurrence: r.try_get("", "occurrence")?,
-                channel: r.try_get("", "channel")?,
-                recipient: r
-                    .try_get::<Option<String>>("", "recipient")?
-                    .unwrap_or_default(),
-                subject: r.try_get("", "subject")?,
-                payload: payloads.remove(&r.try_get::<i64>("", "id")?),
-                occasion: r.try_get("", "occasion")?,
-                send_window: r.try_get("", "send_window")?,
-                message_id: r.try_get("", "message_id")?,
-                attempts: r.try_get("", "attempts")?,
-                due_at: r.try_get("", "due_at")?,
-                lease_token: token.clone(),
-            });
         }
         out.sort_by_key(|c| c.id);
         Ok(out)
+    }
+
+    /// The claim of [`Store::claim_due`]: `$1` the lease token, `$2` its end, `$3` now, `$4`
+    /// the limit; returns the claimed rows.
+    fn claim_sql(&self) -> String {
+        let lock = if self.is_postgres() {
+            " FOR UPDATE SKIP LOCKED"
+        } else {
+            ""
+        };
+        let due = |status: Status| {
+            let status = status.sql();
+            format!(
+                "SELECT id, next_attempt_at FROM deliveries WHERE status = {status} AND next_attempt_at <= $3 \
+                 AND NOT EXISTS (SELECT 1 FROM channel_pauses p WHERE p.channel = deliveries.channel AND p.until > $3) \
+                 ORDER BY next_attempt_at, id LIMIT $4{lock}"
+            )
+        };
+        format!(
+            "WITH fresh AS ({}), again AS ({}) \
+             UPDATE deliveries SET status = {CLAIMED}, lease_token = $1, lease_until = $2, attempts = attempts + 1, updated_at = $3 \
+             WHERE id IN (SELECT id FROM (SELECT id, next_attempt_at FROM fresh UNION ALL SELECT id, next_attempt_at FROM again) AS due \
+             ORDER BY next_attempt_at, id LIMIT $4) \
+             RETURNING id, ritual, category, customer_id, occurrence, channel, recipient, subject, message_id, attempts, due_at, occasion, send_window",
+            due(Status::Pending),
+            due(Status::RetryWait)
+        )
+    }
+
+    /// The stored messages of rows already rendered (retries, pre-rendered rows) among `ids`.
+    async fn stored_payloads(
+        &self,
+        txn: &DatabaseTransaction,
+        ids: &[i64],
+    ) -> Result<HashMap<i64, String>, StoreError> {
+        let mut payloads = HashMap::new();
+        for r in txn
+            .query_all_raw(self.stmt(
+                &format!(
+                    "SELECT delivery_id, payload FROM delivery_messages WHERE delivery_id IN ({})",
+                    placeholders(1, ids.len())
+                ),
+                ids.iter().map(|i| Value::from(*i)).collect(),
+            ))
+            .await?
+        {
+            payloads.insert(r.try_get("", "delivery_id")?, r.try_get("", "payload")?);
+        }
+        Ok(payloads)
+    }
+
+    /// Of the rows `ids` just claimed under `token`, those whose customer opted out since
+    /// planning become `suppressed` (`opted_out_before_send`, the attempt not counted);
+    /// returns their ids.
+    async fn suppress_opted_out(
+        &self,
+        txn: &DatabaseTransaction,
+        ids: &[i64],
+        now: i64,
+        token: &str,
+    ) -> Result<HashSet<i64>, StoreError> {
+        let mut values: Vec<Value> = vec![now.into(), token.to_string().into()];
+        values.extend(ids.iter().map(|i| Value::from(*i)));
+        let mut blocked = HashSet::new();
+        for r in txn
+            .query_all_raw(self.stmt(
+                &format!(
+                    "UPDATE deliveries SET status = {SUPPRESSED}, reason = 'opted_out_before_send', updated_at = $1, \
+                     lease_token = NULL, lease_until = NULL, attempts = attempts - 1 \
+                     WHERE lease_token = $2 AND id IN ({}) AND {BLOCKED_BY_CONSENT} RETURNING id",
+                    placeholders(3, ids.len())
+                ),
+                values,
+            ))
+            .await?
+        {
+            blocked.insert(r.try_get::<i64>("", "id")?);
+        }
+        Ok(blocked)
     }
 
     /// Stores the rendered messages of claimed rows (first attempts), so every retry sends the
@@ -301,7 +347,7 @@ impl Store {
         for r in rows {
             let n = txn
                 .execute_raw(self.stmt(
-                    "UPDATE deliveries SET subject = $1, message_id = $2 WHERE id = $3 AND lease_token = $4 AND status = 'claimed'",
+                    &format!("UPDATE deliveries SET subject = $1, message_id = $2 WHERE id = $3 AND lease_token = $4 AND status = {CLAIMED}"),
                     vec![
                         r.subject.map(str::to_string).into(),
                         r.message_id.map(str::to_string).into(),
@@ -340,9 +386,9 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let n = self
             .exec(
-                "UPDATE deliveries SET status = 'pending', next_attempt_at = $1, attempts = attempts - 1, updated_at = $2, lease_token = NULL, lease_until = NULL, \
+                &format!("UPDATE deliveries SET status = {PENDING}, next_attempt_at = $1, attempts = attempts - 1, updated_at = $2, lease_token = NULL, lease_until = NULL, \
                  last_error = COALESCE($3, last_error) \
-                 WHERE id = $4 AND lease_token = $5 AND status IN ('claimed', 'sending')",
+                 WHERE id = $4 AND lease_token = $5 AND status IN ({LEASED})"),
                 vec![
                     next_at.into(),
                     now.into(),
@@ -362,12 +408,12 @@ impl Store {
     pub async fn release_expired_leases(
         &self,
         now: i64,
-        resend: &[&str],
+        resend: &[Channel],
     ) -> Result<(u64, u64), StoreError> {
         let released = self
             .exec(
-                "UPDATE deliveries SET status = 'pending', lease_token = NULL, lease_until = NULL, updated_at = $1 \
-                 WHERE status = 'claimed' AND lease_until < $1",
+                &format!("UPDATE deliveries SET status = {PENDING}, lease_token = NULL, lease_until = NULL, updated_at = $1 \
+                 WHERE status = {CLAIMED} AND lease_until < $1"),
                 vec![now.into()],
             )
             .await?;
@@ -382,13 +428,13 @@ impl Store {
             "in doubt: the worker stopped while handing the message over; the provider may have it"
                 .into(),
         ];
-        values.extend(resend.iter().map(|c| Value::from(c.to_string())));
+        values.extend(resend.iter().map(|c| Value::from(*c)));
         let doubt = self
             .exec(
                 &format!(
-                    "UPDATE deliveries SET status = CASE WHEN {resent} THEN 'retry_wait' ELSE 'in_doubt' END, \
+                    "UPDATE deliveries SET status = CASE WHEN {resent} THEN {RETRY_WAIT} ELSE {IN_DOUBT} END, \
                      next_attempt_at = $1, last_error = $2, lease_token = NULL, lease_until = NULL, updated_at = $1 \
-                     WHERE status = 'sending' AND lease_until < $1"
+                     WHERE status = {SENDING} AND lease_until < $1"
                 ),
                 values,
             )
@@ -441,7 +487,7 @@ impl Store {
                 .exec(
                     &format!(
                         "UPDATE deliveries SET lease_until = $1 \
-                         WHERE lease_token = $2 AND status IN ('claimed', 'sending') AND id IN ({})",
+                         WHERE lease_token = $2 AND status IN ({LEASED}) AND id IN ({})",
                         placeholders(3, ids.len())
                     ),
                     values,
@@ -462,13 +508,13 @@ impl Store {
         now: i64,
     ) -> Result<bool, StoreError> {
         let (status, next) = match resend_at {
-            Some(at) => ("retry_wait", at),
-            None => ("in_doubt", now),
+            Some(at) => (Status::RetryWait, at),
+            None => (Status::InDoubt, now),
         };
         let n = self
             .exec(
-                "UPDATE deliveries SET status = $1, next_attempt_at = $2, last_error = $3, updated_at = $4, lease_token = NULL, lease_until = NULL \
-                 WHERE id = $5 AND lease_token = $6 AND status IN ('claimed', 'sending')",
+                &format!("UPDATE deliveries SET status = $1, next_attempt_at = $2, last_error = $3, updated_at = $4, lease_token = NULL, lease_until = NULL \
+                 WHERE id = $5 AND lease_token = $6 AND status IN ({LEASED})"),
                 vec![
                     status.into(),
                     next.into(),
@@ -491,7 +537,7 @@ impl Store {
         token: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
-        self.release(id, token, now, "status = 'claimed'").await
+        self.release(id, token, now, &[Status::Claimed]).await
     }
 
     /// Gives a row back whose send never started (a stopping daemon): `claimed` or `sending`
@@ -503,7 +549,7 @@ impl Store {
         token: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
-        self.release(id, token, now, "status IN ('claimed', 'sending')")
+        self.release(id, token, now, &[Status::Claimed, Status::Sending])
             .await
     }
 
@@ -514,13 +560,14 @@ impl Store {
         id: i64,
         token: &str,
         now: i64,
-        from: &str,
+        from: &[Status],
     ) -> Result<bool, StoreError> {
+        let from = Status::sql_list(from);
         let n = self
             .exec(
                 &format!(
-                    "UPDATE deliveries SET status = 'pending', attempts = attempts - 1, lease_token = NULL, lease_until = NULL, updated_at = $1 \
-                     WHERE id = $2 AND lease_token = $3 AND {from}"
+                    "UPDATE deliveries SET status = {PENDING}, attempts = attempts - 1, lease_token = NULL, lease_until = NULL, updated_at = $1 \
+                     WHERE id = $2 AND lease_token = $3 AND status IN ({from})"
                 ),
                 vec![now.into(), id.into(), token.to_string().into()],
             )
@@ -533,7 +580,7 @@ impl Store {
     /// the batch that was in flight add no strike). Returns (strikes, until).
     pub async fn pause_channel(
         &self,
-        channel: &str,
+        channel: Channel,
         reason: &str,
         now: i64,
         until: impl Fn(i64) -> i64,
@@ -572,10 +619,10 @@ impl Store {
     }
 
     /// Messages sent on `channel` since `since` (daily rate limits after a restart).
-    pub async fn sent_since(&self, channel: &str, since: i64) -> Result<i64, StoreError> {
+    pub async fn sent_since(&self, channel: Channel, since: i64) -> Result<i64, StoreError> {
         let row = self
             .one(
-                "SELECT COUNT(*) AS n FROM deliveries WHERE channel = $1 AND status = 'sent' AND sent_at >= $2",
+                &format!("SELECT COUNT(*) AS n FROM deliveries WHERE channel = $1 AND status = {SENT} AND sent_at >= $2"),
                 vec![channel.into(), since.into()],
             )
             .await?;
@@ -586,7 +633,7 @@ impl Store {
     }
 
     /// A message went through on `channel`: a pause (its probe succeeded) is over.
-    pub async fn clear_channel_pause(&self, channel: &str) -> Result<bool, StoreError> {
+    pub async fn clear_channel_pause(&self, channel: Channel) -> Result<bool, StoreError> {
         Ok(self
             .exec(
                 "DELETE FROM channel_pauses WHERE channel = $1",
@@ -598,7 +645,7 @@ impl Store {
 
     /// An operator lifted the pause of `channel`: the messages that were waiting for the pause
     /// to end are due at `now`. `false` when the channel was not paused.
-    pub async fn resume_channel(&self, channel: &str, now: i64) -> Result<bool, StoreError> {
+    pub async fn resume_channel(&self, channel: Channel, now: i64) -> Result<bool, StoreError> {
         let Some(row) = self
             .one(
                 "SELECT until FROM channel_pauses WHERE channel = $1",
@@ -610,8 +657,8 @@ impl Store {
         };
         let until: i64 = row.try_get("", "until")?;
         self.exec(
-            "UPDATE deliveries SET next_attempt_at = $1, updated_at = $1 \
-             WHERE channel = $2 AND status = 'retry_wait' AND next_attempt_at > $1 AND next_attempt_at <= $3",
+            &format!("UPDATE deliveries SET next_attempt_at = $1, updated_at = $1 \
+             WHERE channel = $2 AND status = {RETRY_WAIT} AND next_attempt_at > $1 AND next_attempt_at <= $3"),
             vec![now.into(), channel.into(), until.into()],
         )
         .await?;
@@ -629,7 +676,7 @@ impl Store {
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
             out.push(ChannelPause {
-                channel: r.try_get("", "channel")?,
+                channel: channel_at(&r, "channel")?,
                 reason: r.try_get("", "reason")?,
                 paused_at: r.try_get("", "paused_at")?,
                 until: r.try_get("", "until")?,
@@ -674,8 +721,8 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let n = self
             .exec(
-                "UPDATE deliveries SET status = 'retry_wait', next_attempt_at = $1, last_error = $2, updated_at = $3, lease_token = NULL, lease_until = NULL \
-                 WHERE id = $4 AND lease_token = $5 AND status IN ('claimed', 'sending')",
+                &format!("UPDATE deliveries SET status = {RETRY_WAIT}, next_attempt_at = $1, last_error = $2, updated_at = $3, lease_token = NULL, lease_until = NULL \
+                 WHERE id = $4 AND lease_token = $5 AND status IN ({LEASED})"),
                 vec![next_at.into(), error.to_string().into(), now.into(), id.into(), token.to_string().into()],
             )
             .await?;
@@ -691,8 +738,8 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let n = self
             .exec(
-                "UPDATE deliveries SET status = 'failed', last_error = $1, updated_at = $2, lease_token = NULL, lease_until = NULL \
-                 WHERE id = $3 AND lease_token = $4 AND status IN ('claimed', 'sending')",
+                &format!("UPDATE deliveries SET status = {FAILED}, last_error = $1, updated_at = $2, lease_token = NULL, lease_until = NULL \
+                 WHERE id = $3 AND lease_token = $4 AND status IN ({LEASED})"),
                 vec![error.to_string().into(), now.into(), id.into(), token.to_string().into()],
             )
             .await?;
@@ -710,7 +757,7 @@ impl Store {
         rows.iter()
             .map(|r| {
                 Ok(QueueCount {
-                    status: r.try_get("", "status")?,
+                    status: status_at(r, "status")?,
                     channel: r.try_get("", "channel")?,
                     count: r.try_get("", "n")?,
                 })
@@ -740,8 +787,8 @@ impl Store {
                 &format!(
                     "SELECT d.id, d.ritual, c.external_id, d.channel, d.attempts, d.last_error, d.updated_at \
                      FROM deliveries d LEFT JOIN customers c ON c.id = d.customer_id \
-                     WHERE d.status = '{}' ORDER BY d.id DESC LIMIT $1",
-                    status.as_str()
+                     WHERE d.status = {} ORDER BY d.id DESC LIMIT $1",
+                    status.sql()
                 ),
                 vec![(limit as i64).into()],
             )
@@ -752,7 +799,7 @@ impl Store {
                     id: r.try_get("", "id")?,
                     ritual: r.try_get("", "ritual")?,
                     customer: r.try_get("", "external_id")?,
-                    channel: r.try_get("", "channel")?,
+                    channel: channel_at(r, "channel")?,
                     attempts: r.try_get("", "attempts")?,
                     last_error: r.try_get("", "last_error")?,
                     updated_at: r.try_get("", "updated_at")?,
@@ -791,11 +838,10 @@ impl Store {
         now: i64,
     ) -> Result<Vec<i64>, StoreError> {
         debug_assert!(!from.contains(&Status::Claimed));
-        let statuses: Vec<String> = from.iter().map(|s| format!("'{}'", s.as_str())).collect();
         let base = format!(
             "UPDATE deliveries SET {set}, updated_at = $1, lease_token = NULL, lease_until = NULL \
              WHERE status IN ({})",
-            statuses.join(", ")
+            Status::sql_list(from)
         );
         let mut changed = Vec::new();
         let mut run = |rows: Vec<sea_orm::QueryResult>| -> Result<(), StoreError> {
@@ -841,7 +887,7 @@ impl Store {
             RowSelection::Ids(_) => vec![Status::Failed, Status::InDoubt],
         };
         self.operator_update(
-            "status = 'pending', attempts = 0, next_attempt_at = $1",
+            &format!("status = {PENDING}, attempts = 0, next_attempt_at = $1"),
             &from,
             which,
             now,
@@ -866,7 +912,7 @@ impl Store {
             ],
         };
         self.operator_update(
-            "status = 'cancelled', reason = 'cancelled_by_operator'",
+            &format!("status = {CANCELLED}, reason = 'cancelled_by_operator'"),
             &from,
             which,
             now,

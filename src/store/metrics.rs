@@ -1,14 +1,17 @@
 //! What `/metrics` reads from the ledger: rows per ritual, channel, status and reason (one
 //! grouped scan; the ledger is the source of truth, so every process scraping it agrees).
 
+use super::codes::status_at;
+use super::ledger::Status;
 use super::{Store, StoreError};
 
 /// Ledger rows sharing a ritual, channel, status and reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LedgerCount {
     pub ritual: String,
+    /// The channel's name, `none` for a decision that has none.
     pub channel: String,
-    pub status: String,
+    pub status: Status,
     /// Empty when the row has none.
     pub reason: String,
     pub n: i64,
@@ -29,7 +32,7 @@ impl Store {
                 Ok(LedgerCount {
                     ritual: r.try_get("", "ritual")?,
                     channel: r.try_get("", "channel")?,
-                    status: r.try_get("", "status")?,
+                    status: status_at(r, "status")?,
                     reason: r.try_get("", "reason")?,
                     n: r.try_get("", "n")?,
                 })

@@ -10,6 +10,7 @@
 //! between threads costs more than SQLite's own work at a million customers.
 
 mod bulk;
+mod codes;
 mod consent;
 mod engine;
 mod group;
@@ -29,6 +30,7 @@ use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement, Value,
 };
 
+pub use codes::{NO_CHANNEL, channel_of};
 pub use consent::ConsentEvent;
 pub use engine::{HistoryRow, MonthDayColumn, OrderRow, Probe};
 pub use group::Urgency;

@@ -5,7 +5,11 @@
 
 use sea_orm::Value;
 
+use super::codes::sql::{SENT, SUPPRESSED};
+use super::codes::{channel_at, status_at};
+use super::ledger::Status;
 use super::{Store, StoreError};
+use crate::domain::Channel;
 
 /// A ledger row, as the report counts it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,8 +18,9 @@ pub struct LedgerFact {
     pub category: String,
     pub customer_id: i64,
     pub occurrence: String,
+    /// The channel's name, `none` for a decision that has none.
     pub channel: String,
-    pub status: String,
+    pub status: Status,
     pub reason: Option<String>,
     pub due_at: i64,
 }
@@ -44,7 +49,7 @@ pub struct SentFact {
     pub ritual: String,
     pub category: String,
     pub customer_id: i64,
-    pub channel: String,
+    pub channel: Channel,
     pub sent_at: i64,
 }
 
@@ -90,7 +95,7 @@ impl Store {
                     customer_id: r.try_get("", "customer_id")?,
                     occurrence: r.try_get("", "occurrence")?,
                     channel: r.try_get("", "channel")?,
-                    status: r.try_get("", "status")?,
+                    status: status_at(r, "status")?,
                     reason: r.try_get("", "reason")?,
                     due_at: r.try_get("", "due_at")?,
                 })
@@ -122,7 +127,7 @@ impl Store {
                     "SELECT customer_id, ordered_at, amount_minor, currency FROM orders \
                      WHERE ordered_at > $1 AND ordered_at <= $3 AND customer_id IN (\
                      SELECT customer_id FROM deliveries WHERE due_at >= $1 AND due_at < $2 \
-                     AND (status = 'sent' OR (status = 'suppressed' AND reason = 'holdout')){filter}) \
+                     AND (status = {SENT} OR (status = {SUPPRESSED} AND reason = 'holdout')){filter}) \
                      ORDER BY customer_id, ordered_at"
                 ),
                 values,
@@ -172,7 +177,7 @@ impl Store {
             .all(
                 &format!(
                     "SELECT ritual, category, customer_id, channel, sent_at FROM deliveries \
-                     WHERE status = 'sent' AND sent_at IS NOT NULL AND sent_at < $2 \
+                     WHERE status = {SENT} AND sent_at IS NOT NULL AND sent_at < $2 \
                      AND customer_id IN (SELECT customer_id {events}) ORDER BY sent_at, id"
                 ),
                 vec![since.into(), until.into()],
@@ -185,7 +190,7 @@ impl Store {
                     ritual: r.try_get("", "ritual")?,
                     category: r.try_get("", "category")?,
                     customer_id: r.try_get("", "customer_id")?,
-                    channel: r.try_get("", "channel")?,
+                    channel: channel_at(r, "channel")?,
                     sent_at: r.try_get("", "sent_at")?,
                 })
             })
