@@ -155,7 +155,7 @@ async fn an_unreachable_relay_is_a_transient_failure() {
 
 #[tokio::test]
 async fn sms_reaches_kannel_in_ucs2_for_cyrillic_and_romanian() {
-    // Multi-part SMS need the sendsms-user to allow them (see README, Kannel).
+    // Multi-part SMS need the sendsms-user to allow them (see docs/operator.md, Kannel set-up).
     let Some(kannel) = Kannel::start_with(&["max-messages = 10", "concatenation = true"]) else {
         return;
     };

@@ -6,7 +6,7 @@
 //! lengths), imported through CSV and through the daemon's own `POST /api/customers`. Every
 //! good customer gets their birthday email; every hostile value is either refused at the door
 //! with its line or field and reason (the rest of the customer is kept: a refused email still
-//! leaves the SMS), or delivered intact (or normalised as the README says) and safe on the
+//! leaves the SMS), or delivered intact (or normalised as docs/integrator.md says) and safe on the
 //! wire: one `To:`, no injected header, only the customer as envelope recipient. The daemon
 //! and `/healthz` stay up throughout, and nothing fails.
 //!
