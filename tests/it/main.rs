@@ -23,6 +23,7 @@ mod kannel_inbound;
 mod labels;
 mod logs;
 mod outbox;
+mod parallel;
 mod peers;
 mod regression;
 mod reload;

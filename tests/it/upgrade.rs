@@ -23,7 +23,11 @@ use migration::MigratorTrait;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
 
 use crate::harness::{Db, newcomer_checkout, ritualist_cmd};
+use crate::parallel::in_parallel;
 use crate::peers::PgDatabase;
+
+/// How many cells of the crash matrix run at once.
+const PARALLEL_CELLS: usize = 4;
 
 /// How many migrations there are (a fresh install applies them all).
 fn migrations() -> usize {
@@ -215,78 +219,85 @@ async fn every_crash_during_a_migration_is_recovered(db: Db) {
     );
     let reference = schema(&Database::connect(&url).await.unwrap()).await;
 
-    let mut cells = 0;
-    for k in 0..total {
-        for n in 1..=total - k {
-            let cell = format!("from{k}-crash{n}");
-            let (database, url, _pg) = new_database(db, dir, &cell).unwrap();
-            let conn = at_schema(&url, k).await;
-            // A fresh install has no data (nor a `seaql_migrations` yet).
-            let before = if k == 0 {
-                None
-            } else {
-                Some(data(&conn).await)
-            };
-            conn.close().await.unwrap();
+    // The cells are independent (each its own database) and mostly wait on child processes:
+    // they run a few at a time.
+    let cells: Vec<(usize, usize)> = (0..total)
+        .flat_map(|k| (1..=total - k).map(move |n| (k, n)))
+        .collect();
+    let ran = in_parallel(&cells, PARALLEL_CELLS, |&(k, n)| {
+        one_cell(db, dir, total, k, n, &reference)
+    });
+    assert_eq!(ran.len(), total * (total + 1) / 2);
+}
 
-            let crashed = migrate(dir, &database, Some(n));
-            let stderr = String::from_utf8_lossy(&crashed.stderr);
-            assert_eq!(
-                crashed.status.code(),
-                None,
-                "{db:?} {cell}: killed by the failpoint: {stderr}"
-            );
-            assert!(
-                stderr.contains(&format!("failpoint migration_commit@{n}")),
-                "{db:?} {cell}: {stderr}"
-            );
+/// One cell: the database at the schema of its first `k` migrations, `migrate` killed before
+/// the commit of the `n`-th pending one, then the next start.
+async fn one_cell(db: Db, dir: &Path, total: usize, k: usize, n: usize, reference: &[String]) {
+    let cell = format!("from{k}-crash{n}");
+    let (database, url, _pg) = new_database(db, dir, &cell).unwrap();
+    let conn = at_schema(&url, k).await;
+    // A fresh install has no data (nor a `seaql_migrations` yet).
+    let before = if k == 0 {
+        None
+    } else {
+        Some(data(&conn).await)
+    };
+    conn.close().await.unwrap();
 
-            let next = migrate(dir, &database, None);
+    let crashed = migrate(dir, &database, Some(n));
+    let stderr = String::from_utf8_lossy(&crashed.stderr);
+    assert_eq!(
+        crashed.status.code(),
+        None,
+        "{db:?} {cell}: killed by the failpoint: {stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("failpoint migration_commit@{n}")),
+        "{db:?} {cell}: {stderr}"
+    );
+
+    let next = migrate(dir, &database, None);
+    assert!(
+        next.status.success(),
+        "{db:?} {cell}: the next start completes: {}",
+        String::from_utf8_lossy(&next.stderr)
+    );
+    let conn = Database::connect(&url).await.unwrap();
+    assert_eq!(
+        texts(&conn, "SELECT version FROM seaql_migrations")
+            .await
+            .len(),
+        total,
+        "{db:?} {cell}"
+    );
+    assert_eq!(schema(&conn).await, reference, "{db:?} {cell}: the schema");
+    let after = data(&conn).await;
+    match before {
+        Some(before) => {
+            assert_eq!(after, before, "{db:?} {cell}: no row lost or changed");
             assert!(
-                next.status.success(),
-                "{db:?} {cell}: the next start completes: {}",
-                String::from_utf8_lossy(&next.stderr)
+                after.iter().all(|(_, rows, _)| *rows > 0),
+                "{db:?} {cell}: the data set is not empty: {after:?}"
             );
-            let conn = Database::connect(&url).await.unwrap();
-            assert_eq!(
-                texts(&conn, "SELECT version FROM seaql_migrations")
-                    .await
-                    .len(),
-                total,
-                "{db:?} {cell}"
-            );
-            assert_eq!(schema(&conn).await, reference, "{db:?} {cell}: the schema");
-            let after = data(&conn).await;
-            match before {
-                Some(before) => {
-                    assert_eq!(after, before, "{db:?} {cell}: no row lost or changed");
-                    assert!(
-                        after.iter().all(|(_, rows, _)| *rows > 0),
-                        "{db:?} {cell}: the data set is not empty: {after:?}"
-                    );
-                }
-                None => assert!(
-                    after.iter().all(|(_, rows, _)| *rows == 0),
-                    "{db:?} {cell}: {after:?}"
-                ),
-            }
-            conn.close().await.unwrap();
-            if db == Db::Sqlite {
-                let left: Vec<_> = std::fs::read_dir(dir.join("data"))
-                    .unwrap()
-                    .filter_map(|e| e.ok())
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .filter(|f| f.starts_with(&format!("{cell}.db.before-")))
-                    .collect();
-                assert!(
-                    left.is_empty(),
-                    "{cell}: the safety copy is removed after the upgrade: {left:?}"
-                );
-            }
-            cells += 1;
         }
+        None => assert!(
+            after.iter().all(|(_, rows, _)| *rows == 0),
+            "{db:?} {cell}: {after:?}"
+        ),
     }
-    assert_eq!(cells, total * (total + 1) / 2);
+    conn.close().await.unwrap();
+    if db == Db::Sqlite {
+        let left: Vec<_> = std::fs::read_dir(dir.join("data"))
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|f| f.starts_with(&format!("{cell}.db.before-")))
+            .collect();
+        assert!(
+            left.is_empty(),
+            "{cell}: the safety copy is removed after the upgrade: {left:?}"
+        );
+    }
 }
 
 #[tokio::test]
