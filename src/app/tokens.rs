@@ -343,11 +343,10 @@ fn unsubscribe_payload(payload: &str) -> Result<UnsubscribeToken, TokenError> {
     let rest = payload.strip_prefix("u.").ok_or(TokenError::WrongPurpose)?;
     let mut parts = rest.splitn(3, '.');
     let customer_id = parse_id(parts.next())?;
-    let channel = match parts.next() {
-        Some("email") => Channel::Email,
-        Some("sms") => Channel::Sms,
-        _ => return Err(TokenError::Malformed),
-    };
+    let channel = parts
+        .next()
+        .and_then(Channel::from_code)
+        .ok_or(TokenError::Malformed)?;
     let category = parts.next().ok_or(TokenError::Malformed)?;
     if category.is_empty() {
         return Err(TokenError::Malformed);

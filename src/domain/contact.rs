@@ -279,11 +279,20 @@ pub enum Channel {
 }
 
 impl Channel {
+    /// Every channel, in the order they are listed to people.
+    pub const ALL: [Channel; 2] = [Channel::Email, Channel::Sms];
+
+    /// The channel's code, as stored, signed into links and shown in metrics.
     pub fn as_str(self) -> &'static str {
         match self {
             Channel::Email => "email",
             Channel::Sms => "sms",
         }
+    }
+
+    /// The channel of an exact code (`email`, `sms`); unlike `parse`, no other spelling.
+    pub fn from_code(code: &str) -> Option<Channel> {
+        Channel::ALL.into_iter().find(|c| c.as_str() == code)
     }
 }
 
