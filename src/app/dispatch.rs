@@ -15,7 +15,7 @@ use super::App;
 use super::message::{ComposeError, compose_with};
 use super::tokens::LinkMode;
 
-use crate::channel::{Handover, Outgoing, SendError};
+use crate::channel::{Handover, Outgoing, SendFailure};
 use crate::config::{AllowedHours, InDoubtPolicy};
 use crate::domain::{Channel, Email, Phone};
 use crate::plan::{CustomerFacts, Occasion, next_allowed};
@@ -140,7 +140,7 @@ struct RowHandover<'a> {
 }
 
 impl Handover for RowHandover<'_> {
-    fn commit(&self) -> BoxFuture<'_, Result<(), SendError>> {
+    fn commit(&self) -> BoxFuture<'_, Result<(), SendFailure>> {
         Box::pin(async move {
             match self
                 .store
@@ -148,10 +148,10 @@ impl Handover for RowHandover<'_> {
                 .await
             {
                 Ok(true) => Ok(()),
-                Ok(false) => Err(SendError::lease_lost(
+                Ok(false) => Err(SendFailure::lease_lost(
                     "the lease was lost before the handover (another worker owns the message)",
                 )),
-                Err(e) => Err(SendError::transient(format!(
+                Err(e) => Err(SendFailure::transient(format!(
                     "cannot record the handover: {e}"
                 ))),
             }
@@ -578,7 +578,7 @@ impl App {
     async fn settle(
         &self,
         row: &ClaimedDelivery,
-        result: Result<String, SendError>,
+        result: Result<String, SendFailure>,
         now_s: i64,
         paused: &[String],
         urgency: Urgency,
@@ -603,15 +603,17 @@ impl App {
                 drop(permit);
                 committed.await?
             }
-            Err(e) if e.lease_lost => {
+            Err(e @ SendFailure::LeaseLost { .. }) => {
                 tracing::warn!(delivery = row.id, "not sent: {e}");
                 false
             }
-            Err(e) if e.untried => {
+            Err(e @ SendFailure::Untried { .. }) => {
                 // The relay is down (circuit breaker open) or the provider's daily limit is
                 // spent: back to the queue, the attempt not counted, until the breaker lets
                 // the next probe through or the next UTC day.
-                let wait = e.retry_after.map_or(30, |d| d.as_secs_f64().ceil() as i64);
+                let wait = e
+                    .retry_after()
+                    .map_or(30, |d| d.as_secs_f64().ceil() as i64);
                 tracing::debug!(delivery = row.id, "deferred: {e}");
                 r.deferred += 1;
                 self.store
@@ -620,11 +622,11 @@ impl App {
                         &row.lease_token,
                         now_s + wait.max(1),
                         now_s,
-                        Some(&e.message),
+                        Some(e.message()),
                     )
                     .await?
             }
-            Err(e) if e.in_doubt => {
+            Err(e @ SendFailure::InDoubt { .. }) => {
                 r.in_doubt += 1;
                 let resend = d.in_doubt_policy(&row.channel) == InDoubtPolicy::Resend
                     && (row.attempts as u32) < d.max_attempts;
@@ -638,14 +640,14 @@ impl App {
                     if resend { "will resend with the same Message-ID" } else { "kept, not resent" }
                 );
                 self.store
-                    .mark_in_doubt(row.id, &row.lease_token, &e.message, resend_at, now_s)
+                    .mark_in_doubt(row.id, &row.lease_token, e.message(), resend_at, now_s)
                     .await?
             }
-            Err(e) if e.about_us => {
+            Err(e @ SendFailure::AboutUs { .. }) => {
                 // Never the customer's fault: the message waits for the channel, which pauses.
                 let (strikes, until) = self
                     .store
-                    .pause_channel(&row.channel, &e.message, now_s, |strikes| {
+                    .pause_channel(&row.channel, e.message(), now_s, |strikes| {
                         now_s + pause_secs(d.pause_secs, strikes)
                     })
                     .await?;
@@ -659,13 +661,13 @@ impl App {
                     row.channel
                 );
                 self.store
-                    .mark_retry(row.id, &row.lease_token, until, &e.message, now_s)
+                    .mark_retry(row.id, &row.lease_token, until, e.message(), now_s)
                     .await?
             }
             Err(e) if e.is_transient() && (row.attempts as u32) < d.max_attempts => {
                 // Never sooner than the provider asked (HTTP Retry-After).
                 let backoff = retry_delay_secs(row.attempts as u32, jitter());
-                let asked = e.retry_after.map_or(0, |d| d.as_secs_f64().ceil() as i64);
+                let asked = e.retry_after().map_or(0, |d| d.as_secs_f64().ceil() as i64);
                 let next = now_s + backoff.max(asked);
                 tracing::warn!(
                     delivery = row.id,
@@ -675,7 +677,7 @@ impl App {
                 );
                 r.retrying += 1;
                 self.store
-                    .mark_retry(row.id, &row.lease_token, next, &e.message, now_s)
+                    .mark_retry(row.id, &row.lease_token, next, e.message(), now_s)
                     .await?
             }
             Err(e) => {
@@ -688,7 +690,7 @@ impl App {
                 r.failed += 1;
                 // A hard bounce (email) or a carrier STOP (Twilio 21610): no future message
                 // on this channel goes to this address.
-                if e.hard_bounce
+                if matches!(e, SendFailure::HardBounce { .. })
                     && let Ok(channel) = row.channel.parse::<Channel>()
                     && self
                         .store
@@ -704,7 +706,7 @@ impl App {
                     );
                 }
                 self.store
-                    .mark_failed(row.id, &row.lease_token, &e.message, now_s)
+                    .mark_failed(row.id, &row.lease_token, e.message(), now_s)
                     .await?
             }
         };

@@ -522,7 +522,7 @@ fn compose_unguarded(
                 list_unsubscribe: Some(&unsubscribe),
                 dkim,
             })
-            .map_err(|e| ComposeError::Build(e.message))?;
+            .map_err(|e| ComposeError::Build(e.to_string()))?;
             Ok(Composed {
                 subject: Some(r.subject),
                 payload,

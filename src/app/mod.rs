@@ -324,7 +324,7 @@ pub enum AppError {
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error("{0}")]
-    Channel(#[from] crate::channel::SendError),
+    Channel(#[from] crate::channel::SendFailure),
     #[error("{0}")]
     Other(String),
 }

@@ -19,7 +19,7 @@
 //!
 //! A pooled connection the relay closed while idle is replaced once, before anything is handed
 //! over. Failures of the relay itself feed a circuit [`Breaker`]: while it is open, messages
-//! are not tried ([`SendError::untried`]) and go back to the queue.
+//! are not tried ([`SendFailure::Untried`]) and go back to the queue.
 
 use std::io;
 use std::net::SocketAddr;
@@ -48,7 +48,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::{Mutex, Semaphore};
 
-use super::SendError;
+use super::SendFailure;
 use crate::config::{DkimAlgorithm, DkimSettings, SmtpConfig, SmtpSecurity};
 
 /// What goes into one email.
@@ -250,7 +250,7 @@ pub fn data_block(message: &str) -> String {
 /// Builds the RFC 5322 message: multipart/alternative (text, then HTML), a deterministic
 /// Message-ID, the Date from the injected clock, and `List-Unsubscribe` with
 /// `List-Unsubscribe-Post: List-Unsubscribe=One-Click` (RFC 8058) when an https link is given.
-pub fn build_email(p: &EmailParts<'_>) -> Result<String, SendError> {
+pub fn build_email(p: &EmailParts<'_>) -> Result<String, SendFailure> {
     let from = super::address::mailbox(p.from_name, p.from_email)?;
     let to = super::address::mailbox(p.to_name, p.to_email)?;
     let date = std::time::UNIX_EPOCH + Duration::from_secs(p.date.max(0) as u64);
@@ -264,7 +264,7 @@ pub fn build_email(p: &EmailParts<'_>) -> Result<String, SendError> {
         .message_id(Some(format!("<{}>", p.message_id)));
     let body = MultiPart::alternative_plain_html(text, html);
     let cannot =
-        |e: &dyn std::fmt::Display| SendError::permanent(format!("cannot build the email: {e}"));
+        |e: &dyn std::fmt::Display| SendFailure::permanent(format!("cannot build the email: {e}"));
     let mut msg = match p.dkim {
         None => builder.multipart(body).map_err(|e| cannot(&e))?,
         // lettre keeps a multipart's Content-Type with the part, out of the headers it signs:
@@ -557,7 +557,7 @@ impl SmtpPool {
         Duration::from_secs(self.cfg.timeout_secs as u64)
     }
 
-    async fn connect(&self) -> Result<Conn, SendError> {
+    async fn connect(&self) -> Result<Conn, SendFailure> {
         let t = self.timeout();
         let hello = ClientId::Domain(self.cfg.hello_name.clone());
         let tcp = tokio::time::timeout(
@@ -566,19 +566,19 @@ impl SmtpPool {
         )
         .await
         .map_err(|_| {
-            SendError::transient(format!(
+            SendFailure::transient(format!(
                 "connecting to {}:{} timed out",
                 self.cfg.host, self.cfg.port
             ))
         })?
         .map_err(|e| {
-            SendError::transient(format!(
+            SendFailure::transient(format!(
                 "cannot connect to {}:{}: {e}",
                 self.cfg.host, self.cfg.port
             ))
         })?;
         tcp.set_nodelay(true)
-            .map_err(|e| SendError::transient(format!("TCP_NODELAY: {e}")))?;
+            .map_err(|e| SendFailure::transient(format!("TCP_NODELAY: {e}")))?;
         let stream: Box<dyn AsyncTokioStream> = match self.cfg.security {
             SmtpSecurity::Tls => Box::new(self.tls_handshake(tcp).await?),
             _ if crate::failpoint::armed("after_dot") => Box::new(DotWatch(tcp, false)),
@@ -589,23 +589,23 @@ impl SmtpPool {
             AsyncSmtpConnection::connect_with_transport(stream, &hello),
         )
         .await
-        .map_err(|_| SendError::transient("SMTP greeting timed out"))?
+        .map_err(|_| SendFailure::transient("SMTP greeting timed out"))?
         .map_err(|e| refused_at_hello(&e, "greeting or EHLO"))?;
         if self.cfg.security == SmtpSecurity::Starttls {
             let params = self.starttls_params()?;
             tokio::time::timeout(t, conn.starttls(params, &hello))
                 .await
-                .map_err(|_| SendError::transient("STARTTLS timed out"))?
+                .map_err(|_| SendFailure::transient("STARTTLS timed out"))?
                 .map_err(|e| {
                     let raw = e.to_string();
                     if super::tls::is_tls_failure(&raw) {
-                        SendError::transient(super::tls::explain(
+                        SendFailure::transient(super::tls::explain(
                             &self.cfg.host,
                             "email.smtp",
                             &raw,
                         ))
                     } else {
-                        SendError::transient(format!(
+                        SendFailure::transient(format!(
                             "STARTTLS failed (required by `security: starttls`): {raw}"
                         ))
                     }
@@ -616,7 +616,7 @@ impl SmtpPool {
         let pipelining = self.cfg.pipelining && {
             let ehlo = tokio::time::timeout(t, conn.command(Ehlo::new(hello.clone())))
                 .await
-                .map_err(|_| SendError::transient("SMTP EHLO timed out"))?
+                .map_err(|_| SendFailure::transient("SMTP EHLO timed out"))?
                 .map_err(|e| refused_at_hello(&e, "EHLO"))?;
             offers_pipelining(&ehlo)
         };
@@ -624,7 +624,7 @@ impl SmtpPool {
             let creds = Credentials::new(user.clone(), pass.expose().to_string());
             tokio::time::timeout(t, conn.auth(&[Mechanism::Plain, Mechanism::Login], &creds))
                 .await
-                .map_err(|_| SendError::transient("SMTP AUTH timed out"))?
+                .map_err(|_| SendFailure::transient("SMTP AUTH timed out"))?
                 .map_err(|e| about_us(&e, "AUTH"))?;
         }
         Ok(Conn {
@@ -643,9 +643,9 @@ impl SmtpPool {
 
     /// lettre's TLS parameters for STARTTLS: the web PKI roots plus `ca_file` (or only it),
     /// and the client certificate when one is configured.
-    fn starttls_params(&self) -> Result<TlsParameters, SendError> {
+    fn starttls_params(&self) -> Result<TlsParameters, SendFailure> {
         use lettre::transport::smtp::client::{Certificate, CertificateStore, Identity};
-        let setup = |e: String| SendError::permanent(format!("TLS setup: {e}"));
+        let setup = |e: String| SendFailure::permanent(format!("TLS setup: {e}"));
         let pem = super::tls::read_pem(&self.cfg.tls, "email.smtp").map_err(setup)?;
         let mut b = TlsParameters::builder(self.cfg.host.clone())
             .dangerous_accept_invalid_certs(self.cfg.accept_invalid_certs);
@@ -665,20 +665,20 @@ impl SmtpPool {
         b.build_rustls().map_err(|e| setup(format!("{e}")))
     }
 
-    async fn tls_handshake(&self, tcp: TcpStream) -> Result<TlsTcp, SendError> {
+    async fn tls_handshake(&self, tcp: TcpStream) -> Result<TlsTcp, SendFailure> {
         let config = super::tls::client_config(&self.trust(), "email.smtp", |p| {
             Arc::new(super::tls::NoVerify(p))
         })
-        .map_err(|e| SendError::permanent(format!("TLS setup: {e}")))?;
+        .map_err(|e| SendFailure::permanent(format!("TLS setup: {e}")))?;
         let name = rustls::pki_types::ServerName::try_from(self.cfg.host.clone()).map_err(|e| {
-            SendError::permanent(format!("invalid TLS server name `{}`: {e}", self.cfg.host))
+            SendFailure::permanent(format!("invalid TLS server name `{}`: {e}", self.cfg.host))
         })?;
         let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
         let tls = tokio::time::timeout(self.timeout(), connector.connect(name, tcp))
             .await
-            .map_err(|_| SendError::transient("TLS handshake timed out"))?
+            .map_err(|_| SendFailure::transient("TLS handshake timed out"))?
             .map_err(|e| {
-                SendError::transient(super::tls::explain(
+                SendFailure::transient(super::tls::explain(
                     &self.cfg.host,
                     "email.smtp",
                     &e.to_string(),
@@ -689,7 +689,7 @@ impl SmtpPool {
 
     /// Opens one connection (TCP, TLS, EHLO, AUTH when configured) and QUITs: sends nothing.
     /// For `ritualist doctor`.
-    pub async fn probe(&self) -> Result<Option<String>, SendError> {
+    pub async fn probe(&self) -> Result<Option<String>, SendFailure> {
         let mut conn = self.connect().await?;
         // Who issued the relay's certificate and until when (None without TLS).
         let certificate = conn
@@ -702,7 +702,7 @@ impl SmtpPool {
     }
 
     /// A pooled connection that still answers (`true`: reused), or a new one.
-    async fn checkout(&self) -> Result<(Conn, bool), SendError> {
+    async fn checkout(&self) -> Result<(Conn, bool), SendFailure> {
         loop {
             let candidate = self.idle.lock().await.pop();
             let Some(mut idle) = candidate else { break };
@@ -725,7 +725,7 @@ impl SmtpPool {
     /// Sends `message` (already CRLF-normalised) from `from` to `to`; returns the server's reply.
     /// `handover` is committed after `354` to DATA and before the first byte of the body: a
     /// failure before it is "not sent", a reply code after it is "accepted" or "rejected", and
-    /// a broken or silent connection after it is "in doubt" ([`SendError::in_doubt`]).
+    /// a broken or silent connection after it is "in doubt" ([`SendFailure::InDoubt`]).
     ///
     /// A pooled connection the relay closed while it sat idle (its idle timeout is shorter
     /// than ours, or it restarted) fails at MAIL FROM, before anything is handed over: the
@@ -736,9 +736,9 @@ impl SmtpPool {
         to: &str,
         message: &[u8],
         handover: Option<&dyn super::Handover>,
-    ) -> Result<String, SendError> {
+    ) -> Result<String, SendFailure> {
         if let Some(d) = self.breaker_state().open(Instant::now()) {
-            return Err(SendError::untried(
+            return Err(SendFailure::untried(
                 format!(
                     "not tried: {}:{} failed {} times in a row; the circuit breaker is open for another {} s",
                     self.cfg.host,
@@ -789,12 +789,12 @@ impl SmtpPool {
         to: &str,
         message: &[u8],
         handover: Option<&dyn super::Handover>,
-    ) -> Result<String, (SendError, bool)> {
-        let mine = |e: SendError| (e, false);
+    ) -> Result<String, (SendFailure, bool)> {
+        let mine = |e: SendFailure| (e, false);
         // A failure to connect (refused, timed out, greeting or STARTTLS refused) is the
         // relay's; a refusal of our credentials is about us (the channel pauses instead).
-        let down = |e: SendError| {
-            let about_us = e.about_us;
+        let down = |e: SendFailure| {
+            let about_us = matches!(e, SendFailure::AboutUs { .. });
             (e, !about_us)
         };
         // Paced before a connection is taken: the wait never holds a slot.
@@ -805,20 +805,20 @@ impl SmtpPool {
             .slots
             .acquire()
             .await
-            .map_err(|_| mine(SendError::transient("pool closed")))?;
+            .map_err(|_| mine(SendFailure::transient("pool closed")))?;
         let envelope = lettre::address::Envelope::new(
             Some(from.parse().map_err(|e| {
-                mine(SendError::permanent(format!(
+                mine(SendFailure::permanent(format!(
                     "invalid sender `{from}`: {e}"
                 )))
             })?),
             vec![to.parse().map_err(|e| {
-                mine(SendError::permanent(format!(
+                mine(SendFailure::permanent(format!(
                     "invalid recipient `{to}`: {e}"
                 )))
             })?],
         )
-        .map_err(|e| mine(SendError::permanent(e.to_string())))?;
+        .map_err(|e| mine(SendFailure::permanent(e.to_string())))?;
         let (mut conn, mut reused) = self.checkout().await.map_err(down)?;
         loop {
             let handed = AtomicBool::new(false);
@@ -851,15 +851,14 @@ impl SmtpPool {
                 Ok(Err(Failed::Stale(e) | Failed::Down(e))) => Err((e, true)),
                 Ok(Err(Failed::Other(e))) => Err((e, false)),
                 Err(_) if handed.load(Ordering::SeqCst) => Err((
-                    SendError::transient(format!(
+                    SendFailure::in_doubt(format!(
                         "no reply to the message within {} s; in doubt: the relay may have taken it",
                         self.cfg.timeout_secs
-                    ))
-                    .in_doubt(),
+                    )),
                     true,
                 )),
                 Err(_) => Err((
-                    SendError::transient(format!("no reply within {} s", self.cfg.timeout_secs)),
+                    SendFailure::transient(format!("no reply within {} s", self.cfg.timeout_secs)),
                     true,
                 )),
             };
@@ -878,11 +877,11 @@ impl SmtpPool {
 enum Failed {
     /// The connection was gone at MAIL FROM (no reply, or a 421 closing it): nothing was
     /// handed over, and a reused connection is worth one fresh try.
-    Stale(SendError),
+    Stale(SendFailure),
     /// The relay closed the connection or answered 421 later on (or went silent after the
     /// body): it counts towards the circuit breaker.
-    Down(SendError),
-    Other(SendError),
+    Down(SendFailure),
+    Other(SendFailure),
 }
 
 /// Whether an EHLO reply lists PIPELINING.
@@ -918,7 +917,7 @@ async fn transaction(
         .any(|a: &Address| !AsRef::<str>::as_ref(a).is_ascii());
     if non_ascii {
         if !conn.server_info().supports_feature(Extension::SmtpUtfEight) {
-            return Err(Failed::Other(SendError::permanent(
+            return Err(Failed::Other(SendFailure::permanent(
                 "the address is not ASCII and the relay does not offer SMTPUTF8",
             )));
         }
@@ -926,7 +925,7 @@ async fn transaction(
     }
     if !message.is_ascii() {
         if !conn.server_info().supports_feature(Extension::EightBitMime) {
-            return Err(Failed::Other(SendError::permanent(
+            return Err(Failed::Other(SendFailure::permanent(
                 "the message is 8-bit and the relay does not offer 8BITMIME",
             )));
         }
@@ -1027,12 +1026,9 @@ async fn transaction(
                 })
             } else {
                 // Broken while writing the body or before the reply's code: the relay may have it.
-                Err(Failed::Down(
-                    SendError::transient(format!(
-                        "end of data: {e}; in doubt: the relay may have taken the message"
-                    ))
-                    .in_doubt(),
-                ))
+                Err(Failed::Down(SendFailure::in_doubt(format!(
+                    "end of data: {e}; in doubt: the relay may have taken the message"
+                ))))
             }
         }
     }
@@ -1097,26 +1093,26 @@ pub fn classify_rejection(phase: SmtpPhase, code: u16, text: &str) -> Rejection 
 
 /// A reply to MAIL, RCPT, DATA or the message: 4xx and anything without a code transient;
 /// 5xx permanent, and a hard bounce when it is about the recipient's address.
-fn classify_reply(e: &lettre::transport::smtp::Error, phase: SmtpPhase) -> SendError {
+fn classify_reply(e: &lettre::transport::smtp::Error, phase: SmtpPhase) -> SendFailure {
     let detail = e.to_string();
     let message = format!("{}: {detail}", phase.as_str());
     if !e.is_permanent() {
-        return SendError::transient(message);
+        return SendFailure::transient(message);
     }
     let code = e.status().map(u16::from).unwrap_or(500);
     // "permanent error (550): 5.1.1 User unknown" → "5.1.1 User unknown"
     let text = detail.split_once("): ").map_or("", |(_, t)| t);
     match classify_rejection(phase, code, text) {
-        Rejection::HardBounce => SendError::permanent(message).bounced(),
+        Rejection::HardBounce => SendFailure::hard_bounce(message),
         Rejection::Other => {
             if phase == SmtpPhase::Mail || enhanced_code(text).is_some_and(|(_, s, _)| s == 7) {
                 tracing::error!(
                     "the SMTP relay rejected ritualist itself at {}: {detail}; check the sender, the smtp settings and SPF/DKIM/DMARC",
                     phase.as_str()
                 );
-                return SendError::permanent(message).about_us();
+                return SendFailure::about_us(message);
             }
-            SendError::permanent(message)
+            SendFailure::permanent(message)
         }
     }
 }
@@ -1124,21 +1120,20 @@ fn classify_reply(e: &lettre::transport::smtp::Error, phase: SmtpPhase) -> SendE
 /// A rejection of *us* (greeting refused, AUTH failed): never the customer's fault, so never a
 /// permanent failure of their message. It waits (transient) while the operator fixes the
 /// configuration, and is logged as an error.
-fn about_us(e: &lettre::transport::smtp::Error, phase: &str) -> SendError {
+fn about_us(e: &lettre::transport::smtp::Error, phase: &str) -> SendFailure {
     tracing::error!(
         "the SMTP relay rejected ritualist itself at {phase}: {e}; check the smtp settings and credentials"
     );
-    SendError::transient(format!(
+    SendFailure::about_us(format!(
         "{phase} rejected by the relay (configuration, not the recipient): {e}"
     ))
-    .about_us()
 }
 
 /// The greeting or EHLO (HELO) answered: a 5xx there (`554 5.7.1 … blocklist`, `550 no
 /// service`) refuses this client before any recipient is named, so it is about us: the
 /// channel pauses, no message fails. A 4xx or no reply is the relay's trouble (transient, the
 /// circuit breaker counts it).
-fn refused_at_hello(e: &lettre::transport::smtp::Error, phase: &str) -> SendError {
+fn refused_at_hello(e: &lettre::transport::smtp::Error, phase: &str) -> SendFailure {
     if e.is_permanent() {
         about_us(e, phase)
     } else {
@@ -1148,12 +1143,12 @@ fn refused_at_hello(e: &lettre::transport::smtp::Error, phase: &str) -> SendErro
 
 /// SMTP reply codes decide: 4xx transient, 5xx permanent; anything without a code (network,
 /// TLS, a malformed reply) is transient.
-fn classify(e: &lettre::transport::smtp::Error, phase: &str) -> SendError {
+fn classify(e: &lettre::transport::smtp::Error, phase: &str) -> SendFailure {
     let detail = e.to_string();
     if e.is_permanent() {
-        SendError::permanent(format!("{phase}: {detail}"))
+        SendFailure::permanent(format!("{phase}: {detail}"))
     } else {
-        SendError::transient(format!("{phase}: {detail}"))
+        SendFailure::transient(format!("{phase}: {detail}"))
     }
 }
 

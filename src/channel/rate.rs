@@ -4,7 +4,7 @@
 //! without a clock: with work always waiting, the messages it admits in any window of `w`
 //! seconds number `rate × w` plus at most one. [`RateLimiter`] wraps it for the transports:
 //! it sleeps until the message's slot, or refuses with the time until the next UTC day when the
-//! daily quota is spent: [`SendError::untried`], nothing was handed over, so the message waits
+//! daily quota is spent: [`SendFailure::Untried`], nothing was handed over, so the message waits
 //! for the next day without its attempt being counted (a campaign bigger than a week of quota
 //! must not run out of `max_attempts` while it waits its turn).
 //!
@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
 
-use super::SendError;
+use super::SendFailure;
 use crate::config::RateLimit;
 
 /// Limits kept where every daemon sees them: [`RateBook::take`] counts one message against
@@ -154,7 +154,7 @@ impl RateLimiter {
 
     /// Waits for this message's slot; `Err` (untried, until the next UTC midnight) when
     /// today's quota is spent.
-    pub async fn admit(&self) -> Result<(), SendError> {
+    pub async fn admit(&self) -> Result<(), SendFailure> {
         if let Some((book, key)) = self.shared.get() {
             return self.admit_shared(book.as_ref(), key).await;
         }
@@ -176,7 +176,7 @@ impl RateLimiter {
 
     /// [`RateLimiter::admit`] through the shared book: one round trip counts the message
     /// and reserves its slot. A book that cannot be read defers the message, untried.
-    async fn admit_shared(&self, book: &dyn RateBook, key: &str) -> Result<(), SendError> {
+    async fn admit_shared(&self, book: &dyn RateBook, key: &str) -> Result<(), SendFailure> {
         let now = crate::clock::now().as_second();
         let day = utc_day(now);
         let seed = self.daily().used_on(day);
@@ -196,7 +196,7 @@ impl RateLimiter {
                 Ok(())
             }
             Ok(None) => Err(self.spent(self.limit.per_day.unwrap_or(0), now)),
-            Err(e) => Err(SendError::untried(
+            Err(e) => Err(SendFailure::untried(
                 format!("{}: cannot read the shared rate limit: {e}", self.name),
                 BOOK_DOWN_RETRY,
             )),
@@ -205,7 +205,7 @@ impl RateLimiter {
 
     /// Today's quota of `max` is spent at `now`: the message waits, untried, for the next UTC
     /// day (logged once a day).
-    fn spent(&self, max: u64, now: i64) -> SendError {
+    fn spent(&self, max: u64, now: i64) -> SendFailure {
         let day = utc_day(now);
         let wait = (day + 1) * 86_400 - now;
         let message = format!(
@@ -215,7 +215,7 @@ impl RateLimiter {
         if self.warned.swap(day, std::sync::atomic::Ordering::SeqCst) != day {
             tracing::warn!(provider = %self.name, "{message}");
         }
-        SendError::untried(message, Duration::from_secs(wait.max(1) as u64))
+        SendFailure::untried(message, Duration::from_secs(wait.max(1) as u64))
     }
 
     /// Counts messages an earlier run sent today.
@@ -367,20 +367,20 @@ mod tests {
         let (r, _) = shared(Ok(None));
         let e = r.admit().await.unwrap_err();
         assert!(
-            e.untried && e.message.contains("daily limit of 10"),
+            matches!(e, SendFailure::Untried { .. }) && e.message().contains("daily limit of 10"),
             "{e:?}"
         );
         let now = crate::clock::now().as_second();
         let midnight = (now.div_euclid(86_400) + 1) * 86_400;
-        let wait = e.retry_after.unwrap().as_secs() as i64;
+        let wait = e.retry_after().unwrap().as_secs() as i64;
         assert!((midnight - now - wait).abs() <= 2, "{wait} s to midnight");
         let (r, _) = shared(Err("connection refused".into()));
         let e = r.admit().await.unwrap_err();
         assert!(
-            e.untried && e.message.contains("connection refused"),
+            matches!(e, SendFailure::Untried { .. }) && e.message().contains("connection refused"),
             "{e:?}"
         );
-        assert_eq!(e.retry_after, Some(BOOK_DOWN_RETRY));
+        assert_eq!(e.retry_after(), Some(BOOK_DOWN_RETRY));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use ritualist::channel::{Channels, Outgoing, SendError};
+use ritualist::channel::{Channels, Outgoing, SendFailure};
 use ritualist::config::Config;
 
 use crate::harness::{Db, HEADER, TestApp, at, config_yaml};
@@ -346,7 +346,7 @@ fn json_yaml(name: &str, base_url: &str) -> String {
     )
 }
 
-async fn send(ch: &Channels, to: &str) -> Result<String, SendError> {
+async fn send(ch: &Channels, to: &str) -> Result<String, SendFailure> {
     ch.send(&Outgoing {
         channel: "sms",
         recipient: to,
@@ -386,12 +386,12 @@ async fn twilio_429_is_transient_and_keeps_retry_after() {
     let ch = s.channels(&format!("    providers:\n{}", twilio_yaml(&tw.url())));
     let e = send(&ch, "+79161234567").await.unwrap_err();
     assert!(e.is_transient(), "{e:?}");
-    assert_eq!(e.retry_after, Some(Duration::from_secs(7)), "{e:?}");
+    assert_eq!(e.retry_after(), Some(Duration::from_secs(7)), "{e:?}");
     assert!(
-        e.message.contains("twilio 429: 20429 Too Many Requests"),
+        e.message().contains("twilio 429: 20429 Too Many Requests"),
         "{e}"
     );
-    assert!(!e.message.contains(TOKEN));
+    assert!(!e.message().contains(TOKEN));
 }
 
 #[tokio::test]
@@ -459,7 +459,7 @@ async fn an_invalid_number_is_permanent_and_no_other_provider_is_tried() {
     let e = send(&ch, "+15005550001").await.unwrap_err();
     assert!(e.is_permanent(), "{e:?}");
     assert!(
-        e.message
+        e.message()
             .starts_with("twilio 400: 21211 The 'To' number <to> is not a valid phone number."),
         "{e}"
     );
@@ -479,9 +479,9 @@ async fn every_provider_down_is_transient_with_the_shortest_retry_after() {
     ));
     let e = send(&ch, "+40721000002").await.unwrap_err();
     assert!(e.is_transient(), "{e:?}");
-    assert_eq!(e.retry_after, Some(Duration::from_secs(3)));
+    assert_eq!(e.retry_after(), Some(Duration::from_secs(3)));
     assert!(
-        e.message.contains("twilio 429") && e.message.contains("smsro 503"),
+        e.message().contains("twilio 429") && e.message().contains("smsro 503"),
         "{e}"
     );
 }
@@ -503,7 +503,7 @@ async fn a_json_reply_saying_no_is_permanent() {
     let e = send(&ch, "+40721000002").await.unwrap_err();
     assert!(e.is_permanent(), "{e:?}");
     assert!(
-        e.message
+        e.message()
             .contains("smsro 200: not accepted: `messages.0.status` is `7`, not `0`"),
         "{e}"
     );
@@ -596,7 +596,7 @@ async fn no_answer_in_time_is_in_doubt_and_not_sent_elsewhere() {
     ));
     let e = send(&ch, "+40721000002").await.unwrap_err();
     assert!(e.is_transient(), "{e:?}");
-    assert!(e.message.contains("in doubt"), "{e}");
+    assert!(e.message().contains("in doubt"), "{e}");
     assert_eq!(slow.received().len(), 1);
     assert!(gw.received().is_empty());
 }

@@ -8,7 +8,7 @@
 //! and refused connections can succeed later.
 
 use super::{Attempt, Reply, excerpt, request_failed, status_failure};
-use crate::channel::SendError;
+use crate::channel::SendFailure;
 use crate::config::KannelConfig;
 use crate::render::{SmsEncoding, sms_length};
 
@@ -19,7 +19,7 @@ pub struct Kannel {
 }
 
 impl Kannel {
-    pub fn new(cfg: KannelConfig) -> Result<Kannel, SendError> {
+    pub fn new(cfg: KannelConfig) -> Result<Kannel, SendFailure> {
         Ok(Kannel {
             http: super::client_trusting(cfg.timeout_secs, Some(&cfg.tls), "sms.kannel")?,
             cfg,
@@ -31,7 +31,7 @@ impl Kannel {
     }
 
     /// Sends one SMS; `Ok` is Kannel's status and reply (`202 0: Accepted for delivery`).
-    pub async fn send(&self, to: &str, text: &str) -> Result<String, SendError> {
+    pub async fn send(&self, to: &str, text: &str) -> Result<String, SendFailure> {
         self.attempt(to, text).await.map_err(|f| f.error)
     }
 
