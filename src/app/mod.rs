@@ -356,7 +356,7 @@ impl App {
                 sample.display()
             );
         }
-        let channels = Channels::from_config(&cfg)?;
+        let channels = Channels::from_config(&cfg, crate::clock::SystemClock::shared())?;
         // Daily limits count what earlier runs sent today (UTC).
         let midnight = crate::clock::now().as_second().div_euclid(86_400) * 86_400;
         for channel in daily_limited_channels(&cfg) {

@@ -31,6 +31,7 @@ pub use outbox::Outbox;
 pub use rate::{DailyQuota, Pacer, RateBook, RateLimiter, Take, Taken};
 pub use sms::{HttpGateway, Kannel, SmsProviders, Twilio, probe_gateway};
 
+use crate::clock::SharedClock;
 use crate::config::{Config, EmailTransport, SmsTransport};
 use crate::render::sms_length;
 
@@ -254,18 +255,23 @@ pub fn init_tls() {
 }
 
 impl Channels {
-    pub fn from_config(cfg: &Config) -> Result<Channels, SendFailure> {
+    /// The transports of `cfg`; their circuit breakers, pools and rate limits read `clock`.
+    pub fn from_config(cfg: &Config, clock: SharedClock) -> Result<Channels, SendFailure> {
         init_tls();
         let outbox = || Outbox::new(&cfg.delivery.outbox_dir);
         let email = match &cfg.delivery.email {
             EmailTransport::Outbox => EmailSender::Outbox(outbox()),
             EmailTransport::Discard => EmailSender::Discard,
-            EmailTransport::Smtp(s) => EmailSender::Smtp(Box::new(SmtpPool::new(s.clone()))),
+            EmailTransport::Smtp(s) => {
+                EmailSender::Smtp(Box::new(SmtpPool::with_clock(s.clone(), clock.clone())))
+            }
         };
         let sms = match &cfg.delivery.sms {
             SmsTransport::Outbox => SmsSender::Outbox(outbox()),
             SmsTransport::Discard => SmsSender::Discard,
-            SmsTransport::Providers(p) => SmsSender::Providers(SmsProviders::new(p)?),
+            SmsTransport::Providers(p) => {
+                SmsSender::Providers(SmsProviders::new(p, clock.clone())?)
+            }
         };
         Ok(Channels {
             email,

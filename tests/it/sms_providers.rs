@@ -304,7 +304,7 @@ impl Setup {
         )
         .unwrap();
         let cfg = Config::load(&path).unwrap_or_else(|d| panic!("{d}"));
-        Channels::from_config(&cfg).unwrap()
+        Channels::from_config(&cfg, ritualist::clock::SystemClock::shared()).unwrap()
     }
 }
 

@@ -1,6 +1,10 @@
-//! The circuit breaker of one SMTP relay.
+//! The circuit breaker of one SMTP relay. Pure: every method takes `now`, which the pool reads
+//! from its clock (a test's [`ManualClock`](crate::clock::ManualClock) opens and closes it
+//! without waiting).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
 
 /// The circuit breaker of one relay: after `after` failures of the relay itself in a row it
 /// opens for `first` (doubling each time the probe after it fails, at most 10 minutes); while
@@ -12,7 +16,7 @@ pub struct Breaker {
     first: Duration,
     failures: u32,
     open_for: Duration,
-    open_until: Option<Instant>,
+    open_until: Option<Timestamp>,
 }
 
 const BREAKER_MAX: Duration = Duration::from_secs(600);
@@ -28,11 +32,13 @@ impl Breaker {
         }
     }
 
-    /// How long it stays open from `now` (`None`: closed or probing).
-    pub fn open(&self, now: Instant) -> Option<Duration> {
+    /// How long it stays open from `now` (`None`: closed or probing). Never longer than it
+    /// opened for, should the clock step back.
+    pub fn open(&self, now: Timestamp) -> Option<Duration> {
         self.open_until
-            .and_then(|t| t.checked_duration_since(now))
+            .and_then(|t| Duration::try_from(t.duration_since(now)).ok())
             .filter(|d| !d.is_zero())
+            .map(|d| d.min(self.open_for))
     }
 
     /// Whether it has opened since the last success (a success now closes it).
@@ -49,7 +55,7 @@ impl Breaker {
     /// Counts a failure of the relay; `Some(d)` when the breaker opens now, for `d`. A failure
     /// while it is open belongs to a message that was already in flight when it opened: it
     /// changes nothing.
-    pub fn failure(&mut self, now: Instant) -> Option<Duration> {
+    pub fn failure(&mut self, now: Timestamp) -> Option<Duration> {
         if self.open(now).is_some() {
             return None;
         }
@@ -62,7 +68,8 @@ impl Breaker {
         } else {
             (self.open_for * 2).min(BREAKER_MAX)
         };
-        self.open_until = Some(now + self.open_for);
+        let span = SignedDuration::try_from(self.open_for).unwrap_or(SignedDuration::MAX);
+        self.open_until = Some(now.checked_add(span).unwrap_or(Timestamp::MAX));
         // The first failure after it reopens (the probe) opens it again.
         self.failures = self.after - 1;
         Some(self.open_for)
@@ -75,7 +82,7 @@ mod tests {
 
     #[test]
     fn the_breaker_opens_after_failures_in_a_row_doubles_and_closes_on_success() {
-        let t0 = Instant::now();
+        let t0: Timestamp = "2027-01-01T00:00:00Z".parse().unwrap();
         let s = Duration::from_secs;
         let mut b = Breaker::new(3, s(30));
         assert_eq!(b.failure(t0), None);

@@ -3,14 +3,16 @@
 //! to be closed.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use jiff::Timestamp;
 use lettre::transport::smtp::client::AsyncSmtpConnection;
 use tokio::sync::{Mutex, Semaphore};
 
 use super::breaker::Breaker;
 use super::transaction::{Failed, transaction};
 use crate::channel::SendFailure;
+use crate::clock::{SharedClock, SystemClock};
 use crate::config::{SmtpConfig, SmtpSecurity};
 
 /// An open SMTP session and whether the relay offered PIPELINING (RFC 2920) on it.
@@ -21,7 +23,7 @@ pub(super) struct Conn {
 
 struct Idle {
     conn: Conn,
-    since: Instant,
+    since: Timestamp,
 }
 
 /// Reused SMTP connections, at most `connections` at once.
@@ -32,6 +34,8 @@ pub struct SmtpPool {
     /// `smtp.rate` (None: unlimited).
     rate: Option<crate::channel::RateLimiter>,
     breaker: std::sync::Mutex<Breaker>,
+    /// Where the breaker, the idle connections and the daily limit read the time.
+    clock: SharedClock,
 }
 
 impl std::fmt::Debug for SmtpPool {
@@ -45,9 +49,17 @@ impl std::fmt::Debug for SmtpPool {
 
 /// A connection idle longer than this is probed with NOOP before reuse.
 const PROBE_AFTER: Duration = Duration::from_secs(5);
+const PROBE_AFTER_SIGNED: jiff::SignedDuration =
+    jiff::SignedDuration::from_secs(PROBE_AFTER.as_secs() as i64);
 
 impl SmtpPool {
+    /// A pool on the system clock (`ritualist doctor`'s probe, tests of the wire).
     pub fn new(cfg: SmtpConfig) -> Self {
+        SmtpPool::with_clock(cfg, SystemClock::shared())
+    }
+
+    /// A pool whose circuit breaker, idle connections and daily limit read `clock`.
+    pub fn with_clock(cfg: SmtpConfig, clock: SharedClock) -> Self {
         crate::channel::init_tls();
         if cfg.security != SmtpSecurity::Plain && cfg.accept_invalid_certs {
             tracing::warn!(
@@ -61,7 +73,7 @@ impl SmtpPool {
         let rate = cfg
             .rate
             .is_limited()
-            .then(|| crate::channel::RateLimiter::new("smtp", cfg.rate));
+            .then(|| crate::channel::RateLimiter::new("smtp", cfg.rate, clock.clone()));
         let breaker = std::sync::Mutex::new(Breaker::new(
             cfg.breaker_failures,
             Duration::from_secs(cfg.breaker_secs as u64),
@@ -72,6 +84,7 @@ impl SmtpPool {
             slots,
             rate,
             breaker,
+            clock,
         }
     }
 
@@ -106,7 +119,7 @@ impl SmtpPool {
             if idle.conn.smtp.has_broken() {
                 continue;
             }
-            if idle.since.elapsed() < PROBE_AFTER {
+            if self.clock.now().duration_since(idle.since) < PROBE_AFTER_SIGNED {
                 return Ok((idle.conn, true));
             }
             let alive = tokio::time::timeout(self.timeout(), idle.conn.smtp.test_connected())
@@ -134,7 +147,7 @@ impl SmtpPool {
         message: &[u8],
         handover: Option<&dyn crate::channel::Handover>,
     ) -> Result<String, SendFailure> {
-        if let Some(d) = self.breaker_state().open(Instant::now()) {
+        if let Some(d) = self.breaker_state().open(self.clock.now()) {
             return Err(SendFailure::untried(
                 format!(
                     "not tried: {}:{} failed {} times in a row; the circuit breaker is open for another {} s",
@@ -152,7 +165,7 @@ impl SmtpPool {
         };
         let mut b = self.breaker_state();
         if relay_down {
-            if let Some(d) = b.failure(Instant::now()) {
+            if let Some(d) = b.failure(self.clock.now()) {
                 tracing::warn!(
                     "SMTP relay {}:{} failed {} times in a row: circuit breaker open for {} s",
                     self.cfg.host,
@@ -233,7 +246,7 @@ impl SmtpPool {
                     );
                     self.idle.lock().await.push(Idle {
                         conn,
-                        since: Instant::now(),
+                        since: self.clock.now(),
                     });
                     Ok(reply)
                 }

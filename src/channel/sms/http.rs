@@ -5,6 +5,7 @@ use reqwest::header::{HeaderName, HeaderValue};
 
 use super::{Attempt, Failure, Reply, excerpt, request_failed, status_failure};
 use crate::channel::SendFailure;
+use crate::clock::Clock;
 use crate::config::{
     AcceptRule, HttpBody, HttpMethod, HttpSmsConfig, Placeholder, Template, TemplateVars,
 };
@@ -45,10 +46,12 @@ impl HttpGateway {
 
     /// Sends one SMS; `Ok` is the status and the start of the gateway's reply.
     pub async fn send(&self, to: &str, text: &str) -> Result<String, SendFailure> {
-        self.attempt(to, text).await.map_err(|f| f.error)
+        self.attempt(to, text, &crate::clock::SystemClock)
+            .await
+            .map_err(|f| f.error)
     }
 
-    pub(super) async fn attempt(&self, to: &str, text: &str) -> Attempt {
+    pub(super) async fn attempt(&self, to: &str, text: &str, clock: &dyn Clock) -> Attempt {
         let secret = self.cfg.secret.as_ref().map_or("", |s| s.expose());
         let vars = TemplateVars {
             to,
@@ -64,7 +67,7 @@ impl HttpGateway {
             .execute(request)
             .await
             .map_err(|e| request_failed(&self.cfg.name, e))?;
-        let reply = Reply::read(resp).await;
+        let reply = Reply::read(resp, clock).await;
         classify(&self.cfg.name, &self.cfg.accepted, &reply, secret, to)
     }
 

@@ -9,6 +9,7 @@
 
 use super::{Attempt, Reply, excerpt, request_failed, status_failure};
 use crate::channel::SendFailure;
+use crate::clock::Clock;
 use crate::config::KannelConfig;
 use crate::render::{SmsEncoding, sms_length};
 
@@ -32,10 +33,12 @@ impl Kannel {
 
     /// Sends one SMS; `Ok` is Kannel's status and reply (`202 0: Accepted for delivery`).
     pub async fn send(&self, to: &str, text: &str) -> Result<String, SendFailure> {
-        self.attempt(to, text).await.map_err(|f| f.error)
+        self.attempt(to, text, &crate::clock::SystemClock)
+            .await
+            .map_err(|f| f.error)
     }
 
-    pub(super) async fn attempt(&self, to: &str, text: &str) -> Attempt {
+    pub(super) async fn attempt(&self, to: &str, text: &str, clock: &dyn Clock) -> Attempt {
         let coding = match sms_length(text).encoding {
             SmsEncoding::Gsm7 => "0",
             SmsEncoding::Ucs2 => "2",
@@ -59,7 +62,7 @@ impl Kannel {
             .send()
             .await
             .map_err(|e| request_failed(&self.cfg.name, e))?;
-        let reply = Reply::read(resp).await;
+        let reply = Reply::read(resp, clock).await;
         let quoted = excerpt(&reply.body, self.cfg.password.expose(), to);
         if (200..=299).contains(&reply.status) {
             Ok(format!("{} {quoted}", reply.status))

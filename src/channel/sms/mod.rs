@@ -28,6 +28,7 @@ pub use twilio::Twilio;
 
 use super::rate::RateLimiter;
 use super::{Handover, SendFailure};
+use crate::clock::{Clock, SharedClock};
 use crate::config::SmsProvider;
 
 /// A provider's reply body is read up to this many bytes (RELIABILITY.md §4: a size cap).
@@ -80,11 +81,11 @@ impl Provider {
             Provider::Kannel(p) => p.name(),
         }
     }
-    async fn attempt(&self, to: &str, text: &str) -> Attempt {
+    async fn attempt(&self, to: &str, text: &str, clock: &dyn Clock) -> Attempt {
         match self {
-            Provider::Twilio(p) => p.attempt(to, text).await,
-            Provider::Http(p) => p.attempt(to, text).await,
-            Provider::Kannel(p) => p.attempt(to, text).await,
+            Provider::Twilio(p) => p.attempt(to, text, clock).await,
+            Provider::Http(p) => p.attempt(to, text, clock).await,
+            Provider::Kannel(p) => p.attempt(to, text, clock).await,
         }
     }
 }
@@ -96,10 +97,12 @@ pub struct SmsProviders {
     providers: Vec<Provider>,
     /// Each provider's `rate:` (None: unlimited), in the same order.
     limits: Vec<Option<RateLimiter>>,
+    /// Where `Retry-After` dates and the daily limits' UTC day are read.
+    clock: SharedClock,
 }
 
 impl SmsProviders {
-    pub fn new(list: &[SmsProvider]) -> Result<SmsProviders, SendFailure> {
+    pub fn new(list: &[SmsProvider], clock: SharedClock) -> Result<SmsProviders, SendFailure> {
         let providers = list
             .iter()
             .map(|p| {
@@ -117,10 +120,15 @@ impl SmsProviders {
             .iter()
             .map(|p| {
                 let rate = p.rate();
-                rate.is_limited().then(|| RateLimiter::new(p.name(), rate))
+                rate.is_limited()
+                    .then(|| RateLimiter::new(p.name(), rate, clock.clone()))
             })
             .collect();
-        Ok(SmsProviders { providers, limits })
+        Ok(SmsProviders {
+            providers,
+            limits,
+            clock,
+        })
     }
 
     /// Counts SMS an earlier run sent today against every provider's daily limit (the ledger
@@ -162,7 +170,7 @@ impl SmsProviders {
                 super::hand_over(handover).await?;
                 handed = true;
             }
-            match p.attempt(to, text).await {
+            match p.attempt(to, text, self.clock.as_ref()).await {
                 Ok(reply) => return Ok(format!("{} {reply}", p.name())),
                 Err(f) => {
                     let stop = !f.try_next;
@@ -387,13 +395,14 @@ struct Reply {
 }
 
 impl Reply {
-    async fn read(mut resp: reqwest::Response) -> Reply {
+    /// The reply to a request; an HTTP-date `Retry-After` is counted from `clock`'s now.
+    async fn read(mut resp: reqwest::Response, clock: &dyn Clock) -> Reply {
         let status = resp.status().as_u16();
         let retry_after = resp
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_retry_after(v, crate::clock::now()));
+            .and_then(|v| parse_retry_after(v, clock.now()));
         let mut bytes = Vec::new();
         let mut complete = true;
         loop {

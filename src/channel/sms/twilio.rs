@@ -5,6 +5,7 @@
 
 use super::{Attempt, Failure, Reply, excerpt, is_transient_status, request_failed};
 use crate::channel::SendFailure;
+use crate::clock::Clock;
 use crate::config::{Secret, TwilioConfig, TwilioSender};
 
 /// Error codes about the message or its recipient: another provider would refuse it too (or,
@@ -58,10 +59,12 @@ impl Twilio {
 
     /// Sends one SMS; `Ok` is the message's `sid`.
     pub async fn send(&self, to: &str, text: &str) -> Result<String, SendFailure> {
-        self.attempt(to, text).await.map_err(|f| f.error)
+        self.attempt(to, text, &crate::clock::SystemClock)
+            .await
+            .map_err(|f| f.error)
     }
 
-    pub(super) async fn attempt(&self, to: &str, text: &str) -> Attempt {
+    pub(super) async fn attempt(&self, to: &str, text: &str, clock: &dyn Clock) -> Attempt {
         let mut form = vec![("To", to), ("Body", text)];
         match &self.sender {
             TwilioSender::From(f) => form.push(("From", f.as_str())),
@@ -75,7 +78,7 @@ impl Twilio {
             .send()
             .await
             .map_err(|e| request_failed(&self.name, e))?;
-        let reply = Reply::read(resp).await;
+        let reply = Reply::read(resp, clock).await;
         classify(&self.name, &reply, self.token.expose(), to)
     }
 }
