@@ -12,14 +12,27 @@
 //! Sending drives MAIL, RCPT, DATA and the message itself, so a 5xx reply is classified by the
 //! command it answered ([`classify_rejection`]): a hard bounce of the recipient (5.1.1 user
 //! unknown to RCPT) is told apart from a rejection of us or of the message (5.7.x policy, 5xx
-//! to MAIL FROM), which must never suppress a customer; a 5xx to the greeting or EHLO
-//! (a blocklist) refuses us before any recipient is named: about us too. When the relay offers PIPELINING the
-//! three envelope commands share one write (their replies are still read one by one); the
-//! dot-stuffed body and the final dot go out in one write ([`data_block`](stream::data_block)).
+//! to MAIL FROM), which must never suppress a customer; a 5xx to the greeting or EHLO (a
+//! blocklist) refuses us before any recipient is named: about us too. When the relay offers
+//! PIPELINING the three envelope commands share one write (their replies are still read one by
+//! one); the dot-stuffed body and the final dot go out in one write
+//! ([`data_block`](stream::data_block)).
 //!
 //! A pooled connection the relay closed while idle is replaced once, before anything is handed
-//! over. Failures of the relay itself feed a circuit [`Breaker`](breaker::Breaker): while it is open, messages
-//! are not tried ([`SendFailure::Untried`]) and go back to the queue.
+//! over. Failures of the relay itself feed a circuit [`Breaker`](breaker::Breaker): while it is
+//! open, messages are not tried ([`SendFailure::Untried`](crate::channel::SendFailure::Untried))
+//! and go back to the queue. The breaker and the idle connections read the pool's clock (a
+//! [`SharedClock`](crate::clock::SharedClock)), never the system's.
+//!
+//! | module | what |
+//! |---|---|
+//! | `mime` | the message: MIME, CRLF, DKIM |
+//! | `pool` | [`SmtpPool`]: reuse, rate limit and breaker around each message |
+//! | `connect` | one session: TCP, TLS or STARTTLS, EHLO, AUTH |
+//! | `transaction` | one message on a session: envelope, handover, body |
+//! | `reply` | what a reply means: transient, permanent, hard bounce, about us |
+//! | `stream` | the wire: implicit TLS, the `after_dot` failpoint, the DATA block |
+//! | `breaker` | the relay's circuit breaker |
 
 mod breaker;
 mod connect;

@@ -49,8 +49,6 @@ impl std::fmt::Debug for SmtpPool {
 
 /// A connection idle longer than this is probed with NOOP before reuse.
 const PROBE_AFTER: Duration = Duration::from_secs(5);
-const PROBE_AFTER_SIGNED: jiff::SignedDuration =
-    jiff::SignedDuration::from_secs(PROBE_AFTER.as_secs() as i64);
 
 impl SmtpPool {
     /// A pool on the system clock (`ritualist doctor`'s probe, tests of the wire).
@@ -119,7 +117,10 @@ impl SmtpPool {
             if idle.conn.smtp.has_broken() {
                 continue;
             }
-            if self.clock.now().duration_since(idle.since) < PROBE_AFTER_SIGNED {
+            // A clock that stepped back counts as no idle time (a stale one fails at MAIL
+            // FROM, before any handover, and is replaced once).
+            let idle_for = Duration::try_from(self.clock.now().duration_since(idle.since));
+            if idle_for.unwrap_or(Duration::ZERO) < PROBE_AFTER {
                 return Ok((idle.conn, true));
             }
             let alive = tokio::time::timeout(self.timeout(), idle.conn.smtp.test_connected())
