@@ -355,3 +355,44 @@ impl Channels {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the transports' helpers build, as the dispatcher reads it: one case each, and only
+    /// a refusal of us is neither transient nor permanent (it waits for the operator).
+    #[test]
+    fn each_failure_is_one_case_with_its_wait() {
+        let s = Duration::from_secs;
+        let cases = [
+            (SendFailure::transient("t"), true, false, None),
+            (
+                SendFailure::transient_after("t", Some(s(7))),
+                true,
+                false,
+                Some(s(7)),
+            ),
+            (SendFailure::untried("u", s(30)), true, false, Some(s(30))),
+            (SendFailure::in_doubt("d"), true, false, None),
+            (SendFailure::lease_lost("l"), true, false, None),
+            (SendFailure::about_us("a"), false, false, None),
+            (SendFailure::permanent("p"), false, true, None),
+            (SendFailure::hard_bounce("b"), false, true, None),
+        ];
+        for (e, transient, permanent, wait) in cases {
+            assert_eq!(
+                (e.is_transient(), e.is_permanent(), e.retry_after()),
+                (transient, permanent, wait),
+                "{e:?}"
+            );
+            let kind = std::mem::discriminant(&e);
+            let reworded = e.with_message("x; y".into());
+            assert_eq!(std::mem::discriminant(&reworded), kind, "{reworded:?}");
+            assert_eq!(
+                (reworded.message(), reworded.to_string()),
+                ("x; y", "x; y".into())
+            );
+        }
+    }
+}

@@ -45,6 +45,8 @@ impl HttpGateway {
     }
 
     /// Sends one SMS; `Ok` is the status and the start of the gateway's reply.
+    /// Alone, outside [`SmsProviders`](super::SmsProviders): an HTTP-date `Retry-After` is
+    /// counted on the system clock.
     pub async fn send(&self, to: &str, text: &str) -> Result<String, SendFailure> {
         self.attempt(to, text, &crate::clock::SystemClock)
             .await

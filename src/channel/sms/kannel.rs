@@ -32,6 +32,8 @@ impl Kannel {
     }
 
     /// Sends one SMS; `Ok` is Kannel's status and reply (`202 0: Accepted for delivery`).
+    /// Alone, outside [`SmsProviders`](super::SmsProviders): an HTTP-date `Retry-After` is
+    /// counted on the system clock.
     pub async fn send(&self, to: &str, text: &str) -> Result<String, SendFailure> {
         self.attempt(to, text, &crate::clock::SystemClock)
             .await

@@ -58,6 +58,8 @@ impl Twilio {
     }
 
     /// Sends one SMS; `Ok` is the message's `sid`.
+    /// Alone, outside [`SmsProviders`](super::SmsProviders): an HTTP-date `Retry-After` is
+    /// counted on the system clock.
     pub async fn send(&self, to: &str, text: &str) -> Result<String, SendFailure> {
         self.attempt(to, text, &crate::clock::SystemClock)
             .await
