@@ -7,25 +7,8 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = ritualist::cli::Cli::parse();
-    // Logs to stderr, coloured only on a terminal (a journal or a log file gets plain text);
-    // sqlx and lettre kept at warn/info (lettre's debug output would contain credentials and
-    // message bodies). `RITUALIST_LOG_FORMAT=json`: one JSON object per line, for journald
-    // or a log shipper.
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_env("RITUALIST_LOG").unwrap_or_else(|_| {
-            tracing_subscriber::EnvFilter::new("info,sqlx=warn,sea_orm=warn,lettre=info")
-        });
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false);
-    match std::env::var("RITUALIST_LOG_FORMAT").as_deref() {
-        Ok("json") => builder.json().with_current_span(false).init(),
-        Ok("text") | Ok("") | Err(_) => builder.with_ansi(std::io::stderr().is_terminal()).init(),
-        Ok(other) => {
-            eprintln!("error: RITUALIST_LOG_FORMAT={other}: expected `text` or `json`");
-            return ExitCode::from(2);
-        }
+    if let Err(code) = init_logging() {
+        return code;
     }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -49,4 +32,28 @@ fn main() -> ExitCode {
             }
         }
     })
+}
+
+/// Logs to stderr, coloured only on a terminal (a journal or a log file gets plain text);
+/// sqlx and lettre kept at warn/info (lettre's debug output would contain credentials and
+/// message bodies). `RITUALIST_LOG_FORMAT=json`: one JSON object per line, for journald
+/// or a log shipper. Exit 2 on an unknown format.
+fn init_logging() -> Result<(), ExitCode> {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("RITUALIST_LOG").unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new("info,sqlx=warn,sea_orm=warn,lettre=info")
+        });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    match std::env::var("RITUALIST_LOG_FORMAT").as_deref() {
+        Ok("json") => builder.json().with_current_span(false).init(),
+        Ok("text") | Ok("") | Err(_) => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        Ok(other) => {
+            eprintln!("error: RITUALIST_LOG_FORMAT={other}: expected `text` or `json`");
+            return Err(ExitCode::from(2));
+        }
+    }
+    Ok(())
 }

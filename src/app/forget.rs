@@ -8,9 +8,6 @@
 //! records (with the current key and the previous one, `http.previous_secret_env`) and opts
 //! a match out of everything.
 
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
-
 use crate::config::Config;
 use crate::domain::{Email, Phone};
 use crate::import::CustomerRecord;
@@ -38,22 +35,11 @@ impl StubKeys {
     /// The keys of a config and store (what [`App::open`] derives), for imports run without
     /// an `App`.
     pub async fn load(cfg: &Config, store: &Store) -> Result<StubKeys, AppError> {
-        let key = match &cfg.secret {
-            Some(s) => s.expose().as_bytes().to_vec(),
-            None => store.instance_key().await?.into_bytes(),
-        };
-        let previous = cfg
-            .http
-            .as_ref()
-            .and_then(|h| h.previous_secret.as_ref())
-            .map(|s| s.expose().as_bytes().to_vec());
-        Ok(StubKeys::new(&key, previous.as_deref()))
+        Ok(super::SigningKeys::load(cfg, store).await?.stub_keys())
     }
 
     fn hash(key: &[u8], kind: &str, value: &str) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
-        mac.update(format!("ritualist-forget/v1/{kind}:{value}").as_bytes());
-        hex::encode(mac.finalize().into_bytes())
+        super::tokens::hmac_sha256_hex(key, &format!("ritualist-forget/v1/{kind}:{value}"))
     }
 
     /// (kind, normalised value) of each identifier given.

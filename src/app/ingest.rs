@@ -72,7 +72,7 @@ impl App {
             .iter()
             .map(|c| self.stub_keys.matches_for(c))
             .collect();
-        let now = crate::clock::now().as_second();
+        let now = self.clock.now().as_second();
         let stats = self
             .store
             .upsert_customers_checked(&records, &stubs, now)
@@ -103,7 +103,7 @@ impl App {
                 Err(e) => report.errors.extend(e),
             }
         }
-        let now = crate::clock::now().as_second();
+        let now = self.clock.now().as_second();
         let (stats, unknown) = self.store.upsert_orders(&records, now).await?;
         for (i, message) in unknown {
             report.errors.push(FieldError {

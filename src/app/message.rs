@@ -7,10 +7,8 @@
 
 use std::collections::BTreeSet;
 
-use hmac::{Hmac, Mac};
 use jiff::tz::TimeZone;
 use serde_json::{Value, json};
-use sha2::Sha256;
 
 use super::tokens::{LinkKeys, LinkMode, SurveyToken, UnsubscribeToken};
 use crate::channel::{DkimSigner, EmailParts, build_email};
@@ -20,12 +18,8 @@ use crate::plan::{CustomerFacts, HolidayRef, Occasion, OrderFact};
 use crate::render::{RenderError, Templates, flatten_paths};
 use crate::ritual::Ritual;
 
-type HmacSha256 = Hmac<Sha256>;
-
 fn hmac_hex(key: &[u8], data: &str, chars: usize) -> String {
-    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
-    mac.update(data.as_bytes());
-    let mut h = hex::encode(mac.finalize().into_bytes());
+    let mut h = super::tokens::hmac_sha256_hex(key, data);
     h.truncate(chars);
     h
 }

@@ -26,6 +26,7 @@ use std::sync::{Arc, RwLock};
 
 use crate::calendar::{Calendar, load_calendars};
 use crate::channel::{Channels, DkimSigner};
+use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, Diagnostic, Diagnostics};
 use crate::plan::Engine;
 use crate::render::Templates;
@@ -55,7 +56,11 @@ pub use report::{
     compute as compute_report, report,
 };
 pub use tick::{FactsBuilder, TickReport};
-pub use tokens::{LinkKeys, LinkMode, Origin, SurveyToken, TokenError, UnsubscribeToken};
+pub(crate) use tokens::hmac_sha1;
+pub use tokens::{
+    LinkKeys, LinkMode, Origin, SigningKeys, SurveyToken, TokenError, UnsubscribeToken,
+    configured_secret,
+};
 
 /// Rituals, the templates they use, the segments and the calendars, validated together.
 pub struct Definitions {
@@ -267,6 +272,9 @@ pub struct App {
     pub stub_keys: StubKeys,
     /// What this process measures for `/metrics` (send latency, start time).
     pub metrics: Metrics,
+    /// Where the use cases and the HTTP handlers read the time: the system clock, or the
+    /// test's [`ManualClock`](crate::clock::ManualClock) ([`App::open_with_clock`]).
+    pub clock: SharedClock,
 }
 
 /// The store's `rate_limits` as the channels' [`RateBook`](crate::channel::RateBook): the
@@ -333,9 +341,15 @@ impl App {
     /// Validates the definitions, opens (creating and migrating) the store, imports the sample
     /// data into an empty database when the config names it, and builds the transports.
     pub async fn open(cfg: Config) -> Result<App, AppError> {
+        App::open_with_clock(cfg, SystemClock::shared()).await
+    }
+
+    /// [`App::open`] with the time read from `clock` (tests give a
+    /// [`ManualClock`](crate::clock::ManualClock)).
+    pub async fn open_with_clock(cfg: Config, clock: SharedClock) -> Result<App, AppError> {
         let defs = Definitions::load(&cfg)?;
         let dkim = dkim_signer(&cfg)?;
-        let store = Store::open(&cfg.database_url).await?;
+        let store = Store::open_with_clock(&cfg.database_url, &*clock).await?;
         if let Some(sample) = &cfg.sample_data
             && store.customer_count().await? == 0
         {
@@ -358,7 +372,7 @@ impl App {
         }
         let channels = Channels::from_config(&cfg, crate::clock::SystemClock::shared())?;
         // Daily limits count what earlier runs sent today (UTC).
-        let midnight = crate::clock::now().as_second().div_euclid(86_400) * 86_400;
+        let midnight = clock.now().as_second().div_euclid(86_400) * 86_400;
         for channel in daily_limited_channels(&cfg) {
             let sent = store.sent_since(channel, midnight).await?;
             channels.seed_today(channel, sent.max(0) as u64);
@@ -367,17 +381,9 @@ impl App {
         if store.is_postgres() {
             channels.share_limits(Arc::new(SharedLimits(store.clone())));
         }
-        let key = match &cfg.secret {
-            Some(s) => s.expose().as_bytes().to_vec(),
-            None => store.instance_key().await?.into_bytes(),
-        };
-        let previous = cfg
-            .http
-            .as_ref()
-            .and_then(|h| h.previous_secret.as_ref())
-            .map(|s| s.expose().as_bytes().to_vec());
-        let link_keys = LinkKeys::new(&key, previous.as_deref());
-        let stub_keys = StubKeys::new(&key, previous.as_deref());
+        let keys = SigningKeys::load(&cfg, &store).await?;
+        let (link_keys, stub_keys) = (keys.link_keys(), keys.stub_keys());
+        let key = keys.current;
         Ok(App {
             cfg,
             defs: RwLock::new(Arc::new(defs)),
@@ -388,7 +394,8 @@ impl App {
             link_keys,
             stopping: tokio::sync::watch::Sender::new(false),
             stub_keys,
-            metrics: Metrics::new(crate::clock::now().as_second()),
+            metrics: Metrics::new(clock.now().as_second()),
+            clock,
         })
     }
 

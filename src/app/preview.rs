@@ -154,7 +154,7 @@ impl App {
             // Without --date: the next occurrence (today included); for event rituals whose
             // last occurrence has passed, the latest one within a year.
             None => {
-                let now = crate::clock::now();
+                let now = self.clock.now();
                 let today = day(now.to_zoned(c.zone.clone()).date()) - SignedDuration::from_secs(1);
                 let ahead = engine
                     .occurrences_of(

@@ -192,6 +192,28 @@ pub fn new_delivery(cfg: &Config, c: &CustomerFacts, d: &Decision) -> NewDeliver
     }
 }
 
+impl TickReport {
+    /// At INFO only when the tick recorded something: an idle daemon logs its one
+    /// `tick done` line per tick, not two.
+    fn log(&self) {
+        if self.queued + self.suppressed > 0 {
+            tracing::info!(
+                candidates = self.candidates,
+                queued = self.queued,
+                suppressed = self.suppressed,
+                already_recorded = self.already_recorded,
+                "tick decided"
+            );
+        } else {
+            tracing::debug!(
+                candidates = self.candidates,
+                already_recorded = self.already_recorded,
+                "tick decided nothing new"
+            );
+        }
+    }
+}
+
 impl App {
     /// The window a tick at `now` decides: from the last tick (at most `catch_up_days` back,
     /// recording what was missed), or on a first run (or a clock set back) the last 26 hours
@@ -214,7 +236,7 @@ impl App {
     /// Safe to repeat and to run concurrently: the ledger's unique occurrence key turns a
     /// second recording of the same occurrence into a no-op.
     pub async fn tick(&self, now: Timestamp) -> Result<TickReport, super::AppError> {
-        let wall = crate::clock::now().as_second();
+        let wall = self.clock.now().as_second();
         let window = self.tick_window(now).await?;
         let defs = self.defs();
         let engine = defs.engine(&self.cfg);
@@ -295,23 +317,7 @@ impl App {
                 .await?;
         }
         self.store.set_setting(WALL, &wall.to_string()).await?;
-        // At INFO only when the tick recorded something: an idle daemon logs its one
-        // `tick done` line per tick, not two.
-        if report.queued + report.suppressed > 0 {
-            tracing::info!(
-                candidates = report.candidates,
-                queued = report.queued,
-                suppressed = report.suppressed,
-                already_recorded = report.already_recorded,
-                "tick decided"
-            );
-        } else {
-            tracing::debug!(
-                candidates = report.candidates,
-                already_recorded = report.already_recorded,
-                "tick decided nothing new"
-            );
-        }
+        report.log();
         Ok(report)
     }
 

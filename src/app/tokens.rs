@@ -18,15 +18,95 @@
 //!
 //! Tokens never expire: a link in a years-old email must still work. Every character is
 //! URL-safe (`[A-Za-z0-9._-]`), so a token is one path segment as it is.
+//!
+//! This module also owns the instance's signing keys ([`SigningKeys`]: `secret`, else the
+//! store's instance key, plus `http.previous_secret_env`) and the HMAC setup
+//! ([`hmac_sha256`], [`hmac_sha1`]) that links, forgotten customers' stubs, Message-IDs and
+//! Twilio's webhook signature use: one derivation, so they can never drift apart.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 
+use crate::config::Config;
 use crate::domain::Channel;
+use crate::store::{Store, StoreError};
 
 type HmacSha256 = Hmac<Sha256>;
+
+/// HMAC-SHA-256 under `key`, fed `parts` in order: the MAC of every signature ritualist
+/// makes (links, stubs, Message-IDs).
+pub(crate) fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> HmacSha256 {
+    let mut mac = <HmacSha256 as KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
+    for p in parts {
+        mac.update(p);
+    }
+    mac
+}
+
+/// The whole HMAC-SHA-256 of `data` under `key`, in lower-case hex.
+pub(crate) fn hmac_sha256_hex(key: &[u8], data: &str) -> String {
+    hex::encode(hmac_sha256(key, &[data.as_bytes()]).finalize().into_bytes())
+}
+
+/// HMAC-SHA-1 under `key`, fed `parts` in order (Twilio's webhook signature).
+pub(crate) fn hmac_sha1(key: &[u8], parts: &[&[u8]]) -> Hmac<sha1::Sha1> {
+    let mut mac =
+        <Hmac<sha1::Sha1> as KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
+    for p in parts {
+        mac.update(p);
+    }
+    mac
+}
+
+/// The instance's signing keys: `secret` from the config, else the store's instance key
+/// (made on first use), and the key before a rotation (`http.previous_secret_env`), which
+/// only verifies. Links ([`LinkKeys`]), stubs ([`StubKeys`](super::StubKeys)) and
+/// Message-IDs all derive from these.
+#[derive(Clone)]
+pub struct SigningKeys {
+    pub current: Vec<u8>,
+    pub previous: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for SigningKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SigningKeys(previous: {})", self.previous.is_some())
+    }
+}
+
+impl SigningKeys {
+    /// The keys of a config and its store.
+    pub async fn load(cfg: &Config, store: &Store) -> Result<SigningKeys, StoreError> {
+        let current = match configured_secret(cfg) {
+            Some(s) => s.to_vec(),
+            None => store.instance_key().await?.into_bytes(),
+        };
+        let previous = cfg
+            .http
+            .as_ref()
+            .and_then(|h| h.previous_secret.as_ref())
+            .map(|s| s.expose().as_bytes().to_vec());
+        Ok(SigningKeys { current, previous })
+    }
+
+    /// The keys links are signed and verified with.
+    pub fn link_keys(&self) -> LinkKeys {
+        LinkKeys::new(&self.current, self.previous.as_deref())
+    }
+
+    /// The keys forgotten customers' stubs are made and matched with.
+    pub fn stub_keys(&self) -> super::StubKeys {
+        super::StubKeys::new(&self.current, self.previous.as_deref())
+    }
+}
+
+/// The config's own `secret`, when it has one (the preview page signs its test links with it,
+/// so they open the daemon's real pages).
+pub fn configured_secret(cfg: &Config) -> Option<&[u8]> {
+    cfg.secret.as_ref().map(|s| s.expose().as_bytes())
+}
 
 /// Bytes of the HMAC kept in a token (128 bits).
 const SIG_BYTES: usize = 16;
@@ -108,12 +188,15 @@ impl LinkKeys {
     }
 
     fn mac(key: &[u8], kid: &str, payload: &str) -> HmacSha256 {
-        let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
-        mac.update(b"ritualist-link/v2/");
-        mac.update(kid.as_bytes());
-        mac.update(b".");
-        mac.update(payload.as_bytes());
-        mac
+        hmac_sha256(
+            key,
+            &[
+                b"ritualist-link/v2/",
+                kid.as_bytes(),
+                b".",
+                payload.as_bytes(),
+            ],
+        )
     }
 
     /// `payload` signed as a live link, or as a test link whose pages speak `locale`.
@@ -329,6 +412,45 @@ pub struct SurveyToken {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Links already sent must keep working: these values were computed (independently, and
+    /// by the code before the keys moved to one place) and must never change.
+    #[test]
+    fn signatures_and_derived_keys_are_pinned() {
+        let keys = LinkKeys::new(b"pinned-secret", Some(b"older-secret"));
+        let t = UnsubscribeToken {
+            customer_id: 42,
+            channel: Channel::Email,
+            category: "news".into(),
+        };
+        assert_eq!(
+            keys.unsubscribe_token(&t),
+            "v2.b8b5d3db.u.42.email.news.iwE0I7tXI0L3tDPncsI_gA"
+        );
+        assert_eq!(
+            keys.preferences_token(42),
+            "v2.b8b5d3db.p.42.iUt-BWf6R6lQCiPYShd9Og"
+        );
+        assert_eq!(
+            keys.preferences_token_as(LinkMode::Test, "ro", 42),
+            "v2.b8b5d3db.t.ro.p.42.Df7p2scX0pmpkuhkFlnZ1A"
+        );
+        // A link signed with the previous key still verifies.
+        assert_eq!(
+            keys.parse_preferences("v2.6c360979.p.7.q2fxjXBHz9XHaxCh-8xGvQ"),
+            Ok(7)
+        );
+        let stubs = super::super::StubKeys::new(b"pinned-secret", None);
+        assert_eq!(
+            stubs.stubs("c1", Some("Ana@Example.com"), None)[1],
+            "dded8c8cd80e875951e1ee429ebc83eeeb08ac5f42a6b57734d2dc436eea95f0"
+        );
+        let occ = crate::domain::OccurrenceKey::yearly("birthday", 42, 2027);
+        assert_eq!(
+            super::super::message_id(b"pinned-secret", &occ, Channel::Email, "shop.example"),
+            "9ab43e0f16e16f9c9fd957c0b22c15f5@shop.example"
+        );
+    }
 
     fn tok(cat: &str) -> UnsubscribeToken {
         UnsubscribeToken {

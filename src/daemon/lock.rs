@@ -121,9 +121,16 @@ mod tests {
 
     #[test]
     fn a_second_lock_on_the_same_file_is_refused_until_the_first_is_dropped() {
-        let dir = std::env::temp_dir().join(format!("ritualist-lock-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let db = dir.join("r.db");
+        /// Removed on drop: also when the test panics.
+        struct Dir(PathBuf);
+        impl Drop for Dir {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+        let dir = Dir(std::env::temp_dir().join(format!("ritualist-lock-{}", std::process::id())));
+        std::fs::create_dir_all(&dir.0).unwrap();
+        let db = dir.0.join("r.db");
         let first = lock_file(&db).unwrap();
         // flock locks belong to the open file description: a second open in this process
         // conflicts just as another process would.
@@ -136,6 +143,6 @@ mod tests {
         drop(first);
         let again = lock_file(&db).unwrap();
         drop(again);
-        std::fs::remove_dir_all(&dir).unwrap();
+        drop(dir);
     }
 }

@@ -21,30 +21,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::inbound::same_secret;
-use super::public::json;
+use super::respond::{check_bearer, json};
 use crate::app::{App, AppError, IngestReport};
-use crate::config::Secret;
-
-/// `None` when the request carries `key` as its bearer; the 401 otherwise.
-fn check_bearer(headers: &HeaderMap, key: &Secret) -> Option<Response> {
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if !given.is_empty() && same_secret(given, key.expose()) {
-        return None;
-    }
-    Some(
-        (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Bearer")],
-            "missing or wrong bearer key\n",
-        )
-            .into_response(),
-    )
-}
 
 #[derive(Clone, Copy)]
 enum What {

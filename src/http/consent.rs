@@ -22,9 +22,9 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 
-use super::preview::esc;
+use super::respond::{esc, html};
 use crate::app::{App, LinkMode, Origin};
 use crate::domain::Channel;
 use crate::ritual::Trigger;
@@ -197,10 +197,6 @@ pub(super) fn test_notice_html(notice: &str) -> String {
          <strong>{}</strong></p>",
         esc(notice)
     )
-}
-
-pub(super) fn html(status: StatusCode, s: String) -> Response {
-    (status, Html(s)).into_response()
 }
 
 pub(super) fn invalid_link() -> Response {
@@ -436,7 +432,7 @@ pub(super) async fn unsubscribe_post(
     let t = texts(&c.locale);
     let form: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
     let has = |k: &str, v: &str| form.iter().any(|(a, b)| a == k && b == v);
-    let now = crate::clock::now().as_second();
+    let now = app.clock.now().as_second();
     let category_scope = format!("category:{}", tok.category);
     if is_one_click(&headers, &body) {
         return match app
@@ -766,7 +762,7 @@ pub(super) async fn preferences_post(
             );
         }
     };
-    let now = crate::clock::now().as_second();
+    let now = app.clock.now().as_second();
     let mut changes = 0;
     for scope in scopes {
         let want_out = !on.contains(&scope);

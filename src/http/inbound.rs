@@ -24,15 +24,12 @@ use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use hmac13::{KeyInit, Mac};
-use sha2::{Digest, Sha256};
+use hmac::Mac as _;
 
-use super::public::json;
+use super::respond::{check_bearer, json, xml_escape};
 use crate::app::App;
 use crate::config::{SmsProvider, SmsTransport};
 use crate::domain::Phone;
-
-type HmacSha1 = hmac13::Hmac<sha1::Sha1>;
 
 /// What an inbound text asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,23 +79,13 @@ pub fn twilio_signature_ok(
     let mut sorted: Vec<&(String, String)> = params.iter().collect();
     sorted.sort();
     sorted.dedup();
-    let mut mac = <HmacSha1 as KeyInit>::new_from_slice(auth_token.as_bytes())
-        .expect("HMAC takes any key length");
-    mac.update(url.as_bytes());
+    let mut signed: Vec<&[u8]> = vec![url.as_bytes()];
     for (k, v) in sorted {
-        mac.update(k.as_bytes());
-        mac.update(v.as_bytes());
+        signed.extend([k.as_bytes(), v.as_bytes()]);
     }
-    mac.verify_slice(&sig).is_ok()
-}
-
-/// Equal strings, in time independent of where they differ (both are hashed first).
-pub(super) fn same_secret(a: &str, b: &str) -> bool {
-    let (ha, hb) = (Sha256::digest(a.as_bytes()), Sha256::digest(b.as_bytes()));
-    ha.iter()
-        .zip(hb.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-        == 0
+    crate::app::hmac_sha1(auth_token.as_bytes(), &signed)
+        .verify_slice(&sig)
+        .is_ok()
 }
 
 /// What a keyword did.
@@ -140,7 +127,7 @@ pub(super) async fn act(
     };
     let ids = app.store.customers_with_phone(phone.as_str()).await?;
     let out = kw == Keyword::Stop;
-    let now = crate::clock::now().as_second();
+    let now = app.clock.now().as_second();
     for id in &ids {
         app.store
             .set_consent(*id, "channel:sms", out, "sms_keyword", now)
@@ -164,14 +151,6 @@ pub(super) fn reply(outcome: Outcome, http: &crate::config::HttpConfig) -> Optio
         Outcome::OptedOut => http.sms_stop_reply.as_deref(),
         Outcome::OptedIn | Outcome::Ignored => None,
     }
-}
-
-fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&apos;")
 }
 
 pub(super) async fn twilio(
@@ -251,18 +230,8 @@ pub(super) async fn generic(
     else {
         return (StatusCode::NOT_FOUND, "no inbound key is configured\n").into_response();
     };
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if given.is_empty() || !same_secret(given, key.expose()) {
-        return (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Bearer")],
-            "missing or wrong bearer key\n",
-        )
-            .into_response();
+    if let Some(denied) = check_bearer(&headers, key) {
+        return denied;
     }
     let msg: Inbound = match serde_json::from_slice(&body) {
         Ok(m) => m,
@@ -385,13 +354,5 @@ mod tests {
         for s in ["", "please stop texting me", "STOPP", "thanks"] {
             assert_eq!(keyword(s), None, "{s}");
         }
-    }
-
-    #[test]
-    fn secrets_compare_whole() {
-        assert!(same_secret("abc", "abc"));
-        assert!(!same_secret("abc", "abd"));
-        assert!(!same_secret("abc", "abcd"));
-        assert!(!same_secret("", "a"));
     }
 }

@@ -28,10 +28,9 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 
-use super::inbound::{act, reply, same_secret};
+use super::inbound::{act, reply};
+use super::respond::{basic_password, same_secret};
 use crate::app::App;
 use crate::render::{SmsEncoding, sms_length};
 
@@ -124,18 +123,6 @@ fn content_type_charset(headers: &HeaderMap) -> Option<String> {
             .eq_ignore_ascii_case("charset")
             .then(|| v.trim().trim_matches('"').to_string())
     })
-}
-
-/// The password of an `Authorization: Basic` header (the user name is not checked).
-fn basic_password(headers: &HeaderMap) -> Option<String> {
-    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, b64) = v.trim().split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let raw = STANDARD.decode(b64.trim()).ok()?;
-    let raw = String::from_utf8(raw).ok()?;
-    raw.split_once(':').map(|(_, p)| p.to_string())
 }
 
 /// One inbound SMS as Kannel described it.

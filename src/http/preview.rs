@@ -23,6 +23,7 @@ use jiff::civil::Date;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use super::respond::esc;
 use crate::app::{ComposeError, Composed, Definitions, LinkMode, compose_with, sample_customers};
 use crate::config::{Config, Diagnostics, Severity};
 use crate::domain::{Channel, Locale};
@@ -153,22 +154,6 @@ fn collect_files(dir: &Path, depth: usize, out: &mut Vec<(String, Vec<u8>)>) {
             out.push((p.display().to_string(), content));
         }
     }
-}
-
-/// Escapes text for HTML content and for double- or single-quoted attribute values.
-pub(super) fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + s.len() / 8);
-    for ch in s.chars() {
-        match ch {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -456,7 +441,6 @@ fn messages(
     q: &PageQuery,
 ) -> String {
     let mut out = navigation(defs, customer, date, q);
-    let wanted = |v: &Option<String>, x: &str| v.as_deref().is_none_or(|w| w.is_empty() || w == x);
     if defs.rituals.is_empty() {
         let _ = write!(
             out,
@@ -464,12 +448,70 @@ fn messages(
             esc(&cfg.rituals_dir.display().to_string())
         );
     }
-    let key = cfg
-        .secret
-        .as_ref()
-        .map(|s| s.expose().as_bytes())
-        .unwrap_or(PREVIEW_KEY);
+    let key = crate::app::configured_secret(cfg).unwrap_or(PREVIEW_KEY);
+    let page = Page {
+        cfg,
+        defs,
+        customer,
+        date,
+        key,
+    };
     for ritual in defs.rituals.iter().filter(|r| wanted(&q.ritual, &r.name)) {
+        page.ritual_section(&mut out, ritual, q);
+    }
+    out
+}
+
+/// No filter, an empty one, or `x` itself.
+fn wanted(v: &Option<String>, x: &str) -> bool {
+    v.as_deref().is_none_or(|w| w.is_empty() || w == x)
+}
+
+/// What every ritual's section of the page is rendered with.
+struct Page<'a> {
+    cfg: &'a Config,
+    defs: &'a Definitions,
+    customer: &'a CustomerFacts,
+    date: Date,
+    /// Signs the test links.
+    key: &'a [u8],
+}
+
+impl Page<'_> {
+    /// The ritual's occasion on the page's date, or a sample one (said so in `out`) when it
+    /// would not fire then.
+    fn occasion(&self, out: &mut String, ritual: &Ritual) -> crate::plan::Occasion {
+        let (customer, date) = (self.customer, self.date);
+        let engine = self.defs.engine(self.cfg);
+        let idx = engine.ritual_index(&ritual.name).unwrap_or(0);
+        let start =
+            crate::plan::day_start(date, &customer.zone) - jiff::SignedDuration::from_secs(1);
+        let end = crate::plan::day_start(date.tomorrow().unwrap_or(date), &customer.zone);
+        if let Some(o) = engine
+            .occurrences_of(idx, customer, start, end)
+            .into_iter()
+            .next()
+        {
+            return o.occasion;
+        }
+        let _ = write!(
+            out,
+            "<p class=\"notice\">`{}` would not fire for {} on {date}; shown as if it did.</p>",
+            esc(&ritual.name),
+            esc(&customer.external_id)
+        );
+        let mut o = crate::app::sample_occasion(Some(ritual), true);
+        o.date = date;
+        o.year = date.year();
+        if o.years.is_some() {
+            o.years = customer.birthday.and_then(|b| b.years_at(date.year()));
+        }
+        o
+    }
+
+    /// One ritual: every locale (as filtered), email and SMS side by side.
+    fn ritual_section(&self, out: &mut String, ritual: &Ritual, q: &PageQuery) {
+        let (cfg, defs, customer, date) = (self.cfg, self.defs, self.customer, self.date);
         let _ = write!(
             out,
             "<section class=\"ritual\" id=\"ritual-{name}\"><h2>{name}</h2>",
@@ -478,33 +520,7 @@ fn messages(
         if let Some(d) = &ritual.description {
             let _ = write!(out, "<p class=\"description\">{}</p>", esc(d));
         }
-        let engine = defs.engine(cfg);
-        let idx = engine.ritual_index(&ritual.name).unwrap_or(0);
-        let start =
-            crate::plan::day_start(date, &customer.zone) - jiff::SignedDuration::from_secs(1);
-        let end = crate::plan::day_start(date.tomorrow().unwrap_or(date), &customer.zone);
-        let occasion = match engine
-            .occurrences_of(idx, customer, start, end)
-            .into_iter()
-            .next()
-        {
-            Some(o) => o.occasion,
-            None => {
-                let _ = write!(
-                    out,
-                    "<p class=\"notice\">`{}` would not fire for {} on {date}; shown as if it did.</p>",
-                    esc(&ritual.name),
-                    esc(&customer.external_id)
-                );
-                let mut o = crate::app::sample_occasion(Some(ritual), true);
-                o.date = date;
-                o.year = date.year();
-                if o.years.is_some() {
-                    o.years = customer.birthday.and_then(|b| b.years_at(date.year()));
-                }
-                o
-            }
-        };
+        let occasion = self.occasion(out, ritual);
         let now = date
             .to_datetime(ritual.send_time)
             .to_zoned(customer.zone.clone())
@@ -542,7 +558,7 @@ fn messages(
                 compose_with(
                     cfg,
                     &defs.templates,
-                    key,
+                    self.key,
                     ritual,
                     &c,
                     &occasion,
@@ -560,7 +576,6 @@ fn messages(
         }
         out.push_str("</section>");
     }
-    out
 }
 
 type Render<'a> = dyn Fn(Channel) -> Result<Composed, ComposeError> + 'a;
@@ -718,16 +733,6 @@ mod tests {
     }
 
     #[test]
-    fn escapes_everything_that_could_end_an_attribute_or_open_a_tag() {
-        assert_eq!(
-            esc(r#"<a href="x?a=1&b='2'">"#),
-            "&lt;a href=&quot;x?a=1&amp;b=&#39;2&#39;&quot;&gt;"
-        );
-        // An entity already in the email must survive the attribute round trip.
-        assert_eq!(esc("&amp;"), "&amp;amp;");
-    }
-
-    #[test]
     fn page_shows_every_locale_with_email_and_sms() {
         let html = render_page(&repo_config(), &PageQuery::default());
         for l in ["en", "ro", "ru"] {
@@ -766,11 +771,28 @@ mod tests {
     }
 
     /// A copy of the repository's config, rituals and templates to break files in.
-    fn scratch_project() -> (std::path::PathBuf, Config) {
+    /// A folder removed on drop: also when the test panics.
+    struct TestDir(std::path::PathBuf);
+
+    impl std::ops::Deref for TestDir {
+        type Target = Path;
+        fn deref(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TestDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn scratch_project() -> (TestDir, Config) {
         let root = std::env::temp_dir().join(format!(
             "ritualist-preview-test-{}",
             crate::store::random_token()
         ));
+        let root = TestDir(root);
         let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
         copy_except(&repo.join("config"), &root.join("config"), &[], 0).unwrap();
         copy_except(&repo.join("templates"), &root.join("templates"), &[], 0).unwrap();
@@ -818,7 +840,6 @@ mod tests {
             page.contains("The configuration does not load") && page.contains("time_zon"),
             "{page}"
         );
-        let _ = std::fs::remove_dir_all(root);
     }
 
     #[test]

@@ -18,6 +18,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
+use super::respond::json;
 use crate::app::App;
 
 /// Serves the public routes on `listener` until `shutdown` completes; requests in flight are
@@ -111,7 +112,7 @@ async fn healthz(State(app): State<Arc<App>>) -> Response {
     match depth {
         // A paused channel needs the operator, not a restart: still 200, status `degraded`.
         Ok(Ok((n, paused))) => {
-            let now = crate::clock::now().as_second();
+            let now = app.clock.now().as_second();
             let paused: Vec<&str> = paused
                 .iter()
                 .filter(|p| p.until > now)
@@ -142,13 +143,4 @@ async fn healthz(State(app): State<Arc<App>>) -> Response {
             )
         }
     }
-}
-
-pub(super) fn json(status: StatusCode, v: serde_json::Value) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        v.to_string(),
-    )
-        .into_response()
 }

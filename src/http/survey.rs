@@ -25,8 +25,8 @@ use axum::extract::{Path, State};
 use axum::http::{Method, StatusCode};
 use axum::response::Response;
 
-use super::consent::{html, invalid_link, page_in, test_notice_html};
-use super::preview::esc;
+use super::consent::{invalid_link, page_in, test_notice_html};
+use super::respond::{esc, html};
 use crate::app::{App, Origin, SurveyToken};
 
 /// The longest comment kept, in characters.
@@ -168,7 +168,7 @@ pub(super) async fn score_page(
     if test {
         tracing::info!(customer = tok.customer_id, ritual = %tok.ritual, "survey score on a test link: nothing recorded");
     } else if method != Method::HEAD {
-        let now = crate::clock::now().as_second();
+        let now = app.clock.now().as_second();
         if let Err(e) = app
             .store
             .record_survey_response(
@@ -219,7 +219,7 @@ pub(super) async fn comment_post(
             thanks_page(t, score, notice, comment.is_none(), true),
         );
     }
-    let now = crate::clock::now().as_second();
+    let now = app.clock.now().as_second();
     if let Err(e) = app
         .store
         .record_survey_response(

@@ -205,12 +205,12 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::store::migrate::tests::TestDir;
     use crate::store::{ClaimedDelivery, NewDelivery, Status};
 
     /// A store in a fresh SQLite file holding `n` claimed rows (dropped with the directory).
-    async fn claimed(name: &str, n: i64) -> (Store, Vec<ClaimedDelivery>, std::path::PathBuf) {
-        let dir = std::env::temp_dir().join(format!("ritualist-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+    async fn claimed(name: &str, n: i64) -> (Store, Vec<ClaimedDelivery>, TestDir) {
+        let dir = TestDir::new(name);
         let store = Store::open(&format!("sqlite://{}/t.db?mode=rwc", dir.display()))
             .await
             .unwrap();
@@ -261,7 +261,7 @@ mod tests {
     /// The same row twice in one group: `sending` then `sent`, applied in that order.
     #[tokio::test]
     async fn a_row_twice_in_a_group_is_updated_in_order() {
-        let (store, claimed, dir) = claimed("group", 2).await;
+        let (store, claimed, _dir) = claimed("group", 2).await;
         let (a, b) = (&claimed[0], &claimed[1]);
         let op = |o: Op| (o, oneshot::channel().0);
         let group = [
@@ -294,14 +294,13 @@ mod tests {
             [true, true, true, false]
         );
         assert_eq!(statuses(&store).await, ["sent", "sending"]);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// A lingering update waits for company; an update that does not linger ends the wait at
     /// once, and both commit together.
     #[tokio::test]
     async fn an_urgent_update_ends_the_linger_of_the_group() {
-        let (store, claimed, dir) = claimed("group-linger", 2).await;
+        let (store, claimed, _dir) = claimed("group-linger", 2).await;
         // Far longer than the test: only the urgent update can end the wait.
         let group = GroupCommit::spawn_lingering(store.clone(), Duration::from_secs(600));
         let lingering = group.queue(sent(&claimed[0]), Urgency::Linger);
@@ -321,7 +320,6 @@ mod tests {
         .expect("the urgent update did not end the linger");
         assert_eq!((a.unwrap(), b.unwrap()), (true, true));
         assert_eq!(statuses(&store).await, ["sent", "sent"]);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// An update is queued when it is issued, before anyone awaits it, and commits no later
@@ -329,7 +327,7 @@ mod tests {
     /// over in the same commit as the previous one's result.
     #[tokio::test]
     async fn an_update_issued_first_commits_no_later_than_one_issued_after_it() {
-        let (store, claimed, dir) = claimed("group-order", 2).await;
+        let (store, claimed, _dir) = claimed("group-order", 2).await;
         let group = GroupCommit::spawn_lingering(store.clone(), Duration::from_secs(600));
         // Issued, never polled before the next one is committed.
         let first = group.queue(sent(&claimed[0]), Urgency::Linger);
@@ -346,14 +344,13 @@ mod tests {
         assert!(second.unwrap());
         assert_eq!(statuses(&store).await, ["sent", "sending"]);
         assert!(first.await.unwrap());
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// A lingering update with no company commits once its linger is over, and one that does
     /// not linger never waits for one.
     #[tokio::test]
     async fn a_lone_lingering_update_commits_after_its_linger() {
-        let (store, claimed, dir) = claimed("group-lone", 2).await;
+        let (store, claimed, _dir) = claimed("group-lone", 2).await;
         let group = GroupCommit::spawn_lingering(store.clone(), Duration::from_millis(200));
         let t = std::time::Instant::now();
         let done = tokio::time::timeout(
@@ -380,6 +377,5 @@ mod tests {
             .unwrap()
         );
         assert_eq!(store.status_counts().await.unwrap()["sent"], 2);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -45,11 +45,12 @@ impl Store {
     /// Applies every pending migration (idempotent). Two processes opening a new database at
     /// once race to migrate it: each migration is claimed by its `seaql_migrations` row, so the
     /// loser waits for the winner's commit, finds the migration applied, and carries on.
-    pub async fn migrate(&self) -> Result<(), StoreError> {
+    /// Each migration applied is recorded as applied at `now` (Unix seconds).
+    pub async fn migrate(&self, now: i64) -> Result<(), StoreError> {
         let mut copy: Option<PathBuf> = None;
         let mut attempt = 0;
         loop {
-            match self.migrate_pass(&mut copy).await {
+            match self.migrate_pass(&mut copy, now).await {
                 Ok(()) => break,
                 Err(e) if attempt < ATTEMPTS && is_contention(&e) => {
                     attempt += 1;
@@ -82,7 +83,11 @@ impl Store {
 
     /// One pass: find what is pending, copy the database when it is an upgrade, repair what an
     /// older version left half-done, apply the rest one transaction each.
-    async fn migrate_pass(&self, copy: &mut Option<PathBuf>) -> Result<(), sea_orm::DbErr> {
+    async fn migrate_pass(
+        &self,
+        copy: &mut Option<PathBuf>,
+        now: i64,
+    ) -> Result<(), sea_orm::DbErr> {
         migration::Migrator::install(&self.db).await?;
         let applied = self.applied_migrations().await?;
         let pending = pending_migrations(&applied);
@@ -97,12 +102,12 @@ impl Store {
             applied.len(),
             pending.len()
         );
-        self.finish_interrupted_message_move(&applied).await?;
+        self.finish_interrupted_message_move(&applied, now).await?;
         let applied = self.applied_migrations().await?;
         let pending = pending_migrations(&applied);
         let total = pending.len();
         for (i, m) in pending.into_iter().enumerate() {
-            self.apply(m.as_ref(), i + 1, total).await?;
+            self.apply(m.as_ref(), i + 1, total, now).await?;
         }
         Ok(())
     }
@@ -113,6 +118,7 @@ impl Store {
         m: &dyn MigrationTrait,
         nth: usize,
         total: usize,
+        now: i64,
     ) -> Result<(), sea_orm::DbErr> {
         let name = m.name().to_string();
         let started = Instant::now();
@@ -124,7 +130,7 @@ impl Store {
             .execute_raw(self.stmt(
                 "INSERT INTO seaql_migrations (version, applied_at) VALUES ($1, $2) \
                  ON CONFLICT (version) DO NOTHING",
-                vec![name.clone().into(), crate::clock::now().as_second().into()],
+                vec![name.clone().into(), now.into()],
             ))
             .await?
             .rows_affected();
@@ -241,6 +247,7 @@ impl Store {
     async fn finish_interrupted_message_move(
         &self,
         applied: &[String],
+        now: i64,
     ) -> Result<(), sea_orm::DbErr> {
         if applied.iter().any(|v| v == MESSAGE_MOVE)
             || !SchemaManager::new(&self.db)
@@ -265,7 +272,7 @@ impl Store {
             txn.execute_raw(self.stmt(
                 "INSERT INTO seaql_migrations (version, applied_at) VALUES ($1, $2) \
                  ON CONFLICT (version) DO NOTHING",
-                vec![MESSAGE_MOVE.into(), crate::clock::now().as_second().into()],
+                vec![MESSAGE_MOVE.into(), now.into()],
             ))
             .await?;
             tracing::warn!(
@@ -373,19 +380,39 @@ fn sync_file(path: &Path) -> std::io::Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::super::Store;
     use migration::MigratorTrait;
     use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 
+    /// A fresh folder under the temp dir, removed on drop: also when the test panics.
+    pub(in crate::store) struct TestDir(std::path::PathBuf);
+
+    impl TestDir {
+        pub(in crate::store) fn new(name: &str) -> TestDir {
+            let dir = std::env::temp_dir().join(format!("ritualist-{name}-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            TestDir(dir)
+        }
+    }
+
+    impl std::ops::Deref for TestDir {
+        type Target = std::path::Path;
+        fn deref(&self) -> &std::path::Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TestDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
     /// A SQLite file at the schema before 000009 (7 migrations: there is no 000003), with two
     /// deliveries: one rendered (a retry waiting), one not.
-    async fn before_the_message_move(
-        tag: &str,
-    ) -> (std::path::PathBuf, String, DatabaseConnection) {
-        let dir = std::env::temp_dir().join(format!("ritualist-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+    async fn before_the_message_move(tag: &str) -> (TestDir, String, DatabaseConnection) {
+        let dir = TestDir::new(tag);
         let url = format!("sqlite://{}/t.db?mode=rwc", dir.display());
         let db = Database::connect(&url).await.unwrap();
         migration::Migrator::up(&db, Some(7)).await.unwrap();
@@ -447,7 +474,6 @@ mod tests {
                     .exists(),
                 "the safety copy is removed after a successful upgrade"
             );
-            let _ = std::fs::remove_dir_all(&dir);
         }
     }
 
@@ -495,6 +521,5 @@ mod tests {
             .unwrap();
         assert_eq!(applied.try_get::<i64>("", "n").unwrap(), 7);
         db.close().await.unwrap();
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -238,6 +238,14 @@ impl Store {
     /// PostgreSQL URLs take libpq's TLS parameters (`sslmode`, `sslrootcert`, `sslcert`,
     /// `sslkey`); a remote host with no `sslmode` gets `require` ([`with_default_sslmode`]).
     pub async fn open(url: &str) -> Result<Store, StoreError> {
+        Store::open_with_clock(url, &crate::clock::SystemClock).await
+    }
+
+    /// [`Store::open`], stamping applied migrations with `clock`'s time.
+    pub async fn open_with_clock(
+        url: &str,
+        clock: &dyn crate::clock::Clock,
+    ) -> Result<Store, StoreError> {
         let (url, normal) = strip_param(url, "synchronous=normal");
         let env_mode = std::env::var("PGSSLMODE").ok();
         let url = with_default_sslmode(&url, env_mode.as_deref());
@@ -276,7 +284,7 @@ impl Store {
             backend,
             group: Default::default(),
         };
-        store.migrate().await?;
+        store.migrate(clock.now().as_second()).await?;
         store.backfill_order_facts().await?;
         Ok(store)
     }

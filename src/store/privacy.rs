@@ -67,31 +67,9 @@ impl Store {
             }
             return Ok(None);
         };
-        let mut fields = Vec::new();
-        for col in [
-            "first_name",
-            "last_name",
-            "email",
-            "phone",
-            "signup_date",
-            "preferred_channel",
-        ] {
-            if row.try_get::<Option<String>>("", col)?.is_some() {
-                fields.push(col.to_string());
-            }
-        }
-        if row.try_get::<Option<i32>>("", "birth_md")?.is_some() {
-            fields.push("birthday".to_string());
-        }
-        for col in ["custom_dates", "attributes"] {
-            let v: String = row.try_get("", col)?;
-            if !matches!(v.trim(), "" | "{}") {
-                fields.push(col.to_string());
-            }
-        }
         let mut erasure = Erasure {
             customer_id: id,
-            fields,
+            fields: fields_held(&row)?,
             ..Erasure::default()
         };
         for h in stubs {
@@ -207,4 +185,31 @@ pub(super) async fn opt_out_if_forgotten<C: ConnectionTrait>(
     let id: i64 = row.try_get("", "id")?;
     opt_out_all(store, txn, id, now).await?;
     Ok(true)
+}
+
+/// The personal fields a customer row holds (what `forget` reports as erased).
+fn fields_held(row: &sea_orm::QueryResult) -> Result<Vec<String>, StoreError> {
+    let mut fields = Vec::new();
+    for col in [
+        "first_name",
+        "last_name",
+        "email",
+        "phone",
+        "signup_date",
+        "preferred_channel",
+    ] {
+        if row.try_get::<Option<String>>("", col)?.is_some() {
+            fields.push(col.to_string());
+        }
+    }
+    if row.try_get::<Option<i32>>("", "birth_md")?.is_some() {
+        fields.push("birthday".to_string());
+    }
+    for col in ["custom_dates", "attributes"] {
+        let v: String = row.try_get("", col)?;
+        if !matches!(v.trim(), "" | "{}") {
+            fields.push(col.to_string());
+        }
+    }
+    Ok(fields)
 }

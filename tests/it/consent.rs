@@ -39,9 +39,11 @@ fn customers() -> String {
 }
 
 /// The public server of a second `App` on the same database (the test keeps its own), on a
-/// free loopback port; stopped when the returned sender is dropped or fired.
+/// free loopback port, reading the same clock; stopped when the returned sender is dropped
+/// or fired.
 async fn serve(t: &TestApp) -> (SocketAddr, oneshot::Sender<()>) {
-    let app = Arc::new(App::open(t.app.cfg.clone()).await.unwrap());
+    let app = App::open_with_clock(t.app.cfg.clone(), t.app.clock.clone());
+    let app = Arc::new(app.await.unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = oneshot::channel::<()>();
@@ -405,7 +407,7 @@ async fn the_preference_page_shows_and_switches_categories_and_channels() {
 
 fn twilio_signature(token: &str, url: &str, params: &[(&str, &str)]) -> String {
     use base64::Engine as _;
-    use hmac13::{KeyInit, Mac};
+    use hmac::{KeyInit, Mac};
     let mut sorted = params.to_vec();
     sorted.sort();
     let mut data = url.to_string();
@@ -413,7 +415,7 @@ fn twilio_signature(token: &str, url: &str, params: &[(&str, &str)]) -> String {
         data.push_str(k);
         data.push_str(v);
     }
-    let mut mac = <hmac13::Hmac<sha1::Sha1> as KeyInit>::new_from_slice(token.as_bytes()).unwrap();
+    let mut mac = <hmac::Hmac<sha1::Sha1> as KeyInit>::new_from_slice(token.as_bytes()).unwrap();
     mac.update(data.as_bytes());
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
@@ -662,4 +664,34 @@ async fn healthz_is_503_without_a_database() {
     assert_eq!(r.status(), 503);
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(v["database"], "unreachable");
+}
+
+/// The pages record a change at the time of the app's clock (a manual one here), not the
+/// system's: handlers read `app.clock`.
+#[tokio::test]
+async fn consent_changes_are_stamped_with_the_apps_clock() {
+    let then = at("2031-06-01T08:00:00Z");
+    let clock = ritualist::clock::ManualClock::shared(then);
+    let Some(t) = TestApp::start_with_clock(Db::Sqlite, &delivery(SMS_OUTBOX), clock.clone()).await
+    else {
+        return;
+    };
+    assert!(t.customers(&customers()).await.is_empty());
+    let c1 = id_of(&t, "c1").await;
+    let (addr, _stop) = serve(&t).await;
+    clock.advance(Duration::from_secs(90));
+    let r = client()
+        .post(format!(
+            "http://{addr}/u/{}",
+            unsub(&t, c1, Channel::Email, "birthday")
+        ))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let events = t.app.store.consent_events(c1).await.unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].changed_at, then.as_second() + 90, "{events:?}");
 }

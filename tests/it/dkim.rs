@@ -60,7 +60,7 @@ fn openssl(args: &[&str]) {
 }
 
 /// A private key (PEM) and its public key (DER) in `dir`: `rsa` is a 2048-bit PKCS#1 key,
-/// `ed25519` a PKCS#8 one, exactly as the README tells operators to make them.
+/// `ed25519` a PKCS#8 one, exactly as docs/operator.md tells operators to make them.
 fn keypair(dir: &Path, algorithm: &str) -> (PathBuf, PathBuf) {
     let pem = dir.join(format!("{algorithm}.pem"));
     let der = dir.join(format!("{algorithm}.pub.der"));

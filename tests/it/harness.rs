@@ -76,6 +76,16 @@ pub fn config_yaml(database: &str, delivery: &str) -> String {
 impl TestApp {
     /// `None` when the database is PostgreSQL and no server is reachable (outside CI).
     pub async fn start(db: Db, delivery: &str) -> Option<TestApp> {
+        TestApp::start_with_clock(db, delivery, ritualist::clock::SystemClock::shared()).await
+    }
+
+    /// [`TestApp::start`] with the app reading the time from `clock` (a
+    /// [`ManualClock`](ritualist::clock::ManualClock) the test moves).
+    pub async fn start_with_clock(
+        db: Db,
+        delivery: &str,
+        clock: ritualist::clock::SharedClock,
+    ) -> Option<TestApp> {
         let scratch = project_dir();
         let dir = scratch.path().to_path_buf();
         let (url, pg) = match db {
@@ -88,7 +98,9 @@ impl TestApp {
         let cfg_path = dir.join("config/ritualist.yaml");
         std::fs::write(&cfg_path, config_yaml(&url, delivery)).unwrap();
         let cfg = Config::load(&cfg_path).unwrap_or_else(|d| panic!("{d}"));
-        let app = App::open(cfg).await.unwrap_or_else(|e| panic!("{e}"));
+        let app = App::open_with_clock(cfg, clock)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         Some(TestApp {
             app,
             dir,
@@ -237,28 +249,121 @@ pub fn wait_exit(
 pub fn listening_on(
     child: &mut std::process::Child,
 ) -> std::sync::mpsc::Receiver<Result<String, String>> {
-    use std::io::{BufRead, BufReader};
-    let stderr = child.stderr.take().expect("stderr is piped");
+    listening_on_watched(child).0
+}
+
+/// [`listening_on`], and the daemon's log as it comes ([`LogWatch`]).
+pub fn listening_on_watched(
+    child: &mut std::process::Child,
+) -> (std::sync::mpsc::Receiver<Result<String, String>>, LogWatch) {
+    use std::sync::atomic::{AtomicBool, Ordering};
     let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut lines = Vec::new();
-        let mut sent = false;
-        for line in BufReader::new(stderr).lines() {
-            let line = line.unwrap_or_default();
-            if !sent && let Some(i) = line.find("listening on ") {
-                let addr: String = line[i + 13..]
-                    .chars()
-                    .take_while(|c| !c.is_whitespace())
-                    .collect();
-                let _ = tx.send(Ok(addr));
-                sent = true;
+    let tx_end = tx.clone();
+    let sent = std::sync::Arc::new(AtomicBool::new(false));
+    let sent_end = sent.clone();
+    let each = move |line: &str| {
+        if !sent.load(Ordering::SeqCst)
+            && let Some(i) = line.find("listening on ")
+        {
+            let addr: String = line[i + 13..]
+                .chars()
+                .take_while(|c| !c.is_whitespace())
+                .collect();
+            let _ = tx.send(Ok(addr));
+            sent.store(true, Ordering::SeqCst);
+        }
+    };
+    // The whole log when it never listened.
+    let end = move |log: String| {
+        if !sent_end.load(Ordering::SeqCst) {
+            let _ = tx_end.send(Err(log));
+        }
+    };
+    (rx, LogWatch::start_with(child, each, end))
+}
+
+/// A child's stderr (piped), read line by line on a thread that keeps draining the pipe:
+/// a test waits for what the daemon logs (ticks done, a shutdown) instead of sleeping.
+#[derive(Clone)]
+pub struct LogWatch(std::sync::Arc<(std::sync::Mutex<LogState>, std::sync::Condvar)>);
+
+#[derive(Default)]
+struct LogState {
+    lines: Vec<String>,
+    closed: bool,
+}
+
+impl LogWatch {
+    /// Starts reading `child`'s piped stderr.
+    pub fn start(child: &mut std::process::Child) -> LogWatch {
+        LogWatch::start_with(child, |_| {}, |_| {})
+    }
+
+    /// [`LogWatch::start`], calling `each` with every line and `end` with the whole log.
+    fn start_with(
+        child: &mut std::process::Child,
+        mut each: impl FnMut(&str) + Send + 'static,
+        end: impl FnOnce(String) + Send + 'static,
+    ) -> LogWatch {
+        use std::io::{BufRead, BufReader};
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let watch = LogWatch(Default::default());
+        let w = watch.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let line = line.unwrap_or_default();
+                each(&line);
+                let (state, changed) = &*w.0;
+                state.lock().unwrap().lines.push(line);
+                changed.notify_all();
             }
-            // Keep reading (the pipe must not fill); report the log if it never listened.
-            lines.push(line);
+            let (state, changed) = &*w.0;
+            let log = {
+                let mut s = state.lock().unwrap();
+                s.closed = true;
+                s.lines.join("\n")
+            };
+            changed.notify_all();
+            end(log);
+        });
+        watch
+    }
+
+    /// How many lines logged so far contain `needle`.
+    pub fn count(&self, needle: &str) -> usize {
+        let state = self.0.0.lock().unwrap();
+        state.lines.iter().filter(|l| l.contains(needle)).count()
+    }
+
+    /// Waits until `n` lines in all contain `needle`; `false` when the log ends or
+    /// `timeout` passes first.
+    pub fn wait_count(&self, needle: &str, n: usize, timeout: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        let (state, changed) = &*self.0;
+        let mut s = state.lock().unwrap();
+        loop {
+            if s.lines.iter().filter(|l| l.contains(needle)).count() >= n {
+                return true;
+            }
+            let now = std::time::Instant::now();
+            if s.closed || now >= deadline {
+                return false;
+            }
+            s = changed.wait_timeout(s, deadline - now).unwrap().0;
         }
-        if !sent {
-            let _ = tx.send(Err(lines.join("\n")));
+    }
+
+    /// Waits until the pipe closes (the child exited and the log is read whole).
+    pub fn wait_closed(&self) {
+        let (state, changed) = &*self.0;
+        let mut s = state.lock().unwrap();
+        while !s.closed {
+            s = changed.wait(s).unwrap();
         }
-    });
-    rx
+    }
+
+    /// The log so far.
+    pub fn text(&self) -> String {
+        self.0.0.lock().unwrap().lines.join("\n")
+    }
 }

@@ -6,7 +6,7 @@
 //! lengths), imported through CSV and through the daemon's own `POST /api/customers`. Every
 //! good customer gets their birthday email; every hostile value is either refused at the door
 //! with its line or field and reason (the rest of the customer is kept: a refused email still
-//! leaves the SMS), or delivered intact (or normalised as the README says) and safe on the
+//! leaves the SMS), or delivered intact (or normalised as docs/integrator.md says) and safe on the
 //! wire: one `To:`, no injected header, only the customer as envelope recipient. The daemon
 //! and `/healthz` stay up throughout, and nothing fails.
 //!
@@ -369,8 +369,9 @@ const HEADERS: [&str; 10] = [
     "List-Unsubscribe-Post",
 ];
 
-/// Starts `ritualist run` in `t.dir` and returns it with the address its HTTP server bound.
-fn start_daemon(t: &TestApp) -> (Child, String) {
+/// Starts `ritualist run` in `t.dir` and returns it with the address its HTTP server bound
+/// and its log.
+fn start_daemon(t: &TestApp) -> (Child, String, crate::harness::LogWatch) {
     let mut child = ritualist_cmd(&t.dir)
         .args(["--config", "config/ritualist.yaml", "run"])
         .env(API_KEY_ENV, API_KEY)
@@ -379,9 +380,9 @@ fn start_daemon(t: &TestApp) -> (Child, String) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let rx = crate::harness::listening_on(&mut child);
+    let (rx, log) = crate::harness::listening_on_watched(&mut child);
     match rx.recv_timeout(Duration::from_secs(60)) {
-        Ok(Ok(addr)) => (child, addr),
+        Ok(Ok(addr)) => (child, addr, log),
         other => {
             let _ = child.kill();
             panic!("the daemon did not report its address: {other:?}");
@@ -505,7 +506,7 @@ async fn hostile_contact_data_is_refused_at_the_door_or_delivered_intact() {
         }
 
         // The daemon, with its HTTP server; the API brings the other half.
-        let (mut child, addr) = start_daemon(&t);
+        let (mut child, addr, log) = start_daemon(&t);
         let http = client();
         healthz(&http, &addr, &mut child, "at start").await;
         let api_cases = cases("a");
@@ -630,8 +631,14 @@ async fn hostile_contact_data_is_refused_at_the_door_or_delivered_intact() {
                 None => assert_eq!(&to_header, to, "{db:?}"),
             }
         }
-        // Nothing more comes (no retry, no duplicate) over the next ticks.
-        tokio::time::sleep(Duration::from_secs(5)).await;
+        // Nothing more comes (no retry, no duplicate) over the next ticks: two whole ticks
+        // after this point (the one under way may finish first).
+        let ticks = log.count("tick done");
+        assert!(
+            log.wait_count("tick done", ticks + 3, Duration::from_secs(120)),
+            "{db:?}: the daemon stopped ticking:\n{}",
+            log.text()
+        );
         assert_eq!(sink.messages().len(), want.len(), "{db:?}");
 
         // The refused addresses still got their SMS; nothing failed.

@@ -1,7 +1,7 @@
 //! Kannel in both directions (issue 31): customers text STOP, `СТОП` (UCS-2), `stop.`, a plain
 //! message and HELP from a phone (fakesmsc) into a real bearerbox + smsbox whose
-//! `group = sms-service` is the one README.md tells operators to paste, pointed straight at
-//! the daemon's `/sms/kannel`, with no adapter. The right customers are opted out of SMS
+//! `group = sms-service` is the one docs/operator.md tells operators to paste, pointed straight
+//! at the daemon's `/sms/kannel`, with no adapter. The right customers are opted out of SMS
 //! (`plan` shows it), the plain message changes nothing, HELP's reply comes back to the phone
 //! through Kannel, and a Kannel service with a wrong or no key is refused and logged.
 
@@ -17,11 +17,13 @@ use crate::peers::{Kannel, ReceivedSms};
 
 const KEY: &str = "k31inboundKey0123456789";
 
-/// The `sms-service` blocks of README.md (get-url first, then post-url), as operators copy them.
+/// The `sms-service` blocks of docs/operator.md (get-url first, then post-url), as operators
+/// copy them.
 fn readme_services() -> Vec<String> {
-    let readme =
-        std::fs::read_to_string(std::path::Path::new(crate::harness::REPO).join("README.md"))
-            .unwrap();
+    let readme = std::fs::read_to_string(
+        std::path::Path::new(crate::harness::REPO).join("docs/operator.md"),
+    )
+    .unwrap();
     readme
         .split("```conf\n")
         .skip(1)
@@ -159,7 +161,11 @@ enum Form {
 
 async fn stop_and_help_through_kannel(db: Db, form: Form) {
     let services = readme_services();
-    assert_eq!(services.len(), 2, "README: the get-url and post-url blocks");
+    assert_eq!(
+        services.len(),
+        2,
+        "docs/operator.md: the get-url and post-url blocks"
+    );
     let (help, stop_reply) = match form {
         Form::Get => ("Floare: reply STOP to stop", None),
         Form::Post => (

@@ -309,6 +309,7 @@ fn the_daemon_ticks_and_stops_cleanly_on_sigterm() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    let log = crate::harness::LogWatch::start(&mut child);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while outbox_count(d.path()) == 0 && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(100));
@@ -317,9 +318,15 @@ fn the_daemon_ticks_and_stops_cleanly_on_sigterm() {
         outbox_count(d.path()) > 0,
         "the daemon sent nothing within 60 s"
     );
-    // Let it tick a few more times: nothing new may appear.
+    // Let it tick a few more times (two whole ticks after this point; the one under way may
+    // finish first): nothing new may appear.
     let sent = outbox_count(d.path());
-    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let ticks = log.count("tick done");
+    assert!(
+        log.wait_count("tick done", ticks + 3, std::time::Duration::from_secs(60)),
+        "the daemon stopped ticking:\n{}",
+        log.text()
+    );
     assert_eq!(outbox_count(d.path()), sent, "later ticks re-sent");
     let kill = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -331,14 +338,8 @@ fn the_daemon_ticks_and_stops_cleanly_on_sigterm() {
         std::time::Duration::from_secs(20),
         "the daemon after SIGTERM",
     );
-    let mut err = String::new();
-    use std::io::Read;
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    log.wait_closed();
+    let err = log.text();
     assert!(status.success(), "{status}: {err}");
     assert!(err.contains("shutdown signal received"), "{err}");
 }
