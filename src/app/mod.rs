@@ -370,7 +370,7 @@ impl App {
                 sample.display()
             );
         }
-        let channels = Channels::from_config(&cfg, crate::clock::SystemClock::shared())?;
+        let channels = Channels::from_config(&cfg, clock.clone())?;
         // Daily limits count what earlier runs sent today (UTC).
         let midnight = clock.now().as_second().div_euclid(86_400) * 86_400;
         for channel in daily_limited_channels(&cfg) {
