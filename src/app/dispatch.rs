@@ -13,7 +13,7 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 
 use super::App;
 
-use crate::channel::{Handover, Outgoing, SendError, SendFailure};
+use crate::channel::{Handover, Outgoing, SendFailure};
 use crate::config::{AllowedHours, InDoubtPolicy};
 use crate::domain::Channel;
 use crate::plan::next_allowed;
@@ -153,7 +153,7 @@ struct RowHandover<'a> {
 }
 
 impl Handover for RowHandover<'_> {
-    fn commit(&self) -> BoxFuture<'_, Result<(), SendError>> {
+    fn commit(&self) -> BoxFuture<'_, Result<(), SendFailure>> {
         Box::pin(async move {
             match self
                 .store
@@ -161,10 +161,10 @@ impl Handover for RowHandover<'_> {
                 .await
             {
                 Ok(true) => Ok(()),
-                Ok(false) => Err(SendError::lease_lost(
+                Ok(false) => Err(SendFailure::lease_lost(
                     "the lease was lost before the handover (another worker owns the message)",
                 )),
-                Err(e) => Err(SendError::transient(format!(
+                Err(e) => Err(SendFailure::transient(format!(
                     "cannot record the handover: {e}"
                 ))),
             }
@@ -426,8 +426,7 @@ impl App {
                 let result = self
                     .metrics
                     .timed(row.channel, self.channels.send(&msg))
-                    .await
-                    .map_err(SendFailure::from);
+                    .await;
                 // Recorded as soon as it is known: a crash now leaves at most the messages
                 // still on the wire in doubt, not the whole batch.
                 if !sms {
@@ -607,8 +606,7 @@ impl App {
             let result = self
                 .metrics
                 .timed(row.channel, self.channels.send(&msg))
-                .await
-                .map_err(SendFailure::from);
+                .await;
             drop(permit);
             let linger = ahead.should_linger();
             if linger {

@@ -50,7 +50,7 @@ pub async fn doctor(
                     }
                     _ => format!("reachable, {tls}{auth}"),
                 })
-                .map_err(|e| e.message),
+                .map_err(|e| e.to_string()),
         });
     }
     for p in sms {
@@ -63,7 +63,7 @@ pub async fn doctor(
             what: format!("SMS gateway {}", p.name()),
             result: crate::channel::probe_gateway(p.name(), &url, trust, timeout)
                 .await
-                .map_err(|e| e.message),
+                .map_err(|e| e.to_string()),
         });
     }
     out

@@ -534,7 +534,7 @@ fn compose_email(
         list_unsubscribe: Some(unsubscribe),
         dkim: req.dkim,
     })
-    .map_err(|e| ComposeError::Build(e.message))?;
+    .map_err(|e| ComposeError::Build(e.to_string()))?;
     Ok(Composed {
         subject: Some(r.subject),
         payload,

@@ -333,7 +333,7 @@ pub enum AppError {
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error("{0}")]
-    Channel(#[from] crate::channel::SendError),
+    Channel(#[from] crate::channel::SendFailure),
     #[error("{0}")]
     Other(String),
 }
@@ -371,7 +371,7 @@ impl App {
                 sample.display()
             );
         }
-        let channels = Channels::from_config(&cfg)?;
+        let channels = Channels::from_config(&cfg, clock.clone())?;
         // Daily limits count what earlier runs sent today (UTC).
         let midnight = clock.now().as_second().div_euclid(86_400) * 86_400;
         for channel in daily_limited_channels(&cfg) {

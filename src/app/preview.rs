@@ -380,7 +380,7 @@ impl App {
                 handover: None,
             })
             .await
-            .map_err(|e| e.message);
+            .map_err(|e| e.to_string());
         Ok(TestSend {
             channel,
             recipient,

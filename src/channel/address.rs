@@ -11,14 +11,14 @@
 use lettre::Address;
 use lettre::message::Mailbox;
 
-use super::SendError;
+use super::SendFailure;
 use crate::domain::{Email, Name};
 
 /// A mailbox for `email` with the display name `name`: the address must pass [`Email::parse`]
 /// and lettre's `Address`; a name that [`Name::parse`] refuses is left out (the message still
 /// goes, to the bare address), one it normalises is written normalised.
-pub(super) fn mailbox(name: Option<&str>, email: &str) -> Result<Mailbox, SendError> {
-    let invalid = |why: String| SendError::permanent(format!("invalid address: {why}"));
+pub(super) fn mailbox(name: Option<&str>, email: &str) -> Result<Mailbox, SendFailure> {
+    let invalid = |why: String| SendFailure::permanent(format!("invalid address: {why}"));
     let checked = Email::parse(email).map_err(|e| invalid(e.to_string()))?;
     let address = checked
         .as_str()
@@ -203,8 +203,8 @@ mod tests {
                 assert!(mailbox(Some("Ana"), e.as_str()).is_ok(), "{address:?}");
             } else {
                 let e = mailbox(None, address).unwrap_err();
-                assert!(e.message.starts_with("invalid address:"), "{e}");
-                assert!(!e.message.contains(['\r', '\n']), "{e:?}");
+                assert!(e.message().starts_with("invalid address:"), "{e}");
+                assert!(!e.message().contains(['\r', '\n']), "{e:?}");
             }
             if before && !lettre {
                 failed_at_send += 1;

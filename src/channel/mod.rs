@@ -7,8 +7,9 @@
 //! | [`SmtpPool`] | email | SMTP through connections it opens itself (TCP_NODELAY), reused, every step under a timeout |
 //! | [`SmsProviders`] | sms | HTTP gateways tried in order: [`Twilio`], a generic [`HttpGateway`] described in YAML, [`Kannel`] (`sendsms`, UCS-2 for text outside GSM-7) |
 //!
-//! Every transport answers with a [`SendError`] that says whether retrying can help (and, after
-//! an HTTP `Retry-After`, how long to wait at least).
+//! Every transport answers with a [`SendFailure`]: one case per thing the dispatcher does about
+//! it (retry, not even tried, in doubt, refused us, failed, bounced), and after an HTTP
+//! `Retry-After` how long to wait at least.
 
 mod address;
 mod email;
@@ -30,110 +31,9 @@ pub use outbox::Outbox;
 pub use rate::{DailyQuota, Pacer, RateBook, RateLimiter, Take, Taken};
 pub use sms::{HttpGateway, Kannel, SmsProviders, Twilio, probe_gateway};
 
+use crate::clock::SharedClock;
 use crate::config::{Config, EmailTransport, SmsTransport};
 use crate::render::sms_length;
-
-/// Whether a failed send may succeed later.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Retry {
-    /// 4xx, a dropped connection, a timeout, HTTP 429/5xx: try again later.
-    Transient,
-    /// 5xx, a malformed address, HTTP 4xx: retrying cannot help.
-    Permanent,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct SendError {
-    pub retry: Retry,
-    pub message: String,
-    /// How long the provider asked us to wait (HTTP `Retry-After`); the dispatcher waits at
-    /// least this long before the next attempt.
-    pub retry_after: Option<Duration>,
-    /// A permanent failure about the recipient's address itself (SMTP 5.1.1 user unknown to
-    /// RCPT, …): the address must not be written to again.
-    pub hard_bounce: bool,
-    /// The provider refused *us* (SMTP 530/535 AUTH, 5.7.x policy, a 5xx to MAIL FROM; an SMS
-    /// gateway's 401/403): the channel must pause until the operator fixes the configuration.
-    /// Never the recipient's fault.
-    pub about_us: bool,
-    /// The message was handed over (body being written, or the HTTP request sent) and then
-    /// the connection broke or went silent: the provider may or may not hold it.
-    pub in_doubt: bool,
-    /// The [`Handover`] refused (the lease was lost to another worker): nothing was handed
-    /// over and this worker must not record any result.
-    pub lease_lost: bool,
-    /// Not even tried (the relay's circuit breaker is open): the message goes back to the
-    /// queue until `retry_after` without counting an attempt.
-    pub untried: bool,
-}
-
-impl SendError {
-    pub fn transient(message: impl Into<String>) -> Self {
-        SendError {
-            retry: Retry::Transient,
-            message: message.into(),
-            retry_after: None,
-            hard_bounce: false,
-            about_us: false,
-            in_doubt: false,
-            lease_lost: false,
-            untried: false,
-        }
-    }
-    pub fn permanent(message: impl Into<String>) -> Self {
-        SendError {
-            retry: Retry::Permanent,
-            message: message.into(),
-            retry_after: None,
-            hard_bounce: false,
-            about_us: false,
-            in_doubt: false,
-            lease_lost: false,
-            untried: false,
-        }
-    }
-    /// Not tried: the provider is known to be down for another `d`.
-    pub fn untried(message: impl Into<String>, d: Duration) -> Self {
-        let mut e = SendError::transient(message).with_retry_after(d);
-        e.untried = true;
-        e
-    }
-    /// The same error, asking for at least `d` before the next attempt.
-    pub fn with_retry_after(mut self, d: Duration) -> Self {
-        self.retry_after = Some(d);
-        self
-    }
-    /// A permanent failure that is a hard bounce of the recipient's address.
-    pub fn bounced(mut self) -> Self {
-        self.retry = Retry::Permanent;
-        self.hard_bounce = true;
-        self
-    }
-    /// A refusal of ritualist itself (credentials, sender, policy): pause the channel.
-    pub fn about_us(mut self) -> Self {
-        self.about_us = true;
-        self
-    }
-    /// Handed over, then no definite answer: the provider may hold the message.
-    pub fn in_doubt(mut self) -> Self {
-        self.retry = Retry::Transient;
-        self.in_doubt = true;
-        self
-    }
-    /// The handover was refused: this worker no longer owns the message.
-    pub fn lease_lost(message: impl Into<String>) -> Self {
-        let mut e = SendError::transient(message);
-        e.lease_lost = true;
-        e
-    }
-    pub fn is_transient(&self) -> bool {
-        self.retry == Retry::Transient
-    }
-    pub fn is_permanent(&self) -> bool {
-        self.retry == Retry::Permanent
-    }
-}
 
 /// How a send failed, one case per thing the dispatcher does about it (its `settle` matches
 /// on this exhaustively). Transports return it; impossible combinations (a hard bounce that is
@@ -188,31 +88,98 @@ impl SendFailure {
     }
 }
 
-/// Transitional: the flags of the old [`SendError`], read in the order `settle` read them.
-impl From<SendError> for SendFailure {
-    fn from(e: SendError) -> Self {
-        let message = e.message;
-        if e.lease_lost {
-            SendFailure::LeaseLost { message }
-        } else if e.untried {
-            SendFailure::Untried {
-                message,
-                wait: e.retry_after.unwrap_or(Duration::from_secs(30)),
-            }
-        } else if e.in_doubt {
-            SendFailure::InDoubt { message }
-        } else if e.about_us {
-            SendFailure::AboutUs { message }
-        } else if e.retry == Retry::Transient {
-            SendFailure::Transient {
-                message,
-                retry_after: e.retry_after,
-            }
-        } else if e.hard_bounce {
-            SendFailure::HardBounce { message }
-        } else {
-            SendFailure::Permanent { message }
+/// Constructors and questions for the transports (the dispatcher matches on the variants).
+impl SendFailure {
+    /// May succeed later, no `Retry-After`.
+    pub fn transient(message: impl Into<String>) -> Self {
+        SendFailure::Transient {
+            message: message.into(),
+            retry_after: None,
         }
+    }
+    /// May succeed later, never sooner than `d`.
+    pub fn transient_after(message: impl Into<String>, d: Option<Duration>) -> Self {
+        SendFailure::Transient {
+            message: message.into(),
+            retry_after: d,
+        }
+    }
+    pub fn permanent(message: impl Into<String>) -> Self {
+        SendFailure::Permanent {
+            message: message.into(),
+        }
+    }
+    /// Not tried: the provider is known to be unavailable for another `wait`.
+    pub fn untried(message: impl Into<String>, wait: Duration) -> Self {
+        SendFailure::Untried {
+            message: message.into(),
+            wait,
+        }
+    }
+    /// Handed over, then no definite answer: the provider may hold the message.
+    pub fn in_doubt(message: impl Into<String>) -> Self {
+        SendFailure::InDoubt {
+            message: message.into(),
+        }
+    }
+    /// A refusal of ritualist itself (credentials, sender, policy): pause the channel.
+    pub fn about_us(message: impl Into<String>) -> Self {
+        SendFailure::AboutUs {
+            message: message.into(),
+        }
+    }
+    /// A permanent failure that is a hard bounce of the recipient's address.
+    pub fn hard_bounce(message: impl Into<String>) -> Self {
+        SendFailure::HardBounce {
+            message: message.into(),
+        }
+    }
+    /// The handover was refused: this worker no longer owns the message.
+    pub fn lease_lost(message: impl Into<String>) -> Self {
+        SendFailure::LeaseLost {
+            message: message.into(),
+        }
+    }
+
+    /// Whether a later attempt may succeed without the operator doing anything: transient,
+    /// untried, in doubt (and a lost lease: another worker has the message). A refusal of us
+    /// waits for the operator: not transient.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            SendFailure::Transient { .. }
+                | SendFailure::Untried { .. }
+                | SendFailure::InDoubt { .. }
+                | SendFailure::LeaseLost { .. }
+        )
+    }
+    /// Retrying cannot help: permanent or a hard bounce.
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            SendFailure::Permanent { .. } | SendFailure::HardBounce { .. }
+        )
+    }
+    /// The least wait before the next attempt: a `Retry-After`, or an untried message's wait.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            SendFailure::Transient { retry_after, .. } => *retry_after,
+            SendFailure::Untried { wait, .. } => Some(*wait),
+            _ => None,
+        }
+    }
+    /// The same failure in other words.
+    pub fn with_message(mut self, text: String) -> Self {
+        match &mut self {
+            SendFailure::LeaseLost { message }
+            | SendFailure::Untried { message, .. }
+            | SendFailure::InDoubt { message }
+            | SendFailure::AboutUs { message }
+            | SendFailure::Transient { message, .. }
+            | SendFailure::Permanent { message }
+            | SendFailure::HardBounce { message } => *message = text,
+        }
+        self
     }
 }
 
@@ -221,11 +188,11 @@ impl From<SendError> for SendFailure {
 /// the body; SMS right before the request; the outbox before writing the file. If it fails,
 /// nothing is handed over and the transport returns that error.
 pub trait Handover: Send + Sync {
-    fn commit(&self) -> futures_util::future::BoxFuture<'_, Result<(), SendError>>;
+    fn commit(&self) -> futures_util::future::BoxFuture<'_, Result<(), SendFailure>>;
 }
 
 /// Calls the handover, if any.
-async fn hand_over(h: Option<&dyn Handover>) -> Result<(), SendError> {
+async fn hand_over(h: Option<&dyn Handover>) -> Result<(), SendFailure> {
     match h {
         Some(h) => h.commit().await,
         None => Ok(()),
@@ -288,18 +255,23 @@ pub fn init_tls() {
 }
 
 impl Channels {
-    pub fn from_config(cfg: &Config) -> Result<Channels, SendError> {
+    /// The transports of `cfg`; their circuit breakers, pools and rate limits read `clock`.
+    pub fn from_config(cfg: &Config, clock: SharedClock) -> Result<Channels, SendFailure> {
         init_tls();
         let outbox = || Outbox::new(&cfg.delivery.outbox_dir);
         let email = match &cfg.delivery.email {
             EmailTransport::Outbox => EmailSender::Outbox(outbox()),
             EmailTransport::Discard => EmailSender::Discard,
-            EmailTransport::Smtp(s) => EmailSender::Smtp(Box::new(SmtpPool::new(s.clone()))),
+            EmailTransport::Smtp(s) => {
+                EmailSender::Smtp(Box::new(SmtpPool::with_clock(s.clone(), clock.clone())))
+            }
         };
         let sms = match &cfg.delivery.sms {
             SmsTransport::Outbox => SmsSender::Outbox(outbox()),
             SmsTransport::Discard => SmsSender::Discard,
-            SmsTransport::Providers(p) => SmsSender::Providers(SmsProviders::new(p)?),
+            SmsTransport::Providers(p) => {
+                SmsSender::Providers(SmsProviders::new(p, clock.clone())?)
+            }
         };
         Ok(Channels {
             email,
@@ -309,7 +281,7 @@ impl Channels {
     }
 
     /// Sends one message; `Ok` carries the provider's reply (or where the file went).
-    pub async fn send(&self, msg: &Outgoing<'_>) -> Result<String, SendError> {
+    pub async fn send(&self, msg: &Outgoing<'_>) -> Result<String, SendFailure> {
         match msg.channel {
             "email" => match &self.email {
                 EmailSender::Discard => {
@@ -341,7 +313,7 @@ impl Channels {
                 }
                 SmsSender::Providers(p) => p.send(msg.recipient, msg.payload, msg.handover).await,
             },
-            other => Err(SendError::permanent(format!("unknown channel `{other}`"))),
+            other => Err(SendFailure::permanent(format!("unknown channel `{other}`"))),
         }
     }
 
@@ -380,6 +352,47 @@ impl Channels {
     pub async fn close(&self) {
         if let EmailSender::Smtp(p) = &self.email {
             p.close().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the transports' helpers build, as the dispatcher reads it: one case each, and only
+    /// a refusal of us is neither transient nor permanent (it waits for the operator).
+    #[test]
+    fn each_failure_is_one_case_with_its_wait() {
+        let s = Duration::from_secs;
+        let cases = [
+            (SendFailure::transient("t"), true, false, None),
+            (
+                SendFailure::transient_after("t", Some(s(7))),
+                true,
+                false,
+                Some(s(7)),
+            ),
+            (SendFailure::untried("u", s(30)), true, false, Some(s(30))),
+            (SendFailure::in_doubt("d"), true, false, None),
+            (SendFailure::lease_lost("l"), true, false, None),
+            (SendFailure::about_us("a"), false, false, None),
+            (SendFailure::permanent("p"), false, true, None),
+            (SendFailure::hard_bounce("b"), false, true, None),
+        ];
+        for (e, transient, permanent, wait) in cases {
+            assert_eq!(
+                (e.is_transient(), e.is_permanent(), e.retry_after()),
+                (transient, permanent, wait),
+                "{e:?}"
+            );
+            let kind = std::mem::discriminant(&e);
+            let reworded = e.with_message("x; y".into());
+            assert_eq!(std::mem::discriminant(&reworded), kind, "{reworded:?}");
+            assert_eq!(
+                (reworded.message(), reworded.to_string()),
+                ("x; y", "x; y".into())
+            );
         }
     }
 }

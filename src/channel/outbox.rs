@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Mutex;
 
-use super::{Outgoing, SendError};
+use super::{Outgoing, SendFailure};
 use crate::render::SmsLength;
 
 #[derive(Debug)]
@@ -25,11 +25,11 @@ impl Outbox {
 
     /// Writes the message atomically (temp file + rename), named after its Message-ID, so a
     /// resend of the same occurrence replaces the file instead of adding a second one.
-    pub async fn write_email(&self, msg: &Outgoing<'_>) -> Result<String, SendError> {
+    pub async fn write_email(&self, msg: &Outgoing<'_>) -> Result<String, SendFailure> {
         let dir = self.dir.join("email");
         tokio::fs::create_dir_all(&dir)
             .await
-            .map_err(|e| SendError::transient(format!("cannot create {}: {e}", dir.display())))?;
+            .map_err(|e| SendFailure::transient(format!("cannot create {}: {e}", dir.display())))?;
         let stem: String = msg
             .message_id
             .unwrap_or(msg.recipient)
@@ -47,10 +47,10 @@ impl Outbox {
         let tmp = dir.join(format!(".{stem}.eml.tmp"));
         tokio::fs::write(&tmp, msg.payload.as_bytes())
             .await
-            .map_err(|e| SendError::transient(format!("cannot write {}: {e}", tmp.display())))?;
+            .map_err(|e| SendFailure::transient(format!("cannot write {}: {e}", tmp.display())))?;
         tokio::fs::rename(&tmp, &path)
             .await
-            .map_err(|e| SendError::transient(format!("cannot write {}: {e}", path.display())))?;
+            .map_err(|e| SendFailure::transient(format!("cannot write {}: {e}", path.display())))?;
         Ok(format!("written to {}", path.display()))
     }
 
@@ -59,10 +59,10 @@ impl Outbox {
         &self,
         msg: &Outgoing<'_>,
         len: &SmsLength,
-    ) -> Result<String, SendError> {
+    ) -> Result<String, SendFailure> {
         let _guard = self.sms_lock.lock().await;
         tokio::fs::create_dir_all(&self.dir).await.map_err(|e| {
-            SendError::transient(format!("cannot create {}: {e}", self.dir.display()))
+            SendFailure::transient(format!("cannot create {}: {e}", self.dir.display()))
         })?;
         let path = self.dir.join("sms.jsonl");
         let line = serde_json::json!({
@@ -77,13 +77,13 @@ impl Outbox {
             .append(true)
             .open(&path)
             .await
-            .map_err(|e| SendError::transient(format!("cannot open {}: {e}", path.display())))?;
+            .map_err(|e| SendFailure::transient(format!("cannot open {}: {e}", path.display())))?;
         f.write_all(format!("{line}\n").as_bytes())
             .await
-            .map_err(|e| SendError::transient(format!("cannot write {}: {e}", path.display())))?;
+            .map_err(|e| SendFailure::transient(format!("cannot write {}: {e}", path.display())))?;
         f.flush()
             .await
-            .map_err(|e| SendError::transient(e.to_string()))?;
+            .map_err(|e| SendFailure::transient(e.to_string()))?;
         Ok(format!("appended to {}", path.display()))
     }
 }

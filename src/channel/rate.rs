@@ -4,9 +4,14 @@
 //! without a clock: with work always waiting, the messages it admits in any window of `w`
 //! seconds number `rate × w` plus at most one. [`RateLimiter`] wraps it for the transports:
 //! it sleeps until the message's slot, or refuses with the time until the next UTC day when the
-//! daily quota is spent: [`SendError::untried`], nothing was handed over, so the message waits
+//! daily quota is spent: [`SendFailure::Untried`], nothing was handed over, so the message waits
 //! for the next day without its attempt being counted (a campaign bigger than a week of quota
 //! must not run out of `max_attempts` while it waits its turn).
+//!
+//! Time: the UTC day comes from the [`SharedClock`] the limiter is given (tests move a
+//! [`ManualClock`](crate::clock::ManualClock) over midnight); the pacing is a wait, on tokio's
+//! monotonic clock (`tokio::time::Instant`), so a step of the wall clock never stretches or
+//! skips a slot.
 //!
 //! Several daemons on one PostgreSQL database share a provider's limits: [`RateLimiter::share`]
 //! hands the counting and the slots to a [`RateBook`] (the app's adapter to the store's
@@ -14,11 +19,13 @@
 //! daemon. Without one (SQLite: one daemon per file) they live in the process.
 
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::future::BoxFuture;
+use tokio::time::Instant;
 
-use super::SendError;
+use super::SendFailure;
+use crate::clock::SharedClock;
 use crate::config::RateLimit;
 
 /// Limits kept where every daemon sees them: [`RateBook::take`] counts one message against
@@ -132,10 +139,12 @@ pub struct RateLimiter {
     /// Limits shared with the other daemons, under this key; when set, `pacer` and `daily`
     /// only hold the ledger's seed.
     shared: OnceLock<(Arc<dyn RateBook>, String)>,
+    /// Where the UTC day is read.
+    clock: SharedClock,
 }
 
 impl RateLimiter {
-    pub fn new(name: &str, limit: RateLimit) -> RateLimiter {
+    pub fn new(name: &str, limit: RateLimit, clock: SharedClock) -> RateLimiter {
         RateLimiter {
             name: name.to_string(),
             pacer: limit.per_second.map(|r| Mutex::new(Pacer::new(r))),
@@ -143,6 +152,7 @@ impl RateLimiter {
             warned: std::sync::atomic::AtomicI64::new(i64::MIN),
             shared: OnceLock::new(),
             limit,
+            clock,
         }
     }
 
@@ -154,12 +164,12 @@ impl RateLimiter {
 
     /// Waits for this message's slot; `Err` (untried, until the next UTC midnight) when
     /// today's quota is spent.
-    pub async fn admit(&self) -> Result<(), SendError> {
+    pub async fn admit(&self) -> Result<(), SendFailure> {
         if let Some((book, key)) = self.shared.get() {
             return self.admit_shared(book.as_ref(), key).await;
         }
         if let Some(max) = self.limit.per_day {
-            let now = crate::clock::now().as_second();
+            let now = self.clock.now().as_second();
             if !self.daily().take(utc_day(now), max) {
                 return Err(self.spent(max, now));
             }
@@ -169,15 +179,15 @@ impl RateLimiter {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .reserve(Instant::now());
-            tokio::time::sleep_until(at.into()).await;
+            tokio::time::sleep_until(at).await;
         }
         Ok(())
     }
 
     /// [`RateLimiter::admit`] through the shared book: one round trip counts the message
     /// and reserves its slot. A book that cannot be read defers the message, untried.
-    async fn admit_shared(&self, book: &dyn RateBook, key: &str) -> Result<(), SendError> {
-        let now = crate::clock::now().as_second();
+    async fn admit_shared(&self, book: &dyn RateBook, key: &str) -> Result<(), SendFailure> {
+        let now = self.clock.now().as_second();
         let day = utc_day(now);
         let seed = self.daily().used_on(day);
         let gap = self.limit.per_second.map_or(Duration::ZERO, interval);
@@ -196,7 +206,7 @@ impl RateLimiter {
                 Ok(())
             }
             Ok(None) => Err(self.spent(self.limit.per_day.unwrap_or(0), now)),
-            Err(e) => Err(SendError::untried(
+            Err(e) => Err(SendFailure::untried(
                 format!("{}: cannot read the shared rate limit: {e}", self.name),
                 BOOK_DOWN_RETRY,
             )),
@@ -205,7 +215,7 @@ impl RateLimiter {
 
     /// Today's quota of `max` is spent at `now`: the message waits, untried, for the next UTC
     /// day (logged once a day).
-    fn spent(&self, max: u64, now: i64) -> SendError {
+    fn spent(&self, max: u64, now: i64) -> SendFailure {
         let day = utc_day(now);
         let wait = (day + 1) * 86_400 - now;
         let message = format!(
@@ -215,13 +225,13 @@ impl RateLimiter {
         if self.warned.swap(day, std::sync::atomic::Ordering::SeqCst) != day {
             tracing::warn!(provider = %self.name, "{message}");
         }
-        SendError::untried(message, Duration::from_secs(wait.max(1) as u64))
+        SendFailure::untried(message, Duration::from_secs(wait.max(1) as u64))
     }
 
     /// Counts messages an earlier run sent today.
     pub fn seed_today(&self, used: u64) {
         self.daily()
-            .seed(utc_day(crate::clock::now().as_second()), used);
+            .seed(utc_day(self.clock.now().as_second()), used);
     }
 
     /// The day's count (a poisoned lock still holds a usable count).
@@ -233,6 +243,7 @@ impl RateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::ManualClock;
     use proptest::prelude::*;
 
     /// Admission instants of `n` messages that are all waiting from `start` on, plus some
@@ -323,12 +334,17 @@ mod tests {
         }
     }
 
+    /// 2027-07-07 23:59:00 UTC: a minute before a new UTC day.
+    fn clock() -> Arc<ManualClock> {
+        ManualClock::shared("2027-07-07T23:59:00Z".parse().unwrap())
+    }
+
     fn shared(answer: Result<Option<Duration>, String>) -> (RateLimiter, Arc<Book>) {
         let limit = RateLimit {
             per_second: Some(4.0),
             per_day: Some(10),
         };
-        let r = RateLimiter::new("twilio", limit);
+        let r = RateLimiter::new("twilio", limit, clock());
         r.seed_today(7);
         let book = Arc::new(Book {
             answer,
@@ -367,20 +383,47 @@ mod tests {
         let (r, _) = shared(Ok(None));
         let e = r.admit().await.unwrap_err();
         assert!(
-            e.untried && e.message.contains("daily limit of 10"),
+            matches!(e, SendFailure::Untried { .. }) && e.message().contains("daily limit of 10"),
             "{e:?}"
         );
-        let now = crate::clock::now().as_second();
-        let midnight = (now.div_euclid(86_400) + 1) * 86_400;
-        let wait = e.retry_after.unwrap().as_secs() as i64;
-        assert!((midnight - now - wait).abs() <= 2, "{wait} s to midnight");
+        assert_eq!(
+            e.retry_after(),
+            Some(Duration::from_secs(60)),
+            "a minute to midnight"
+        );
         let (r, _) = shared(Err("connection refused".into()));
         let e = r.admit().await.unwrap_err();
         assert!(
-            e.untried && e.message.contains("connection refused"),
+            matches!(e, SendFailure::Untried { .. }) && e.message().contains("connection refused"),
             "{e:?}"
         );
-        assert_eq!(e.retry_after, Some(BOOK_DOWN_RETRY));
+        assert_eq!(e.retry_after(), Some(BOOK_DOWN_RETRY));
+    }
+
+    /// The limiter's day is its clock's: spent at 23:59, untried until midnight (the attempt
+    /// not counted), renewed once the clock passes it; a seed counts on the clock's day only.
+    #[tokio::test]
+    async fn a_spent_daily_limit_waits_for_midnight_on_the_limiters_clock() {
+        let c = clock();
+        let limit = RateLimit {
+            per_second: None,
+            per_day: Some(3),
+        };
+        let r = RateLimiter::new("smsro", limit, c.clone());
+        r.seed_today(1);
+        r.admit().await.unwrap();
+        r.admit().await.unwrap();
+        let e = r.admit().await.unwrap_err();
+        assert!(matches!(e, SendFailure::Untried { .. }), "{e:?}");
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(60)));
+        c.advance(Duration::from_secs(59));
+        let e = r.admit().await.unwrap_err();
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(1)), "{e:?}");
+        c.advance(Duration::from_secs(1));
+        for _ in 0..3 {
+            r.admit().await.unwrap();
+        }
+        assert!(r.admit().await.is_err(), "three on the new day");
     }
 
     #[test]

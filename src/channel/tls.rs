@@ -200,7 +200,7 @@ pub fn is_tls_failure(raw: &str) -> bool {
     .any(|w| raw.contains(w))
 }
 
-/// "issued by <CN>, valid until <date>" for a DER certificate (`ritualist doctor`), read with
+/// `issued by <CN>, valid until <date>` for a DER certificate (`ritualist doctor`), read with
 /// a minimal DER walk of the X.509 fields it needs (issuer, validity). `None` for anything it
 /// cannot read: the report then leaves the details out.
 pub fn describe_certificate(der: &[u8]) -> Option<String> {

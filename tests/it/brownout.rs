@@ -4,7 +4,8 @@
 //! time until it is empty. Everything is accepted exactly once; nothing fails and nothing is in
 //! doubt (every refusal comes before the body); a counted failure waits its backoff (a drain
 //! 25 s later leaves it alone); the circuit breaker opens on the `421`s (the rest of the batch
-//! goes back untried, the attempt not counted) and closes when service returns.
+//! goes back untried, the attempt not counted) and closes when service returns. The transports
+//! read a manual clock: the breaker's second passes without the test waiting for it.
 //!
 //! Named regression: resuming after a disconnect sends once (listmonk #2313): every `421` here
 //! drops the connection mid-batch, and each message is still accepted exactly once.
@@ -15,6 +16,8 @@ use std::process::Child;
 use std::time::Duration;
 
 use ritualist::app::DispatchReport;
+use ritualist::channel::Channels;
+use ritualist::clock::ManualClock;
 
 use crate::harness::{Db, HEADER, TestApp, at};
 use crate::peers::{ScratchDir, aiosmtpd_available, free_port, start_python_peer};
@@ -101,9 +104,12 @@ async fn a_browned_out_relay_gets_everything_once_with_backoff_and_the_breaker()
         "  email:\n    transport: smtp\n    smtp:\n      host: 127.0.0.1\n      port: {}\n      security: plain\n      timeout_secs: 5\n      connections: 2\n      breaker_failures: 3\n      breaker_secs: 1\n  sms:\n    transport: outbox\n  batch_size: 50\n  in_doubt:\n    email: skip\n",
         relay.port
     );
-    let Some(t) = TestApp::start(Db::Sqlite, &delivery).await else {
+    let Some(mut t) = TestApp::start(Db::Sqlite, &delivery).await else {
         return;
     };
+    // The transports on a clock the test moves (SQLite: no limits to seed or share).
+    let clock = ManualClock::shared(at("2027-05-05T12:00:00Z"));
+    t.app.channels = Channels::from_config(&t.app.cfg, clock.clone()).unwrap();
     let mut csv = HEADER.to_string();
     for i in 0..N {
         csv.push_str(&format!(
@@ -118,8 +124,8 @@ async fn a_browned_out_relay_gets_everything_once_with_backoff_and_the_breaker()
     let mut breaker_opened = false;
     for round in 0..30 {
         let now = start.as_second() + round * 7200;
-        // Real time for the breaker (1 s) to let the next probe through.
-        std::thread::sleep(Duration::from_millis(1100));
+        // Time on the transports' clock for the breaker (1 s) to let the next probe through.
+        clock.advance(Duration::from_millis(1100));
         let r = t.app.drain(at_second(now)).await.unwrap();
         total.add(r);
         breaker_opened |= r.deferred > 0;

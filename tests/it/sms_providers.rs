@@ -13,7 +13,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use ritualist::channel::{Channels, Outgoing, SendError};
+use ritualist::channel::{Channels, Outgoing, SendFailure};
 use ritualist::config::Config;
 
 use crate::harness::{Db, HEADER, TestApp, at, config_yaml};
@@ -304,7 +304,7 @@ impl Setup {
         )
         .unwrap();
         let cfg = Config::load(&path).unwrap_or_else(|d| panic!("{d}"));
-        Channels::from_config(&cfg).unwrap()
+        Channels::from_config(&cfg, ritualist::clock::SystemClock::shared()).unwrap()
     }
 }
 
@@ -346,7 +346,7 @@ fn json_yaml(name: &str, base_url: &str) -> String {
     )
 }
 
-async fn send(ch: &Channels, to: &str) -> Result<String, SendError> {
+async fn send(ch: &Channels, to: &str) -> Result<String, SendFailure> {
     ch.send(&Outgoing {
         channel: "sms",
         recipient: to,
@@ -386,12 +386,12 @@ async fn twilio_429_is_transient_and_keeps_retry_after() {
     let ch = s.channels(&format!("    providers:\n{}", twilio_yaml(&tw.url())));
     let e = send(&ch, "+79161234567").await.unwrap_err();
     assert!(e.is_transient(), "{e:?}");
-    assert_eq!(e.retry_after, Some(Duration::from_secs(7)), "{e:?}");
+    assert_eq!(e.retry_after(), Some(Duration::from_secs(7)), "{e:?}");
     assert!(
-        e.message.contains("twilio 429: 20429 Too Many Requests"),
+        e.message().contains("twilio 429: 20429 Too Many Requests"),
         "{e}"
     );
-    assert!(!e.message.contains(TOKEN));
+    assert!(!e.message().contains(TOKEN));
 }
 
 #[tokio::test]
@@ -459,7 +459,7 @@ async fn an_invalid_number_is_permanent_and_no_other_provider_is_tried() {
     let e = send(&ch, "+15005550001").await.unwrap_err();
     assert!(e.is_permanent(), "{e:?}");
     assert!(
-        e.message
+        e.message()
             .starts_with("twilio 400: 21211 The 'To' number <to> is not a valid phone number."),
         "{e}"
     );
@@ -479,9 +479,9 @@ async fn every_provider_down_is_transient_with_the_shortest_retry_after() {
     ));
     let e = send(&ch, "+40721000002").await.unwrap_err();
     assert!(e.is_transient(), "{e:?}");
-    assert_eq!(e.retry_after, Some(Duration::from_secs(3)));
+    assert_eq!(e.retry_after(), Some(Duration::from_secs(3)));
     assert!(
-        e.message.contains("twilio 429") && e.message.contains("smsro 503"),
+        e.message().contains("twilio 429") && e.message().contains("smsro 503"),
         "{e}"
     );
 }
@@ -503,7 +503,7 @@ async fn a_json_reply_saying_no_is_permanent() {
     let e = send(&ch, "+40721000002").await.unwrap_err();
     assert!(e.is_permanent(), "{e:?}");
     assert!(
-        e.message
+        e.message()
             .contains("smsro 200: not accepted: `messages.0.status` is `7`, not `0`"),
         "{e}"
     );
@@ -596,7 +596,7 @@ async fn no_answer_in_time_is_in_doubt_and_not_sent_elsewhere() {
     ));
     let e = send(&ch, "+40721000002").await.unwrap_err();
     assert!(e.is_transient(), "{e:?}");
-    assert!(e.message.contains("in doubt"), "{e}");
+    assert!(e.message().contains("in doubt"), "{e}");
     assert_eq!(slow.received().len(), 1);
     assert!(gw.received().is_empty());
 }
@@ -751,11 +751,12 @@ async fn a_per_day_limit_holds_across_a_restart_and_costs_no_attempt() {
 }
 
 async fn per_day_limit(db: Db) {
-    let today = || ritualist::clock::now().as_second().div_euclid(86_400);
-    let day = today();
     let now = at("2027-07-07T12:00:00Z");
-    let Some((tw, _token, t)) = queued_for_a_limited_gateway(db, "{ per_day: 4 }", 6, now).await
-    else {
+    // The daemon's clock (the limit's UTC day) stays on the 7th: no midnight during the test.
+    let clock = ritualist::clock::ManualClock::shared(now);
+    let tw = Gateway::start(twilio(Twilio::Accept)).await;
+    let setup = ("", 8, "          rate: { per_day: 4 }\n");
+    let Some((tw, _token, t)) = queued_sms_on(db, tw, setup, 6, now, clock.clone()).await else {
         return;
     };
     let d = t.app.drain(now).await.unwrap();
@@ -778,11 +779,10 @@ async fn per_day_limit(db: Db) {
     // The same project opened again, as a restarted daemon would; the two are due by then.
     let cfg = ritualist::config::Config::load(&t.dir.join("config/ritualist.yaml"))
         .unwrap_or_else(|d| panic!("{d}"));
-    let again = ritualist::app::App::open(cfg).await.unwrap();
+    let again = ritualist::app::App::open_with_clock(cfg, clock)
+        .await
+        .unwrap();
     let d = again.drain(at("2027-07-09T12:00:00Z")).await.unwrap();
-    if today() != day {
-        return; // a UTC midnight passed during the test: the quota was rightly renewed
-    }
     assert_eq!((d.claimed, d.sent, d.deferred), (2, 0, 2), "{db:?}: {d:?}");
     assert_eq!(tw.received().len(), 4, "nothing more today");
     for r in waiting(t.rows().await) {
@@ -863,12 +863,17 @@ async fn drained_by_two_daemons(
     n: usize,
 ) -> Option<(Gateway, TestApp, [ritualist::app::DispatchReport; 2])> {
     let now = at("2027-07-07T12:00:00Z");
+    // Both daemons' clocks (the shared limit's UTC day) stay on the 7th.
+    let clock: ritualist::clock::SharedClock = ritualist::clock::ManualClock::shared(now);
     let tw = Gateway::start(twilio(Twilio::Accept)).await;
     let provider = format!("          rate: {rate}\n");
     let delivery = format!("  batch_size: {batch}\n");
-    let (tw, _token, t) = queued_sms(Db::Postgres, tw, &delivery, 8, &provider, n, now).await?;
+    let setup = (delivery.as_str(), 8, provider.as_str());
+    let (tw, _token, t) = queued_sms_on(Db::Postgres, tw, setup, n, now, clock.clone()).await?;
     let cfg = Config::load(&t.dir.join("config/ritualist.yaml")).unwrap_or_else(|d| panic!("{d}"));
-    let other = ritualist::app::App::open(cfg).await.unwrap();
+    let other = ritualist::app::App::open_with_clock(cfg, clock)
+        .await
+        .unwrap();
     let (a, b) = tokio::join!(t.app.drain(now), other.drain(now));
     Some((tw, t, [a.unwrap(), b.unwrap()]))
 }
@@ -878,14 +883,9 @@ async fn drained_by_two_daemons(
 /// next UTC day untried.
 #[tokio::test(flavor = "multi_thread")]
 async fn two_daemons_on_postgres_share_a_daily_limit() {
-    let today = || ritualist::clock::now().as_second().div_euclid(86_400);
-    let day = today();
     let Some((tw, t, [a, b])) = drained_by_two_daemons("{ per_day: 4 }", 2, 10).await else {
         return;
     };
-    if today() != day {
-        return; // a UTC midnight passed during the test: the quota was rightly renewed
-    }
     assert_eq!(a.sent + b.sent, 4, "{a:?} {b:?}");
     assert_eq!(tw.received().len(), 4);
     let rows = t.rows().await;
@@ -1043,11 +1043,25 @@ async fn queued_sms(
     n: usize,
     now: jiff::Timestamp,
 ) -> Option<(Gateway, ScratchDir, TestApp)> {
+    let clock = ritualist::clock::SystemClock::shared();
+    let setup = (delivery, concurrency, provider);
+    queued_sms_on(db, tw, setup, n, now, clock).await
+}
+
+/// [`queued_sms`] with the app (and its transports: the daily limits' UTC day) on `clock`.
+async fn queued_sms_on(
+    db: Db,
+    tw: Gateway,
+    (delivery, concurrency, provider): (&str, u32, &str),
+    n: usize,
+    now: jiff::Timestamp,
+    clock: ritualist::clock::SharedClock,
+) -> Option<(Gateway, ScratchDir, TestApp)> {
     let (token, twilio) = twilio_provider(&tw.url());
     let delivery = format!(
         "  email:\n    transport: outbox\n{delivery}  sms:\n    concurrency: {concurrency}\n    providers:\n{twilio}{provider}"
     );
-    let t = TestApp::start(db, &delivery).await?;
+    let t = TestApp::start_with_clock(db, &delivery, clock).await?;
     let mut csv = HEADER.to_string();
     for i in 0..n {
         csv.push_str(&format!(

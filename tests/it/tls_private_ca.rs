@@ -47,7 +47,7 @@ async fn send(pool: &SmtpPool) -> Result<String, String> {
         None,
     )
     .await
-    .map_err(|e| e.message)
+    .map_err(|e| e.to_string())
 }
 
 fn with_ca(ca: &Path) -> TlsTrust {
@@ -180,11 +180,11 @@ async fn an_sms_gateway_with_a_private_ca_needs_ca_file() {
     let refused = kannel(TlsTrust::default())
         .send("+40721000002", "hi")
         .await
-        .map_err(|e| e.message);
+        .map_err(|e| e.to_string());
     let accepted = kannel(with_ca(&ca.cert))
         .send("+40721000002", "hi")
         .await
-        .map_err(|e| e.message);
+        .map_err(|e| e.to_string());
     // `doctor` on the same gateway: refused without the CA, verified with it.
     let gateway = |tls: TlsTrust| {
         ritualist::config::SmsProvider::Kannel(KannelConfig {

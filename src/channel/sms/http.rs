@@ -4,7 +4,8 @@
 use reqwest::header::{HeaderName, HeaderValue};
 
 use super::{Attempt, Failure, Reply, excerpt, request_failed, status_failure};
-use crate::channel::SendError;
+use crate::channel::SendFailure;
+use crate::clock::Clock;
 use crate::config::{
     AcceptRule, HttpBody, HttpMethod, HttpSmsConfig, Placeholder, Template, TemplateVars,
 };
@@ -17,9 +18,9 @@ pub struct HttpGateway {
 }
 
 impl HttpGateway {
-    pub fn new(cfg: HttpSmsConfig) -> Result<HttpGateway, SendError> {
+    pub fn new(cfg: HttpSmsConfig) -> Result<HttpGateway, SendFailure> {
         reqwest::Url::parse(&cfg.url).map_err(|e| {
-            SendError::permanent(format!("{}: invalid url `{}`: {e}", cfg.name, cfg.url))
+            SendFailure::permanent(format!("{}: invalid url `{}`: {e}", cfg.name, cfg.url))
         })?;
         let headers = cfg
             .headers
@@ -28,7 +29,7 @@ impl HttpGateway {
                 HeaderName::from_bytes(k.as_bytes())
                     .map(|n| (n, t.clone()))
                     .map_err(|_| {
-                        SendError::permanent(format!("{}: invalid header name `{k}`", cfg.name))
+                        SendFailure::permanent(format!("{}: invalid header name `{k}`", cfg.name))
                     })
             })
             .collect::<Result<_, _>>()?;
@@ -44,11 +45,15 @@ impl HttpGateway {
     }
 
     /// Sends one SMS; `Ok` is the status and the start of the gateway's reply.
-    pub async fn send(&self, to: &str, text: &str) -> Result<String, SendError> {
-        self.attempt(to, text).await.map_err(|f| f.error)
+    /// Alone, outside [`SmsProviders`](super::SmsProviders): an HTTP-date `Retry-After` is
+    /// counted on the system clock.
+    pub async fn send(&self, to: &str, text: &str) -> Result<String, SendFailure> {
+        self.attempt(to, text, &crate::clock::SystemClock)
+            .await
+            .map_err(|f| f.error)
     }
 
-    pub(super) async fn attempt(&self, to: &str, text: &str) -> Attempt {
+    pub(super) async fn attempt(&self, to: &str, text: &str, clock: &dyn Clock) -> Attempt {
         let secret = self.cfg.secret.as_ref().map_or("", |s| s.expose());
         let vars = TemplateVars {
             to,
@@ -56,15 +61,15 @@ impl HttpGateway {
             from: self.cfg.from.as_deref().unwrap_or(""),
             secret,
         };
-        let request = self
-            .request(&vars)
-            .map_err(|e| Failure::next(SendError::permanent(format!("{}: {e}", self.cfg.name))))?;
+        let request = self.request(&vars).map_err(|e| {
+            Failure::next(SendFailure::permanent(format!("{}: {e}", self.cfg.name)))
+        })?;
         let resp = self
             .http
             .execute(request)
             .await
             .map_err(|e| request_failed(&self.cfg.name, e))?;
-        let reply = Reply::read(resp).await;
+        let reply = Reply::read(resp, clock).await;
         classify(&self.cfg.name, &self.cfg.accepted, &reply, secret, to)
     }
 
@@ -157,17 +162,14 @@ fn classify(name: &str, rule: &AcceptRule, reply: &Reply, secret: &str, to: &str
     if status_accepted(rule, reply.status) {
         let needs_body = rule.body_contains.is_some() || rule.json_field.is_some();
         if needs_body && !reply.complete {
-            return Err(Failure::stop(
-                SendError::transient(format!(
-                    "{name} {}: the reply was cut off before it could be checked; in doubt: the provider may have taken the message",
-                    reply.status
-                ))
-                .in_doubt(),
-            ));
+            return Err(Failure::stop(SendFailure::in_doubt(format!(
+                "{name} {}: the reply was cut off before it could be checked; in doubt: the provider may have taken the message",
+                reply.status
+            ))));
         }
         return match body_refusal(rule, &reply.body) {
             None => Ok(format!("{} {quoted}", reply.status)),
-            Some(why) => Err(Failure::stop(SendError::permanent(format!(
+            Some(why) => Err(Failure::stop(SendFailure::permanent(format!(
                 "{name} {}: not accepted: {why}: {quoted}",
                 reply.status
             )))),
@@ -175,7 +177,7 @@ fn classify(name: &str, rule: &AcceptRule, reply: &Reply, secret: &str, to: &str
     }
     if (200..=299).contains(&reply.status) {
         // A 2xx the rule does not list: the gateway may have taken it; do not try another.
-        return Err(Failure::stop(SendError::permanent(format!(
+        return Err(Failure::stop(SendFailure::permanent(format!(
             "{name} {}: a status `accepted.status` does not list: {quoted}",
             reply.status
         ))));
@@ -296,7 +298,7 @@ mod tests {
             let f = classify("gw", r, &rep, "", "").unwrap_err();
             assert_eq!(f.error.is_transient(), transient, "{rep:?}");
             assert_eq!(f.try_next, next, "{rep:?}");
-            assert!(f.error.message.contains(contains), "{}", f.error.message);
+            assert!(f.error.message().contains(contains), "{}", f.error);
         }
     }
 
@@ -307,7 +309,7 @@ mod tests {
         r.complete = false;
         let f = classify("gw", &ok, &r, "", "").unwrap_err();
         assert!(f.error.is_transient() && !f.try_next, "{f:?}");
-        assert!(f.error.message.contains("in doubt"));
+        assert!(f.error.message().contains("in doubt"));
     }
 
     #[test]
@@ -315,7 +317,7 @@ mod tests {
         let mut r = reply(503, "key K3Y-123 is throttled for 40721000002");
         r.retry_after = Some(Duration::from_secs(9));
         let f = classify("gw", &AcceptRule::default(), &r, "K3Y-123", "+40721000002").unwrap_err();
-        assert_eq!(f.error.retry_after, Some(Duration::from_secs(9)));
-        assert_eq!(f.error.message, "gw 503: key *** is throttled for <to>");
+        assert_eq!(f.error.retry_after(), Some(Duration::from_secs(9)));
+        assert_eq!(f.error.message(), "gw 503: key *** is throttled for <to>");
     }
 }

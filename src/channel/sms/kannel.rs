@@ -8,7 +8,8 @@
 //! and refused connections can succeed later.
 
 use super::{Attempt, Reply, excerpt, request_failed, status_failure};
-use crate::channel::SendError;
+use crate::channel::SendFailure;
+use crate::clock::Clock;
 use crate::config::KannelConfig;
 use crate::render::{SmsEncoding, sms_length};
 
@@ -19,7 +20,7 @@ pub struct Kannel {
 }
 
 impl Kannel {
-    pub fn new(cfg: KannelConfig) -> Result<Kannel, SendError> {
+    pub fn new(cfg: KannelConfig) -> Result<Kannel, SendFailure> {
         Ok(Kannel {
             http: super::client_trusting(cfg.timeout_secs, Some(&cfg.tls), "sms.kannel")?,
             cfg,
@@ -31,11 +32,15 @@ impl Kannel {
     }
 
     /// Sends one SMS; `Ok` is Kannel's status and reply (`202 0: Accepted for delivery`).
-    pub async fn send(&self, to: &str, text: &str) -> Result<String, SendError> {
-        self.attempt(to, text).await.map_err(|f| f.error)
+    /// Alone, outside [`SmsProviders`](super::SmsProviders): an HTTP-date `Retry-After` is
+    /// counted on the system clock.
+    pub async fn send(&self, to: &str, text: &str) -> Result<String, SendFailure> {
+        self.attempt(to, text, &crate::clock::SystemClock)
+            .await
+            .map_err(|f| f.error)
     }
 
-    pub(super) async fn attempt(&self, to: &str, text: &str) -> Attempt {
+    pub(super) async fn attempt(&self, to: &str, text: &str, clock: &dyn Clock) -> Attempt {
         let coding = match sms_length(text).encoding {
             SmsEncoding::Gsm7 => "0",
             SmsEncoding::Ucs2 => "2",
@@ -59,7 +64,7 @@ impl Kannel {
             .send()
             .await
             .map_err(|e| request_failed(&self.cfg.name, e))?;
-        let reply = Reply::read(resp).await;
+        let reply = Reply::read(resp, clock).await;
         let quoted = excerpt(&reply.body, self.cfg.password.expose(), to);
         if (200..=299).contains(&reply.status) {
             Ok(format!("{} {quoted}", reply.status))

@@ -27,7 +27,8 @@ pub use kannel::Kannel;
 pub use twilio::Twilio;
 
 use super::rate::RateLimiter;
-use super::{Handover, SendError};
+use super::{Handover, SendFailure};
+use crate::clock::{Clock, SharedClock};
 use crate::config::SmsProvider;
 
 /// A provider's reply body is read up to this many bytes (RELIABILITY.md §4: a size cap).
@@ -40,21 +41,21 @@ const RETRY_AFTER_CAP: Duration = Duration::from_secs(24 * 3600);
 /// Why one provider did not take one message, and whether the next one may be tried.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
-    pub error: SendError,
+    pub error: SendFailure,
     /// The provider did not take the message and the reason is not the message itself.
     pub try_next: bool,
 }
 
 impl Failure {
     /// Not taken; the next provider may be tried.
-    fn next(error: SendError) -> Failure {
+    fn next(error: SendFailure) -> Failure {
         Failure {
             error,
             try_next: true,
         }
     }
     /// Stop here: the message itself is refused, or the provider may have taken it.
-    fn stop(error: SendError) -> Failure {
+    fn stop(error: SendFailure) -> Failure {
         Failure {
             error,
             try_next: false,
@@ -80,11 +81,11 @@ impl Provider {
             Provider::Kannel(p) => p.name(),
         }
     }
-    async fn attempt(&self, to: &str, text: &str) -> Attempt {
+    async fn attempt(&self, to: &str, text: &str, clock: &dyn Clock) -> Attempt {
         match self {
-            Provider::Twilio(p) => p.attempt(to, text).await,
-            Provider::Http(p) => p.attempt(to, text).await,
-            Provider::Kannel(p) => p.attempt(to, text).await,
+            Provider::Twilio(p) => p.attempt(to, text, clock).await,
+            Provider::Http(p) => p.attempt(to, text, clock).await,
+            Provider::Kannel(p) => p.attempt(to, text, clock).await,
         }
     }
 }
@@ -96,10 +97,12 @@ pub struct SmsProviders {
     providers: Vec<Provider>,
     /// Each provider's `rate:` (None: unlimited), in the same order.
     limits: Vec<Option<RateLimiter>>,
+    /// Where `Retry-After` dates and the daily limits' UTC day are read.
+    clock: SharedClock,
 }
 
 impl SmsProviders {
-    pub fn new(list: &[SmsProvider]) -> Result<SmsProviders, SendError> {
+    pub fn new(list: &[SmsProvider], clock: SharedClock) -> Result<SmsProviders, SendFailure> {
         let providers = list
             .iter()
             .map(|p| {
@@ -109,18 +112,23 @@ impl SmsProviders {
                     SmsProvider::Kannel(c) => Provider::Kannel(Kannel::new(c.clone())?),
                 })
             })
-            .collect::<Result<Vec<_>, SendError>>()?;
+            .collect::<Result<Vec<_>, SendFailure>>()?;
         if providers.is_empty() {
-            return Err(SendError::permanent("no SMS provider is configured"));
+            return Err(SendFailure::permanent("no SMS provider is configured"));
         }
         let limits = list
             .iter()
             .map(|p| {
                 let rate = p.rate();
-                rate.is_limited().then(|| RateLimiter::new(p.name(), rate))
+                rate.is_limited()
+                    .then(|| RateLimiter::new(p.name(), rate, clock.clone()))
             })
             .collect();
-        Ok(SmsProviders { providers, limits })
+        Ok(SmsProviders {
+            providers,
+            limits,
+            clock,
+        })
     }
 
     /// Counts SMS an earlier run sent today against every provider's daily limit (the ledger
@@ -148,7 +156,7 @@ impl SmsProviders {
         to: &str,
         text: &str,
         handover: Option<&dyn Handover>,
-    ) -> Result<String, SendError> {
+    ) -> Result<String, SendFailure> {
         let mut failures = Vec::new();
         let mut handed = false;
         for (i, p) in self.providers.iter().enumerate() {
@@ -162,7 +170,7 @@ impl SmsProviders {
                 super::hand_over(handover).await?;
                 handed = true;
             }
-            match p.attempt(to, text).await {
+            match p.attempt(to, text, self.clock.as_ref()).await {
                 Ok(reply) => return Ok(format!("{} {reply}", p.name())),
                 Err(f) => {
                     let stop = !f.try_next;
@@ -188,51 +196,46 @@ impl SmsProviders {
 /// One error for the whole chain. A failure that stopped the chain decides; when every provider
 /// was tried, the message may succeed later if any failure was transient, and the earliest
 /// moment is the shortest `Retry-After` (none when a provider gave no `Retry-After`).
-fn combine(failures: Vec<Failure>) -> SendError {
+fn combine(failures: Vec<Failure>) -> SendFailure {
     let message = failures
         .iter()
-        .map(|f| f.error.message.as_str())
+        .map(|f| f.error.message())
         .collect::<Vec<_>>()
         .join("; ");
     let Some(last) = failures.last() else {
-        return SendError::permanent("no SMS provider is configured");
+        return SendFailure::permanent("no SMS provider is configured");
     };
     if !last.try_next {
-        return SendError {
-            message,
-            ..last.error.clone()
-        };
+        return last.error.clone().with_message(message);
     }
-    let transient: Vec<&SendError> = failures
+    let transient: Vec<&SendFailure> = failures
         .iter()
         .map(|f| &f.error)
         .filter(|e| e.is_transient())
         .collect();
     if transient.is_empty() {
-        let e = SendError::permanent(message);
         // Every provider refused ritualist itself: the channel pauses.
-        return if failures.iter().all(|f| f.error.about_us) {
-            e.about_us()
+        let about_us = |f: &Failure| matches!(f.error, SendFailure::AboutUs { .. });
+        return if failures.iter().all(about_us) {
+            SendFailure::about_us(message)
         } else {
-            e
+            SendFailure::permanent(message)
         };
     }
     let wait = transient
         .iter()
-        .map(|e| e.retry_after)
+        .map(|e| e.retry_after())
         .collect::<Option<Vec<Duration>>>()
         .and_then(|v| v.into_iter().min());
     // No provider was asked (each one's daily limit is spent): the message waits untried.
     if let Some(d) = wait
-        && failures.iter().all(|f| f.error.untried)
+        && failures
+            .iter()
+            .all(|f| matches!(f.error, SendFailure::Untried { .. }))
     {
-        return SendError::untried(message, d);
+        return SendFailure::untried(message, d);
     }
-    let e = SendError::transient(message);
-    match wait {
-        Some(d) => e.with_retry_after(d),
-        None => e,
-    }
+    SendFailure::transient_after(message, wait)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -241,7 +244,7 @@ fn combine(failures: Vec<Failure>) -> SendError {
 
 /// One client per provider: a timeout on every request, connecting within half of it
 /// (at most 10 s), no redirects.
-fn client(timeout_secs: u32) -> Result<reqwest::Client, SendError> {
+fn client(timeout_secs: u32) -> Result<reqwest::Client, SendFailure> {
     client_trusting(timeout_secs, None, "")
 }
 
@@ -251,10 +254,10 @@ fn client_trusting(
     timeout_secs: u32,
     trust: Option<&crate::config::TlsTrust>,
     section: &str,
-) -> Result<reqwest::Client, SendError> {
+) -> Result<reqwest::Client, SendFailure> {
     client_builder_trusting(timeout_secs, trust, section)?
         .build()
-        .map_err(|e| SendError::permanent(format!("cannot build the HTTP client: {e}")))
+        .map_err(|e| SendFailure::permanent(format!("cannot build the HTTP client: {e}")))
 }
 
 /// The builder behind [`client_trusting`], for a caller that adds to it (the doctor's probe).
@@ -262,7 +265,7 @@ fn client_builder_trusting(
     timeout_secs: u32,
     trust: Option<&crate::config::TlsTrust>,
     section: &str,
-) -> Result<reqwest::ClientBuilder, SendError> {
+) -> Result<reqwest::ClientBuilder, SendFailure> {
     super::init_tls();
     let timeout = Duration::from_secs(timeout_secs.max(1) as u64);
     let mut builder = reqwest::Client::builder();
@@ -276,7 +279,7 @@ fn client_builder_trusting(
         let config = super::tls::client_config(trust, section, |p| {
             std::sync::Arc::new(super::tls::NoVerify(p))
         })
-        .map_err(|e| SendError::permanent(format!("TLS setup: {e}")))?;
+        .map_err(|e| SendFailure::permanent(format!("TLS setup: {e}")))?;
         builder = builder.tls_backend_preconfigured(config);
     }
     Ok(builder
@@ -294,9 +297,9 @@ pub async fn probe_gateway(
     url: &str,
     trust: Option<&crate::config::TlsTrust>,
     timeout_secs: u32,
-) -> Result<String, SendError> {
+) -> Result<String, SendFailure> {
     let mut origin = reqwest::Url::parse(url)
-        .map_err(|e| SendError::permanent(format!("{name}: invalid url: {e}")))?;
+        .map_err(|e| SendFailure::permanent(format!("{name}: invalid url: {e}")))?;
     origin.set_path("/");
     origin.set_query(None);
     let _ = origin.set_username("");
@@ -307,7 +310,7 @@ pub async fn probe_gateway(
     let client = client_builder_trusting(timeout_secs, trust, &format!("sms.{name}"))?
         .tls_info(https)
         .build()
-        .map_err(|e| SendError::permanent(format!("cannot build the HTTP client: {e}")))?;
+        .map_err(|e| SendFailure::permanent(format!("cannot build the HTTP client: {e}")))?;
     let reply = client
         .head(origin)
         .send()
@@ -341,17 +344,17 @@ fn request_failed(name: &str, e: reqwest::Error) -> Failure {
     let timeout = e.is_timeout();
     let detail = error_chain(&e.without_url());
     if builder {
-        Failure::next(SendError::permanent(format!(
+        Failure::next(SendFailure::permanent(format!(
             "{name}: cannot build the request: {detail}"
         )))
     } else if connect && super::tls::is_tls_failure(&detail) {
-        Failure::next(SendError::transient(super::tls::explain(
+        Failure::next(SendFailure::transient(super::tls::explain(
             name,
             &format!("sms.{name}"),
             &detail,
         )))
     } else if connect {
-        Failure::next(SendError::transient(format!(
+        Failure::next(SendFailure::transient(format!(
             "{name} unreachable: {detail}"
         )))
     } else {
@@ -360,12 +363,9 @@ fn request_failed(name: &str, e: reqwest::Error) -> Failure {
         } else {
             "connection lost"
         };
-        Failure::stop(
-            SendError::transient(format!(
-                "{name}: {what} after the request was sent ({detail}); in doubt: the provider may have taken the message, so no other provider is tried"
-            ))
-            .in_doubt(),
-        )
+        Failure::stop(SendFailure::in_doubt(format!(
+            "{name}: {what} after the request was sent ({detail}); in doubt: the provider may have taken the message, so no other provider is tried"
+        )))
     }
 }
 
@@ -395,13 +395,14 @@ struct Reply {
 }
 
 impl Reply {
-    async fn read(mut resp: reqwest::Response) -> Reply {
+    /// The reply to a request; an HTTP-date `Retry-After` is counted from `clock`'s now.
+    async fn read(mut resp: reqwest::Response, clock: &dyn Clock) -> Reply {
         let status = resp.status().as_u16();
         let retry_after = resp
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_retry_after(v, crate::clock::now()));
+            .and_then(|v| parse_retry_after(v, clock.now()));
         let mut bytes = Vec::new();
         let mut complete = true;
         loop {
@@ -460,15 +461,11 @@ fn is_about_us(status: u16) -> bool {
 fn status_failure(name: &str, reply: &Reply, detail: &str) -> Failure {
     let message = format!("{name} {}: {detail}", reply.status);
     if is_transient_status(reply.status) {
-        let e = SendError::transient(message);
-        Failure::next(match reply.retry_after {
-            Some(d) => e.with_retry_after(d),
-            None => e,
-        })
+        Failure::next(SendFailure::transient_after(message, reply.retry_after))
     } else if is_about_us(reply.status) {
-        Failure::next(SendError::permanent(message).about_us())
+        Failure::next(SendFailure::about_us(message))
     } else {
-        Failure::stop(SendError::permanent(message))
+        Failure::stop(SendFailure::permanent(message))
     }
 }
 
@@ -559,15 +556,14 @@ mod tests {
             let f = status_failure("gw", &reply(status, None), "x");
             assert_eq!(f.error.is_transient(), transient, "{status}");
             assert_eq!(f.try_next, next, "{status}");
-            assert!(f.error.message.starts_with(&format!("gw {status}: ")));
+            assert!(f.error.message().starts_with(&format!("gw {status}: ")));
         }
         let f = status_failure("gw", &reply(429, Some(7)), "slow down");
-        assert_eq!(f.error.retry_after, Some(Duration::from_secs(7)));
+        assert_eq!(f.error.retry_after(), Some(Duration::from_secs(7)));
     }
 
     fn t(msg: &str, after: Option<u64>, next: bool) -> Failure {
-        let mut e = SendError::transient(msg);
-        e.retry_after = after.map(Duration::from_secs);
+        let e = SendFailure::transient_after(msg, after.map(Duration::from_secs));
         Failure {
             error: e,
             try_next: next,
@@ -575,7 +571,7 @@ mod tests {
     }
     fn p(msg: &str, next: bool) -> Failure {
         Failure {
-            error: SendError::permanent(msg),
+            error: SendFailure::permanent(msg),
             try_next: next,
         }
     }
@@ -585,37 +581,46 @@ mod tests {
         // All down: transient; the shortest Retry-After when every provider gave one.
         let e = combine(vec![t("a 429", Some(7), true), t("b 429", Some(3), true)]);
         assert!(e.is_transient());
-        assert_eq!(e.retry_after, Some(Duration::from_secs(3)));
-        assert_eq!(e.message, "a 429; b 429");
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(3)));
+        assert_eq!(e.message(), "a 429; b 429");
         // One without Retry-After may be back at the next regular attempt.
         let e = combine(vec![t("a 429", Some(7), true), t("b 500", None, true)]);
-        assert_eq!(e.retry_after, None);
+        assert_eq!(e.retry_after(), None);
         // Misconfigured everywhere: permanent.
         let e = combine(vec![p("a 401", true), p("b 403", true)]);
         assert!(e.is_permanent());
         // One misconfigured, one down: it may work later.
         let e = combine(vec![p("a 401", true), t("b 503", Some(60), true)]);
         assert!(e.is_transient());
-        assert_eq!(e.retry_after, Some(Duration::from_secs(60)));
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(60)));
         // The message itself refused after a provider was down: permanent.
         let e = combine(vec![
             t("a 500", None, true),
             p("b 400 invalid number", false),
         ]);
         assert!(e.is_permanent());
-        assert_eq!(e.message, "a 500; b 400 invalid number");
+        assert_eq!(e.message(), "a 500; b 400 invalid number");
         // In doubt: transient, whatever came before.
         let e = combine(vec![p("a 401", true), t("b in doubt", None, false)]);
         assert!(e.is_transient());
+        let doubt = Failure::stop(SendFailure::in_doubt("b in doubt"));
+        let e = combine(vec![p("a 401", true), doubt]);
+        assert!(e.is_transient() && matches!(e, SendFailure::InDoubt { .. }));
         // Every daily limit spent: nobody was asked; untried until the first one renews.
         let quota =
-            |msg: &str, secs| Failure::next(SendError::untried(msg, Duration::from_secs(secs)));
+            |msg: &str, secs| Failure::next(SendFailure::untried(msg, Duration::from_secs(secs)));
         let e = combine(vec![quota("a daily", 7200), quota("b daily", 3600)]);
-        assert!(e.untried && e.is_transient(), "{e:?}");
-        assert_eq!(e.retry_after, Some(Duration::from_secs(3600)));
+        assert!(
+            matches!(e, SendFailure::Untried { .. }) && e.is_transient(),
+            "{e:?}"
+        );
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(3600)));
         // One spent, the other asked and down: a real attempt, counted.
         let e = combine(vec![quota("a daily", 7200), t("b 503", Some(60), true)]);
-        assert!(!e.untried && e.is_transient(), "{e:?}");
-        assert_eq!(e.retry_after, Some(Duration::from_secs(60)));
+        assert!(
+            !matches!(e, SendFailure::Untried { .. }) && e.is_transient(),
+            "{e:?}"
+        );
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(60)));
     }
 }

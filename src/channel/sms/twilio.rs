@@ -4,7 +4,8 @@
 //! `message` (<https://www.twilio.com/docs/api/errors>).
 
 use super::{Attempt, Failure, Reply, excerpt, is_transient_status, request_failed};
-use crate::channel::SendError;
+use crate::channel::SendFailure;
+use crate::clock::Clock;
 use crate::config::{Secret, TwilioConfig, TwilioSender};
 
 /// Error codes about the message or its recipient: another provider would refuse it too (or,
@@ -37,7 +38,7 @@ pub struct Twilio {
 }
 
 impl Twilio {
-    pub fn new(cfg: TwilioConfig) -> Result<Twilio, SendError> {
+    pub fn new(cfg: TwilioConfig) -> Result<Twilio, SendFailure> {
         Ok(Twilio {
             url: format!(
                 "{}/2010-04-01/Accounts/{}/Messages.json",
@@ -57,11 +58,15 @@ impl Twilio {
     }
 
     /// Sends one SMS; `Ok` is the message's `sid`.
-    pub async fn send(&self, to: &str, text: &str) -> Result<String, SendError> {
-        self.attempt(to, text).await.map_err(|f| f.error)
+    /// Alone, outside [`SmsProviders`](super::SmsProviders): an HTTP-date `Retry-After` is
+    /// counted on the system clock.
+    pub async fn send(&self, to: &str, text: &str) -> Result<String, SendFailure> {
+        self.attempt(to, text, &crate::clock::SystemClock)
+            .await
+            .map_err(|f| f.error)
     }
 
-    pub(super) async fn attempt(&self, to: &str, text: &str) -> Attempt {
+    pub(super) async fn attempt(&self, to: &str, text: &str, clock: &dyn Clock) -> Attempt {
         let mut form = vec![("To", to), ("Body", text)];
         match &self.sender {
             TwilioSender::From(f) => form.push(("From", f.as_str())),
@@ -75,7 +80,7 @@ impl Twilio {
             .send()
             .await
             .map_err(|e| request_failed(&self.name, e))?;
-        let reply = Reply::read(resp).await;
+        let reply = Reply::read(resp, clock).await;
         classify(&self.name, &reply, self.token.expose(), to)
     }
 }
@@ -99,11 +104,10 @@ fn classify(name: &str, reply: &Reply, token: &str, to: &str) -> Attempt {
     };
     let message = format!("{name} {}: {detail}", reply.status);
     if is_transient_status(reply.status) {
-        let e = SendError::transient(message);
-        return Err(Failure::next(match reply.retry_after {
-            Some(d) => e.with_retry_after(d),
-            None => e,
-        }));
+        return Err(Failure::next(SendFailure::transient_after(
+            message,
+            reply.retry_after,
+        )));
     }
     let about_message = code.and_then(|c| {
         MESSAGE_CODES
@@ -114,12 +118,12 @@ fn classify(name: &str, reply: &Reply, token: &str, to: &str) -> Attempt {
     Err(match about_message {
         // 21610: the number replied STOP to this sender: never text it again (a hard bounce).
         Some(what) if code == Some(21610) => {
-            Failure::stop(SendError::permanent(format!("{message} ({what})")).bounced())
+            Failure::stop(SendFailure::hard_bounce(format!("{message} ({what})")))
         }
-        Some(what) => Failure::stop(SendError::permanent(format!("{message} ({what})"))),
+        Some(what) => Failure::stop(SendFailure::permanent(format!("{message} ({what})"))),
         // Credentials (20003), the account (20404), the sender (21606, 21212), a region not
         // enabled (21408): about us, not the customer.
-        None => Failure::next(SendError::permanent(message).about_us()),
+        None => Failure::next(SendFailure::about_us(message)),
     })
 }
 
@@ -203,18 +207,18 @@ mod tests {
             assert_eq!(f.error.is_transient(), transient, "{status} {body}");
             assert_eq!(f.try_next, next, "{status} {body}");
             assert!(
-                f.error.message.contains(contains),
+                f.error.message().contains(contains),
                 "{status}: {}",
-                f.error.message
+                f.error
             );
-            assert!(!f.error.message.contains(TO), "{}", f.error.message);
+            assert!(!f.error.message().contains(TO), "{}", f.error);
         }
     }
 
     #[test]
     fn retry_after_is_kept_and_the_token_never_shows() {
         let f = classify("twilio", &reply(429, "", Some(7)), "tok", TO).unwrap_err();
-        assert_eq!(f.error.retry_after, Some(Duration::from_secs(7)));
+        assert_eq!(f.error.retry_after(), Some(Duration::from_secs(7)));
         let f = classify(
             "twilio",
             &reply(401, "bad credentials ACx:hunter22", None),
@@ -222,6 +226,6 @@ mod tests {
             TO,
         )
         .unwrap_err();
-        assert!(!f.error.message.contains("hunter22"), "{}", f.error.message);
+        assert!(!f.error.message().contains("hunter22"), "{}", f.error);
     }
 }

@@ -1,0 +1,285 @@
+//! The SMTP pool: reused connections (at most `connections` at once), the rate limiter and
+//! the circuit breaker around each message, one fresh try when a pooled connection turns out
+//! to be closed.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use lettre::transport::smtp::client::AsyncSmtpConnection;
+use tokio::sync::{Mutex, Semaphore};
+
+use super::breaker::Breaker;
+use super::transaction::{Failed, transaction};
+use crate::channel::SendFailure;
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::{SmtpConfig, SmtpSecurity};
+
+/// An open SMTP session and whether the relay offered PIPELINING (RFC 2920) on it.
+pub(super) struct Conn {
+    pub(super) smtp: AsyncSmtpConnection,
+    pub(super) pipelining: bool,
+}
+
+struct Idle {
+    conn: Conn,
+    since: Timestamp,
+}
+
+/// Reused SMTP connections, at most `connections` at once.
+pub struct SmtpPool {
+    pub(super) cfg: SmtpConfig,
+    idle: Mutex<Vec<Idle>>,
+    slots: Semaphore,
+    /// `smtp.rate` (None: unlimited).
+    rate: Option<crate::channel::RateLimiter>,
+    breaker: std::sync::Mutex<Breaker>,
+    /// Where the breaker, the idle connections and the daily limit read the time.
+    clock: SharedClock,
+}
+
+impl std::fmt::Debug for SmtpPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpPool")
+            .field("host", &self.cfg.host)
+            .field("port", &self.cfg.port)
+            .finish()
+    }
+}
+
+/// A connection idle longer than this is probed with NOOP before reuse.
+const PROBE_AFTER: Duration = Duration::from_secs(5);
+
+impl SmtpPool {
+    /// A pool on the system clock (`ritualist doctor`'s probe, tests of the wire).
+    pub fn new(cfg: SmtpConfig) -> Self {
+        SmtpPool::with_clock(cfg, SystemClock::shared())
+    }
+
+    /// A pool whose circuit breaker, idle connections and daily limit read `clock`.
+    pub fn with_clock(cfg: SmtpConfig, clock: SharedClock) -> Self {
+        crate::channel::init_tls();
+        if cfg.security != SmtpSecurity::Plain && cfg.accept_invalid_certs {
+            tracing::warn!(
+                host = %cfg.host,
+                "email.smtp.accept_invalid_certs is true: the relay's certificate is NOT \
+                 verified, anyone on the path can read and change mail; give its CA as \
+                 `email.smtp.ca_file` instead"
+            );
+        }
+        let slots = Semaphore::new(cfg.connections as usize);
+        let rate = cfg
+            .rate
+            .is_limited()
+            .then(|| crate::channel::RateLimiter::new("smtp", cfg.rate, clock.clone()));
+        let breaker = std::sync::Mutex::new(Breaker::new(
+            cfg.breaker_failures,
+            Duration::from_secs(cfg.breaker_secs as u64),
+        ));
+        SmtpPool {
+            cfg,
+            idle: Mutex::new(Vec::new()),
+            slots,
+            rate,
+            breaker,
+            clock,
+        }
+    }
+
+    /// The most connections the pool opens.
+    pub fn connections(&self) -> usize {
+        self.cfg.connections.max(1) as usize
+    }
+
+    /// Counts emails an earlier run sent today against `smtp.rate.per_day`.
+    pub fn seed_today(&self, sent: u64) {
+        if let Some(r) = &self.rate {
+            r.seed_today(sent);
+        }
+    }
+
+    /// `smtp.rate` counted and paced with the other daemons on the database.
+    pub fn share_limits(&self, book: &std::sync::Arc<dyn crate::channel::RateBook>) {
+        if let Some(r) = &self.rate {
+            r.share(book.clone(), "email");
+        }
+    }
+
+    pub(super) fn timeout(&self) -> Duration {
+        Duration::from_secs(self.cfg.timeout_secs as u64)
+    }
+
+    /// A pooled connection that still answers (`true`: reused), or a new one.
+    async fn checkout(&self) -> Result<(Conn, bool), SendFailure> {
+        loop {
+            let candidate = self.idle.lock().await.pop();
+            let Some(mut idle) = candidate else { break };
+            if idle.conn.smtp.has_broken() {
+                continue;
+            }
+            // A clock that stepped back counts as no idle time (a stale one fails at MAIL
+            // FROM, before any handover, and is replaced once).
+            let idle_for = Duration::try_from(self.clock.now().duration_since(idle.since));
+            if idle_for.unwrap_or(Duration::ZERO) < PROBE_AFTER {
+                return Ok((idle.conn, true));
+            }
+            let alive = tokio::time::timeout(self.timeout(), idle.conn.smtp.test_connected())
+                .await
+                .unwrap_or(false);
+            if alive {
+                return Ok((idle.conn, true));
+            }
+        }
+        Ok((self.connect().await?, false))
+    }
+
+    /// Sends `message` (already CRLF-normalised) from `from` to `to`; returns the server's reply.
+    /// `handover` is committed after `354` to DATA and before the first byte of the body: a
+    /// failure before it is "not sent", a reply code after it is "accepted" or "rejected", and
+    /// a broken or silent connection after it is "in doubt" ([`SendFailure::InDoubt`]).
+    ///
+    /// A pooled connection the relay closed while it sat idle (its idle timeout is shorter
+    /// than ours, or it restarted) fails at MAIL FROM, before anything is handed over: the
+    /// message is then tried once more on a fresh connection instead of waiting for a retry.
+    pub async fn send(
+        &self,
+        from: &str,
+        to: &str,
+        message: &[u8],
+        handover: Option<&dyn crate::channel::Handover>,
+    ) -> Result<String, SendFailure> {
+        if let Some(d) = self.breaker_state().open(self.clock.now()) {
+            return Err(SendFailure::untried(
+                format!(
+                    "not tried: {}:{} failed {} times in a row; the circuit breaker is open for another {} s",
+                    self.cfg.host,
+                    self.cfg.port,
+                    self.cfg.breaker_failures,
+                    d.as_secs_f64().ceil()
+                ),
+                d,
+            ));
+        }
+        let (result, relay_down) = match self.attempt(from, to, message, handover).await {
+            Ok(reply) => (Ok(reply), false),
+            Err((e, down)) => (Err(e), down),
+        };
+        let mut b = self.breaker_state();
+        if relay_down {
+            if let Some(d) = b.failure(self.clock.now()) {
+                tracing::warn!(
+                    "SMTP relay {}:{} failed {} times in a row: circuit breaker open for {} s",
+                    self.cfg.host,
+                    self.cfg.port,
+                    self.cfg.breaker_failures,
+                    d.as_secs()
+                );
+            }
+        } else if result.is_ok() {
+            if b.has_opened() {
+                tracing::info!(
+                    "SMTP relay {}:{} answers again: circuit breaker closed",
+                    self.cfg.host,
+                    self.cfg.port
+                );
+            }
+            b.success();
+        }
+        result
+    }
+
+    fn breaker_state(&self) -> std::sync::MutexGuard<'_, Breaker> {
+        self.breaker.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// One message; on failure also whether it was the relay itself (it could not be reached,
+    /// closed the connection, answered 421, or went silent).
+    async fn attempt(
+        &self,
+        from: &str,
+        to: &str,
+        message: &[u8],
+        handover: Option<&dyn crate::channel::Handover>,
+    ) -> Result<String, (SendFailure, bool)> {
+        let mine = |e: SendFailure| (e, false);
+        // A failure to connect (refused, timed out, greeting or STARTTLS refused) is the
+        // relay's; a refusal of our credentials is about us (the channel pauses instead).
+        let down = |e: SendFailure| {
+            let about_us = matches!(e, SendFailure::AboutUs { .. });
+            (e, !about_us)
+        };
+        // Paced before a connection is taken: the wait never holds a slot.
+        if let Some(r) = &self.rate {
+            r.admit().await.map_err(mine)?;
+        }
+        let _slot = self
+            .slots
+            .acquire()
+            .await
+            .map_err(|_| mine(SendFailure::transient("pool closed")))?;
+        let envelope = lettre::address::Envelope::new(
+            Some(from.parse().map_err(|e| {
+                mine(SendFailure::permanent(format!(
+                    "invalid sender `{from}`: {e}"
+                )))
+            })?),
+            vec![to.parse().map_err(|e| {
+                mine(SendFailure::permanent(format!(
+                    "invalid recipient `{to}`: {e}"
+                )))
+            })?],
+        )
+        .map_err(|e| mine(SendFailure::permanent(e.to_string())))?;
+        let (mut conn, mut reused) = self.checkout().await.map_err(down)?;
+        loop {
+            let handed = AtomicBool::new(false);
+            let sent = tokio::time::timeout(
+                self.timeout(),
+                transaction(&mut conn, &envelope, message, handover, &handed),
+            )
+            .await;
+            return match sent {
+                Ok(Ok(resp)) => {
+                    let reply = format!(
+                        "{} {}",
+                        resp.code(),
+                        resp.message().collect::<Vec<_>>().join(" ")
+                    );
+                    self.idle.lock().await.push(Idle {
+                        conn,
+                        since: self.clock.now(),
+                    });
+                    Ok(reply)
+                }
+                Ok(Err(Failed::Stale(e))) if reused => {
+                    tracing::debug!(
+                        "a pooled SMTP connection was closed by the relay ({e}); reconnecting"
+                    );
+                    conn = self.connect().await.map_err(down)?;
+                    reused = false;
+                    continue;
+                }
+                Ok(Err(Failed::Stale(e) | Failed::Down(e))) => Err((e, true)),
+                Ok(Err(Failed::Other(e))) => Err((e, false)),
+                Err(_) if handed.load(Ordering::SeqCst) => Err((
+                    SendFailure::in_doubt(format!(
+                        "no reply to the message within {} s; in doubt: the relay may have taken it",
+                        self.cfg.timeout_secs
+                    )),
+                    true,
+                )),
+                Err(_) => Err((
+                    SendFailure::transient(format!("no reply within {} s", self.cfg.timeout_secs)),
+                    true,
+                )),
+            };
+        }
+    }
+
+    pub async fn close(&self) {
+        let mut idle = self.idle.lock().await;
+        for mut i in idle.drain(..) {
+            let _ = tokio::time::timeout(Duration::from_secs(2), i.conn.smtp.quit()).await;
+        }
+    }
+}
