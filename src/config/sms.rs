@@ -22,7 +22,7 @@ use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_saphyr::{Location, Spanned};
 
 use super::diagnostic::{Diagnostic, Diagnostics, did_you_mean};
-use super::settings::{Secret, SecretSource, read_secret};
+use super::secret::{Secret, SecretSource, read_secret};
 
 // ---------------------------------------------------------------------------------------------
 // Spec: mirrors the YAML.
@@ -77,7 +77,7 @@ struct KannelSpec {
     client_key: Option<String>,
     /// Accept any certificate (a lab gateway). Never in production: use `ca_file`.
     accept_invalid_certs: Option<bool>,
-    rate: Option<Spanned<super::settings::RateSpec>>,
+    rate: Option<Spanned<super::rate::RateSpec>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -96,7 +96,7 @@ struct TwilioSpec {
     /// `https://api.twilio.com` unless told otherwise (tests, regional edges).
     base_url: Option<Spanned<String>>,
     timeout_secs: Option<u32>,
-    rate: Option<Spanned<super::settings::RateSpec>>,
+    rate: Option<Spanned<super::rate::RateSpec>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -129,7 +129,7 @@ struct HttpSpec {
     client_key: Option<String>,
     /// Accept any certificate (a lab gateway). Never in production: use `ca_file`.
     accept_invalid_certs: Option<bool>,
-    rate: Option<Spanned<super::settings::RateSpec>>,
+    rate: Option<Spanned<super::rate::RateSpec>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -206,7 +206,7 @@ impl SmsProvider {
     }
 
     /// Its `rate:` limits.
-    pub fn rate(&self) -> super::settings::RateLimit {
+    pub fn rate(&self) -> super::rate::RateLimit {
         match self {
             SmsProvider::Twilio(t) => t.rate,
             SmsProvider::Http(h) => h.rate,
@@ -223,7 +223,7 @@ pub struct KannelConfig {
     pub password: Secret,
     pub from: Option<String>,
     pub timeout_secs: u32,
-    pub rate: super::settings::RateLimit,
+    pub rate: super::rate::RateLimit,
     /// Private CA, client certificate, `accept_invalid_certs`.
     pub tls: super::TlsTrust,
 }
@@ -245,7 +245,7 @@ pub struct TwilioConfig {
     pub auth_token: Secret,
     pub sender: TwilioSender,
     pub timeout_secs: u32,
-    pub rate: super::settings::RateLimit,
+    pub rate: super::rate::RateLimit,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -290,7 +290,7 @@ pub struct HttpSmsConfig {
     pub from: Option<String>,
     pub accepted: AcceptRule,
     pub timeout_secs: u32,
-    pub rate: super::settings::RateLimit,
+    pub rate: super::rate::RateLimit,
     /// Private CA, client certificate, `accept_invalid_certs`.
     pub tls: super::TlsTrust,
 }
@@ -666,7 +666,7 @@ fn kannel_config(path: &Path, k: &KannelSpec, diags: &mut Diagnostics) -> Kannel
         password,
         from: k.from.clone(),
         timeout_secs: k.timeout_secs.unwrap_or(15).max(1),
-        rate: super::settings::rate_limit(path, k.rate.as_ref(), diags),
+        rate: super::rate::rate_limit(path, k.rate.as_ref(), diags),
         tls: super::tls::tls_trust(
             path,
             "sms.kannel",
@@ -767,7 +767,7 @@ fn twilio_config(path: &Path, t: &TwilioSpec, diags: &mut Diagnostics) -> Twilio
         auth_token,
         sender,
         timeout_secs: t.timeout_secs.unwrap_or(15).max(1),
-        rate: super::settings::rate_limit(path, t.rate.as_ref(), diags),
+        rate: super::rate::rate_limit(path, t.rate.as_ref(), diags),
     }
 }
 
@@ -1033,7 +1033,7 @@ fn http_config(path: &Path, h: &HttpSpec, diags: &mut Diagnostics) -> HttpSmsCon
         from: h.from.clone(),
         accepted: accept_rule(path, h.accepted.as_ref(), diags),
         timeout_secs: h.timeout_secs.unwrap_or(15).max(1),
-        rate: super::settings::rate_limit(path, h.rate.as_ref(), diags),
+        rate: super::rate::rate_limit(path, h.rate.as_ref(), diags),
         tls: super::tls::tls_trust(
             path,
             "sms.http",
