@@ -833,25 +833,106 @@ fn looks_secret(name: &str) -> bool {
 fn http_config(path: &Path, h: &HttpSpec, diags: &mut Diagnostics) -> HttpSmsConfig {
     let name = provider_name(path, Some(&h.name), "http", diags);
     check_url(path, &h.url, diags);
-    let method = match h.method.as_ref() {
-        None => HttpMethod::Post,
-        Some(m) => match m.value.to_ascii_uppercase().as_str() {
-            "POST" => HttpMethod::Post,
-            "GET" => HttpMethod::Get,
-            other => {
-                diags.push(
-                    Diagnostic::at(path, &m.referenced, format!("unknown method `{other}`"))
-                        .with_hint("use POST (a form or JSON body) or GET (query parameters only)"),
-                );
-                HttpMethod::Post
-            }
-        },
-    };
+    let method = http_method(path, h.method.as_ref(), diags);
     // Every template, with where it was written, for the checks below (skipped when a
     // template did not parse: they would only repeat that error).
-    let mut used = Vec::<(Placeholder, Location)>::new();
-    let mut templates_ok = true;
-    let mut fields = |map: Option<&FieldMap>, what: &str, diags: &mut Diagnostics| {
+    let mut used = Used::default();
+    let headers = used.fields(path, h.headers.as_ref(), "header", diags);
+    let query = used.fields(path, h.query.as_ref(), "query parameter", diags);
+    let form = used.fields(path, h.form.as_ref(), "form field", diags);
+    check_headers(path, h.headers.as_ref(), diags);
+    let json = h.json.as_ref().and_then(|j| used.json(path, j, diags));
+    let body = request_body(path, h, form, json, diags);
+    if method == HttpMethod::Get && body != HttpBody::None {
+        let at = h
+            .method
+            .as_ref()
+            .map_or(h.name.referenced, |m| m.referenced);
+        diags.push(
+            Diagnostic::at(path, &at, "`method: GET` sends no body")
+                .with_hint("put the fields under `query:` for GET, or use `method: POST`"),
+        );
+    }
+    used.check(path, h, &name, diags);
+    let secret = http_secret(path, h, &name, &used, diags);
+    HttpSmsConfig {
+        name,
+        url: h.url.value.clone(),
+        method,
+        headers,
+        query,
+        body,
+        secret,
+        from: h.from.clone(),
+        accepted: accept_rule(path, h.accepted.as_ref(), diags),
+        timeout_secs: h.timeout_secs.unwrap_or(15).max(1),
+        rate: super::rate::rate_limit(path, h.rate.as_ref(), diags),
+        tls: super::tls::tls_trust(
+            path,
+            "sms.http",
+            super::tls::TlsKeys {
+                ca_file: h.ca_file.as_deref(),
+                ca_only: h.ca_only,
+                client_cert: h.client_cert.as_deref(),
+                client_key: h.client_key.as_deref(),
+                accept_invalid_certs: h.accept_invalid_certs,
+            },
+            diags,
+        ),
+    }
+}
+
+/// `method:` `POST` (the default) or `GET`.
+fn http_method(path: &Path, m: Option<&Spanned<String>>, diags: &mut Diagnostics) -> HttpMethod {
+    let Some(m) = m else {
+        return HttpMethod::Post;
+    };
+    match m.value.to_ascii_uppercase().as_str() {
+        "POST" => HttpMethod::Post,
+        "GET" => HttpMethod::Get,
+        other => {
+            diags.push(
+                Diagnostic::at(path, &m.referenced, format!("unknown method `{other}`"))
+                    .with_hint("use POST (a form or JSON body) or GET (query parameters only)"),
+            );
+            HttpMethod::Post
+        }
+    }
+}
+
+const PLACEHOLDERS_HINT: &str =
+    "placeholders: {to} (E.164), {to_digits} (no +), {text}, {from}, {secret}";
+
+/// The placeholders a provider's templates use, each with where it was written.
+#[derive(Default)]
+struct Used {
+    list: Vec<(Placeholder, Location)>,
+    /// A template did not parse: the checks would only repeat that error.
+    failed: bool,
+}
+
+impl Used {
+    fn note(&mut self, uses: impl Fn(Placeholder) -> bool, at: Location) {
+        for p in Placeholder::ALL {
+            if uses(p) {
+                self.list.push((p, at));
+            }
+        }
+    }
+
+    fn find(&self, p: Placeholder) -> Option<&Location> {
+        self.list.iter().find(|(q, _)| *q == p).map(|(_, at)| at)
+    }
+
+    /// Headers, query parameters or form fields as templates (a credential written in YAML
+    /// is refused).
+    fn fields(
+        &mut self,
+        path: &Path,
+        map: Option<&FieldMap>,
+        what: &str,
+        diags: &mut Diagnostics,
+    ) -> Vec<(String, Template)> {
         let mut out = Vec::new();
         for (k, v) in map.map(|m| m.0.as_slice()).unwrap_or_default() {
             match Template::parse(&v.value) {
@@ -864,29 +945,82 @@ fn http_config(path: &Path, h: &HttpSpec, diags: &mut Diagnostics) -> HttpSmsCon
                                 )),
                         );
                     }
-                    for p in Placeholder::ALL {
-                        if t.uses(p) {
-                            used.push((p, v.referenced));
-                        }
-                    }
+                    self.note(|p| t.uses(p), v.referenced);
                     out.push((k.clone(), t));
                 }
                 Err(e) => {
-                    templates_ok = false;
+                    self.failed = true;
                     diags.push(
-                        Diagnostic::at(path, &v.referenced, format!("{what} `{k}`: {e}")).with_hint(
-                            "placeholders: {to} (E.164), {to_digits} (no +), {text}, {from}, {secret}",
-                        ),
+                        Diagnostic::at(path, &v.referenced, format!("{what} `{k}`: {e}"))
+                            .with_hint(PLACEHOLDERS_HINT),
                     );
                 }
             }
         }
         out
-    };
-    let headers = fields(h.headers.as_ref(), "header", diags);
-    let query = fields(h.query.as_ref(), "query parameter", diags);
-    let form = fields(h.form.as_ref(), "form field", diags);
-    for (k, v) in h.headers.as_ref().map_or(&[][..], |m| m.0.as_slice()) {
+    }
+
+    /// `json:` as a template (a credential written in YAML is refused).
+    fn json(
+        &mut self,
+        path: &Path,
+        j: &Spanned<serde_json::Value>,
+        diags: &mut Diagnostics,
+    ) -> Option<JsonTemplate> {
+        match JsonTemplate::parse(&j.value, "") {
+            Ok(t) => {
+                self.note(|p| t.uses(p), j.referenced);
+                let mut keyed = Vec::new();
+                t.fields(&mut keyed);
+                for (k, v) in keyed {
+                    let literal = matches!(&v, JsonTemplate::String(s) if !s.uses(Placeholder::Secret) && !s.0.is_empty());
+                    if looks_secret(&k) && literal {
+                        diags.push(
+                            Diagnostic::at(path, &j.referenced, format!("json field `{k}` holds a credential written in YAML"))
+                                .with_hint(format!("secrets never go in YAML: set `secret_env: VAR` and write `{k}: \"{{secret}}\"`")),
+                        );
+                    }
+                }
+                Some(t)
+            }
+            Err(e) => {
+                self.failed = true;
+                diags.push(Diagnostic::at(path, &j.referenced, e).with_hint(PLACEHOLDERS_HINT));
+                None
+            }
+        }
+    }
+
+    /// The request must carry the text and the recipient; `{from}` needs `from:`.
+    fn check(&self, path: &Path, h: &HttpSpec, name: &str, diags: &mut Diagnostics) {
+        let ok = !self.failed;
+        if ok && self.find(Placeholder::Text).is_none() {
+            diags.push(
+                Diagnostic::at(path, &h.name.referenced, format!("provider `{name}` never sends the message text"))
+                    .with_hint("put {text} in `json:`, `form:` or `query:`, e.g. form: { to: \"{to}\", message: \"{text}\" }"),
+            );
+        }
+        if ok && self.find(Placeholder::To).is_none() && self.find(Placeholder::ToDigits).is_none()
+        {
+            diags.push(
+                Diagnostic::at(path, &h.name.referenced, format!("provider `{name}` never sends the recipient"))
+                    .with_hint("put {to} (E.164, with +) or {to_digits} (without +) in `json:`, `form:` or `query:`"),
+            );
+        }
+        if h.from.is_none()
+            && let Some(at) = self.find(Placeholder::From)
+        {
+            diags.push(
+                Diagnostic::at(path, at, "{from} is used but this provider has no `from:`")
+                    .with_hint("add from: YourShop (the sender id registered with this gateway)"),
+            );
+        }
+    }
+}
+
+/// Header names are HTTP tokens; values printable ASCII without `{text}`.
+fn check_headers(path: &Path, headers: Option<&FieldMap>, diags: &mut Diagnostics) {
+    for (k, v) in headers.map_or(&[][..], |m| m.0.as_slice()) {
         let token = !k.is_empty()
             && k.chars()
                 .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c));
@@ -916,38 +1050,17 @@ fn http_config(path: &Path, h: &HttpSpec, diags: &mut Diagnostics) -> HttpSmsCon
             );
         }
     }
-    let json = match &h.json {
-        None => None,
-        Some(j) => match JsonTemplate::parse(&j.value, "") {
-            Ok(t) => {
-                for p in Placeholder::ALL {
-                    if t.uses(p) {
-                        used.push((p, j.referenced));
-                    }
-                }
-                let mut keyed = Vec::new();
-                t.fields(&mut keyed);
-                for (k, v) in keyed {
-                    let literal = matches!(&v, JsonTemplate::String(s) if !s.uses(Placeholder::Secret) && !s.0.is_empty());
-                    if looks_secret(&k) && literal {
-                        diags.push(
-                            Diagnostic::at(path, &j.referenced, format!("json field `{k}` holds a credential written in YAML"))
-                                .with_hint(format!("secrets never go in YAML: set `secret_env: VAR` and write `{k}: \"{{secret}}\"`")),
-                        );
-                    }
-                }
-                Some(t)
-            }
-            Err(e) => {
-                templates_ok = false;
-                diags.push(Diagnostic::at(path, &j.referenced, e).with_hint(
-                    "placeholders: {to} (E.164), {to_digits} (no +), {text}, {from}, {secret}",
-                ));
-                None
-            }
-        },
-    };
-    let body = match (form.is_empty() && h.form.is_none(), json) {
+}
+
+/// The body: none, `form:` or `json:` (not both).
+fn request_body(
+    path: &Path,
+    h: &HttpSpec,
+    form: Vec<(String, Template)>,
+    json: Option<JsonTemplate>,
+    diags: &mut Diagnostics,
+) -> HttpBody {
+    match (form.is_empty() && h.form.is_none(), json) {
         (true, None) => HttpBody::None,
         (false, None) => HttpBody::Form(form),
         (true, Some(j)) => HttpBody::Json(j),
@@ -965,88 +1078,37 @@ fn http_config(path: &Path, h: &HttpSpec, diags: &mut Diagnostics) -> HttpSmsCon
             );
             HttpBody::Json(j)
         }
-    };
-    if method == HttpMethod::Get && body != HttpBody::None {
-        let at = h
-            .method
-            .as_ref()
-            .map_or(h.name.referenced, |m| m.referenced);
+    }
+}
+
+/// The value of `{secret}`, read when a template uses it.
+fn http_secret(
+    path: &Path,
+    h: &HttpSpec,
+    name: &str,
+    used: &Used,
+    diags: &mut Diagnostics,
+) -> Option<Secret> {
+    let at = used.find(Placeholder::Secret)?;
+    if h.secret_env.is_none() && h.secret_file.is_none() {
         diags.push(
-            Diagnostic::at(path, &at, "`method: GET` sends no body")
-                .with_hint("put the fields under `query:` for GET, or use `method: POST`"),
+            Diagnostic::at(path, at, "{secret} is used but neither `secret_env` nor `secret_file` is set")
+                .with_hint("add secret_env: SMS_API_KEY (and export it), or secret_file: /run/credentials/sms-key"),
         );
+        return None;
     }
-    if templates_ok && !used.iter().any(|(p, _)| *p == Placeholder::Text) {
-        diags.push(
-            Diagnostic::at(path, &h.name.referenced, format!("provider `{name}` never sends the message text"))
-                .with_hint("put {text} in `json:`, `form:` or `query:`, e.g. form: { to: \"{to}\", message: \"{text}\" }"),
-        );
-    }
-    if templates_ok
-        && !used
-            .iter()
-            .any(|(p, _)| matches!(p, Placeholder::To | Placeholder::ToDigits))
-    {
-        diags.push(
-            Diagnostic::at(path, &h.name.referenced, format!("provider `{name}` never sends the recipient"))
-                .with_hint("put {to} (E.164, with +) or {to_digits} (without +) in `json:`, `form:` or `query:`"),
-        );
-    }
-    if h.from.is_none()
-        && let Some((_, at)) = used.iter().find(|(p, _)| *p == Placeholder::From)
-    {
-        diags.push(
-            Diagnostic::at(path, at, "{from} is used but this provider has no `from:`")
-                .with_hint("add from: YourShop (the sender id registered with this gateway)"),
-        );
-    }
-    let secret = match used.iter().find(|(p, _)| *p == Placeholder::Secret) {
-        None => None,
-        Some((_, at)) if h.secret_env.is_none() && h.secret_file.is_none() => {
-            diags.push(
-                Diagnostic::at(path, at, "{secret} is used but neither `secret_env` nor `secret_file` is set")
-                    .with_hint("add secret_env: SMS_API_KEY (and export it), or secret_file: /run/credentials/sms-key"),
-            );
-            None
-        }
-        Some((_, at)) => read_secret(
-            path,
-            SecretSource {
-                env: h.secret_env.as_deref(),
-                file: h.secret_file.as_deref(),
-                default_var: "",
-                file_key: "secret_file",
-                what: &format!("the secret of SMS provider `{name}`"),
-                at: Some(at),
-            },
-            diags,
-        ),
-    };
-    HttpSmsConfig {
-        name,
-        url: h.url.value.clone(),
-        method,
-        headers,
-        query,
-        body,
-        secret,
-        from: h.from.clone(),
-        accepted: accept_rule(path, h.accepted.as_ref(), diags),
-        timeout_secs: h.timeout_secs.unwrap_or(15).max(1),
-        rate: super::rate::rate_limit(path, h.rate.as_ref(), diags),
-        tls: super::tls::tls_trust(
-            path,
-            "sms.http",
-            super::tls::TlsKeys {
-                ca_file: h.ca_file.as_deref(),
-                ca_only: h.ca_only,
-                client_cert: h.client_cert.as_deref(),
-                client_key: h.client_key.as_deref(),
-                accept_invalid_certs: h.accept_invalid_certs,
-            },
-            diags,
-        ),
-    }
+    read_secret(
+        path,
+        SecretSource {
+            env: h.secret_env.as_deref(),
+            file: h.secret_file.as_deref(),
+            default_var: "",
+            file_key: "secret_file",
+            what: &format!("the secret of SMS provider `{name}`"),
+            at: Some(at),
+        },
+        diags,
+    )
 }
 
 fn accept_rule(
