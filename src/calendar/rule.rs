@@ -9,6 +9,7 @@ use std::fmt;
 use jiff::civil::{Date, Weekday};
 
 use super::easter;
+use crate::domain::suggest::closest;
 
 /// The forms a rule string may take, shown in every rule diagnostic.
 pub const RULE_FORMS: &str = "a rule is `MM-DD` (03-08), \
@@ -186,8 +187,7 @@ impl RuleError {
         }
     }
     fn suggest(mut self, word: &str, candidates: &[&str]) -> Self {
-        let candidates: Vec<String> = candidates.iter().map(|c| c.to_string()).collect();
-        self.suggestion = crate::config::did_you_mean(word, &candidates);
+        self.suggestion = closest(word, candidates.iter().copied()).map(str::to_string);
         self
     }
 }

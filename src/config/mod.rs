@@ -19,11 +19,12 @@ mod settings;
 mod sms;
 mod tls;
 
+pub use crate::domain::suggest::did_you_mean;
 pub use delivery::{
     DeliveryConfig, DkimAlgorithm, DkimSettings, EmailTransport, HandoverBatch, InDoubtPolicy,
     SmtpConfig, SmtpSecurity,
 };
-pub use diagnostic::{Diagnostic, Diagnostics, Severity, did_you_mean, parse_yaml, yaml_files};
+pub use diagnostic::{Diagnostic, Diagnostics, Severity, parse_yaml, yaml_files};
 pub use engine::{AllowedHours, EngineConfig, FrequencyCap};
 pub use env::Environment;
 pub use http::HttpConfig;

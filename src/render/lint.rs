@@ -32,6 +32,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 
+use crate::domain::suggest::closest as suggest;
 use handlebars::template::{
     BlockParam, DecoratorTemplate, HelperTemplate, Parameter, Subexpression, Template,
     TemplateElement,
@@ -743,41 +744,6 @@ fn matching_close(toks: &[Tok<'_>], open: usize) -> Option<usize> {
 
 // ---------------------------------------------------------------------------
 // Suggestions
-
-/// Closest candidate by edit distance (ties: Jaro-Winkler), if close enough.
-fn suggest<'c>(target: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<&'c str> {
-    let mut best: Option<(usize, f64, &str)> = None;
-    let target_len = target.chars().count();
-    for c in candidates {
-        let dist = strsim::damerau_levenshtein(target, c);
-        // Judge the edit against the part that differs, so a long shared
-        // prefix (`customer.`) does not make unrelated fields look close.
-        let prefix = target
-            .chars()
-            .zip(c.chars())
-            .take_while(|(a, b)| a == b)
-            .count();
-        let c_len = c.chars().count();
-        let shorter = target_len.min(c_len) - prefix;
-        let suffix = target
-            .chars()
-            .rev()
-            .zip(c.chars().rev())
-            .take_while(|(a, b)| a == b)
-            .count()
-            .min(shorter);
-        let differing = (target_len - prefix - suffix).max(c_len - prefix - suffix);
-        let allowed = (differing / 3).max(1);
-        if dist == 0 || dist > allowed {
-            continue;
-        }
-        let jw = strsim::jaro_winkler(target, c);
-        if best.is_none_or(|(d, j, _)| dist < d || (dist == d && jw > j)) {
-            best = Some((dist, jw, c));
-        }
-    }
-    best.map(|(_, _, c)| c)
-}
 
 fn list<'c>(names: impl IntoIterator<Item = &'c str>) -> String {
     let names: Vec<&str> = names.into_iter().collect();

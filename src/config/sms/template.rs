@@ -2,7 +2,7 @@
 //! `{to_digits}`, `{text}`, `{from}` and `{secret}`, substituted in one pass; braces that do
 //! not enclose a name stay as written. JSON bodies are templates in their string leaves.
 
-use crate::config::diagnostic::did_you_mean;
+use crate::domain::suggest::did_you_mean;
 
 /// A name a template may substitute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
