@@ -5,7 +5,8 @@
 
 use std::collections::BTreeSet;
 
-use crate::config::{Config, did_you_mean};
+use crate::config::Config;
+use crate::domain::suggest::did_you_mean;
 use crate::ritual::{Ritual, Trigger};
 
 use super::AppError;

@@ -132,7 +132,7 @@ pub fn parse_calendar(file: &Path, id: &str, text: &str) -> Result<Calendar, Dia
     let mut diags = Diagnostics::default();
     let mut holidays = Vec::new();
     for (key, h) in spec.holidays.0 {
-        let hid = key.value;
+        let hid = key.value.clone();
         if !valid_holiday_id(&hid) {
             diags.push(
                 Diagnostic::at(file, &key.referenced, format!("invalid holiday id `{hid}`"))
@@ -140,69 +140,8 @@ pub fn parse_calendar(file: &Path, id: &str, text: &str) -> Result<Calendar, Dia
             );
         }
         let h = h.value;
-        let mut names = BTreeMap::new();
-        for (lang, name) in h.name.map(|n| n.0).unwrap_or_default() {
-            if !valid_language(&lang.value) {
-                diags.push(
-                    Diagnostic::at(
-                        file,
-                        &lang.referenced,
-                        format!("`{}` is not a language code", lang.value),
-                    )
-                    .with_hint("name keys are two- or three-letter language codes: en, ro, ru"),
-                );
-            } else if name.value.trim().is_empty() {
-                diags.push(Diagnostic::at(
-                    file,
-                    &name.referenced,
-                    format!("the `{}` name is empty", lang.value),
-                ));
-            }
-            names.insert(lang.value, name.value);
-        }
-        let rule = match (h.rule, h.dates) {
-            (Some(r), None) => match rule::parse(&r.value) {
-                Ok(rule) => Some(rule),
-                Err(e) => {
-                    let mut hint = String::new();
-                    if let Some(s) = &e.suggestion {
-                        hint = format!("did you mean `{s}`? ");
-                    }
-                    hint.push_str(RULE_FORMS);
-                    let column = column_in_scalar(text, &r.referenced, e.at);
-                    diags.push(
-                        Diagnostic::error(
-                            file,
-                            r.referenced.line(),
-                            column,
-                            format!("holiday `{hid}`: {}", e.message),
-                        )
-                        .with_hint(hint),
-                    );
-                    None
-                }
-            },
-            (None, Some(dates)) => compile_dates(file, &hid, dates, &mut diags),
-            (Some(_), Some(dates)) => {
-                let message = format!("holiday `{hid}` has both `rule:` and `dates:`");
-                diags.push(Diagnostic::at(file, &dates.referenced, message).with_hint(
-                    "keep `rule:` for a date computed every year, \
-                     or `dates:` for dates decreed year by year",
-                ));
-                None
-            }
-            (None, None) => {
-                diags.push(
-                    Diagnostic::at(
-                        file,
-                        &key.referenced,
-                        format!("holiday `{hid}` has no `rule:` or `dates:`"),
-                    )
-                    .with_hint(RULE_FORMS),
-                );
-                None
-            }
-        };
+        let names = holiday_names(file, h.name, &mut diags);
+        let rule = holiday_rule(file, text, &key, (h.rule, h.dates), &mut diags);
         if let (Some(from), Some(until)) = (&h.valid_from, &h.valid_until)
             && from.value > until.value
         {
@@ -236,6 +175,92 @@ pub fn parse_calendar(file: &Path, id: &str, text: &str) -> Result<Calendar, Dia
         holidays,
         source: file.to_path_buf(),
     })
+}
+
+/// `name:` of a holiday: language code → name.
+fn holiday_names(
+    file: &Path,
+    name: Option<spec::Entries<String, Spanned<String>>>,
+    diags: &mut Diagnostics,
+) -> BTreeMap<String, String> {
+    let mut names = BTreeMap::new();
+    for (lang, name) in name.map(|n| n.0).unwrap_or_default() {
+        if !valid_language(&lang.value) {
+            diags.push(
+                Diagnostic::at(
+                    file,
+                    &lang.referenced,
+                    format!("`{}` is not a language code", lang.value),
+                )
+                .with_hint("name keys are two- or three-letter language codes: en, ro, ru"),
+            );
+        } else if name.value.trim().is_empty() {
+            diags.push(Diagnostic::at(
+                file,
+                &name.referenced,
+                format!("the `{}` name is empty", lang.value),
+            ));
+        }
+        names.insert(lang.value, name.value);
+    }
+    names
+}
+
+/// `dates:` of a holiday: year → `MM-DD`.
+type DatesSpec = spec::Entries<i16, Spanned<String>>;
+
+/// A holiday's `rule:` or `dates:` (exactly one); a rule's error points inside the string.
+fn holiday_rule(
+    file: &Path,
+    text: &str,
+    key: &Spanned<String>,
+    given: (Option<Spanned<String>>, Option<Spanned<DatesSpec>>),
+    diags: &mut Diagnostics,
+) -> Option<Rule> {
+    let hid = &key.value;
+    match given {
+        (Some(r), None) => match rule::parse(&r.value) {
+            Ok(rule) => Some(rule),
+            Err(e) => {
+                let mut hint = String::new();
+                if let Some(s) = &e.suggestion {
+                    hint = format!("did you mean `{s}`? ");
+                }
+                hint.push_str(RULE_FORMS);
+                let column = column_in_scalar(text, &r.referenced, e.at);
+                diags.push(
+                    Diagnostic::error(
+                        file,
+                        r.referenced.line(),
+                        column,
+                        format!("holiday `{hid}`: {}", e.message),
+                    )
+                    .with_hint(hint),
+                );
+                None
+            }
+        },
+        (None, Some(dates)) => compile_dates(file, hid, dates, diags),
+        (Some(_), Some(dates)) => {
+            let message = format!("holiday `{hid}` has both `rule:` and `dates:`");
+            diags.push(Diagnostic::at(file, &dates.referenced, message).with_hint(
+                "keep `rule:` for a date computed every year, \
+                 or `dates:` for dates decreed year by year",
+            ));
+            None
+        }
+        (None, None) => {
+            diags.push(
+                Diagnostic::at(
+                    file,
+                    &key.referenced,
+                    format!("holiday `{hid}` has no `rule:` or `dates:`"),
+                )
+                .with_hint(RULE_FORMS),
+            );
+            None
+        }
+    }
 }
 
 /// `dates: {2026: 01-09, 2027: 2027-01-08}` → year → date.

@@ -9,6 +9,7 @@ use std::fmt;
 use jiff::civil::{Date, Weekday};
 
 use super::easter;
+use crate::domain::suggest::closest;
 
 /// The forms a rule string may take, shown in every rule diagnostic.
 pub const RULE_FORMS: &str = "a rule is `MM-DD` (03-08), \
@@ -186,8 +187,7 @@ impl RuleError {
         }
     }
     fn suggest(mut self, word: &str, candidates: &[&str]) -> Self {
-        let candidates: Vec<String> = candidates.iter().map(|c| c.to_string()).collect();
-        self.suggestion = crate::config::did_you_mean(word, &candidates);
+        self.suggestion = closest(word, candidates.iter().copied()).map(str::to_string);
         self
     }
 }
@@ -293,7 +293,7 @@ pub fn parse_month_day(word: &str) -> Result<(i8, i8), String> {
 /// Parses a computed rule (every form but per-year `dates:`); case does not matter.
 pub fn parse(s: &str) -> Result<Rule, RuleError> {
     let words = words(s);
-    let Some(first) = words.first() else {
+    let Some((at0, w0)) = words.first() else {
         return Err(RuleError::new(0, "the rule is empty"));
     };
     // The offset starts at the first word after the base that begins with + or -.
@@ -304,22 +304,16 @@ pub fn parse(s: &str) -> Result<Rule, RuleError> {
         .map_or(words.len(), |i| i + 1);
     let (base, offset) = words.split_at(split);
     let offset_days = parse_offset(offset, s.chars().count())?;
-    let end = |i: usize| words.get(i).map_or(s.chars().count(), |(at, _)| *at);
-    let extra = |i: usize, after: &str| -> RuleError {
-        let (at, w) = &base[i];
-        RuleError::new(
-            *at,
-            format!(
-                "unexpected `{w}` after {after}: an offset is written `+ N days` or `- N days`"
-            ),
-        )
+    let b = Base {
+        words: &words,
+        base,
+        len: s.chars().count(),
     };
 
-    let (at0, w0) = first;
     if w0.starts_with(|c: char| c.is_ascii_digit()) && w0.contains('-') {
         let (month, day) = parse_month_day(w0).map_err(|m| RuleError::new(*at0, m))?;
         if base.len() > 1 {
-            return Err(extra(1, &format!("the date `{w0}`")));
+            return Err(b.extra(1, &format!("the date `{w0}`")));
         }
         return Ok(Rule::Fixed {
             month,
@@ -330,70 +324,91 @@ pub fn parse(s: &str) -> Result<Rule, RuleError> {
     match w0.as_str() {
         "easter" => {
             if base.len() > 1 {
-                return Err(extra(1, "`easter`"));
+                return Err(b.extra(1, "`easter`"));
             }
-            return Ok(Rule::Easter {
+            Ok(Rule::Easter {
                 computus: Computus::Western,
                 offset_days,
-            });
+            })
         }
-        "orthodox" => {
-            match base.get(1) {
-                Some((_, w)) if w == "easter" => {}
-                Some((at, w)) => {
-                    return Err(RuleError::new(
-                        *at,
-                        format!("expected `easter` after `orthodox`, found `{w}`"),
-                    )
-                    .suggest(w, &["easter"]));
-                }
-                None => {
-                    return Err(RuleError::new(end(1), "expected `easter` after `orthodox`"));
-                }
-            }
-            if base.len() > 2 {
-                return Err(extra(2, "`orthodox easter`"));
-            }
-            return Ok(Rule::Easter {
-                computus: Computus::Orthodox,
-                offset_days,
-            });
-        }
-        _ => {}
+        "orthodox" => orthodox_easter(&b, offset_days),
+        _ => weekday_rule(&b, offset_days),
+    }
+}
+
+/// The words of a rule before its offset, for positions and errors.
+struct Base<'a> {
+    /// Every word, with its character position.
+    words: &'a [(usize, String)],
+    /// The words before the offset.
+    base: &'a [(usize, String)],
+    /// The rule's length in characters.
+    len: usize,
+}
+
+impl Base<'_> {
+    /// Where word `i` starts (the end of the rule past the last word).
+    fn end(&self, i: usize) -> usize {
+        self.words.get(i).map_or(self.len, |(at, _)| *at)
     }
 
-    let ordinal = match ordinal_named(w0) {
-        Some(o) => o,
-        None => {
-            let message = if w0.starts_with(|c: char| c.is_ascii_digit()) {
-                format!(
-                    "`{w0}` is not an ordinal: a month has at most 5 of each weekday \
-                     (1st, 2nd, 3rd, 4th, 5th or last)"
-                )
-            } else if weekday_named(w0).is_some() {
-                format!(
-                    "`{w0}` needs an ordinal in front: `1st {w0} of MONTH` or `last {w0} of MONTH`"
-                )
-            } else {
-                format!("cannot read the rule at `{w0}`")
-            };
-            let mut candidates = vec!["easter", "orthodox", "last", "first", "second", "third"];
-            candidates.extend(["fourth", "fifth"]);
-            return Err(RuleError::new(*at0, message).suggest(w0, &candidates));
+    /// Word `i` is one too many after `after`.
+    fn extra(&self, i: usize, after: &str) -> RuleError {
+        let (at, w) = &self.base[i];
+        RuleError::new(
+            *at,
+            format!(
+                "unexpected `{w}` after {after}: an offset is written `+ N days` or `- N days`"
+            ),
+        )
+    }
+}
+
+/// `orthodox easter`.
+fn orthodox_easter(b: &Base, offset_days: i16) -> Result<Rule, RuleError> {
+    match b.base.get(1) {
+        Some((_, w)) if w == "easter" => {}
+        Some((at, w)) => {
+            return Err(RuleError::new(
+                *at,
+                format!("expected `easter` after `orthodox`, found `{w}`"),
+            )
+            .suggest(w, &["easter"]));
         }
+        None => {
+            return Err(RuleError::new(
+                b.end(1),
+                "expected `easter` after `orthodox`",
+            ));
+        }
+    }
+    if b.base.len() > 2 {
+        return Err(b.extra(2, "`orthodox easter`"));
+    }
+    Ok(Rule::Easter {
+        computus: Computus::Orthodox,
+        offset_days,
+    })
+}
+
+/// `ORDINAL WEEKDAY of MONTH` (`last sunday of may`).
+fn weekday_rule(b: &Base, offset_days: i16) -> Result<Rule, RuleError> {
+    let (at0, w0) = &b.base[0];
+    let Some(ordinal) = ordinal_named(w0) else {
+        return Err(not_an_ordinal(*at0, w0));
     };
-    let weekday = match base.get(1) {
+    let weekday = match b.base.get(1) {
         Some((at, w)) => weekday_named(w).ok_or_else(|| {
             RuleError::new(*at, format!("unknown weekday `{w}`")).suggest(w, &WEEKDAYS)
         })?,
         None => {
             return Err(RuleError::new(
-                end(1),
+                b.end(1),
                 format!("expected a weekday after `{w0}` (`{w0} sunday of may`)"),
             ));
         }
     };
-    match base.get(2) {
+    match b.base.get(2) {
         Some((_, w)) if w == "of" => {}
         Some((at, w)) => {
             return Err(RuleError::new(
@@ -403,19 +418,19 @@ pub fn parse(s: &str) -> Result<Rule, RuleError> {
         }
         None => {
             return Err(RuleError::new(
-                end(2),
+                b.end(2),
                 "expected `of MONTH` after the weekday",
             ));
         }
     }
-    let month = match base.get(3) {
+    let month = match b.base.get(3) {
         Some((at, w)) => month_named(w).ok_or_else(|| {
             RuleError::new(*at, format!("unknown month `{w}`")).suggest(w, &MONTHS)
         })?,
-        None => return Err(RuleError::new(end(3), "expected a month after `of`")),
+        None => return Err(RuleError::new(b.end(3), "expected a month after `of`")),
     };
-    if base.len() > 4 {
-        return Err(extra(4, "the month"));
+    if b.base.len() > 4 {
+        return Err(b.extra(4, "the month"));
     }
     Ok(Rule::Weekday {
         ordinal,
@@ -423,6 +438,23 @@ pub fn parse(s: &str) -> Result<Rule, RuleError> {
         month,
         offset_days,
     })
+}
+
+/// The first word of a rule is none of the known starts.
+fn not_an_ordinal(at: usize, w0: &str) -> RuleError {
+    let message = if w0.starts_with(|c: char| c.is_ascii_digit()) {
+        format!(
+            "`{w0}` is not an ordinal: a month has at most 5 of each weekday \
+             (1st, 2nd, 3rd, 4th, 5th or last)"
+        )
+    } else if weekday_named(w0).is_some() {
+        format!("`{w0}` needs an ordinal in front: `1st {w0} of MONTH` or `last {w0} of MONTH`")
+    } else {
+        format!("cannot read the rule at `{w0}`")
+    };
+    let mut candidates = vec!["easter", "orthodox", "last", "first", "second", "third"];
+    candidates.extend(["fourth", "fifth"]);
+    RuleError::new(at, message).suggest(w0, &candidates)
 }
 
 /// `+ 1 day`, `+1 day`, `- 21 days` (or nothing) → days.

@@ -1,6 +1,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::domain::suggest::did_you_mean;
 use serde::de::DeserializeOwned;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -282,16 +283,6 @@ fn parse_unknown_field(msg: &str) -> Option<(String, Vec<String>)> {
             .collect()
     };
     Some((unknown.to_string(), expected))
-}
-
-/// The closest candidate, if it is close enough to be a likely typo.
-pub fn did_you_mean(word: &str, candidates: &[String]) -> Option<String> {
-    candidates
-        .iter()
-        .map(|c| (strsim::jaro_winkler(word, c), c))
-        .filter(|(score, _)| *score > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, c)| c.clone())
 }
 
 #[cfg(test)]

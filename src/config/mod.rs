@@ -7,20 +7,30 @@
 //! then build the validated [`Config`]. Secrets never live in YAML: the file names environment
 //! variables (`password_env`), and a key that looks like a secret is refused with a hint.
 
+mod delivery;
 mod diagnostic;
 mod engine;
+mod env;
 mod http;
+mod paths;
+mod rate;
+mod secret;
 mod settings;
 mod sms;
 mod tls;
 
-pub use diagnostic::{Diagnostic, Diagnostics, Severity, did_you_mean, parse_yaml, yaml_files};
-pub use engine::{AllowedHours, EngineConfig, FrequencyCap};
-pub use http::HttpConfig;
-pub use settings::{
-    Config, Defaults, DeliveryConfig, DkimAlgorithm, DkimSettings, EmailTransport, HandoverBatch,
-    InDoubtPolicy, Links, RateLimit, Secret, Shop, SmtpConfig, SmtpSecurity,
+pub use crate::domain::suggest::did_you_mean;
+pub use delivery::{
+    DeliveryConfig, DkimAlgorithm, DkimSettings, EmailTransport, HandoverBatch, InDoubtPolicy,
+    SmtpConfig, SmtpSecurity,
 };
+pub use diagnostic::{Diagnostic, Diagnostics, Severity, parse_yaml, yaml_files};
+pub use engine::{AllowedHours, EngineConfig, FrequencyCap};
+pub use env::Environment;
+pub use http::HttpConfig;
+pub use rate::RateLimit;
+pub use secret::Secret;
+pub use settings::{Config, Defaults, Links, Shop};
 pub use sms::{
     AcceptRule, HttpBody, HttpMethod, HttpSmsConfig, JsonFieldRule, JsonTemplate, KannelConfig,
     Placeholder, SmsProvider, SmsTransport, Template, TemplateVars, TwilioConfig, TwilioSender,

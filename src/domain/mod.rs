@@ -3,14 +3,15 @@
 //!
 //! "Parse, don't validate": each type is built only through `parse`/`FromStr`, so once a
 //! value exists it is valid. This module depends on nothing else in the crate and on no
-//! foreign crate but `jiff` (dates), `idna` (internationalised domains to ASCII) and
-//! `thiserror`.
+//! foreign crate but `jiff` (dates), `idna` (internationalised domains to ASCII), `strsim`
+//! (did-you-mean, in [`suggest`]) and `thiserror`.
 
 mod contact;
 mod dates;
 mod keys;
 pub mod money;
 mod name;
+pub mod suggest;
 
 pub use contact::{Channel, Email, Locale, Phone, PreferredChannel};
 pub use dates::{Feb29Policy, YearlyDate, parse_zone};

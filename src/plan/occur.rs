@@ -8,8 +8,8 @@ use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan};
 
 use super::{CustomerFacts, Engine, HolidayRef, Occasion, Occurrence};
-use crate::domain::YearlyDate;
-use crate::ritual::{Ritual, Trigger, YearlyField};
+use crate::domain::{Feb29Policy, YearlyDate};
+use crate::ritual::{CronSchedule, Ritual, Trigger, YearlyField};
 
 /// `date` at the ritual's send time in `zone` (a time in a DST gap moves to the end of the
 /// gap; in a fold, the first of the two instants).
@@ -48,6 +48,8 @@ fn yearly_value(c: &CustomerFacts, field: &YearlyField) -> Option<YearlyDate> {
     }
 }
 
+/// The occurrences of ritual `r` (index `idx` in the engine) for customer `c` due in
+/// `(from, to]`, appended to `out`.
 pub(super) fn occurrences(
     engine: &Engine,
     idx: usize,
@@ -57,16 +59,13 @@ pub(super) fn occurrences(
     to: Timestamp,
     out: &mut Vec<Occurrence>,
 ) {
-    let in_window = |t: Timestamp| t > from && t <= to;
-    let mut push = |key: String, category: String, occasion: Occasion, due: Timestamp| {
-        out.push(Occurrence {
-            ritual: idx,
-            key,
-            category,
-            local_date: c.local_date(due),
-            occasion,
-            due,
-        })
+    let mut w = Window {
+        idx,
+        r,
+        c,
+        from,
+        to,
+        out,
     };
     match &r.trigger {
         Trigger::Yearly {
@@ -74,138 +73,185 @@ pub(super) fn occurrences(
             offset_days,
             milestones,
             feb29,
-        } => {
-            let Some(v) = yearly_value(c, field) else {
-                return;
-            };
-            for date in dates(c, from, to) {
-                let Ok(anniversary) = date.checked_sub((*offset_days as i64).days()) else {
-                    continue;
-                };
-                if v.in_year(anniversary.year(), *feb29) != Some(anniversary) {
-                    continue;
-                }
-                // The original day itself (and any day before it) is not an anniversary.
-                if v.year.is_some_and(|y| anniversary.year() <= y) {
-                    continue;
-                }
-                let years = v.years_at(anniversary.year());
-                if let Some(m) = milestones
-                    && !years.is_some_and(|y| m.contains(&y))
-                {
-                    continue;
-                }
-                let Some(due) = at_send_time(r, date, &c.zone) else {
-                    continue;
-                };
-                if in_window(due) {
-                    let mut occasion = Occasion::on(date);
-                    occasion.year = anniversary.year();
-                    occasion.years = years;
-                    push(
-                        anniversary.year().to_string(),
-                        r.category_for(None),
-                        occasion,
-                        due,
-                    );
-                }
-            }
-        }
-        Trigger::Holiday { ids, offset_days } => {
-            let Some(cal) = engine.calendars.get(&c.calendar) else {
-                return;
-            };
-            for date in dates(c, from, to) {
-                let Ok(day) = date.checked_sub((*offset_days as i64).days()) else {
-                    continue;
-                };
-                for id in ids {
-                    let Some(h) = cal.holiday(id) else { continue };
-                    if h.date_in(day.year()) != Some(day) {
-                        continue;
-                    }
-                    let Some(due) = at_send_time(r, date, &c.zone) else {
-                        continue;
-                    };
-                    if in_window(due) {
-                        let mut occasion = Occasion::on(date);
-                        occasion.year = day.year();
-                        occasion.holiday = Some(HolidayRef {
-                            id: id.clone(),
-                            name: h.name(c.locale.as_str()).to_string(),
-                        });
-                        push(
-                            format!("{id}:{}", day.year()),
-                            r.category_for(Some(id)),
-                            occasion,
-                            due,
-                        );
-                    }
-                }
-            }
-        }
-        Trigger::Schedule { cron } => {
-            for date in dates(c, from, to) {
-                for (wall, due) in cron.occurrences_on(date, &c.zone) {
-                    if in_window(due) {
-                        push(
-                            wall.strftime("%Y-%m-%dT%H:%M").to_string(),
-                            r.category_for(None),
-                            Occasion::on(date),
-                            due,
-                        );
-                    }
-                }
-            }
-        }
-        Trigger::Inactivity { days } => {
-            let Some(last) = c.last_order_at else { return };
-            let last_day = c.local_date(last);
-            for (step, n) in days.iter().enumerate() {
-                let Ok(date) = last_day.checked_add((*n as i64).days()) else {
-                    continue;
-                };
-                let Some(due) = at_send_time(r, date, &c.zone) else {
-                    continue;
-                };
-                if in_window(due) {
-                    let mut occasion = Occasion::on(date);
-                    occasion.inactive_days = Some(*n);
-                    occasion.step = Some(step as u32 + 1);
-                    push(format!("{last}+{n}d"), r.category_for(None), occasion, due);
-                }
-            }
-        }
+        } => w.yearly(field, *offset_days, milestones.as_deref(), *feb29),
+        Trigger::Holiday { ids, offset_days } => w.holiday(engine, ids, *offset_days),
+        Trigger::Schedule { cron } => w.schedule(cron),
+        Trigger::Inactivity { days } => w.inactivity(days),
         Trigger::Order {
             delay_days,
             every_nth,
-        } => {
-            for o in &c.orders {
-                if o.number < 1 || o.number % *every_nth as i64 != 0 {
+        } => w.order(*delay_days, *every_nth),
+    }
+}
+
+/// One ritual and one customer in a window of due instants, collecting occurrences.
+struct Window<'a> {
+    idx: usize,
+    r: &'a Ritual,
+    c: &'a CustomerFacts,
+    from: Timestamp,
+    to: Timestamp,
+    out: &'a mut Vec<Occurrence>,
+}
+
+impl Window<'_> {
+    fn contains(&self, t: Timestamp) -> bool {
+        t > self.from && t <= self.to
+    }
+
+    fn push(&mut self, key: String, category: String, occasion: Occasion, due: Timestamp) {
+        self.out.push(Occurrence {
+            ritual: self.idx,
+            key,
+            category,
+            local_date: self.c.local_date(due),
+            occasion,
+            due,
+        })
+    }
+
+    fn yearly(
+        &mut self,
+        field: &YearlyField,
+        offset_days: i32,
+        milestones: Option<&[i16]>,
+        feb29: Feb29Policy,
+    ) {
+        let (r, c) = (self.r, self.c);
+        let Some(v) = yearly_value(c, field) else {
+            return;
+        };
+        for date in dates(c, self.from, self.to) {
+            let Ok(anniversary) = date.checked_sub((offset_days as i64).days()) else {
+                continue;
+            };
+            if v.in_year(anniversary.year(), feb29) != Some(anniversary) {
+                continue;
+            }
+            // The original day itself (and any day before it) is not an anniversary.
+            if v.year.is_some_and(|y| anniversary.year() <= y) {
+                continue;
+            }
+            let years = v.years_at(anniversary.year());
+            if let Some(m) = milestones
+                && !years.is_some_and(|y| m.contains(&y))
+            {
+                continue;
+            }
+            let Some(due) = at_send_time(r, date, &c.zone) else {
+                continue;
+            };
+            if self.contains(due) {
+                let mut occasion = Occasion::on(date);
+                occasion.year = anniversary.year();
+                occasion.years = years;
+                self.push(
+                    anniversary.year().to_string(),
+                    r.category_for(None),
+                    occasion,
+                    due,
+                );
+            }
+        }
+    }
+
+    fn holiday(&mut self, engine: &Engine, ids: &[String], offset_days: i32) {
+        let (r, c) = (self.r, self.c);
+        let Some(cal) = engine.calendars.get(&c.calendar) else {
+            return;
+        };
+        for date in dates(c, self.from, self.to) {
+            let Ok(day) = date.checked_sub((offset_days as i64).days()) else {
+                continue;
+            };
+            for id in ids {
+                let Some(h) = cal.holiday(id) else { continue };
+                if h.date_in(day.year()) != Some(day) {
                     continue;
                 }
-                let (date, due) = if *delay_days == 0 {
-                    (c.local_date(o.at), o.at)
-                } else {
-                    let Ok(date) = c.local_date(o.at).checked_add((*delay_days as i64).days())
-                    else {
-                        continue;
-                    };
-                    let Some(due) = at_send_time(r, date, &c.zone) else {
-                        continue;
-                    };
-                    (date, due)
+                let Some(due) = at_send_time(r, date, &c.zone) else {
+                    continue;
                 };
-                if in_window(due) {
+                if self.contains(due) {
                     let mut occasion = Occasion::on(date);
-                    occasion.order = Some(o.clone());
-                    push(
-                        format!("order:{}", o.external_id),
-                        r.category_for(None),
+                    occasion.year = day.year();
+                    occasion.holiday = Some(HolidayRef {
+                        id: id.clone(),
+                        name: h.name(c.locale.as_str()).to_string(),
+                    });
+                    self.push(
+                        format!("{id}:{}", day.year()),
+                        r.category_for(Some(id)),
                         occasion,
                         due,
                     );
                 }
+            }
+        }
+    }
+
+    fn schedule(&mut self, cron: &CronSchedule) {
+        let c = self.c;
+        for date in dates(c, self.from, self.to) {
+            for (wall, due) in cron.occurrences_on(date, &self.c.zone) {
+                if self.contains(due) {
+                    self.push(
+                        wall.strftime("%Y-%m-%dT%H:%M").to_string(),
+                        self.r.category_for(None),
+                        Occasion::on(date),
+                        due,
+                    );
+                }
+            }
+        }
+    }
+
+    fn inactivity(&mut self, days: &[i32]) {
+        let (r, c) = (self.r, self.c);
+        let Some(last) = c.last_order_at else { return };
+        let last_day = c.local_date(last);
+        for (step, n) in days.iter().enumerate() {
+            let Ok(date) = last_day.checked_add((*n as i64).days()) else {
+                continue;
+            };
+            let Some(due) = at_send_time(r, date, &c.zone) else {
+                continue;
+            };
+            if self.contains(due) {
+                let mut occasion = Occasion::on(date);
+                occasion.inactive_days = Some(*n);
+                occasion.step = Some(step as u32 + 1);
+                self.push(format!("{last}+{n}d"), r.category_for(None), occasion, due);
+            }
+        }
+    }
+
+    fn order(&mut self, delay_days: i32, every_nth: u32) {
+        let (r, c) = (self.r, self.c);
+        for o in &c.orders {
+            if o.number < 1 || o.number % every_nth as i64 != 0 {
+                continue;
+            }
+            let (date, due) = if delay_days == 0 {
+                (c.local_date(o.at), o.at)
+            } else {
+                let Ok(date) = c.local_date(o.at).checked_add((delay_days as i64).days()) else {
+                    continue;
+                };
+                let Some(due) = at_send_time(r, date, &c.zone) else {
+                    continue;
+                };
+                (date, due)
+            };
+            if self.contains(due) {
+                let mut occasion = Occasion::on(date);
+                occasion.order = Some(o.clone());
+                self.push(
+                    format!("order:{}", o.external_id),
+                    r.category_for(None),
+                    occasion,
+                    due,
+                );
             }
         }
     }

@@ -117,6 +117,61 @@ fn template_name(folder: &str, locale: &str, part: Part) -> String {
     format!("{folder}/{locale}/{}", part.file_name())
 }
 
+/// `partials/*.hbs` by name (the file's stem), with their files and sources.
+fn read_partials(pdir: &Path, diags: &mut Diagnostics) -> BTreeMap<String, (PathBuf, String)> {
+    let mut partials = BTreeMap::new();
+    if !pdir.is_dir() {
+        return partials;
+    }
+    for path in sorted_entries(pdir) {
+        if path.extension().and_then(|e| e.to_str()) != Some("hbs") {
+            continue;
+        }
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_string();
+        match std::fs::read_to_string(&path) {
+            Ok(src) => {
+                partials.insert(name, (path, src));
+            }
+            Err(e) => diags.push(Diagnostic::error(&path, 0, 0, format!("cannot read: {e}"))),
+        }
+    }
+    partials
+}
+
+/// The file of `part` in a locale folder, and whether it is MJML: the HTML part may be
+/// `email.mjml.hbs` instead of `email.html.hbs` (both at once is an error).
+fn part_file(loc_path: &Path, part: Part, diags: &mut Diagnostics) -> (PathBuf, bool) {
+    let path = loc_path.join(part.file_name());
+    if part != Part::Html {
+        return (path, false);
+    }
+    let mjml_path = loc_path.join(mjml::FILE_NAME);
+    match (path.is_file(), mjml_path.is_file()) {
+        (true, true) => {
+            diags.push(
+                Diagnostic::error(
+                    &mjml_path,
+                    0,
+                    0,
+                    format!(
+                        "both {} and {} are here; only one can be the HTML part",
+                        part.file_name(),
+                        mjml::FILE_NAME
+                    ),
+                )
+                .with_hint("delete the one you no longer edit"),
+            );
+            (path, false)
+        }
+        (false, true) => (mjml_path, true),
+        _ => (path, false),
+    }
+}
+
 impl Templates {
     /// Loads and compiles every template under `dir`, linting each against `vocabulary`
     /// (the dotted variable paths a message context provides). Every problem is collected.
@@ -126,9 +181,12 @@ impl Templates {
         vocabulary: &BTreeSet<String>,
     ) -> Result<Templates, Diagnostics> {
         let mut diags = Diagnostics::default();
-        let mut html = registry(true);
-        let mut plain = registry(false);
-        let mut sets: BTreeMap<(String, String), BTreeMap<Part, PathBuf>> = BTreeMap::new();
+        let mut templates = Templates {
+            html: registry(true),
+            plain: registry(false),
+            sets: BTreeMap::new(),
+            default_locale: default_locale.clone(),
+        };
 
         if !dir.is_dir() {
             return Err(Diagnostics(vec![
@@ -139,37 +197,38 @@ impl Templates {
         }
 
         // Partials first: their names make up the lint vocabulary.
-        let mut partials: BTreeMap<String, (PathBuf, String)> = BTreeMap::new();
         let pdir = dir.join("partials");
-        if pdir.is_dir() {
-            for path in sorted_entries(&pdir) {
-                if path.extension().and_then(|e| e.to_str()) != Some("hbs") {
-                    continue;
-                }
-                let name = path
-                    .file_stem()
-                    .and_then(|s| s.to_str())
-                    .unwrap_or_default()
-                    .to_string();
-                match std::fs::read_to_string(&path) {
-                    Ok(src) => {
-                        partials.insert(name, (path, src));
-                    }
-                    Err(e) => {
-                        diags.push(Diagnostic::error(&path, 0, 0, format!("cannot read: {e}")))
-                    }
-                }
-            }
-        }
+        let partials = read_partials(&pdir, &mut diags);
         let vocab = lint::Vocabulary {
             variables: vocabulary.clone(),
             helpers: helper_names(),
             partials: partials.keys().cloned().collect(),
         };
         check_partial_cycles(&partials, &mut diags);
-        for (name, (path, src)) in &partials {
-            let syntax = lint_into(path, src, &vocab, &mut diags);
-            for reg in [&mut html, &mut plain] {
+        templates.register_partials(&partials, &vocab, &mut diags);
+
+        for folder_path in sorted_entries(dir) {
+            if !folder_path.is_dir() || folder_path == pdir {
+                continue;
+            }
+            templates.load_folder(&folder_path, &vocab, &mut diags);
+        }
+        if diags.has_errors() {
+            return Err(diags);
+        }
+        Ok(templates)
+    }
+
+    /// Lints each partial and registers it in both registries.
+    fn register_partials(
+        &mut self,
+        partials: &BTreeMap<String, (PathBuf, String)>,
+        vocab: &lint::Vocabulary,
+        diags: &mut Diagnostics,
+    ) {
+        for (name, (path, src)) in partials {
+            let syntax = lint_into(path, src, vocab, diags);
+            for reg in [&mut self.html, &mut self.plain] {
                 if let Err(e) = reg.register_partial(name, src.as_str())
                     && !syntax
                 {
@@ -178,127 +237,107 @@ impl Templates {
                 }
             }
         }
+    }
 
-        for folder_path in sorted_entries(dir) {
-            if !folder_path.is_dir() || folder_path == pdir {
+    /// One template folder: each locale folder in it (whose name must be a locale), each part.
+    fn load_folder(
+        &mut self,
+        folder_path: &Path,
+        vocab: &lint::Vocabulary,
+        diags: &mut Diagnostics,
+    ) {
+        let folder = folder_path
+            .file_name()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_string();
+        for loc_path in sorted_entries(folder_path) {
+            if !loc_path.is_dir() {
                 continue;
             }
-            let folder = folder_path
+            let locale = loc_path
                 .file_name()
                 .and_then(|s| s.to_str())
                 .unwrap_or_default()
                 .to_string();
-            for loc_path in sorted_entries(&folder_path) {
-                if !loc_path.is_dir() {
-                    continue;
-                }
-                let locale = loc_path
-                    .file_name()
-                    .and_then(|s| s.to_str())
-                    .unwrap_or_default()
-                    .to_string();
-                if Locale::parse(&locale)
-                    .map(|l| l.as_str() != locale)
-                    .unwrap_or(true)
-                {
-                    diags.push(
-                        Diagnostic::error(
-                            &loc_path,
-                            0,
-                            0,
-                            format!("`{locale}` is not a locale folder name"),
-                        )
-                        .with_hint("name locale folders like `en`, `ru`, `ro`, `ro-MD`"),
-                    );
-                    continue;
-                }
-                for part in Part::ALL {
-                    let mut path = loc_path.join(part.file_name());
-                    let mut is_mjml = false;
-                    if part == Part::Html {
-                        let mjml_path = loc_path.join(mjml::FILE_NAME);
-                        match (path.is_file(), mjml_path.is_file()) {
-                            (true, true) => {
-                                diags.push(
-                                    Diagnostic::error(
-                                        &mjml_path,
-                                        0,
-                                        0,
-                                        format!(
-                                            "both {} and {} are here; only one can be the HTML part",
-                                            part.file_name(),
-                                            mjml::FILE_NAME
-                                        ),
-                                    )
-                                    .with_hint("delete the one you no longer edit"),
-                                );
-                            }
-                            (false, true) => {
-                                path = mjml_path;
-                                is_mjml = true;
-                            }
-                            _ => {}
-                        }
-                    }
-                    if !path.is_file() {
-                        continue;
-                    }
-                    let src = match std::fs::read_to_string(&path) {
-                        Ok(s) => s,
-                        Err(e) => {
-                            diags.push(Diagnostic::error(&path, 0, 0, format!("cannot read: {e}")));
-                            continue;
-                        }
-                    };
-                    let syntax = lint_into(&path, &src, &vocab, &mut diags);
-                    let src = if is_mjml {
-                        if syntax {
-                            continue;
-                        }
-                        // Compiled once here; every message is then rendered by Handlebars alone.
-                        match mjml::compile(&path, &src) {
-                            Ok(html) => html,
-                            Err(found) => {
-                                found.into_iter().for_each(|d| diags.push(d));
-                                continue;
-                            }
-                        }
-                    } else {
-                        src
-                    };
-                    let reg = if part == Part::Html {
-                        &mut html
-                    } else {
-                        &mut plain
-                    };
-                    match reg.register_template_string(&template_name(&folder, &locale, part), &src)
-                    {
-                        Ok(()) => {
-                            sets.entry((folder.clone(), locale.clone()))
-                                .or_default()
-                                .insert(part, path);
-                        }
-                        Err(e) if is_mjml => diags.push(Diagnostic::error(
-                            &path,
-                            0,
-                            0,
-                            format!("after MJML compilation: {}", e.reason()),
-                        )),
-                        Err(e) if !syntax => diags.push(template_error(&path, &e)),
-                        Err(_) => {}
-                    }
-                }
+            if Locale::parse(&locale)
+                .map(|l| l.as_str() != locale)
+                .unwrap_or(true)
+            {
+                diags.push(
+                    Diagnostic::error(
+                        &loc_path,
+                        0,
+                        0,
+                        format!("`{locale}` is not a locale folder name"),
+                    )
+                    .with_hint("name locale folders like `en`, `ru`, `ro`, `ro-MD`"),
+                );
+                continue;
+            }
+            for part in Part::ALL {
+                self.load_part((&folder, &locale), &loc_path, part, vocab, diags);
             }
         }
-        if diags.has_errors() {
-            return Err(diags);
+    }
+
+    /// One part of a locale folder, if present: read, linted, compiled (MJML) and registered.
+    fn load_part(
+        &mut self,
+        (folder, locale): (&str, &str),
+        loc_path: &Path,
+        part: Part,
+        vocab: &lint::Vocabulary,
+        diags: &mut Diagnostics,
+    ) {
+        let (path, is_mjml) = part_file(loc_path, part, diags);
+        if !path.is_file() {
+            return;
         }
-        Ok(Templates {
-            html,
-            plain,
-            sets,
-            default_locale: default_locale.clone(),
-        })
+        let src = match std::fs::read_to_string(&path) {
+            Ok(s) => s,
+            Err(e) => {
+                diags.push(Diagnostic::error(&path, 0, 0, format!("cannot read: {e}")));
+                return;
+            }
+        };
+        let syntax = lint_into(&path, &src, vocab, diags);
+        let src = if is_mjml {
+            if syntax {
+                return;
+            }
+            // Compiled once here; every message is then rendered by Handlebars alone.
+            match mjml::compile(&path, &src) {
+                Ok(html) => html,
+                Err(found) => {
+                    found.into_iter().for_each(|d| diags.push(d));
+                    return;
+                }
+            }
+        } else {
+            src
+        };
+        let reg = if part == Part::Html {
+            &mut self.html
+        } else {
+            &mut self.plain
+        };
+        match reg.register_template_string(&template_name(folder, locale, part), &src) {
+            Ok(()) => {
+                self.sets
+                    .entry((folder.to_string(), locale.to_string()))
+                    .or_default()
+                    .insert(part, path);
+            }
+            Err(e) if is_mjml => diags.push(Diagnostic::error(
+                &path,
+                0,
+                0,
+                format!("after MJML compilation: {}", e.reason()),
+            )),
+            Err(e) if !syntax => diags.push(template_error(&path, &e)),
+            Err(_) => {}
+        }
     }
 
     /// The locales that have at least one part in `folder`.

@@ -11,15 +11,11 @@
 
 /// Converts rendered HTML to the text part of an email.
 pub fn html_to_text(html: &str) -> String {
-    let mut w = Writer::default();
+    let mut s = Scanner::default();
     let mut rest = html;
-    // An element being dropped with everything inside it, and how deeply it is nested in itself.
-    let mut skip: Option<(String, usize)> = None;
-    let mut link: Option<(String, usize)> = None;
-    let mut list_depth = 0usize;
     while let Some(i) = rest.find('<') {
-        if skip.is_none() {
-            w.text(&decode_entities(&rest[..i]));
+        if s.skip.is_none() {
+            s.w.text(&decode_entities(&rest[..i]));
         }
         rest = &rest[i..];
         if let Some(after) = rest.strip_prefix("<!--") {
@@ -32,6 +28,28 @@ pub fn html_to_text(html: &str) -> String {
         if tag.starts_with('!') || tag.starts_with('?') {
             continue;
         }
+        s.tag(tag);
+    }
+    if s.skip.is_none() {
+        s.w.text(&decode_entities(rest));
+    }
+    s.w.finish()
+}
+
+/// The state of [`html_to_text`] between tags.
+#[derive(Default)]
+struct Scanner {
+    w: Writer,
+    /// An element being dropped with everything inside it, and how deeply it is nested in itself.
+    skip: Option<(String, usize)>,
+    /// The open link's target and where its text starts.
+    link: Option<(String, usize)>,
+    list_depth: usize,
+}
+
+impl Scanner {
+    /// One tag (between `<` and `>`, not a comment nor a declaration).
+    fn tag(&mut self, tag: &str) {
         let closing = tag.starts_with('/');
         let name = tag
             .trim_start_matches('/')
@@ -40,16 +58,16 @@ pub fn html_to_text(html: &str) -> String {
             .unwrap_or("")
             .to_ascii_lowercase();
         let self_closing = tag.ends_with('/');
-        if let Some((skipped, depth)) = &mut skip {
+        if let Some((skipped, depth)) = &mut self.skip {
             if name == *skipped && closing {
                 *depth -= 1;
                 if *depth == 0 {
-                    skip = None;
+                    self.skip = None;
                 }
             } else if name == *skipped && !self_closing {
                 *depth += 1;
             }
-            continue;
+            return;
         }
         let hidden = || {
             attribute(tag, "style").is_some_and(|s| {
@@ -60,27 +78,35 @@ pub fn html_to_text(html: &str) -> String {
         };
         match name.as_str() {
             "head" | "style" | "script" | "title" if !closing && !self_closing => {
-                skip = Some((name, 1));
+                self.skip = Some((name, 1));
             }
             // Preheaders and other hidden blocks are not part of the message.
             "div" | "span" | "table" | "p" if !closing && !self_closing && hidden() => {
-                skip = Some((name, 1));
+                self.skip = Some((name, 1));
             }
+            _ => self.element(tag, &name, closing),
+        }
+    }
+
+    /// A tag that is kept: lines, blocks, list items, cells, links.
+    fn element(&mut self, tag: &str, name: &str, closing: bool) {
+        let w = &mut self.w;
+        match name {
             "br" => w.line_break(),
             "p" | "h1" | "h2" | "h3" | "h4" | "h5" | "h6" | "table" | "blockquote" | "pre"
             | "hr" | "dl" | "form" => w.block(2),
             "ul" | "ol" => {
                 if closing {
-                    list_depth = list_depth.saturating_sub(1);
+                    self.list_depth = self.list_depth.saturating_sub(1);
                 } else {
-                    list_depth += 1;
+                    self.list_depth += 1;
                 }
-                w.block(if list_depth == 0 { 2 } else { 1 });
+                w.block(if self.list_depth == 0 { 2 } else { 1 });
             }
             "li" => {
                 w.block(1);
                 if !closing {
-                    let indent = "  ".repeat(list_depth.saturating_sub(1));
+                    let indent = "  ".repeat(self.list_depth.saturating_sub(1));
                     w.prefix(&format!("{indent}- "));
                 }
             }
@@ -88,7 +114,7 @@ pub fn html_to_text(html: &str) -> String {
             | "nav" | "address" | "figure" | "figcaption" | "main" | "caption" => w.block(1),
             "td" | "th" => w.space(),
             "a" if !closing => {
-                link = attribute(tag, "href")
+                self.link = attribute(tag, "href")
                     .map(|h| decode_entities(&h).trim().to_string())
                     .filter(|h| {
                         !h.is_empty() && !h.starts_with('#') && !h.starts_with("javascript:")
@@ -96,11 +122,11 @@ pub fn html_to_text(html: &str) -> String {
                     .map(|h| (h, w.out.len()));
             }
             "a" => {
-                if let Some((href, start)) = link.take() {
+                if let Some((href, start)) = self.link.take() {
                     w.footnote(href, start);
                 }
             }
-            "img" if link.is_some() => {
+            "img" if self.link.is_some() => {
                 if let Some(alt) = attribute(tag, "alt") {
                     w.text(&decode_entities(&alt));
                 }
@@ -108,10 +134,6 @@ pub fn html_to_text(html: &str) -> String {
             _ => {}
         }
     }
-    if skip.is_none() {
-        w.text(&decode_entities(rest));
-    }
-    w.finish()
 }
 
 /// The end (exclusive) of the tag starting at `s[0] == '<'`: the first `>` outside quotes.

@@ -18,6 +18,7 @@ use crate::domain::{Channel, Feb29Policy};
 
 pub mod audience;
 pub mod schedule;
+mod trigger;
 
 pub use audience::{Audience, AudienceFacts, Conditions, Range, Segments, load_segments};
 pub use schedule::CronSchedule;
@@ -176,7 +177,7 @@ mod spec {
         /// `label: { en: Birthday greetings, ro: Urări de ziua ta }`.
         pub label: Option<Spanned<BTreeMap<String, String>>>,
         pub enabled: Option<bool>,
-        pub trigger: Spanned<TriggerSpec>,
+        pub trigger: Spanned<super::trigger::TriggerSpec>,
         pub send_time: Option<Spanned<String>>,
         pub channels: Spanned<Vec<Spanned<String>>>,
         pub deliver: Option<Spanned<String>>,
@@ -189,52 +190,6 @@ mod spec {
         pub audience: Option<Spanned<ConditionsSpec>>,
         pub sms_max_segments: Option<u32>,
         pub survey: Option<Spanned<String>>,
-    }
-
-    #[derive(Debug, Deserialize)]
-    #[serde(deny_unknown_fields)]
-    pub struct TriggerSpec {
-        pub yearly: Option<Spanned<YearlySpec>>,
-        pub holiday: Option<Spanned<HolidaySpec>>,
-        pub schedule: Option<Spanned<ScheduleSpec>>,
-        pub inactivity: Option<Spanned<InactivitySpec>>,
-        pub order: Option<Spanned<OrderSpec>>,
-    }
-
-    #[derive(Debug, Deserialize)]
-    #[serde(deny_unknown_fields)]
-    pub struct YearlySpec {
-        pub date: Option<Spanned<String>>,
-        pub custom: Option<Spanned<String>>,
-        pub offset_days: Option<Spanned<i32>>,
-        pub milestones: Option<Spanned<Vec<i16>>>,
-        pub feb29: Option<Feb29Policy>,
-    }
-
-    #[derive(Debug, Deserialize)]
-    #[serde(deny_unknown_fields)]
-    pub struct HolidaySpec {
-        pub ids: Spanned<Vec<Spanned<String>>>,
-        pub offset_days: Option<Spanned<i32>>,
-    }
-
-    #[derive(Debug, Deserialize)]
-    #[serde(deny_unknown_fields)]
-    pub struct ScheduleSpec {
-        pub cron: Spanned<String>,
-    }
-
-    #[derive(Debug, Deserialize)]
-    #[serde(deny_unknown_fields)]
-    pub struct InactivitySpec {
-        pub days: Spanned<Vec<i32>>,
-    }
-
-    #[derive(Debug, Deserialize)]
-    #[serde(deny_unknown_fields)]
-    pub struct OrderSpec {
-        pub delay_days: Option<Spanned<i32>>,
-        pub every_nth: Option<Spanned<u32>>,
     }
 }
 
@@ -283,235 +238,6 @@ pub fn load_rituals(dir: &Path) -> Result<Vec<Ritual>, Diagnostics> {
     }
 }
 
-const TRIGGER_HINT: &str = "one of: yearly: { date: birthday }, holiday: { ids: [mothers_day] }, \
-     schedule: { cron: \"0 10 1 * *\" }, inactivity: { days: [45, 90] }, order: { delay_days: 0 }";
-
-fn compile_trigger(
-    file: &Path,
-    spec: &Spanned<spec::TriggerSpec>,
-    send_time_given: Option<&Spanned<String>>,
-    diags: &mut Diagnostics,
-) -> Option<Trigger> {
-    let t = &spec.value;
-    let given = [
-        t.yearly.is_some(),
-        t.holiday.is_some(),
-        t.schedule.is_some(),
-        t.inactivity.is_some(),
-        t.order.is_some(),
-    ]
-    .iter()
-    .filter(|x| **x)
-    .count();
-    if given != 1 {
-        let msg = if given == 0 {
-            "the trigger names no kind"
-        } else {
-            "the trigger names more than one kind"
-        };
-        diags.push(Diagnostic::at(file, &spec.referenced, msg).with_hint(TRIGGER_HINT));
-        return None;
-    }
-    let offset = |o: &Option<Spanned<i32>>, diags: &mut Diagnostics| -> i32 {
-        match o {
-            Some(o) if o.value.abs() > 366 => {
-                diags.push(
-                    Diagnostic::at(
-                        file,
-                        &o.referenced,
-                        format!("offset_days {} is more than a year", o.value),
-                    )
-                    .with_hint(
-                        "a negative number of days before the date (-3), a positive one after it",
-                    ),
-                );
-                0
-            }
-            Some(o) => o.value,
-            None => 0,
-        }
-    };
-    if let Some(y) = &t.yearly {
-        let y_val = &y.value;
-        let date = match (&y_val.date, &y_val.custom) {
-            (Some(d), None) => match d.value.as_str() {
-                "birthday" => Some(YearlyField::Birthday),
-                "signup" => Some(YearlyField::Signup),
-                "first_purchase" => Some(YearlyField::FirstPurchase),
-                other => {
-                    diags.push(
-                        Diagnostic::at(file, &d.referenced, format!("unknown yearly date `{other}`"))
-                            .with_hint(format!(
-                                "`date:` is birthday, signup or first_purchase; for a `date:{other}` column of the customer import write `custom: {other}`"
-                            )),
-                    );
-                    None
-                }
-            },
-            (None, Some(c)) => {
-                if valid_name(&c.value) {
-                    Some(YearlyField::Custom(c.value.clone()))
-                } else {
-                    diags.push(
-                        Diagnostic::at(file, &c.referenced, format!("invalid custom date name `{}`", c.value))
-                            .with_hint("the name after `date:` in the import column, e.g. `custom: wedding` for `date:wedding`"),
-                    );
-                    None
-                }
-            }
-            _ => {
-                diags.push(
-                    Diagnostic::at(
-                        file,
-                        &y.referenced,
-                        "a yearly trigger needs exactly one of `date:` and `custom:`",
-                    )
-                    .with_hint("yearly: { date: birthday } or yearly: { custom: wedding }"),
-                );
-                None
-            }
-        };
-        let milestones = match &y_val.milestones {
-            None => None,
-            Some(m) => {
-                if m.value.is_empty() || m.value.iter().any(|n| *n < 0) {
-                    diags.push(
-                        Diagnostic::at(file, &m.referenced, "milestones must be a non-empty list of years")
-                            .with_hint("milestones: [1, 5, 10] sends on the 1st, 5th and 10th anniversary only"),
-                    );
-                }
-                let mut v = m.value.clone();
-                v.sort_unstable();
-                v.dedup();
-                Some(v)
-            }
-        };
-        let offset_days = offset(&y_val.offset_days, diags);
-        return date.map(|date| Trigger::Yearly {
-            date,
-            offset_days,
-            milestones,
-            feb29: y_val.feb29.unwrap_or_default(),
-        });
-    }
-    if let Some(h) = &t.holiday {
-        let mut ids = Vec::new();
-        for id in &h.value.ids.value {
-            if !valid_name(&id.value) {
-                diags.push(
-                    Diagnostic::at(
-                        file,
-                        &id.referenced,
-                        format!("invalid holiday id `{}`", id.value),
-                    )
-                    .with_hint(
-                        "holiday ids are the keys of config/calendars/*.yaml, e.g. mothers_day",
-                    ),
-                );
-            }
-            ids.push(id.value.clone());
-        }
-        if ids.is_empty() {
-            diags.push(
-                Diagnostic::at(file, &h.value.ids.referenced, "no holidays listed").with_hint(
-                    "holiday: { ids: [mothers_day] }; `ritualist calendar ro` lists the ids",
-                ),
-            );
-        }
-        let offset_days = offset(&h.value.offset_days, diags);
-        return Some(Trigger::Holiday { ids, offset_days });
-    }
-    if let Some(s) = &t.schedule {
-        if let Some(st) = send_time_given {
-            diags.push(
-                Diagnostic::at(
-                    file,
-                    &st.referenced,
-                    "send_time has no effect on a schedule",
-                )
-                .with_hint(
-                    "the time is part of the cron expression: `0 10 1 * *` is 10:00 on the 1st",
-                ),
-            );
-        }
-        return match CronSchedule::parse(&s.value.cron.value) {
-            Ok(cron) => Some(Trigger::Schedule { cron }),
-            Err(e) => {
-                let msg = match &e {
-                    schedule::ScheduleError::FieldCount { expr, found, .. } => {
-                        format!("schedule `{expr}` has {found} fields")
-                    }
-                    schedule::ScheduleError::Field {
-                        field,
-                        token,
-                        problem,
-                        ..
-                    } => format!("{field} field: `{token}` {problem}"),
-                };
-                diags.push(Diagnostic::at(file, &s.value.cron.referenced, msg).with_hint(e.hint()));
-                None
-            }
-        };
-    }
-    if let Some(i) = &t.inactivity {
-        let days = i.value.days.value.clone();
-        let increasing = days.windows(2).all(|w| w[0] < w[1]);
-        if days.is_empty() || days.iter().any(|d| *d <= 0) || !increasing {
-            diags.push(
-                Diagnostic::at(
-                    file,
-                    &i.value.days.referenced,
-                    "inactivity steps must be positive days in increasing order",
-                )
-                .with_hint("days: [45, 90] sends after 45 days without an order, then after 90"),
-            );
-            return None;
-        }
-        return Some(Trigger::Inactivity { days });
-    }
-    if let Some(o) = &t.order {
-        let delay_days = match &o.value.delay_days {
-            Some(d) if d.value < 0 || d.value > 366 => {
-                diags.push(
-                    Diagnostic::at(
-                        file,
-                        &d.referenced,
-                        format!("delay_days {} is out of range", d.value),
-                    )
-                    .with_hint("0 = right after the order; 7 = a week later at send_time"),
-                );
-                0
-            }
-            Some(d) => d.value,
-            None => 0,
-        };
-        if delay_days == 0
-            && let Some(st) = send_time_given
-        {
-            diags.push(
-                Diagnostic::at(file, &st.referenced, "send_time has no effect with delay_days: 0")
-                    .with_hint("a message with no delay goes right after the order; set delay_days to send on a later day at send_time"),
-            );
-        }
-        let every_nth = match &o.value.every_nth {
-            Some(n) if n.value == 0 => {
-                diags.push(
-                    Diagnostic::at(file, &n.referenced, "every_nth must be at least 1")
-                        .with_hint("every_nth: 5 rewards the 5th, 10th, 15th … order"),
-                );
-                1
-            }
-            Some(n) => n.value,
-            None => 1,
-        };
-        return Some(Trigger::Order {
-            delay_days,
-            every_nth,
-        });
-    }
-    None
-}
-
 /// `same_day`, `0`, `90m`, `6h`, `2d`.
 pub fn parse_grace(s: &str) -> Option<Grace> {
     let s = s.trim();
@@ -539,83 +265,12 @@ pub fn parse_ritual(file: &Path, text: &str) -> Result<Option<Ritual>, Diagnosti
         return Ok(None);
     }
     let mut diags = Diagnostics::default();
-    let stem = file
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or("ritual")
-        .to_string();
-    let name = match &spec.name {
-        Some(n) => {
-            if !valid_name(&n.value) {
-                diags.push(
-                    Diagnostic::at(file, &n.referenced, format!("invalid ritual name `{}`", n.value))
-                        .with_hint("use lower-case letters, digits, `_` and `-`, e.g. `birthday` or `thank_you`"),
-                );
-            }
-            n.value.clone()
-        }
-        None => stem,
-    };
-
-    let trigger = compile_trigger(file, &spec.trigger, spec.send_time.as_ref(), &mut diags);
-
-    let send_time = match &spec.send_time {
-        None => Time::constant(10, 0, 0, 0),
-        Some(s) => match parse_hhmm(&s.value) {
-            Some(t) => t,
-            None => {
-                diags.push(
-                    Diagnostic::at(
-                        file,
-                        &s.referenced,
-                        format!("invalid send_time `{}`", s.value),
-                    )
-                    .with_hint("write a 24-hour local time in quotes, e.g. \"10:00\" or \"18:30\""),
-                );
-                Time::midnight()
-            }
-        },
-    };
-
-    let mut channels = Vec::new();
-    for c in &spec.channels.value {
-        match c.value.parse::<Channel>() {
-            Ok(ch) if !channels.contains(&ch) => channels.push(ch),
-            Ok(ch) => diags.push(Diagnostic::at(
-                file,
-                &c.referenced,
-                format!("channel `{ch}` is listed twice"),
-            )),
-            Err(e) => diags.push(
-                Diagnostic::at(file, &c.referenced, e.to_string())
-                    .with_hint("channels: [email, sms]"),
-            ),
-        }
-    }
-    if spec.channels.value.is_empty() {
-        diags.push(
-            Diagnostic::at(file, &spec.channels.referenced, "no channels")
-                .with_hint("channels: [email, sms]"),
-        );
-    }
-
-    let deliver = match &spec.deliver {
-        None => DeliverPolicy::Preferred,
-        Some(d) => {
-            match d.value.as_str() {
-                "preferred" => DeliverPolicy::Preferred,
-                "all" => DeliverPolicy::All,
-                other => {
-                    diags.push(
-                    Diagnostic::at(file, &d.referenced, format!("unknown deliver policy `{other}`"))
-                        .with_hint("`preferred` (one message, on the customer's preferred channel) or `all`"),
-                );
-                    DeliverPolicy::Preferred
-                }
-            }
-        }
-    };
-
+    let name = ritual_name(file, spec.name.as_ref(), &mut diags);
+    let trigger =
+        trigger::compile_trigger(file, &spec.trigger, spec.send_time.as_ref(), &mut diags);
+    let send_time = send_time(file, spec.send_time.as_ref(), &mut diags);
+    let channels = channels(file, &spec.channels, &mut diags);
+    let deliver = deliver_policy(file, spec.deliver.as_ref(), &mut diags);
     if !valid_name(&spec.template.value) {
         diags.push(
             Diagnostic::at(
@@ -626,90 +281,23 @@ pub fn parse_ritual(file: &Path, text: &str) -> Result<Option<Ritual>, Diagnosti
             .with_hint("name a folder under templates/, e.g. `birthday`"),
         );
     }
-
-    let category = match &spec.category {
-        Some(c) => {
-            let ok = !c.value.is_empty() && c.value.split('.').all(valid_name);
-            if !ok {
-                diags.push(
-                    Diagnostic::at(
-                        file,
-                        &c.referenced,
-                        format!("invalid category `{}`", c.value),
-                    )
-                    .with_hint("dot-separated names, e.g. `digest` or `holidays.mothers_day`"),
-                );
-            }
-            Some(c.value.clone())
-        }
-        None if matches!(trigger, Some(Trigger::Holiday { .. })) => None,
-        None => Some(name.clone()),
-    };
-
-    let grace = match &spec.grace {
-        None => Grace::SameDay,
-        Some(g) => parse_grace(&g.value).unwrap_or_else(|| {
-            diags.push(
-                Diagnostic::at(file, &g.referenced, format!("invalid grace `{}`", g.value))
-                    .with_hint(
-                        "same_day (the default), 0 (never late), or a duration: 90m, 6h, 2d",
-                    ),
-            );
-            Grace::SameDay
-        }),
-    };
-
-    let holdout_percent = match &spec.holdout {
-        None => 0.0,
-        Some(h) if (0.0..=100.0).contains(&h.value) => h.value,
-        Some(h) => {
-            diags.push(
-                Diagnostic::at(
-                    file,
-                    &h.referenced,
-                    format!("holdout {} is not a percentage", h.value),
-                )
-                .with_hint("holdout: 10 keeps a stable 10% of the audience as a control group"),
-            );
-            0.0
-        }
-    };
-
-    let (audience, segment_lines) = match &spec.audience {
-        None => (Audience::default(), Vec::new()),
-        Some(a) => {
-            let conditions = audience::compile_conditions(file, &a.value, &mut diags);
-            let segs = a.value.segments.as_ref();
-            (
-                Audience {
-                    segments: segs
-                        .map(|s| s.value.iter().map(|x| x.value.clone()).collect())
-                        .unwrap_or_default(),
-                    conditions,
-                },
-                segs.map(|s| s.value.iter().map(|x| x.referenced.line()).collect())
-                    .unwrap_or_default(),
-            )
-        }
-    };
-
-    let survey = match &spec.survey {
-        None => None,
-        Some(sv) => match sv.value.as_str() {
-            "nps" => Some(SurveyKind::Nps),
-            other => {
-                diags.push(
-                    Diagnostic::at(file, &sv.referenced, format!("unknown survey kind `{other}`"))
-                        .with_hint("`survey: nps` gives the templates score links 0–10 (`{{#each survey.links}}…{{/each}}` or `{{survey_url 9}}`); leave it out for an ordinary ritual"),
-                );
-                None
-            }
-        },
-    };
-
+    let category = category(
+        file,
+        spec.category.as_ref(),
+        &name,
+        trigger.as_ref(),
+        &mut diags,
+    );
+    let grace = grace(file, spec.grace.as_ref(), &mut diags);
+    let holdout_percent = holdout(file, spec.holdout.as_ref(), &mut diags);
+    let (audience, segment_lines) = audience(file, spec.audience.as_ref(), &mut diags);
+    let survey = survey(file, spec.survey.as_ref(), &mut diags);
     if diags.has_errors() {
         return Err(diags);
     }
+    let Some(trigger) = trigger else {
+        unreachable!("a trigger that did not compile is an error")
+    };
     Ok(Some(Ritual {
         name,
         description: spec.description,
@@ -717,16 +305,8 @@ pub fn parse_ritual(file: &Path, text: &str) -> Result<Option<Ritual>, Diagnosti
             .label
             .as_ref()
             .map_or(spec.trigger.referenced.line(), |l| l.referenced.line()),
-        labels: spec
-            .label
-            .map(|l| {
-                l.value
-                    .into_iter()
-                    .map(|(k, v)| (k.trim().to_ascii_lowercase().replace('_', "-"), v))
-                    .collect()
-            })
-            .unwrap_or_default(),
-        trigger: trigger.expect("checked above"),
+        labels: spec.label.map(|l| labels(l.value)).unwrap_or_default(),
+        trigger,
         send_time,
         channels,
         deliver,
@@ -745,6 +325,217 @@ pub fn parse_ritual(file: &Path, text: &str) -> Result<Option<Ritual>, Diagnosti
         trigger_line: spec.trigger.referenced.line(),
         segment_lines,
     }))
+}
+
+/// `name:`, else the file's stem.
+fn ritual_name(file: &Path, name: Option<&Spanned<String>>, diags: &mut Diagnostics) -> String {
+    let Some(n) = name else {
+        return file
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("ritual")
+            .to_string();
+    };
+    if !valid_name(&n.value) {
+        diags.push(
+            Diagnostic::at(
+                file,
+                &n.referenced,
+                format!("invalid ritual name `{}`", n.value),
+            )
+            .with_hint(
+                "use lower-case letters, digits, `_` and `-`, e.g. `birthday` or `thank_you`",
+            ),
+        );
+    }
+    n.value.clone()
+}
+
+/// `label:` keys as locales: trimmed, lower case, `_` → `-`.
+fn labels(written: BTreeMap<String, String>) -> BTreeMap<String, String> {
+    written
+        .into_iter()
+        .map(|(k, v)| (k.trim().to_ascii_lowercase().replace('_', "-"), v))
+        .collect()
+}
+
+/// `send_time:` (default 10:00).
+fn send_time(file: &Path, s: Option<&Spanned<String>>, diags: &mut Diagnostics) -> Time {
+    let Some(s) = s else {
+        return Time::constant(10, 0, 0, 0);
+    };
+    parse_hhmm(&s.value).unwrap_or_else(|| {
+        diags.push(
+            Diagnostic::at(
+                file,
+                &s.referenced,
+                format!("invalid send_time `{}`", s.value),
+            )
+            .with_hint("write a 24-hour local time in quotes, e.g. \"10:00\" or \"18:30\""),
+        );
+        Time::midnight()
+    })
+}
+
+/// `channels:`: known, each once, at least one.
+fn channels(
+    file: &Path,
+    spec: &Spanned<Vec<Spanned<String>>>,
+    diags: &mut Diagnostics,
+) -> Vec<Channel> {
+    let mut channels = Vec::new();
+    for c in &spec.value {
+        match c.value.parse::<Channel>() {
+            Ok(ch) if !channels.contains(&ch) => channels.push(ch),
+            Ok(ch) => diags.push(Diagnostic::at(
+                file,
+                &c.referenced,
+                format!("channel `{ch}` is listed twice"),
+            )),
+            Err(e) => diags.push(
+                Diagnostic::at(file, &c.referenced, e.to_string())
+                    .with_hint("channels: [email, sms]"),
+            ),
+        }
+    }
+    if spec.value.is_empty() {
+        diags.push(
+            Diagnostic::at(file, &spec.referenced, "no channels")
+                .with_hint("channels: [email, sms]"),
+        );
+    }
+    channels
+}
+
+/// `deliver:` `preferred` (the default) or `all`.
+fn deliver_policy(
+    file: &Path,
+    d: Option<&Spanned<String>>,
+    diags: &mut Diagnostics,
+) -> DeliverPolicy {
+    let Some(d) = d else {
+        return DeliverPolicy::Preferred;
+    };
+    match d.value.as_str() {
+        "preferred" => DeliverPolicy::Preferred,
+        "all" => DeliverPolicy::All,
+        other => {
+            diags.push(
+                Diagnostic::at(
+                    file,
+                    &d.referenced,
+                    format!("unknown deliver policy `{other}`"),
+                )
+                .with_hint(
+                    "`preferred` (one message, on the customer's preferred channel) or `all`",
+                ),
+            );
+            DeliverPolicy::Preferred
+        }
+    }
+}
+
+/// `category:`, else none for a holiday ritual (one per holiday), else the ritual's name.
+fn category(
+    file: &Path,
+    c: Option<&Spanned<String>>,
+    name: &str,
+    trigger: Option<&Trigger>,
+    diags: &mut Diagnostics,
+) -> Option<String> {
+    match c {
+        Some(c) => {
+            let ok = !c.value.is_empty() && c.value.split('.').all(valid_name);
+            if !ok {
+                diags.push(
+                    Diagnostic::at(
+                        file,
+                        &c.referenced,
+                        format!("invalid category `{}`", c.value),
+                    )
+                    .with_hint("dot-separated names, e.g. `digest` or `holidays.mothers_day`"),
+                );
+            }
+            Some(c.value.clone())
+        }
+        None if matches!(trigger, Some(Trigger::Holiday { .. })) => None,
+        None => Some(name.to_string()),
+    }
+}
+
+/// `grace:` (default `same_day`).
+fn grace(file: &Path, g: Option<&Spanned<String>>, diags: &mut Diagnostics) -> Grace {
+    let Some(g) = g else {
+        return Grace::SameDay;
+    };
+    parse_grace(&g.value).unwrap_or_else(|| {
+        diags.push(
+            Diagnostic::at(file, &g.referenced, format!("invalid grace `{}`", g.value))
+                .with_hint("same_day (the default), 0 (never late), or a duration: 90m, 6h, 2d"),
+        );
+        Grace::SameDay
+    })
+}
+
+/// `holdout:` a percentage (default 0).
+fn holdout(file: &Path, h: Option<&Spanned<f64>>, diags: &mut Diagnostics) -> f64 {
+    match h {
+        None => 0.0,
+        Some(h) if (0.0..=100.0).contains(&h.value) => h.value,
+        Some(h) => {
+            diags.push(
+                Diagnostic::at(
+                    file,
+                    &h.referenced,
+                    format!("holdout {} is not a percentage", h.value),
+                )
+                .with_hint("holdout: 10 keeps a stable 10% of the audience as a control group"),
+            );
+            0.0
+        }
+    }
+}
+
+/// `audience:`: its segments (with the line of each) and its conditions.
+fn audience(
+    file: &Path,
+    a: Option<&Spanned<audience::spec::ConditionsSpec>>,
+    diags: &mut Diagnostics,
+) -> (Audience, Vec<u64>) {
+    let Some(a) = a else {
+        return (Audience::default(), Vec::new());
+    };
+    let conditions = audience::compile_conditions(file, &a.value, diags);
+    let segs = a.value.segments.as_ref();
+    (
+        Audience {
+            segments: segs
+                .map(|s| s.value.iter().map(|x| x.value.clone()).collect())
+                .unwrap_or_default(),
+            conditions,
+        },
+        segs.map(|s| s.value.iter().map(|x| x.referenced.line()).collect())
+            .unwrap_or_default(),
+    )
+}
+
+/// `survey:` (only `nps` today).
+fn survey(
+    file: &Path,
+    sv: Option<&Spanned<String>>,
+    diags: &mut Diagnostics,
+) -> Option<SurveyKind> {
+    let sv = sv?;
+    match sv.value.as_str() {
+        "nps" => Some(SurveyKind::Nps),
+        other => {
+            diags.push(
+                Diagnostic::at(file, &sv.referenced, format!("unknown survey kind `{other}`"))
+                    .with_hint("`survey: nps` gives the templates score links 0–10 (`{{#each survey.links}}…{{/each}}` or `{{survey_url 9}}`); leave it out for an ordinary ritual"),
+            );
+            None
+        }
+    }
 }
 
 fn valid_name(s: &str) -> bool {
