@@ -8,6 +8,7 @@ mod doctor;
 mod forget;
 mod import;
 mod ingest;
+mod lift;
 mod message;
 mod metrics;
 mod names;
@@ -38,6 +39,9 @@ pub use doctor::{Probe, doctor};
 pub use forget::{ForgetReport, StubKeys};
 pub use import::{ImportKind, ImportReport, import_file};
 pub use ingest::IngestReport;
+pub use lift::{
+    Counts, LiftError, MeanLift, MeanStats, ProportionLift, repeat_lift, revenue_lift, welch,
+};
 pub use message::{
     ComposeError, Composed, compose, compose_with, message_context, message_id, preferences_link,
     sample_customers, sample_occasion, survey_links, unsubscribe_link,
