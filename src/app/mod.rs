@@ -6,6 +6,7 @@ mod check;
 mod dispatch;
 mod doctor;
 mod forget;
+mod history;
 mod import;
 mod ingest;
 mod lift;
@@ -18,6 +19,7 @@ mod plan_cmd;
 mod preview;
 mod report;
 mod scan;
+mod surveys;
 mod tick;
 mod tokens;
 
@@ -37,6 +39,10 @@ pub use check::check;
 pub use dispatch::{DispatchReport, retry_delay_secs};
 pub use doctor::{Probe, doctor};
 pub use forget::{ForgetReport, StubKeys};
+pub use history::{
+    ChannelConsent, ConsentEventView, CustomerHistory, HISTORY_PLAN_DAYS, HistoryRequest, Orders,
+    Plan, Profile,
+};
 pub use import::{ImportKind, ImportReport, import_file};
 pub use ingest::IngestReport;
 pub use lift::{
@@ -57,6 +63,9 @@ pub use preview::{Preview, PreviewRequest, SUPPORTED_YEARS, find_customer_facts,
 pub use report::{
     Group, Nps, Outcome, Periods, ReportInput, ReportParams, ReportRequest, ReportRow,
     compute as compute_report, report,
+};
+pub use surveys::{
+    RitualNps, SurveysRequest, SurveysView, summarise as summarise_surveys, surveys,
 };
 pub use tick::{FactsBuilder, TickReport};
 pub use tokens::{LinkKeys, LinkMode, Origin, SurveyToken, TokenError, UnsubscribeToken};
