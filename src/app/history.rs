@@ -117,7 +117,7 @@ impl App {
         req: &HistoryRequest,
         now: Timestamp,
     ) -> Result<Option<CustomerHistory>, AppError> {
-        let Some(row) = self.store.find_customer(&req.customer).await? else {
+        let Some(row) = self.find_by_any_key(&req.customer).await? else {
             return Ok(None);
         };
         let consents = self.store.consent_map(row.id).await?;
@@ -158,6 +158,37 @@ impl App {
             },
         }))
     }
+}
+
+impl App {
+    /// The customer with this key as given; else with the key read as an email (any case)
+    /// or a phone number as people write it (`+1 201 555 0101`, `0722 000 111`), normalised
+    /// as the import stores them.
+    async fn find_by_any_key(&self, key: &str) -> Result<Option<CustomerRow>, AppError> {
+        if let Some(row) = self.store.find_customer(key).await? {
+            return Ok(Some(row));
+        }
+        for alt in alternative_keys(key, self.cfg.defaults.country_code.as_deref()) {
+            if let Some(row) = self.store.find_customer(&alt).await? {
+                return Ok(Some(row));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Other spellings of a lookup key: the normalised email, the E.164 phone number.
+fn alternative_keys(key: &str, country_code: Option<&str>) -> Vec<String> {
+    let mut out = Vec::new();
+    if key.contains('@') {
+        if let Ok(e) = crate::domain::Email::parse(key) {
+            out.push(e.to_string());
+        }
+    } else if let Ok(p) = crate::domain::Phone::parse(key, country_code) {
+        out.push(p.to_string());
+    }
+    out.retain(|k| k != key);
+    out
 }
 
 /// `YYYY-MM-DD`, or `--MM-DD` without a year, from the stored month-day (`MMDD`).
@@ -242,6 +273,20 @@ fn orders(all: Vec<StoryOrder>) -> Orders {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_are_also_tried_as_stored() {
+        assert_eq!(
+            alternative_keys("+1 201 555 0101", None),
+            ["+12015550101".to_string()]
+        );
+        assert_eq!(
+            alternative_keys("0722 000 111", Some("40")),
+            ["+40722000111".to_string()]
+        );
+        assert!(alternative_keys("C00002", None).is_empty());
+        assert!(alternative_keys("+12015550101", None).is_empty());
+    }
 
     #[test]
     fn birthdays_read_as_dates() {
