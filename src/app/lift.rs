@@ -11,7 +11,8 @@
 //! - Revenue per customer, a difference of two means: Welch's interval (unequal variances,
 //!   Welch–Satterthwaite degrees of freedom). It needs each group's sum of squares, which
 //!   the report does not keep today: [`revenue_lift`] takes per-customer revenues,
-//!   [`welch`] the summary statistics.
+//!   [`welch`] the summary statistics ([`MeanStats::from_sums`] from count, sum and sum of
+//!   squares). [`outcome_lift`] reads a report row's counts as they are.
 //!
 //! Everything here is a function of its arguments; no I/O, no clock.
 
@@ -105,6 +106,21 @@ pub fn repeat_lift(treated: Counts, holdout: Counts) -> Result<ProportionLift, L
         more_needed,
         verdict,
     })
+}
+
+/// The repeat-purchase lift of a report row's outcome (recipients versus holdout), for the
+/// report and the results page: `report` already counts both groups.
+pub fn outcome_lift(o: &super::Outcome) -> Result<ProportionLift, LiftError> {
+    repeat_lift(
+        Counts {
+            n: o.recipients.n,
+            x: o.recipients.repeat_customers,
+        },
+        Counts {
+            n: o.holdout.n,
+            x: o.holdout.repeat_customers,
+        },
+    )
 }
 
 fn proportion_verdict(d: f64, low: f64, high: f64, more: Option<u64>) -> String {
@@ -275,6 +291,19 @@ mod tests {
         let (lo, hi) = wilson(0, 10, Z_975);
         assert_eq!(lo, 0.0);
         assert!(close(hi, Z_975 * Z_975 / (10.0 + Z_975 * Z_975), 1e-12));
+    }
+
+    #[test]
+    fn a_report_outcome_gives_its_lift() {
+        let mut o = crate::app::Outcome::default();
+        o.recipients.n = 70;
+        o.recipients.repeat_customers = 56;
+        o.holdout.n = 80;
+        o.holdout.repeat_customers = 48;
+        let l = outcome_lift(&o).unwrap();
+        assert!(close(l.low, 0.0524, 5e-5) && close(l.high, 0.3339, 5e-5));
+        o.holdout.n = 0;
+        assert_eq!(outcome_lift(&o), Err(LiftError::Empty("holdout")));
     }
 
     #[test]

@@ -46,7 +46,8 @@ pub use history::{
 pub use import::{ImportKind, ImportReport, import_file};
 pub use ingest::IngestReport;
 pub use lift::{
-    Counts, LiftError, MeanLift, MeanStats, ProportionLift, repeat_lift, revenue_lift, welch,
+    Counts, LiftError, MeanLift, MeanStats, ProportionLift, outcome_lift, repeat_lift,
+    revenue_lift, welch,
 };
 pub use message::{
     ComposeError, Composed, compose, compose_with, message_context, message_id, preferences_link,
