@@ -186,5 +186,26 @@ async fn a_customer_s_story_matches_the_database() {
         let s: Value = serde_json::from_str(&out).unwrap();
         assert!(s["answers"].as_array().unwrap().is_empty(), "{s:#}");
         assert_eq!(s["nps"][0]["responses"], 1);
+        // CSV quotes the comment's comma; --since after the answer leaves nothing.
+        let (code, out, _) = run(&t, &["surveys", "--format", "csv"]);
+        assert_eq!(code, Some(0));
+        assert!(
+            out.starts_with("ritual,customer,occurrence,score,comment,"),
+            "{out}"
+        );
+        assert!(
+            out.contains(",9,\"Lovely flowers, FAST delivery\","),
+            "{out}"
+        );
+        let (code, out, _) = run(
+            &t,
+            &["surveys", "--since", "2027-05-06", "--format", "json"],
+        );
+        assert_eq!(code, Some(0));
+        let s: Value = serde_json::from_str(&out).unwrap();
+        assert!(
+            s["answers"].as_array().unwrap().is_empty() && s["nps"].as_array().unwrap().is_empty(),
+            "{s:#}"
+        );
     }
 }
