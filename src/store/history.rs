@@ -39,6 +39,38 @@ pub struct StoryOrder {
     pub currency: String,
 }
 
+/// A customer's ledger rows (by `idx_deliveries_customer_due`), with the stored message
+/// when `payloads`.
+fn messages_sql(payloads: bool) -> String {
+    let (col, join) = if payloads {
+        (
+            "m.payload",
+            "LEFT JOIN delivery_messages m ON m.delivery_id = d.id",
+        )
+    } else {
+        ("NULL", "")
+    };
+    format!(
+        "SELECT d.id, d.ritual, d.category, d.occurrence, d.channel, d.status, d.reason, \
+         d.last_error, d.attempts, d.recipient, d.subject, d.due_at, d.created_at, d.sent_at, \
+         {col} AS payload FROM deliveries d {join} WHERE d.customer_id = $1 ORDER BY d.due_at, d.id"
+    )
+}
+
+/// A customer's orders (by `idx_orders_customer_time`).
+const ORDERS_SQL: &str = "SELECT external_id, ordered_at, amount_minor, currency FROM orders \
+     WHERE customer_id = $1 ORDER BY ordered_at, id";
+
+/// A customer's survey answers for `n` rituals (by the unique (ritual, customer, occurrence)
+/// index, one probe per ritual).
+fn surveys_sql(n: usize) -> String {
+    format!(
+        "SELECT ritual, customer_id, occurrence, score, comment, first_at, updated_at \
+         FROM survey_responses WHERE customer_id = $1 AND ritual IN ({}) ORDER BY first_at, id",
+        placeholders(2, n)
+    )
+}
+
 impl Store {
     /// A customer's ledger rows, oldest due first; with `payloads`, each row's stored message.
     pub async fn customer_messages(
@@ -46,19 +78,7 @@ impl Store {
         customer_id: i64,
         payloads: bool,
     ) -> Result<Vec<StoryMessage>, StoreError> {
-        let (col, join) = if payloads {
-            (
-                "m.payload",
-                "LEFT JOIN delivery_messages m ON m.delivery_id = d.id",
-            )
-        } else {
-            ("NULL", "")
-        };
-        let sql = format!(
-            "SELECT d.id, d.ritual, d.category, d.occurrence, d.channel, d.status, d.reason, \
-             d.last_error, d.attempts, d.recipient, d.subject, d.due_at, d.created_at, d.sent_at, \
-             {col} AS payload FROM deliveries d {join} WHERE d.customer_id = $1 ORDER BY d.due_at, d.id"
-        );
+        let sql = messages_sql(payloads);
         let rows = self.all(&sql, vec![customer_id.into()]).await?;
         rows.iter()
             .map(|r| {
@@ -89,13 +109,7 @@ impl Store {
 
     /// A customer's orders, oldest first.
     pub async fn customer_orders(&self, customer_id: i64) -> Result<Vec<StoryOrder>, StoreError> {
-        let rows = self
-            .all(
-                "SELECT external_id, ordered_at, amount_minor, currency FROM orders \
-                 WHERE customer_id = $1 ORDER BY ordered_at, id",
-                vec![customer_id.into()],
-            )
-            .await?;
+        let rows = self.all(ORDERS_SQL, vec![customer_id.into()]).await?;
         rows.iter()
             .map(|r| {
                 Ok(StoryOrder {
@@ -118,11 +132,7 @@ impl Store {
         if rituals.is_empty() {
             return Ok(Vec::new());
         }
-        let sql = format!(
-            "SELECT ritual, customer_id, occurrence, score, comment, first_at, updated_at \
-             FROM survey_responses WHERE customer_id = $1 AND ritual IN ({}) ORDER BY first_at, id",
-            placeholders(2, rituals.len())
-        );
+        let sql = surveys_sql(rituals.len());
         let mut values: Vec<Value> = vec![customer_id.into()];
         values.extend(rituals.iter().map(|r| Value::from(r.clone())));
         let rows = self.all(&sql, values).await?;
@@ -139,5 +149,49 @@ impl Store {
                 })
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The story reads one customer: each query must probe an index, never scan a table.
+    #[tokio::test]
+    async fn a_customer_s_story_is_read_through_indexes() {
+        let dir = std::env::temp_dir().join(format!(
+            "ritualist-history-{}-{}",
+            std::process::id(),
+            crate::store::random_token()
+        ));
+        let url = format!("sqlite://{}/t.db?mode=rwc", dir.display());
+        let store = Store::open(&url).await.unwrap();
+        let queries: [(String, Vec<Value>); 4] = [
+            (messages_sql(false), vec![1i64.into()]),
+            (messages_sql(true), vec![1i64.into()]),
+            (ORDERS_SQL.to_string(), vec![1i64.into()]),
+            (
+                surveys_sql(2),
+                vec![1i64.into(), "survey".into(), "pulse".into()],
+            ),
+        ];
+        for (sql, values) in queries {
+            let plan: Vec<String> = store
+                .all(&format!("EXPLAIN QUERY PLAN {sql}"), values)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.try_get::<String>("", "detail").unwrap())
+                .collect();
+            let plan = plan.join(" | ");
+            assert!(plan.contains("USING"), "{sql}: {plan}");
+            assert!(
+                !plan
+                    .split(" | ")
+                    .any(|step| step.starts_with("SCAN ") && !step.contains("USING")),
+                "{sql}: {plan}"
+            );
+        }
+        let _ = std::fs::remove_dir_all(dir);
     }
 }
