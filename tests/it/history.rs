@@ -186,6 +186,9 @@ async fn a_customer_s_story_matches_the_database() {
         let s: Value = serde_json::from_str(&out).unwrap();
         assert!(s["answers"].as_array().unwrap().is_empty(), "{s:#}");
         assert_eq!(s["nps"][0]["responses"], 1);
+        let (code, _, err) = run(&t, &["surveys", "no_such_ritual"]);
+        assert_eq!(code, Some(2), "{err}");
+        assert!(err.contains("no_such_ritual"), "{err}");
         // CSV quotes the comment's comma; --since after the answer leaves nothing.
         let (code, out, _) = run(&t, &["surveys", "--format", "csv"]);
         assert_eq!(code, Some(0));

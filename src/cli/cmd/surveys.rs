@@ -40,6 +40,13 @@ fn arg_date(s: &str) -> Result<jiff::civil::Date, String> {
 pub async fn run(config: &Path, args: SurveysArgs) -> Result<ExitCode, AppError> {
     let cfg = Config::load(config)?;
     let store = Store::open(&cfg.database_url).await?;
+    if let Some(r) = &args.ritual {
+        // As in `report`: a ritual removed from the config still has its history.
+        let known = app::Known::load(&cfg).unwrap_or_default();
+        if known.ritual(r).is_err() && !store.ledger_has_ritual(r).await? {
+            known.ritual(r)?;
+        }
+    }
     let req = SurveysRequest {
         ritual: args.ritual,
         search: args.search,
