@@ -22,7 +22,7 @@ pub struct HistoryArgs {
     #[arg(long)]
     pub messages: bool,
     /// Days ahead to plan, from the customer's today.
-    #[arg(long, default_value_t = HISTORY_PLAN_DAYS, value_parser = clap::value_parser!(u32).range(0..=366))]
+    #[arg(long, default_value_t = HISTORY_PLAN_DAYS, value_parser = clap::value_parser!(u32).range(1..=366))]
     pub days: u32,
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
