@@ -6,8 +6,10 @@ mod check;
 mod dispatch;
 mod doctor;
 mod forget;
+mod history;
 mod import;
 mod ingest;
+mod lift;
 mod message;
 mod metrics;
 mod names;
@@ -18,6 +20,7 @@ mod preview;
 mod render_queue;
 mod report;
 mod scan;
+mod surveys;
 mod tick;
 mod tokens;
 
@@ -38,8 +41,16 @@ pub use check::check;
 pub use dispatch::{DispatchReport, retry_delay_secs};
 pub use doctor::{Probe, doctor};
 pub use forget::{ForgetReport, StubKeys};
+pub use history::{
+    ChannelConsent, ConsentEventView, CustomerHistory, HISTORY_PLAN_DAYS, HistoryRequest, Orders,
+    Plan, Profile,
+};
 pub use import::{ImportKind, ImportReport, import_file};
 pub use ingest::IngestReport;
+pub use lift::{
+    Counts, LiftError, MeanLift, MeanStats, ProportionLift, outcome_lift, repeat_lift,
+    revenue_lift, welch,
+};
 pub use message::{
     ComposeError, ComposeRequest, Composed, compose, compose_with, message_context, message_id,
     preferences_link, sample_customers, sample_occasion, survey_links, unsubscribe_link,
@@ -55,6 +66,9 @@ pub use preview::{Preview, PreviewRequest, SUPPORTED_YEARS, find_customer_facts,
 pub use report::{
     Group, Nps, Outcome, Periods, ReportInput, ReportParams, ReportRequest, ReportRow,
     compute as compute_report, report,
+};
+pub use surveys::{
+    RitualNps, SurveysRequest, SurveysView, summarise as summarise_surveys, surveys,
 };
 pub use tick::{FactsBuilder, TickReport};
 pub(crate) use tokens::hmac_sha1;

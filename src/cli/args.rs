@@ -79,6 +79,12 @@ pub enum Command {
     /// Per ritual: due, sent, failed, suppressed by reason, opt-outs caused, survey answers and
     /// NPS; repeat purchases and revenue within N days, recipients versus the holdout group.
     Report(ReportArgs),
+    /// One customer's story: profile, consent and its history, every message, orders, survey
+    /// answers, and what is planned for them next and why. Exit code 1 when no customer matches.
+    History(super::cmd::history::HistoryArgs),
+    /// Survey answers with their comments, newest first (`--search` a comment), and NPS per
+    /// ritual.
+    Surveys(super::cmd::surveys::SurveysArgs),
     /// Ledger rows per status.
     Status,
     /// The outbox: messages per status and channel, the failed and the in-doubt ones with

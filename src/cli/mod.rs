@@ -57,6 +57,8 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, AppError> {
         Command::Plan(args) => cmd::plan::run(config, args).await,
         Command::Outbox(args) => cmd::outbox::run(config, args).await,
         Command::Report(args) => cmd::report::run(config, args).await,
+        Command::History(args) => cmd::history::run(config, args).await,
+        Command::Surveys(args) => cmd::surveys::run(config, args).await,
         Command::Status => cmd::status::run(config).await,
     }
 }

@@ -14,6 +14,7 @@ mod codes;
 mod consent;
 mod engine;
 mod group;
+mod history;
 mod ledger;
 mod limits;
 mod metrics;
@@ -34,6 +35,7 @@ pub use codes::{NO_CHANNEL, channel_of};
 pub use consent::ConsentEvent;
 pub use engine::{HistoryRow, MonthDayColumn, OrderRow, Probe};
 pub use group::Urgency;
+pub use history::{StoryMessage, StoryOrder};
 pub use ledger::{
     ChannelPause, ClaimedDelivery, DeliveryRow, FailedDelivery, NewDelivery, QueueCount,
     RenderedMessage, RowSelection, Status,
@@ -43,7 +45,7 @@ pub use metrics::LedgerCount;
 pub use people::{CustomerRow, UpsertStats};
 pub use privacy::Erasure;
 pub use report::{LedgerFact, OptOutFact, OrderFact, SentFact};
-pub use surveys::SurveyResponse;
+pub use surveys::{SurveyAnswer, SurveyResponse};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -74,3 +74,55 @@ impl Store {
             .collect()
     }
 }
+
+/// One survey answer with the customer's external id, for `ritualist surveys`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SurveyAnswer {
+    pub ritual: String,
+    pub customer: String,
+    pub customer_id: i64,
+    pub occurrence: String,
+    pub score: i32,
+    pub comment: Option<String>,
+    pub first_at: i64,
+    pub updated_at: i64,
+}
+
+impl Store {
+    /// Survey answers first given at or after `since` (all with `None`), of one ritual (all
+    /// with `None`), newest first.
+    pub async fn survey_answers(
+        &self,
+        ritual: Option<&str>,
+        since: Option<i64>,
+    ) -> Result<Vec<SurveyAnswer>, StoreError> {
+        let mut values = vec![since.unwrap_or(i64::MIN).into()];
+        let only = match ritual {
+            Some(r) => {
+                values.push(r.to_string().into());
+                " AND s.ritual = $2"
+            }
+            None => "",
+        };
+        let sql = format!(
+            "SELECT s.ritual, c.external_id, s.customer_id, s.occurrence, s.score, s.comment, s.first_at, s.updated_at \
+             FROM survey_responses s JOIN customers c ON c.id = s.customer_id \
+             WHERE s.first_at >= $1{only} ORDER BY s.first_at DESC, s.id DESC"
+        );
+        let rows = self.all(&sql, values).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(SurveyAnswer {
+                    ritual: r.try_get("", "ritual")?,
+                    customer: r.try_get("", "external_id")?,
+                    customer_id: r.try_get("", "customer_id")?,
+                    occurrence: r.try_get("", "occurrence")?,
+                    score: r.try_get("", "score")?,
+                    comment: r.try_get("", "comment")?,
+                    first_at: r.try_get("", "first_at")?,
+                    updated_at: r.try_get("", "updated_at")?,
+                })
+            })
+            .collect()
+    }
+}

@@ -16,6 +16,7 @@ mod engine;
 mod faults;
 mod forget;
 mod harness;
+mod history;
 mod hostile;
 mod inert;
 mod ingest;

@@ -5,6 +5,7 @@ pub mod calendar;
 pub mod check;
 pub mod doctor;
 pub mod forget;
+pub mod history;
 pub mod import;
 pub mod migrate;
 pub mod optout;
@@ -14,6 +15,7 @@ pub mod preview;
 pub mod report;
 pub mod run;
 pub mod status;
+pub mod surveys;
 
 use std::process::ExitCode;
 
