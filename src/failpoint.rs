@@ -1,4 +1,4 @@
-//! Crash points for the crash-matrix tests (RELIABILITY.md §5): `RITUALIST_FAILPOINT=NAME@N`
+//! Crash points for the crash-matrix tests (docs/delivery-guarantee.md §5): `RITUALIST_FAILPOINT=NAME@N`
 //! makes the process abort — no destructors, no flush, no goodbye to the SMTP server, the
 //! same as `kill -9` for everything the process wrote so far — the N-th time (1-based) it
 //! reaches the point called NAME. Only debug builds have them; in a release build [`hit`]

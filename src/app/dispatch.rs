@@ -468,7 +468,7 @@ impl App {
     /// Sends a batch with `delivery.handover_batch` = N > 1: rows are committed `sending` N per
     /// statement *before* their envelope or request (so a message waits for no commit of its
     /// own before it goes out), and at most `2 × N` rows are unsettled at once — what a crash
-    /// may leave in doubt (RELIABILITY.md §1, "batches widen the in-doubt window"). A channel's
+    /// may leave in doubt (docs/delivery-guarantee.md §1, "batches widen the in-doubt window"). A channel's
     /// permit is held only while its transport works, and results are group-committed while
     /// the next messages go out. A row whose transport says it never handed the message over
     /// (connection refused, 4xx before the body, the breaker open) is settled as untried, as

@@ -6,7 +6,7 @@
 //! [`compute`] is a pure function over rows the store fetched ([`App::report`] fetches them),
 //! so every number can be checked by hand in a unit test.
 //!
-//! Definitions (README "ritualist report" says the same):
+//! Definitions (docs/marketer.md, "ritualist report", says the same):
 //! - A ledger row belongs to the period of its `due_at`. `due` counts rows (one per
 //!   occurrence and channel; one per suppressed occurrence).
 //! - Recipients: customers with a `sent` row; holdout: rows `suppressed` with reason

@@ -184,7 +184,7 @@ impl SendFailure {
 }
 
 /// The last step before a transport hands a message over: the dispatcher commits the row as
-/// `sending` (RELIABILITY.md §1). SMTP calls it after `354` to DATA, before the first byte of
+/// `sending` (docs/delivery-guarantee.md §1). SMTP calls it after `354` to DATA, before the first byte of
 /// the body; SMS right before the request; the outbox before writing the file. If it fails,
 /// nothing is handed over and the transport returns that error.
 pub trait Handover: Send + Sync {

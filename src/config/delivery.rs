@@ -222,7 +222,7 @@ pub struct DeliveryConfig {
     /// (SMTP: after `354`; HTTP: right before the request), so a crash leaves at most one
     /// message per connection or request in doubt. `N > 1`: messages are committed `sending` N
     /// per statement before their envelope or request, at most `2 × N` at once — fewer commits
-    /// per message, and up to `2 × N` messages in doubt after a crash (RELIABILITY.md §1,
+    /// per message, and up to `2 × N` messages in doubt after a crash (docs/delivery-guarantee.md §1,
     /// "batches widen the in-doubt window").
     pub handover_batch: HandoverBatch,
 }
@@ -248,7 +248,7 @@ impl HandoverBatch {
     }
 }
 
-/// What happens to a message that was handed over when the answer was lost (RELIABILITY.md §1).
+/// What happens to a message that was handed over when the answer was lost (docs/delivery-guarantee.md §1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InDoubtPolicy {
     /// Send it again, byte for byte: a possible duplicate, never a loss.

@@ -355,7 +355,7 @@ mod tests {
         assert_eq!(c.defaults.time_zone, "Europe/Bucharest");
         assert_eq!(c.rituals_dir, PathBuf::from("/etc/r/rituals"));
         assert!(matches!(c.delivery.email, EmailTransport::Outbox));
-        // README's configuration block and benches/delivery.rs state this default.
+        // docs/operator.md's configuration block and benches/delivery.rs state this default.
         assert_eq!(c.delivery.batch_size, 1000);
     }
 

@@ -16,7 +16,7 @@
 //!
 //! Unlike the unsubscribe page, GET acts here: one click is the whole point of an NPS email.
 //! Mail scanners that fetch every link of a message would record a score (the last one they
-//! fetch); README "Surveys" says what that means for the numbers.
+//! fetch); docs/marketer.md, "Surveys (NPS)", says what that means for the numbers.
 
 use std::sync::Arc;
 

@@ -10,7 +10,7 @@
 //!
 //! On SQLite the erasure runs with `secure_delete` (freed bytes are zeroed) and is followed
 //! by a WAL checkpoint, so the file no longer holds the old values. PostgreSQL keeps dead row
-//! versions until `VACUUM` reuses their space (see README, Running in production).
+//! versions until `VACUUM` reuses their space (see docs/operator.md, Running in production).
 
 use sea_orm::{ConnectionTrait, TransactionTrait, Value};
 

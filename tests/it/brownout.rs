@@ -1,4 +1,4 @@
-//! Brown-out (RELIABILITY.md §5): a relay that cycles through normal service, `421`s that close
+//! Brown-out (docs/delivery-guarantee.md §5): a relay that cycles through normal service, `421`s that close
 //! the connection and `450`s (tests/peers/brownout_smtp.py: a fixed cycle over the MAIL commands
 //! it gets, so the run is the same every time). The queue is drained every two hours of ledger
 //! time until it is empty. Everything is accepted exactly once; nothing fails and nothing is in

@@ -1,4 +1,4 @@
-//! The crash matrix (RELIABILITY.md §5): 1,000 birthday emails queued, the dispatcher killed
+//! The crash matrix (docs/delivery-guarantee.md §5): 1,000 birthday emails queued, the dispatcher killed
 //! once at a chosen point (a failpoint that aborts the process, as `kill -9` would, while
 //! message #500 is in flight), the daemon started again after the lease expired, and the queue
 //! drained into a real smtp-sink. For every crash point × {SQLite, PostgreSQL} × {resend, skip}
@@ -174,7 +174,7 @@ fn tail(s: &str) -> String {
     lines[lines.len().saturating_sub(15)..].join("\n")
 }
 
-/// The exact outcome RELIABILITY.md §5 asks for at each point.
+/// The exact outcome docs/delivery-guarantee.md §5 asks for at each point.
 fn expected(policy: &str, handed_over: bool, reached: bool) -> Outcome {
     match (policy, handed_over, reached) {
         (_, false, _) => Outcome {
@@ -250,7 +250,7 @@ async fn crash_matrix_postgres_skip() {
     matrix(Db::Postgres, "skip").await;
 }
 
-/// `handover_batch: 10` (RELIABILITY.md §1, "batches widen the in-doubt window"): rows are
+/// `handover_batch: 10` (docs/delivery-guarantee.md §1, "batches widen the in-doubt window"): rows are
 /// committed `sending` ten per statement ahead of their envelope, at most 20 unsettled at once.
 /// A crash right after a chunk's commit (`after_handover_batch`, its ten rows not yet started)
 /// or with message #500 on the wire (`after_dot`) leaves between 1 and 20 rows in doubt —

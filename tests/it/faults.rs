@@ -1,4 +1,4 @@
-//! Fault injection with Postfix's smtp-sink (RELIABILITY.md §2, §5): 20 birthday emails sent
+//! Fault injection with Postfix's smtp-sink (docs/delivery-guarantee.md §2, §5): 20 birthday emails sent
 //! to a sink that misbehaves in one way — soft rejects (`-r`), hard rejects (`-f`), 421 and a
 //! closed connection (`-Q`), a silent disconnect after the message (`-q`), a slow DATA reply
 //! (`-w`), a slow reply to the final dot (`-W`) — then the faulty sink is stopped and a healthy

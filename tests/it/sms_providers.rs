@@ -583,7 +583,7 @@ async fn twilio_down_falls_back_to_a_real_kannel() {
 }
 
 /// A gateway that takes the request and answers too late: the message may have gone out, so the
-/// next provider is not asked to send it again (RELIABILITY.md §1: SMS in doubt is not resent).
+/// next provider is not asked to send it again (docs/delivery-guarantee.md §1: SMS in doubt is not resent).
 #[tokio::test]
 async fn no_answer_in_time_is_in_doubt_and_not_sent_elsewhere() {
     let slow = Gateway::start_with_delay(twilio(Twilio::Accept), Duration::from_secs(4)).await;

@@ -1,5 +1,5 @@
 //! What an SMTP reply means for the message: transient, permanent, a hard bounce of the
-//! recipient, or a refusal of ritualist itself (RELIABILITY.md §2).
+//! recipient, or a refusal of ritualist itself (docs/delivery-guarantee.md §2).
 
 use crate::channel::SendFailure;
 
@@ -46,7 +46,7 @@ fn enhanced_code(text: &str) -> Option<(u16, u16, u16)> {
 }
 
 /// Classifies a permanent (5xx) reply by the command it answered, its code and its text
-/// (after the code). RELIABILITY.md §2; pure, so a table test pins it.
+/// (after the code). docs/delivery-guarantee.md §2; pure, so a table test pins it.
 pub fn classify_rejection(phase: SmtpPhase, code: u16, text: &str) -> Rejection {
     if !(500..600).contains(&code) {
         return Rejection::Other;

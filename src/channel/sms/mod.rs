@@ -12,7 +12,7 @@
 //! | in doubt | no (complete) answer after the request was written | **no** | transient |
 //!
 //! In doubt is not passed to the next provider: the first may have taken the message, and a
-//! second gateway would send it again (RELIABILITY.md §1: SMS prefers a possible loss to a
+//! second gateway would send it again (docs/delivery-guarantee.md §1: SMS prefers a possible loss to a
 //! possible duplicate). Provider replies quoted in errors never carry the credential, and the
 //! recipient's number is replaced by `<to>` (errors reach the logs).
 
@@ -31,7 +31,7 @@ use super::{Handover, SendFailure};
 use crate::clock::{Clock, SharedClock};
 use crate::config::SmsProvider;
 
-/// A provider's reply body is read up to this many bytes (RELIABILITY.md §4: a size cap).
+/// A provider's reply body is read up to this many bytes (docs/delivery-guarantee.md §4: a size cap).
 const BODY_CAP: usize = 64 * 1024;
 /// Characters of a reply quoted in a message.
 const EXCERPT_CHARS: usize = 200;

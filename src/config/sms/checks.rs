@@ -33,7 +33,7 @@ pub(super) fn provider_name(
     n.value.clone()
 }
 
-/// https, or http to this machine only (RELIABILITY.md §4: outbound HTTP).
+/// https, or http to this machine only (docs/delivery-guarantee.md §4: outbound HTTP).
 pub(super) fn check_url(path: &Path, u: &Spanned<String>, diags: &mut Diagnostics) {
     if let Err(e) = url_problem(&u.value) {
         diags.push(Diagnostic::at(path, &u.referenced, e).with_hint(
