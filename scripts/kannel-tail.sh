@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Shows where Kannel's ~40 ms stall at the end of a burst comes from (docs/performance.md, "Where the default
+# Shows where Kannel's ~40 ms stall at the end of a burst comes from (docs/bench-history.md, "Where the default
 # path's time goes"): 3 bursts of 200 sendsms requests over 8 keep-alive connections, against a
 # stock Kannel (bearerbox + smsbox + fakesmsc) and against one whose processes, one at a time,
 # get TCP_NODELAY forced on their sockets by an LD_PRELOAD shim (for the experiment only).
