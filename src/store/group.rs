@@ -246,7 +246,7 @@ mod tests {
             .await
             .unwrap()
             .into_iter()
-            .map(|d| d.status)
+            .map(|d| d.status.to_string())
             .collect()
     }
 

@@ -49,7 +49,7 @@ async fn next_year(t: &TestApp) -> Vec<(String, String)> {
         .await
         .into_iter()
         .filter(|d| d.occurrence == "2028")
-        .map(|d| (d.status, d.reason.unwrap_or_default()))
+        .map(|d| (d.status.to_string(), d.reason.unwrap_or_default()))
         .collect()
 }
 

@@ -95,7 +95,7 @@ async fn birthdays(t: &TestApp, year: &str) -> Vec<(i64, String, String, String)
             (
                 d.customer_id,
                 d.channel,
-                d.status,
+                d.status.to_string(),
                 d.reason.unwrap_or_default(),
             )
         })

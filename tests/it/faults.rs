@@ -103,10 +103,10 @@ async fn run_with(fault: &[&str], handover_batch: u32) -> Option<Run> {
     let mut statuses: BTreeMap<String, usize> = BTreeMap::new();
     let mut by_status: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for r in &rows {
-        *statuses.entry(r.status.clone()).or_default() += 1;
+        *statuses.entry(r.status.to_string()).or_default() += 1;
         if let Some(id) = &r.message_id {
             by_status
-                .entry(r.status.clone())
+                .entry(r.status.to_string())
                 .or_default()
                 .insert(id.trim_matches(['<', '>']).to_string());
         }

@@ -187,7 +187,13 @@ impl TestApp {
             .await
             .unwrap()
             .into_iter()
-            .map(|d| (d.channel, d.status, d.reason.unwrap_or_default()))
+            .map(|d| {
+                (
+                    d.channel,
+                    d.status.to_string(),
+                    d.reason.unwrap_or_default(),
+                )
+            })
             .collect()
     }
 }

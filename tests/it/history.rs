@@ -104,7 +104,7 @@ async fn a_customer_s_story_matches_the_database() {
                     r.id,
                     r.ritual.clone(),
                     r.occurrence.clone(),
-                    r.status.clone(),
+                    r.status.to_string(),
                 )
             })
             .collect();

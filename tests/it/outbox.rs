@@ -31,7 +31,7 @@ async fn ledger(t: &TestApp) -> Vec<(i64, String, i32)> {
     t.rows()
         .await
         .into_iter()
-        .map(|d| (d.id, d.status, d.attempts))
+        .map(|d| (d.id, d.status.to_string(), d.attempts))
         .collect()
 }
 
