@@ -36,7 +36,7 @@ pub use check::check;
 pub use dispatch::{DispatchReport, retry_delay_secs};
 pub use doctor::{Probe, doctor};
 pub use forget::{ForgetReport, StubKeys};
-pub use import::{ImportKind, ImportReport, import_file};
+pub use import::{ImportKind, ImportProgress, ImportReport, import_file};
 pub use ingest::IngestReport;
 pub use message::{
     ComposeError, Composed, compose, compose_with, message_context, message_id, preferences_link,
@@ -346,7 +346,8 @@ impl App {
                 sample,
                 None,
                 None,
-                false,
+                crate::clock::now().as_second(),
+                &mut |_| {},
             )
             .await?;
             tracing::info!(

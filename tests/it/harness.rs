@@ -111,7 +111,8 @@ impl TestApp {
             &path,
             None,
             None,
-            false,
+            ritualist::clock::now().as_second(),
+            &mut |_| {},
         )
         .await
         .unwrap();
@@ -131,7 +132,8 @@ impl TestApp {
             &path,
             None,
             None,
-            false,
+            ritualist::clock::now().as_second(),
+            &mut |_| {},
         )
         .await
         .unwrap()

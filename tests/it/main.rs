@@ -17,6 +17,7 @@ mod faults;
 mod forget;
 mod harness;
 mod hostile;
+mod import_stream;
 mod inert;
 mod ingest;
 mod kannel_inbound;
