@@ -157,6 +157,18 @@ impl Store {
         use sea_orm::TransactionTrait;
         let mut stats = UpsertStats::default();
         let guard = !stubs.is_empty() && self.has_forgotten().await?;
+        // The first chunk's stored ids are read before the transaction: a SQLite transaction
+        // that reads before it writes fails at its first write (SQLITE_BUSY_SNAPSHOT) when
+        // another connection wrote in between, while one that starts with a write waits its
+        // turn. Later chunks read inside it, after its writes (they see the earlier chunks).
+        let ids = |chunk: &[CustomerRecord]| -> Vec<Value> {
+            chunk.iter().map(|c| c.external_id.clone().into()).collect()
+        };
+        let first = records
+            .get(..UPSERT_ROWS.min(records.len()))
+            .unwrap_or_default();
+        let mut first =
+            Some(existing_external_ids(self, &self.db, "customers", &ids(first)).await?);
         let txn = self.db.begin().await?;
         for (ci, chunk) in records.chunks(UPSERT_ROWS).enumerate() {
             let stubs = if guard {
@@ -164,7 +176,13 @@ impl Store {
             } else {
                 &[]
             };
-            let s = self.upsert_customer_chunk(&txn, chunk, stubs, now).await?;
+            let existing = match first.take() {
+                Some(existing) => existing,
+                None => existing_external_ids(self, &txn, "customers", &ids(chunk)).await?,
+            };
+            let s = self
+                .upsert_customer_chunk(&txn, chunk, &existing, stubs, now)
+                .await?;
             stats.inserted += s.inserted;
             stats.updated += s.updated;
         }
@@ -177,11 +195,10 @@ impl Store {
         &self,
         txn: &C,
         chunk: &[CustomerRecord],
+        existing: &BTreeSet<String>,
         stubs: &[Vec<String>],
         now: i64,
     ) -> Result<UpsertStats, StoreError> {
-        let ids: Vec<Value> = chunk.iter().map(|c| c.external_id.clone().into()).collect();
-        let existing = existing_external_ids(self, txn, "customers", &ids).await?;
         let distinct: BTreeSet<&str> = chunk.iter().map(|c| c.external_id.as_str()).collect();
         let unique = distinct.len() == chunk.len();
         let plain = |c: &CustomerRecord| {
@@ -222,7 +239,7 @@ impl Store {
             ]);
             txn.execute_raw(self.stmt(&sql, values)).await?;
         }
-        self.replace_customer_dates(txn, chunk, &existing).await?;
+        self.replace_customer_dates(txn, chunk, existing).await?;
         for (c, hashes) in chunk.iter().zip(stubs).filter(|(_, h)| !h.is_empty()) {
             super::privacy::opt_out_if_forgotten(self, txn, &c.external_id, hashes, now).await?;
         }
