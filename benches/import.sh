@@ -2,8 +2,10 @@
 # `ritualist import customers` of a generated N-row CSV against a naive loader (issue #26):
 # Python's csv module + sqlite3 executemany, in one transaction, into a schema made by
 # `ritualist migrate` (the same tables and indexes), with the same columns. Both run as
-# children of Python, which reads each child's peak RSS from wait4()'s rusage (ru_maxrss)
-# and its wall time; the ratio is ritualist's over the baseline's.
+# children of Python, which reads each child's peak RSS (ru_maxrss) and CPU time (user +
+# system) from wait4()'s rusage, and its wall time; the ratios are ritualist's over the
+# baseline's. On a shared machine CPU time is the steadier figure: wall time includes the
+# wait for a core.
 #
 #   benches/import.sh [N] [BINARY]   # N defaults to 200000; BINARY to target/release/ritualist
 #                                    # (else target/debug/ritualist)
@@ -63,7 +65,8 @@ p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
 _, status, ru = os.wait4(p.pid, 0)
 secs = time.monotonic() - t
 assert os.waitstatus_to_exitcode(status) == 0, f"{label}: exit {status}"
-print(f"{label:<34} {secs:8.2f} s   peak RSS {ru.ru_maxrss / 1024:7.1f} MB")
+cpu = ru.ru_utime + ru.ru_stime
+print(f"{label:<34} {secs:8.2f} s   CPU {cpu:8.2f} s   peak RSS {ru.ru_maxrss / 1024:7.1f} MB")
 PY
 }
 cd "$WORK"
@@ -77,6 +80,6 @@ B=$(measure "python csv + sqlite3 executemany" python3 baseline.py base/b.db cus
 echo "$B"
 python3 - "$A" "$B" <<'PY'
 import re, sys
-(ta, ma), (tb, mb) = [map(float, re.findall(r"([\d.]+) (?:s|MB)", s)) for s in sys.argv[1:]]
-print(f"ratio ritualist/baseline: time {ta / tb:.2f}x, peak RSS {ma / mb:.2f}x")
+(ta, ca, ma), (tb, cb, mb) = [map(float, re.findall(r"([\d.]+) (?:s|MB)", s)) for s in sys.argv[1:]]
+print(f"ratio ritualist/baseline: wall time {ta / tb:.2f}x, CPU time {ca / cb:.2f}x, peak RSS {ma / mb:.2f}x")
 PY

@@ -5,7 +5,7 @@
 //!
 //! The file is streamed ([`crate::import::Rows`]): rows are parsed and checked one by one and
 //! stored in batches of [`BATCH`], one transaction each, so memory stays flat whatever the
-//! size of the file (but for the duplicate-id check's 16 bytes per distinct id). Progress is
+//! size of the file (but for the duplicate-id check's 12-byte entry per distinct id). Progress is
 //! reported through a callback after every batch; drawing it is the caller's business.
 
 use std::path::Path;
@@ -92,13 +92,15 @@ pub async fn import_file(
     };
     let mut report = match kind {
         ImportKind::Customers => {
-            let rows = customer_rows(source, &opts).map_err(bad_file)?;
+            let mut rows = customer_rows(source, &opts).map_err(bad_file)?;
+            rows.expect_bytes(bytes_total);
             let mut report = ImportReport::new(&file, &rows);
             import_customers(store, cfg, rows, &mut report, now, &mut progress).await?;
             report
         }
         ImportKind::Orders => {
-            let rows = order_rows(source, &opts).map_err(bad_file)?;
+            let mut rows = order_rows(source, &opts).map_err(bad_file)?;
+            rows.expect_bytes(bytes_total);
             let mut report = ImportReport::new(&file, &rows);
             import_orders(store, rows, &mut report, now, &mut progress).await?;
             report

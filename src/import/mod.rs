@@ -266,7 +266,7 @@ pub fn parse_customers(
 }
 
 /// [`parse_customers`] one row at a time, from any reader: constant memory whatever the
-/// size of the file (but for 16 bytes per distinct external id, for the duplicate check).
+/// size of the file (but for 12 bytes per distinct external id, for the duplicate check).
 /// The encoding and delimiter are detected from the first 4 MiB; the header is read here.
 pub fn customer_rows(
     source: Box<dyn std::io::Read + Send>,

@@ -1,7 +1,7 @@
 //! The row loop shared by every import: decode, find the delimiter, read the header, then hand
 //! each data row to a parser, with physical line numbers, field-count checks and duplicate ids.
 //! [`Rows`] reads one row at a time from any [`Read`], so a file of any size is imported in
-//! constant memory (but for the duplicate check's 16 bytes per distinct id).
+//! constant memory (but for the duplicate check's 12 bytes per distinct id).
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -133,17 +133,29 @@ pub enum RowOutcome<T> {
     Rejected(RowError),
 }
 
-/// The 64-bit hash of an external id: the file's duplicate check keeps these, not the ids
-/// (16 bytes per distinct id, whatever its length; a false duplicate needs two ids of one
-/// file to collide on 64 bits).
-fn id_hash(id: &str) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    id.hash(&mut h);
-    h.finish()
+/// The 64-bit hash of an external id, as two halves: the file's duplicate check keeps these
+/// and the line, not the ids (12 bytes a bucket, whatever the id's length; a false duplicate
+/// needs two ids of one file to collide on 64 bits).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct IdKey(u32, u32);
+
+impl IdKey {
+    fn of(id: &str) -> IdKey {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        id.hash(&mut h);
+        let h = h.finish();
+        IdKey((h >> 32) as u32, h as u32)
+    }
 }
 
-/// Hashes the already-random [`id_hash`] keys by taking them as they are.
+impl std::hash::Hash for IdKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64((u64::from(self.0) << 32) | u64::from(self.1));
+    }
+}
+
+/// Hashes the already-random [`IdKey`]s by taking them as they are.
 #[derive(Default)]
 struct IdentityHasher(u64);
 
@@ -161,7 +173,8 @@ impl std::hash::Hasher for IdentityHasher {
     }
 }
 
-type Seen = HashMap<u64, u64, std::hash::BuildHasherDefault<IdentityHasher>>;
+/// Each external id kept so far → the line of its row (saturating at `u32::MAX`).
+type Seen = HashMap<IdKey, u32, std::hash::BuildHasherDefault<IdentityHasher>>;
 
 /// A file read row by row, in constant memory but for the duplicate check's set of ids seen
 /// (see [`id_hash`]).
@@ -171,8 +184,9 @@ pub struct Rows<T> {
     specs: &'static [FieldSpec],
     id_field: usize,
     parse_row: ParseRow<T>,
-    /// Hash of each external id kept so far → the line of its row.
     seen: Seen,
+    /// Bytes and line breaks of the head of the file, to guess how many rows it has.
+    head: (u64, u64),
     record: csv::StringRecord,
     encoding: &'static Encoding,
     delimiter: u8,
@@ -233,6 +247,10 @@ impl<T> Rows<T> {
             })?;
         let encoding = decode::detect(&head, opts.encoding.as_deref())?;
         let delimiter = delimiter_of(opts, &head, encoding)?;
+        let head_size = (
+            head.len() as u64,
+            head.iter().filter(|b| **b == b'\n').count() as u64,
+        );
         let source: Box<dyn Read + Send> = Box::new(std::io::Cursor::new(head).chain(source));
         let mut csv = csv::ReaderBuilder::new()
             .delimiter(delimiter)
@@ -247,6 +265,7 @@ impl<T> Rows<T> {
             id_field: table.id_field,
             parse_row,
             seen: Seen::default(),
+            head: head_size,
             record: csv::StringRecord::new(),
             encoding,
             delimiter,
@@ -272,6 +291,17 @@ impl<T> Rows<T> {
     /// Raw bytes of the file read so far (the CSV reader reads a little ahead of the rows).
     pub fn bytes_read(&self) -> u64 {
         self.csv.get_ref().raw_read()
+    }
+
+    /// Makes room in the duplicate check for the rows of a file of `bytes` bytes (estimated
+    /// from the head), so that it does not grow by doubling (each time holding the old table
+    /// and the new one) while the file is read.
+    pub fn expect_bytes(&mut self, bytes: u64) {
+        let (head_bytes, head_lines) = self.head;
+        if bytes > head_bytes && head_lines > 0 {
+            let rows = bytes as u128 * u128::from(head_lines) / u128::from(head_bytes);
+            self.seen.reserve(rows.min(1 << 24) as usize);
+        }
     }
 
     /// The next row that is not blank, or `None` at the end of the file.
@@ -342,14 +372,15 @@ impl<T> Rows<T> {
             Err(problems) => reject(problems_text(problems, notes)),
             Ok(value) => {
                 let id = row.get(self.id_field).unwrap_or_default();
-                let key = id_hash(id);
+                let key = IdKey::of(id);
                 if let Some(first) = self.seen.get(&key) {
                     return reject(format!(
                         "column `{}`: duplicate external_id `{id}`, first seen on line {first}; the first row is kept",
                         row.name(self.id_field)
                     ));
                 }
-                self.seen.insert(key, line);
+                self.seen
+                    .insert(key, u32::try_from(line).unwrap_or(u32::MAX));
                 notes.sort_by_key(|n| n.column);
                 let warnings = notes
                     .into_iter()
