@@ -394,29 +394,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, AppError> {
                 ImportWhat::Orders => ImportKind::Orders,
             };
             let delimiter = delimiter.map(|c| c as u32 as u8);
-            let bar = import_bar(&file);
-            let mut on_progress = |p: app::ImportProgress| {
-                if let Some(b) = &bar {
-                    b.set_length(p.bytes_total);
-                    b.set_position(p.bytes_read);
-                }
-            };
-            let now = crate::clock::now().as_second();
-            let r = app::import_file(
-                &store,
-                &cfg,
-                kind,
-                &file,
-                encoding,
-                delimiter,
-                now,
-                &mut on_progress,
-            )
-            .await;
-            if let Some(b) = bar {
-                b.finish_and_clear();
-            }
-            let r = r?;
+            let r = import_with_bar(&store, &cfg, kind, &file, encoding, delimiter).await?;
             match format {
                 Format::Json => out(&serde_json::to_string_pretty(&r).unwrap_or_default()),
                 Format::Table => {
@@ -1181,21 +1159,50 @@ fn print_outbox(v: &app::OutboxView, format: Format) {
     }
 }
 
-/// The bar of `import`, in bytes of the file, on stderr when it is a terminal.
-fn import_bar(file: &std::path::Path) -> Option<indicatif::ProgressBar> {
+/// `import`: [`app::import_file`] with a bar in bytes of the file on stderr when it is a
+/// terminal (never in pipes and logs).
+async fn import_with_bar(
+    store: &Store,
+    cfg: &Config,
+    kind: ImportKind,
+    file: &std::path::Path,
+    encoding: Option<String>,
+    delimiter: Option<u8>,
+) -> Result<app::ImportReport, AppError> {
     use std::io::IsTerminal;
-    if !std::io::stderr().is_terminal() {
-        return None;
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {msg} [{bar:40}] {bytes}/{total_bytes} ({eta})",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar.set_message(format!("importing {}", file.display()));
+        bar
+    });
+    let mut on_progress = |p: app::ImportProgress| {
+        if let Some(b) = &bar {
+            b.set_length(p.bytes_total);
+            b.set_position(p.bytes_read);
+        }
+    };
+    let now = crate::clock::now().as_second();
+    let r = app::import_file(
+        store,
+        cfg,
+        kind,
+        file,
+        encoding,
+        delimiter,
+        now,
+        &mut on_progress,
+    )
+    .await;
+    if let Some(b) = bar {
+        b.finish_and_clear();
     }
-    let bar = indicatif::ProgressBar::new(0);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} {msg} [{bar:40}] {bytes}/{total_bytes} ({eta})",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    bar.set_message(format!("importing {}", file.display()));
-    Some(bar)
+    r
 }
 
 /// A progress bar on stderr when it is a terminal (never in pipes and logs).
