@@ -205,6 +205,29 @@ impl<T> std::fmt::Debug for Rows<T> {
     }
 }
 
+/// The head of a file read ahead for detection, then the rest: the head is freed once read.
+struct HeadThen {
+    head: Vec<u8>,
+    at: usize,
+    rest: Box<dyn Read + Send>,
+}
+
+impl Read for HeadThen {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.at < self.head.len() {
+            let n = buf.len().min(self.head.len() - self.at);
+            buf[..n].copy_from_slice(&self.head[self.at..self.at + n]);
+            self.at += n;
+            if self.at == self.head.len() {
+                self.head = Vec::new();
+                self.at = 0;
+            }
+            return Ok(n);
+        }
+        self.rest.read(buf)
+    }
+}
+
 /// The delimiter option checked, or the one detected from the head of the file.
 fn delimiter_of(
     opts: &ImportOptions,
@@ -251,7 +274,11 @@ impl<T> Rows<T> {
             head.len() as u64,
             head.iter().filter(|b| **b == b'\n').count() as u64,
         );
-        let source: Box<dyn Read + Send> = Box::new(std::io::Cursor::new(head).chain(source));
+        let source: Box<dyn Read + Send> = Box::new(HeadThen {
+            head,
+            at: 0,
+            rest: source,
+        });
         let mut csv = csv::ReaderBuilder::new()
             .delimiter(delimiter)
             .flexible(true)
