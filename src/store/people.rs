@@ -128,7 +128,7 @@ impl Store {
             .unwrap_or(0))
     }
 
-    /// Inserts or updates customers by external id, in one transaction per 500 rows.
+    /// Inserts or updates customers by external id, in one transaction.
     pub async fn upsert_customers(
         &self,
         records: &[CustomerRecord],
