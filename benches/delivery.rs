@@ -343,7 +343,8 @@ async fn filled(cfg: &Path, dir: &Path, n: usize, channel: &str) -> App {
         &path,
         None,
         None,
-        false,
+        ritualist::clock::now().as_second(),
+        &mut |_| {},
     )
     .await
     .unwrap();

@@ -1,13 +1,24 @@
-//! `ritualist import customers|orders FILE`: parse every row, report each bad one with its
-//! line, upsert the good ones by external id (re-importing is safe). A good row with a refused
-//! contact value is stored without it (a stored value is kept) and reported as a warning.
+//! `ritualist import customers|orders FILE`: read the file a row at a time, report each bad
+//! row with its line, upsert the good ones by external id (re-importing is safe). A good row
+//! with a refused contact value is stored without it (a stored value is kept) and reported as
+//! a warning.
+//!
+//! The file is streamed ([`crate::import::Rows`]): rows are parsed and checked one by one and
+//! stored in batches of [`BATCH`], one transaction each, so memory stays flat whatever the
+//! size of the file (but for the duplicate-id check's 12-byte entry per distinct id). Progress is
+//! reported through a callback after every batch; drawing it is the caller's business.
 
-use std::io::IsTerminal;
 use std::path::Path;
 
 use crate::config::Config;
-use crate::import::{ImportOptions, RowError, RowWarning, parse_customers, parse_orders};
+use crate::import::{
+    CustomerRecord, ImportOptions, OrderRecord, RowOutcome, RowWarning, Rows, customer_rows,
+    order_rows,
+};
 use crate::store::{Store, UpsertStats};
+
+/// Good rows stored per transaction.
+pub const BATCH: usize = 10_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ImportKind {
@@ -34,7 +45,23 @@ impl ImportReport {
     }
 }
 
-/// Imports a CSV file. `progress` draws a bar on stderr when it is a terminal.
+/// How far an import is, reported after every batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImportProgress {
+    /// Bytes of the file read so far.
+    pub bytes_read: u64,
+    /// The size of the file.
+    pub bytes_total: u64,
+    /// Rows read so far, good and bad.
+    pub rows: u64,
+}
+
+/// The progress callback of [`import_file`].
+pub type OnProgress<'a> = &'a mut (dyn FnMut(ImportProgress) + Send);
+
+/// Imports a CSV file, stamping new and changed rows with `now` (Unix seconds) and calling
+/// `on_progress` after each batch.
+#[allow(clippy::too_many_arguments)]
 pub async fn import_file(
     store: &Store,
     cfg: &Config,
@@ -42,10 +69,14 @@ pub async fn import_file(
     path: &Path,
     encoding: Option<String>,
     delimiter: Option<u8>,
-    progress: bool,
+    now: i64,
+    on_progress: OnProgress<'_>,
 ) -> Result<ImportReport, super::AppError> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| super::AppError::Other(format!("cannot read {}: {e}", path.display())))?;
+    let cannot_read =
+        |e: std::io::Error| super::AppError::Other(format!("cannot read {}: {e}", path.display()));
+    let source = std::fs::File::open(path).map_err(cannot_read)?;
+    let bytes_total = source.metadata().map_err(cannot_read)?.len();
+    let source = Box::new(std::io::BufReader::with_capacity(1 << 16, source));
     let opts = ImportOptions {
         encoding,
         delimiter,
@@ -53,86 +84,156 @@ pub async fn import_file(
         default_locale: cfg.defaults.locale.to_string(),
         default_time_zone: cfg.defaults.time_zone.clone(),
     };
-    let now = crate::clock::now().as_second();
     let file = path.display().to_string();
-    let err_of = |e: &RowError| (e.line, e.reason.clone());
-    let bar = (progress && std::io::stderr().is_terminal()).then(|| {
-        let b = indicatif::ProgressBar::new(0);
-        b.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} {msg} [{bar:40}] {pos}/{len} rows")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        b.set_message(format!("importing {}", path.display()));
-        b
-    });
-    const CHUNK: usize = 2000;
-    match kind {
+    let bad_file = |e: crate::import::ImportError| super::AppError::Other(format!("{file}: {e}"));
+    let mut progress = Progress {
+        bytes_total,
+        on_progress,
+    };
+    let mut report = match kind {
         ImportKind::Customers => {
-            let parsed = parse_customers(&bytes, &opts)
-                .map_err(|e| super::AppError::Other(format!("{file}: {e}")))?;
-            let mut errors: Vec<(u64, String)> = parsed.errors.iter().map(err_of).collect();
-            let records: Vec<_> = parsed.records.into_iter().map(|(_, r)| r).collect();
-            if let Some(b) = &bar {
-                b.set_length(records.len() as u64);
-            }
-            // Forgotten people stay opted out when they come back (see `forget`).
-            let keys = super::StubKeys::load(cfg, store).await?;
-            let mut stats = UpsertStats::default();
-            for chunk in records.chunks(CHUNK) {
-                let stubs: Vec<Vec<String>> = chunk.iter().map(|c| keys.matches_for(c)).collect();
-                let s = store.upsert_customers_checked(chunk, &stubs, now).await?;
-                stats.inserted += s.inserted;
-                stats.updated += s.updated;
-                if let Some(b) = &bar {
-                    b.inc(chunk.len() as u64);
-                }
-            }
-            if let Some(b) = bar {
-                b.finish_and_clear();
-            }
-            errors.sort();
-            Ok(ImportReport {
-                file,
-                encoding: parsed.encoding.to_string(),
-                rows: records.len() + errors.len(),
-                stats,
-                errors,
-                warnings: parsed.warnings,
-            })
+            let mut rows = customer_rows(source, &opts).map_err(bad_file)?;
+            rows.expect_bytes(bytes_total);
+            let mut report = ImportReport::new(&file, &rows);
+            import_customers(store, cfg, rows, &mut report, now, &mut progress).await?;
+            report
         }
         ImportKind::Orders => {
-            let parsed = parse_orders(&bytes, &opts)
-                .map_err(|e| super::AppError::Other(format!("{file}: {e}")))?;
-            let mut errors: Vec<(u64, String)> = parsed.errors.iter().map(err_of).collect();
-            let lines: Vec<u64> = parsed.records.iter().map(|(l, _)| *l).collect();
-            let records: Vec<_> = parsed.records.into_iter().map(|(_, r)| r).collect();
-            if let Some(b) = &bar {
-                b.set_length(records.len() as u64);
-            }
-            let mut stats = UpsertStats::default();
-            for (ci, chunk) in records.chunks(CHUNK).enumerate() {
-                let (s, unknown) = store.upsert_orders(chunk, now).await?;
-                stats.inserted += s.inserted;
-                stats.updated += s.updated;
-                for (i, reason) in unknown {
-                    errors.push((lines[ci * CHUNK + i], reason));
+            let mut rows = order_rows(source, &opts).map_err(bad_file)?;
+            rows.expect_bytes(bytes_total);
+            let mut report = ImportReport::new(&file, &rows);
+            import_orders(store, rows, &mut report, now, &mut progress).await?;
+            report
+        }
+    };
+    report.errors.sort();
+    Ok(report)
+}
+
+struct Progress<'a> {
+    bytes_total: u64,
+    on_progress: OnProgress<'a>,
+}
+
+impl Progress<'_> {
+    fn report<T>(&mut self, rows: &Rows<T>, report: &ImportReport) {
+        (self.on_progress)(ImportProgress {
+            bytes_read: rows.bytes_read().min(self.bytes_total),
+            bytes_total: self.bytes_total,
+            rows: report.rows as u64,
+        });
+    }
+}
+
+impl ImportReport {
+    fn new<T>(file: &str, rows: &Rows<T>) -> ImportReport {
+        ImportReport {
+            file: file.to_string(),
+            encoding: rows.encoding().to_string(),
+            rows: 0,
+            stats: UpsertStats::default(),
+            errors: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+
+    /// Reads up to [`BATCH`] good rows into `batch` (with their lines), noting the bad ones;
+    /// `false` once the file is read.
+    fn fill<T>(
+        &mut self,
+        rows: &mut Rows<T>,
+        batch: &mut Vec<(u64, T)>,
+    ) -> Result<bool, super::AppError> {
+        while batch.len() < BATCH {
+            match rows.next() {
+                None => {
+                    return match rows.failed() {
+                        Some(e) => Err(super::AppError::Other(format!(
+                            "cannot read {}: {e}",
+                            self.file
+                        ))),
+                        None => Ok(false),
+                    };
                 }
-                if let Some(b) = &bar {
-                    b.inc(chunk.len() as u64);
+                Some(RowOutcome::Record {
+                    line,
+                    value,
+                    warnings,
+                }) => {
+                    self.rows += 1;
+                    self.warnings.extend(warnings);
+                    batch.push((line, value));
+                }
+                Some(RowOutcome::Rejected(e)) => {
+                    self.rows += 1;
+                    self.errors.push((e.line, e.reason));
                 }
             }
-            if let Some(b) = bar {
-                b.finish_and_clear();
+        }
+        Ok(true)
+    }
+
+    fn add(&mut self, s: UpsertStats) {
+        self.stats.inserted += s.inserted;
+        self.stats.updated += s.updated;
+    }
+}
+
+async fn import_customers(
+    store: &Store,
+    cfg: &Config,
+    mut rows: Rows<CustomerRecord>,
+    report: &mut ImportReport,
+    now: i64,
+    progress: &mut Progress<'_>,
+) -> Result<(), super::AppError> {
+    // Forgotten people stay opted out when they come back (see `forget`).
+    let keys = super::StubKeys::load(cfg, store).await?;
+    let mut batch = Vec::with_capacity(BATCH);
+    loop {
+        let more = report.fill(&mut rows, &mut batch)?;
+        if !batch.is_empty() {
+            let records: Vec<CustomerRecord> = batch.drain(..).map(|(_, c)| c).collect();
+            // The stubs cost three HMACs a row: only when someone was forgotten.
+            let stubs: Vec<Vec<String>> = if store.has_forgotten().await? {
+                records.iter().map(|c| keys.matches_for(c)).collect()
+            } else {
+                Vec::new()
+            };
+            let s = store
+                .upsert_customers_checked(&records, &stubs, now)
+                .await?;
+            report.add(s);
+        }
+        progress.report(&rows, report);
+        if !more {
+            return Ok(());
+        }
+    }
+}
+
+async fn import_orders(
+    store: &Store,
+    mut rows: Rows<OrderRecord>,
+    report: &mut ImportReport,
+    now: i64,
+    progress: &mut Progress<'_>,
+) -> Result<(), super::AppError> {
+    let mut batch = Vec::with_capacity(BATCH);
+    loop {
+        let more = report.fill(&mut rows, &mut batch)?;
+        if !batch.is_empty() {
+            let lines: Vec<u64> = batch.iter().map(|(l, _)| *l).collect();
+            let records: Vec<OrderRecord> = batch.drain(..).map(|(_, o)| o).collect();
+            let (s, unknown) = store.upsert_orders(&records, now).await?;
+            report.add(s);
+            for (i, reason) in unknown {
+                report.errors.push((lines[i], reason));
             }
-            errors.sort();
-            Ok(ImportReport {
-                file,
-                encoding: parsed.encoding.to_string(),
-                rows: records.len() + parsed.errors.len(),
-                stats,
-                errors,
-                warnings: parsed.warnings,
-            })
+        }
+        progress.report(&rows, report);
+        if !more {
+            return Ok(());
         }
     }
 }

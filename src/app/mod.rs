@@ -45,7 +45,7 @@ pub use history::{
     ChannelConsent, ConsentEventView, CustomerHistory, HISTORY_PLAN_DAYS, HistoryRequest, Orders,
     Plan, Profile,
 };
-pub use import::{ImportKind, ImportReport, import_file};
+pub use import::{ImportKind, ImportProgress, ImportReport, import_file};
 pub use ingest::IngestReport;
 pub use lift::{
     Counts, LiftError, MeanLift, MeanStats, ProportionLift, outcome_lift, repeat_lift,
@@ -375,7 +375,8 @@ impl App {
                 sample,
                 None,
                 None,
-                false,
+                clock.now().as_second(),
+                &mut |_| {},
             )
             .await?;
             tracing::info!(

@@ -87,14 +87,10 @@ pub fn plan_bar() -> Option<indicatif::ProgressBar> {
     bar("{spinner} planning {bar:40} {pos}/{len} customers ({eta})")
 }
 
-/// The bar of `import`: rows stored out of all, `label` (e.g. `importing customers.csv`)
-/// beside it. Drive it with [`advance`] from the import's progress callback.
-#[allow(
-    dead_code,
-    reason = "drawn by `app::import_file` itself until it reports progress by a callback"
-)]
+/// The bar of `import`: bytes of the file read out of all, `label` (e.g. `importing
+/// customers.csv`) beside it. Drive it with [`advance`] from the import's progress callback.
 pub fn import_bar(label: &str) -> Option<indicatif::ProgressBar> {
-    let b = bar("{spinner} {msg} [{bar:40}] {pos}/{len} rows")?;
+    let b = bar("{spinner} {msg} [{bar:40}] {bytes}/{total_bytes} ({eta})")?;
     b.set_message(label.to_string());
     Some(b)
 }

@@ -1,12 +1,13 @@
 //! Customer rows.
 
 use std::collections::BTreeMap;
+use std::io::Read;
 
 use crate::domain::{Channel, Email, Locale, Name, Phone, YearlyDate, parse_zone};
 
 use super::header::{FieldSpec, Kind};
-use super::table::{Note, Notes, Problems, Row, Table, parse_table};
-use super::{CustomerRecord, ImportError, ImportOptions, Parsed, Refused, validate};
+use super::table::{Note, Notes, ParseRow, Problems, Row, Rows, Table};
+use super::{CustomerRecord, ImportError, ImportOptions, Refused, validate};
 
 const EXTERNAL_ID: usize = 0;
 const FIRST_NAME: usize = 1;
@@ -74,10 +75,10 @@ pub(super) const CUSTOMER_COLUMNS: &[FieldSpec] = &[
     },
 ];
 
-pub(super) fn parse_customers(
-    bytes: &[u8],
+pub(super) fn customer_rows(
+    source: Box<dyn Read + Send>,
     opts: &ImportOptions,
-) -> Result<Parsed<CustomerRecord>, ImportError> {
+) -> Result<Rows<CustomerRecord>, ImportError> {
     let country_code = validate::country_code(opts.default_country_code.as_deref())?;
     let default_locale = validate::locale(&opts.default_locale)?;
     let default_zone = validate::zone(&opts.default_time_zone)?.1;
@@ -86,7 +87,7 @@ pub(super) fn parse_customers(
         extras: true,
         id_field: EXTERNAL_ID,
     };
-    parse_table(bytes, opts, &table, |row, notes| {
+    let parse_row: ParseRow<CustomerRecord> = Box::new(move |row, notes| {
         customer(
             row,
             notes,
@@ -94,7 +95,8 @@ pub(super) fn parse_customers(
             &default_locale,
             &default_zone,
         )
-    })
+    });
+    Rows::open(source, opts, &table, parse_row)
 }
 
 /// A name cell through [`Name::parse`]: normalised with a note, or refused with one.

@@ -6,12 +6,17 @@
 //! NUL, and the row loop rejects a row holding either ([`Decoded::lossy`]); only bad bytes on
 //! the first line (the header) fail the whole file. A file that is mostly UTF-8 with a few
 //! lines in another encoding (two exports pasted together) is read as UTF-8.
+//!
+//! The encoding is chosen from the head of the file ([`HEAD`], 4 MiB), and the file is then
+//! decoded as a stream (`stream::DecodeReader`): a file that turns into another encoding
+//! only after its first 4 MiB has those later rows rejected, each with its line.
 
 use encoding_rs::{Encoding, REPLACEMENT, UTF_8, UTF_16BE, UTF_16LE, WINDOWS_1250, WINDOWS_1251};
 
 use super::ImportError;
 
-/// Decoded text, byte-order mark removed.
+/// Decoded text, byte-order mark removed (the whole-file form, for tests).
+#[cfg(test)]
 pub(super) struct Decoded {
     pub text: String,
     pub encoding: &'static Encoding,
@@ -19,50 +24,69 @@ pub(super) struct Decoded {
     pub lossy: bool,
 }
 
-/// Decodes `bytes` with the encoding named by `label` (any WHATWG label: `utf-8`, `cp1251`,
-/// `windows-1250`, ...) or, when `label` is `None`, with the detected one. A byte-order mark
-/// always wins over the label.
-pub(super) fn decode(bytes: &[u8], label: Option<&str>) -> Result<Decoded, ImportError> {
-    if let Some(label) = label {
-        let encoding = Encoding::for_label(label.trim().as_bytes())
-            .filter(|e| *e != REPLACEMENT)
-            .ok_or_else(|| ImportError::UnknownEncoding(label.to_string()))?;
-        return decode_with(bytes, encoding);
+/// How much of the head of a file [`detect`] looks at: the encoding of a file is guessed
+/// from its first 4 MiB (cut at the last line break), never from the whole file.
+pub(super) const HEAD: usize = 4 << 20;
+
+/// The encoding named by `label` (any WHATWG label: `utf-8`, `cp1251`, `windows-1250`, ...)
+/// or, when `label` is `None`, the one detected from `head`, the first bytes of the file. A
+/// byte-order mark always wins over the label.
+pub(super) fn detect(head: &[u8], label: Option<&str>) -> Result<&'static Encoding, ImportError> {
+    let named = match label {
+        Some(label) => Some(
+            Encoding::for_label(label.trim().as_bytes())
+                .filter(|e| *e != REPLACEMENT)
+                .ok_or_else(|| ImportError::UnknownEncoding(label.to_string()))?,
+        ),
+        None => None,
+    };
+    if let Some((encoding, _)) = Encoding::for_bom(head) {
+        return Ok(encoding);
     }
-    if let Some((encoding, _)) = Encoding::for_bom(bytes) {
-        return decode_with(bytes, encoding);
+    if let Some(encoding) = named {
+        return Ok(encoding);
     }
-    if let Some(encoding) = utf16_shape(bytes) {
-        return decode_with(bytes, encoding);
+    if let Some(encoding) = utf16_shape(head) {
+        return Ok(encoding);
     }
-    if std::str::from_utf8(bytes).is_ok() || mostly_utf8(bytes) {
-        return decode_with(bytes, UTF_8);
+    // A head cut inside a character must not count as invalid UTF-8: look at whole lines.
+    let lines = match head.iter().rposition(|b| *b == b'\n') {
+        Some(end) if head.len() == HEAD => &head[..end],
+        _ => head,
+    };
+    if std::str::from_utf8(lines).is_ok() || mostly_utf8(lines) {
+        return Ok(UTF_8);
     }
-    decode_with(bytes, detect_single_byte(bytes))
+    Ok(detect_single_byte(lines))
 }
 
-fn decode_with(bytes: &[u8], encoding: &'static Encoding) -> Result<Decoded, ImportError> {
-    let (text, used, had_errors) = encoding.decode(bytes);
-    if had_errors {
-        // Only multi-byte encodings can fail. Bad bytes in the header fail the file; in a
-        // row, the row (see `table`).
+/// Decodes `bytes` as a whole, through the streaming reader.
+#[cfg(test)]
+pub(super) fn decode(bytes: &[u8], label: Option<&str>) -> Result<Decoded, ImportError> {
+    use std::io::Read;
+    let encoding = detect(&bytes[..bytes.len().min(HEAD)], label)?;
+    let mut reader =
+        super::stream::DecodeReader::new(std::io::Cursor::new(bytes.to_vec()), encoding);
+    let mut text = String::new();
+    reader
+        .read_to_string(&mut text)
+        .expect("decoded text is UTF-8");
+    let lossy = reader.lossy();
+    if lossy {
+        // Bad bytes in the header fail the file; in a row, the row (see `table`).
         let at = text.find('\u{FFFD}').unwrap_or(0);
         let line = line_at(text.as_bytes(), at);
         if line == 1 {
             return Err(ImportError::Decode {
-                encoding: used.name(),
+                encoding: encoding.name(),
                 line,
             });
         }
     }
-    let mut text = text.into_owned();
-    if used == WINDOWS_1250 {
-        text = romanian_comma_below(&text);
-    }
     Ok(Decoded {
         text,
-        encoding: used,
-        lossy: had_errors,
+        encoding,
+        lossy,
     })
 }
 
@@ -111,6 +135,7 @@ fn mostly_utf8(bytes: &[u8]) -> bool {
 }
 
 /// 1-based line of byte `at`.
+#[cfg(test)]
 fn line_at(bytes: &[u8], at: usize) -> u64 {
     1 + bytes[..at.min(bytes.len())]
         .iter()
@@ -119,16 +144,27 @@ fn line_at(bytes: &[u8], at: usize) -> u64 {
 }
 
 /// windows-1250 has only the cedilla forms ş ţ; Romanian spells them with a comma below.
-fn romanian_comma_below(s: &str) -> String {
-    s.chars()
-        .map(|c| match c {
-            'ş' => 'ș',
-            'Ş' => 'Ș',
-            'ţ' => 'ț',
-            'Ţ' => 'Ț',
-            other => other,
-        })
-        .collect()
+/// Rewrites them in place in UTF-8 text holding whole characters (both forms are 2 bytes).
+pub(super) fn romanian_comma_below(utf8: &mut [u8]) {
+    let mut i = 0;
+    while i + 1 < utf8.len() {
+        if utf8[i] == 0xC5 {
+            let below = match utf8[i + 1] {
+                0x9F => Some(0x99), // ş → ș
+                0x9E => Some(0x98), // Ş → Ș
+                0xA3 => Some(0x9B), // ţ → ț
+                0xA2 => Some(0x9A), // Ţ → Ț
+                _ => None,
+            };
+            if let Some(b) = below {
+                utf8[i] = 0xC8;
+                utf8[i + 1] = b;
+            }
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
 }
 
 /// Chooses between windows-1251 and windows-1250 for bytes that are not UTF-8.

@@ -139,7 +139,7 @@ impl JsonReader {
                     index,
                     field: String::new(),
                     message: e.to_string(),
-                    hint: "keys are the CSV column names: see README, Ingest API".into(),
+                    hint: "keys are the CSV column names: see docs/integrator.md, Ingest API".into(),
                     outcome: FieldOutcome::Rejected,
                 }]);
             }
@@ -231,7 +231,7 @@ fn hint_for(field: &str) -> String {
         f if f.starts_with("date:") || f.starts_with("dates.") => {
             "YYYY-MM-DD, or --MM-DD without the year"
         }
-        _ => "see README, Ingest API",
+        _ => "see docs/integrator.md, Ingest API",
     };
     h.to_string()
 }

@@ -11,7 +11,9 @@
 //! [`RowError`] with its physical line (the line where the record starts, counting blank lines
 //! and lines inside quoted fields) and every problem of the row; the row is skipped and the
 //! rest import. A NUL byte or undecodable bytes in a row reject that row. UTF-16 is read from
-//! its byte-order mark or its shape (every other byte NUL).
+//! its byte-order mark or its shape (every other byte NUL). Encoding and delimiter are
+//! detected from the head of the file (its first 4 MiB); the rows are then read one at a time
+//! ([`Rows`]), so a file of any size is read in constant memory.
 //!
 //! Contact values (first and last name, email, phone) follow the door's rules in `domain`
 //! ([`crate::domain::Name`], [`Email`], [`Phone`]): a refused one does not reject its row. The
@@ -36,6 +38,7 @@ mod decode;
 mod header;
 mod json;
 mod orders;
+mod stream;
 mod table;
 mod validate;
 
@@ -48,6 +51,7 @@ use std::fmt;
 use crate::domain::{Channel, Email, Locale, Phone, YearlyDate};
 
 pub use json::{FieldError, FieldOutcome, JsonReader, items as json_items};
+pub use table::{RowOutcome, Rows};
 
 /// How to read a file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -258,7 +262,17 @@ pub fn parse_customers(
     bytes: &[u8],
     opts: &ImportOptions,
 ) -> Result<Parsed<CustomerRecord>, ImportError> {
-    customers::parse_customers(bytes, opts)
+    Ok(customer_rows(Box::new(std::io::Cursor::new(bytes.to_vec())), opts)?.collect())
+}
+
+/// [`parse_customers`] one row at a time, from any reader: constant memory whatever the
+/// size of the file (but for 12 bytes per distinct external id, for the duplicate check).
+/// The encoding and delimiter are detected from the first 4 MiB; the header is read here.
+pub fn customer_rows(
+    source: Box<dyn std::io::Read + Send>,
+    opts: &ImportOptions,
+) -> Result<Rows<CustomerRecord>, ImportError> {
+    customers::customer_rows(source, opts)
 }
 
 /// Reads an orders file.
@@ -275,5 +289,13 @@ pub fn parse_orders(
     bytes: &[u8],
     opts: &ImportOptions,
 ) -> Result<Parsed<OrderRecord>, ImportError> {
-    orders::parse_orders(bytes, opts)
+    Ok(order_rows(Box::new(std::io::Cursor::new(bytes.to_vec())), opts)?.collect())
+}
+
+/// [`parse_orders`] one row at a time, from any reader (see [`customer_rows`]).
+pub fn order_rows(
+    source: Box<dyn std::io::Read + Send>,
+    opts: &ImportOptions,
+) -> Result<Rows<OrderRecord>, ImportError> {
+    orders::order_rows(source, opts)
 }

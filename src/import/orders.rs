@@ -1,11 +1,13 @@
 //! Order rows: times, amounts in minor units, currency codes.
 
+use std::io::Read;
+
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, Zoned, civil};
 
 use super::header::FieldSpec;
-use super::table::{Problems, Row, Table, parse_table};
-use super::{ImportError, ImportOptions, OrderRecord, Parsed, validate};
+use super::table::{ParseRow, Problems, Row, Rows, Table};
+use super::{ImportError, ImportOptions, OrderRecord, validate};
 
 const EXTERNAL_ID: usize = 0;
 const CUSTOMER: usize = 1;
@@ -43,17 +45,18 @@ pub(super) const ORDER_COLUMNS: &[FieldSpec] = &[
     },
 ];
 
-pub(super) fn parse_orders(
-    bytes: &[u8],
+pub(super) fn order_rows(
+    source: Box<dyn Read + Send>,
     opts: &ImportOptions,
-) -> Result<Parsed<OrderRecord>, ImportError> {
+) -> Result<Rows<OrderRecord>, ImportError> {
     let (zone, zone_name) = validate::zone(&opts.default_time_zone)?;
     let table = Table {
         specs: ORDER_COLUMNS,
         extras: false,
         id_field: EXTERNAL_ID,
     };
-    parse_table(bytes, opts, &table, |row, _| order(row, &zone, &zone_name))
+    let parse_row: ParseRow<OrderRecord> = Box::new(move |row, _| order(row, &zone, &zone_name));
+    Rows::open(source, opts, &table, parse_row)
 }
 
 pub(super) fn order(

@@ -1,9 +1,15 @@
 //! The row loop shared by every import: decode, find the delimiter, read the header, then hand
 //! each data row to a parser, with physical line numbers, field-count checks and duplicate ids.
+//! [`Rows`] reads one row at a time from any [`Read`], so a file of any size is imported in
+//! constant memory (but for the duplicate check's 12 bytes per distinct id).
 
 use std::collections::HashMap;
+use std::io::Read;
+
+use encoding_rs::Encoding;
 
 use super::header::{FieldSpec, Header, detect_delimiter, map_header, show_delimiter};
+use super::stream::DecodeReader;
 use super::{ImportError, ImportOptions, Parsed, RowError, RowWarning, decode};
 
 /// A row's problems: (column index, "column `x`: why"), reported in column order.
@@ -111,195 +117,389 @@ pub(super) struct Table<'a> {
     pub id_field: usize,
 }
 
-/// Start offsets of physical lines; a line ends at `\n`, `\r\n` or a lone `\r`.
-///
-/// csv's own `Position::line()` is off after blank lines and with CRLF endings
-/// (BurntSushi/rust-csv#208, #395), so lines are counted here from `Position::byte()`.
-struct Lines<'t> {
-    text: &'t [u8],
-    starts: Vec<usize>,
+/// How a row parser reads one row: a record, or the row's problems.
+pub(super) type ParseRow<T> = Box<dyn FnMut(&Row<'_>, &mut Notes) -> Result<T, Problems> + Send>;
+
+/// What reading the next row gave.
+#[derive(Debug)]
+pub enum RowOutcome<T> {
+    /// A good row, with its line and the warnings about its values (in column order).
+    Record {
+        line: u64,
+        value: T,
+        warnings: Vec<RowWarning>,
+    },
+    /// A skipped row.
+    Rejected(RowError),
 }
 
-impl<'t> Lines<'t> {
-    fn new(text: &'t str) -> Self {
-        let text = text.as_bytes();
-        let mut starts = vec![0];
-        for (i, b) in text.iter().enumerate() {
-            if *b == b'\n' || (*b == b'\r' && text.get(i + 1) != Some(&b'\n')) {
-                starts.push(i + 1);
+/// The 64-bit hash of an external id, as two halves: the file's duplicate check keeps these
+/// and the line, not the ids (12 bytes a bucket, whatever the id's length; a false duplicate
+/// needs two ids of one file to collide on 64 bits).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct IdKey(u32, u32);
+
+impl IdKey {
+    fn of(id: &str) -> IdKey {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        id.hash(&mut h);
+        let h = h.finish();
+        IdKey((h >> 32) as u32, h as u32)
+    }
+}
+
+impl std::hash::Hash for IdKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64((u64::from(self.0) << 32) | u64::from(self.1));
+    }
+}
+
+/// Hashes the already-random [`IdKey`]s by taking them as they are.
+#[derive(Default)]
+struct IdentityHasher(u64);
+
+impl std::hash::Hasher for IdentityHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) | u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// Each external id kept so far → the line of its row (saturating at `u32::MAX`).
+type Seen = HashMap<IdKey, u32, std::hash::BuildHasherDefault<IdentityHasher>>;
+
+/// A file read row by row, in constant memory but for the duplicate check's set of ids seen
+/// (see [`id_hash`]).
+pub struct Rows<T> {
+    csv: csv::Reader<DecodeReader<Box<dyn Read + Send>>>,
+    header: Header,
+    specs: &'static [FieldSpec],
+    id_field: usize,
+    parse_row: ParseRow<T>,
+    seen: Seen,
+    /// Bytes and line breaks of the head of the file, to guess how many rows it has.
+    head: (u64, u64),
+    record: csv::StringRecord,
+    encoding: &'static Encoding,
+    delimiter: u8,
+    /// Why reading stopped before the end of the file.
+    failed: Option<String>,
+}
+
+impl<T> std::fmt::Debug for Rows<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Rows({}, {:?})",
+            self.encoding.name(),
+            self.delimiter as char
+        )
+    }
+}
+
+/// The head of a file read ahead for detection, then the rest: the head is freed once read.
+struct HeadThen {
+    head: Vec<u8>,
+    at: usize,
+    rest: Box<dyn Read + Send>,
+}
+
+impl Read for HeadThen {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.at < self.head.len() {
+            let n = buf.len().min(self.head.len() - self.at);
+            buf[..n].copy_from_slice(&self.head[self.at..self.at + n]);
+            self.at += n;
+            if self.at == self.head.len() {
+                self.head = Vec::new();
+                self.at = 0;
             }
+            return Ok(n);
         }
-        Lines { text, starts }
-    }
-
-    /// The line of the record csv says starts at `byte`: csv points before the line
-    /// terminators (and blank lines) it skipped, so step over those first.
-    fn line_of_record(&self, byte: u64) -> u64 {
-        let mut at = byte as usize;
-        while matches!(self.text.get(at), Some(b'\r' | b'\n')) {
-            at += 1;
-        }
-        self.starts.partition_point(|s| *s <= at) as u64
+        self.rest.read(buf)
     }
 }
 
-pub(super) fn parse_table<T>(
-    bytes: &[u8],
+/// The delimiter option checked, or the one detected from the head of the file.
+fn delimiter_of(
     opts: &ImportOptions,
-    table: &Table<'_>,
-    mut parse_row: impl FnMut(&Row<'_>, &mut Notes) -> Result<T, Problems>,
-) -> Result<Parsed<T>, ImportError> {
-    let decoded = decode::decode(bytes, opts.encoding.as_deref())?;
-    let text = decoded.text.as_str();
-    let delimiter = match opts.delimiter {
+    head: &[u8],
+    encoding: &'static Encoding,
+) -> Result<u8, ImportError> {
+    match opts.delimiter {
         Some(d) if matches!(d, b'"' | b'\n' | b'\r') || !d.is_ascii() => {
-            return Err(ImportError::InvalidOption {
+            Err(ImportError::InvalidOption {
                 option: "delimiter",
                 reason: format!(
                     "{} cannot separate fields: use `,`, `;` or a tab",
                     show_delimiter(d)
                 ),
-            });
+            })
         }
-        Some(d) => d,
-        None => detect_delimiter(text),
-    };
-    let lines = Lines::new(text);
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(delimiter)
-        .flexible(true)
-        .has_headers(false)
-        .from_reader(text.as_bytes());
-    let mut records = reader.records();
+        Some(d) => Ok(d),
+        None => {
+            let (text, _, _) = encoding.decode(head);
+            Ok(detect_delimiter(&text))
+        }
+    }
+}
 
-    let header_record = match records.next() {
-        None => return Err(ImportError::NoHeader),
-        Some(Err(e)) => {
-            let line = e.position().map_or(1, |p| lines.line_of_record(p.byte()));
+impl<T> Rows<T> {
+    /// Reads the head of `source` (to detect its encoding and delimiter) and its header line.
+    pub(super) fn open(
+        mut source: Box<dyn Read + Send>,
+        opts: &ImportOptions,
+        table: &Table<'static>,
+        parse_row: ParseRow<T>,
+    ) -> Result<Rows<T>, ImportError> {
+        let mut head = Vec::new();
+        (&mut source)
+            .take(decode::HEAD as u64)
+            .read_to_end(&mut head)
+            .map_err(|e| ImportError::Csv {
+                line: 1,
+                message: e.to_string(),
+            })?;
+        let encoding = decode::detect(&head, opts.encoding.as_deref())?;
+        let delimiter = delimiter_of(opts, &head, encoding)?;
+        let head_size = (
+            head.len() as u64,
+            head.iter().filter(|b| **b == b'\n').count() as u64,
+        );
+        let source: Box<dyn Read + Send> = Box::new(HeadThen {
+            head,
+            at: 0,
+            rest: source,
+        });
+        let mut csv = csv::ReaderBuilder::new()
+            .delimiter(delimiter)
+            .flexible(true)
+            .has_headers(false)
+            .from_reader(DecodeReader::new(source, encoding));
+        let header = read_header(&mut csv, table, delimiter, encoding)?;
+        Ok(Rows {
+            csv,
+            header,
+            specs: table.specs,
+            id_field: table.id_field,
+            parse_row,
+            seen: Seen::default(),
+            head: head_size,
+            record: csv::StringRecord::new(),
+            encoding,
+            delimiter,
+            failed: None,
+        })
+    }
+
+    /// Why [`Rows::next`] stopped before the end of the file (a read error), if it did.
+    pub fn failed(&self) -> Option<&str> {
+        self.failed.as_deref()
+    }
+
+    /// The encoding used (`UTF-8`, `windows-1251`, `windows-1250`, ...).
+    pub fn encoding(&self) -> &'static str {
+        self.encoding.name()
+    }
+
+    /// The delimiter used.
+    pub fn delimiter(&self) -> u8 {
+        self.delimiter
+    }
+
+    /// Raw bytes of the file read so far (the CSV reader reads a little ahead of the rows).
+    pub fn bytes_read(&self) -> u64 {
+        self.csv.get_ref().raw_read()
+    }
+
+    /// Makes room in the duplicate check for the rows of a file of `bytes` bytes (estimated
+    /// from the head), so that it does not grow by doubling (each time holding the old table
+    /// and the new one) while the file is read.
+    pub fn expect_bytes(&mut self, bytes: u64) {
+        let (head_bytes, head_lines) = self.head;
+        if bytes > head_bytes && head_lines > 0 {
+            let rows = bytes as u128 * u128::from(head_lines) / u128::from(head_bytes);
+            self.seen.reserve(rows.min(1 << 24) as usize);
+        }
+    }
+
+    /// The next row that is not blank, or `None` at the end of the file.
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> Option<RowOutcome<T>> {
+        loop {
+            let line = match self.csv.read_record(&mut self.record) {
+                Ok(false) => return None,
+                Ok(true) => {
+                    let byte = self.record.position().map_or(0, |p| p.byte());
+                    self.csv.get_mut().line_of_record(byte)
+                }
+                Err(e) if e.is_io_error() => {
+                    // The file cannot be read on: the end, and the import fails.
+                    self.failed = Some(e.to_string());
+                    return None;
+                }
+                Err(e) => {
+                    // Decoded text is UTF-8 and rows are flexible: csv has no error left to
+                    // give; report one anyway and go on.
+                    let line = e.position().map_or(0, |p| p.line());
+                    return Some(RowOutcome::Rejected(RowError {
+                        line,
+                        reason: format!("cannot read the row: {e}"),
+                    }));
+                }
+            };
+            if let Some(outcome) = self.row(line) {
+                return Some(outcome);
+            }
+        }
+    }
+
+    /// The current record, read at `line`; `None` for a blank row.
+    fn row(&mut self, line: u64) -> Option<RowOutcome<T>> {
+        let reject = |reason: String| Some(RowOutcome::Rejected(RowError { line, reason }));
+        // Bad bytes fail their row (see `decode`).
+        if self.record.iter().any(|c| c.contains('\0')) {
+            return reject(
+                "the row holds a NUL byte, which no text has: fix this row of the export".into(),
+            );
+        }
+        if self.csv.get_ref().lossy() && self.record.iter().any(|c| c.contains('\u{FFFD}')) {
+            return reject(format!(
+                "the row holds bytes that are not valid {}: fix this row, or save the file as UTF-8",
+                self.encoding.name()
+            ));
+        }
+        let cells: Vec<&str> = self.record.iter().map(str::trim).collect();
+        if cells.iter().all(|c| c.is_empty()) {
+            return None; // a blank row (`;;;` from a spreadsheet)
+        }
+        let expected = self.header.columns.len();
+        if cells.len() < expected || cells[expected..].iter().any(|c| !c.is_empty()) {
+            return reject(format!(
+                "the row has {} fields but the header has {expected}: a {} or a quote inside an unquoted value?",
+                cells.len(),
+                show_delimiter(self.delimiter)
+            ));
+        }
+        let row = Row {
+            header: &self.header,
+            specs: self.specs,
+            cells,
+        };
+        let mut notes = Notes::new();
+        match (self.parse_row)(&row, &mut notes) {
+            Err(problems) => reject(problems_text(problems, notes)),
+            Ok(value) => {
+                let id = row.get(self.id_field).unwrap_or_default();
+                let key = IdKey::of(id);
+                if let Some(first) = self.seen.get(&key) {
+                    return reject(format!(
+                        "column `{}`: duplicate external_id `{id}`, first seen on line {first}; the first row is kept",
+                        row.name(self.id_field)
+                    ));
+                }
+                self.seen
+                    .insert(key, u32::try_from(line).unwrap_or(u32::MAX));
+                notes.sort_by_key(|n| n.column);
+                let warnings = notes
+                    .into_iter()
+                    .map(|n| RowWarning {
+                        line,
+                        reason: note_text(&n),
+                        refused: n.refused,
+                    })
+                    .collect();
+                Some(RowOutcome::Record {
+                    line,
+                    value,
+                    warnings,
+                })
+            }
+        }
+    }
+
+    /// Every row, collected.
+    pub(super) fn collect(mut self) -> Parsed<T> {
+        let mut parsed = Parsed {
+            records: Vec::new(),
+            errors: Vec::new(),
+            warnings: Vec::new(),
+            encoding: self.encoding.name(),
+            delimiter: self.delimiter,
+        };
+        while let Some(outcome) = self.next() {
+            match outcome {
+                RowOutcome::Record {
+                    line,
+                    value,
+                    warnings,
+                } => {
+                    parsed.records.push((line, value));
+                    parsed.warnings.extend(warnings);
+                }
+                RowOutcome::Rejected(e) => parsed.errors.push(e),
+            }
+        }
+        parsed
+    }
+}
+
+/// A rejected row's reason: its problems and its refused values, in column order.
+fn problems_text(mut problems: Problems, notes: Notes) -> String {
+    problems.extend(
+        notes
+            .into_iter()
+            .filter(|n| n.refused)
+            .map(|n| (n.column, n.reason)),
+    );
+    problems.sort_by_key(|(column, _)| *column);
+    let reasons: Vec<String> = problems.into_iter().map(|(_, why)| why).collect();
+    reasons.join("; ")
+}
+
+/// Reads and maps the header line.
+fn read_header(
+    csv: &mut csv::Reader<DecodeReader<Box<dyn Read + Send>>>,
+    table: &Table<'_>,
+    delimiter: u8,
+    encoding: &'static Encoding,
+) -> Result<Header, ImportError> {
+    let mut record = csv::StringRecord::new();
+    match csv.read_record(&mut record) {
+        Ok(true) => {}
+        Ok(false) => return Err(ImportError::NoHeader),
+        Err(e) => {
             return Err(ImportError::Csv {
-                line,
+                line: e.position().map_or(1, |p| p.line()),
                 message: e.to_string(),
             });
         }
-        Some(Ok(r)) => r,
-    };
-    let names: Vec<String> = header_record.iter().map(str::to_string).collect();
+    }
+    let line = csv
+        .get_mut()
+        .line_of_record(record.position().map_or(0, |p| p.byte()));
+    if csv.get_ref().lossy() && record.iter().any(|c| c.contains('\u{FFFD}')) {
+        return Err(ImportError::Decode {
+            encoding: encoding.name(),
+            line,
+        });
+    }
+    let names: Vec<String> = record.iter().map(str::to_string).collect();
     if names.iter().any(|n| n.contains('\0')) {
         return Err(ImportError::Binary { line: 1 });
     }
     if names.iter().all(|n| n.trim().is_empty()) {
         return Err(ImportError::NoHeader);
     }
-    let header = map_header(&names, table.specs, table.extras, delimiter)?;
-
-    let mut parsed = Parsed {
-        records: Vec::new(),
-        errors: Vec::new(),
-        warnings: Vec::new(),
-        encoding: decoded.encoding.name(),
-        delimiter,
-    };
-    let mut seen: HashMap<String, u64> = HashMap::new();
-    for result in records {
-        let record = match result {
-            Ok(r) => r,
-            Err(e) => {
-                // With in-memory UTF-8 text and flexible rows csv has no error left to give;
-                // report one anyway and go on.
-                let line = e.position().map_or(0, |p| lines.line_of_record(p.byte()));
-                parsed.errors.push(RowError {
-                    line,
-                    reason: format!("cannot read the row: {e}"),
-                });
-                continue;
-            }
-        };
-        let line = record
-            .position()
-            .map_or(0, |p| lines.line_of_record(p.byte()));
-        // Bad bytes fail their row (see `decode`).
-        if record.iter().any(|c| c.contains('\0')) {
-            parsed.errors.push(RowError {
-                line,
-                reason: "the row holds a NUL byte, which no text has: fix this row of the export"
-                    .into(),
-            });
-            continue;
-        }
-        if decoded.lossy && record.iter().any(|c| c.contains('\u{FFFD}')) {
-            parsed.errors.push(RowError {
-                line,
-                reason: format!(
-                    "the row holds bytes that are not valid {}: fix this row, or save the file as UTF-8",
-                    decoded.encoding.name()
-                ),
-            });
-            continue;
-        }
-        let cells: Vec<&str> = record.iter().map(str::trim).collect();
-        if cells.iter().all(|c| c.is_empty()) {
-            continue; // a blank row (`;;;` from a spreadsheet)
-        }
-        let expected = header.columns.len();
-        if cells.len() < expected || cells[expected..].iter().any(|c| !c.is_empty()) {
-            parsed.errors.push(RowError {
-                line,
-                reason: format!(
-                    "the row has {} fields but the header has {expected}: a {} or a quote inside an unquoted value?",
-                    cells.len(),
-                    show_delimiter(delimiter)
-                ),
-            });
-            continue;
-        }
-        let row = Row {
-            header: &header,
-            specs: table.specs,
-            cells,
-        };
-        let mut notes = Notes::new();
-        match parse_row(&row, &mut notes) {
-            Err(mut problems) => {
-                // A rejected row reports its refused values among its problems.
-                problems.extend(
-                    notes
-                        .into_iter()
-                        .filter(|n| n.refused)
-                        .map(|n| (n.column, n.reason)),
-                );
-                problems.sort_by_key(|(column, _)| *column);
-                let reasons: Vec<String> = problems.into_iter().map(|(_, why)| why).collect();
-                parsed.errors.push(RowError {
-                    line,
-                    reason: reasons.join("; "),
-                });
-            }
-            Ok(value) => {
-                let id = row.get(table.id_field).unwrap_or_default().to_string();
-                if let Some(first) = seen.get(&id) {
-                    parsed.errors.push(RowError {
-                        line,
-                        reason: format!(
-                            "column `{}`: duplicate external_id `{id}`, first seen on line {first}; the first row is kept",
-                            row.name(table.id_field)
-                        ),
-                    });
-                } else {
-                    seen.insert(id, line);
-                    parsed.records.push((line, value));
-                    notes.sort_by_key(|n| n.column);
-                    parsed
-                        .warnings
-                        .extend(notes.into_iter().map(|n| RowWarning {
-                            line,
-                            reason: note_text(&n),
-                            refused: n.refused,
-                        }));
-                }
-            }
-        }
-    }
-    Ok(parsed)
+    map_header(&names, table.specs, table.extras, delimiter)
 }
 
 /// A note as a warning says it: the reason, and what was done about the value.
@@ -311,32 +511,5 @@ pub(super) fn note_text(n: &Note) -> String {
         )
     } else {
         n.reason.clone()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn line_numbers_from_bytes() {
-        let text = "\n\na,b\r\n1,2\r\n\r\n\"x\r\ny\",5\r6,7\n";
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .from_reader(text.as_bytes());
-        let lines = Lines::new(text);
-        let got: Vec<(String, u64)> = reader
-            .records()
-            .map(|r| {
-                let r = r.unwrap();
-                (
-                    r[0].to_string(),
-                    lines.line_of_record(r.position().unwrap().byte()),
-                )
-            })
-            .collect();
-        let want = [("a", 3), ("1", 4), ("x\r\ny", 6), ("6", 8)].map(|(s, l)| (s.to_string(), l));
-        assert_eq!(got, want);
     }
 }

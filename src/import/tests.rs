@@ -648,3 +648,75 @@ fn names_with_control_characters_are_normalised_or_left_out() {
     );
     assert!(p.records[1].1.refused.first_name && !p.records[1].1.refused.email);
 }
+
+/// A reader handing out at most `n` bytes per read (odd: UTF-16 code units split).
+struct Trickle(std::io::Cursor<Vec<u8>>, usize);
+
+impl std::io::Read for Trickle {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = buf.len().min(self.1);
+        self.0.read(&mut buf[..n])
+    }
+}
+
+#[test]
+fn utf16_rows_split_across_reads_decode_whole_with_their_lines() {
+    // Big enough that the decoder's 64 KiB reads and the odd trickle split characters
+    // (surrogate pairs too) and line breaks everywhere.
+    let mut text = String::from("id,first_name,attr:note\r\n");
+    let mut want = Vec::new();
+    for i in 0..8000 {
+        if i % 500 == 499 {
+            text.push_str(&format!("c{i},Ana,\"two\r\nlines\"\r\n"));
+        } else {
+            text.push_str(&format!("c{i},Ștefan Мария 😀,x{i}\r\n"));
+        }
+        // Each earlier two-line row moves this one a line down.
+        want.push((2 + i as u64 + i as u64 / 500, format!("c{i}")));
+    }
+    let le: Vec<u8> = [0xFF, 0xFE]
+        .into_iter()
+        .chain(text.encode_utf16().flat_map(u16::to_le_bytes))
+        .collect();
+    assert!(le.len() > 3 * 65536);
+    for chunk in [4097, 65537] {
+        let rows = customer_rows(
+            Box::new(Trickle(std::io::Cursor::new(le.clone()), chunk)),
+            &opts(),
+        )
+        .unwrap();
+        assert_eq!(rows.encoding(), "UTF-16LE");
+        let mut got = Vec::new();
+        let mut rows = rows;
+        while let Some(outcome) = rows.next() {
+            match outcome {
+                RowOutcome::Record { line, value, .. } => {
+                    if !value.external_id.ends_with("99") {
+                        assert_eq!(value.first_name.as_deref(), Some("Ștefan Мария 😀"));
+                    }
+                    got.push((line, value.external_id));
+                }
+                RowOutcome::Rejected(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(got, want, "chunk {chunk}");
+        assert_eq!(rows.bytes_read(), le.len() as u64);
+    }
+}
+
+#[test]
+fn a_file_of_many_reads_reports_every_bad_line() {
+    let mut csv = String::from("external_id,birthday\n");
+    let mut bad = Vec::new();
+    for i in 0..30_000u64 {
+        if i % 1234 == 5 {
+            csv.push_str(&format!("b{i},1990-02-30\n"));
+            bad.push(i + 2);
+        } else {
+            csv.push_str(&format!("b{i},1990-02-03\n"));
+        }
+    }
+    let p = parse_customers(csv.as_bytes(), &opts()).unwrap();
+    assert_eq!(p.errors.iter().map(|e| e.line).collect::<Vec<_>>(), bad);
+    assert_eq!(p.records.len() + bad.len(), 30_000);
+}

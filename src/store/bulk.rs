@@ -8,11 +8,13 @@
 //! `refresh_order_facts`) — only faster, and only for external ids that are not stored yet
 //! (an existing one fails the transaction with a unique-constraint error).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
 use sea_orm::{ConnectionTrait, DbBackend, Statement, StreamTrait, TransactionTrait, Value};
 
-use super::people::{CUSTOMER_COLS, customer_from, refresh_order_facts};
+use super::people::{
+    CUSTOMER_COLS, CUSTOMER_INSERT_COLS, customer_from, customer_values, refresh_order_facts,
+};
 use super::{CustomerRow, Store, StoreError, placeholders};
 use crate::import::{CustomerRecord, OrderRecord};
 
@@ -27,7 +29,7 @@ const LOOKUP: usize = 500;
 
 /// `($1, $2, …), (…)`: `rows` tuples of `width` numbered placeholders from `$first`; with
 /// `repeat_last`, each tuple ends with its last placeholder once more.
-fn values_list(first: usize, rows: usize, width: usize, repeat_last: bool) -> String {
+pub(super) fn values_list(first: usize, rows: usize, width: usize, repeat_last: bool) -> String {
     let mut s = String::with_capacity(rows * (width + 1) * 7);
     for r in 0..rows {
         if r > 0 {
@@ -96,38 +98,13 @@ impl Store {
         let mut dates: Vec<Value> = Vec::new();
         for chunk in records.chunks(CUSTOMER_ROWS) {
             let sql = format!(
-                "INSERT INTO customers (external_id, first_name, last_name, email, phone, locale, time_zone, birth_year, birth_md, signup_date, signup_md, preferred_channel, custom_dates, attributes, created_at, updated_at) VALUES {} RETURNING id, external_id",
+                "INSERT INTO customers ({CUSTOMER_INSERT_COLS}) VALUES {} RETURNING id, external_id",
                 // created_at = updated_at, as `upsert_customers` writes them.
                 values_list(1, chunk.len(), 15, true)
             );
             let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 15);
             for c in chunk {
-                let custom: BTreeMap<String, String> = c
-                    .custom_dates
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.to_string()))
-                    .collect();
-                values.extend([
-                    Value::from(c.external_id.clone()),
-                    c.first_name.clone().into(),
-                    c.last_name.clone().into(),
-                    c.email.as_ref().map(|e| e.to_string()).into(),
-                    c.phone.as_ref().map(|p| p.to_string()).into(),
-                    c.locale.to_string().into(),
-                    c.time_zone.clone().into(),
-                    c.birthday.and_then(|b| b.year).into(),
-                    c.birthday.map(|b| b.month_day()).into(),
-                    c.signup_date.map(|d| d.to_string()).into(),
-                    c.signup_date.map(|d| d.month_day()).into(),
-                    c.preferred_channel.map(|ch| ch.as_str().to_string()).into(),
-                    serde_json::to_string(&custom)
-                        .unwrap_or_else(|_| "{}".into())
-                        .into(),
-                    serde_json::to_string(&c.attributes)
-                        .unwrap_or_else(|_| "{}".into())
-                        .into(),
-                    now.into(),
-                ]);
+                values.extend(customer_values(c, now));
             }
             let mut by_external: HashMap<String, i64> = HashMap::with_capacity(chunk.len());
             for r in txn
@@ -250,6 +227,7 @@ impl Store {
 mod tests {
     use super::*;
     use crate::domain::{Channel, Email, Locale, Phone, YearlyDate};
+    use std::collections::BTreeMap;
 
     fn customer(i: usize) -> CustomerRecord {
         let mut custom = BTreeMap::new();

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use sea_orm::Value;
+use sea_orm::{ConnectionTrait, Value};
 
 use crate::domain::Channel;
 
@@ -40,6 +40,60 @@ pub struct UpsertStats {
 
 pub(super) const CUSTOMER_COLS: &str = "id, external_id, first_name, last_name, email, phone, locale, time_zone, birth_year, birth_md, signup_date, preferred_channel, custom_dates, attributes, order_count, total_spent_minor, first_order_at, last_order_at";
 
+/// Customer rows per upsert statement: 15 values each (19 for a row with a refused value).
+const UPSERT_ROWS: usize = 500;
+
+/// The columns [`customer_values`] fills, in order (`updated_at` takes `created_at`'s value).
+pub(super) const CUSTOMER_INSERT_COLS: &str = "external_id, first_name, last_name, email, phone, locale, time_zone, birth_year, birth_md, signup_date, signup_md, preferred_channel, custom_dates, attributes, created_at, updated_at";
+
+/// What an upsert of a stored customer changes besides the contact values.
+macro_rules! upsert_set_rest {
+    () => {
+        "locale = excluded.locale, time_zone = excluded.time_zone, \
+     birth_year = excluded.birth_year, birth_md = excluded.birth_md, signup_date = excluded.signup_date, \
+     signup_md = excluded.signup_md, preferred_channel = excluded.preferred_channel, \
+     custom_dates = excluded.custom_dates, attributes = excluded.attributes, updated_at = excluded.updated_at"
+    };
+}
+const UPSERT_SET_REST: &str = upsert_set_rest!();
+
+/// What an upsert of a stored customer with no refused value changes.
+const UPSERT_SET: &str = concat!(
+    "first_name = excluded.first_name, last_name = excluded.last_name, email = excluded.email, phone = excluded.phone, ",
+    upsert_set_rest!()
+);
+
+/// The 15 values of a customer row, for [`CUSTOMER_INSERT_COLS`] but its last (`updated_at`
+/// is `created_at`, `now`, again): the one place a [`CustomerRecord`] becomes SQL values.
+pub(super) fn customer_values(c: &CustomerRecord, now: i64) -> [Value; 15] {
+    let custom: BTreeMap<String, String> = c
+        .custom_dates
+        .iter()
+        .map(|(k, v)| (k.clone(), v.to_string()))
+        .collect();
+    [
+        Value::from(c.external_id.clone()),
+        c.first_name.clone().into(),
+        c.last_name.clone().into(),
+        c.email.as_ref().map(|e| e.to_string()).into(),
+        c.phone.as_ref().map(|p| p.to_string()).into(),
+        c.locale.to_string().into(),
+        c.time_zone.clone().into(),
+        c.birthday.and_then(|b| b.year).into(),
+        c.birthday.map(|b| b.month_day()).into(),
+        c.signup_date.map(|d| d.to_string()).into(),
+        c.signup_date.map(|d| d.month_day()).into(),
+        c.preferred_channel.map(|ch| ch.as_str().to_string()).into(),
+        serde_json::to_string(&custom)
+            .unwrap_or_else(|_| "{}".into())
+            .into(),
+        serde_json::to_string(&c.attributes)
+            .unwrap_or_else(|_| "{}".into())
+            .into(),
+        now.into(),
+    ]
+}
+
 pub(super) fn customer_from(r: &sea_orm::QueryResult) -> Result<CustomerRow, StoreError> {
     Ok(CustomerRow {
         id: r.try_get("", "id")?,
@@ -74,7 +128,7 @@ impl Store {
             .unwrap_or(0))
     }
 
-    /// Inserts or updates customers by external id, in one transaction per 500 rows.
+    /// Inserts or updates customers by external id, in one transaction.
     pub async fn upsert_customers(
         &self,
         records: &[CustomerRecord],
@@ -90,114 +144,172 @@ impl Store {
     ///
     /// A contact value the door refused ([`CustomerRecord::refused`]) keeps the stored one: a
     /// valid value is never replaced by nothing because a later import sent a bad one.
+    ///
+    /// All of `records` are written in one transaction (callers pass batches of a few
+    /// thousand), 500 rows per statement where it can: rows with no refused value and an
+    /// external id that appears once in their chunk go in one multi-row upsert.
     pub async fn upsert_customers_checked(
         &self,
         records: &[CustomerRecord],
         stubs: &[Vec<String>],
         now: i64,
     ) -> Result<UpsertStats, StoreError> {
+        use sea_orm::TransactionTrait;
         let mut stats = UpsertStats::default();
         let guard = !stubs.is_empty() && self.has_forgotten().await?;
-        for (ci, chunk) in records.chunks(500).enumerate() {
-            let ids: Vec<Value> = chunk.iter().map(|c| c.external_id.clone().into()).collect();
-            let existing = self.existing_external_ids("customers", &ids).await?;
-            let txn_sql = "INSERT INTO customers (external_id, first_name, last_name, email, phone, locale, time_zone, birth_year, birth_md, signup_date, signup_md, preferred_channel, custom_dates, attributes, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15) \
+        // The first chunk's stored ids are read before the transaction: a SQLite transaction
+        // that reads before it writes fails at its first write (SQLITE_BUSY_SNAPSHOT) when
+        // another connection wrote in between, while one that starts with a write waits its
+        // turn. Later chunks read inside it, after its writes (they see the earlier chunks).
+        let ids = |chunk: &[CustomerRecord]| -> Vec<Value> {
+            chunk.iter().map(|c| c.external_id.clone().into()).collect()
+        };
+        let first = records
+            .get(..UPSERT_ROWS.min(records.len()))
+            .unwrap_or_default();
+        let mut first =
+            Some(existing_external_ids(self, &self.db, "customers", &ids(first)).await?);
+        let txn = self.db.begin().await?;
+        for (ci, chunk) in records.chunks(UPSERT_ROWS).enumerate() {
+            let stubs = if guard {
+                stubs.get(ci * UPSERT_ROWS..).unwrap_or_default()
+            } else {
+                &[]
+            };
+            let existing = match first.take() {
+                Some(existing) => existing,
+                None => existing_external_ids(self, &txn, "customers", &ids(chunk)).await?,
+            };
+            let s = self
+                .upsert_customer_chunk(&txn, chunk, &existing, stubs, now)
+                .await?;
+            stats.inserted += s.inserted;
+            stats.updated += s.updated;
+        }
+        txn.commit().await?;
+        Ok(stats)
+    }
+
+    /// One chunk of [`Store::upsert_customers_checked`], inside `txn`.
+    async fn upsert_customer_chunk<C: sea_orm::ConnectionTrait>(
+        &self,
+        txn: &C,
+        chunk: &[CustomerRecord],
+        existing: &BTreeSet<String>,
+        stubs: &[Vec<String>],
+        now: i64,
+    ) -> Result<UpsertStats, StoreError> {
+        let distinct: BTreeSet<&str> = chunk.iter().map(|c| c.external_id.as_str()).collect();
+        let unique = distinct.len() == chunk.len();
+        let plain = |c: &CustomerRecord| {
+            unique
+                && !(c.refused.first_name
+                    || c.refused.last_name
+                    || c.refused.email
+                    || c.refused.phone)
+        };
+        let many: Vec<&CustomerRecord> = chunk.iter().filter(|c| plain(c)).collect();
+        if !many.is_empty() {
+            let sql = format!(
+                "INSERT INTO customers ({CUSTOMER_INSERT_COLS}) VALUES {} ON CONFLICT (external_id) DO UPDATE SET {UPSERT_SET}",
+                super::bulk::values_list(1, many.len(), 15, true)
+            );
+            let mut values = Vec::with_capacity(many.len() * 15);
+            for c in &many {
+                values.extend(customer_values(c, now));
+            }
+            txn.execute_raw(self.stmt_positional(&sql, values)).await?;
+        }
+        for c in chunk.iter().filter(|c| !plain(c)) {
+            let sql = format!(
+                "INSERT INTO customers ({CUSTOMER_INSERT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15) \
                  ON CONFLICT (external_id) DO UPDATE SET \
                  first_name = CASE WHEN $16 = 1 THEN customers.first_name ELSE excluded.first_name END, \
                  last_name = CASE WHEN $17 = 1 THEN customers.last_name ELSE excluded.last_name END, \
                  email = CASE WHEN $18 = 1 THEN customers.email ELSE excluded.email END, \
-                 phone = CASE WHEN $19 = 1 THEN customers.phone ELSE excluded.phone END, \
-                 locale = excluded.locale, time_zone = excluded.time_zone, \
-                 birth_year = excluded.birth_year, birth_md = excluded.birth_md, signup_date = excluded.signup_date, \
-                 signup_md = excluded.signup_md, preferred_channel = excluded.preferred_channel, \
-                 custom_dates = excluded.custom_dates, attributes = excluded.attributes, updated_at = excluded.updated_at";
-            use sea_orm::TransactionTrait;
-            let txn = self.db.begin().await?;
-            for (i, c) in chunk.iter().enumerate() {
-                let custom: BTreeMap<String, String> = c
-                    .custom_dates
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.to_string()))
-                    .collect();
-                let values: Vec<Value> = vec![
-                    c.external_id.clone().into(),
-                    c.first_name.clone().into(),
-                    c.last_name.clone().into(),
-                    c.email.as_ref().map(|e| e.to_string()).into(),
-                    c.phone.as_ref().map(|p| p.to_string()).into(),
-                    c.locale.to_string().into(),
-                    c.time_zone.clone().into(),
-                    c.birthday.and_then(|b| b.year).into(),
-                    c.birthday.map(|b| b.month_day()).into(),
-                    c.signup_date.map(|d| d.to_string()).into(),
-                    c.signup_date.map(|d| d.month_day()).into(),
-                    c.preferred_channel.map(|ch| ch.as_str().to_string()).into(),
-                    serde_json::to_string(&custom)
-                        .unwrap_or_else(|_| "{}".into())
-                        .into(),
-                    serde_json::to_string(&c.attributes)
-                        .unwrap_or_else(|_| "{}".into())
-                        .into(),
-                    now.into(),
-                    // A value refused at the door keeps the stored one ($16–$19).
-                    i32::from(c.refused.first_name).into(),
-                    i32::from(c.refused.last_name).into(),
-                    i32::from(c.refused.email).into(),
-                    i32::from(c.refused.phone).into(),
-                ];
-                use sea_orm::ConnectionTrait;
-                txn.execute_raw(self.stmt(txn_sql, values)).await?;
-                // Custom yearly dates, indexed by month-day for the yearly rituals.
-                txn.execute_raw(self.stmt(
-                    "DELETE FROM customer_dates WHERE customer_id = (SELECT id FROM customers WHERE external_id = $1)",
-                    vec![c.external_id.clone().into()],
-                ))
-                .await?;
-                for (name, d) in &c.custom_dates {
-                    txn.execute_raw(self.stmt(
-                        "INSERT INTO customer_dates (customer_id, name, md, year) SELECT id, $2, $3, $4 FROM customers WHERE external_id = $1",
-                        vec![
-                            c.external_id.clone().into(),
-                            name.clone().into(),
-                            d.month_day().into(),
-                            d.year.into(),
-                        ],
-                    ))
-                    .await?;
-                }
-                if guard && let Some(hashes) = stubs.get(ci * 500 + i).filter(|h| !h.is_empty()) {
-                    super::privacy::opt_out_if_forgotten(self, &txn, &c.external_id, hashes, now)
-                        .await?;
-                }
-                if existing.contains(&c.external_id) {
-                    stats.updated += 1;
-                } else {
-                    stats.inserted += 1;
-                }
-            }
-            txn.commit().await?;
+                 phone = CASE WHEN $19 = 1 THEN customers.phone ELSE excluded.phone END, {UPSERT_SET_REST}"
+            );
+            let mut values: Vec<Value> = customer_values(c, now).into();
+            // A value refused at the door keeps the stored one ($16–$19).
+            values.extend([
+                i32::from(c.refused.first_name).into(),
+                i32::from(c.refused.last_name).into(),
+                i32::from(c.refused.email).into(),
+                i32::from(c.refused.phone).into(),
+            ]);
+            txn.execute_raw(self.stmt(&sql, values)).await?;
         }
-        Ok(stats)
+        self.replace_customer_dates(txn, chunk, existing).await?;
+        for (c, hashes) in chunk.iter().zip(stubs).filter(|(_, h)| !h.is_empty()) {
+            super::privacy::opt_out_if_forgotten(self, txn, &c.external_id, hashes, now).await?;
+        }
+        let updated = chunk
+            .iter()
+            .filter(|c| existing.contains(&c.external_id))
+            .count() as u64;
+        Ok(UpsertStats {
+            inserted: chunk.len() as u64 - updated,
+            updated,
+        })
     }
 
-    async fn existing_external_ids(
+    /// The custom yearly dates (indexed by month-day for the yearly rituals) of a chunk of
+    /// just-upserted customers: those of `existing` customers are replaced (a new customer
+    /// has none: they go with their customer); of an id given twice, the last one counts.
+    async fn replace_customer_dates<C: sea_orm::ConnectionTrait>(
         &self,
-        table: &str,
-        ids: &[Value],
-    ) -> Result<BTreeSet<String>, StoreError> {
-        if ids.is_empty() {
-            return Ok(BTreeSet::new());
+        txn: &C,
+        chunk: &[CustomerRecord],
+        existing: &BTreeSet<String>,
+    ) -> Result<(), StoreError> {
+        let old: Vec<Value> = existing.iter().map(|id| Value::from(id.clone())).collect();
+        if !old.is_empty() {
+            let sql = format!(
+                "DELETE FROM customer_dates WHERE customer_id IN (SELECT id FROM customers WHERE external_id IN ({}))",
+                super::placeholders(1, old.len())
+            );
+            txn.execute_raw(self.stmt_positional(&sql, old)).await?;
         }
-        let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+        let mut last: HashMap<&str, &CustomerRecord> = HashMap::new();
+        for c in chunk {
+            last.insert(c.external_id.as_str(), c);
+        }
+        last.retain(|_, c| !c.custom_dates.is_empty());
+        if last.is_empty() {
+            return Ok(());
+        }
+        let keys: Vec<Value> = last.keys().map(|k| Value::from(k.to_string())).collect();
         let sql = format!(
-            "SELECT external_id FROM {table} WHERE external_id IN ({})",
-            placeholders.join(", ")
+            "SELECT id, external_id FROM customers WHERE external_id IN ({})",
+            super::placeholders(1, keys.len())
         );
-        let rows = self.all(&sql, ids.to_vec()).await?;
-        rows.iter()
-            .map(|r| Ok(r.try_get::<String>("", "external_id")?))
-            .collect()
+        let mut values = Vec::new();
+        for r in txn.query_all_raw(self.stmt_positional(&sql, keys)).await? {
+            let external: String = r.try_get("", "external_id")?;
+            let id: i64 = r.try_get("", "id")?;
+            for (name, d) in last
+                .get(external.as_str())
+                .map(|c| &c.custom_dates)
+                .into_iter()
+                .flatten()
+            {
+                values.extend([
+                    Value::from(id),
+                    name.clone().into(),
+                    d.month_day().into(),
+                    d.year.into(),
+                ]);
+            }
+        }
+        for rows in values.chunks(4 * 2000) {
+            let sql = format!(
+                "INSERT INTO customer_dates (customer_id, name, md, year) VALUES {}",
+                super::bulk::values_list(1, rows.len() / 4, 4, false)
+            );
+            txn.execute_raw(self.stmt_positional(&sql, rows.to_vec()))
+                .await?;
+        }
+        Ok(())
     }
 
     /// Inserts or updates orders by external id. Orders whose customer is unknown are returned
@@ -233,8 +345,8 @@ impl Store {
                 map.insert(r.try_get("", "external_id")?, r.try_get("", "id")?);
             }
             let ids: Vec<Value> = chunk.iter().map(|o| o.external_id.clone().into()).collect();
-            let existing = self.existing_external_ids("orders", &ids).await?;
-            use sea_orm::{ConnectionTrait, TransactionTrait};
+            let existing = existing_external_ids(self, &self.db, "orders", &ids).await?;
+            use sea_orm::TransactionTrait;
             let txn = self.db.begin().await?;
             for (i, o) in chunk.iter().enumerate() {
                 let Some(cid) = map.get(&o.customer_external_id) else {
@@ -304,7 +416,7 @@ impl Store {
         source: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
-        use sea_orm::{ConnectionTrait, TransactionTrait};
+        use sea_orm::TransactionTrait;
         let txn = self.db.begin().await?;
         let changed = txn
             .execute_raw(self.stmt(
@@ -344,7 +456,7 @@ impl Store {
             Channel::Email => ("channel:email", "bounce", "lower(email) = lower($3)"),
             Channel::Sms => ("channel:sms", "carrier_stop", "phone = $3"),
         };
-        use sea_orm::{ConnectionTrait, TransactionTrait};
+        use sea_orm::TransactionTrait;
         let txn = self.db.begin().await?;
         let changed = txn
             .execute_raw(self.stmt(
@@ -418,6 +530,26 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// Of `ids` (external ids), those stored in `table`, read through `conn`.
+async fn existing_external_ids<C: sea_orm::ConnectionTrait>(
+    store: &Store,
+    conn: &C,
+    table: &str,
+    ids: &[Value],
+) -> Result<BTreeSet<String>, StoreError> {
+    if ids.is_empty() {
+        return Ok(BTreeSet::new());
+    }
+    let sql = format!(
+        "SELECT external_id FROM {table} WHERE external_id IN ({})",
+        super::placeholders(1, ids.len())
+    );
+    let rows = conn.query_all_raw(store.stmt(&sql, ids.to_vec())).await?;
+    rows.iter()
+        .map(|r| Ok(r.try_get::<String>("", "external_id")?))
+        .collect()
 }
 
 /// Recomputes the order facts (count, total, first and last order, the first order's local

@@ -123,7 +123,8 @@ impl TestApp {
             &path,
             None,
             None,
-            false,
+            ritualist::clock::now().as_second(),
+            &mut |_| {},
         )
         .await
         .unwrap();
@@ -143,7 +144,8 @@ impl TestApp {
             &path,
             None,
             None,
-            false,
+            ritualist::clock::now().as_second(),
+            &mut |_| {},
         )
         .await
         .unwrap()

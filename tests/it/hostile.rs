@@ -459,7 +459,8 @@ async fn hostile_contact_data_is_refused_at_the_door_or_delivered_intact() {
             &path,
             None,
             None,
-            false,
+            ritualist::clock::now().as_second(),
+            &mut |_| {},
         )
         .await
         .unwrap();

@@ -18,6 +18,7 @@ mod forget;
 mod harness;
 mod history;
 mod hostile;
+mod import_stream;
 mod inert;
 mod ingest;
 mod kannel_inbound;

@@ -5,8 +5,8 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use crate::app::{self, AppError, ImportKind, ImportReport};
-use crate::cli::output::{out, out_json};
+use crate::app::{self, AppError, ImportKind, ImportProgress, ImportReport};
+use crate::cli::output::{self, out, out_json};
 use crate::cli::{Format, ImportArgs, ImportWhat};
 use crate::config::Config;
 use crate::store::Store;
@@ -19,8 +19,11 @@ pub async fn run(config: &Path, args: ImportArgs) -> Result<ExitCode, AppError> 
         ImportWhat::Orders => ImportKind::Orders,
     };
     let delimiter = args.delimiter.map(|c| c as u32 as u8);
-    // The bar is drawn by `import_file` for now; `output::import_bar` takes over once it
-    // reports progress through a callback.
+    // A bar in bytes of the file, on stderr when it is a terminal (never in pipes and logs).
+    let bar = output::import_bar(&format!("importing {}", args.file.display()));
+    let mut on_progress = |p: ImportProgress| {
+        output::advance(bar.as_ref(), p.bytes_read, p.bytes_total);
+    };
     let r = app::import_file(
         &store,
         &cfg,
@@ -28,9 +31,12 @@ pub async fn run(config: &Path, args: ImportArgs) -> Result<ExitCode, AppError> 
         &args.file,
         args.encoding,
         delimiter,
-        true,
+        crate::clock::now().as_second(),
+        &mut on_progress,
     )
-    .await?;
+    .await;
+    output::finish(bar);
+    let r = r?;
     match args.format {
         Format::Json => out_json(&r)?,
         Format::Table => print_table(&r),
