@@ -139,7 +139,8 @@ impl JsonReader {
                     index,
                     field: String::new(),
                     message: e.to_string(),
-                    hint: "keys are the CSV column names: see docs/integrator.md, Ingest API".into(),
+                    hint: "keys are the CSV column names: see docs/integrator.md, Ingest API"
+                        .into(),
                     outcome: FieldOutcome::Rejected,
                 }]);
             }
