@@ -28,3 +28,5 @@ pub mod plan;
 pub mod render;
 pub mod ritual;
 pub mod store;
+#[cfg(test)]
+mod test_support;

@@ -289,7 +289,7 @@ const MAX_DAYS: i64 = 3_660;
 
 /// A date argument (`--date`, `--since`, `--until`): YYYY-MM-DD within
 /// [`app::SUPPORTED_YEARS`], so no computation around it can leave the calendar's range.
-fn arg_date(s: &str) -> Result<jiff::civil::Date, String> {
+pub(crate) fn arg_date(s: &str) -> Result<jiff::civil::Date, String> {
     let date: jiff::civil::Date = s
         .trim()
         .parse()

@@ -136,19 +136,7 @@ impl Store {
         let mut values: Vec<Value> = vec![customer_id.into()];
         values.extend(rituals.iter().map(|r| Value::from(r.clone())));
         let rows = self.all(&sql, values).await?;
-        rows.iter()
-            .map(|r| {
-                Ok(SurveyResponse {
-                    ritual: r.try_get("", "ritual")?,
-                    customer_id: r.try_get("", "customer_id")?,
-                    occurrence: r.try_get("", "occurrence")?,
-                    score: r.try_get("", "score")?,
-                    comment: r.try_get("", "comment")?,
-                    first_at: r.try_get("", "first_at")?,
-                    updated_at: r.try_get("", "updated_at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(super::surveys::survey_response).collect()
     }
 }
 
@@ -159,13 +147,7 @@ mod tests {
     /// The story reads one customer: each query must probe an index, never scan a table.
     #[tokio::test]
     async fn a_customer_s_story_is_read_through_indexes() {
-        let dir = std::env::temp_dir().join(format!(
-            "ritualist-history-{}-{}",
-            std::process::id(),
-            crate::store::random_token()
-        ));
-        let url = format!("sqlite://{}/t.db?mode=rwc", dir.display());
-        let store = Store::open(&url).await.unwrap();
+        let (store, _dir) = crate::test_support::temp_store("history").await;
         let queries: [(String, Vec<Value>); 4] = [
             (messages_sql(false), vec![1i64.into()]),
             (messages_sql(true), vec![1i64.into()]),
@@ -192,6 +174,5 @@ mod tests {
                 "{sql}: {plan}"
             );
         }
-        let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -617,13 +617,7 @@ mod tests {
     /// must use an index, never scan every customer (migration 000011).
     #[tokio::test]
     async fn finding_a_customer_by_any_key_uses_an_index() {
-        let dir = std::env::temp_dir().join(format!(
-            "ritualist-people-{}-{}",
-            std::process::id(),
-            crate::store::random_token()
-        ));
-        let url = format!("sqlite://{}/t.db?mode=rwc", dir.display());
-        let store = Store::open(&url).await.unwrap();
+        let (store, _dir) = crate::test_support::temp_store("people").await;
         for col in ["external_id", "email", "phone"] {
             let plan: Vec<String> = store
                 .all(
@@ -644,6 +638,5 @@ mod tests {
             );
             assert!(!plan.starts_with("SCAN customers"), "{col}: {plan}");
         }
-        let _ = std::fs::remove_dir_all(dir);
     }
 }

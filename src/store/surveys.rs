@@ -59,19 +59,7 @@ impl Store {
                 vec![since.unwrap_or(i64::MIN).into(), until.unwrap_or(i64::MAX).into()],
             )
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(SurveyResponse {
-                    ritual: r.try_get("", "ritual")?,
-                    customer_id: r.try_get("", "customer_id")?,
-                    occurrence: r.try_get("", "occurrence")?,
-                    score: r.try_get("", "score")?,
-                    comment: r.try_get("", "comment")?,
-                    first_at: r.try_get("", "first_at")?,
-                    updated_at: r.try_get("", "updated_at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(survey_response).collect()
     }
 }
 
@@ -112,17 +100,32 @@ impl Store {
         let rows = self.all(&sql, values).await?;
         rows.iter()
             .map(|r| {
+                let s = survey_response(r)?;
                 Ok(SurveyAnswer {
-                    ritual: r.try_get("", "ritual")?,
                     customer: r.try_get("", "external_id")?,
-                    customer_id: r.try_get("", "customer_id")?,
-                    occurrence: r.try_get("", "occurrence")?,
-                    score: r.try_get("", "score")?,
-                    comment: r.try_get("", "comment")?,
-                    first_at: r.try_get("", "first_at")?,
-                    updated_at: r.try_get("", "updated_at")?,
+                    ritual: s.ritual,
+                    customer_id: s.customer_id,
+                    occurrence: s.occurrence,
+                    score: s.score,
+                    comment: s.comment,
+                    first_at: s.first_at,
+                    updated_at: s.updated_at,
                 })
             })
             .collect()
     }
+}
+
+/// One answer as read by a query that selects `ritual, customer_id, occurrence, score,
+/// comment, first_at, updated_at`.
+pub(crate) fn survey_response(r: &sea_orm::QueryResult) -> Result<SurveyResponse, StoreError> {
+    Ok(SurveyResponse {
+        ritual: r.try_get("", "ritual")?,
+        customer_id: r.try_get("", "customer_id")?,
+        occurrence: r.try_get("", "occurrence")?,
+        score: r.try_get("", "score")?,
+        comment: r.try_get("", "comment")?,
+        first_at: r.try_get("", "first_at")?,
+        updated_at: r.try_get("", "updated_at")?,
+    })
 }

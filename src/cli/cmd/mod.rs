@@ -43,3 +43,17 @@ fn findings(findings: bool) -> ExitCode {
         ExitCode::SUCCESS
     }
 }
+
+/// A `RITUAL` argument names a ritual of the config, or one removed from it whose history is
+/// still in the ledger; otherwise the did-you-mean error.
+pub(crate) async fn known_ritual(
+    cfg: &crate::config::Config,
+    store: &crate::store::Store,
+    ritual: &str,
+) -> Result<(), crate::app::AppError> {
+    let known = crate::app::Known::load(cfg).unwrap_or_default();
+    if known.ritual(ritual).is_err() && !store.ledger_has_ritual(ritual).await? {
+        known.ritual(ritual)?;
+    }
+    Ok(())
+}

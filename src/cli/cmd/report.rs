@@ -16,11 +16,7 @@ pub async fn run(config: &Path, args: ReportArgs) -> Result<ExitCode, AppError> 
     let cfg = Config::load(config)?;
     let store = Store::open(&cfg.database_url).await?;
     if let Some(r) = &args.ritual {
-        // A ritual removed from the config still has its history in the ledger.
-        let known = app::Known::load(&cfg).unwrap_or_default();
-        if known.ritual(r).is_err() && !store.ledger_has_ritual(r).await? {
-            known.ritual(r)?;
-        }
+        super::known_ritual(&cfg, &store, r).await?;
     }
     let req = ReportRequest {
         since: args.since,

@@ -2,6 +2,7 @@
 //! `--search` keeping those whose comment holds a text (any case), and NPS per ritual over
 //! every answer of the period; a table, JSON or CSV (the answers only).
 
+use crate::cli::args::arg_date;
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
@@ -28,24 +29,11 @@ pub struct SurveysArgs {
     pub format: ReportFormat,
 }
 
-/// `--since`: YYYY-MM-DD within the supported years.
-fn arg_date(s: &str) -> Result<jiff::civil::Date, String> {
-    let date: jiff::civil::Date = s
-        .trim()
-        .parse()
-        .map_err(|e| format!("`{s}` is not a date (YYYY-MM-DD): {e}"))?;
-    app::supported_date(date)
-}
-
 pub async fn run(config: &Path, args: SurveysArgs) -> Result<ExitCode, AppError> {
     let cfg = Config::load(config)?;
     let store = Store::open(&cfg.database_url).await?;
     if let Some(r) = &args.ritual {
-        // As in `report`: a ritual removed from the config still has its history.
-        let known = app::Known::load(&cfg).unwrap_or_default();
-        if known.ritual(r).is_err() && !store.ledger_has_ritual(r).await? {
-            known.ritual(r)?;
-        }
+        super::known_ritual(&cfg, &store, r).await?;
     }
     let req = SurveysRequest {
         ritual: args.ritual,
