@@ -227,7 +227,7 @@ fn profile(row: &CustomerRow) -> Profile {
 /// Each channel's contact and whether a scope covering the whole channel opts them out
 /// (narrower scopes, a category or a ritual, are in `consents`).
 fn channels(row: &CustomerRow, consents: &BTreeMap<String, bool>) -> Vec<ChannelConsent> {
-    [Channel::Email, Channel::Sms]
+    Channel::ALL
         .into_iter()
         .map(|ch| {
             let scope = format!("channel:{ch}");

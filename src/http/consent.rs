@@ -601,7 +601,7 @@ fn preferences_html(
         esc(t.all_messages),
         esc(t.channels)
     ));
-    for ch in [Channel::Email, Channel::Sms] {
+    for ch in Channel::ALL {
         body.push_str(&format!(
             "<label><input type=\"checkbox\" name=\"channel\" value=\"{ch}\"{}> {}</label>",
             check(&format!("channel:{ch}")),
@@ -727,7 +727,7 @@ pub(super) async fn preferences_post(
         .collect();
     // Only the scopes this page shows can be switched: nothing else comes from the form.
     let mut scopes = vec!["all".to_string()];
-    scopes.extend([Channel::Email, Channel::Sms].map(|ch| format!("channel:{ch}")));
+    scopes.extend(Channel::ALL.map(|ch| format!("channel:{ch}")));
     let (topics, holidays) = categories(&app, &who.reader(&app));
     scopes.extend(
         topics

@@ -140,9 +140,7 @@ pub(crate) fn channel_at(r: &QueryResult, col: &str) -> Result<Channel, StoreErr
 
 /// The channel a ledger text names (exactly as [`Channel::as_str`] writes it).
 pub fn channel_of(text: &str) -> Result<Channel, StoreError> {
-    [Channel::Email, Channel::Sms]
-        .into_iter()
-        .find(|c| c.as_str() == text)
+    Channel::from_code(text)
         .ok_or_else(|| StoreError::Corrupt(format!("unknown delivery channel `{text}`")))
 }
 
@@ -162,7 +160,7 @@ mod tests {
             assert_eq!(s.as_str().parse::<Status>().unwrap(), s);
             assert_eq!(s.sql(), format!("'{}'", s.as_str()));
         }
-        for c in [Channel::Email, Channel::Sms] {
+        for c in Channel::ALL {
             assert_eq!(channel_of(c.as_str()).unwrap(), c);
         }
         assert!("mail".parse::<Status>().is_err());
