@@ -23,6 +23,7 @@ mod m20261123_000008_channel_pauses;
 mod m20261201_000009_delivery_messages;
 mod m20261203_000010_rate_limits;
 mod m20261206_000011_customer_email_index;
+mod m20261206_000012_feedback;
 
 pub struct Migrator;
 
@@ -40,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000009_delivery_messages::Migration),
             Box::new(m20261203_000010_rate_limits::Migration),
             Box::new(m20261206_000011_customer_email_index::Migration),
+            Box::new(m20261206_000012_feedback::Migration),
         ]
     }
 }

@@ -172,6 +172,17 @@ impl Handover for RowHandover<'_> {
     }
 }
 
+impl App {
+    /// The envelope sender of `row`: its own return path for an email when
+    /// `bounces.return_path` is set (a later bounce names its delivery), else `from`.
+    fn envelope_from(&self, row: &ClaimedDelivery, from: &str) -> String {
+        match (&self.cfg.bounces.return_path, row.channel) {
+            (Some(_), Channel::Email) => self.return_path(row.id),
+            _ => from.to_string(),
+        }
+    }
+}
+
 /// A claimed row as its transport takes it: the stored bytes, sent as they are.
 fn outgoing<'a>(
     row: &'a ClaimedDelivery,
@@ -408,6 +419,8 @@ impl App {
         let sends = batch.iter().zip(&handovers).map(|(row, handover)| {
             let from = from.as_str();
             async move {
+                let from = self.envelope_from(row, from);
+                let from = from.as_str();
                 let sms = row.channel == Channel::Sms;
                 let permits = if sms { sms_permits } else { email_permits };
                 let permit = permits
@@ -602,7 +615,8 @@ impl App {
         } else {
             let permit = ahead.permits.acquire().await;
             ahead.started[i].store(true, Ordering::SeqCst);
-            let msg = outgoing(row, ahead.from, None);
+            let from = self.envelope_from(row, ahead.from);
+            let msg = outgoing(row, &from, None);
             let result = self
                 .metrics
                 .timed(row.channel, self.channels.send(&msg))

@@ -5,6 +5,7 @@
 mod check;
 mod dispatch;
 mod doctor;
+mod feedback;
 mod forget;
 mod history;
 mod import;
@@ -40,6 +41,7 @@ use crate::store::Store;
 pub use check::check;
 pub use dispatch::{DispatchReport, retry_delay_secs};
 pub use doctor::{Probe, doctor};
+pub use feedback::{FeedbackResult, policy as feedback_policy};
 pub use forget::{ForgetReport, StubKeys};
 pub use history::{
     ChannelConsent, ConsentEventView, CustomerHistory, HISTORY_PLAN_DAYS, HistoryRequest, Orders,

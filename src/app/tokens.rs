@@ -35,6 +35,9 @@ use crate::store::{Store, StoreError};
 
 type HmacSha256 = Hmac<Sha256>;
 
+/// Bytes of HMAC in a delivery token (80 bits, 20 hex digits).
+const DELIVERY_SIG_BYTES: usize = 10;
+
 /// HMAC-SHA-256 under `key`, fed `parts` in order: the MAC of every signature ritualist
 /// makes (links, stubs, Message-IDs).
 pub(crate) fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> HmacSha256 {
@@ -197,6 +200,46 @@ impl LinkKeys {
                 payload.as_bytes(),
             ],
         )
+    }
+
+    /// A delivery's token, for its email's return path (VERP: `bounces+<token>@domain`) and
+    /// its SMS receipt callback: `d<id>-<20 hex digits>`, all lower case (a mail system may
+    /// change the case of a local part; [`LinkKeys::parse_delivery_token`] ignores it). The
+    /// digits are HMAC-SHA-256 of the id under the current key, so a report cannot be made up
+    /// for a delivery by guessing its id.
+    pub fn delivery_token(&self, id: i64) -> String {
+        let (_, key) = &self.keys[0];
+        format!("d{id}-{}", Self::delivery_sig(key, id))
+    }
+
+    fn delivery_sig(key: &[u8], id: i64) -> String {
+        let tag = hmac_sha256(key, &[b"ritualist-delivery/v1/", id.to_string().as_bytes()])
+            .finalize()
+            .into_bytes();
+        hex::encode(&tag[..DELIVERY_SIG_BYTES])
+    }
+
+    /// The delivery a token names, when its signature holds under the current or the
+    /// previous key.
+    pub fn parse_delivery_token(&self, token: &str) -> Option<i64> {
+        let token = token.trim().to_ascii_lowercase();
+        let (id, sig) = token.strip_prefix('d')?.split_once('-')?;
+        if id.len() > 19
+            || sig.len() != 2 * DELIVERY_SIG_BYTES
+            || !id.bytes().all(|b| b.is_ascii_digit())
+        {
+            return None;
+        }
+        let id: i64 = id.parse().ok()?;
+        let ok = self.keys.iter().any(|(_, key)| {
+            let want = Self::delivery_sig(key, id);
+            // Constant time: compare every byte.
+            want.bytes()
+                .zip(sig.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+        });
+        ok.then_some(id)
     }
 
     /// `payload` signed as a live link, or as a test link whose pages speak `locale`.
@@ -411,6 +454,39 @@ pub struct SurveyToken {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Return paths already sent must keep naming their delivery: the value was computed
+    /// independently (Python's `hmac`, `hashlib.sha256`).
+    #[test]
+    fn delivery_tokens_are_pinned_and_checked() {
+        let keys = LinkKeys::new(b"pinned-secret", Some(b"older-secret"));
+        assert_eq!(keys.delivery_token(42), "d42-8ecef6631f5fccce761c");
+        assert_eq!(
+            keys.parse_delivery_token("d42-8ecef6631f5fccce761c"),
+            Some(42)
+        );
+        assert_eq!(
+            keys.parse_delivery_token("D42-8ECEF6631F5FCCCE761C"),
+            Some(42)
+        );
+        // Signed with the key before a rotation: still valid.
+        let old = LinkKeys::new(b"older-secret", None).delivery_token(7);
+        assert_eq!(keys.parse_delivery_token(&old), Some(7));
+        // Another id with the same signature, a cut signature, junk: refused.
+        let forged = keys.delivery_token(42).replacen("d42", "d43", 1);
+        assert_eq!(keys.parse_delivery_token(&forged), None);
+        for bad in [
+            "",
+            "d",
+            "d42",
+            "d42-",
+            "dx-00",
+            "d-1-0000000000",
+            "d99999999999999999999-00000000000000000000",
+        ] {
+            assert_eq!(keys.parse_delivery_token(bad), None, "{bad}");
+        }
+    }
 
     /// Links already sent must keep working: these values were computed (independently, and
     /// by the code before the keys moved to one place) and must never change.

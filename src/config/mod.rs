@@ -7,6 +7,7 @@
 //! then build the validated [`Config`]. Secrets never live in YAML: the file names environment
 //! variables (`password_env`), and a key that looks like a secret is refused with a hint.
 
+mod bounces;
 mod delivery;
 mod diagnostic;
 mod engine;
@@ -20,6 +21,7 @@ mod sms;
 mod tls;
 
 pub use crate::domain::suggest::did_you_mean;
+pub use bounces::{BouncesConfig, SoftBouncePolicy};
 pub use delivery::{
     DeliveryConfig, DkimAlgorithm, DkimSettings, EmailTransport, HandoverBatch, InDoubtPolicy,
     SmtpConfig, SmtpSecurity,

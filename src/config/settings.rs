@@ -41,6 +41,8 @@ struct ConfigSpec {
     engine: Option<super::engine::EngineSpec>,
     /// The daemon's public HTTP server.
     http: Option<super::http::HttpSpec>,
+    /// Bounces, complaints and receipts that arrive later.
+    bounces: Option<super::bounces::BouncesSpec>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -107,6 +109,8 @@ pub struct Config {
     pub engine: super::engine::EngineConfig,
     /// The daemon's public HTTP server; `None`: `run` serves nothing.
     pub http: Option<super::http::HttpConfig>,
+    /// What to do with bounces, complaints and receipts (`bounces:`).
+    pub bounces: super::bounces::BouncesConfig,
 }
 
 impl Config {
@@ -169,6 +173,7 @@ impl Config {
         let secret = Secret::from_env(&secret_var);
         let engine = super::engine::compile(path, spec.engine.as_ref(), rel, &mut diags);
         let http = super::http::http_config(path, spec.http.as_ref(), &spec.shop.name, &mut diags);
+        let bounces = super::bounces::compile(path, spec.bounces.as_ref(), &mut diags);
 
         if diags.has_errors() {
             return Err(diags);
@@ -192,6 +197,7 @@ impl Config {
             secret,
             engine,
             http,
+            bounces,
         })
     }
 }

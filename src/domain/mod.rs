@@ -8,6 +8,7 @@
 
 mod contact;
 mod dates;
+mod feedback;
 mod keys;
 pub mod money;
 mod name;
@@ -15,6 +16,7 @@ pub mod suggest;
 
 pub use contact::{Channel, Email, Locale, Phone, PreferredChannel};
 pub use dates::{Feb29Policy, YearlyDate, parse_zone};
+pub use feedback::{DeliveryRef, Feedback, FeedbackKind, FeedbackSource, Outcome, RAW_KEPT};
 pub use keys::OccurrenceKey;
 pub use name::Name;
 

@@ -13,6 +13,7 @@ mod bulk;
 mod codes;
 mod consent;
 mod engine;
+mod feedback;
 mod group;
 mod history;
 mod ledger;
@@ -34,6 +35,7 @@ use sea_orm::{
 pub use codes::{NO_CHANNEL, channel_of};
 pub use consent::ConsentEvent;
 pub use engine::{HistoryRow, MonthDayColumn, OrderRow, Probe};
+pub use feedback::{ConsentAction, FeedbackRecord, FeedbackTarget, Recorded};
 pub use group::Urgency;
 pub use history::{StoryMessage, StoryOrder};
 pub use ledger::{

@@ -452,21 +452,44 @@ impl Store {
         address: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let (scope, source, matches) = match channel {
-            Channel::Email => ("channel:email", "bounce", "lower(email) = lower($3)"),
-            Channel::Sms => ("channel:sms", "carrier_stop", "phone = $3"),
+        let source = match channel {
+            Channel::Email => "bounce",
+            Channel::Sms => "carrier_stop",
         };
         use sea_orm::TransactionTrait;
         let txn = self.db.begin().await?;
+        let changed = self
+            .opt_out_address_in(&txn, customer_id, channel, address, source, now)
+            .await?;
+        txn.commit().await?;
+        Ok(changed)
+    }
+
+    /// Inside `txn`: records `channel:<channel>` opted out with `source`, only while
+    /// `address` is still the customer's and never over an opt-out already there, and appends
+    /// the change to `consent_events`. `true` when recorded.
+    pub(super) async fn opt_out_address_in<C: sea_orm::ConnectionTrait>(
+        &self,
+        txn: &C,
+        customer_id: i64,
+        channel: Channel,
+        address: &str,
+        source: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let (scope, matches) = match channel {
+            Channel::Email => ("channel:email", "lower(email) = lower($3)"),
+            Channel::Sms => ("channel:sms", "phone = $3"),
+        };
         let changed = txn
             .execute_raw(self.stmt(
                 &format!(
                     "INSERT INTO consents (customer_id, scope, opted_out, source, changed_at) \
-                     SELECT id, '{scope}', TRUE, '{source}', $2 FROM customers WHERE id = $1 AND {matches} \
+                     SELECT id, '{scope}', TRUE, $4, $2 FROM customers WHERE id = $1 AND {matches} \
                      ON CONFLICT (customer_id, scope) DO UPDATE SET opted_out = excluded.opted_out, source = excluded.source, changed_at = excluded.changed_at \
                      WHERE consents.opted_out = FALSE"
                 ),
-                vec![customer_id.into(), now.into(), address.to_string().into()],
+                vec![customer_id.into(), now.into(), address.to_string().into(), source.to_string().into()],
             ))
             .await?
             .rows_affected()
@@ -475,13 +498,12 @@ impl Store {
             txn.execute_raw(self.stmt(
                 &format!(
                     "INSERT INTO consent_events (customer_id, scope, opted_out, source, changed_at) \
-                     VALUES ($1, '{scope}', TRUE, '{source}', $2)"
+                     VALUES ($1, '{scope}', TRUE, $3, $2)"
                 ),
-                vec![customer_id.into(), now.into()],
+                vec![customer_id.into(), now.into(), source.to_string().into()],
             ))
             .await?;
         }
-        txn.commit().await?;
         Ok(changed)
     }
 

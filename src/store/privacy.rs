@@ -120,6 +120,7 @@ impl Store {
             ))
             .await?
             .rows_affected();
+        scrub_reports(self, &txn, id).await?;
         // Survey comments are free text the person wrote; their scores stay (anonymous NPS).
         txn.execute_raw(self.stmt(
             "UPDATE survey_responses SET comment = NULL WHERE customer_id = $1 AND comment IS NOT NULL",
@@ -135,6 +136,22 @@ impl Store {
         self.checkpoint().await?;
         Ok(Some(erasure))
     }
+}
+
+/// Bounce and complaint reports name the address and quote the server's words: only their
+/// kind and time stay.
+async fn scrub_reports<C: ConnectionTrait>(
+    store: &Store,
+    txn: &C,
+    id: i64,
+) -> Result<(), StoreError> {
+    for sql in [
+        "UPDATE feedback_events SET recipient = NULL, detail = '', raw = NULL WHERE customer_id = $1",
+        "UPDATE deliveries SET outcome_detail = NULL WHERE customer_id = $1 AND outcome_detail IS NOT NULL",
+    ] {
+        txn.execute_raw(store.stmt(sql, vec![id.into()])).await?;
+    }
+    Ok(())
 }
 
 /// `all` opted out (source `forgotten`), and the consent event when it is news.
