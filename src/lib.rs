@@ -14,6 +14,7 @@
 //! - [`http`]: axum (the only home of `axum`): the local preview page for marketers.
 
 pub mod app;
+pub mod bounce;
 pub mod calendar;
 pub mod channel;
 pub mod cli;
