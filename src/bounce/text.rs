@@ -54,6 +54,7 @@ const SHAPES: [Shape; 4] = [
         failed: &[
             "did not reach the following recipient(s):",
             "the following recipient(s) cannot be reached:",
+            "the following recipient(s) could not be reached:",
             "delivery has failed to these recipients or groups:",
         ],
         delayed: &["delivery to the following recipients has been delayed"],
@@ -91,7 +92,7 @@ pub(super) fn non_standard(msg: &Message<'_>, addresses: &mut Vec<String>) -> Op
         let Some(at) = find_any(&lower, shape.failed) else {
             continue;
         };
-        let copy_at = find_any(&lower[at..], shape.copy).map_or(body.len(), |c| at + c);
+        let copy_at = find_start(&lower[at..], shape.copy).map_or(body.len(), |c| at + c);
         let copy = &body[copy_at..];
         let message_id = returned_id(msg, &body, &lower, shape);
         if let Some(rp) = line_value(copy, "return-path").or_else(|| returned(msg).return_path) {
@@ -128,6 +129,11 @@ fn find_any(hay: &str, needles: &[&str]) -> Option<usize> {
         .min()
 }
 
+/// The offset of the first of `needles` found in `hay` (both lower case).
+fn find_start(hay: &str, needles: &[&str]) -> Option<usize> {
+    needles.iter().filter_map(|n| hay.find(n)).min()
+}
+
 /// The returned message's Message-ID: an attached message, else the copy in the text.
 fn returned_id(msg: &Message<'_>, body: &str, lower: &str, shape: &Shape) -> Option<String> {
     returned(msg).message_id.or_else(|| {
@@ -149,10 +155,7 @@ fn recipient_blocks(section: &str) -> Vec<(String, String)> {
     let mut blocks: Vec<(String, String)> = Vec::new();
     for line in section.lines() {
         let first = line.split_whitespace().next().unwrap_or("");
-        let leading = first
-            .trim_start_matches('<')
-            .trim_end_matches(':')
-            .trim_end_matches('>');
+        let leading = first.trim_matches(|c| matches!(c, '<' | '>' | ':' | '\'' | '"'));
         let is_address = leading.contains('@')
             && addresses_in(leading).first().map(String::as_str)
                 == Some(leading.to_ascii_lowercase().as_str());
