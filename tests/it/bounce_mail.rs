@@ -33,6 +33,19 @@ fn pipe(t: &TestApp, rcpt: &str, mail: &[u8], config: Option<&str>) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// `ritualist bounce` with `mail` on stdin and no `--recipient` (procmail, a mailbox).
+fn pipe_without_recipient(t: &TestApp, mail: &[u8]) -> Output {
+    let mut child = ritualist_cmd(&t.dir)
+        .arg("bounce")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(mail).unwrap();
+    child.wait_with_output().unwrap()
+}
+
 /// A Postfix DSN to `verp` saying `rcpt` failed with `status`, returning the headers of the
 /// message `message_id`.
 fn dsn(verp: &str, rcpt: &str, status: &str, message_id: &str, id: &str) -> Vec<u8> {
@@ -158,6 +171,12 @@ async fn a_dsn_on_stdin_opts_the_customer_out_once_and_a_vacation_reply_does_not
             t.app.store.delivery_outcome(jurgen_row.id).await.unwrap(),
             None
         );
+
+        // Without --recipient the VERP address is read from the DSN's own headers.
+        let mail = dsn(&jurgen.1, &jurgen.0, "5.1.1", &jurgen.2, "dsn3");
+        let later = pipe_without_recipient(&t, &mail);
+        assert_eq!(later.status.code(), Some(0), "{}", text(&later));
+        assert_eq!(t.app.store.consents_of(jurgen.3).await.unwrap(), opted);
     }
 }
 
@@ -186,6 +205,32 @@ async fn an_unknown_token_is_kept_for_review_and_listed() {
         assert!(t.app.store.consents_of(*customer).await.unwrap().is_empty());
     }
 
+    assert!(
+        t.app
+            .store
+            .feedback_events(Some("applied"), 0, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the forged report applied nothing"
+    );
+
+    // No token at all (an older message, a relay that rewrote the sender): the returned
+    // Message-ID names the delivery.
+    let jurgen = &sent[0];
+    let plain = "bounces@floare.example";
+    let by_mid = pipe(
+        &t,
+        plain,
+        &dsn(plain, &jurgen.0, "5.2.1", &jurgen.2, "dsn10"),
+        None,
+    );
+    assert_eq!(by_mid.status.code(), Some(0), "{}", text(&by_mid));
+    assert_eq!(
+        t.app.store.consents_of(jurgen.3).await.unwrap(),
+        vec![("channel:email".to_string(), true, "bounce".to_string())]
+    );
+
     let listed = ritualist(&t.dir, &["bounces", "--format", "json"]);
     assert_eq!(listed.status.code(), Some(0), "{}", text(&listed));
     let rows: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
@@ -208,12 +253,9 @@ async fn an_unknown_token_is_kept_for_review_and_listed() {
         text(&table)
     );
     let csv = ritualist(&t.dir, &["bounces", "--all", "--format", "csv"]);
-    assert_eq!(
-        String::from_utf8_lossy(&csv.stdout).lines().count(),
-        2,
-        "{}",
-        text(&csv)
-    );
+    // The header, the unmatched report and the applied one.
+    let lines = String::from_utf8_lossy(&csv.stdout).lines().count();
+    assert_eq!(lines, 3, "{}", text(&csv));
 }
 
 #[tokio::test]
