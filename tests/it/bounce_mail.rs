@@ -246,6 +246,12 @@ async fn an_unknown_token_is_kept_for_review_and_listed() {
             .contains("not-ours@elsewhere.example"),
         "the report is kept whole for review"
     );
+    let later = ritualist(
+        &t.dir,
+        &["bounces", "--since", "2999-01-01", "--format", "json"],
+    );
+    assert_eq!(later.status.code(), Some(0), "{}", text(&later));
+    assert_eq!(String::from_utf8_lossy(&later.stdout).trim(), "[]");
     let table = ritualist(&t.dir, &["bounces"]);
     assert!(
         String::from_utf8_lossy(&table.stdout).contains("someone@example.org"),
