@@ -139,6 +139,16 @@ const CORPUS: &[Row] = &[
         None,
         None,
     ),
+    // Outlook marks its out-of-office `auto-generated`: the subject tells.
+    (
+        "vacation-outlook.eml",
+        Some(Ignored),
+        None,
+        None,
+        Some("r63.birthday.e1e2e3@shop.example"),
+    ),
+    // An ISO-2022-JP subject, decoded before it is read.
+    ("vacation-ja-iso2022jp.eml", Some(Ignored), None, None, None),
     // Nothing says what happened: kept for review, never counted.
     ("junk-newsletter.eml", None, None, None, None),
     (
