@@ -102,8 +102,18 @@ pub fn classify(raw: &[u8]) -> Vec<Report> {
     parse(raw).reports
 }
 
-/// Reads one bounce mail. Never fails: what cannot be parsed is one unclassified report.
+/// Reads one bounce mail. Never fails: what cannot be parsed is one unclassified report —
+/// even a panic in the parser of hostile input, so the mail is kept for review instead of
+/// being refused again on every retry of the MTA.
 pub fn parse(raw: &[u8]) -> Parsed {
+    std::panic::catch_unwind(|| parse_message(raw)).unwrap_or_else(|_| Parsed {
+        message_id: None,
+        addresses: Vec::new(),
+        reports: vec![unclassified("unclassified: the mail could not be parsed")],
+    })
+}
+
+fn parse_message(raw: &[u8]) -> Parsed {
     let Some(msg) = MessageParser::new().parse(raw) else {
         return Parsed {
             message_id: None,

@@ -307,3 +307,20 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn text_whose_lower_case_is_longer_does_not_shift_the_offsets() {
+    // `İ` (2 bytes) lower-cases to `i̇` (3 bytes): Unicode lower-casing would move every
+    // offset after it.
+    let raw = "From: Mail Delivery System <Mailer-Daemon@mx.example.com>\r\n\
+To: bounces@shop.example\r\nSubject: Mail delivery failed\r\n\
+Content-Type: text/plain; charset=utf-8\r\n\r\n\
+İİİİİİİİİİİİİİİİİİİİİİİİİİİİİİİİİİİİİİİİ İstanbul İzmir — This message was created automatically by mail delivery software.\r\n\
+The following address(es) failed:\r\n\r\n  ayse@example.com.tr\r\n    550 5.1.1 İİ unknown\r\n"
+        .as_bytes();
+    let reports = classify(raw);
+    assert_eq!(reports.len(), 1);
+    assert_eq!(reports[0].recipient.as_deref(), Some("ayse@example.com.tr"));
+    assert_eq!(reports[0].status.as_deref(), Some("5.1.1"));
+    assert_eq!(reports[0].kind, Some(HardBounce));
+}
