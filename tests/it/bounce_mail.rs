@@ -66,6 +66,25 @@ fn dsn(verp: &str, rcpt: &str, status: &str, message_id: &str, id: &str) -> Vec<
     .into_bytes()
 }
 
+/// An ARF spam complaint (as Yahoo's feedback loop sends one to the shop's FBL address)
+/// about the message `message_id` sent with the envelope sender `verp` to `rcpt`.
+fn arf(verp: &str, rcpt: &str, message_id: &str) -> Vec<u8> {
+    format!(
+        "From: feedback@arf.mail.yahoo.com\r\nTo: fbl@floare.example\r\nSubject: FW: complaint\r\n\
+         Message-ID: <fbl.1@arf.mail.yahoo.com>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/report; report-type=feedback-report; boundary=\"A\"\r\n\r\n\
+         --A\r\nContent-Type: text/plain\r\n\r\nThis is an email abuse report.\r\n\
+         --A\r\nContent-Type: message/feedback-report\r\n\r\n\
+         Feedback-Type: abuse\r\nUser-Agent: Yahoo!-Mail-Feedback/2.0\r\nVersion: 1\r\n\
+         Original-Mail-From: <{verp}>\r\nOriginal-Rcpt-To: <{rcpt}>\r\n\r\n\
+         --A\r\nContent-Type: message/rfc822\r\n\r\n\
+         From: Floare & Co <hello@floare.example>\r\nTo: {rcpt}\r\nMessage-ID: <{message_id}>\r\n\
+         Subject: Happy birthday\r\n\r\nHappy birthday!\r\n\
+         --A--\r\n"
+    )
+    .into_bytes()
+}
+
 fn vacation(verp: &str, from: &str) -> Vec<u8> {
     format!(
         "From: {from}\r\nTo: {verp}\r\nSubject: Automatische Antwort: Alles Gute\r\n\
@@ -265,7 +284,7 @@ async fn an_unknown_token_is_kept_for_review_and_listed() {
 }
 
 #[tokio::test]
-async fn the_mta_is_told_to_retry_when_the_database_is_down_and_bad_input_is_refused() {
+async fn the_mta_is_told_to_retry_when_the_database_is_down_and_a_complaint_opts_out() {
     let Some(sink) = SmtpSink::start(&[]) else {
         return;
     };
@@ -298,6 +317,20 @@ async fn the_mta_is_told_to_retry_when_the_database_is_down_and_bad_input_is_ref
     let retry = pipe(&t, &maria.1, &bounce, None);
     assert_eq!(retry.status.code(), Some(0), "{}", text(&retry));
     assert_eq!(t.app.store.consents_of(maria.3).await.unwrap().len(), 1);
+
+    // A spam complaint reaches the feedback-loop address; its report names the VERP sender.
+    let jurgen = &sent[0];
+    let complaint = pipe(
+        &t,
+        "fbl@floare.example",
+        &arf(&jurgen.1, &jurgen.0, &jurgen.2),
+        None,
+    );
+    assert_eq!(complaint.status.code(), Some(0), "{}", text(&complaint));
+    assert_eq!(
+        t.app.store.consents_of(jurgen.3).await.unwrap(),
+        vec![("channel:email".to_string(), true, "complaint".to_string())]
+    );
 
     let empty = pipe(&t, &maria.1, b"", None);
     assert_eq!(empty.status.code(), Some(65), "{}", text(&empty));
