@@ -19,8 +19,8 @@ use super::{App, AppError, FeedbackResult};
 impl App {
     /// Reads one bounce mail and records one report per recipient it names. `envelope_to` is
     /// the address it was delivered to (the VERP return path) when the way in knows it.
-    /// Recording is idempotent: the same mail again gives [`Recorded::Duplicate`](
-    /// crate::store::Recorded::Duplicate) results and changes nothing.
+    /// Recording is idempotent: the same mail again gives
+    /// [`Recorded::Duplicate`](crate::store::Recorded::Duplicate) results and changes nothing.
     pub async fn ingest_report(
         &self,
         raw: &[u8],

@@ -9,8 +9,8 @@
 //! 2. RFC 5965 ARF reports (`report-type=feedback-report`): `Feedback-Type: abuse` is a
 //!    complaint;
 //! 3. the non-standard bounces of qmail (Yahoo's old ones too), Exim without a DSN, old
-//!    Exchange NDRs and Gmail's text ones ([`text`]);
-//! 4. RFC 3834 auto-replies (vacation, out of office) — recognised and ignored ([`autoreply`]);
+//!    Exchange NDRs and Gmail's text ones (`text.rs`);
+//! 4. RFC 3834 auto-replies (vacation, out of office) — recognised and ignored (`autoreply.rs`);
 //! 5. anything else: *unclassified* (`kind: None`), never counted, kept for a person to review.
 //!
 //! Never a guess: a report is a hard bounce only on a status (or, in a non-standard format

@@ -143,7 +143,7 @@ const PHRASES: [(Reason, &[&str]); 5] = [
     ),
 ];
 
-/// The reason a diagnostic's words give, if any phrase of [`PHRASES`] is in it.
+/// The reason a diagnostic's words give, if one of its phrases is in it.
 pub fn phrase_reason(diagnostic: &str) -> Option<Reason> {
     let lower = diagnostic.to_lowercase();
     PHRASES
