@@ -2,6 +2,7 @@
 //! check, import, report. This is where the pure parts (ritual, plan, render) meet the effectful ones
 //! (store, channel); it holds no foreign crate of its own.
 
+mod bounce_mail;
 mod check;
 mod dispatch;
 mod doctor;

@@ -93,6 +93,14 @@ pub enum Command {
     Outbox(OutboxArgs),
     /// List a country calendar's holidays for a year (check floating dates before a campaign).
     Calendar(CalendarArgs),
+    /// Read one bounce mail (DSN, ARF complaint, auto-reply) on stdin and record it: for a
+    /// Postfix `pipe` transport. Exit 0 once recorded (duplicates and unmatched ones too),
+    /// 75 (EX_TEMPFAIL: the MTA retries) when the database cannot be reached or written,
+    /// 65 for an empty or oversized (> 10 MB) message.
+    Bounce(super::cmd::bounce::BounceArgs),
+    /// The bounce mails and reports kept for review (those that matched no message or could
+    /// not be classified), newest first; --all lists every report.
+    Bounces(super::cmd::bounces::BouncesArgs),
 }
 
 // The argument structs below carry no doc comment on purpose: the variant's doc comment above

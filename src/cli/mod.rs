@@ -60,6 +60,8 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, AppError> {
         Command::History(args) => cmd::history::run(config, args).await,
         Command::Surveys(args) => cmd::surveys::run(config, args).await,
         Command::Status => cmd::status::run(config).await,
+        Command::Bounce(args) => cmd::bounce::run(config, args).await,
+        Command::Bounces(args) => cmd::bounces::run(config, args).await,
     }
 }
 

@@ -1,6 +1,8 @@
 //! One module per command: each a function from its parsed arguments (and the config file's
 //! path) to an exit code, called by [`super::dispatch`]. Shared here: taking the daemon lock.
 
+pub mod bounce;
+pub mod bounces;
 pub mod calendar;
 pub mod check;
 pub mod doctor;
