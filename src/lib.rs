@@ -22,6 +22,7 @@ pub mod config;
 pub mod daemon;
 pub mod domain;
 pub mod failpoint;
+pub mod feedback_hooks;
 pub mod http;
 pub mod import;
 pub mod plan;

@@ -1,0 +1,126 @@
+//! Email providers' webhooks, as pure functions: the authenticity check of each provider and
+//! its payload read into [`Event`]s. The only home of `ring` (signatures, HMAC) and
+//! `x509-cert` (the SNS signing certificate). No I/O and no clock: the handlers of
+//! `http/webhooks.rs` fetch what must be fetched, pass `now`, and turn each event into a
+//! [`Feedback`](crate::domain::Feedback) for the App (docs/integrator.md#provider-webhooks).
+//!
+//! | provider | authenticity | events |
+//! |---|---|---|
+//! | Amazon SES through SNS ([`sns`], [`ses`]) | RSA signature of the SNS message (SHA1withRSA or SHA256withRSA), certificate from `sns.<region>.amazonaws.com` | Bounce, Complaint, Delivery |
+//! | Postmark ([`postmark`]) | HTTP Basic credentials of the webhook URL | Bounce, SpamComplaint, Delivery |
+//! | SendGrid ([`sendgrid`]) | ECDSA P-256 signature of timestamp + body | bounce, blocked, dropped, spamreport, delivered |
+//! | Mailgun ([`mailgun`]) | HMAC-SHA256 of timestamp + token, fresh and not replayed | failed, complained, delivered |
+
+pub mod mailgun;
+pub mod postmark;
+pub mod sendgrid;
+pub mod ses;
+pub mod sns;
+
+use crate::domain::FeedbackKind;
+
+/// Why a webhook request was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HookError {
+    /// The request is not proven to come from the provider (missing or wrong signature or
+    /// credentials, a stale or replayed timestamp, a topic that is not ours): 401/403.
+    #[error("not authentic: {0}")]
+    NotAuthentic(String),
+    /// Authentic or not, it cannot be read (not JSON, fields missing): 400.
+    #[error("bad payload: {0}")]
+    BadPayload(String),
+}
+
+/// Which delivery an event names, every key the payload offers (the handler tries the
+/// strongest first: a signed token, the VERP return path, then the Message-ID).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Refs {
+    /// A delivery token ritualist put in the provider's metadata (custom arg
+    /// `ritualist_delivery`), unverified.
+    pub token: Option<String>,
+    /// The envelope sender the provider reports (`bounces+<token>@…` with a VERP return path).
+    pub return_path: Option<String>,
+    /// The `Message-ID` the message carried, as the provider quotes it.
+    pub message_id: Option<String>,
+}
+
+/// One report read from a webhook: what happened to which message, for which recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub kind: FeedbackKind,
+    pub refs: Refs,
+    pub recipient: Option<String>,
+    /// One line: the provider's type and diagnostic.
+    pub detail: String,
+    /// The provider's event id (with the recipient where one event names several).
+    pub dedupe_key: String,
+}
+
+/// The metadata key that carries a delivery token, for providers with custom arguments.
+pub const TOKEN_KEY: &str = "ritualist_delivery";
+
+/// One line of at most 300 characters: newlines and control characters become spaces.
+pub(crate) fn one_line(s: &str) -> String {
+    let mut out: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(300)
+        .collect();
+    out.truncate(out.trim_end().len());
+    out
+}
+
+/// The first `<…>` Message-ID in `text` whose local part looks like ritualist's (32 hex
+/// digits, `app/message.rs`), for providers that only quote the bounced message as text.
+pub fn our_message_id(text: &str) -> Option<String> {
+    let mut rest = text;
+    while let Some(start) = rest.find('<') {
+        let after = &rest[start + 1..];
+        let end = after.find('>')?;
+        let candidate = &after[..end];
+        if let Some((local, domain)) = candidate.split_once('@')
+            && local.len() == 32
+            && local.bytes().all(|b| b.is_ascii_hexdigit())
+            && !domain.is_empty()
+            && !domain.contains(char::is_whitespace)
+        {
+            return Some(candidate.to_string());
+        }
+        rest = &after[end..];
+    }
+    None
+}
+
+/// A string field of a JSON object, trimmed; `None` when missing, not a string or empty.
+pub(crate) fn str_field<'a>(v: &'a serde_json::Value, key: &str) -> Option<&'a str> {
+    v.get(key)
+        .and_then(|x| x.as_str())
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_our_message_id_among_others() {
+        let text = "Message-ID: <0100018c@email.amazonses.com>\r\nIn-Reply-To: <x>\r\n\
+                    Message-ID: <0123456789abcdef0123456789ABCDEF@floare.example>";
+        assert_eq!(
+            our_message_id(text).as_deref(),
+            Some("0123456789abcdef0123456789ABCDEF@floare.example")
+        );
+        assert_eq!(our_message_id("<nothing@here> <"), None);
+        assert_eq!(our_message_id(""), None);
+    }
+
+    #[test]
+    fn one_line_removes_control_characters() {
+        assert_eq!(
+            one_line("550 5.1.1\r\nUser unknown\t"),
+            "550 5.1.1  User unknown"
+        );
+        assert_eq!(one_line(&"x".repeat(500)).len(), 300);
+    }
+}
