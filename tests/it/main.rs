@@ -41,4 +41,5 @@ mod tls_peer;
 mod tls_pg;
 mod tls_private_ca;
 mod upgrade;
+mod webhooks;
 mod wire;
