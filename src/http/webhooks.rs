@@ -24,7 +24,7 @@ use axum::routing::post;
 
 use super::respond::json;
 use crate::app::App;
-use crate::domain::{Channel, DeliveryRef, Feedback, FeedbackSource};
+use crate::domain::{Channel, DeliveryRef, Feedback, FeedbackKind, FeedbackSource};
 use crate::feedback_hooks::{Event, HookError, mailgun, postmark, sendgrid, ses, sns};
 use crate::store::Recorded;
 
@@ -80,12 +80,18 @@ fn refused(source: FeedbackSource, e: HookError) -> Response {
 }
 
 /// Records `events` (from `source`, `raw` kept for the ones nothing matches); 200 with the
-/// counts once all are committed, 500 at the first database error.
+/// counts once all are committed, 500 at the first database error. A delivery receipt with no
+/// key at all is counted as ignored and not stored (it would only crowd the review list).
 async fn record(app: &App, source: FeedbackSource, events: Vec<Event>, raw: &[u8]) -> Response {
     let raw = String::from_utf8_lossy(raw);
     let (mut applied, mut duplicate, mut unmatched, mut ignored) = (0, 0, 0, 0);
     for ev in events {
         let delivery = delivery_ref(app, &ev);
+        // A delivery receipt that names no message tells nobody anything: not kept for review.
+        if ev.kind == FeedbackKind::Delivered && delivery == DeliveryRef::Unknown {
+            ignored += 1;
+            continue;
+        }
         let fb = Feedback {
             kind: ev.kind,
             source,

@@ -421,18 +421,24 @@ async fn postmark_delivery_with_a_token_in_its_metadata_sets_the_outcome() {
     assert_eq!(post(addr, "/webhooks/postmark", &auth, &body).await.0, 200);
     assert_eq!(outcome(&s).await, Some(Outcome::Delivered));
     assert_eq!(consent(&s).await, (vec![], 0));
-    // A forged token names nothing: kept for review, nothing changes.
-    let forged = fixture(
-        "postmark-delivery.json",
-        &[("EMAIL", &s.email), ("TOKEN", "d1-0000000000")],
-    )
-    .replace("00000000-0000-0000-0000-000000000000", "another");
-    let (status, text) = post(addr, "/webhooks/postmark", &auth, &forged).await;
-    assert_eq!(
-        (status, text.contains("\"unmatched\":1")),
-        (200, true),
-        "{text}"
-    );
+    assert_eq!(feedback_count(&s).await, 1);
+    // A forged token, or none, names nothing: a receipt about no known message is not even
+    // kept for review, and changes nothing.
+    for (token, id) in [("d1-0000000000", "another"), ("", "third")] {
+        let other = fixture(
+            "postmark-delivery.json",
+            &[("EMAIL", &s.email), ("TOKEN", token)],
+        )
+        .replace("00000000-0000-0000-0000-000000000000", id);
+        let (status, text) = post(addr, "/webhooks/postmark", &auth, &other).await;
+        assert_eq!(
+            (status, text.contains("\"ignored\":1")),
+            (200, true),
+            "{text}"
+        );
+    }
+    assert_eq!(feedback_count(&s).await, 1);
+    assert_eq!(outcome(&s).await, Some(Outcome::Delivered));
 }
 
 // ---------------------------------------------------------------------------------------------
