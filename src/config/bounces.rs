@@ -354,4 +354,71 @@ mod tests {
         assert_eq!(split_return_path("@shop.example"), None);
         assert_eq!(split_return_path("bounces"), None);
     }
+
+    const GOOD: &str = "shop:\n  name: Test\n  from_email: hello@example.com\ndefaults:\n  time_zone: Europe/Bucharest\n  locale: ro\n";
+    /// The P-256 key of SendGrid's own library tests.
+    const SENDGRID_KEY: &str = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEEDr2LjtURuePQzplybdC+u4CwrqDqBaWjcMMsTbhdbcwHBcepxo7yAQGhHPTnlvFYPAZFceEu/1FwCM/QmGUhA==";
+
+    fn load(webhooks: &str) -> Result<crate::config::Config, Diagnostics> {
+        let text = format!("{GOOD}bounces:\n  webhooks:\n{webhooks}");
+        crate::config::Config::from_str(Path::new("/etc/r/ritualist.yaml"), &text)
+    }
+
+    #[test]
+    fn webhooks_are_off_unless_configured_and_take_their_keys_from_the_environment() {
+        let c = crate::config::Config::from_str(Path::new("/etc/r/ritualist.yaml"), GOOD).unwrap();
+        assert_eq!(c.bounces.webhooks, WebhooksConfig::default());
+        // PATH is set in every test environment: it stands in for the secret variables.
+        let c = load(&format!(
+            "    ses:\n      topic_arns: [\"arn:aws:sns:eu-west-1:123456789012:ses-feedback\"]\n\
+                 \x20   postmark:\n      user: hook\n      password_env: PATH\n\
+                 \x20   sendgrid:\n      public_key: {SENDGRID_KEY}\n\
+                 \x20   mailgun:\n      signing_key_env: PATH\n"
+        ))
+        .unwrap_or_else(|d| panic!("{d}"));
+        let w = &c.bounces.webhooks;
+        let path = std::env::var("PATH").unwrap();
+        assert_eq!(
+            w.ses.as_ref().unwrap().topic_arns,
+            vec!["arn:aws:sns:eu-west-1:123456789012:ses-feedback".to_string()]
+        );
+        assert_eq!(w.ses.as_ref().unwrap().certificate_pem, None);
+        assert_eq!(w.postmark.as_ref().unwrap().user, "hook");
+        assert_eq!(w.postmark.as_ref().unwrap().password.expose(), path);
+        assert_eq!(w.sendgrid.as_ref().unwrap().public_key, SENDGRID_KEY);
+        assert_eq!(w.mailgun.as_ref().unwrap().signing_key.expose(), path);
+    }
+
+    #[test]
+    fn bad_webhook_settings_are_reported_with_their_line_and_a_hint() {
+        for (yaml, says) in [
+            ("    ses:\n      topic_arns: []\n", "needs topic_arns"),
+            (
+                "    ses:\n      topic_arns: [\"arn:aws:sqs:eu-west-1:1:q\"]\n",
+                "invalid SNS topic ARN",
+            ),
+            (
+                "    ses:\n      topic_arns: [\"arn:aws:sns:eu-west-1:1:t\"]\n      certificate_file: /nonexistent/sns.pem\n",
+                "cannot read",
+            ),
+            (
+                "    sendgrid:\n      public_key: AAAA\n",
+                "not a public key",
+            ),
+            (
+                "    mailgun:\n      signing_key_env: RITUALIST_TEST_UNSET_0F3A\n",
+                "RITUALIST_TEST_UNSET_0F3A",
+            ),
+            (
+                "    postmark:\n      user: hook\n      password_env: RITUALIST_TEST_UNSET_0F3A\n",
+                "Postmark webhook password",
+            ),
+            ("    mailchimp: {}\n", "mailchimp"),
+        ] {
+            let d = load(yaml).unwrap_err();
+            let text = d.to_string();
+            assert!(text.contains(says), "{yaml}: {text}");
+            assert!(d.0.iter().all(|e| e.line >= 9), "{yaml}: {text}");
+        }
+    }
 }

@@ -62,10 +62,10 @@ pub fn verify(key: &str, s: &Signature, now: i64) -> Result<(), HookError> {
         .timestamp
         .parse()
         .map_err(|_| HookError::NotAuthentic("the timestamp is not a number".into()))?;
-    if (now - ts).abs() > MAX_AGE_SECS {
+    if now.abs_diff(ts) > MAX_AGE_SECS as u64 {
         return Err(HookError::NotAuthentic(format!(
             "the signed timestamp is {} s away from now",
-            now - ts
+            now.abs_diff(ts)
         )));
     }
     Ok(())
@@ -148,6 +148,11 @@ mod tests {
         assert!(verify("key-2", &s, 1770920772).is_err());
         assert!(verify("key-1", &s, 1770920772 + MAX_AGE_SECS + 1).is_err());
         assert!(verify("key-1", &s, 1770920772 - MAX_AGE_SECS - 1).is_err());
+        // Extreme timestamps, signed right, are refused without overflowing.
+        for ts in [i64::MIN.to_string(), i64::MAX.to_string()] {
+            let extreme = signed("key-1", &ts, "t");
+            assert!(verify("key-1", &extreme, 1770920772).is_err());
+        }
         let mut other = s.clone();
         other.token.push('x');
         assert!(verify("key-1", &other, 1770920772).is_err());

@@ -115,6 +115,109 @@ mod tests {
         assert_eq!(our_message_id(""), None);
     }
 
+    use proptest::prelude::*;
+
+    /// JSON values built from the keys the parsers look for, nested at random.
+    fn json() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            any::<f64>().prop_map(|f| serde_json::json!(f)),
+            "[a-zA-Z0-9<>@. -]{0,12}".prop_map(serde_json::Value::from),
+        ];
+        let keys = prop::sample::select(vec![
+            "Type",
+            "MessageId",
+            "TopicArn",
+            "Message",
+            "Timestamp",
+            "SignatureVersion",
+            "Signature",
+            "SigningCertURL",
+            "SubscribeURL",
+            "Token",
+            "notificationType",
+            "eventType",
+            "bounce",
+            "bounceType",
+            "bouncedRecipients",
+            "emailAddress",
+            "complaint",
+            "complainedRecipients",
+            "delivery",
+            "recipients",
+            "mail",
+            "source",
+            "commonHeaders",
+            "messageId",
+            "headers",
+            "name",
+            "value",
+            "RecordType",
+            "ID",
+            "Email",
+            "Content",
+            "Metadata",
+            "Recipient",
+            "MessageID",
+            "event",
+            "type",
+            "reason",
+            "sg_event_id",
+            "smtp-id",
+            "email",
+            "signature",
+            "timestamp",
+            "token",
+            "event-data",
+            "severity",
+            "delivery-status",
+            "code",
+            "id",
+            "envelope",
+            "sender",
+            "message",
+            "message-id",
+            "user-variables",
+            "ritualist_delivery",
+        ]);
+        leaf.prop_recursive(4, 48, 6, move |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+                prop::collection::btree_map(keys.clone(), inner, 0..6).prop_map(|m| {
+                    serde_json::Value::Object(
+                        m.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+                    )
+                }),
+            ]
+        })
+    }
+
+    proptest! {
+        /// No payload panics a parser: anything that is not what a provider sends is a
+        /// `BadPayload` (400) or nothing to record.
+        #[test]
+        fn no_payload_panics(v in json(), bytes in prop::collection::vec(any::<u8>(), 0..64)) {
+            let text = v.to_string();
+            for body in [text.as_bytes(), &bytes[..]] {
+                let _ = sns::parse(body);
+                let _ = postmark::event(body);
+                let _ = sendgrid::events(body);
+                if let Ok((sig, data)) = mailgun::parse(body) {
+                    let _ = mailgun::verify("k", &sig, 0);
+                    let _ = mailgun::event(&data);
+                }
+                let _ = ses::events("m", &String::from_utf8_lossy(body));
+                let _ = our_message_id(&String::from_utf8_lossy(body));
+            }
+            if let Ok(m) = sns::parse(text.as_bytes()) {
+                let _ = sns::string_to_sign(&m);
+                let _ = sns::cert_url_ok(&m.signing_cert_url);
+            }
+        }
+    }
+
     #[test]
     fn one_line_removes_control_characters() {
         assert_eq!(

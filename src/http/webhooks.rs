@@ -351,7 +351,7 @@ async fn mailgun_hook(
             .mailgun_tokens
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        tokens.retain(|_, ts| (now - *ts).abs() <= 2 * mailgun::MAX_AGE_SECS);
+        tokens.retain(|_, ts| now.abs_diff(*ts) <= 2 * mailgun::MAX_AGE_SECS as u64);
         tokens.insert(sig.token, sig.timestamp.parse().unwrap_or(now));
     }
     resp
