@@ -342,6 +342,67 @@ async fn ses_complaint_with_signature_version_2_matches_by_message_id() {
     assert_eq!(outcome(&s).await, Some(Outcome::Complained));
 }
 
+/// A SubscriptionConfirmation as SNS posts it when the subscription is created, signed with
+/// `key` (SignatureVersion 1, the fields a confirmation signs).
+fn sns_confirmation(dir: &Path, key: &str) -> Option<String> {
+    let (id, ts, token) = (
+        "165545c9-2a5c-472c-8df2-7ff2be2b3b1b",
+        "2027-05-05T12:00:00.000Z",
+        "2336412f37",
+    );
+    let message = format!(
+        "You have chosen to subscribe to the topic {TOPIC}.\nTo confirm the subscription, visit the SubscribeURL included in this message."
+    );
+    let url = format!(
+        "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&TopicArn={TOPIC}&Token={token}"
+    );
+    let to_sign = format!(
+        "Message\n{message}\nMessageId\n{id}\nSubscribeURL\n{url}\nTimestamp\n{ts}\nToken\n{token}\nTopicArn\n{TOPIC}\nType\nSubscriptionConfirmation\n"
+    );
+    let sig = sign(dir, "sha1", key, to_sign.as_bytes())?;
+    Some(
+        serde_json::json!({
+            "Type": "SubscriptionConfirmation",
+            "MessageId": id,
+            "Token": token,
+            "TopicArn": TOPIC,
+            "Message": message,
+            "SubscribeURL": url,
+            "Timestamp": ts,
+            "SignatureVersion": "1",
+            "Signature": sig,
+            "SigningCertURL": "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-0000000000000000000000.pem"
+        })
+        .to_string(),
+    )
+}
+
+#[tokio::test]
+async fn an_sns_subscription_confirmation_is_checked_and_records_nothing() {
+    let Some(s) = sent(Db::Sqlite).await else {
+        return;
+    };
+    let dir = s.t.dir.clone();
+    let Some((key, pem)) = sns_cert(&dir, "sns") else {
+        return;
+    };
+    let Some((other_key, _)) = sns_cert(&dir, "other") else {
+        return;
+    };
+    let (addr, _stop) = serve(&s, ses_hooks(pem)).await;
+    let good = sns_confirmation(&dir, &key).unwrap();
+    let (status, text) = post(addr, "/webhooks/ses", &[], &good).await;
+    assert_eq!((status, text.contains("logged")), (200, true), "{text}");
+    let forged = sns_confirmation(&dir, &other_key).unwrap();
+    assert_eq!(post(addr, "/webhooks/ses", &[], &forged).await.0, 403);
+    // The Token is signed: another one breaks the signature.
+    let retokened = good.replace("\"Token\":\"2336412f37\"", "\"Token\":\"2336412f38\"");
+    assert_ne!(retokened, good);
+    assert_eq!(post(addr, "/webhooks/ses", &[], &retokened).await.0, 403);
+    assert_eq!(feedback_count(&s).await, 0);
+    assert_eq!(consent(&s).await, (vec![], 0));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Postmark
 // ---------------------------------------------------------------------------------------------
