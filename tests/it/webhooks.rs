@@ -732,6 +732,80 @@ async fn mailgun_signed_permanent_failure_opts_the_customer_out_once() {
     );
 }
 
+/// Runs one SQL statement on `s`'s SQLite file with the `sqlite3` client.
+fn sqlite(s: &Sent, statement: &str) -> Option<()> {
+    let out = match Command::new("sqlite3")
+        .arg(s.t.dir.join("data/ritualist.db"))
+        .arg(statement)
+        .output()
+    {
+        Ok(o) => o,
+        Err(e) => {
+            missing_peer("sqlite3", &e.to_string());
+            return None;
+        }
+    };
+    assert!(
+        out.status.success(),
+        "{statement}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(())
+}
+
+/// A database error answers 500 and forgets the request (Mailgun's token included), so the
+/// provider's retry of the very same request is recorded once the database is back.
+#[tokio::test]
+async fn a_database_error_answers_500_and_the_retry_is_recorded() {
+    let Some(s) = sent(Db::Sqlite).await else {
+        return;
+    };
+    let dir = s.t.dir.clone();
+    let hooks = WebhooksConfig {
+        mailgun: Some(MailgunHook {
+            signing_key: Secret::new(MAILGUN_KEY),
+        }),
+        ..WebhooksConfig::default()
+    };
+    let (addr, _stop) = serve(&s, hooks).await;
+    let now = at(NOW).as_second();
+    let Some(body) = mailgun_body(
+        &dir,
+        &s,
+        MAILGUN_KEY,
+        now,
+        "tok-500-000000000000000000000000000000000000000000",
+    ) else {
+        return;
+    };
+    let Some(()) = sqlite(
+        &s,
+        "ALTER TABLE feedback_events RENAME TO feedback_events_away",
+    ) else {
+        return;
+    };
+    assert_eq!(post(addr, "/webhooks/mailgun", &[], &body).await.0, 500);
+    sqlite(
+        &s,
+        "ALTER TABLE feedback_events_away RENAME TO feedback_events",
+    )
+    .unwrap();
+    assert_eq!(consent(&s).await, (vec![], 0));
+    let (status, text) = post(addr, "/webhooks/mailgun", &[], &body).await;
+    assert_eq!(
+        (status, text.contains("\"applied\":1")),
+        (200, true),
+        "{text}"
+    );
+    assert_eq!(
+        consent(&s).await,
+        (
+            vec![("channel:email".to_string(), true, "bounce".to_string())],
+            1
+        )
+    );
+}
+
 #[tokio::test]
 async fn every_webhook_is_404_until_configured() {
     let Some(s) = sent(Db::Sqlite).await else {
