@@ -120,6 +120,7 @@ pub fn event(data: &Value) -> Result<Option<Event>, HookError> {
         recipient: str_field(data, "recipient").map(String::from),
         detail: one_line(&detail),
         dedupe_key: format!("mailgun:{id}"),
+        raw: None,
     }))
 }
 

@@ -54,6 +54,9 @@ pub struct Event {
     pub detail: String,
     /// The provider's event id (with the recipient where one event names several).
     pub dedupe_key: String,
+    /// The event alone, for review when it matches nothing, where a request carries several
+    /// (`None`: the request's body).
+    pub raw: Option<String>,
 }
 
 /// The metadata key that carries a delivery token, for providers with custom arguments.
@@ -78,17 +81,28 @@ pub fn our_message_id(text: &str) -> Option<String> {
         let after = &rest[start + 1..];
         let end = after.find('>')?;
         let candidate = &after[..end];
-        if let Some((local, domain)) = candidate.split_once('@')
-            && local.len() == 32
-            && local.bytes().all(|b| b.is_ascii_hexdigit())
-            && !domain.is_empty()
-            && !domain.contains(char::is_whitespace)
-        {
+        if looks_like_ours(candidate) {
             return Some(candidate.to_string());
         }
         rest = &after[end..];
     }
     None
+}
+
+/// A Message-ID (with or without angle brackets) shaped like the ones ritualist gives:
+/// `<32 hex digits>@<domain>`. A provider's webhook reports all of the account's mail; one
+/// about a message of another shape was not sent by ritualist.
+pub fn looks_like_ours(message_id: &str) -> bool {
+    let id = message_id
+        .trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>');
+    id.split_once('@').is_some_and(|(local, domain)| {
+        local.len() == 32
+            && local.bytes().all(|b| b.is_ascii_hexdigit())
+            && !domain.is_empty()
+            && !domain.contains(|c: char| c.is_whitespace() || c == '<' || c == '>')
+    })
 }
 
 /// A string field of a JSON object, trimmed; `None` when missing, not a string or empty.
@@ -112,6 +126,14 @@ mod tests {
             Some("0123456789abcdef0123456789ABCDEF@floare.example")
         );
         assert_eq!(our_message_id("<nothing@here> <"), None);
+        assert!(looks_like_ours(
+            "0123456789abcdef0123456789abcdef@floare.example"
+        ));
+        assert!(looks_like_ours(
+            "<0123456789abcdef0123456789abcdef@floare.example>"
+        ));
+        assert!(!looks_like_ours("<14c5d75ce93.dfd.64b469@ismtpd-555>"));
+        assert!(!looks_like_ours("0123456789abcdef0123456789abcdef@"));
         assert_eq!(our_message_id(""), None);
     }
 

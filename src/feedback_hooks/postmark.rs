@@ -95,6 +95,7 @@ pub fn event(body: &[u8]) -> Result<Option<Event>, HookError> {
         recipient: recipient.map(String::from),
         detail: one_line(&detail),
         dedupe_key: key,
+        raw: None,
     }))
 }
 

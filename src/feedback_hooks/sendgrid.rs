@@ -138,6 +138,7 @@ fn event(e: &Value) -> Option<Event> {
         recipient: str_field(e, "email").map(String::from),
         detail: one_line(&detail),
         dedupe_key: key,
+        raw: Some(e.to_string()),
     })
 }
 

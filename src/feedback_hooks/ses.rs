@@ -27,6 +27,7 @@ pub fn events(sns_message_id: &str, message: &str) -> Result<Vec<Event>, HookErr
         recipient: Some(recipient.to_string()),
         detail: one_line(&detail),
         dedupe_key: format!("ses:{sns_message_id}:{}", recipient.to_ascii_lowercase()),
+        raw: None,
     };
     let section = |name: &str| {
         v.get(name)

@@ -24,8 +24,10 @@ use axum::routing::post;
 
 use super::respond::json;
 use crate::app::App;
-use crate::domain::{Channel, DeliveryRef, Feedback, FeedbackKind, FeedbackSource};
-use crate::feedback_hooks::{Event, HookError, mailgun, postmark, sendgrid, ses, sns};
+use crate::domain::{Channel, DeliveryRef, Feedback, FeedbackSource};
+use crate::feedback_hooks::{
+    Event, HookError, looks_like_ours, mailgun, postmark, sendgrid, ses, sns,
+};
 use crate::store::Recorded;
 
 /// Providers send batches (SendGrid) and whole headers (SES): the webhooks take up to 1 MiB
@@ -80,18 +82,18 @@ fn refused(source: FeedbackSource, e: HookError) -> Response {
 }
 
 /// Records `events` (from `source`, `raw` kept for the ones nothing matches); 200 with the
-/// counts once all are committed, 500 at the first database error. A delivery receipt with no
-/// key at all is counted as ignored and not stored (it would only crowd the review list).
+/// counts once all are committed, 500 at the first database error. An event with no key that
+/// could name a message of ritualist's (the provider reports all of the account's mail) is
+/// skipped: neither counted nor kept for review.
 async fn record(app: &App, source: FeedbackSource, events: Vec<Event>, raw: &[u8]) -> Response {
     let raw = String::from_utf8_lossy(raw);
-    let (mut applied, mut duplicate, mut unmatched, mut ignored) = (0, 0, 0, 0);
+    let mut counts = [0u32; 5];
     for ev in events {
-        let delivery = delivery_ref(app, &ev);
-        // A delivery receipt that names no message tells nobody anything: not kept for review.
-        if ev.kind == FeedbackKind::Delivered && delivery == DeliveryRef::Unknown {
-            ignored += 1;
+        let Some(delivery) = delivery_ref(app, &ev) else {
+            tracing::debug!(source = %source, kind = %ev.kind, "webhook event about a message ritualist did not send: skipped");
+            counts[4] += 1;
             continue;
-        }
+        };
         let fb = Feedback {
             kind: ev.kind,
             source,
@@ -102,14 +104,16 @@ async fn record(app: &App, source: FeedbackSource, events: Vec<Event>, raw: &[u8
             dedupe_key: ev.dedupe_key,
             raw: None,
         }
-        .with_raw(&raw);
+        .with_raw(ev.raw.as_deref().unwrap_or(&raw));
         match app.record_feedback(fb).await {
-            Ok(r) => match r.recorded {
-                Recorded::Applied { .. } => applied += 1,
-                Recorded::Duplicate => duplicate += 1,
-                Recorded::Unmatched => unmatched += 1,
-                Recorded::Ignored => ignored += 1,
-            },
+            Ok(r) => {
+                counts[match r.recorded {
+                    Recorded::Applied { .. } => 0,
+                    Recorded::Duplicate => 1,
+                    Recorded::Unmatched => 2,
+                    Recorded::Ignored => 3,
+                }] += 1
+            }
             Err(e) => {
                 tracing::error!(source = %source, "webhook: cannot record a report: {e}");
                 return json(
@@ -122,24 +126,25 @@ async fn record(app: &App, source: FeedbackSource, events: Vec<Event>, raw: &[u8
     json(
         StatusCode::OK,
         serde_json::json!({
-            "applied": applied,
-            "duplicate": duplicate,
-            "unmatched": unmatched,
-            "ignored": ignored,
+            "applied": counts[0],
+            "duplicate": counts[1],
+            "unmatched": counts[2],
+            "ignored": counts[3],
+            "skipped": counts[4],
         }),
     )
 }
 
 /// The strongest key of `ev` that names a delivery: a valid token, this instance's VERP
-/// return path, else the Message-ID.
-fn delivery_ref(app: &App, ev: &Event) -> DeliveryRef {
+/// return path, else a Message-ID shaped like ritualist's; `None` when there is none.
+fn delivery_ref(app: &App, ev: &Event) -> Option<DeliveryRef> {
     if let Some(id) = ev
         .refs
         .token
         .as_deref()
         .and_then(|t| app.delivery_of_token(t))
     {
-        return DeliveryRef::Delivery(id);
+        return Some(DeliveryRef::Delivery(id));
     }
     if let Some(id) = ev
         .refs
@@ -147,12 +152,13 @@ fn delivery_ref(app: &App, ev: &Event) -> DeliveryRef {
         .as_deref()
         .and_then(|a| app.delivery_of_return_path(a))
     {
-        return DeliveryRef::Delivery(id);
+        return Some(DeliveryRef::Delivery(id));
     }
-    match &ev.refs.message_id {
-        Some(mid) => DeliveryRef::MessageId(mid.clone()),
-        None => DeliveryRef::Unknown,
-    }
+    ev.refs
+        .message_id
+        .as_deref()
+        .filter(|m| looks_like_ours(m))
+        .map(|m| DeliveryRef::MessageId(m.to_string()))
 }
 
 async fn ses_hook(

@@ -493,7 +493,7 @@ async fn postmark_delivery_with_a_token_in_its_metadata_sets_the_outcome() {
         .replace("00000000-0000-0000-0000-000000000000", id);
         let (status, text) = post(addr, "/webhooks/postmark", &auth, &other).await;
         assert_eq!(
-            (status, text.contains("\"ignored\":1")),
+            (status, text.contains("\"skipped\":1")),
             (200, true),
             "{text}"
         );
@@ -611,6 +611,24 @@ async fn sendgrid_signed_spam_report_opts_the_customer_out_once() {
     }
     // The complaint outranks the delivery, in whatever order they came.
     assert_eq!(outcome(&s).await, Some(Outcome::Complained));
+    // The Event Webhook reports all of the account's mail: events about a message ritualist
+    // did not send (SendGrid's own smtp-id) are skipped, not kept for review.
+    let foreign = body
+        .replace(&s.message_id, "14c5d75ce93.dfd.64b469@ismtpd-555")
+        .replace("==\"", "=x\"");
+    let (status, text) = post(
+        addr,
+        "/webhooks/sendgrid",
+        &sendgrid_headers(&dir, &key, &ts, &foreign),
+        &foreign,
+    )
+    .await;
+    assert_eq!(
+        (status, text.contains("\"skipped\":2")),
+        (200, true),
+        "{text}"
+    );
+    assert_eq!(feedback_count(&s).await, 2);
     let bad = "[{\"event\":";
     assert_eq!(
         post(
