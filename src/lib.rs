@@ -10,6 +10,8 @@
 //! - [`store`]: sea-orm (the only home of `sea_orm`): customers, orders, consent, the ledger;
 //! - [`channel`]: lettre and reqwest behind one small trait (outbox, SMTP, Kannel);
 //! - [`import`]: CSV → records, every bad row reported with its line;
+//! - [`feedback_hooks`]: email providers' webhooks as pure functions (the only home of `ring`
+//!   and `x509-cert`): signature checks and payloads → events;
 //! - [`app`]: the use cases the CLI calls (tick, dispatch, preview, check, import);
 //! - [`http`]: axum (the only home of `axum`): the local preview page for marketers.
 
