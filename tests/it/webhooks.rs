@@ -643,6 +643,48 @@ async fn sendgrid_signed_spam_report_opts_the_customer_out_once() {
     );
 }
 
+/// A batch larger than `http.body_limit_bytes` (16 KiB here) is taken: webhooks allow 1 MiB.
+#[tokio::test]
+async fn a_sendgrid_batch_beyond_the_http_body_limit_is_taken() {
+    let Some(s) = sent(Db::Sqlite).await else {
+        return;
+    };
+    let dir = s.t.dir.clone();
+    let Some((key, public)) = ec_key(&dir, "sendgrid") else {
+        return;
+    };
+    let hooks = WebhooksConfig {
+        sendgrid: Some(SendgridHook { public_key: public }),
+        ..WebhooksConfig::default()
+    };
+    let (addr, _stop) = serve(&s, hooks).await;
+    let events: Vec<serde_json::Value> = (0..300)
+        .map(|i| {
+            serde_json::json!({
+                "email": format!("other{i}@example.com"),
+                "timestamp": 1513299569,
+                "smtp-id": format!("<14c5d75ce93.dfd.{i}@ismtpd-555>"),
+                "event": "delivered",
+                "sg_event_id": format!("big-{i}"),
+                "response": "250 OK"
+            })
+        })
+        .collect();
+    let body = serde_json::Value::from(events).to_string();
+    assert!(body.len() > 32 * 1024, "{}", body.len());
+    let ts = at(NOW).as_second().to_string();
+    let headers = sendgrid_headers(&dir, &key, &ts, &body);
+    let (status, text) = post(addr, "/webhooks/sendgrid", &headers, &body).await;
+    assert_eq!(
+        (status, text.contains("\"skipped\":300")),
+        (200, true),
+        "{text}"
+    );
+    // The rest of the server keeps its own limit (refused before anything else).
+    let (status, _) = post(addr, "/api/customers", &[], &body).await;
+    assert_eq!(status, 413);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Mailgun
 // ---------------------------------------------------------------------------------------------
