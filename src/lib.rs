@@ -12,6 +12,8 @@
 //! - [`import`]: CSV → records, every bad row reported with its line;
 //! - [`bounce`]: bounce mail (DSN, ARF, text bounces, auto-replies) → reports (the only home of
 //!   `mail_parser`);
+//! - [`feedback_hooks`]: email providers' webhooks as pure functions (the only home of `ring`
+//!   and `x509-cert`): signature checks and payloads → events;
 //! - [`app`]: the use cases the CLI calls (tick, dispatch, preview, check, import);
 //! - [`http`]: axum (the only home of `axum`): the local preview page for marketers.
 
@@ -25,6 +27,7 @@ pub mod config;
 pub mod daemon;
 pub mod domain;
 pub mod failpoint;
+pub mod feedback_hooks;
 pub mod http;
 pub mod import;
 pub mod plan;

@@ -13,6 +13,7 @@
 
 mod address;
 mod email;
+mod fetch;
 mod headers;
 mod outbox;
 mod rate;
@@ -26,6 +27,7 @@ pub use email::{
     DKIM_SIGNED_HEADERS, DkimSigner, EmailParts, Rejection, SmtpPhase, SmtpPool, build_email,
     classify_rejection, normalize_crlf,
 };
+pub use fetch::get_small;
 pub use headers::readable_headers;
 pub use outbox::Outbox;
 pub use rate::{DailyQuota, Pacer, RateBook, RateLimiter, Take, Taken};

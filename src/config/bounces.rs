@@ -5,6 +5,11 @@
 //! bounces:
 //!   return_path: bounces@shop.example   # envelope sender: bounces+<signed token>@shop.example
 //!   soft_bounces: { limit: 3, days: 30 } # 3 soft bounces within 30 days suppress the address
+//!   webhooks:                            # providers' webhooks (docs/integrator.md#provider-webhooks)
+//!     ses: { topic_arns: [arn:aws:sns:eu-west-1:123456789012:ses-feedback] }
+//!     postmark: { user: postmark }       # password: RITUALIST_POSTMARK_WEBHOOK_PASSWORD
+//!     sendgrid: {}                       # key: RITUALIST_SENDGRID_WEBHOOK_KEY
+//!     mailgun: {}                        # key: RITUALIST_MAILGUN_SIGNING_KEY
 //! ```
 
 use serde::Deserialize;
@@ -18,6 +23,7 @@ use super::diagnostic::{Diagnostic, Diagnostics};
 pub(super) struct BouncesSpec {
     return_path: Option<Spanned<String>>,
     soft_bounces: Option<Spanned<SoftSpec>>,
+    webhooks: Option<webhooks::WebhooksSpec>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -42,6 +48,8 @@ pub struct BouncesConfig {
     /// `shop.from_email`, and a bounce is matched by the Message-ID it quotes.
     pub return_path: Option<(String, String)>,
     pub soft_bounces: SoftBouncePolicy,
+    /// The providers' webhooks that are on (`bounces.webhooks`).
+    pub webhooks: WebhooksConfig,
 }
 
 impl Default for BouncesConfig {
@@ -49,6 +57,7 @@ impl Default for BouncesConfig {
         BouncesConfig {
             return_path: None,
             soft_bounces: SoftBouncePolicy { limit: 3, days: 30 },
+            webhooks: WebhooksConfig::default(),
         }
     }
 }
@@ -90,6 +99,9 @@ pub(super) fn compile(
             };
         }
     }
+    if let Some(w) = &spec.webhooks {
+        cfg.webhooks = webhooks::compile(path, w, diags);
+    }
     cfg
 }
 
@@ -105,6 +117,229 @@ fn split_return_path(addr: &str) -> Option<(String, String)> {
     (ok_local && ok_domain).then(|| (local.to_string(), domain.to_ascii_lowercase()))
 }
 
+pub use webhooks::{MailgunHook, PostmarkHook, SendgridHook, SesHook, WebhooksConfig};
+
+/// `bounces.webhooks`: which providers' webhooks are on, and their keys (secrets from the
+/// environment or a file, never YAML).
+mod webhooks {
+    use serde::Deserialize;
+    use serde_saphyr::Spanned;
+    use std::path::Path;
+
+    use super::super::diagnostic::{Diagnostic, Diagnostics};
+    use super::super::paths::from_config_dir;
+    use super::super::secret::{Secret, SecretSource, read_secret};
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub(in crate::config) struct WebhooksSpec {
+        ses: Option<Spanned<SesSpec>>,
+        postmark: Option<Spanned<PostmarkSpec>>,
+        sendgrid: Option<Spanned<SendgridSpec>>,
+        mailgun: Option<Spanned<MailgunSpec>>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct SesSpec {
+        topic_arns: Vec<String>,
+        certificate_file: Option<String>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct PostmarkSpec {
+        user: String,
+        password_env: Option<String>,
+        password_file: Option<String>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct SendgridSpec {
+        public_key: Option<String>,
+        public_key_env: Option<String>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct MailgunSpec {
+        signing_key_env: Option<String>,
+        signing_key_file: Option<String>,
+    }
+
+    /// The webhooks that are on; a provider left out answers 404.
+    #[derive(Debug, Clone, Default, PartialEq, Eq)]
+    pub struct WebhooksConfig {
+        pub ses: Option<SesHook>,
+        pub postmark: Option<PostmarkHook>,
+        pub sendgrid: Option<SendgridHook>,
+        pub mailgun: Option<MailgunHook>,
+    }
+
+    /// Amazon SES through SNS.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct SesHook {
+        /// The topics whose messages are taken; any other is refused.
+        pub topic_arns: Vec<String>,
+        /// A signing certificate (PEM) trusted instead of fetching `SigningCertURL`.
+        pub certificate_pem: Option<Vec<u8>>,
+    }
+
+    /// Postmark: the HTTP Basic credentials of the webhook URL.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct PostmarkHook {
+        pub user: String,
+        pub password: Secret,
+    }
+
+    /// SendGrid: the Signed Event Webhook's verification key (base64 DER).
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct SendgridHook {
+        pub public_key: String,
+    }
+
+    /// Mailgun: the HTTP webhook signing key.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct MailgunHook {
+        pub signing_key: Secret,
+    }
+
+    pub(super) fn compile(
+        path: &Path,
+        spec: &WebhooksSpec,
+        diags: &mut Diagnostics,
+    ) -> WebhooksConfig {
+        WebhooksConfig {
+            ses: spec.ses.as_ref().and_then(|s| ses(path, s, diags)),
+            postmark: spec.postmark.as_ref().map(|p| PostmarkHook {
+                user: p.value.user.clone(),
+                password: read_secret(
+                    path,
+                    SecretSource {
+                        env: p.value.password_env.as_deref(),
+                        file: p.value.password_file.as_deref(),
+                        default_var: "RITUALIST_POSTMARK_WEBHOOK_PASSWORD",
+                        file_key: "password_file",
+                        what: "the Postmark webhook password",
+                        at: Some(&p.referenced),
+                    },
+                    diags,
+                )
+                .unwrap_or_default(),
+            }),
+            sendgrid: spec
+                .sendgrid
+                .as_ref()
+                .and_then(|s| sendgrid(path, s, diags)),
+            mailgun: spec.mailgun.as_ref().map(|m| MailgunHook {
+                signing_key: read_secret(
+                    path,
+                    SecretSource {
+                        env: m.value.signing_key_env.as_deref(),
+                        file: m.value.signing_key_file.as_deref(),
+                        default_var: "RITUALIST_MAILGUN_SIGNING_KEY",
+                        file_key: "signing_key_file",
+                        what: "the Mailgun webhook signing key",
+                        at: Some(&m.referenced),
+                    },
+                    diags,
+                )
+                .unwrap_or_default(),
+            }),
+        }
+    }
+
+    fn ses(path: &Path, s: &Spanned<SesSpec>, diags: &mut Diagnostics) -> Option<SesHook> {
+        let bad_arn = s.value.topic_arns.iter().find(|a| {
+            let parts: Vec<&str> = a.split(':').collect();
+            parts.len() != 6 || parts[0] != "arn" || parts[2] != "sns"
+        });
+        if s.value.topic_arns.is_empty() || bad_arn.is_some() {
+            diags.push(
+                Diagnostic::at(
+                    path,
+                    &s.referenced,
+                    match bad_arn {
+                        Some(a) => format!("invalid SNS topic ARN `{a}` in bounces.webhooks.ses"),
+                        None => "bounces.webhooks.ses needs topic_arns".to_string(),
+                    },
+                )
+                .with_hint("the ARNs of the SNS topics SES publishes to, e.g. [arn:aws:sns:eu-west-1:123456789012:ses-feedback]"),
+            );
+            return None;
+        }
+        let mut certificate_pem = None;
+        if let Some(f) = &s.value.certificate_file {
+            let p = from_config_dir(path, f);
+            let pem = std::fs::read(&p).ok();
+            match pem.as_deref().map(crate::feedback_hooks::sns::signing_key) {
+                Some(Ok(_)) => certificate_pem = pem,
+                Some(Err(e)) => diags.push(
+                    Diagnostic::at(
+                        path,
+                        &s.referenced,
+                        format!(
+                            "bounces.webhooks.ses.certificate_file `{}`: {e}",
+                            p.display()
+                        ),
+                    )
+                    .with_hint(
+                        "a PEM certificate with an RSA key; leave it out to fetch SNS's own",
+                    ),
+                ),
+                None => diags.push(
+                    Diagnostic::at(
+                        path,
+                        &s.referenced,
+                        format!(
+                            "cannot read bounces.webhooks.ses.certificate_file `{}`",
+                            p.display()
+                        ),
+                    )
+                    .with_hint("check the path (relative to this file's folder)"),
+                ),
+            }
+        }
+        Some(SesHook {
+            topic_arns: s.value.topic_arns.clone(),
+            certificate_pem,
+        })
+    }
+
+    fn sendgrid(
+        path: &Path,
+        s: &Spanned<SendgridSpec>,
+        diags: &mut Diagnostics,
+    ) -> Option<SendgridHook> {
+        let key = match &s.value.public_key {
+            Some(k) => k.clone(),
+            None => read_secret(
+                path,
+                SecretSource {
+                    env: s.value.public_key_env.as_deref(),
+                    file: None,
+                    default_var: "RITUALIST_SENDGRID_WEBHOOK_KEY",
+                    file_key: "public_key",
+                    what: "the SendGrid webhook verification key",
+                    at: Some(&s.referenced),
+                },
+                diags,
+            )?
+            .expose()
+            .to_string(),
+        };
+        if let Err(e) = crate::feedback_hooks::sendgrid::verification_key(&key) {
+            diags.push(
+                Diagnostic::at(path, &s.referenced, format!("bounces.webhooks.sendgrid: {e}"))
+                    .with_hint("copy the verification key SendGrid shows under Mail Settings → Signed Event Webhook"),
+            );
+            return None;
+        }
+        Some(SendgridHook { public_key: key })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,5 +353,72 @@ mod tests {
         assert_eq!(split_return_path("bounces+x@shop.example"), None);
         assert_eq!(split_return_path("@shop.example"), None);
         assert_eq!(split_return_path("bounces"), None);
+    }
+
+    const GOOD: &str = "shop:\n  name: Test\n  from_email: hello@example.com\ndefaults:\n  time_zone: Europe/Bucharest\n  locale: ro\n";
+    /// The P-256 key of SendGrid's own library tests.
+    const SENDGRID_KEY: &str = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEEDr2LjtURuePQzplybdC+u4CwrqDqBaWjcMMsTbhdbcwHBcepxo7yAQGhHPTnlvFYPAZFceEu/1FwCM/QmGUhA==";
+
+    fn load(webhooks: &str) -> Result<crate::config::Config, Diagnostics> {
+        let text = format!("{GOOD}bounces:\n  webhooks:\n{webhooks}");
+        crate::config::Config::from_str(Path::new("/etc/r/ritualist.yaml"), &text)
+    }
+
+    #[test]
+    fn webhooks_are_off_unless_configured_and_take_their_keys_from_the_environment() {
+        let c = crate::config::Config::from_str(Path::new("/etc/r/ritualist.yaml"), GOOD).unwrap();
+        assert_eq!(c.bounces.webhooks, WebhooksConfig::default());
+        // PATH is set in every test environment: it stands in for the secret variables.
+        let c = load(&format!(
+            "    ses:\n      topic_arns: [\"arn:aws:sns:eu-west-1:123456789012:ses-feedback\"]\n\
+                 \x20   postmark:\n      user: hook\n      password_env: PATH\n\
+                 \x20   sendgrid:\n      public_key: {SENDGRID_KEY}\n\
+                 \x20   mailgun:\n      signing_key_env: PATH\n"
+        ))
+        .unwrap_or_else(|d| panic!("{d}"));
+        let w = &c.bounces.webhooks;
+        let path = std::env::var("PATH").unwrap();
+        assert_eq!(
+            w.ses.as_ref().unwrap().topic_arns,
+            vec!["arn:aws:sns:eu-west-1:123456789012:ses-feedback".to_string()]
+        );
+        assert_eq!(w.ses.as_ref().unwrap().certificate_pem, None);
+        assert_eq!(w.postmark.as_ref().unwrap().user, "hook");
+        assert_eq!(w.postmark.as_ref().unwrap().password.expose(), path);
+        assert_eq!(w.sendgrid.as_ref().unwrap().public_key, SENDGRID_KEY);
+        assert_eq!(w.mailgun.as_ref().unwrap().signing_key.expose(), path);
+    }
+
+    #[test]
+    fn bad_webhook_settings_are_reported_with_their_line_and_a_hint() {
+        for (yaml, says) in [
+            ("    ses:\n      topic_arns: []\n", "needs topic_arns"),
+            (
+                "    ses:\n      topic_arns: [\"arn:aws:sqs:eu-west-1:1:q\"]\n",
+                "invalid SNS topic ARN",
+            ),
+            (
+                "    ses:\n      topic_arns: [\"arn:aws:sns:eu-west-1:1:t\"]\n      certificate_file: /nonexistent/sns.pem\n",
+                "cannot read",
+            ),
+            (
+                "    sendgrid:\n      public_key: AAAA\n",
+                "not a public key",
+            ),
+            (
+                "    mailgun:\n      signing_key_env: RITUALIST_TEST_UNSET_0F3A\n",
+                "RITUALIST_TEST_UNSET_0F3A",
+            ),
+            (
+                "    postmark:\n      user: hook\n      password_env: RITUALIST_TEST_UNSET_0F3A\n",
+                "Postmark webhook password",
+            ),
+            ("    mailchimp: {}\n", "mailchimp"),
+        ] {
+            let d = load(yaml).unwrap_err();
+            let text = d.to_string();
+            assert!(text.contains(says), "{yaml}: {text}");
+            assert!(d.0.iter().all(|e| e.line >= 9), "{yaml}: {text}");
+        }
     }
 }

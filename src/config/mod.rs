@@ -21,7 +21,10 @@ mod sms;
 mod tls;
 
 pub use crate::domain::suggest::did_you_mean;
-pub use bounces::{BouncesConfig, SoftBouncePolicy};
+pub use bounces::{
+    BouncesConfig, MailgunHook, PostmarkHook, SendgridHook, SesHook, SoftBouncePolicy,
+    WebhooksConfig,
+};
 pub use delivery::{
     DeliveryConfig, DkimAlgorithm, DkimSettings, EmailTransport, HandoverBatch, InDoubtPolicy,
     SmtpConfig, SmtpSecurity,

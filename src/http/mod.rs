@@ -5,7 +5,8 @@
 //! - the daemon's public server (`http:` in the config, inside `ritualist run`,
 //!   [`serve_public`]): unsubscribe and preference pages behind signed link tokens, survey
 //!   score links (NPS) with a comment box, inbound SMS keywords (Twilio, Kannel's
-//!   sms-service and a generic JSON webhook), `/healthz`, the ingest API (`/api/customers`, `/api/orders`) and `/metrics`.
+//!   sms-service and a generic JSON webhook), `/healthz`, the ingest API (`/api/customers`, `/api/orders`), `/metrics`
+//!   and the email providers' bounce, complaint and delivery webhooks (`/webhooks/…`).
 //!
 //! Neither binds anything itself: the caller passes a bound listener and a shutdown future,
 //! so tests can run them on port 0 and stop them at will.
@@ -18,6 +19,7 @@ mod preview;
 mod public;
 mod respond;
 mod survey;
+mod webhooks;
 
 pub use inbound::{Keyword, keyword, twilio_signature_ok};
 pub use preview::serve_preview;
@@ -28,7 +30,7 @@ mod tests {
     use std::collections::{BTreeMap, BTreeSet};
 
     /// The files of `http/` and their sources.
-    const FILES: [(&str, &str); 9] = [
+    const FILES: [(&str, &str); 10] = [
         ("api", include_str!("api.rs")),
         ("consent", include_str!("consent.rs")),
         ("inbound", include_str!("inbound.rs")),
@@ -38,6 +40,7 @@ mod tests {
         ("public", include_str!("public.rs")),
         ("respond", include_str!("respond.rs")),
         ("survey", include_str!("survey.rs")),
+        ("webhooks", include_str!("webhooks.rs")),
     ];
 
     /// The other files of `http/` a source refers to (`super::x`, `crate::http::x`), outside

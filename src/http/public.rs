@@ -1,6 +1,7 @@
 //! The daemon's public server (`http:` in the config, run inside `ritualist run`): routes,
 //! limits and `/healthz`. The pages and webhooks live in [`super::consent`],
-//! [`super::survey`], [`super::inbound`] and [`super::kannel`], the ingest API and `/metrics` in [`super::api`].
+//! [`super::survey`], [`super::inbound`] and [`super::kannel`], the ingest API and `/metrics` in [`super::api`],
+//! the email providers' webhooks (`/webhooks/…`) in [`super::webhooks`].
 //!
 //! Every request has a body limit (`http.body_limit_bytes`, 413 beyond it) and a deadline
 //! (`http.timeout_secs`, 408 after it). Every response says `Cache-Control: no-store` and
@@ -62,6 +63,7 @@ fn router(app: Arc<App>) -> Router {
         .route("/api/customers", post(super::api::customers))
         .route("/api/orders", post(super::api::orders))
         .route("/metrics", get(super::api::metrics))
+        .merge(super::webhooks::routes())
         .fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn_with_state(

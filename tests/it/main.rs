@@ -42,4 +42,5 @@ mod tls_peer;
 mod tls_pg;
 mod tls_private_ca;
 mod upgrade;
+mod webhooks;
 mod wire;
