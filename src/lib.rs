@@ -11,7 +11,8 @@
 //! - [`channel`]: lettre and reqwest behind one small trait (outbox, SMTP, Kannel);
 //! - [`import`]: CSV → records, every bad row reported with its line;
 //! - [`app`]: the use cases the CLI calls (tick, dispatch, preview, check, import);
-//! - [`http`]: axum (the only home of `axum`): the local preview page for marketers.
+//! - [`http`]: axum (the only home of `axum`): the local preview page for marketers;
+//! - [`inbound`]: the daemon's LMTP/SMTP listener for bounce mail (`bounces.listen`).
 
 pub mod app;
 pub mod bounce;
@@ -25,6 +26,7 @@ pub mod domain;
 pub mod failpoint;
 pub mod http;
 pub mod import;
+pub mod inbound;
 pub mod plan;
 pub mod render;
 pub mod ritual;

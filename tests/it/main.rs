@@ -19,6 +19,7 @@ mod harness;
 mod history;
 mod hostile;
 mod import_stream;
+mod inbound_mail;
 mod inert;
 mod ingest;
 mod kannel_inbound;
