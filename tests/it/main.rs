@@ -28,6 +28,7 @@ mod logs;
 mod outbox;
 mod parallel;
 mod peers;
+mod postfix_relay;
 mod regression;
 mod reload;
 mod report;
