@@ -1941,6 +1941,22 @@ impl Postfix {
         self.postqueue("-p")
     }
 
+    /// `postcat -hb -q ID`: a queued message's headers and body, as Postfix would send it.
+    pub fn postcat(&self, id: &str) -> String {
+        let conf = self.dir.path().join("etc");
+        let bin = find_program("postcat", &["/usr/sbin/postcat"]).expect("postcat");
+        let (status, out, err) = run_bounded(
+            Command::new(bin)
+                .arg("-c")
+                .arg(&conf)
+                .args(["-hb", "-q", id]),
+            Duration::from_secs(30),
+        )
+        .expect("postcat");
+        assert!(status.success(), "postcat -q {id}: {err}");
+        out
+    }
+
     /// `postqueue -f`: try every deferred message now.
     pub fn flush(&self) {
         self.postqueue("-f");

@@ -2,19 +2,18 @@
 //! `bounces:`, main.cf and transport blocks of docs/operator.md ("Bounces over LMTP"). ritualist
 //! hands it four birthday emails; the next hop (tests/peers/refusing_smtp.py) refuses two
 //! recipients with `550 5.1.1`, defers one with `451 4.2.0` and takes one. Postfix writes its
-//! own DSNs to the VERP return paths and routes them over LMTP to ritualist's listener —
-//! which is down at first: Postfix keeps them and they are recorded once it is up. The refused
+//! own DSNs to the VERP return paths and routes them over LMTP to the daemon's listener —
+//! down at first: Postfix keeps them, and `ritualist run` records them once started. The refused
 //! customers end up opted out (source `bounce`), the deferred and the delivered ones do not.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ritualist::app::App;
-use ritualist::config::Config;
-use ritualist::inbound::{AppMailbox, Mailbox};
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
 
-use crate::harness::{Db, HEADER, REPO, TestApp, at};
+use crate::harness::{Db, HEADER, REPO, TestApp, at, ritualist_cmd, wait_exit};
 use crate::peers::{Postfix, ScratchDir, aiosmtpd_available, free_port, start_python_peer};
 
 /// The fenced block of docs/operator.md's "Bounces over LMTP" section whose first line starts
@@ -41,24 +40,37 @@ fn localise(text: &str, lmtp: u16) -> String {
         .replace("/etc/postfix/transport", "{dir}/transport")
 }
 
-/// The App's mailbox, keeping a copy of what it was handed.
-struct Capture {
-    inner: AppMailbox,
-    seen: Mutex<Vec<(String, Vec<u8>)>>,
-}
-
-impl Mailbox for Capture {
-    fn accepts(&self, rcpt: &str) -> bool {
-        self.inner.accepts(rcpt)
+/// `ritualist run` in `t`'s folder, once its listener is up on `lmtp`; its log lines.
+fn start_daemon(t: &TestApp, lmtp: u16) -> (std::process::Child, Arc<Mutex<Vec<String>>>) {
+    let mut child = ritualist_cmd(&t.dir)
+        .args(["--config", "config/ritualist.yaml", "run"])
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&lines);
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            sink.lock().unwrap().push(line.unwrap_or_default());
+        }
+    });
+    let ready = format!("inbound mail: lmtp on 127.0.0.1:{lmtp}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !lines.lock().unwrap().iter().any(|l| l.contains(&ready)) {
+        if Instant::now() > deadline || child.try_wait().unwrap().is_some() {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "the daemon's listener did not come up:\n{}",
+                lines.lock().unwrap().join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
-
-    async fn deliver(&self, raw: &[u8], rcpt: &str) -> Result<(), String> {
-        self.seen
-            .lock()
-            .unwrap()
-            .push((rcpt.to_string(), raw.to_vec()));
-        self.inner.deliver(raw, rcpt).await
-    }
+    (child, lines)
 }
 
 /// Polls `f` every 100 ms until it is true; false after `timeout`.
@@ -127,7 +139,7 @@ async fn postfix_dsns_reach_the_listener_and_opt_out_only_the_refused() {
             .clone()
     };
 
-    // The listener is down: Postfix's DSNs wait in its queue.
+    // The daemon is not running: Postfix's DSNs wait in its queue.
     let queued = eventually(Duration::from_secs(20), async || {
         let q = postfix.queue();
         q.matches("MAILER-DAEMON").count() == 2 && q.matches("Connection refused").count() >= 2
@@ -135,37 +147,38 @@ async fn postfix_dsns_reach_the_listener_and_opt_out_only_the_refused() {
     .await;
     assert!(queued, "{}\n{}", postfix.queue(), postfix.maillog());
     for r in &rows {
-        assert!(
-            t.app
-                .store
-                .consents_of(r.customer_id)
-                .await
-                .unwrap()
-                .is_empty()
-        );
+        let c = t.app.store.consents_of(r.customer_id).await.unwrap();
+        assert!(c.is_empty(), "{c:?}");
+    }
+    // They are Postfix's own DSNs, to the VERP return paths.
+    let dsns: Vec<String> = postfix
+        .queue()
+        .lines()
+        .filter(|l| l.contains("MAILER-DAEMON"))
+        .filter_map(|l| l.split_whitespace().next())
+        .map(|id| postfix.postcat(id.trim_end_matches(['*', '!'])))
+        .collect();
+    assert_eq!(dsns.len(), 2, "{}", postfix.queue());
+    for dsn in &dsns {
+        for needle in [
+            "From: Mail Delivery System <MAILER-DAEMON@shop.test>",
+            "To: bounces+d",
+            "Reporting-MTA: dns; relay.shop.test",
+            "Action: failed",
+            "Status: 5.1.1",
+            "Recipient address rejected: User unknown",
+        ] {
+            assert!(dsn.contains(needle), "{needle}:\n{dsn}");
+        }
+    }
+    if std::env::var_os("UPDATE_FIXTURES").is_some() {
+        let path = Path::new(REPO).join("tests/fixtures/bounces/postfix-real-user-unknown.eml");
+        std::fs::write(path, &dsns[0]).unwrap();
     }
 
-    // ritualist's listener comes up; Postfix delivers the DSNs on its next try.
-    let cfg = Config::load(&t.dir.join("config/ritualist.yaml")).unwrap_or_else(|d| panic!("{d}"));
-    assert!(cfg.bounces.listen.is_some());
-    let app = Arc::new(App::open(cfg).await.unwrap());
-    let opts = ritualist::inbound::options(&app);
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", lmtp))
-        .await
-        .unwrap();
-    let mailbox = Arc::new(Capture {
-        inner: AppMailbox(app),
-        seen: Mutex::new(Vec::new()),
-    });
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let served = tokio::spawn(ritualist::inbound::serve_with(
-        mailbox.clone(),
-        opts,
-        listener,
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    // `ritualist run` starts, its listener on bounces.listen; Postfix's next try delivers.
+    let (daemon, log) = start_daemon(&t, lmtp);
+    let mut daemon = KillOnDrop(daemon);
     postfix.flush();
     let (gina, gus) = (
         customer("gone.gina@example.com"),
@@ -177,7 +190,13 @@ async fn postfix_dsns_reach_the_listener_and_opt_out_only_the_refused() {
         !a.is_empty() && !b.is_empty()
     })
     .await;
-    assert!(opted_out, "{}\n{}", postfix.queue(), postfix.maillog());
+    assert!(
+        opted_out,
+        "{}\n{}\n{}",
+        postfix.queue(),
+        postfix.maillog(),
+        log.lock().unwrap().join("\n")
+    );
 
     let bounce = vec![("channel:email".to_string(), true, "bounce".to_string())];
     for r in [&gina, &gus] {
@@ -188,15 +207,8 @@ async fn postfix_dsns_reach_the_listener_and_opt_out_only_the_refused() {
     }
     for email in ["later.lia@example.com", "anna@example.com"] {
         let r = customer(email);
-        assert!(
-            t.app
-                .store
-                .consents_of(r.customer_id)
-                .await
-                .unwrap()
-                .is_empty(),
-            "{email}"
-        );
+        let c = t.app.store.consents_of(r.customer_id).await.unwrap();
+        assert!(c.is_empty(), "{email}: {c:?}");
     }
     // One hard bounce per refused delivery, matched by its return path.
     let events = t.app.store.feedback_events(None, 0, 100).await.unwrap();
@@ -211,47 +223,36 @@ async fn postfix_dsns_reach_the_listener_and_opt_out_only_the_refused() {
     ];
     want.sort();
     assert_eq!(got, want, "{events:#?}");
-
-    // The DSNs were Postfix's own, delivered to the VERP addresses over LMTP.
-    let seen = mailbox.seen.lock().unwrap().clone();
-    assert_eq!(seen.len(), 2, "{seen:?}");
-    for (rcpt, raw) in &seen {
-        let text = String::from_utf8_lossy(raw);
-        assert!(rcpt.starts_with("bounces+d") && rcpt.ends_with("@ritualist.test"));
-        for needle in [
-            "Reporting-MTA: dns; relay.shop.test",
-            "X-Postfix-Queue-ID:",
-            "Action: failed",
-            "Status: 5.1.1",
-            "Recipient address rejected: User unknown",
-        ] {
-            assert!(text.contains(needle), "{needle}:\n{text}");
-        }
-    }
-    let log = postfix.maillog();
+    // Postfix handed them over LMTP and ritualist answered 250 after recording.
+    let maillog = postfix.maillog();
     assert_eq!(
-        log.matches("sender non-delivery notification").count(),
+        maillog.matches("sender non-delivery notification").count(),
         2,
-        "{log}"
+        "{maillog}"
     );
-    assert!(
-        log.contains("status=sent (250 2.0.0 Ok: recorded)"),
-        "{log}"
-    );
+    let taken = maillog
+        .lines()
+        .filter(|l| {
+            l.contains("postfix/lmtp") && l.contains("status=sent (250 2.0.0 Ok: recorded)")
+        })
+        .count();
+    assert_eq!(taken, 2, "{maillog}");
     // The deferred message is still in Postfix's queue, retried; the delivered one arrived.
     assert!(postfix.queue().contains("later.lia@example.com"));
     let rcpts = std::fs::read_to_string(dump.path().join("rcpt.log")).unwrap();
     assert!(rcpts.contains("250 anna@example.com"), "{rcpts}");
-    if std::env::var_os("UPDATE_FIXTURES").is_some() {
-        std::fs::write(
-            Path::new(REPO).join("tests/fixtures/bounces/postfix-real-user-unknown.eml"),
-            &seen[0].1,
-        )
-        .unwrap();
-    }
 
-    stop.send(()).unwrap();
-    served.await.unwrap().unwrap();
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &daemon.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let status = wait_exit(&mut daemon.0, Duration::from_secs(30), "the daemon");
+    assert!(
+        status.success(),
+        "{status}: {}",
+        log.lock().unwrap().join("\n")
+    );
 }
 
 /// The DSN this test's Postfix generated, kept as a fixture (refresh with
