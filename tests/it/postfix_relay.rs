@@ -172,7 +172,7 @@ async fn postfix_dsns_reach_the_listener_and_opt_out_only_the_refused() {
         }
     }
     if std::env::var_os("UPDATE_FIXTURES").is_some() {
-        let path = Path::new(REPO).join("tests/fixtures/bounces/postfix-real-user-unknown.eml");
+        let path = Path::new(REPO).join("tests/fixtures/bounces/postfix-real-relay-refused-rcpt.eml");
         std::fs::write(path, &dsns[0]).unwrap();
     }
 
@@ -260,7 +260,7 @@ async fn postfix_dsns_reach_the_listener_and_opt_out_only_the_refused() {
 #[test]
 fn the_saved_postfix_dsn_is_a_real_one() {
     let raw = std::fs::read_to_string(
-        Path::new(REPO).join("tests/fixtures/bounces/postfix-real-user-unknown.eml"),
+        Path::new(REPO).join("tests/fixtures/bounces/postfix-real-relay-refused-rcpt.eml"),
     )
     .unwrap();
     for needle in [
