@@ -10,6 +10,8 @@
 //! - [`store`]: sea-orm (the only home of `sea_orm`): customers, orders, consent, the ledger;
 //! - [`channel`]: lettre and reqwest behind one small trait (outbox, SMTP, Kannel);
 //! - [`import`]: CSV → records, every bad row reported with its line;
+//! - [`bounce`]: bounce mail (DSN, ARF, text bounces, auto-replies) → reports (the only home of
+//!   `mail_parser`);
 //! - [`app`]: the use cases the CLI calls (tick, dispatch, preview, check, import);
 //! - [`http`]: axum (the only home of `axum`): the local preview page for marketers;
 //! - [`inbound`]: the daemon's LMTP/SMTP listener for bounce mail (`bounces.listen`).

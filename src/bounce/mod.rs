@@ -91,8 +91,8 @@ pub struct Parsed {
     /// The report's own `Message-ID` (without angle brackets).
     pub message_id: Option<String>,
     /// Addresses that may be the VERP return path the message went out with, strongest
-    /// first: the report's `X-Original-To`, `Delivered-To`, `To`, then the returned
-    /// message's `Return-Path` and an ARF `Original-Mail-From`.
+    /// first: the report's `X-Original-To`, `Delivered-To`, `Envelope-To` (Exim), `To`, then
+    /// an ARF `Original-Mail-From` and the returned message's `Return-Path`; without repeats.
     pub addresses: Vec<String>,
     pub reports: Vec<Report>,
 }
@@ -102,8 +102,18 @@ pub fn classify(raw: &[u8]) -> Vec<Report> {
     parse(raw).reports
 }
 
-/// Reads one bounce mail. Never fails: what cannot be parsed is one unclassified report.
+/// Reads one bounce mail. Never fails: what cannot be parsed is one unclassified report —
+/// even a panic in the parser of hostile input, so the mail is kept for review instead of
+/// being refused again on every retry of the MTA.
 pub fn parse(raw: &[u8]) -> Parsed {
+    std::panic::catch_unwind(|| parse_message(raw)).unwrap_or_else(|_| Parsed {
+        message_id: None,
+        addresses: Vec::new(),
+        reports: vec![unclassified("unclassified: the mail could not be parsed")],
+    })
+}
+
+fn parse_message(raw: &[u8]) -> Parsed {
     let Some(msg) = MessageParser::new().parse(raw) else {
         return Parsed {
             message_id: None,
@@ -113,7 +123,8 @@ pub fn parse(raw: &[u8]) -> Parsed {
     };
     let mut addresses = own_addresses(&msg);
     let reports = reports_of(&msg, &mut addresses);
-    addresses.dedup();
+    let mut seen = std::collections::HashSet::new();
+    addresses.retain(|a| seen.insert(a.clone()));
     Parsed {
         message_id: msg.message_id().map(headers::bare_id),
         addresses,

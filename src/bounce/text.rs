@@ -77,7 +77,8 @@ const SHAPES: [Shape; 4] = [
 /// The reports of a non-standard bounce, `None` when no known format's sentences are there.
 pub(super) fn non_standard(msg: &Message<'_>, addresses: &mut Vec<String>) -> Option<Vec<Report>> {
     let body = msg.body_text(0)?.into_owned();
-    let lower = body.to_lowercase();
+    // ASCII only: the offsets found in `lower` index `body` (every sentence sought is ASCII).
+    let lower = body.to_ascii_lowercase();
     for shape in &SHAPES {
         if let Some(at) = find_any(&lower, shape.delayed) {
             return Some(vec![Report {

@@ -5,6 +5,7 @@
 
 mod bad_data;
 mod bounce;
+mod bounce_mail;
 mod brownout;
 mod browser;
 mod consent;

@@ -24,6 +24,7 @@ fn doc_block(fence: &str, first: &str) -> String {
         .split("## Bounces over LMTP (the shop's Postfix)")
         .nth(1)
         .expect("docs/operator.md: the section `Bounces over LMTP (the shop's Postfix)`");
+    let section = section.split("\n## ").next().unwrap_or_default();
     section
         .split(&format!("```{fence}\n"))
         .skip(1)
@@ -172,7 +173,8 @@ async fn postfix_dsns_reach_the_listener_and_opt_out_only_the_refused() {
         }
     }
     if std::env::var_os("UPDATE_FIXTURES").is_some() {
-        let path = Path::new(REPO).join("tests/fixtures/bounces/postfix-real-relay-refused-rcpt.eml");
+        let path =
+            Path::new(REPO).join("tests/fixtures/bounces/postfix-real-relay-refused-rcpt.eml");
         std::fs::write(path, &dsns[0]).unwrap();
     }
 
