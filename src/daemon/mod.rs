@@ -123,6 +123,11 @@ async fn start_inbound(
         "inbound mail: {} on {addr} for the return path's addresses",
         l.protocol.as_str()
     );
+    if !addr.ip().is_loopback() {
+        tracing::warn!(
+            "inbound mail: bounces.listen {addr} is not a loopback address; it takes only the return path's mail, but let only your MTA reach it"
+        );
+    }
     Ok(Some(tokio::spawn(crate::inbound::serve(
         app.clone(),
         listener,
