@@ -184,7 +184,7 @@ async fn relay_round_trip(db: Db) {
     }
     if db == Db::Sqlite && std::env::var_os("UPDATE_FIXTURES").is_some() {
         let path =
-            Path::new(REPO).join("tests/fixtures/bounces/postfix-real-relay-refused-rcpt.eml");
+            Path::new(REPO).join("tests/fixtures/postfix-relay/postfix-real-refused-rcpt.eml");
         std::fs::write(path, &dsns[0]).unwrap();
     }
 
@@ -268,13 +268,16 @@ async fn relay_round_trip(db: Db) {
 }
 
 /// The DSN this test's Postfix generated, kept as a fixture (refresh with
-/// `UPDATE_FIXTURES=1 cargo test --test it postfix_relay`): what a parser meets in the field.
+/// `UPDATE_FIXTURES=1 cargo test --test it postfix_relay`): what a parser meets in the field,
+/// and what the parser reads in it. (It lives outside tests/fixtures/bounces/, whose every
+/// file must have a row in the parser's own corpus table.)
 #[test]
-fn the_saved_postfix_dsn_is_a_real_one() {
-    let raw = std::fs::read_to_string(
-        Path::new(REPO).join("tests/fixtures/bounces/postfix-real-relay-refused-rcpt.eml"),
+fn the_saved_postfix_dsn_is_a_real_one_and_reads_as_a_hard_bounce() {
+    let raw = std::fs::read(
+        Path::new(REPO).join("tests/fixtures/postfix-relay/postfix-real-refused-rcpt.eml"),
     )
     .unwrap();
+    let text = String::from_utf8_lossy(&raw);
     for needle in [
         "From: Mail Delivery System <MAILER-DAEMON@shop.test>",
         "Content-Type: multipart/report; report-type=delivery-status;",
@@ -283,8 +286,31 @@ fn the_saved_postfix_dsn_is_a_real_one() {
         "Status: 5.1.1",
         "Content-Type: message/rfc822",
     ] {
-        assert!(raw.contains(needle), "{needle}");
+        assert!(text.contains(needle), "{needle}");
     }
+    let parsed = ritualist::bounce::parse(&raw);
+    assert_eq!(parsed.reports.len(), 1, "{parsed:#?}");
+    let report = &parsed.reports[0];
+    assert_eq!(
+        report.kind,
+        Some(ritualist::domain::FeedbackKind::HardBounce),
+        "{parsed:#?}"
+    );
+    assert_eq!(report.status.as_deref(), Some("5.1.1"));
+    assert!(
+        report
+            .recipient
+            .as_deref()
+            .is_some_and(|r| r.starts_with("gone.") && r.ends_with("@example.com")),
+        "{parsed:#?}"
+    );
+    assert!(
+        parsed
+            .addresses
+            .iter()
+            .any(|a| a.starts_with("bounces+d") && a.ends_with("@ritualist.test")),
+        "{parsed:#?}"
+    );
 }
 
 /// Kills and reaps a peer process when dropped.
