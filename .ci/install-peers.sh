@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs and starts everything the test suite talks to, on a fresh Debian machine:
-#   - Postfix's smtp-sink (package postfix) as the SMTP peer,
+#   - Postfix's smtp-sink (package postfix) as the SMTP peer, and Postfix itself (master,
+#     postmap, postqueue; the same package) as the shop's relay in tests/it/postfix_relay.rs,
 #   - Kannel bearerbox/smsbox and fakesmsc (packages kannel, kannel-extras) as the SMS gateway,
 #   - PostgreSQL (package postgresql) on 127.0.0.1:5432 with trust auth and a `test` database,
 #   - aiosmtpd (package python3-aiosmtpd) and openssl for the TLS SMTP peer,
@@ -16,6 +17,7 @@ if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
 
 need_pkgs=()
 command -v smtp-sink >/dev/null 2>&1 || [ -x /usr/sbin/smtp-sink ] || need_pkgs+=(postfix)
+[ -x /usr/lib/postfix/sbin/master ] || need_pkgs+=(postfix)
 [ -x /usr/sbin/bearerbox ] || need_pkgs+=(kannel)
 [ -x /usr/lib/kannel/test/fakesmsc ] || need_pkgs+=(kannel-extras)
 command -v pg_ctlcluster >/dev/null 2>&1 || need_pkgs+=(postgresql)

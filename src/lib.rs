@@ -15,7 +15,8 @@
 //! - [`feedback_hooks`]: email providers' webhooks as pure functions (the only home of `ring`
 //!   and `x509-cert`): signature checks and payloads → events;
 //! - [`app`]: the use cases the CLI calls (tick, dispatch, preview, check, import);
-//! - [`http`]: axum (the only home of `axum`): the local preview page for marketers.
+//! - [`http`]: axum (the only home of `axum`): the local preview page for marketers;
+//! - [`inbound`]: the daemon's LMTP/SMTP listener for bounce mail (`bounces.listen`).
 
 pub mod app;
 pub mod bounce;
@@ -30,6 +31,7 @@ pub mod failpoint;
 pub mod feedback_hooks;
 pub mod http;
 pub mod import;
+pub mod inbound;
 pub mod plan;
 pub mod render;
 pub mod ritual;

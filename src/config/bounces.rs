@@ -10,10 +10,13 @@
 //!     postmark: { user: postmark }       # password: RITUALIST_POSTMARK_WEBHOOK_PASSWORD
 //!     sendgrid: {}                       # key: RITUALIST_SENDGRID_WEBHOOK_KEY
 //!     mailgun: {}                        # key: RITUALIST_MAILGUN_SIGNING_KEY
+//!   listen: "127.0.0.1:2526"             # the daemon takes bounce mail here (unset: it does not)
+//!   protocol: lmtp                       # lmtp (the default) or smtp
 //! ```
 
 use serde::Deserialize;
 use serde_saphyr::Spanned;
+use std::net::SocketAddr;
 use std::path::Path;
 
 use super::diagnostic::{Diagnostic, Diagnostics};
@@ -24,6 +27,8 @@ pub(super) struct BouncesSpec {
     return_path: Option<Spanned<String>>,
     soft_bounces: Option<Spanned<SoftSpec>>,
     webhooks: Option<webhooks::WebhooksSpec>,
+    listen: Option<Spanned<String>>,
+    protocol: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -50,6 +55,37 @@ pub struct BouncesConfig {
     pub soft_bounces: SoftBouncePolicy,
     /// The providers' webhooks that are on (`bounces.webhooks`).
     pub webhooks: WebhooksConfig,
+    /// Where the daemon takes bounce mail over LMTP or SMTP (`bounces.listen`); `None`: it
+    /// does not listen.
+    pub listen: Option<InboundListen>,
+}
+
+/// The daemon's inbound mail listener: the shop's MTA hands it the mail addressed to the
+/// return path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InboundListen {
+    /// Port 0: any free port, logged at start.
+    pub addr: SocketAddr,
+    pub protocol: InboundProtocol,
+}
+
+/// Which dialect the listener speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InboundProtocol {
+    /// RFC 2033 (`LHLO`, one reply per recipient after the data): the default, what Postfix's
+    /// `lmtp` transport speaks.
+    Lmtp,
+    /// RFC 5321 (`EHLO`/`HELO`, one reply for the message).
+    Smtp,
+}
+
+impl InboundProtocol {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            InboundProtocol::Lmtp => "lmtp",
+            InboundProtocol::Smtp => "smtp",
+        }
+    }
 }
 
 impl Default for BouncesConfig {
@@ -58,6 +94,7 @@ impl Default for BouncesConfig {
             return_path: None,
             soft_bounces: SoftBouncePolicy { limit: 3, days: 30 },
             webhooks: WebhooksConfig::default(),
+            listen: None,
         }
     }
 }
@@ -102,7 +139,70 @@ pub(super) fn compile(
     if let Some(w) = &spec.webhooks {
         cfg.webhooks = webhooks::compile(path, w, diags);
     }
+    cfg.listen = listen(path, spec, cfg.return_path.is_some(), diags);
     cfg
+}
+
+/// `bounces.listen` and `bounces.protocol`; the listener needs a return path (it takes mail
+/// for that address only).
+fn listen(
+    path: &Path,
+    spec: &BouncesSpec,
+    has_return_path: bool,
+    diags: &mut Diagnostics,
+) -> Option<InboundListen> {
+    let protocol = match &spec.protocol {
+        None => InboundProtocol::Lmtp,
+        Some(p) => match p.value.trim().to_ascii_lowercase().as_str() {
+            "lmtp" => InboundProtocol::Lmtp,
+            "smtp" => InboundProtocol::Smtp,
+            other => {
+                diags.push(
+                    Diagnostic::at(
+                        path,
+                        &p.referenced,
+                        format!("unknown bounces.protocol `{other}`"),
+                    )
+                    .with_hint("lmtp (Postfix's lmtp transport, the default) or smtp"),
+                );
+                InboundProtocol::Lmtp
+            }
+        },
+    };
+    let Some(l) = &spec.listen else {
+        if let Some(p) = &spec.protocol {
+            diags.push(
+                Diagnostic::at(
+                    path,
+                    &p.referenced,
+                    "bounces.protocol without bounces.listen",
+                )
+                .with_hint("add listen: \"127.0.0.1:2526\", or remove protocol"),
+            );
+        }
+        return None;
+    };
+    let Ok(addr) = l.value.trim().parse::<SocketAddr>() else {
+        diags.push(
+            Diagnostic::at(
+                path,
+                &l.referenced,
+                format!("invalid bounces.listen `{}`", l.value),
+            )
+            .with_hint("an address and port, e.g. \"127.0.0.1:2526\" (quote it)"),
+        );
+        return None;
+    };
+    if !has_return_path {
+        diags.push(
+            Diagnostic::at(path, &l.referenced, "bounces.listen without bounces.return_path")
+                .with_hint(
+                    "the listener takes mail for the return path only: add return_path: bounces@shop.example",
+                ),
+        );
+        return None;
+    }
+    Some(InboundListen { addr, protocol })
 }
 
 /// `local@domain` with an ASCII local part free of `+` (the VERP separator) and a domain.
@@ -419,6 +519,58 @@ mod tests {
             let text = d.to_string();
             assert!(text.contains(says), "{yaml}: {text}");
             assert!(d.0.iter().all(|e| e.line >= 9), "{yaml}: {text}");
+        }
+    }
+
+    fn load_bounces(bounces: &str) -> Result<crate::config::Config, Diagnostics> {
+        crate::config::Config::from_str(
+            Path::new("c.yaml"),
+            &format!("shop:\n  name: Test\n  from_email: hello@example.com\nbounces:\n{bounces}"),
+        )
+    }
+
+    #[test]
+    fn the_listener_is_lmtp_unless_told_and_needs_a_return_path() {
+        let rp = "  return_path: bounces@shop.example\n";
+        let c = load_bounces(&format!("{rp}  listen: \"127.0.0.1:2526\"\n")).unwrap();
+        assert_eq!(
+            c.bounces.listen,
+            Some(InboundListen {
+                addr: "127.0.0.1:2526".parse().unwrap(),
+                protocol: InboundProtocol::Lmtp
+            })
+        );
+        let c = load_bounces(&format!("{rp}  listen: \"[::1]:25\"\n  protocol: SMTP\n")).unwrap();
+        assert_eq!(c.bounces.listen.unwrap().protocol, InboundProtocol::Smtp);
+        assert_eq!(load_bounces(rp).unwrap().bounces.listen, None);
+
+        for (yaml, says, line) in [
+            (
+                format!("{rp}  listen: \"127.0.0.1:2526\"\n  protocol: pop3\n"),
+                "unknown bounces.protocol `pop3`",
+                7,
+            ),
+            (
+                format!("{rp}  protocol: lmtp\n"),
+                "without bounces.listen",
+                6,
+            ),
+            (
+                format!("{rp}  listen: localhost\n"),
+                "invalid bounces.listen `localhost`",
+                6,
+            ),
+            (
+                "  listen: \"127.0.0.1:2526\"\n".to_string(),
+                "bounces.listen without bounces.return_path",
+                5,
+            ),
+        ] {
+            let d = load_bounces(&yaml).unwrap_err();
+            let first = d.0.first().unwrap();
+            assert!(first.to_string().contains(says), "{yaml}: {d}");
+            assert_eq!(first.line, line, "{yaml}: {d}");
+            assert!(first.hint.is_some(), "{yaml}: {d}");
         }
     }
 }

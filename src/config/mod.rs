@@ -22,8 +22,8 @@ mod tls;
 
 pub use crate::domain::suggest::did_you_mean;
 pub use bounces::{
-    BouncesConfig, MailgunHook, PostmarkHook, SendgridHook, SesHook, SoftBouncePolicy,
-    WebhooksConfig,
+    BouncesConfig, InboundListen, InboundProtocol, MailgunHook, PostmarkHook, SendgridHook,
+    SesHook, SoftBouncePolicy, WebhooksConfig,
 };
 pub use delivery::{
     DeliveryConfig, DkimAlgorithm, DkimSettings, EmailTransport, HandoverBatch, InDoubtPolicy,

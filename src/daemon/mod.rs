@@ -10,7 +10,9 @@
 //!
 //! With an `http:` section it also runs the public HTTP server (unsubscribe, preferences,
 //! inbound SMS, health) on `http.listen` for as long as the loop runs; a stop (or a failed
-//! step) stops the server too, after the requests in flight are answered.
+//! step) stops the server too, after the requests in flight are answered. With
+//! `bounces.listen` it also takes bounce mail over LMTP or SMTP (`inbound`), stopped the same
+//! way: idle sessions are told to come back later, a message being received is finished.
 //!
 //! Nothing is left half-recorded by a stop: every step commits row by row.
 //!
@@ -52,45 +54,98 @@ pub async fn run(app: Arc<App>) -> Result<(), AppError> {
     // HTTP server is already answering) must stop the daemon cleanly, not kill it.
     let signalled = stop_on_signal(app.clone());
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let server = match &app.cfg.http {
-        Some(h) => {
-            let listener = tokio::net::TcpListener::bind(h.listen)
-                .await
-                .map_err(|e| AppError::Other(format!("cannot listen on {}: {e}", h.listen)))?;
-            let addr = listener
-                .local_addr()
-                .map_err(|e| AppError::Other(e.to_string()))?;
-            tracing::info!(
-                "http: listening on {addr} (public address {})",
-                h.public_url
-            );
-            let mut stopped = stopped.clone();
-            let shutdown = async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            };
-            Some(tokio::spawn(crate::http::serve_public(
-                app.clone(),
-                listener,
-                shutdown,
-            )))
-        }
-        None => None,
-    };
+    let server = start_http(&app, &stopped).await?;
+    let inbound = start_inbound(&app, &stopped).await?;
     let result = ticks(&app).await;
     signalled.abort();
     let _ = stop.send(true);
     if let Some(server) = server {
-        match tokio::time::timeout(HTTP_DRAIN, server).await {
-            Ok(Ok(Ok(()))) => tracing::info!("http: stopped"),
-            Ok(Ok(Err(e))) => tracing::error!("http server: {e}"),
-            Ok(Err(e)) => tracing::error!("http server task: {e}"),
-            Err(_) => tracing::warn!(
-                "http: requests still in flight after {} s; stopping anyway",
-                HTTP_DRAIN.as_secs()
-            ),
-        }
+        wait_stopped("http", server).await;
+    }
+    if let Some(inbound) = inbound {
+        wait_stopped("inbound mail", inbound).await;
     }
     result
+}
+
+type Served = tokio::task::JoinHandle<std::io::Result<()>>;
+
+/// A future that completes when `stopped` turns true.
+fn on_stop(
+    stopped: &tokio::sync::watch::Receiver<bool>,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let mut stopped = stopped.clone();
+    async move {
+        let _ = stopped.wait_for(|s| *s).await;
+    }
+}
+
+/// Binds `http.listen` and serves the public server until `stopped`, when configured.
+async fn start_http(
+    app: &Arc<App>,
+    stopped: &tokio::sync::watch::Receiver<bool>,
+) -> Result<Option<Served>, AppError> {
+    let Some(h) = &app.cfg.http else {
+        return Ok(None);
+    };
+    let listener = tokio::net::TcpListener::bind(h.listen)
+        .await
+        .map_err(|e| AppError::Other(format!("cannot listen on {}: {e}", h.listen)))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| AppError::Other(e.to_string()))?;
+    tracing::info!(
+        "http: listening on {addr} (public address {})",
+        h.public_url
+    );
+    Ok(Some(tokio::spawn(crate::http::serve_public(
+        app.clone(),
+        listener,
+        on_stop(stopped),
+    ))))
+}
+
+/// Binds `bounces.listen` and takes bounce mail until `stopped`, when configured.
+async fn start_inbound(
+    app: &Arc<App>,
+    stopped: &tokio::sync::watch::Receiver<bool>,
+) -> Result<Option<Served>, AppError> {
+    let Some(l) = app.cfg.bounces.listen else {
+        return Ok(None);
+    };
+    let listener = tokio::net::TcpListener::bind(l.addr).await.map_err(|e| {
+        AppError::Other(format!("cannot listen on {} (bounces.listen): {e}", l.addr))
+    })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| AppError::Other(e.to_string()))?;
+    tracing::info!(
+        "inbound mail: {} on {addr} for the return path's addresses",
+        l.protocol.as_str()
+    );
+    if !addr.ip().is_loopback() {
+        tracing::warn!(
+            "inbound mail: bounces.listen {addr} is not a loopback address; it takes only the return path's mail, but let only your MTA reach it"
+        );
+    }
+    Ok(Some(tokio::spawn(crate::inbound::serve(
+        app.clone(),
+        listener,
+        on_stop(stopped),
+    ))))
+}
+
+/// Waits (at most [`HTTP_DRAIN`]) for a server to finish what it was answering.
+async fn wait_stopped(name: &str, server: Served) {
+    match tokio::time::timeout(HTTP_DRAIN, server).await {
+        Ok(Ok(Ok(()))) => tracing::info!("{name}: stopped"),
+        Ok(Ok(Err(e))) => tracing::error!("{name} server: {e}"),
+        Ok(Err(e)) => tracing::error!("{name} server task: {e}"),
+        Err(_) => tracing::warn!(
+            "{name}: still busy after {} s; stopping anyway",
+            HTTP_DRAIN.as_secs()
+        ),
+    }
 }
 
 /// Says in the log, per channel, how many messages a crash may leave in doubt when

@@ -1792,3 +1792,269 @@ pub fn start_python_peer(script: &str, args: &[&std::ffi::OsStr]) -> Child {
     }
     child
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// A private Postfix instance: the shop's relay
+// ---------------------------------------------------------------------------------------------------------------
+
+/// A real Postfix (`master -d`, as root) with its own config, queue and data directories in a
+/// temp dir, its `smtpd` on a free loopback port, relaying everything to
+/// `[127.0.0.1]:<next hop>` (no DNS), retrying every second, and logging to a file
+/// (`maillog_file`). Stopped with SIGTERM (then SIGKILL) on drop: master takes its children
+/// down.
+pub struct Postfix {
+    master: Proc,
+    port: u16,
+    dir: ScratchDir,
+}
+
+impl Postfix {
+    /// `None` (after [`missing_peer`]) when Postfix is not installed or we are not root.
+    /// `main_cf` is appended to the instance's main.cf (`{dir}` in it is replaced by the
+    /// instance's directory); `files` are written into that directory first (a transport
+    /// table, say) and `postmap`ped when `postmap` names them.
+    pub fn start(
+        next_hop: u16,
+        main_cf: &str,
+        files: &[(&str, &str)],
+        postmap: &[&str],
+    ) -> Option<Postfix> {
+        let Some(master) = find_program("master", &["/usr/lib/postfix/sbin/master"]) else {
+            missing_peer(
+                "Postfix (Debian package postfix)",
+                "no /usr/lib/postfix/sbin/master",
+            );
+            return None;
+        };
+        if !running_as_root() {
+            missing_peer(
+                "Postfix as root",
+                "a private Postfix master must run as root",
+            );
+            return None;
+        }
+        let mut failures = Vec::new();
+        for attempt in 1..=3 {
+            match Self::try_start(&master, next_hop, main_cf, files, postmap) {
+                Ok(p) => return Some(p),
+                Err(e) => failures.push(format!("attempt {attempt}: {e}")),
+            }
+        }
+        panic!(
+            "Postfix is installed but did not start:\n{}",
+            failures.join("\n")
+        );
+    }
+
+    fn try_start(
+        master: &Path,
+        next_hop: u16,
+        main_cf: &str,
+        files: &[(&str, &str)],
+        postmap: &[&str],
+    ) -> Result<Postfix, String> {
+        let dir = ScratchDir::new("ritualist-postfix");
+        set_mode(dir.path(), 0o755);
+        let d = dir.path().display().to_string();
+        for sub in ["etc", "queue", "data"] {
+            fs::create_dir(dir.path().join(sub)).map_err(|e| format!("mkdir {sub}: {e}"))?;
+        }
+        let port = free_port();
+        fs::write(dir.path().join("etc/master.cf"), postfix_master_cf(port))
+            .map_err(|e| e.to_string())?;
+        let main = format!(
+            "{}\n{}\n",
+            postfix_main_cf(&d, next_hop),
+            main_cf.replace("{dir}", &d)
+        );
+        fs::write(dir.path().join("etc/main.cf"), main).map_err(|e| e.to_string())?;
+        for (name, text) in files {
+            fs::write(dir.path().join(name), text).map_err(|e| e.to_string())?;
+        }
+        let conf = format!("{d}/etc");
+        let run = |program: &str, args: &[&str]| -> Result<(), String> {
+            let bin = find_program(program, &[]).ok_or(format!("no {program}"))?;
+            let (status, out, err) =
+                run_bounded(Command::new(bin).args(args), Duration::from_secs(30))
+                    .map_err(|e| format!("{program}: {e}"))?;
+            if status.success() {
+                Ok(())
+            } else {
+                Err(format!("{program} {args:?}: {status} {out}{err}"))
+            }
+        };
+        run("chown", &["postfix", &format!("{d}/data")])?;
+        for table in postmap {
+            run("postmap", &["-c", &conf, &format!("{d}/{table}")])?;
+        }
+        // `check` creates the queue's directories with their owners and modes.
+        run("postfix", &["-c", &conf, "check"])?;
+        let log = fs::File::create(dir.path().join("master.out")).map_err(|e| e.to_string())?;
+        let log2 = log.try_clone().map_err(|e| e.to_string())?;
+        let mut cmd = Command::new(master);
+        cmd.args(["-c", &conf, "-d"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(log2));
+        let mut proc = Proc::spawn("postfix master", &mut cmd)?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !smtp_greets(port) {
+            if let Some(status) = proc.exited() {
+                return Err(format!(
+                    "master exited ({status}); {}\n{}",
+                    file_tail(&dir.path().join("master.out"), 2000),
+                    file_tail(&dir.path().join("maillog"), 4000)
+                ));
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "smtpd not greeting on 127.0.0.1:{port} after 10 s; {}",
+                    file_tail(&dir.path().join("maillog"), 4000)
+                ));
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+        Ok(Postfix {
+            master: proc,
+            port,
+            dir,
+        })
+    }
+
+    /// The loopback port its `smtpd` listens on (plain SMTP, takes mail from 127.0.0.0/8).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The instance's directory (`etc/`, `queue/`, `data/`, `maillog`).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Postfix's log so far.
+    pub fn maillog(&self) -> String {
+        file_tail(&self.dir.path().join("maillog"), 256 * 1024)
+    }
+
+    /// `postqueue -p`: the queue, one entry per message.
+    pub fn queue(&self) -> String {
+        self.postqueue("-p")
+    }
+
+    /// `postcat -hb -q ID`: a queued message's headers and body, as Postfix would send it.
+    pub fn postcat(&self, id: &str) -> String {
+        let conf = self.dir.path().join("etc");
+        let bin = find_program("postcat", &["/usr/sbin/postcat"]).expect("postcat");
+        let (status, out, err) = run_bounded(
+            Command::new(bin)
+                .arg("-c")
+                .arg(&conf)
+                .args(["-hb", "-q", id]),
+            Duration::from_secs(30),
+        )
+        .expect("postcat");
+        assert!(status.success(), "postcat -q {id}: {err}");
+        out
+    }
+
+    /// `postqueue -f`: try every deferred message now.
+    pub fn flush(&self) {
+        self.postqueue("-f");
+    }
+
+    fn postqueue(&self, flag: &str) -> String {
+        let conf = self.dir.path().join("etc");
+        let bin = find_program("postqueue", &["/usr/sbin/postqueue"]).expect("postqueue");
+        let (_, out, err) = run_bounded(
+            Command::new(bin).arg("-c").arg(&conf).arg(flag),
+            Duration::from_secs(30),
+        )
+        .expect("postqueue");
+        format!("{out}{err}")
+    }
+}
+
+impl Drop for Postfix {
+    fn drop(&mut self) {
+        // SIGTERM lets master stop its children; SIGKILL would orphan them.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.master.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.master.exited().is_none() && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(50));
+        }
+        self.master.stop();
+    }
+}
+
+/// A master.cf without chroot (the queue holds no copy of /etc), `smtpd` on 127.0.0.1:`port`
+/// and the services a relay needs, `lmtp` and `postlog` included.
+fn postfix_master_cf(port: u16) -> String {
+    let services = [
+        ("pickup", "unix", "n", "60", "1", "pickup"),
+        ("cleanup", "unix", "n", "-", "0", "cleanup"),
+        ("qmgr", "unix", "n", "300", "1", "qmgr"),
+        ("rewrite", "unix", "-", "-", "-", "trivial-rewrite"),
+        ("bounce", "unix", "-", "-", "0", "bounce"),
+        ("defer", "unix", "-", "-", "0", "bounce"),
+        ("trace", "unix", "-", "-", "0", "bounce"),
+        ("verify", "unix", "-", "-", "1", "verify"),
+        ("flush", "unix", "n", "1000?", "0", "flush"),
+        ("proxymap", "unix", "-", "-", "-", "proxymap"),
+        ("smtp", "unix", "-", "-", "-", "smtp"),
+        ("relay", "unix", "-", "-", "-", "smtp"),
+        ("showq", "unix", "n", "-", "-", "showq"),
+        ("error", "unix", "-", "-", "-", "error"),
+        ("retry", "unix", "-", "-", "-", "error"),
+        ("discard", "unix", "-", "-", "-", "discard"),
+        ("lmtp", "unix", "-", "-", "-", "lmtp"),
+        ("anvil", "unix", "-", "-", "1", "anvil"),
+        ("scache", "unix", "-", "-", "1", "scache"),
+        ("postlog", "unix-dgram", "n", "-", "1", "postlogd"),
+    ];
+    let mut cf = format!("127.0.0.1:{port} inet n - n - - smtpd\n");
+    for (name, kind, private, wakeup, limit, command) in services {
+        cf.push_str(&format!(
+            "{name} {kind} {private} - n {wakeup} {limit} {command}\n"
+        ));
+    }
+    cf
+}
+
+/// The instance's main.cf: its own directories, loopback only, no DNS, everything relayed to
+/// `[127.0.0.1]:next_hop`, deferred mail retried every second.
+fn postfix_main_cf(dir: &str, next_hop: u16) -> String {
+    format!(
+        "compatibility_level = 3.6\n\
+         queue_directory = {dir}/queue\n\
+         data_directory = {dir}/data\n\
+         command_directory = /usr/sbin\n\
+         daemon_directory = /usr/lib/postfix/sbin\n\
+         meta_directory = /etc/postfix\n\
+         shlib_directory = /usr/lib/postfix\n\
+         mail_owner = postfix\n\
+         setgid_group = postdrop\n\
+         myhostname = relay.shop.test\n\
+         mydomain = shop.test\n\
+         myorigin = shop.test\n\
+         mydestination =\n\
+         inet_interfaces = 127.0.0.1\n\
+         inet_protocols = ipv4\n\
+         mynetworks = 127.0.0.0/8\n\
+         relayhost = [127.0.0.1]:{next_hop}\n\
+         smtp_host_lookup = native\n\
+         lmtp_host_lookup = native\n\
+         smtp_dns_support_level = disabled\n\
+         maillog_file = {dir}/maillog\n\
+         maillog_file_prefixes = {dir}\n\
+         queue_run_delay = 1s\n\
+         minimal_backoff_time = 1s\n\
+         maximal_backoff_time = 2s\n\
+         alias_maps =\n\
+         alias_database =\n\
+         local_recipient_maps =\n\
+         smtputf8_enable = no\n\
+         biff = no"
+    )
+}
