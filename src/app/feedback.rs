@@ -156,6 +156,7 @@ mod tests {
         let cfg = BouncesConfig {
             return_path: None,
             soft_bounces: SoftBouncePolicy { limit: 3, days: 30 },
+            ..Default::default()
         };
         let now = 100 * 86_400;
         assert_eq!(

@@ -21,7 +21,7 @@ mod sms;
 mod tls;
 
 pub use crate::domain::suggest::did_you_mean;
-pub use bounces::{BouncesConfig, SoftBouncePolicy};
+pub use bounces::{BouncesConfig, DeliverabilityAlert, SmsReceipts, SoftBouncePolicy};
 pub use delivery::{
     DeliveryConfig, DkimAlgorithm, DkimSettings, EmailTransport, HandoverBatch, InDoubtPolicy,
     SmtpConfig, SmtpSecurity,
