@@ -802,3 +802,60 @@ async fn hard_bounce_alert(db: Db) {
         "{h}"
     );
 }
+
+/// What the App logs, captured (a `Write` into a shared buffer).
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn count(&self, needle: &str) -> usize {
+        String::from_utf8_lossy(&self.0.lock().unwrap())
+            .lines()
+            .filter(|l| l.contains(needle))
+            .count()
+    }
+}
+
+/// The `ALERT` line is logged once per crossing: not again while the rate stays high, and
+/// again after it fell back under the threshold and crossed it anew.
+#[tokio::test]
+async fn an_alert_is_logged_once_per_crossing() {
+    let clock = ritualist::clock::ManualClock::shared(at("2027-07-07T12:00:00Z"));
+    let delivery = "  email:\n    transport: outbox\n  sms:\n    transport: outbox\n";
+    let Some(t) = TestApp::start_with_clock(Db::Sqlite, delivery, clock.clone()).await else {
+        return;
+    };
+    emails_with_reports(&t, 1, 0).await;
+    clock.set(at("2027-07-07T13:00:00Z"));
+    let log = Captured::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    for _ in 0..3 {
+        assert_eq!(t.app.deliverability_alerts().await.unwrap().len(), 1);
+    }
+    assert_eq!(log.count("ALERT: email spam complaint rate 0.83 %"), 1);
+    // A week later the window is empty: the alert clears, once.
+    clock.set(at("2027-07-15T13:00:00Z"));
+    for _ in 0..2 {
+        assert!(t.app.deliverability_alerts().await.unwrap().is_empty());
+    }
+    assert_eq!(log.count("deliverability alert cleared"), 1);
+    // Back in the window (the clock is the only thing that moved): a new crossing, logged.
+    clock.set(at("2027-07-08T13:00:00Z"));
+    assert_eq!(t.app.deliverability_alerts().await.unwrap().len(), 1);
+    assert_eq!(log.count("ALERT:"), 2);
+}
