@@ -160,15 +160,35 @@ pub fn alerts(counts: &[DeliverabilityCount], limits: &DeliverabilityAlert) -> V
     out
 }
 
-/// The alerts raised at the last check, so each crossing is logged once.
+/// The alerts raised at the last check, so each crossing is logged once, and the last
+/// result with its time, so a health probe every few seconds costs one query a minute.
 #[derive(Debug, Default)]
-pub struct AlertLog(Mutex<BTreeSet<(Channel, AlertRate)>>);
+pub struct AlertLog {
+    raised: Mutex<BTreeSet<(Channel, AlertRate)>>,
+    last: Mutex<Option<(i64, Vec<Alert>)>>,
+}
+
+/// How long (seconds) a check's result is reused.
+const RECHECK_SECS: i64 = 60;
 
 impl AlertLog {
+    /// The result of a check made less than [`RECHECK_SECS`] before `now` (not after it).
+    fn recent(&self, now: i64) -> Option<Vec<Alert>> {
+        let last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        match &*last {
+            Some((at, alerts)) if (0..RECHECK_SECS).contains(&(now - at)) => Some(alerts.clone()),
+            _ => None,
+        }
+    }
+
+    fn remember(&self, now: i64, alerts: &[Alert]) {
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some((now, alerts.to_vec()));
+    }
+
     /// Remembers `now` as the raised alerts; returns those newly raised and the keys of those
     /// that cleared since the last call.
     fn update(&self, now: &[Alert]) -> (Vec<Alert>, Vec<(Channel, AlertRate)>) {
-        let mut raised = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut raised = self.raised.lock().unwrap_or_else(|p| p.into_inner());
         let keys: BTreeSet<_> = now.iter().map(Alert::key).collect();
         let new = now
             .iter()
@@ -215,12 +235,18 @@ impl App {
     /// The deliverability alerts of the last [`DeliverabilityAlert::DAYS`] days (see
     /// [`alerts`]). A newly raised one is logged as an `ALERT` (once per crossing), one that
     /// cleared as information.
+    /// The result is reused for a minute (a health probe every few seconds costs one query
+    /// a minute).
     pub async fn deliverability_alerts(&self) -> Result<Vec<Alert>, AppError> {
         let now = self.clock.now().as_second();
+        if let Some(alerts) = self.deliverability_log.recent(now) {
+            return Ok(alerts);
+        }
         let since = now - i64::from(DeliverabilityAlert::DAYS) * 86_400;
         let counts = self.store.deliverability(since, now + 1, None).await?;
         let raised = alerts(&counts, &self.cfg.bounces.alert);
         let (new, cleared) = self.deliverability_log.update(&raised);
+        self.deliverability_log.remember(now, &raised);
         for a in &new {
             tracing::error!(channel = %a.channel, rate = ?a.rate, "ALERT: {a}");
         }
@@ -348,5 +374,20 @@ mod tests {
         );
         let (new, _) = log.update(&high);
         assert_eq!(new.len(), 1, "a second crossing is logged again");
+    }
+
+    #[test]
+    fn a_result_is_reused_for_a_minute_and_never_from_the_future() {
+        let log = AlertLog::default();
+        assert_eq!(log.recent(1000), None);
+        let high = alerts(
+            &[count(Channel::Email, 1000, 10, 0)],
+            &DeliverabilityAlert::default(),
+        );
+        log.remember(1000, &high);
+        assert_eq!(log.recent(1000), Some(high.clone()));
+        assert_eq!(log.recent(1059), Some(high));
+        assert_eq!(log.recent(1060), None);
+        assert_eq!(log.recent(999), None, "the clock went back");
     }
 }

@@ -17,8 +17,9 @@
 //! `GET /healthz`: 200 `{"status":"ok","database":"reachable","queue_depth":N,
 //! "paused_channels":[],"deliverability_alerts":[],"reasons":[]}`; status `degraded` (still
 //! 200), with one line per cause in `reasons`, while a channel is paused or a deliverability
-//! alert is raised (the complaint or hard-bounce rate of the last 7 days above `bounces.alert`);
-//! 503 when the database does not answer within 5 s.
+//! alert is raised (the complaint or hard-bounce rate of the last 7 days above `bounces.alert`;
+//! `deliverability_alerts` is `null` when that check failed or took over 5 s); 503 when the
+//! database does not answer within 5 s.
 //!
 //! Keys are compared in constant time. Nothing here logs customer data: counts only.
 
@@ -139,8 +140,8 @@ pub(super) async fn metrics(State(app): State<Arc<App>>, headers: HeaderMap) -> 
     }
 }
 
-/// What `/healthz` reads: open messages, channel pauses, deliverability alerts.
-async fn health(app: &App) -> Result<(i64, Vec<String>, Vec<crate::app::Alert>), AppError> {
+/// What `/healthz` reads from the ledger: open messages and paused channels.
+async fn health(app: &App) -> Result<(i64, Vec<String>), AppError> {
     let n = app.store.open_messages().await?;
     let now = app.clock.now().as_second();
     let paused = app
@@ -151,8 +152,23 @@ async fn health(app: &App) -> Result<(i64, Vec<String>, Vec<crate::app::Alert>),
         .filter(|p| p.until > now)
         .map(|p| p.channel.as_str().to_string())
         .collect();
-    let alerts = app.deliverability_alerts().await?;
-    Ok((n, paused, alerts))
+    Ok((n, paused))
+}
+
+/// The deliverability alerts, or `None` when they could not be computed in time (the
+/// database answered the health queries: it is reachable, so that is not a 503).
+async fn alerts(app: &App) -> Option<Vec<crate::app::Alert>> {
+    match tokio::time::timeout(Duration::from_secs(5), app.deliverability_alerts()).await {
+        Ok(Ok(a)) => Some(a),
+        Ok(Err(e)) => {
+            tracing::warn!("healthz: the deliverability check failed: {e}");
+            None
+        }
+        Err(_) => {
+            tracing::warn!("healthz: the deliverability check took over 5 s; skipped");
+            None
+        }
+    }
 }
 
 /// `/healthz` (see the module's doc).
@@ -166,12 +182,13 @@ pub(super) async fn healthz(State(app): State<Arc<App>>) -> Response {
     match tokio::time::timeout(Duration::from_secs(5), health(&app)).await {
         // A paused channel or a bad sender reputation needs the operator, not a restart:
         // still 200, status `degraded`.
-        Ok(Ok((n, paused, alerts))) => {
+        Ok(Ok((n, paused))) => {
+            let alerts = alerts(&app).await;
             let mut reasons: Vec<String> = paused
                 .iter()
                 .map(|c| format!("the {c} channel is paused"))
                 .collect();
-            reasons.extend(alerts.iter().map(|a| a.to_string()));
+            reasons.extend(alerts.iter().flatten().map(|a| a.to_string()));
             json(
                 StatusCode::OK,
                 serde_json::json!({
