@@ -202,8 +202,15 @@ fn print_deliverability(o: &mut impl Write, rows: &[DeliverabilityRow]) {
     }
     let _ = writeln!(
         o,
-        "\ndeliverability (of the messages sent in the period; later reports)\n  {:<20} {:<7} {:>8} {:>10} {:>10} {:>10} {:>10} {:>12}",
-        "ritual", "channel", "sent", "delivered", "hard b.", "soft b.", "complaints", "undelivered"
+        "\ndeliverability (of the messages sent in the period; later reports)\n  {:<20} {:<7} {:>8} {:>14} {:>14} {:>14} {:>14} {:>14}",
+        "ritual",
+        "channel",
+        "sent",
+        "delivered",
+        "hard bounces",
+        "soft bounces",
+        "complaints",
+        "undelivered"
     );
     let cell = |n: i64, p: Option<f64>| match p {
         Some(p) if n > 0 => format!("{n} {p:.1}%"),
@@ -214,7 +221,7 @@ fn print_deliverability(o: &mut impl Write, rows: &[DeliverabilityRow]) {
         let channel = c.channel.map_or("-", |ch| ch.as_str());
         let _ = writeln!(
             o,
-            "  {:<20} {:<7} {:>8} {:>10} {:>10} {:>10} {:>10} {:>12}",
+            "  {:<20} {:<7} {:>8} {:>14} {:>14} {:>14} {:>14} {:>14}",
             c.ritual,
             channel,
             c.sent,
