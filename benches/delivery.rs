@@ -568,6 +568,7 @@ async fn sms_client_alone(app: &App, n: usize) -> f64 {
                 message_id: None,
                 from: "hello@floare.example",
                 handover: None,
+                delivery_id: None,
             };
             app.channels.send(&msg).await.is_ok()
         })

@@ -196,6 +196,7 @@ fn outgoing<'a>(
         message_id: row.message_id.as_deref(),
         from,
         handover,
+        delivery_id: Some(row.id),
     }
 }
 

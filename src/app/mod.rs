@@ -4,6 +4,7 @@
 
 mod bounce_mail;
 mod check;
+mod deliverability;
 mod dispatch;
 mod doctor;
 mod feedback;
@@ -40,6 +41,9 @@ use crate::ritual::{Ritual, Segments, Trigger, load_rituals, load_segments};
 use crate::store::Store;
 
 pub use check::check;
+pub use deliverability::{
+    Alert, AlertRate, DeliverabilityRow, alerts as deliverability_alerts, deliverability,
+};
 pub use dispatch::{DispatchReport, retry_delay_secs};
 pub use doctor::{Probe, doctor};
 pub use feedback::{FeedbackResult, policy as feedback_policy};
@@ -293,6 +297,8 @@ pub struct App {
     /// Where the use cases and the HTTP handlers read the time: the system clock, or the
     /// test's [`ManualClock`](crate::clock::ManualClock) ([`App::open_with_clock`]).
     pub clock: SharedClock,
+    /// The deliverability alerts raised at the last check (each crossing is logged once).
+    deliverability_log: deliverability::AlertLog,
 }
 
 /// The store's `rate_limits` as the channels' [`RateBook`](crate::channel::RateBook): the
@@ -402,6 +408,7 @@ impl App {
         }
         let keys = SigningKeys::load(&cfg, &store).await?;
         let (link_keys, stub_keys) = (keys.link_keys(), keys.stub_keys());
+        sms_receipts(&cfg, &channels, &link_keys);
         let key = keys.current;
         Ok(App {
             cfg,
@@ -415,6 +422,7 @@ impl App {
             stub_keys,
             metrics: Metrics::new(clock.now().as_second()),
             clock,
+            deliverability_log: Default::default(),
         })
     }
 
@@ -476,4 +484,16 @@ pub fn definitions_fingerprint(cfg: &Config) -> u64 {
         }
     }
     h.finish()
+}
+
+/// With a public server (`http:`), SMS gateways are asked to send their delivery receipts to
+/// it, each URL naming its delivery by a signed token ([`App::delivery_of_token`]).
+fn sms_receipts(cfg: &Config, channels: &Channels, link_keys: &LinkKeys) {
+    if let Some(http) = &cfg.http {
+        let keys = link_keys.clone();
+        channels.set_sms_receipts(crate::channel::ReceiptUrls::new(
+            &http.public_url,
+            move |id| keys.delivery_token(id),
+        ));
+    }
 }

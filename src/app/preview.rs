@@ -378,6 +378,7 @@ impl App {
                 message_id: m.message_id.as_deref(),
                 from: &self.cfg.shop.from_email,
                 handover: None,
+                delivery_id: None,
             })
             .await
             .map_err(|e| e.to_string());

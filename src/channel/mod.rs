@@ -31,7 +31,7 @@ pub use fetch::get_small;
 pub use headers::readable_headers;
 pub use outbox::Outbox;
 pub use rate::{DailyQuota, Pacer, RateBook, RateLimiter, Take, Taken};
-pub use sms::{HttpGateway, Kannel, SmsProviders, Twilio, probe_gateway};
+pub use sms::{HttpGateway, Kannel, ReceiptUrls, SmsProviders, Twilio, probe_gateway};
 
 use crate::clock::SharedClock;
 use crate::config::{Config, EmailTransport, SmsTransport};
@@ -215,6 +215,9 @@ pub struct Outgoing<'a> {
     /// Committed right before the message is handed over (`None`: nothing to commit, e.g. a
     /// test send from `preview`).
     pub handover: Option<&'a dyn Handover>,
+    /// The ledger row this message is, for the SMS gateways' delivery-receipt callback URL
+    /// ([`ReceiptUrls`]); `None` (a test send): no receipt is asked for.
+    pub delivery_id: Option<i64>,
 }
 
 impl std::fmt::Debug for Outgoing<'_> {
@@ -313,7 +316,10 @@ impl Channels {
                     hand_over(msg.handover).await?;
                     o.write_sms(msg, &sms_length(msg.payload)).await
                 }
-                SmsSender::Providers(p) => p.send(msg.recipient, msg.payload, msg.handover).await,
+                SmsSender::Providers(p) => {
+                    p.send_with_receipt(msg.recipient, msg.payload, msg.handover, msg.delivery_id)
+                        .await
+                }
             },
             other => Err(SendFailure::permanent(format!("unknown channel `{other}`"))),
         }
@@ -347,6 +353,14 @@ impl Channels {
         }
         if let SmsSender::Providers(p) = &self.sms {
             p.share_limits(&book);
+        }
+    }
+
+    /// Where the SMS providers ask for delivery receipts (the daemon's public server): set
+    /// once, when the App has its link keys; unset, no receipt is asked for.
+    pub fn set_sms_receipts(&self, urls: ReceiptUrls) {
+        if let SmsSender::Providers(p) = &self.sms {
+            p.set_receipts(urls);
         }
     }
 

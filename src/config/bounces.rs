@@ -12,6 +12,12 @@
 //!     mailgun: {}                        # key: RITUALIST_MAILGUN_SIGNING_KEY
 //!   listen: "127.0.0.1:2526"             # the daemon takes bounce mail here (unset: it does not)
 //!   protocol: lmtp                       # lmtp (the default) or smtp
+//!   alert:                               # /healthz `degraded` and an ALERT log line when, over
+//!     complaint_rate: 0.3                #   the last 7 days, complaints exceed 0.3 % of sent
+//!     hard_bounce_rate: 2                #   or hard bounces (dead numbers) 2 %,
+//!     min_sent: 100                      #   once at least 100 were sent on the channel
+//!   sms_receipts:
+//!     key_env: RITUALIST_SMS_RECEIPT_KEY # bearer key of /sms/receipt/<token> (the default; unset: none)
 //! ```
 
 use serde::Deserialize;
@@ -20,6 +26,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use super::diagnostic::{Diagnostic, Diagnostics};
+use super::secret::Secret;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -29,6 +36,8 @@ pub(super) struct BouncesSpec {
     webhooks: Option<webhooks::WebhooksSpec>,
     listen: Option<Spanned<String>>,
     protocol: Option<Spanned<String>>,
+    alert: Option<Spanned<AlertSpec>>,
+    sms_receipts: Option<SmsReceiptsSpec>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -58,6 +67,10 @@ pub struct BouncesConfig {
     /// Where the daemon takes bounce mail over LMTP or SMTP (`bounces.listen`); `None`: it
     /// does not listen.
     pub listen: Option<InboundListen>,
+    /// When deliverability turns `/healthz` degraded (`bounces.alert`).
+    pub alert: DeliverabilityAlert,
+    /// The generic SMS gateway's receipt callback (`bounces.sms_receipts`).
+    pub sms_receipts: SmsReceipts,
 }
 
 /// The daemon's inbound mail listener: the shop's MTA hands it the mail addressed to the
@@ -95,6 +108,8 @@ impl Default for BouncesConfig {
             soft_bounces: SoftBouncePolicy { limit: 3, days: 30 },
             webhooks: WebhooksConfig::default(),
             listen: None,
+            alert: DeliverabilityAlert::default(),
+            sms_receipts: SmsReceipts::from_spec(None),
         }
     }
 }
@@ -139,6 +154,8 @@ pub(super) fn compile(
     if let Some(w) = &spec.webhooks {
         cfg.webhooks = webhooks::compile(path, w, diags);
     }
+    cfg.alert = compile_alert(path, spec.alert.as_ref(), diags);
+    cfg.sms_receipts = SmsReceipts::from_spec(spec.sms_receipts.as_ref());
     cfg.listen = listen(path, spec, cfg.return_path.is_some(), diags);
     cfg
 }
@@ -203,6 +220,112 @@ fn listen(
         return None;
     }
     Some(InboundListen { addr, protocol })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AlertSpec {
+    complaint_rate: Option<f64>,
+    hard_bounce_rate: Option<f64>,
+    min_sent: Option<u32>,
+}
+
+/// Deliverability thresholds over the last [`DeliverabilityAlert::DAYS`] days, per channel:
+/// rates in basis points (1/100 of a percent: 30 = 0.3 %), checked once a channel sent at
+/// least `min_sent` messages in the window (1 complaint among 3 messages alerts nobody).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeliverabilityAlert {
+    /// Spam complaints per sent message (default 30 = 0.3 %, the Gmail and Yahoo bulk-sender
+    /// limit).
+    pub complaint_bp: u32,
+    /// Hard bounces (email) and dead numbers (SMS) per sent message (default 200 = 2 %).
+    pub hard_bounce_bp: u32,
+    /// Least messages sent on a channel in the window before its rates are judged.
+    pub min_sent: u32,
+}
+
+impl DeliverabilityAlert {
+    /// The window the alert looks at.
+    pub const DAYS: u32 = 7;
+}
+
+impl Default for DeliverabilityAlert {
+    fn default() -> Self {
+        DeliverabilityAlert {
+            complaint_bp: 30,
+            hard_bounce_bp: 200,
+            min_sent: 100,
+        }
+    }
+}
+
+/// A rate in percent (`0.3`) as basis points, when it is one (0 < rate ≤ 100).
+fn basis_points(pct: f64) -> Option<u32> {
+    (pct.is_finite() && pct > 0.0 && pct <= 100.0).then(|| (pct * 100.0).round().max(1.0) as u32)
+}
+
+fn compile_alert(
+    path: &Path,
+    spec: Option<&Spanned<AlertSpec>>,
+    diags: &mut Diagnostics,
+) -> DeliverabilityAlert {
+    let mut a = DeliverabilityAlert::default();
+    let Some(s) = spec else {
+        return a;
+    };
+    let mut rate = |v: Option<f64>, name: &str, into: &mut u32| {
+        let Some(v) = v else { return };
+        match basis_points(v) {
+            Some(bp) => *into = bp,
+            None => diags.push(
+                Diagnostic::at(
+                    path,
+                    &s.referenced,
+                    format!("invalid bounces.alert.{name} `{v}`"),
+                )
+                .with_hint("a percentage above 0 and at most 100, e.g. 0.3 for 0.3 %"),
+            ),
+        }
+    };
+    rate(
+        s.value.complaint_rate,
+        "complaint_rate",
+        &mut a.complaint_bp,
+    );
+    rate(
+        s.value.hard_bounce_rate,
+        "hard_bounce_rate",
+        &mut a.hard_bounce_bp,
+    );
+    if let Some(n) = s.value.min_sent {
+        a.min_sent = n.max(1);
+    }
+    a
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SmsReceiptsSpec {
+    key_env: Option<String>,
+}
+
+/// The generic SMS gateway's receipt callback (`/sms/receipt/<token>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmsReceipts {
+    /// Its bearer key, from `key_env` (default `RITUALIST_SMS_RECEIPT_KEY`); `None`: the
+    /// signed token in the URL is the only proof.
+    pub key: Option<Secret>,
+}
+
+impl SmsReceipts {
+    fn from_spec(spec: Option<&SmsReceiptsSpec>) -> SmsReceipts {
+        let var = spec
+            .and_then(|s| s.key_env.as_deref())
+            .unwrap_or("RITUALIST_SMS_RECEIPT_KEY");
+        SmsReceipts {
+            key: Secret::from_env(var),
+        }
+    }
 }
 
 /// `local@domain` with an ASCII local part free of `+` (the VERP separator) and a domain.
@@ -572,5 +695,17 @@ mod tests {
             assert_eq!(first.line, line, "{yaml}: {d}");
             assert!(first.hint.is_some(), "{yaml}: {d}");
         }
+    }
+
+    #[test]
+    fn alert_rates_are_percentages_in_basis_points() {
+        assert_eq!(basis_points(0.3), Some(30));
+        assert_eq!(basis_points(2.0), Some(200));
+        assert_eq!(basis_points(100.0), Some(10_000));
+        assert_eq!(basis_points(0.001), Some(1));
+        assert_eq!(basis_points(0.0), None);
+        assert_eq!(basis_points(-1.0), None);
+        assert_eq!(basis_points(150.0), None);
+        assert_eq!(basis_points(f64::NAN), None);
     }
 }

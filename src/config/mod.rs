@@ -22,8 +22,8 @@ mod tls;
 
 pub use crate::domain::suggest::did_you_mean;
 pub use bounces::{
-    BouncesConfig, InboundListen, InboundProtocol, MailgunHook, PostmarkHook, SendgridHook,
-    SesHook, SoftBouncePolicy, WebhooksConfig,
+    BouncesConfig, DeliverabilityAlert, InboundListen, InboundProtocol, MailgunHook, PostmarkHook,
+    SendgridHook, SesHook, SmsReceipts, SoftBouncePolicy, WebhooksConfig,
 };
 pub use delivery::{
     DeliveryConfig, DkimAlgorithm, DkimSettings, EmailTransport, HandoverBatch, InDoubtPolicy,

@@ -9,12 +9,22 @@
 //! normalised values (`normalised`); 400 when the body is not JSON. They need `Authorization: Bearer <http.api_key_env>`: 401
 //! without it or with a wrong one, 404 when no key is configured (the API is off).
 //!
-//! `GET /metrics` is the Prometheus exposition; with `http.metrics_key_env` set it needs that
-//! bearer key too (401 otherwise). Either way it must not be proxied to the internet.
+//! `GET /metrics` is the Prometheus exposition (the ledger's gauges, then
+//! `ritualist_feedback_total{ritual,channel,kind}`, the later reports applied); with
+//! `http.metrics_key_env` set it needs that bearer key too (401 otherwise). Either way it must
+//! not be proxied to the internet.
+//!
+//! `GET /healthz`: 200 `{"status":"ok","database":"reachable","queue_depth":N,
+//! "paused_channels":[],"deliverability_alerts":[],"reasons":[]}`; status `degraded` (still
+//! 200), with one line per cause in `reasons`, while a channel is paused or a deliverability
+//! alert is raised (the complaint or hard-bounce rate of the last 7 days above `bounces.alert`;
+//! `deliverability_alerts` is `null` when that check failed or took over 5 s); 503 when the
+//! database does not answer within 5 s.
 //!
 //! Keys are compared in constant time. Nothing here logs customer data: counts only.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -108,7 +118,12 @@ pub(super) async fn metrics(State(app): State<Arc<App>>, headers: HeaderMap) -> 
     {
         return denied;
     }
-    match app.metrics_text().await {
+    let text = async {
+        let mut text = app.metrics_text().await?;
+        text.push_str(&app.feedback_metrics_text().await?);
+        Ok::<_, AppError>(text)
+    };
+    match text.await {
         Ok(text) => (
             StatusCode::OK,
             [(
@@ -121,6 +136,78 @@ pub(super) async fn metrics(State(app): State<Arc<App>>, headers: HeaderMap) -> 
         Err(e) => {
             tracing::warn!("metrics: {e}");
             (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n").into_response()
+        }
+    }
+}
+
+/// What `/healthz` reads from the ledger: open messages and paused channels.
+async fn health(app: &App) -> Result<(i64, Vec<String>), AppError> {
+    let n = app.store.open_messages().await?;
+    let now = app.clock.now().as_second();
+    let paused = app
+        .store
+        .channel_pauses()
+        .await?
+        .into_iter()
+        .filter(|p| p.until > now)
+        .map(|p| p.channel.as_str().to_string())
+        .collect();
+    Ok((n, paused))
+}
+
+/// The deliverability alerts, or `None` when they could not be computed in time (the
+/// database answered the health queries: it is reachable, so that is not a 503).
+async fn alerts(app: &App) -> Option<Vec<crate::app::Alert>> {
+    match tokio::time::timeout(Duration::from_secs(5), app.deliverability_alerts()).await {
+        Ok(Ok(a)) => Some(a),
+        Ok(Err(e)) => {
+            tracing::warn!("healthz: the deliverability check failed: {e}");
+            None
+        }
+        Err(_) => {
+            tracing::warn!("healthz: the deliverability check took over 5 s; skipped");
+            None
+        }
+    }
+}
+
+/// `/healthz` (see the module's doc).
+pub(super) async fn healthz(State(app): State<Arc<App>>) -> Response {
+    let unavailable = || {
+        json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({"status": "unavailable", "database": "unreachable"}),
+        )
+    };
+    match tokio::time::timeout(Duration::from_secs(5), health(&app)).await {
+        // A paused channel or a bad sender reputation needs the operator, not a restart:
+        // still 200, status `degraded`.
+        Ok(Ok((n, paused))) => {
+            let alerts = alerts(&app).await;
+            let mut reasons: Vec<String> = paused
+                .iter()
+                .map(|c| format!("the {c} channel is paused"))
+                .collect();
+            reasons.extend(alerts.iter().flatten().map(|a| a.to_string()));
+            json(
+                StatusCode::OK,
+                serde_json::json!({
+                    "status": if reasons.is_empty() { "ok" } else { "degraded" },
+                    "database": "reachable",
+                    "queue_depth": n,
+                    "paused_channels": paused,
+                    "deliverability_alerts": alerts,
+                    "reasons": reasons,
+                }),
+            )
+        }
+        Ok(Err(e)) => {
+            tracing::warn!("healthz: database error: {e}");
+            unavailable()
+        }
+        Err(_) => {
+            tracing::warn!("healthz: the database did not answer within 5 s");
+            unavailable()
         }
     }
 }

@@ -5,7 +5,8 @@
 //! - the daemon's public server (`http:` in the config, inside `ritualist run`,
 //!   [`serve_public`]): unsubscribe and preference pages behind signed link tokens, survey
 //!   score links (NPS) with a comment box, inbound SMS keywords (Twilio, Kannel's
-//!   sms-service and a generic JSON webhook), `/healthz`, the ingest API (`/api/customers`, `/api/orders`), `/metrics`
+//!   sms-service and a generic JSON webhook), SMS delivery receipts (Kannel, Twilio, a
+//!   generic callback), `/healthz`, the ingest API (`/api/customers`, `/api/orders`), `/metrics`
 //!   and the email providers' bounce, complaint and delivery webhooks (`/webhooks/…`).
 //!
 //! Neither binds anything itself: the caller passes a bound listener and a shutdown future,
@@ -17,6 +18,7 @@ mod inbound;
 mod kannel;
 mod preview;
 mod public;
+mod receipts;
 mod respond;
 mod survey;
 mod webhooks;
@@ -30,7 +32,7 @@ mod tests {
     use std::collections::{BTreeMap, BTreeSet};
 
     /// The files of `http/` and their sources.
-    const FILES: [(&str, &str); 10] = [
+    const FILES: [(&str, &str); 11] = [
         ("api", include_str!("api.rs")),
         ("consent", include_str!("consent.rs")),
         ("inbound", include_str!("inbound.rs")),
@@ -38,6 +40,7 @@ mod tests {
         ("mod", include_str!("mod.rs")),
         ("preview", include_str!("preview.rs")),
         ("public", include_str!("public.rs")),
+        ("receipts", include_str!("receipts.rs")),
         ("respond", include_str!("respond.rs")),
         ("survey", include_str!("survey.rs")),
         ("webhooks", include_str!("webhooks.rs")),

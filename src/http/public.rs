@@ -1,7 +1,8 @@
 //! The daemon's public server (`http:` in the config, run inside `ritualist run`): routes,
-//! limits and `/healthz`. The pages and webhooks live in [`super::consent`],
-//! [`super::survey`], [`super::inbound`] and [`super::kannel`], the ingest API and `/metrics` in [`super::api`],
-//! the email providers' webhooks (`/webhooks/…`) in [`super::webhooks`].
+//! limits. The pages and webhooks live in [`super::consent`], [`super::survey`],
+//! [`super::inbound`], [`super::kannel`] and [`super::receipts`], the ingest API, `/healthz` and
+//! `/metrics` in [`super::api`], the email providers' webhooks (`/webhooks/…`) in
+//! [`super::webhooks`].
 //!
 //! Every request has a body limit (`http.body_limit_bytes`, 413 beyond it) and a deadline
 //! (`http.timeout_secs`, 408 after it). Every response says `Cache-Control: no-store` and
@@ -19,7 +20,6 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-use super::respond::json;
 use crate::app::App;
 
 /// Serves the public routes on `listener` until `shutdown` completes; requests in flight are
@@ -59,7 +59,16 @@ fn router(app: Arc<App>) -> Router {
             "/sms/kannel",
             get(super::kannel::kannel).post(super::kannel::kannel),
         )
-        .route("/healthz", get(healthz))
+        .route(
+            "/sms/kannel/dlr/{token}",
+            get(super::receipts::kannel_dlr).post(super::receipts::kannel_dlr),
+        )
+        .route(
+            "/sms/twilio/status/{token}",
+            post(super::receipts::twilio_status),
+        )
+        .route("/sms/receipt/{token}", post(super::receipts::generic))
+        .route("/healthz", get(super::api::healthz))
         .route("/api/customers", post(super::api::customers))
         .route("/api/orders", post(super::api::orders))
         .route("/metrics", get(super::api::metrics))
@@ -100,49 +109,4 @@ async fn safe_headers(mut r: Response) -> Response {
         ),
     );
     r
-}
-
-/// 200 `{"status":"ok","database":"reachable","queue_depth":N,"paused_channels":[]}` (status
-/// `degraded` while a channel is paused), or 503 when the database does not answer (within 5 s).
-async fn healthz(State(app): State<Arc<App>>) -> Response {
-    let depth = tokio::time::timeout(Duration::from_secs(5), async {
-        let n = app.store.open_messages().await?;
-        let paused = app.store.channel_pauses().await?;
-        Ok::<_, crate::store::StoreError>((n, paused))
-    })
-    .await;
-    match depth {
-        // A paused channel needs the operator, not a restart: still 200, status `degraded`.
-        Ok(Ok((n, paused))) => {
-            let now = app.clock.now().as_second();
-            let paused: Vec<&str> = paused
-                .iter()
-                .filter(|p| p.until > now)
-                .map(|p| p.channel.as_str())
-                .collect();
-            json(
-                StatusCode::OK,
-                serde_json::json!({
-                    "status": if paused.is_empty() { "ok" } else { "degraded" },
-                    "database": "reachable",
-                    "queue_depth": n,
-                    "paused_channels": paused,
-                }),
-            )
-        }
-        Ok(Err(e)) => {
-            tracing::warn!("healthz: database error: {e}");
-            json(
-                StatusCode::SERVICE_UNAVAILABLE,
-                serde_json::json!({"status": "unavailable", "database": "unreachable"}),
-            )
-        }
-        Err(_) => {
-            tracing::warn!("healthz: the database did not answer within 5 s");
-            json(
-                StatusCode::SERVICE_UNAVAILABLE,
-                serde_json::json!({"status": "unavailable", "database": "unreachable"}),
-            )
-        }
-    }
 }

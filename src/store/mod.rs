@@ -12,6 +12,7 @@
 mod bulk;
 mod codes;
 mod consent;
+mod deliverability;
 mod engine;
 mod feedback;
 mod group;
@@ -34,6 +35,7 @@ use sea_orm::{
 
 pub use codes::{NO_CHANNEL, channel_of};
 pub use consent::ConsentEvent;
+pub use deliverability::{DeliverabilityCount, FeedbackCount};
 pub use engine::{HistoryRow, MonthDayColumn, OrderRow, Probe};
 pub use feedback::{ConsentAction, FeedbackRecord, FeedbackTarget, Recorded};
 pub use group::Urgency;

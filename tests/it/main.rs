@@ -37,6 +37,7 @@ mod scale_out;
 mod scenarios;
 mod shutdown;
 mod sms_providers;
+mod sms_receipts;
 mod snapshots;
 mod surveys;
 mod test_ca;

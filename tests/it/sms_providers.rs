@@ -354,6 +354,7 @@ async fn send(ch: &Channels, to: &str) -> Result<String, SendFailure> {
         message_id: Some("<m1@floare.example>"),
         from: "hello@floare.example",
         handover: None,
+        delivery_id: None,
     })
     .await
 }
@@ -571,6 +572,7 @@ async fn twilio_down_falls_back_to_a_real_kannel() {
             message_id: None,
             from: "hello@floare.example",
             handover: None,
+            delivery_id: None,
         })
         .await
         .unwrap_or_else(|e| panic!("{e}\n{}", kannel.logs()));

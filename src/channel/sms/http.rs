@@ -3,7 +3,7 @@
 
 use reqwest::header::{HeaderName, HeaderValue};
 
-use super::{Attempt, Failure, Reply, excerpt, request_failed, status_failure};
+use super::{Attempt, Failure, Receipt, Reply, excerpt, request_failed, status_failure};
 use crate::channel::SendFailure;
 use crate::clock::Clock;
 use crate::config::{
@@ -48,18 +48,27 @@ impl HttpGateway {
     /// Alone, outside [`SmsProviders`](super::SmsProviders): an HTTP-date `Retry-After` is
     /// counted on the system clock.
     pub async fn send(&self, to: &str, text: &str) -> Result<String, SendFailure> {
-        self.attempt(to, text, &crate::clock::SystemClock)
+        self.attempt(to, text, &crate::clock::SystemClock, None)
             .await
             .map_err(|f| f.error)
     }
 
-    pub(super) async fn attempt(&self, to: &str, text: &str, clock: &dyn Clock) -> Attempt {
+    /// `{receipt_url}` is `<public_url>/sms/receipt/<token>` with receipts, else empty.
+    pub(super) async fn attempt(
+        &self,
+        to: &str,
+        text: &str,
+        clock: &dyn Clock,
+        receipt: Option<Receipt<'_>>,
+    ) -> Attempt {
         let secret = self.cfg.secret.as_ref().map_or("", |s| s.expose());
+        let receipt_url = receipt.map(|r| r.url("/sms/receipt")).unwrap_or_default();
         let vars = TemplateVars {
             to,
             text,
             from: self.cfg.from.as_deref().unwrap_or(""),
             secret,
+            receipt_url: &receipt_url,
         };
         let request = self.request(&vars).map_err(|e| {
             Failure::next(SendFailure::permanent(format!("{}: {e}", self.cfg.name)))

@@ -15,11 +15,18 @@
 //! second gateway would send it again (docs/delivery-guarantee.md §1: SMS prefers a possible loss to a
 //! possible duplicate). Provider replies quoted in errors never carry the credential, and the
 //! recipient's number is replaced by `<to>` (errors reach the logs).
+//!
+//! Delivery receipts: with [`ReceiptUrls`] set (the daemon has an `http:` section), every
+//! message of a ledger row asks its provider to report back to the public server: Kannel's
+//! `dlr-mask`/`dlr-url` (`/sms/kannel/dlr/<token>`), Twilio's `StatusCallback`
+//! (`/sms/twilio/status/<token>`), and the generic gateway's `{receipt_url}` placeholder
+//! (`/sms/receipt/<token>`), `<token>` being the delivery's signed token.
 
 mod http;
 mod kannel;
 mod twilio;
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 pub use http::HttpGateway;
@@ -66,6 +73,51 @@ impl Failure {
 /// What one provider made of one message: `Ok` carries its reply (a message id).
 pub type Attempt = Result<String, Failure>;
 
+/// Where a gateway reports what became of a message: the daemon's public URL and each
+/// delivery's signed token (made by the App's link keys, which the channel does not know).
+#[derive(Clone)]
+pub struct ReceiptUrls {
+    base: String,
+    token: Arc<dyn Fn(i64) -> String + Send + Sync>,
+}
+
+impl ReceiptUrls {
+    /// `public_url` without a trailing slash; `token(id)` the delivery's signed token.
+    pub fn new(public_url: &str, token: impl Fn(i64) -> String + Send + Sync + 'static) -> Self {
+        ReceiptUrls {
+            base: public_url.trim_end_matches('/').to_string(),
+            token: Arc::new(token),
+        }
+    }
+
+    /// `<public_url><path>/<token of delivery_id>`.
+    pub fn url(&self, path: &str, delivery_id: i64) -> String {
+        format!("{}{path}/{}", self.base, (self.token)(delivery_id))
+    }
+}
+
+impl std::fmt::Debug for ReceiptUrls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReceiptUrls")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One message's receipt request: the URLs and the delivery they name.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Receipt<'a> {
+    urls: &'a ReceiptUrls,
+    delivery_id: i64,
+}
+
+impl Receipt<'_> {
+    /// The callback URL under `path` (`/sms/twilio/status`).
+    pub(super) fn url(&self, path: &str) -> String {
+        self.urls.url(path, self.delivery_id)
+    }
+}
+
 #[derive(Debug)]
 enum Provider {
     Twilio(Twilio),
@@ -81,11 +133,17 @@ impl Provider {
             Provider::Kannel(p) => p.name(),
         }
     }
-    async fn attempt(&self, to: &str, text: &str, clock: &dyn Clock) -> Attempt {
+    async fn attempt(
+        &self,
+        to: &str,
+        text: &str,
+        clock: &dyn Clock,
+        receipt: Option<Receipt<'_>>,
+    ) -> Attempt {
         match self {
-            Provider::Twilio(p) => p.attempt(to, text, clock).await,
-            Provider::Http(p) => p.attempt(to, text, clock).await,
-            Provider::Kannel(p) => p.attempt(to, text, clock).await,
+            Provider::Twilio(p) => p.attempt(to, text, clock, receipt).await,
+            Provider::Http(p) => p.attempt(to, text, clock, receipt).await,
+            Provider::Kannel(p) => p.attempt(to, text, clock, receipt).await,
         }
     }
 }
@@ -99,6 +157,8 @@ pub struct SmsProviders {
     limits: Vec<Option<RateLimiter>>,
     /// Where `Retry-After` dates and the daily limits' UTC day are read.
     clock: SharedClock,
+    /// Where receipts are asked to go (unset: none are asked for).
+    receipts: OnceLock<ReceiptUrls>,
 }
 
 impl SmsProviders {
@@ -128,7 +188,14 @@ impl SmsProviders {
             providers,
             limits,
             clock,
+            receipts: OnceLock::new(),
         })
+    }
+
+    /// Every later message of a ledger row asks for a delivery receipt at `urls` (the first
+    /// call wins).
+    pub fn set_receipts(&self, urls: ReceiptUrls) {
+        let _ = self.receipts.set(urls);
     }
 
     /// Counts SMS an earlier run sent today against every provider's daily limit (the ledger
@@ -157,6 +224,22 @@ impl SmsProviders {
         text: &str,
         handover: Option<&dyn Handover>,
     ) -> Result<String, SendFailure> {
+        self.send_with_receipt(to, text, handover, None).await
+    }
+
+    /// [`SmsProviders::send`] for ledger row `delivery_id`: with receipts set, each provider
+    /// is asked to report what became of the message.
+    pub async fn send_with_receipt(
+        &self,
+        to: &str,
+        text: &str,
+        handover: Option<&dyn Handover>,
+        delivery_id: Option<i64>,
+    ) -> Result<String, SendFailure> {
+        let receipt = match (self.receipts.get(), delivery_id) {
+            (Some(urls), Some(delivery_id)) => Some(Receipt { urls, delivery_id }),
+            _ => None,
+        };
         let mut failures = Vec::new();
         let mut handed = false;
         for (i, p) in self.providers.iter().enumerate() {
@@ -170,7 +253,7 @@ impl SmsProviders {
                 super::hand_over(handover).await?;
                 handed = true;
             }
-            match p.attempt(to, text, self.clock.as_ref()).await {
+            match p.attempt(to, text, self.clock.as_ref(), receipt).await {
                 Ok(reply) => return Ok(format!("{} {reply}", p.name())),
                 Err(f) => {
                     let stop = !f.try_next;

@@ -2,8 +2,12 @@
 //! `To`, `Body` and `From` (or `MessagingServiceSid`), HTTP basic auth with the account SID and
 //! the auth token. `201` with a JSON `sid` means accepted; errors carry a JSON `code` and
 //! `message` (<https://www.twilio.com/docs/api/errors>).
+//!
+//! With receipts ([`ReceiptUrls`](super::ReceiptUrls)), each request also carries
+//! `StatusCallback=<public_url>/sms/twilio/status/<token>`: Twilio posts the message's status
+//! changes there, signed like its other webhooks.
 
-use super::{Attempt, Failure, Reply, excerpt, is_transient_status, request_failed};
+use super::{Attempt, Failure, Receipt, Reply, excerpt, is_transient_status, request_failed};
 use crate::channel::SendFailure;
 use crate::clock::Clock;
 use crate::config::{Secret, TwilioConfig, TwilioSender};
@@ -61,16 +65,26 @@ impl Twilio {
     /// Alone, outside [`SmsProviders`](super::SmsProviders): an HTTP-date `Retry-After` is
     /// counted on the system clock.
     pub async fn send(&self, to: &str, text: &str) -> Result<String, SendFailure> {
-        self.attempt(to, text, &crate::clock::SystemClock)
+        self.attempt(to, text, &crate::clock::SystemClock, None)
             .await
             .map_err(|f| f.error)
     }
 
-    pub(super) async fn attempt(&self, to: &str, text: &str, clock: &dyn Clock) -> Attempt {
+    pub(super) async fn attempt(
+        &self,
+        to: &str,
+        text: &str,
+        clock: &dyn Clock,
+        receipt: Option<Receipt<'_>>,
+    ) -> Attempt {
         let mut form = vec![("To", to), ("Body", text)];
         match &self.sender {
             TwilioSender::From(f) => form.push(("From", f.as_str())),
             TwilioSender::MessagingService(m) => form.push(("MessagingServiceSid", m.as_str())),
+        }
+        let callback = receipt.map(|r| r.url("/sms/twilio/status"));
+        if let Some(url) = &callback {
+            form.push(("StatusCallback", url.as_str()));
         }
         let resp = self
             .http

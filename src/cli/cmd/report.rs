@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-use crate::app::{self, AppError, ReportRequest, ReportRow};
+use crate::app::{self, AppError, DeliverabilityRow, ReportRequest, ReportRow};
 use crate::cli::output::{csv_field, money_map, opt, to_json};
 use crate::cli::{ReportArgs, ReportBy, ReportFormat};
 use crate::config::Config;
@@ -26,16 +26,25 @@ pub async fn run(config: &Path, args: ReportArgs) -> Result<ExitCode, AppError> 
         by_month: args.by == ReportBy::Month,
     };
     let rows = app::report(&store, &cfg, &req, crate::clock::now().as_second()).await?;
+    let deliverability = app::deliverability(&store, &cfg, &req).await?;
     let mut o = std::io::stdout().lock();
     match args.format {
-        ReportFormat::Json => print_json(&mut o, &req, &rows)?,
+        ReportFormat::Json => print_json(&mut o, &req, &rows, &deliverability)?,
         ReportFormat::Csv => print_csv(&mut o, &rows),
-        ReportFormat::Table => print_table(&mut o, &rows),
+        ReportFormat::Table => {
+            print_table(&mut o, &rows);
+            print_deliverability(&mut o, &deliverability);
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_json(o: &mut impl Write, req: &ReportRequest, rows: &[ReportRow]) -> Result<(), AppError> {
+fn print_json(
+    o: &mut impl Write,
+    req: &ReportRequest,
+    rows: &[ReportRow],
+    deliverability: &[DeliverabilityRow],
+) -> Result<(), AppError> {
     let v = serde_json::json!({
         "since": req.since.map(|d| d.to_string()),
         "until": req.until.map(|d| d.to_string()),
@@ -43,6 +52,7 @@ fn print_json(o: &mut impl Write, req: &ReportRequest, rows: &[ReportRow]) -> Re
         "window_days": req.window_days,
         "money": "`*_minor` fields: minor units of each order's currency, as stored; the others: major units (RON 43.06 is 43.06)",
         "rows": rows,
+        "deliverability": deliverability,
     });
     let _ = writeln!(o, "{}", to_json(&v)?);
     Ok(())
@@ -180,6 +190,46 @@ fn print_outcome(o: &mut impl Write, r: &ReportRow) {
             o,
             "  ({} occurrence(s) still inside their {}-day window: not measured yet)",
             r.outcome.window_open, r.outcome.window_days
+        );
+    }
+}
+
+/// Deliverability per ritual and channel: of the messages sent in the period, the share a
+/// later report says were delivered, bounced, marked as spam or not delivered (#27).
+fn print_deliverability(o: &mut impl Write, rows: &[DeliverabilityRow]) {
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        o,
+        "\ndeliverability (of the messages sent in the period; later reports)\n  {:<20} {:<7} {:>8} {:>14} {:>14} {:>14} {:>14} {:>14}",
+        "ritual",
+        "channel",
+        "sent",
+        "delivered",
+        "hard bounces",
+        "soft bounces",
+        "complaints",
+        "undelivered"
+    );
+    let cell = |n: i64, p: Option<f64>| match p {
+        Some(p) if n > 0 => format!("{n} {p:.1}%"),
+        _ => n.to_string(),
+    };
+    for r in rows {
+        let c = &r.counts;
+        let channel = c.channel.map_or("-", |ch| ch.as_str());
+        let _ = writeln!(
+            o,
+            "  {:<20} {:<7} {:>8} {:>14} {:>14} {:>14} {:>14} {:>14}",
+            c.ritual,
+            channel,
+            c.sent,
+            cell(c.delivered, r.delivered_pct),
+            cell(c.hard_bounced + c.dead_number, r.hard_bounce_pct),
+            cell(c.soft_bounced, r.soft_bounce_pct),
+            cell(c.complained, r.complaint_pct),
+            cell(c.undelivered + c.dead_number, r.undelivered_pct),
         );
     }
 }

@@ -172,6 +172,7 @@ mod tests {
             text: "Иван, с днём рождения! {to} \"quoted\"\nline",
             from: "FloareCo",
             secret: "s3cr3t",
+            receipt_url: "",
         }
     }
 
@@ -365,6 +366,7 @@ mod tests {
             text: "Ана",
             from: "FloareCo",
             secret: "api-key",
+            receipt_url: "",
         };
         assert_eq!(
             j.render(&v),

@@ -1,5 +1,5 @@
 //! The `{placeholder}` template language of the generic HTTP provider: `{to}`,
-//! `{to_digits}`, `{text}`, `{from}` and `{secret}`, substituted in one pass; braces that do
+//! `{to_digits}`, `{text}`, `{from}`, `{secret}` and `{receipt_url}`, substituted in one pass; braces that do
 //! not enclose a name stay as written. JSON bodies are templates in their string leaves.
 
 use crate::domain::suggest::did_you_mean;
@@ -14,15 +14,19 @@ pub enum Placeholder {
     Text,
     From,
     Secret,
+    /// Where the gateway may report the message's fate (`<public_url>/sms/receipt/<token>`);
+    /// empty without an `http:` section or for a test send.
+    ReceiptUrl,
 }
 
 impl Placeholder {
-    pub(super) const ALL: [Placeholder; 5] = [
+    pub(super) const ALL: [Placeholder; 6] = [
         Placeholder::To,
         Placeholder::ToDigits,
         Placeholder::Text,
         Placeholder::From,
         Placeholder::Secret,
+        Placeholder::ReceiptUrl,
     ];
     pub fn name(self) -> &'static str {
         match self {
@@ -31,6 +35,7 @@ impl Placeholder {
             Placeholder::Text => "text",
             Placeholder::From => "from",
             Placeholder::Secret => "secret",
+            Placeholder::ReceiptUrl => "receipt_url",
         }
     }
 }
@@ -42,6 +47,7 @@ pub struct TemplateVars<'a> {
     pub text: &'a str,
     pub from: &'a str,
     pub secret: &'a str,
+    pub receipt_url: &'a str,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,6 +121,7 @@ impl Template {
                 Piece::Var(Placeholder::Text) => out.push_str(v.text),
                 Piece::Var(Placeholder::From) => out.push_str(v.from),
                 Piece::Var(Placeholder::Secret) => out.push_str(v.secret),
+                Piece::Var(Placeholder::ReceiptUrl) => out.push_str(v.receipt_url),
             }
         }
         out
