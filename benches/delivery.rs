@@ -372,6 +372,7 @@ async fn filled(cfg: &Path, dir: &Path, n: usize, channel: &str) -> App {
                     date: NOW,
                     list_unsubscribe: Some("<https://floare.example/u/x>"),
                     dkim: None,
+                    extra_headers: &[],
                 })
                 .unwrap();
                 (to, payload, Some(format!("<{mid}>")))

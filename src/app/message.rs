@@ -389,6 +389,10 @@ pub struct ComposeRequest<'a> {
     /// Signs emails that will be sent.
     pub dkim: Option<&'a DkimSigner>,
     pub links: LinkMode,
+    /// The delivery's signed token (`LinkKeys::delivery_token`), for the email services whose
+    /// webhooks name a message by metadata the message carries; `None` for previews and test
+    /// sends.
+    pub delivery_token: Option<&'a str>,
 }
 
 /// Renders and assembles the message for one decision, unsigned, with live links (samples,
@@ -418,6 +422,7 @@ pub fn compose(
         prefix: None,
         dkim: None,
         links: LinkMode::Live,
+        delivery_token: None,
     })
 }
 
@@ -533,6 +538,7 @@ fn compose_email(
         date: req.now,
         list_unsubscribe: Some(unsubscribe),
         dkim: req.dkim,
+        extra_headers: &relay_headers(cfg, req.delivery_token),
     })
     .map_err(|e| ComposeError::Build(e.to_string()))?;
     Ok(Composed {
@@ -544,6 +550,33 @@ fn compose_email(
         html: Some(r.html),
         text: Some(r.text),
     })
+}
+
+/// The headers that let an email service's webhook name the delivery (its metadata, which
+/// the service strips before the message goes on): Postmark's `X-PM-Metadata-*`, SendGrid's
+/// `X-SMTPAPI` unique args and Mailgun's `X-Mailgun-Variables`, each only when that service's
+/// webhook is configured (`bounces.webhooks`), under the key `ritualist_delivery`.
+fn relay_headers(cfg: &Config, token: Option<&str>) -> Vec<(&'static str, String)> {
+    let Some(token) = token else {
+        return Vec::new();
+    };
+    let hooks = &cfg.bounces.webhooks;
+    let key = crate::feedback_hooks::TOKEN_KEY;
+    let args = serde_json::json!({ key: token });
+    let mut headers = Vec::new();
+    if hooks.postmark.is_some() {
+        headers.push(("X-PM-Metadata-ritualist_delivery", token.to_string()));
+    }
+    if hooks.sendgrid.is_some() {
+        headers.push((
+            "X-SMTPAPI",
+            serde_json::json!({ "unique_args": args }).to_string(),
+        ));
+    }
+    if hooks.mailgun.is_some() {
+        headers.push(("X-Mailgun-Variables", args.to_string()));
+    }
+    headers
 }
 
 /// The SMS of [`compose_unguarded`]: its text rendered from `ctx`.

@@ -234,6 +234,7 @@ impl App {
             dkim: self.dkim.as_ref(),
             // Previews and test sends carry test links: clicking them records nothing.
             links: LinkMode::Test,
+            delivery_token: None,
         })
         .map_err(|e| AppError::Other(e.to_string()))
     }

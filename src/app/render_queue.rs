@@ -111,6 +111,7 @@ impl App {
             prefix: None,
             dkim: self.dkim.as_ref(),
             links: LinkMode::Live,
+            delivery_token: Some(&self.link_keys.delivery_token(row.id)),
         })
         .map_err(|e| {
             // A build error's text may quote the address: the ledger keeps it, the log does

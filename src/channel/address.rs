@@ -146,6 +146,7 @@ mod tests {
             date: 1_800_000_000,
             list_unsubscribe: Some("https://shop.example/u/t"),
             dkim: None,
+            extra_headers: &[],
         })
         .is_ok()
     }
@@ -307,6 +308,7 @@ mod tests {
                 date: 1_800_000_000,
                 list_unsubscribe: Some("https://shop.example/u/t"),
                 dkim: None,
+                extra_headers: &[],
             });
             let m = built.map_err(|e| TestCaseError::fail(format!("{name:?} {to:?}: {e}")))?;
             let head = &m[..m.find("\r\n\r\n").unwrap()];

@@ -570,6 +570,7 @@ impl Page<'_> {
                     prefix: None,
                     dkim: None,
                     links: LinkMode::Test,
+                    delivery_token: None,
                 })
             };
             out.push_str(&email_card(ritual, &locale, Channel::Email, &render));

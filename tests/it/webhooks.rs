@@ -878,3 +878,76 @@ async fn every_webhook_is_404_until_configured() {
     }
     assert_eq!(feedback_count(&s).await, 0);
 }
+
+/// Postmark, SendGrid and Mailgun name a message by metadata the email carries (and strip it
+/// before it goes on): with their webhooks configured, each email ritualist sends carries the
+/// delivery's signed token under `ritualist_delivery`, and Postmark's delivery event for that
+/// email then finds its delivery.
+#[tokio::test]
+async fn each_configured_service_gets_the_delivery_token_in_the_email() {
+    let clock = ManualClock::shared(at(NOW));
+    // The SendGrid test key of its own library; PATH stands in for the secret variables.
+    let key = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEEDr2LjtURuePQzplybdC+u4CwrqDqBaWjcMMsTbhdbcwHBcepxo7yAQGhHPTnlvFYPAZFceEu/1FwCM/QmGUhA==";
+    let yaml = format!(
+        "{DELIVERY}  webhooks:\n    postmark:\n      user: postmark\n      password_env: PATH\n    \
+         sendgrid:\n      public_key: {key}\n    mailgun:\n      signing_key_env: PATH\n"
+    );
+    let Some(t) = TestApp::start_with_clock(Db::Sqlite, &yaml, clock.clone()).await else {
+        return;
+    };
+    let csv =
+        format!("{HEADER}w1,Emma,Test,emma@example.com,,en,Europe/Bucharest,1990-05-05,email\n");
+    assert!(t.customers(&csv).await.is_empty());
+    t.app.tick(at(NOW)).await.unwrap();
+    assert_eq!(t.app.drain(at(NOW)).await.unwrap().sent, 1);
+    let row = t.rows().await.remove(0);
+    let token = t.app.link_keys.delivery_token(row.id);
+    let emails = t.outbox_emails();
+    let email = &emails[0];
+    assert!(
+        email.contains(&format!("X-PM-Metadata-ritualist_delivery: {token}\r\n")),
+        "{email}"
+    );
+    assert!(
+        email.contains(&format!(
+            "X-SMTPAPI: {{\"unique_args\":{{\"ritualist_delivery\":\"{token}\"}}}}\r\n"
+        )),
+        "{email}"
+    );
+    assert!(
+        email.contains(&format!(
+            "X-Mailgun-Variables: {{\"ritualist_delivery\":\"{token}\"}}\r\n"
+        )),
+        "{email}"
+    );
+    // Postmark's delivery event with that metadata sets the outcome.
+    let s = Sent {
+        id: row.id,
+        customer: row.customer_id,
+        email: row.recipient.clone().unwrap(),
+        message_id: row.message_id.clone().unwrap(),
+        t,
+        clock,
+    };
+    let password = std::env::var("PATH").unwrap();
+    let (addr, _stop) = serve(&s, s.t.app.cfg.bounces.webhooks.clone()).await;
+    let body = fixture(
+        "postmark-delivery.json",
+        &[("EMAIL", &s.email), ("TOKEN", &token)],
+    );
+    let auth = basic("postmark", &password);
+    assert_eq!(post(addr, "/webhooks/postmark", &auth, &body).await.0, 200);
+    assert_eq!(outcome(&s).await, Some(Outcome::Delivered));
+}
+
+/// Without webhooks configured the email carries none of those headers.
+#[tokio::test]
+async fn no_service_metadata_without_its_webhook() {
+    let Some(s) = sent(Db::Sqlite).await else {
+        return;
+    };
+    let emails = s.t.outbox_emails();
+    for header in ["X-PM-Metadata", "X-SMTPAPI", "X-Mailgun-Variables"] {
+        assert!(!emails[0].contains(header), "{header}: {}", emails[0]);
+    }
+}

@@ -71,6 +71,7 @@ async fn bare_lfs_and_a_lone_dot_line_reach_the_socket_as_crlf_and_stuffed() {
         date: 1_809_518_400,
         list_unsubscribe: None,
         dkim: None,
+        extra_headers: &[],
     })
     .unwrap();
     let pool = pool(port, true);
@@ -151,6 +152,7 @@ fn small_message() -> String {
         date: 1_809_518_400,
         list_unsubscribe: None,
         dkim: None,
+        extra_headers: &[],
     })
     .unwrap()
 }

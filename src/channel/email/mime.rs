@@ -34,6 +34,9 @@ pub struct EmailParts<'a> {
     pub list_unsubscribe: Option<&'a str>,
     /// Signs the message when set.
     pub dkim: Option<&'a DkimSigner>,
+    /// Headers for the relay, not the reader (an email service's metadata naming the
+    /// delivery, e.g. `X-PM-Metadata-ritualist_delivery`): ASCII names and values.
+    pub extra_headers: &'a [(&'static str, String)],
 }
 
 /// The headers every signature covers (RFC 8058 asks for both List-Unsubscribe headers). One
@@ -248,6 +251,15 @@ pub fn build_email(p: &EmailParts<'_>) -> Result<String, SendFailure> {
             ));
         }
     }
+    for (name, value) in p.extra_headers {
+        if !value.is_ascii() || value.chars().any(char::is_control) {
+            return Err(cannot(&format!("the header {name} cannot carry `{value}`")));
+        }
+        msg.headers_mut().insert_raw(HeaderValue::new(
+            HeaderName::new_from_ascii_str(name),
+            value.clone(),
+        ));
+    }
     if let Some(signer) = p.dkim {
         msg.sign(&signer.config);
     }
@@ -316,6 +328,7 @@ mod tests {
             date: 1_800_000_000,
             list_unsubscribe: Some("https://shop.example/u/tok"),
             dkim: Some(&signer),
+            extra_headers: &[],
         };
         let m = build_email(&p).unwrap();
         let head = &m[..m.find("\r\n\r\n").unwrap()];
@@ -351,6 +364,7 @@ mod tests {
             date: 1_800_000_000,
             list_unsubscribe: Some("https://shop.example/u/tok"),
             dkim: None,
+            extra_headers: &[],
         };
         let m = build_email(&p).unwrap();
         assert!(m.contains("Message-ID: <abc123@shop.example>\r\n"), "{m}");
