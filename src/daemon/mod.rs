@@ -192,6 +192,11 @@ async fn ticks(app: &App) -> Result<(), AppError> {
             failed = sent.failed,
             "tick done"
         );
+        // The ALERT for a deliverability threshold crossed is logged here too, so it reaches
+        // the log even when nothing polls `/healthz` (the check is reused for a minute).
+        if let Err(e) = app.deliverability_alerts().await {
+            tracing::warn!("the deliverability check failed: {e}");
+        }
         // Wait for the next period boundary, reloading or stopping on the way.
         let secs = period.as_secs().max(1) as i64;
         let into = crate::clock::now().as_second().rem_euclid(secs);
