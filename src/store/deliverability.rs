@@ -68,7 +68,9 @@ fn count_at(r: &QueryResult) -> Result<DeliverabilityCount, StoreError> {
 impl Store {
     /// Per ritual and channel, the messages sent in `[since, until)` (their `sent_at`), and
     /// of those how many each kind of report names; one ritual with `ritual`. Sorted by
-    /// ritual, then channel.
+    /// ritual, then channel. Only reports received since `since` are read: a report comes
+    /// after its message was sent (`idx_feedback_state` serves that range, so the cost follows
+    /// the window, not every report ever received).
     pub async fn deliverability(
         &self,
         since: i64,
@@ -97,7 +99,7 @@ impl Store {
             "SELECT d.ritual, d.channel, CAST(COUNT(*) AS BIGINT) AS sent, {sums} \
              FROM deliveries d LEFT JOIN (\
                SELECT delivery_id, {per_message} FROM feedback_events \
-               WHERE state = 'applied' AND delivery_id IS NOT NULL GROUP BY delivery_id\
+               WHERE state = 'applied' AND delivery_id IS NOT NULL AND received_at >= $1 GROUP BY delivery_id\
              ) f ON f.delivery_id = d.id \
              WHERE d.status = {sent} AND d.sent_at >= $1 AND d.sent_at < $2{filter} \
              GROUP BY d.ritual, d.channel ORDER BY d.ritual, d.channel",
