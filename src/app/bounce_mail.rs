@@ -61,15 +61,14 @@ impl App {
                 };
                 (kind, delivery, report.detail.clone())
             }
-            // Not classified: never counted, so never matched; kept whole for a person. The
-            // kind recorded is the mildest failure; the detail says it is unclassified.
+            // Not classified: never counted, so never matched; kept whole for a person.
             None => {
                 let hint = match verp {
                     Some(id) => format!(" [return path of delivery {id}]"),
                     None => String::new(),
                 };
                 (
-                    FeedbackKind::SoftBounce,
+                    FeedbackKind::Unclassified,
                     DeliveryRef::Unknown,
                     format!("{}{hint}", report.detail),
                 )

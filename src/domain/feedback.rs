@@ -28,10 +28,13 @@ pub enum FeedbackKind {
     /// Recognised and deliberately not counted: a vacation auto-reply (RFC 3834), a "delayed"
     /// DSN that promises more tries.
     Ignored,
+    /// Not recognised: no delivery status and no known format. Never counted, never matched;
+    /// kept whole for a person to review (`ritualist bounces`).
+    Unclassified,
 }
 
 impl FeedbackKind {
-    pub const ALL: [FeedbackKind; 7] = [
+    pub const ALL: [FeedbackKind; 8] = [
         FeedbackKind::Delivered,
         FeedbackKind::HardBounce,
         FeedbackKind::SoftBounce,
@@ -39,6 +42,7 @@ impl FeedbackKind {
         FeedbackKind::Undelivered,
         FeedbackKind::DeadNumber,
         FeedbackKind::Ignored,
+        FeedbackKind::Unclassified,
     ];
 
     /// The code stored in `feedback_events.kind`.
@@ -51,6 +55,7 @@ impl FeedbackKind {
             FeedbackKind::Undelivered => "undelivered",
             FeedbackKind::DeadNumber => "dead_number",
             FeedbackKind::Ignored => "ignored",
+            FeedbackKind::Unclassified => "unclassified",
         }
     }
 
@@ -65,7 +70,7 @@ impl FeedbackKind {
             FeedbackKind::HardBounce | FeedbackKind::SoftBounce => Some(Outcome::Bounced),
             FeedbackKind::Complaint => Some(Outcome::Complained),
             FeedbackKind::Undelivered | FeedbackKind::DeadNumber => Some(Outcome::Undelivered),
-            FeedbackKind::Ignored => None,
+            FeedbackKind::Ignored | FeedbackKind::Unclassified => None,
         }
     }
 }

@@ -172,6 +172,7 @@ impl Store {
     ) -> Result<Recorded, StoreError> {
         let verdict = match target {
             _ if fb.kind == FeedbackKind::Ignored => Recorded::Ignored,
+            _ if fb.kind == FeedbackKind::Unclassified => Recorded::Unmatched,
             None => Recorded::Unmatched,
             Some(_) => Recorded::Applied { opted_out: false },
         };
