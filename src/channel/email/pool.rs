@@ -15,10 +15,12 @@ use crate::channel::SendFailure;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{SmtpConfig, SmtpSecurity};
 
-/// An open SMTP session and whether the relay offered PIPELINING (RFC 2920) on it.
+/// An open SMTP session, whether the relay offered PIPELINING (RFC 2920) on it, and the gate
+/// that can hold its final dot while the body is on the wire (`None` under STARTTLS).
 pub(super) struct Conn {
     pub(super) smtp: AsyncSmtpConnection,
     pub(super) pipelining: bool,
+    pub(super) gate: Option<super::stream::DotGate>,
 }
 
 struct Idle {
