@@ -136,9 +136,10 @@ impl SmtpPool {
     }
 
     /// Sends `message` (already CRLF-normalised) from `from` to `to`; returns the server's reply.
-    /// `handover` is committed after `354` to DATA and before the first byte of the body: a
-    /// failure before it is "not sent", a reply code after it is "accepted" or "rejected", and
-    /// a broken or silent connection after it is "in doubt" ([`SendFailure::InDoubt`]).
+    /// `handover` is committed after `354` to DATA, while the body goes out, and is durable
+    /// before the final dot (before the body under STARTTLS): a failure before it is "not
+    /// sent", a reply code after it is "accepted" or "rejected", and a broken or silent
+    /// connection after it is "in doubt" ([`SendFailure::InDoubt`]).
     ///
     /// A pooled connection the relay closed while it sat idle (its idle timeout is shorter
     /// than ours, or it restarted) fails at MAIL FROM, before anything is handed over: the
