@@ -6,9 +6,11 @@
 //!
 //! Points, in the order a message meets them:
 //! `after_claim`, `after_mail`, `after_rcpt`, `after_data` (354 received, `sending` not yet
-//! committed), `after_sending` (committed, no byte of the body written), `mid_body` (half the
-//! body written), `after_dot` (the final dot written, its reply not read), `after_accept`
-//! (the relay's 250 read, `sent` not yet committed). With `delivery.handover_batch` > 1,
+//! committed), `body_sent_before_dot` (the `sending` commit queued and not yet answered, the
+//! body written while it runs, the final dot held back), `after_sending` (committed, the dot
+//! not yet written), `mid_body` (committed, half the body written: with this point armed the
+//! commit comes before the body), `after_dot` (the final dot written, its reply not read),
+//! `after_accept` (the relay's 250 read, `sent` not yet committed). With `delivery.handover_batch` > 1,
 //! `after_handover_batch` is hit once a chunk of rows is committed `sending`, before any of them
 //! is sent.
 //!

@@ -170,6 +170,13 @@ impl Handover for RowHandover<'_> {
             }
         })
     }
+
+    fn earlier_settled(&self) -> BoxFuture<'_, ()> {
+        let settled = self.store.ledger_settled();
+        Box::pin(async move {
+            let _ = settled.await;
+        })
+    }
 }
 
 impl App {
@@ -442,13 +449,22 @@ impl App {
                     .timed(row.channel, self.channels.send(&msg))
                     .await;
                 // Recorded as soon as it is known: a crash now leaves at most the messages
-                // still on the wire in doubt, not the whole batch.
+                // still on the wire in doubt, not the whole batch. The permit goes back once a
+                // `sent` is queued: the next email's envelope goes out while it commits, and
+                // that email waits for it (`earlier_settled`) before acting on MAIL's reply
+                // and queues its own `sending` after it — at most one unsettled email per
+                // permit still.
                 if !sms {
-                    let r = self
-                        .settle(row, result, clock.now_s(), paused, Urgency::Now, None)
+                    return self
+                        .settle(
+                            row,
+                            result,
+                            clock.now_s(),
+                            paused,
+                            Urgency::Now,
+                            Some(permit),
+                        )
                         .await;
-                    drop(permit);
-                    return r;
                 }
                 // An SMS is handed over right before its request, so the next one's handover
                 // may share the commit of this result: the permit goes back once the result is

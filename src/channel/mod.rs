@@ -186,11 +186,22 @@ impl SendFailure {
 }
 
 /// The last step before a transport hands a message over: the dispatcher commits the row as
-/// `sending` (docs/delivery-guarantee.md §1). SMTP calls it after `354` to DATA, before the first byte of
-/// the body; SMS right before the request; the outbox before writing the file. If it fails,
-/// nothing is handed over and the transport returns that error.
+/// `sending` (docs/delivery-guarantee.md §1). SMTP queues it after `354` to DATA and holds the
+/// final dot until it is durable (the body goes out meanwhile); SMS calls it right before the
+/// request; the outbox before writing the file. If it fails, nothing is handed over and the
+/// transport returns that error.
 pub trait Handover: Send + Sync {
     fn commit(&self) -> futures_util::future::BoxFuture<'_, Result<(), SendFailure>>;
+
+    /// Resolves once every result recorded before this message took its place is durable:
+    /// the `sent` of the message its connection carried before, whose commit runs while this
+    /// one's envelope is on the wire. SMTP awaits it before it acts on the reply to MAIL FROM,
+    /// so a crash from then on never finds that earlier message unsettled. An error is the
+    /// earlier message's to report (its own result carries it); the default has nothing to
+    /// wait for.
+    fn earlier_settled(&self) -> futures_util::future::BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// Calls the handover, if any.

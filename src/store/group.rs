@@ -36,12 +36,16 @@ pub(super) enum Op {
     },
     /// `claimed | sending → sent`.
     Sent { id: i64, token: String, now: i64 },
+    /// Writes nothing: answered (`true`) once everything queued before it is durable.
+    Barrier,
 }
 
 impl Op {
-    fn id(&self) -> i64 {
+    /// The row it updates (`None`: a barrier).
+    fn id(&self) -> Option<i64> {
         match self {
-            Op::Sending { id, .. } | Op::Sent { id, .. } => *id,
+            Op::Sending { id, .. } | Op::Sent { id, .. } => Some(*id),
+            Op::Barrier => None,
         }
     }
 }
@@ -136,19 +140,28 @@ impl GroupCommit {
 /// that appears twice (never, as the dispatcher issues `sent` only after `sending` answered,
 /// but cheap to guard) starts a new statement, so the updates of one row apply in order.
 async fn apply(store: &Store, group: &[(Op, Reply)]) -> Result<Vec<bool>, String> {
-    let mut out = Vec::with_capacity(group.len());
-    let mut rest: Vec<&Op> = group.iter().map(|(op, _)| op).collect();
+    let mut changed = Vec::with_capacity(group.len());
+    let mut rest: Vec<(i64, &Op)> = group
+        .iter()
+        .filter_map(|(op, _)| Some((op.id()?, op)))
+        .collect();
     while !rest.is_empty() {
         let mut ids = HashSet::new();
         let cut = rest
             .iter()
-            .position(|op| !ids.insert(op.id()))
+            .position(|(id, _)| !ids.insert(*id))
             .unwrap_or(rest.len());
-        let matched: HashSet<i64> = run_round(store, &rest[..cut]).await?.into_iter().collect();
-        out.extend(rest[..cut].iter().map(|op| matched.contains(&op.id())));
+        let ops: Vec<&Op> = rest[..cut].iter().map(|(_, op)| *op).collect();
+        let matched: HashSet<i64> = run_round(store, &ops).await?.into_iter().collect();
+        changed.extend(rest[..cut].iter().map(|(id, _)| matched.contains(id)));
         rest.drain(..cut);
     }
-    Ok(out)
+    // Barriers answer `true`; the others in order.
+    let mut changed = changed.into_iter();
+    Ok(group
+        .iter()
+        .map(|(op, _)| op.id().is_none() || changed.next().unwrap_or(false))
+        .collect())
 }
 
 /// One statement over ops with distinct ids; the ids it changed.
@@ -165,6 +178,7 @@ async fn run_round(store: &Store, ops: &[&Op]) -> Result<Vec<i64>, String> {
                 now,
             } => (*id, token, 0i64, *lease_until, *now),
             Op::Sent { id, token, now } => (*id, token, 1i64, 0, *now),
+            Op::Barrier => unreachable!("apply leaves barriers out of the statement"),
         };
         values.extend([
             id.into(),
@@ -377,5 +391,40 @@ mod tests {
             .unwrap()
         );
         assert_eq!(store.status_counts().await.unwrap()["sent"], 2);
+    }
+
+    /// A barrier writes nothing and answers once what was queued before it is durable: the
+    /// next email on a connection waits on it for the previous one's `sent`, whatever the
+    /// group around it holds (here a `sent` lingering, which the barrier ends at once).
+    #[tokio::test]
+    async fn a_barrier_answers_once_what_came_before_it_is_committed() {
+        let (store, claimed, _dir) = claimed("group-barrier", 2).await;
+        let group = GroupCommit::spawn_lingering(store.clone(), Duration::from_secs(600));
+        let first = group.queue(sent(&claimed[0]), Urgency::Linger);
+        let barrier = tokio::time::timeout(
+            Duration::from_secs(30),
+            group.queue(Op::Barrier, Urgency::Now),
+        )
+        .await
+        .expect("the barrier never answered");
+        assert!(barrier.unwrap());
+        assert_eq!(statuses(&store).await, ["sent", "claimed"]);
+        assert!(first.await.unwrap());
+        // Alone, and between two updates of one row: nothing written, the updates in order.
+        assert!(group.queue(Op::Barrier, Urgency::Now).await.unwrap());
+        let handover = Op::Sending {
+            id: claimed[1].id,
+            token: claimed[1].lease_token.clone(),
+            lease_until: 100,
+            now: 11,
+        };
+        let a = group.queue(handover, Urgency::Linger);
+        let b = group.queue(Op::Barrier, Urgency::Linger);
+        let c = group.queue(sent(&claimed[1]), Urgency::Now);
+        assert_eq!(
+            (a.await.unwrap(), b.await.unwrap(), c.await.unwrap()),
+            (true, true, true)
+        );
+        assert_eq!(statuses(&store).await, ["sent", "sent"]);
     }
 }

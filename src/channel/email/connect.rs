@@ -11,7 +11,7 @@ use tokio::net::TcpStream;
 
 use super::pool::{Conn, SmtpPool};
 use super::reply::{about_us, refused_at_hello};
-use super::stream::{DotWatch, TlsTcp};
+use super::stream::{DotGate, DotWatch, Held, TlsTcp};
 use super::transaction::offers_pipelining;
 use crate::channel::SendFailure;
 use crate::config::SmtpSecurity;
@@ -43,6 +43,16 @@ impl SmtpPool {
             SmtpSecurity::Tls => Box::new(self.tls_handshake(tcp).await?),
             _ if crate::failpoint::armed("after_dot") => Box::new(DotWatch(tcp, false)),
             _ => Box::new(tcp),
+        };
+        // The final dot can be held back while the body goes out only where our stream sees
+        // the plaintext: not under STARTTLS (lettre's TLS sits above it).
+        let gate = (self.cfg.security != SmtpSecurity::Starttls).then(DotGate::default);
+        let stream: Box<dyn AsyncTokioStream> = match &gate {
+            Some(gate) => Box::new(Held {
+                inner: stream,
+                gate: gate.clone(),
+            }),
+            None => stream,
         };
         let mut conn = tokio::time::timeout(
             t,
@@ -90,6 +100,7 @@ impl SmtpPool {
         Ok(Conn {
             smtp: conn,
             pipelining,
+            gate,
         })
     }
 

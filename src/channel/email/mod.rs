@@ -15,8 +15,9 @@
 //! to MAIL FROM), which must never suppress a customer; a 5xx to the greeting or EHLO (a
 //! blocklist) refuses us before any recipient is named: about us too. When the relay offers
 //! PIPELINING the three envelope commands share one write (their replies are still read one by
-//! one); the dot-stuffed body and the final dot go out in one write
-//! ([`data_block`](stream::data_block)).
+//! one); the dot-stuffed body goes out in one write ([`data_block`](stream::data_block)) while
+//! the handover's `sending` commit runs, and the final dot once it is durable (a gate in the
+//! stream holds it; under STARTTLS the commit comes before the body).
 //!
 //! A pooled connection the relay closed while idle is replaced once, before anything is handed
 //! over. Failures of the relay itself feed a circuit [`Breaker`](breaker::Breaker): while it is
@@ -31,7 +32,7 @@
 //! | `connect` | one session: TCP, TLS or STARTTLS, EHLO, AUTH |
 //! | `transaction` | one message on a session: envelope, handover, body |
 //! | `reply` | what a reply means: transient, permanent, hard bounce, about us |
-//! | `stream` | the wire: implicit TLS, the `after_dot` failpoint, the DATA block |
+//! | `stream` | the wire: implicit TLS, the `after_dot` failpoint, the DATA block, the dot gate |
 //! | `breaker` | the relay's circuit breaker |
 
 mod breaker;

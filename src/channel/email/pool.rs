@@ -15,10 +15,12 @@ use crate::channel::SendFailure;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{SmtpConfig, SmtpSecurity};
 
-/// An open SMTP session and whether the relay offered PIPELINING (RFC 2920) on it.
+/// An open SMTP session, whether the relay offered PIPELINING (RFC 2920) on it, and the gate
+/// that can hold its final dot while the body is on the wire (`None` under STARTTLS).
 pub(super) struct Conn {
     pub(super) smtp: AsyncSmtpConnection,
     pub(super) pipelining: bool,
+    pub(super) gate: Option<super::stream::DotGate>,
 }
 
 struct Idle {
@@ -134,9 +136,10 @@ impl SmtpPool {
     }
 
     /// Sends `message` (already CRLF-normalised) from `from` to `to`; returns the server's reply.
-    /// `handover` is committed after `354` to DATA and before the first byte of the body: a
-    /// failure before it is "not sent", a reply code after it is "accepted" or "rejected", and
-    /// a broken or silent connection after it is "in doubt" ([`SendFailure::InDoubt`]).
+    /// `handover` is committed after `354` to DATA, while the body goes out, and is durable
+    /// before the final dot (before the body under STARTTLS): a failure before it is "not
+    /// sent", a reply code after it is "accepted" or "rejected", and a broken or silent
+    /// connection after it is "in doubt" ([`SendFailure::InDoubt`]).
     ///
     /// A pooled connection the relay closed while it sat idle (its idle timeout is shorter
     /// than ours, or it restarted) fails at MAIL FROM, before anything is handed over: the

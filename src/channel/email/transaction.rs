@@ -1,6 +1,6 @@
 //! One SMTP transaction on an open connection: MAIL, RCPT, DATA (pipelined when the relay
-//! offers it), the handover, then the message; each reply classified by the command it
-//! answered.
+//! offers it), then the message with the handover committed before its final dot; each reply
+//! classified by the command it answered.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -39,9 +39,10 @@ pub(super) fn offers_pipelining(ehlo: &Response) -> bool {
 /// `AsyncSmtpConnection::send` does in one call, minus the phase). When the relay offers
 /// PIPELINING the three envelope commands go out in one write and their replies are read in
 /// order (one round trip instead of three); DATA is the last command of the group, so nothing
-/// of the body is written before its `354`. Between `354` and the body the handover is
-/// committed and `handed` set. A failed transaction leaves the connection aborted, as
-/// lettre's own `send` does.
+/// of the body is written before its `354`. After `354` the handover's commit is queued and
+/// the body written while it runs; the final dot waits until it is durable (`handed` set then).
+/// Where the dot cannot be held back the commit comes before the body. A failed transaction
+/// leaves the connection aborted, as lettre's own `send` does.
 pub(super) async fn transaction(
     session: &mut Conn,
     envelope: &lettre::address::Envelope,
@@ -55,10 +56,17 @@ pub(super) async fn transaction(
         envelope.from().cloned(),
         mail_parameters(conn, envelope, message)?,
     );
+    // The previous email's `sent` commits while MAIL is on the wire; its reply is acted on
+    // only once that commit is durable.
+    let earlier = async {
+        if let Some(h) = handover {
+            h.earlier_settled().await;
+        }
+    };
     let envelope_phase = if pipelining {
-        envelope_pipelined(conn, mail, envelope).await
+        envelope_pipelined(conn, mail, envelope, earlier).await
     } else {
-        envelope_one_by_one(conn, mail, envelope).await
+        envelope_one_by_one(conn, mail, envelope, earlier).await
     };
     if let Err((phase, e)) = envelope_phase {
         conn.abort().await;
@@ -71,7 +79,78 @@ pub(super) async fn transaction(
         });
     }
     crate::failpoint::hit("after_data");
-    // The last moment nothing is handed over yet: commit `sending`, or give up (QUIT, no body).
+    let delivered = match (handover, overlap(session, message)) {
+        (Some(h), Some((gate, block))) => {
+            overlapped(&mut session.smtp, gate, block, h, handed).await
+        }
+        _ => committed_first(&mut session.smtp, message, handover, handed).await,
+    };
+    if let Some(gate) = &session.gate {
+        gate.clear();
+    }
+    let resp = delivered?;
+    crate::failpoint::hit("after_accept");
+    Ok(resp)
+}
+
+/// The session's dot gate and the DATA block, when the `sending` commit can overlap the body:
+/// a plaintext stream we hold (not STARTTLS), a UTF-8 message written in one block, and not the
+/// `mid_body` crash point (which writes the body in two halves after the commit).
+fn overlap(session: &Conn, message: &[u8]) -> Option<(super::stream::DotGate, String)> {
+    let gate = session.gate.clone()?;
+    if crate::failpoint::armed("mid_body") {
+        return None;
+    }
+    let text = std::str::from_utf8(message).ok()?;
+    Some((gate, data_block(text)))
+}
+
+/// The handover and the message at once: the `sending` commit is queued, the body goes out
+/// while it runs, and the final dot waits at the gate until it is durable — nothing is handed
+/// over before the commit (the relay takes a message only at its dot), and the commit costs
+/// the connection only what outlasts the body. A commit that fails keeps the dot back for good.
+async fn overlapped(
+    conn: &mut AsyncSmtpConnection,
+    gate: super::stream::DotGate,
+    block: String,
+    h: &dyn crate::channel::Handover,
+    handed: &AtomicBool,
+) -> Result<Response, Failed> {
+    let (go, until) = tokio::sync::oneshot::channel();
+    gate.hold_after(block.len() - b"\r\n.\r\n".len(), until);
+    let commit = async {
+        let r = h.commit().await;
+        if r.is_ok() {
+            handed.store(true, Ordering::SeqCst);
+            crate::failpoint::hit("after_sending");
+        }
+        let _ = go.send(r.is_ok());
+        r
+    };
+    let (committed, sent) = tokio::join!(commit, conn.command(block));
+    if let Err(e) = committed {
+        // The dot never went: nothing was handed over.
+        conn.abort().await;
+        return Err(Failed::Other(e));
+    }
+    match sent {
+        Ok(resp) => Ok(resp),
+        Err(e) => {
+            conn.abort().await;
+            Err(body_failed(&e))
+        }
+    }
+}
+
+/// The handover, then the message: the order where the dot cannot be held back (STARTTLS, a
+/// message that is not UTF-8, the `mid_body` crash point). The last moment nothing is handed
+/// over yet: commit `sending`, or give up (QUIT, no body).
+async fn committed_first(
+    conn: &mut AsyncSmtpConnection,
+    message: &[u8],
+    handover: Option<&dyn crate::channel::Handover>,
+    handed: &AtomicBool,
+) -> Result<Response, Failed> {
     if let Some(h) = handover
         && let Err(e) = h.commit().await
     {
@@ -81,10 +160,7 @@ pub(super) async fn transaction(
     handed.store(true, Ordering::SeqCst);
     crate::failpoint::hit("after_sending");
     match write_body(conn, message).await {
-        Ok(resp) => {
-            crate::failpoint::hit("after_accept");
-            Ok(resp)
-        }
+        Ok(resp) => Ok(resp),
         Err(e) => {
             conn.abort().await;
             Err(body_failed(&e))
@@ -129,20 +205,22 @@ type PhaseError = (SmtpPhase, lettre::transport::smtp::Error);
 
 /// MAIL, RCPT and DATA in one write; the first reply (to MAIL) comes back from `command`, the
 /// rest are read in the order the commands went out. A refusal stops at its command: the
-/// connection is aborted, so later replies never need reading.
+/// connection is aborted, so later replies never need reading. `earlier` (the previous
+/// email's result made durable) runs while the group is on the wire and ends before the
+/// reply to MAIL is acted on.
 async fn envelope_pipelined(
     conn: &mut AsyncSmtpConnection,
     mail: Mail,
     envelope: &lettre::address::Envelope,
+    earlier: impl Future<Output = ()>,
 ) -> Result<(), PhaseError> {
     let mut group = mail.to_string();
     for to in envelope.to() {
         group.push_str(&Rcpt::new(to.clone(), Vec::new()).to_string());
     }
     group.push_str(&Data.to_string());
-    conn.command(group)
-        .await
-        .map_err(|e| (SmtpPhase::Mail, e))?;
+    let (mail_reply, ()) = tokio::join!(conn.command(group), earlier);
+    mail_reply.map_err(|e| (SmtpPhase::Mail, e))?;
     crate::failpoint::hit("after_mail");
     for _ in envelope.to() {
         conn.read_response()
@@ -156,13 +234,16 @@ async fn envelope_pipelined(
     Ok(())
 }
 
-/// MAIL, RCPT and DATA, each waiting for its reply.
+/// MAIL, RCPT and DATA, each waiting for its reply (`earlier` as in [`envelope_pipelined`],
+/// beside MAIL).
 async fn envelope_one_by_one(
     conn: &mut AsyncSmtpConnection,
     mail: Mail,
     envelope: &lettre::address::Envelope,
+    earlier: impl Future<Output = ()>,
 ) -> Result<(), PhaseError> {
-    conn.command(mail).await.map_err(|e| (SmtpPhase::Mail, e))?;
+    let (mail_reply, ()) = tokio::join!(conn.command(mail), earlier);
+    mail_reply.map_err(|e| (SmtpPhase::Mail, e))?;
     crate::failpoint::hit("after_mail");
     for to in envelope.to() {
         conn.command(Rcpt::new(to.clone(), Vec::new()))
