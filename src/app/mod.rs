@@ -2,6 +2,7 @@
 //! check, import, report. This is where the pure parts (ritual, plan, render) meet the effectful ones
 //! (store, channel); it holds no foreign crate of its own.
 
+mod calendar;
 mod check;
 mod dispatch;
 mod doctor;
@@ -37,6 +38,10 @@ use crate::render::Templates;
 use crate::ritual::{Ritual, Segments, Trigger, load_rituals, load_segments};
 use crate::store::Store;
 
+pub use calendar::{
+    CALENDAR_MAX_DAYS, CalendarDay, CalendarRequest, DayTally, SendCalendar, SendCount,
+    calendar_dates, reason_kind, tally as tally_calendar_day,
+};
 pub use check::check;
 pub use dispatch::{DispatchReport, retry_delay_secs};
 pub use doctor::{Probe, doctor};
