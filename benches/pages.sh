@@ -9,12 +9,13 @@
 # Customers have birthdays spread over the year, one order each spread over the last year
 # (thank-you, survey and win-back occasions), locales en/ro/ru, all in Europe/Bucharest.
 # Each figure is the wall time of one request (curl) or one command, as the best and the
-# median of REPEAT runs (default 3; the story 20), after one warm-up.
+# median of REPEAT runs (default 3; the story STORY_REPEAT, default 50), after one warm-up.
 set -euo pipefail
 N=${1:-100000}
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${2:-${CARGO_TARGET_DIR:-$REPO/target}/release/ritualist}
 REPEAT=${REPEAT:-3}
+STORY_REPEAT=${STORY_REPEAT:-50}
 FROM=${FROM:-2027-03-01}
 WORK=$(mktemp -d)
 SERVER=
@@ -74,7 +75,7 @@ CUSTOMER=B0000042
 read -r plan_best plan_med < <(timed "$REPEAT" "$BIN" --config $CFG plan --date "$FROM" --days 30 --format json)
 read -r cal_best cal_med < <(timed "$REPEAT" curl -sf "$URL/calendar?from=$FROM&days=30")
 read -r csv_best csv_med < <(timed "$REPEAT" curl -sf "$URL/calendar?from=$FROM&days=30&format=csv")
-read -r story_best story_med < <(timed 20 curl -sf "$URL/customers/$CUSTOMER")
+read -r story_best story_med < <(timed "$STORY_REPEAT" curl -sf "$URL/customers/$CUSTOMER")
 read -r hist_best hist_med < <(timed "$REPEAT" "$BIN" --config $CFG history "$CUSTOMER" --format json)
 read -r res_best res_med < <(timed "$REPEAT" curl -sf "$URL/results")
 decisions=$("$BIN" --config $CFG plan --date "$FROM" --days 30 --format json | wc -l)
