@@ -3,6 +3,7 @@
 //! (store, channel); it holds no foreign crate of its own.
 
 mod bounce_mail;
+mod calendar;
 mod check;
 mod deliverability;
 mod dispatch;
@@ -40,6 +41,10 @@ use crate::render::Templates;
 use crate::ritual::{Ritual, Segments, Trigger, load_rituals, load_segments};
 use crate::store::Store;
 
+pub use calendar::{
+    CALENDAR_MAX_DAYS, CalendarDay, CalendarRequest, DayTally, SendCalendar, SendCount,
+    calendar_dates, reason_kind, tally as tally_calendar_day,
+};
 pub use check::check;
 pub use deliverability::{
     Alert, AlertRate, DeliverabilityRow, alerts as deliverability_alerts, deliverability,

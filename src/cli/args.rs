@@ -151,9 +151,13 @@ pub struct PreviewArgs {
     /// a ritual or template file changes.
     #[arg(long, conflicts_with_all = ["ritual", "customer", "date", "channel", "raw", "locale", "html", "send_to"])]
     pub serve: bool,
-    /// The port for --serve, on 127.0.0.1 only [default: 8025].
+    /// The port for --serve [default: 8025].
     #[arg(long)]
     pub port: Option<u16>,
+    /// The address for --serve [default: 127.0.0.1]. Any other than loopback needs
+    /// RITUALIST_PREVIEW_KEY, or RITUALIST_PREVIEW_USER and RITUALIST_PREVIEW_PASSWORD.
+    #[arg(long, value_name = "IP")]
+    pub bind: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -1,7 +1,9 @@
 //! HTTP: the only home of `axum`. Two servers:
 //! - the marketers' preview page (`ritualist preview --serve`, [`serve_preview`]): every
 //!   ritual × locale rendered for a sample customer and date, email and SMS side by side,
-//!   re-rendered from disk on every request;
+//!   re-rendered from disk on every request; beside it the marketer's pages (`pages/`: the
+//!   calendar of upcoming sends, one customer's story, the results), behind a key or a
+//!   password when bound beyond loopback;
 //! - the daemon's public server (`http:` in the config, inside `ritualist run`,
 //!   [`serve_public`]): unsubscribe and preference pages behind signed link tokens, survey
 //!   score links (NPS) with a comment box, inbound SMS keywords (Twilio, Kannel's
@@ -16,6 +18,7 @@ mod api;
 mod consent;
 mod inbound;
 mod kannel;
+mod pages;
 mod preview;
 mod public;
 mod receipts;
@@ -24,6 +27,7 @@ mod survey;
 mod webhooks;
 
 pub use inbound::{Keyword, keyword, twilio_signature_ok};
+pub use pages::access::{KEY_VAR, PASSWORD_VAR, PreviewAccess, USER_VAR};
 pub use preview::serve_preview;
 pub use public::serve_public;
 

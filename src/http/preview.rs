@@ -23,9 +23,12 @@ use jiff::civil::Date;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use super::pages::NAV_STYLE;
+use super::pages::access::{KEY_VAR, PASSWORD_VAR, PreviewAccess, USER_VAR};
 use super::respond::esc;
 use crate::app::{
-    ComposeError, ComposeRequest, Composed, Definitions, LinkMode, compose_with, sample_customers,
+    App, ComposeError, ComposeRequest, Composed, Definitions, LinkMode, compose_with,
+    sample_customers,
 };
 use crate::config::{Config, Diagnostics, Severity};
 use crate::domain::{Channel, Locale};
@@ -40,13 +43,33 @@ const DEFAULT_DATE: Date = jiff::civil::date(2027, 3, 1);
 /// nothing); with this key they do not verify at all.
 const PREVIEW_KEY: &[u8] = b"ritualist-preview";
 
-/// Serves the preview page on `listener` until `shutdown` completes.
+/// Serves the preview page and the marketer's pages on `listener` until `shutdown`
+/// completes. `app` is the app over the configured database, or why there is none (the
+/// pages say it; the preview itself needs none). A listener on anything but a loopback
+/// address is refused unless `access` sets a key or a password: the pages show customers.
 pub async fn serve_preview(
     cfg: Config,
+    app: Result<Arc<App>, String>,
+    access: PreviewAccess,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(Arc::new(cfg)))
+    let local = listener.local_addr()?;
+    if !local.ip().is_loopback() && !access.is_set() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!(
+                "{local} is not a loopback address: set {KEY_VAR}, or {USER_VAR} and {PASSWORD_VAR}, to serve the pages beyond this machine"
+            ),
+        ));
+    }
+    let routes = router(Arc::new(cfg))
+        .merge(super::pages::router(app))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(access),
+            super::pages::access::guard,
+        ));
+    axum::serve(listener, routes)
         .with_graceful_shutdown(shutdown)
         .await
 }
@@ -720,9 +743,10 @@ iframe{width:100%;height:460px;border:1px solid #ccc;border-radius:4px;backgroun
 fn shell(title: &str, header: &str, main: &str) -> String {
     format!(
         "<!doctype html><html><head><meta charset=\"utf-8\">\
-         <title>ritualist preview · {}</title><link rel=\"icon\" href=\"data:,\"><style>{STYLE}</style></head>\
-         <body><header><h1>ritualist preview</h1>{header}</header><main>{main}</main></body></html>",
+         <title>ritualist preview · {}</title><link rel=\"icon\" href=\"data:,\"><style>{STYLE}{NAV_STYLE}</style></head>\
+         <body><header><h1>ritualist preview</h1>{nav}{header}</header><main>{main}</main></body></html>",
         esc(title),
+        nav = super::pages::nav("/"),
     )
 }
 
@@ -887,9 +911,15 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(serve_preview(repo_config(), listener, async {
-            let _ = stopped.await;
-        }));
+        let server = tokio::spawn(serve_preview(
+            repo_config(),
+            Err("no database in this test".into()),
+            PreviewAccess::default(),
+            listener,
+            async {
+                let _ = stopped.await;
+            },
+        ));
         let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
         s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             .await

@@ -109,7 +109,7 @@ impl Server {
 }
 
 /// Debian's Chromium, or `None` after [`missing_peer`] (a failure under CI).
-fn chromium() -> Option<PathBuf> {
+pub(crate) fn chromium() -> Option<PathBuf> {
     let found = find_program("chromium", &["/usr/bin/chromium"]);
     if found.is_none() {
         missing_peer(
@@ -121,7 +121,7 @@ fn chromium() -> Option<PathBuf> {
 }
 
 /// The DOM of `url` after load, as headless Chromium serialises it.
-fn dump_dom(chromium: &Path, profile: &Path, url: &str) -> String {
+pub(crate) fn dump_dom(chromium: &Path, profile: &Path, url: &str) -> String {
     let (status, out, err) = run_bounded(
         Command::new(chromium).args([
             "--headless",
@@ -144,6 +144,40 @@ fn dump_dom(chromium: &Path, profile: &Path, url: &str) -> String {
         "chromium printed no DOM for {url}:\n{out}\n{err}"
     );
     out
+}
+
+/// A PNG of `url` as headless Chromium draws it at `width` × `height`, written to `png`.
+pub(crate) fn screenshot(chromium: &Path, profile: &Path, url: &str, png: &Path, size: (u32, u32)) {
+    if let Some(dir) = png.parent() {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    let _ = std::fs::remove_file(png);
+    let (status, _, err) = run_bounded(
+        Command::new(chromium).args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            &format!("--user-data-dir={}", profile.display()),
+            &format!("--window-size={},{}", size.0, size.1),
+            &format!("--screenshot={}", png.display()),
+            url,
+        ]),
+        Duration::from_secs(120),
+    )
+    .unwrap_or_else(|e| panic!("chromium --screenshot {url}: {e}"));
+    assert!(status.success(), "chromium exited with {status}:\n{err}");
+    let bytes = std::fs::read(png)
+        .unwrap_or_else(|e| panic!("no screenshot {}: {e}\n{err}", png.display()));
+    assert!(
+        bytes.starts_with(b"\x89PNG"),
+        "{} is not a PNG",
+        png.display()
+    );
 }
 
 #[test]

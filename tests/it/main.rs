@@ -27,6 +27,7 @@ mod kannel_inbound;
 mod labels;
 mod logs;
 mod outbox;
+mod pages;
 mod parallel;
 mod peers;
 mod postfix_relay;

@@ -230,8 +230,14 @@ async fn report_matches_the_hand_computed_fixture() {
             survey["survey"],
             json!({"responses": 4, "promoters": 2, "passives": 1, "detractors": 1, "nps": 25.0})
         );
+        // #28: the lift's interval and verdict, checked below; the rest exactly as before.
+        let mut outcome = survey["outcome"].clone();
+        let fields = outcome.as_object_mut().unwrap();
+        let repeat = fields.remove("repeat_lift").expect("repeat_lift");
+        let revenue = fields.remove("revenue_lift").expect("revenue_lift");
+        let verdict = fields.remove("verdict").expect("verdict");
         assert_eq!(
-            survey["outcome"],
+            outcome,
             json!({
                 "window_days": 30,
                 "recipients": {"n": 3, "repeat_customers": 2, "repeat_rate_pct": 66.7,
@@ -248,6 +254,41 @@ async fn report_matches_the_hand_computed_fixture() {
                 "window_open": 1
             }),
             "{db:?}"
+        );
+        // 2 of 3 recipients against 1 of 2 in the holdout: 16.7 points, far from telling.
+        assert_eq!(
+            verdict, "no evidence yet — 278 more customers needed",
+            "{db:?}"
+        );
+        assert_eq!(repeat["verdict"], verdict);
+        let num = |v: &Value| v.as_f64().unwrap();
+        assert!(
+            (num(&repeat["difference"]) - 1.0 / 6.0).abs() < 1e-12,
+            "{repeat:#}"
+        );
+        assert!(
+            num(&repeat["low"]) < 0.0 && num(&repeat["high"]) > 1.0 / 6.0,
+            "{repeat:#}"
+        );
+        assert_eq!(repeat["more_needed"], 278);
+        // Revenue per customer: RON 50 − RON 20, in minor units, inside its Welch interval.
+        let ron = &revenue["RON"];
+        assert_eq!(num(&ron["difference"]), 3000.0, "{revenue:#}");
+        assert!(
+            num(&ron["low"]) < 3000.0 && num(&ron["high"]) > 3000.0,
+            "{revenue:#}"
+        );
+        // The table says the same in words.
+        let text =
+            String::from_utf8_lossy(&report(&t, &["--since", "2026-03-01"]).stdout).into_owned();
+        assert!(
+            text.contains("repeat purchase lift  +16.7 pts, 95% interval ")
+                && text.contains(": no evidence yet — 278 more customers needed"),
+            "{db:?}: {text}"
+        );
+        assert!(
+            text.contains("revenue lift          RON +30.00, 95% interval RON "),
+            "{text}"
         );
 
         // --ritual, --until and --by month.

@@ -12,14 +12,18 @@ use crate::cli::output::out;
 use crate::cli::{DEFAULT_PREVIEW_PORT, PreviewArgs};
 use crate::config::Config;
 use crate::domain::Channel;
+use crate::http::{KEY_VAR, PASSWORD_VAR, PreviewAccess, USER_VAR};
 
 pub async fn run(config: &Path, args: PreviewArgs) -> Result<ExitCode, AppError> {
     if args.serve {
-        return serve(config, args.port).await;
+        let bind = args.bind.as_deref().unwrap_or("127.0.0.1");
+        return serve(config, bind, args.port).await;
     }
     // clap's `requires` does not see a `--serve` flag's absence (flags default to false).
-    if args.port.is_some() {
-        return Err(AppError::Other("--port only goes with --serve".into()));
+    if args.port.is_some() || args.bind.is_some() {
+        return Err(AppError::Other(
+            "--port and --bind only go with --serve".into(),
+        ));
     }
     // clap enforces both without --serve; this keeps the contract if that ever changes.
     let (Some(ritual), Some(customer)) = (args.ritual, args.customer) else {
@@ -51,18 +55,38 @@ pub async fn run(config: &Path, args: PreviewArgs) -> Result<ExitCode, AppError>
     print(p, args.raw)
 }
 
-/// `--serve`: the preview page on 127.0.0.1 until a signal.
-async fn serve(config: &Path, port: Option<u16>) -> Result<ExitCode, AppError> {
+/// `--serve`: the preview page and the marketer's pages on 127.0.0.1 (or `--bind`, which
+/// needs a key or a password from the environment) until a signal.
+async fn serve(config: &Path, bind: &str, port: Option<u16>) -> Result<ExitCode, AppError> {
     let port = port.unwrap_or(DEFAULT_PREVIEW_PORT);
     let cfg = Config::load(config)?;
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+    let access = PreviewAccess::from_vars(|k| std::env::var(k).ok()).map_err(AppError::Other)?;
+    let ip: std::net::IpAddr = bind
+        .parse()
+        .map_err(|_| AppError::Other(format!("--bind: `{bind}` is not an IP address")))?;
+    if !ip.is_loopback() && !access.is_set() {
+        return Err(AppError::Other(format!(
+            "--bind {ip}: beyond loopback the pages need {KEY_VAR}, or {USER_VAR} and {PASSWORD_VAR}, in the environment"
+        )));
+    }
+    // The pages read the database; the preview itself does not need one. An app that cannot
+    // open (no database yet, a broken ritual) is explained on the pages, not fatal.
+    let app = if crate::store::Store::exists(&cfg.database_url) {
+        App::open(cfg.clone())
+            .await
+            .map(std::sync::Arc::new)
+            .map_err(|e| format!("the pages cannot open the database: {e}"))
+    } else {
+        Err("there is no database yet: import customers first (`ritualist import customers FILE`), then start `preview --serve` again".into())
+    };
+    let listener = tokio::net::TcpListener::bind((ip, port))
         .await
-        .map_err(|e| AppError::Other(format!("cannot listen on 127.0.0.1:{port}: {e}")))?;
+        .map_err(|e| AppError::Other(format!("cannot listen on {ip}:{port}: {e}")))?;
     let addr = listener
         .local_addr()
         .map_err(|e| AppError::Other(e.to_string()))?;
     out(&format!("preview: http://{addr}/ (Ctrl-C to stop)"));
-    crate::http::serve_preview(cfg, listener, crate::daemon::shutdown_signal())
+    crate::http::serve_preview(cfg, app, access, listener, crate::daemon::shutdown_signal())
         .await
         .map_err(|e| AppError::Other(format!("preview server: {e}")))?;
     Ok(ExitCode::SUCCESS)

@@ -185,6 +185,26 @@ fn print_outcome(o: &mut impl Write, r: &ReportRow) {
         money_map(&hold.revenue_per_customer_minor, false),
         money_map(&r.outcome.revenue_per_customer_diff_minor, true)
     );
+    if let Some(l) = &r.outcome.repeat_lift {
+        let _ = writeln!(
+            o,
+            "  repeat purchase lift  {:+.1} pts, 95% interval {:+.1} to {:+.1}: {}",
+            l.difference * 100.0,
+            l.low * 100.0,
+            l.high * 100.0,
+            l.verdict
+        );
+    }
+    for (c, m) in &r.outcome.revenue_lift {
+        let f = |v: f64| crate::domain::money::format_major(c, v, true);
+        let _ = writeln!(
+            o,
+            "  revenue lift          {}, 95% interval {} to {}",
+            f(m.difference),
+            f(m.low),
+            f(m.high)
+        );
+    }
     if r.outcome.window_open > 0 {
         let _ = writeln!(
             o,
