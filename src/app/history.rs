@@ -36,6 +36,9 @@ pub struct HistoryRequest {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CustomerHistory {
     pub profile: Profile,
+    /// The segments (`engine.segments`) the customer is in on their local today, as the
+    /// engine sees them (order count, spend, days since the last order, attributes).
+    pub segments: Vec<String>,
     /// Per channel: the contact, and whether (and by which scope) they opted out.
     pub channels: Vec<ChannelConsent>,
     /// Every scope recorded: `true` when opted out.
@@ -134,8 +137,15 @@ impl App {
             .customer_survey_responses(row.id, &rituals)
             .await?;
         let orders = orders(self.store.customer_orders(row.id).await?);
-        let zone = self.facts_builder().facts(&row, Vec::new()).zone;
-        let from = now.to_zoned(zone).date();
+        let facts = self.facts_builder().facts(&row, Vec::new());
+        let from = now.to_zoned(facts.zone.clone()).date();
+        let segments = self
+            .defs()
+            .segments
+            .of(&facts.audience_facts(from))
+            .into_iter()
+            .map(str::to_string)
+            .collect();
         let plan_req = PlanRequest {
             date: from,
             days: req.plan_days,
@@ -145,6 +155,7 @@ impl App {
         let decisions = self.plan(&plan_req, |_, _| {}).await?;
         Ok(Some(CustomerHistory {
             profile: profile(&row),
+            segments,
             channels: channels(&row, &consents),
             consents,
             consent_events: events.into_iter().map(event_view).collect(),

@@ -83,6 +83,9 @@ async fn a_customer_s_story_matches_the_database() {
         let v = story(&t, "h1", &["--messages"]);
         assert_eq!(v["profile"]["id"], id, "{db:?}");
         assert_eq!(v["profile"]["birthday"], "1990-05-05");
+        // One order of 100 RON a week ago: `new` (at most one order), not `regular`, `vip`
+        // or `sleeping` (config/segments.yaml).
+        assert_eq!(v["segments"], serde_json::json!(["new"]), "{db:?}");
         // Every ledger row of theirs, none of anyone else's.
         let got: Vec<(i64, String, String, String)> = v["messages"]
             .as_array()

@@ -123,7 +123,7 @@ fn profile(out: &mut String, h: &CustomerHistory) {
          <dt>email</dt><dd>{}</dd><dt>phone</dt><dd>{}</dd><dt>locale</dt><dd>{}</dd>\
          <dt>time zone</dt><dd>{}</dd><dt>birthday</dt><dd>{}</dd><dt>signed up</dt><dd>{}</dd>\
          <dt>preferred channel</dt><dd>{}</dd><dt>custom dates</dt><dd><code>{}</code></dd>\
-         <dt>attributes</dt><dd><code>{}</code></dd></dl>",
+         <dt>attributes</dt><dd><code>{}</code></dd><dt>segments today</dt><dd id=\"segments\">{}</dd></dl>",
         esc(&p.external_id),
         esc(if name.is_empty() { "(no name)" } else { &name }),
         opt(&p.email),
@@ -135,6 +135,11 @@ fn profile(out: &mut String, h: &CustomerHistory) {
         opt(&p.preferred_channel),
         esc(&p.custom_dates.to_string()),
         esc(&p.attributes.to_string()),
+        if h.segments.is_empty() {
+            "(none)".to_string()
+        } else {
+            esc(&h.segments.join(", "))
+        },
     );
 }
 
