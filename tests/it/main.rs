@@ -27,6 +27,7 @@ mod logs;
 mod outbox;
 mod parallel;
 mod peers;
+mod plan_stream;
 mod regression;
 mod reload;
 mod report;
