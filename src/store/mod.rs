@@ -31,6 +31,7 @@ use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement, Value,
 };
 
+pub use bulk::SeenIds;
 pub use codes::{NO_CHANNEL, channel_of};
 pub use consent::ConsentEvent;
 pub use engine::{HistoryRow, MonthDayColumn, OrderRow, Probe};
