@@ -5,8 +5,8 @@
 //!
 //! The file is streamed ([`crate::import::Rows`]): rows are parsed and checked one by one and
 //! stored in batches of [`BATCH`], one transaction each, so memory stays flat whatever the
-//! size of the file: the duplicate-id check keeps the ids seen (64-bit hashes and their
-//! lines) in a scratch SQLite file on disk ([`SeenIds`]), not in memory. Progress is
+//! size of the file: the duplicate-id check keeps the ids seen (and their lines) in a
+//! scratch SQLite file on disk ([`SeenIds`]), not in memory. Progress is
 //! reported through a callback after every batch; drawing it is the caller's business.
 
 use std::path::Path;
@@ -186,10 +186,7 @@ impl ImportReport {
         batch: &mut Vec<Pending<T>>,
         id: impl Fn(&T) -> &str,
     ) -> Result<Vec<(u64, T)>, super::AppError> {
-        let keys: Vec<(u64, u64)> = batch
-            .iter()
-            .map(|(line, v, _)| (crate::import::id_hash(id(v)), *line))
-            .collect();
+        let keys: Vec<(&str, u64)> = batch.iter().map(|(line, v, _)| (id(v), *line)).collect();
         let firsts = seen.check(&keys).await?;
         let mut kept = Vec::with_capacity(batch.len());
         for ((line, value, warnings), first) in batch.drain(..).zip(firsts) {

@@ -146,10 +146,8 @@ impl IdKey {
     }
 }
 
-/// The 64-bit hash the duplicate check keys an external id by (the same in every process:
-/// SipHash with fixed keys), for a caller that checks duplicates itself (see
-/// [`Rows::defer_duplicates`]).
-pub fn id_hash(id: &str) -> u64 {
+/// The 64-bit hash the in-memory duplicate check keys an external id by.
+fn id_hash(id: &str) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     id.hash(&mut h);
@@ -351,7 +349,7 @@ impl<T> Rows<T> {
 
     /// Leaves the duplicate-id check to the caller, which then holds no set of ids in memory:
     /// a row whose id was seen before is handed out like any other, and the caller rejects
-    /// it (keyed by [`id_hash`], with the message of [`duplicate_reason`]). `import` does,
+    /// it (with the message of [`duplicate_reason`]). `import` does, by the record's id,
     /// against a scratch table on disk, so a file of any size is read in constant memory.
     pub fn defer_duplicates(&mut self) {
         self.deferred = true;

@@ -326,11 +326,15 @@ impl Store {
     }
 }
 
-/// The keys (64-bit hashes of external ids) an import has seen, each with the line it was
-/// first seen on, in a scratch SQLite file of their own under the system's temporary
-/// folder (removed on drop): `import`'s duplicate-id check, which thus holds no set in
-/// memory whatever the size of the file (SQLite keeps a bounded page cache; the rest is on
-/// disk). Whatever the database, the scratch file is local and never shared.
+/// The external ids an import has seen, each with the line it was first seen on, in a
+/// scratch SQLite file of their own under the system's temporary folder (removed on drop):
+/// `import`'s duplicate-id check, which thus holds no set in memory whatever the size of the
+/// file (SQLite keeps a bounded page cache; the rest is on disk). Whatever the database, the
+/// scratch file is local and never shared.
+///
+/// The ids themselves are the key, not a hash of them: an export sorted by id (the usual
+/// case) then appends to the end of the B-tree, a batch dirtying a few pages, where random
+/// keys dirtied nearly every leaf at every batch (the whole file rewritten each time).
 pub struct SeenIds {
     db: sea_orm::DatabaseConnection,
     path: std::path::PathBuf,
@@ -361,25 +365,25 @@ impl SeenIds {
         let set = SeenIds { db, path };
         set.db
             .execute_unprepared(
-                "CREATE TABLE seen (key INTEGER PRIMARY KEY, line INTEGER NOT NULL)",
+                "CREATE TABLE seen (id TEXT PRIMARY KEY, line INTEGER NOT NULL) WITHOUT ROWID",
             )
             .await?;
         Ok(set)
     }
 
-    /// For each `(key, line)` in order: `None` when the key is new (it is recorded with its
+    /// For each `(id, line)` in order: `None` when the id is new (it is recorded with its
     /// line), or the line it was first seen on (in an earlier call or earlier in `keys`).
-    pub async fn check(&self, keys: &[(u64, u64)]) -> Result<Vec<Option<u64>>, StoreError> {
+    pub async fn check(&self, keys: &[(&str, u64)]) -> Result<Vec<Option<u64>>, StoreError> {
         let mut out = Vec::with_capacity(keys.len());
         let txn = self.db.begin().await?;
         for chunk in keys.chunks(SEEN_ROWS) {
             let sql = format!(
-                "INSERT INTO seen (key, line) VALUES {} ON CONFLICT DO NOTHING RETURNING key",
+                "INSERT INTO seen (id, line) VALUES {} ON CONFLICT DO NOTHING RETURNING id",
                 vec!["(?, ?)"; chunk.len()].join(", ")
             );
             let values: Vec<Value> = chunk
                 .iter()
-                .flat_map(|&(k, l)| [Value::from(k as i64), Value::from(l as i64)])
+                .flat_map(|&(k, l)| [Value::from(k), Value::from(l as i64)])
                 .collect();
             let rows = txn
                 .query_all_raw(Statement::from_sql_and_values(
@@ -388,13 +392,13 @@ impl SeenIds {
                     values,
                 ))
                 .await?;
-            let mut new: BTreeSet<i64> = BTreeSet::new();
+            let mut new: BTreeSet<String> = BTreeSet::new();
             for r in rows {
-                new.insert(r.try_get("", "key")?);
+                new.insert(r.try_get("", "id")?);
             }
             let mut again = Vec::new();
             for &(k, _) in chunk {
-                if new.remove(&(k as i64)) {
+                if new.remove(k) {
                     out.push(None);
                 } else {
                     again.push(out.len());
@@ -404,15 +408,12 @@ impl SeenIds {
             if again.is_empty() {
                 continue;
             }
-            let wanted: Vec<Value> = again
-                .iter()
-                .map(|&i| Value::from(keys[i].0 as i64))
-                .collect();
+            let wanted: Vec<Value> = again.iter().map(|&i| Value::from(keys[i].0)).collect();
             let sql = format!(
-                "SELECT key, line FROM seen WHERE key IN ({})",
+                "SELECT id, line FROM seen WHERE id IN ({})",
                 vec!["?"; wanted.len()].join(", ")
             );
-            let mut first: HashMap<i64, i64> = HashMap::new();
+            let mut first: HashMap<String, i64> = HashMap::new();
             for r in txn
                 .query_all_raw(Statement::from_sql_and_values(
                     DbBackend::Sqlite,
@@ -421,11 +422,11 @@ impl SeenIds {
                 ))
                 .await?
             {
-                first.insert(r.try_get("", "key")?, r.try_get("", "line")?);
+                first.insert(r.try_get("", "id")?, r.try_get("", "line")?);
             }
             for i in again {
-                // A key that conflicted is stored: its line is there.
-                out[i] = Some(first.get(&(keys[i].0 as i64)).map_or(0, |&l| l as u64));
+                // An id that conflicted is stored: its line is there.
+                out[i] = Some(first.get(keys[i].0).map_or(0, |&l| l as u64));
             }
         }
         txn.commit().await?;
@@ -631,16 +632,25 @@ mod tests {
         let seen = SeenIds::new().await.unwrap();
         let path = seen.path.clone();
         assert!(path.is_file());
-        let big = u64::MAX - 1; // above i64::MAX: stored as its two's complement
         let first = seen
-            .check(&[(7, 2), (big, 3), (7, 4), (9, 5)])
+            .check(&[("c7", 2), ("Ștefan", 3), ("c7", 4), ("c9", 5)])
             .await
             .unwrap();
         assert_eq!(first, [None, None, Some(2), None]);
-        let many: Vec<(u64, u64)> = (0..10_000u64).map(|k| (k + 100, k + 6)).collect();
+        let ids: Vec<String> = (0..10_000u64).map(|k| format!("n{}", k + 100)).collect();
+        let many: Vec<(&str, u64)> = ids
+            .iter()
+            .zip(6u64..)
+            .map(|(id, line)| (id.as_str(), line))
+            .collect();
         assert!(seen.check(&many).await.unwrap().iter().all(Option::is_none));
         let again = seen
-            .check(&[(9, 20_000), (big, 20_001), (5_000, 20_002), (1, 20_003)])
+            .check(&[
+                ("c9", 20_000),
+                ("Ștefan", 20_001),
+                ("n5000", 20_002),
+                ("c1", 20_003),
+            ])
             .await
             .unwrap();
         assert_eq!(again, [Some(5), Some(3), Some(4_906), None]);
