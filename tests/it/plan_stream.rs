@@ -154,3 +154,55 @@ fn table_json_lines_and_csv_write_the_same_decisions() {
         )
     );
 }
+
+/// One customer's plan (`plan --customer`, `history`) probes nothing of the base, yet takes
+/// the same decisions for that customer as the plan of everyone: birthdays, holidays, and
+/// the order rituals whose orders it reads.
+#[tokio::test]
+async fn one_customers_plan_is_their_part_of_everyones() {
+    let Some(t) = TestApp::start(crate::harness::Db::Sqlite, "").await else {
+        return;
+    };
+    let mut csv = HEADER.to_string();
+    for i in 0..40 {
+        csv.push_str(&format!(
+            "k{i},Ana,Pop,k{i}@example.com,,ro,Europe/Bucharest,1990-03-{:02},email\n",
+            1 + i % 28
+        ));
+    }
+    assert!(t.customers(&csv).await.is_empty());
+    let mut orders = String::from("external_id,customer,ordered_at,amount,currency\n");
+    for k in 0..120 {
+        orders.push_str(&format!(
+            "o{k},k{},2027-02-{:02}T12:00:00+02:00,{}.50,RON\n",
+            k % 40,
+            1 + k % 27,
+            10 + k
+        ));
+    }
+    assert!(t.orders(&orders).await.is_empty());
+    let req = |customer: Option<String>| PlanRequest {
+        date: "2027-02-20".parse().unwrap(),
+        days: 30,
+        ritual: None,
+        customer,
+    };
+    let everyone = t.app.plan(&req(None), |_, _| {}).await.unwrap();
+    let rituals: std::collections::BTreeSet<&str> =
+        everyone.iter().map(|p| p.ritual.as_str()).collect();
+    assert!(rituals.len() >= 2, "{rituals:?}");
+    for i in 0..40 {
+        let who = format!("k{i}");
+        let one = t
+            .app
+            .plan(&req(Some(who.clone())), |_, _| {})
+            .await
+            .unwrap();
+        let theirs: Vec<_> = everyone
+            .iter()
+            .filter(|p| p.customer == who)
+            .cloned()
+            .collect();
+        assert_eq!(one, theirs, "{who}");
+    }
+}
