@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Peak RSS of `ritualist import customers` and of `ritualist plan` on the New Year day, in a
-# fresh checkout copy with a generated N-customer CSV (issue #26). Each command runs as a child
+# fresh checkout copy with a generated N-customer CSV (issue #26), plan in each format (JSON
+# lines, table, CSV). Each command runs as a child
 # of Python, which reads the child's peak RSS from wait4()'s rusage (ru_maxrss, the kernel's
 # VmHWM of that child) and its wall time.
 #
@@ -45,3 +46,4 @@ echo "N=$N, binary $BIN"
 measure "import customers ($N rows)" "$BIN" --config config/ritualist.yaml import customers customers.csv
 measure "plan --date 2027-01-01 --days 1 (json)" "$BIN" --config config/ritualist.yaml plan --date 2027-01-01 --days 1 --format json
 measure "plan --date 2027-01-01 --days 1 (table)" "$BIN" --config config/ritualist.yaml plan --date 2027-01-01 --days 1
+measure "plan --date 2027-01-01 --days 1 (csv)" "$BIN" --config config/ritualist.yaml plan --date 2027-01-01 --days 1 --format csv

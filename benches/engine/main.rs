@@ -21,7 +21,9 @@
 //! generated once per customer count and generator version and cached under
 //! `<target>/bench-engine/`.
 //!
-//! Run: `cargo bench --bench engine` (1,000,000 customers);
+//! Run: `cargo bench --bench engine` (1,000,000 customers); `-- --db-only` generates (or
+//! finds) the database and prints its path and the deployment's, measuring nothing
+//! (benches/massday.sh runs the real binary on them);
 //! `RITUALIST_BENCH_CUSTOMERS=20000 cargo bench --bench engine` for a quick iteration;
 //! `RITUALIST_BENCH_LOADER=store` generates through `upsert_customers` / `upsert_orders`
 //! instead of the bulk loader (slow; same data).
@@ -202,6 +204,17 @@ fn main() {
     let cfg = config::write(&dir, repo);
 
     let (db, gen_stats, generated) = data::ensure(&dir, n);
+    // `cargo bench --bench engine -- --db-only`: the database and the deployment only, for
+    // benches/massday.sh, which measures the real binary on them.
+    if args.iter().any(|a| a == "--db-only") {
+        println!("DATABASE {}", db.display());
+        println!("CONFIG {}", cfg.display());
+        println!(
+            "CUSTOMERS {} ORDERS {} ZONES {}",
+            gen_stats.customers, gen_stats.orders, gen_stats.zones
+        );
+        return;
+    }
     eprintln!(
         "database: {} ({} customers, {} orders, {:.0} MB; {} in {:.1} s with the {} loader)",
         db.display(),

@@ -5,7 +5,8 @@
 //!
 //! The file is streamed ([`crate::import::Rows`]): rows are parsed and checked one by one and
 //! stored in batches of [`BATCH`], one transaction each, so memory stays flat whatever the
-//! size of the file (but for the duplicate-id check's 12-byte entry per distinct id). Progress is
+//! size of the file: the duplicate-id check keeps the ids seen (and their lines) in a
+//! scratch SQLite file on disk ([`SeenIds`]), not in memory. Progress is
 //! reported through a callback after every batch; drawing it is the caller's business.
 
 use std::path::Path;
@@ -15,7 +16,10 @@ use crate::import::{
     CustomerRecord, ImportOptions, OrderRecord, RowOutcome, RowWarning, Rows, customer_rows,
     order_rows,
 };
-use crate::store::{Store, UpsertStats};
+use crate::store::{SeenIds, Store, UpsertStats};
+
+/// A good row waiting for its batch: its line, the record and the warnings about its values.
+type Pending<T> = (u64, T, Vec<RowWarning>);
 
 /// Good rows stored per transaction.
 pub const BATCH: usize = 10_000;
@@ -93,14 +97,14 @@ pub async fn import_file(
     let mut report = match kind {
         ImportKind::Customers => {
             let mut rows = customer_rows(source, &opts).map_err(bad_file)?;
-            rows.expect_bytes(bytes_total);
+            rows.defer_duplicates();
             let mut report = ImportReport::new(&file, &rows);
             import_customers(store, cfg, rows, &mut report, now, &mut progress).await?;
             report
         }
         ImportKind::Orders => {
             let mut rows = order_rows(source, &opts).map_err(bad_file)?;
-            rows.expect_bytes(bytes_total);
+            rows.defer_duplicates();
             let mut report = ImportReport::new(&file, &rows);
             import_orders(store, rows, &mut report, now, &mut progress).await?;
             report
@@ -137,12 +141,12 @@ impl ImportReport {
         }
     }
 
-    /// Reads up to [`BATCH`] good rows into `batch` (with their lines), noting the bad ones;
-    /// `false` once the file is read.
+    /// Reads up to [`BATCH`] good rows into `batch` (with their lines and warnings), noting
+    /// the bad ones; `false` once the file is read.
     fn fill<T>(
         &mut self,
         rows: &mut Rows<T>,
-        batch: &mut Vec<(u64, T)>,
+        batch: &mut Vec<Pending<T>>,
     ) -> Result<bool, super::AppError> {
         while batch.len() < BATCH {
             match rows.next() {
@@ -161,8 +165,7 @@ impl ImportReport {
                     warnings,
                 }) => {
                     self.rows += 1;
-                    self.warnings.extend(warnings);
-                    batch.push((line, value));
+                    batch.push((line, value, warnings));
                 }
                 Some(RowOutcome::Rejected(e)) => {
                     self.rows += 1;
@@ -171,6 +174,34 @@ impl ImportReport {
             }
         }
         Ok(true)
+    }
+
+    /// Drains `batch`, rejecting each row whose external id (`id` of its record, in the
+    /// file's column `column`) was seen on an earlier line, as the file's first row for an id
+    /// is the one kept; the others' warnings are noted and they are returned.
+    async fn first_of_each_id<T>(
+        &mut self,
+        seen: &SeenIds,
+        column: &str,
+        batch: &mut Vec<Pending<T>>,
+        id: impl Fn(&T) -> &str,
+    ) -> Result<Vec<(u64, T)>, super::AppError> {
+        let keys: Vec<(&str, u64)> = batch.iter().map(|(line, v, _)| (id(v), *line)).collect();
+        let firsts = seen.check(&keys).await?;
+        let mut kept = Vec::with_capacity(batch.len());
+        for ((line, value, warnings), first) in batch.drain(..).zip(firsts) {
+            match first {
+                Some(first) => self.errors.push((
+                    line,
+                    crate::import::duplicate_reason(column, id(&value), first),
+                )),
+                None => {
+                    self.warnings.extend(warnings);
+                    kept.push((line, value));
+                }
+            }
+        }
+        Ok(kept)
     }
 
     fn add(&mut self, s: UpsertStats) {
@@ -189,11 +220,18 @@ async fn import_customers(
 ) -> Result<(), super::AppError> {
     // Forgotten people stay opted out when they come back (see `forget`).
     let keys = super::StubKeys::load(cfg, store).await?;
+    let seen = SeenIds::new().await?;
+    let column = rows.id_column().to_string();
     let mut batch = Vec::with_capacity(BATCH);
     loop {
         let more = report.fill(&mut rows, &mut batch)?;
-        if !batch.is_empty() {
-            let records: Vec<CustomerRecord> = batch.drain(..).map(|(_, c)| c).collect();
+        let kept = report
+            .first_of_each_id(&seen, &column, &mut batch, |c: &CustomerRecord| {
+                &c.external_id
+            })
+            .await?;
+        if !kept.is_empty() {
+            let records: Vec<CustomerRecord> = kept.into_iter().map(|(_, c)| c).collect();
             // The stubs cost three HMACs a row: only when someone was forgotten.
             let stubs: Vec<Vec<String>> = if store.has_forgotten().await? {
                 records.iter().map(|c| keys.matches_for(c)).collect()
@@ -219,13 +257,18 @@ async fn import_orders(
     now: i64,
     progress: &mut Progress<'_>,
 ) -> Result<(), super::AppError> {
+    let seen = SeenIds::new().await?;
+    let column = rows.id_column().to_string();
     let mut batch = Vec::with_capacity(BATCH);
     loop {
         let more = report.fill(&mut rows, &mut batch)?;
-        if !batch.is_empty() {
-            let lines: Vec<u64> = batch.iter().map(|(l, _)| *l).collect();
-            let records: Vec<OrderRecord> = batch.drain(..).map(|(_, o)| o).collect();
-            let (s, unknown) = store.upsert_orders(&records, now).await?;
+        let kept = report
+            .first_of_each_id(&seen, &column, &mut batch, |o: &OrderRecord| &o.external_id)
+            .await?;
+        if !kept.is_empty() {
+            let lines: Vec<u64> = kept.iter().map(|(l, _)| *l).collect();
+            let records: Vec<OrderRecord> = kept.into_iter().map(|(_, o)| o).collect();
+            let (s, unknown) = store.upsert_orders_batched(&records, now).await?;
             report.add(s);
             for (i, reason) in unknown {
                 report.errors.push((lines[i], reason));

@@ -182,6 +182,9 @@ impl App {
             sink(&out);
             progress(scan.done, scan.total);
         }
+        // The scan's last steps may skip customers already decided (a probe's, in a zone read
+        // whole) after the last chunk: the bar ends full.
+        progress(scan.done, scan.total);
         Ok(summary)
     }
 }

@@ -108,6 +108,9 @@ struct Probing<'a> {
     /// Customers with an order an event ritual may be due for: the only ones (with the
     /// fresh) whose orders are read.
     order_ids: BTreeSet<i64>,
+    /// Planning one customer: no probe of the base is run (that customer is the only
+    /// candidate), only the order ranges are worked out.
+    only: bool,
 }
 
 impl<'a> Probing<'a> {
@@ -123,12 +126,23 @@ impl<'a> Probing<'a> {
             zone_cache: HashMap::new(),
             probed: HashMap::new(),
             order_ids: BTreeSet::new(),
+            only: false,
         }
     }
 
     /// Probes (or marks the zones) of every ritual.
     async fn rituals(&mut self) -> Result<(), AppError> {
         for r in self.engine.rituals {
+            if self.only {
+                // One customer: which orders to read is all there is to work out.
+                if matches!(r.trigger, Trigger::Order { .. }) {
+                    for (lo, _) in probe_ranges(r, self.window.from, self.window.to) {
+                        let lo = lo.as_second();
+                        self.orders_from = Some(self.orders_from.map_or(lo, |o| o.min(lo)));
+                    }
+                }
+                continue;
+            }
             match &r.trigger {
                 Trigger::Yearly { date, .. } => self.yearly(r, date).await?,
                 Trigger::Inactivity { .. } | Trigger::Order { .. } => self.by_time(r).await?,
@@ -284,14 +298,19 @@ impl<'a> CandidateScan<'a> {
             local_days,
         };
         let mut found = Probing::new(app, engine, window);
+        // One customer's plan (`plan --customer`, `history`) probes nothing of the base.
+        found.only = only.is_some();
         found.rituals().await?;
         let Probing {
             mut probe,
             zones,
             mut orders_from,
-            order_ids,
+            mut order_ids,
             ..
         } = found;
+        if let (Some(id), Some(_)) = (only, orders_from) {
+            order_ids.insert(id);
+        }
         probe.extend(order_ids.iter().copied());
         let history_since = (from.min(fresh_from) - days(history_days(&engine) + 2)).as_second();
         if !fresh.is_empty() {

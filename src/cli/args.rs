@@ -185,8 +185,9 @@ pub struct PlanArgs {
     /// Only this customer (external id, email or phone).
     #[arg(long)]
     pub customer: Option<String>,
+    /// table, json (one object per line) or csv; each is written as decisions are made.
     #[arg(long, value_enum, default_value = "table")]
-    pub format: Format,
+    pub format: ReportFormat,
 }
 
 #[derive(Debug, Args)]

@@ -51,7 +51,7 @@ use std::fmt;
 use crate::domain::{Channel, Email, Locale, Phone, YearlyDate};
 
 pub use json::{FieldError, FieldOutcome, JsonReader, items as json_items};
-pub use table::{RowOutcome, Rows};
+pub use table::{RowOutcome, Rows, duplicate_reason};
 
 /// How to read a file.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -141,12 +141,17 @@ struct IdKey(u32, u32);
 
 impl IdKey {
     fn of(id: &str) -> IdKey {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        id.hash(&mut h);
-        let h = h.finish();
+        let h = id_hash(id);
         IdKey((h >> 32) as u32, h as u32)
     }
+}
+
+/// The 64-bit hash the in-memory duplicate check keys an external id by.
+fn id_hash(id: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    id.hash(&mut h);
+    h.finish()
 }
 
 impl std::hash::Hash for IdKey {
@@ -176,6 +181,14 @@ impl std::hash::Hasher for IdentityHasher {
 /// Each external id kept so far → the line of its row (saturating at `u32::MAX`).
 type Seen = HashMap<IdKey, u32, std::hash::BuildHasherDefault<IdentityHasher>>;
 
+/// Why a row whose external id `id` (in column `column`) was first seen on line `first` is
+/// rejected.
+pub fn duplicate_reason(column: &str, id: &str, first: u64) -> String {
+    format!(
+        "column `{column}`: duplicate external_id `{id}`, first seen on line {first}; the first row is kept"
+    )
+}
+
 /// A file read row by row, in constant memory but for the duplicate check's set of ids seen
 /// (see [`id_hash`]).
 pub struct Rows<T> {
@@ -185,6 +198,8 @@ pub struct Rows<T> {
     id_field: usize,
     parse_row: ParseRow<T>,
     seen: Seen,
+    /// The caller checks duplicate ids (`seen` stays empty).
+    deferred: bool,
     /// Bytes and line breaks of the head of the file, to guess how many rows it has.
     head: (u64, u64),
     record: csv::StringRecord,
@@ -292,6 +307,7 @@ impl<T> Rows<T> {
             id_field: table.id_field,
             parse_row,
             seen: Seen::default(),
+            deferred: false,
             head: head_size,
             record: csv::StringRecord::new(),
             encoding,
@@ -325,10 +341,26 @@ impl<T> Rows<T> {
     /// and the new one) while the file is read.
     pub fn expect_bytes(&mut self, bytes: u64) {
         let (head_bytes, head_lines) = self.head;
-        if bytes > head_bytes && head_lines > 0 {
+        if bytes > head_bytes && head_lines > 0 && !self.deferred {
             let rows = bytes as u128 * u128::from(head_lines) / u128::from(head_bytes);
             self.seen.reserve(rows.min(1 << 24) as usize);
         }
+    }
+
+    /// Leaves the duplicate-id check to the caller, which then holds no set of ids in memory:
+    /// a row whose id was seen before is handed out like any other, and the caller rejects
+    /// it (with the message of [`duplicate_reason`]). `import` does, by the record's id,
+    /// against a scratch table on disk, so a file of any size is read in constant memory.
+    pub fn defer_duplicates(&mut self) {
+        self.deferred = true;
+        self.seen = Seen::default();
+    }
+
+    /// How the file names its external-id column.
+    pub fn id_column(&self) -> &str {
+        self.header.fields[self.id_field].map_or(self.specs[self.id_field].name, |c| {
+            self.header.columns[c].header.as_str()
+        })
     }
 
     /// The next row that is not blank, or `None` at the end of the file.
@@ -400,14 +432,17 @@ impl<T> Rows<T> {
             Ok(value) => {
                 let id = row.get(self.id_field).unwrap_or_default();
                 let key = IdKey::of(id);
-                if let Some(first) = self.seen.get(&key) {
-                    return reject(format!(
-                        "column `{}`: duplicate external_id `{id}`, first seen on line {first}; the first row is kept",
-                        row.name(self.id_field)
-                    ));
+                if !self.deferred {
+                    if let Some(first) = self.seen.get(&key) {
+                        return reject(duplicate_reason(
+                            row.name(self.id_field),
+                            id,
+                            u64::from(*first),
+                        ));
+                    }
+                    self.seen
+                        .insert(key, u32::try_from(line).unwrap_or(u32::MAX));
                 }
-                self.seen
-                    .insert(key, u32::try_from(line).unwrap_or(u32::MAX));
                 notes.sort_by_key(|n| n.column);
                 let warnings = notes
                     .into_iter()

@@ -15,7 +15,7 @@ use sea_orm::{ConnectionTrait, DbBackend, Statement, StreamTrait, TransactionTra
 use super::people::{
     CUSTOMER_COLS, CUSTOMER_INSERT_COLS, customer_from, customer_values, refresh_order_facts,
 };
-use super::{CustomerRow, Store, StoreError, placeholders};
+use super::{CustomerRow, Store, StoreError, UpsertStats, placeholders};
 use crate::import::{CustomerRecord, OrderRecord};
 
 /// Customer rows per INSERT: 15 values each, under SQLite's 32766 variables.
@@ -26,6 +26,10 @@ const ORDER_ROWS: usize = 5000;
 const DATE_ROWS: usize = 5000;
 /// External ids per lookup.
 const LOOKUP: usize = 500;
+/// Order rows per upsert statement: 6 values each.
+const ORDER_UPSERT_ROWS: usize = 2000;
+/// Keys per statement of [`SeenIds::check`]: 2 values each.
+const SEEN_ROWS: usize = 4000;
 
 /// `($1, $2, …), (…)`: `rows` tuples of `width` numbered placeholders from `$first`; with
 /// `repeat_last`, each tuple ends with its last placeholder once more.
@@ -196,6 +200,105 @@ impl Store {
         Ok(records.len() as u64)
     }
 
+    /// Inserts or updates orders by external id, as [`Store::upsert_orders`] does (the same
+    /// rows, counts and unknown customers, returned with their index in `records`), but
+    /// with multi-row upserts in one transaction for all of `records`, and the order facts of
+    /// the customers touched recomputed once: `import`'s batches.
+    pub async fn upsert_orders_batched(
+        &self,
+        records: &[OrderRecord],
+        now: i64,
+    ) -> Result<(UpsertStats, Vec<(usize, String)>), StoreError> {
+        // Every read before the transaction (see `upsert_customers_checked`).
+        let wanted: BTreeSet<&str> = records
+            .iter()
+            .map(|o| o.customer_external_id.as_str())
+            .collect();
+        let wanted: Vec<&str> = wanted.into_iter().collect();
+        let mut map: HashMap<String, i64> = HashMap::with_capacity(wanted.len());
+        for chunk in wanted.chunks(LOOKUP) {
+            let sql = format!(
+                "SELECT id, external_id FROM customers WHERE external_id IN ({})",
+                placeholders(1, chunk.len())
+            );
+            let values = chunk.iter().map(|s| Value::from(s.to_string())).collect();
+            for r in self.all(&sql, values).await? {
+                map.insert(r.try_get("", "external_id")?, r.try_get("", "id")?);
+            }
+        }
+        let mut stored: BTreeSet<String> = BTreeSet::new();
+        for chunk in records.chunks(LOOKUP) {
+            let sql = format!(
+                "SELECT external_id FROM orders WHERE external_id IN ({})",
+                placeholders(1, chunk.len())
+            );
+            let values = chunk.iter().map(|o| o.external_id.clone().into()).collect();
+            for r in self.all(&sql, values).await? {
+                stored.insert(r.try_get("", "external_id")?);
+            }
+        }
+        let mut stats = UpsertStats::default();
+        let mut unknown = Vec::new();
+        // Statements of distinct external ids (one statement cannot upsert a row twice);
+        // a repeated id starts the next one, so the last row wins, as one by one.
+        let mut statements: Vec<Vec<(&OrderRecord, i64)>> = vec![Vec::new()];
+        let mut in_statement: BTreeSet<&str> = BTreeSet::new();
+        let mut touched = BTreeSet::new();
+        for (i, o) in records.iter().enumerate() {
+            let Some(&cid) = map.get(&o.customer_external_id) else {
+                unknown.push((
+                    i,
+                    format!(
+                        "unknown customer `{}`: import the customer first",
+                        o.customer_external_id
+                    ),
+                ));
+                continue;
+            };
+            if !stored.insert(o.external_id.clone()) {
+                stats.updated += 1;
+            } else {
+                stats.inserted += 1;
+            }
+            let full = statements
+                .last()
+                .is_some_and(|s| s.len() >= ORDER_UPSERT_ROWS);
+            if full || !in_statement.insert(o.external_id.as_str()) {
+                statements.push(Vec::new());
+                in_statement.clear();
+                in_statement.insert(o.external_id.as_str());
+            }
+            if let Some(s) = statements.last_mut() {
+                s.push((o, cid));
+            }
+            touched.insert(cid);
+        }
+        let txn = self.db.begin().await?;
+        for rows in statements.iter().filter(|s| !s.is_empty()) {
+            let sql = format!(
+                "INSERT INTO orders (external_id, customer_id, ordered_at, amount_minor, currency, created_at) VALUES {} \
+                 ON CONFLICT (external_id) DO UPDATE SET customer_id = excluded.customer_id, ordered_at = excluded.ordered_at, \
+                 amount_minor = excluded.amount_minor, currency = excluded.currency",
+                values_list(1, rows.len(), 6, false)
+            );
+            let mut values: Vec<Value> = Vec::with_capacity(rows.len() * 6);
+            for (o, cid) in rows {
+                values.extend([
+                    Value::from(o.external_id.clone()),
+                    (*cid).into(),
+                    o.ordered_at.as_second().into(),
+                    o.amount_minor.into(),
+                    o.currency.clone().into(),
+                    now.into(),
+                ]);
+            }
+            txn.execute_raw(self.stmt_positional(&sql, values)).await?;
+        }
+        refresh_order_facts(self, &txn, &touched.into_iter().collect::<Vec<_>>()).await?;
+        txn.commit().await?;
+        Ok((stats, unknown))
+    }
+
     /// Reads every customer row (the columns the engine reads) in one streamed `SELECT`,
     /// decoding each and handing it to `f`. Returns the number of rows.
     pub async fn stream_customers(
@@ -220,6 +323,122 @@ impl Store {
             self.exec("PRAGMA wal_checkpoint(TRUNCATE)", vec![]).await?;
         }
         Ok(())
+    }
+}
+
+/// The external ids an import has seen, each with the line it was first seen on, in a
+/// scratch SQLite file of their own under the system's temporary folder (removed on drop):
+/// `import`'s duplicate-id check, which thus holds no set in memory whatever the size of the
+/// file (SQLite keeps a bounded page cache; the rest is on disk). Whatever the database, the
+/// scratch file is local and never shared.
+///
+/// The ids themselves are the key, not a hash of them: an export sorted by id (the usual
+/// case) then appends to the end of the B-tree, a batch dirtying a few pages, where random
+/// keys dirtied nearly every leaf at every batch (the whole file rewritten each time).
+pub struct SeenIds {
+    db: sea_orm::DatabaseConnection,
+    path: std::path::PathBuf,
+}
+
+impl SeenIds {
+    /// A fresh, empty set.
+    pub async fn new() -> Result<SeenIds, StoreError> {
+        let path = std::env::temp_dir().join(format!(
+            "ritualist-import-{}-{}.db",
+            std::process::id(),
+            super::random_token()
+        ));
+        let mut opts =
+            sea_orm::ConnectOptions::new(format!("sqlite://{}?mode=rwc", path.display()));
+        // One connection: the pragmas below hold for it alone. Nothing here needs to survive
+        // a crash (the file is scratch), hence no journal and no fsync.
+        opts.sqlx_logging(false)
+            .max_connections(1)
+            .min_connections(1)
+            .map_sqlx_sqlite_opts(|o| {
+                o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Off)
+                    .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Off)
+                    .pragma("cache_size", "-8192")
+                    .pragma("temp_store", "file")
+            });
+        let db = sea_orm::Database::connect(opts).await?;
+        let set = SeenIds { db, path };
+        set.db
+            .execute_unprepared(
+                "CREATE TABLE seen (id TEXT PRIMARY KEY, line INTEGER NOT NULL) WITHOUT ROWID",
+            )
+            .await?;
+        Ok(set)
+    }
+
+    /// For each `(id, line)` in order: `None` when the id is new (it is recorded with its
+    /// line), or the line it was first seen on (in an earlier call or earlier in `keys`).
+    pub async fn check(&self, keys: &[(&str, u64)]) -> Result<Vec<Option<u64>>, StoreError> {
+        let mut out = Vec::with_capacity(keys.len());
+        let txn = self.db.begin().await?;
+        for chunk in keys.chunks(SEEN_ROWS) {
+            let sql = format!(
+                "INSERT INTO seen (id, line) VALUES {} ON CONFLICT DO NOTHING RETURNING id",
+                vec!["(?, ?)"; chunk.len()].join(", ")
+            );
+            let values: Vec<Value> = chunk
+                .iter()
+                .flat_map(|&(k, l)| [Value::from(k), Value::from(l as i64)])
+                .collect();
+            let rows = txn
+                .query_all_raw(Statement::from_sql_and_values(
+                    DbBackend::Sqlite,
+                    sql,
+                    values,
+                ))
+                .await?;
+            let mut new: BTreeSet<String> = BTreeSet::new();
+            for r in rows {
+                new.insert(r.try_get("", "id")?);
+            }
+            let mut again = Vec::new();
+            for &(k, _) in chunk {
+                if new.remove(k) {
+                    out.push(None);
+                } else {
+                    again.push(out.len());
+                    out.push(Some(0));
+                }
+            }
+            if again.is_empty() {
+                continue;
+            }
+            let wanted: Vec<Value> = again.iter().map(|&i| Value::from(keys[i].0)).collect();
+            let sql = format!(
+                "SELECT id, line FROM seen WHERE id IN ({})",
+                vec!["?"; wanted.len()].join(", ")
+            );
+            let mut first: HashMap<String, i64> = HashMap::new();
+            for r in txn
+                .query_all_raw(Statement::from_sql_and_values(
+                    DbBackend::Sqlite,
+                    sql,
+                    wanted,
+                ))
+                .await?
+            {
+                first.insert(r.try_get("", "id")?, r.try_get("", "line")?);
+            }
+            for i in again {
+                // An id that conflicted is stored: its line is there.
+                out[i] = Some(first.get(keys[i].0).map_or(0, |&l| l as u64));
+            }
+        }
+        txn.commit().await?;
+        Ok(out)
+    }
+}
+
+impl Drop for SeenIds {
+    fn drop(&mut self) {
+        for suffix in ["", "-journal", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", self.path.display()));
+        }
     }
 }
 
@@ -373,5 +592,69 @@ mod tests {
         assert!(b.bulk_insert_customers(&customers[..1], now).await.is_err());
         assert_eq!(b.customer_count().await.unwrap(), 12);
         b.checkpoint().await.unwrap();
+    }
+
+    /// `import`'s batched orders store what the one-by-one upsert stores: the same rows, the
+    /// same facts, the same counts and unknown customers, a repeated id's last row winning.
+    #[tokio::test]
+    async fn batched_orders_write_what_the_one_by_one_upsert_writes() {
+        let now = 1_800_000_000;
+        let customers: Vec<CustomerRecord> = (0..12).map(customer).collect();
+        let mut orders = orders(12);
+        orders.push(OrderRecord {
+            customer_external_id: "nobody".into(),
+            ..orders[0].clone()
+        });
+        orders.push(OrderRecord {
+            amount_minor: 1,
+            ..orders[3].clone()
+        });
+        let a = Store::open(&temp_db("orders-a")).await.unwrap();
+        let b = Store::open(&temp_db("orders-b")).await.unwrap();
+        for s in [&a, &b] {
+            s.upsert_customers(&customers, now).await.unwrap();
+        }
+        let one = a.upsert_orders(&orders, now).await.unwrap();
+        let batched = b.upsert_orders_batched(&orders, now).await.unwrap();
+        assert_eq!(one.1, batched.1);
+        assert_eq!(batched.1.len(), 1);
+        assert_eq!(batched.0.inserted, 27);
+        assert_eq!(batched.0.updated, 1);
+        assert_eq!(dump(&a).await, dump(&b).await);
+        // Again: every row is an update, nothing changes.
+        let again = b.upsert_orders_batched(&orders, now).await.unwrap();
+        assert_eq!((again.0.inserted, again.0.updated), (0, 28));
+        assert_eq!(dump(&a).await, dump(&b).await);
+    }
+
+    #[tokio::test]
+    async fn seen_ids_give_the_first_line_of_a_key_seen_before() {
+        let seen = SeenIds::new().await.unwrap();
+        let path = seen.path.clone();
+        assert!(path.is_file());
+        let first = seen
+            .check(&[("c7", 2), ("Ștefan", 3), ("c7", 4), ("c9", 5)])
+            .await
+            .unwrap();
+        assert_eq!(first, [None, None, Some(2), None]);
+        let ids: Vec<String> = (0..10_000u64).map(|k| format!("n{}", k + 100)).collect();
+        let many: Vec<(&str, u64)> = ids
+            .iter()
+            .zip(6u64..)
+            .map(|(id, line)| (id.as_str(), line))
+            .collect();
+        assert!(seen.check(&many).await.unwrap().iter().all(Option::is_none));
+        let again = seen
+            .check(&[
+                ("c9", 20_000),
+                ("Ștefan", 20_001),
+                ("n5000", 20_002),
+                ("c1", 20_003),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(again, [Some(5), Some(3), Some(4_906), None]);
+        drop(seen);
+        assert!(!path.exists());
     }
 }

@@ -33,6 +33,7 @@ use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement, Value,
 };
 
+pub use bulk::SeenIds;
 pub use codes::{NO_CHANNEL, channel_of};
 pub use consent::ConsentEvent;
 pub use deliverability::{DeliverabilityCount, FeedbackCount};

@@ -31,6 +31,7 @@ mod pages;
 mod parallel;
 mod peers;
 mod postfix_relay;
+mod plan_stream;
 mod regression;
 mod reload;
 mod report;
