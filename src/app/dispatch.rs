@@ -404,7 +404,6 @@ impl App {
             return Ok(report);
         }
         let d = &self.cfg.delivery;
-        let from = self.cfg.shop.from_email.clone();
         let handovers: Vec<RowHandover<'_>> = batch
             .iter()
             .map(|row| RowHandover {
@@ -425,10 +424,8 @@ impl App {
         let sms_left = AtomicUsize::new(batch.iter().filter(|r| r.channel == Channel::Sms).count());
         let sms_left = &sms_left;
         let sends = batch.iter().zip(&handovers).map(|(row, handover)| {
-            let from = from.as_str();
             async move {
-                let from = self.envelope_from(row, from);
-                let from = from.as_str();
+                let from = self.envelope_from(row, &self.cfg.shop.from_email);
                 let sms = row.channel == Channel::Sms;
                 let permits = if sms { sms_permits } else { email_permits };
                 let permit = permits
@@ -443,7 +440,7 @@ impl App {
                     }
                     return self.defer_quiet(row, next, clock.now_s()).await;
                 }
-                let msg = outgoing(row, from, Some(handover));
+                let msg = outgoing(row, &from, Some(handover));
                 let result = self
                     .metrics
                     .timed(row.channel, self.channels.send(&msg))
