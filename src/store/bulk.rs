@@ -144,14 +144,11 @@ impl Store {
         Ok(ids)
     }
 
-    /// Inserts new orders (none of their external ids may be stored yet) of stored customers,
-    /// and recomputes the order facts of every customer they touch, in one transaction.
-    /// Returns how many were inserted; an order of an unknown customer is an error.
-    pub async fn bulk_insert_orders(
+    /// The id of each customer `records` name, by external id (unknown ones are absent).
+    async fn customer_ids_of(
         &self,
         records: &[OrderRecord],
-        now: i64,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<HashMap<String, i64>, StoreError> {
         let wanted: BTreeSet<&str> = records
             .iter()
             .map(|o| o.customer_external_id.as_str())
@@ -168,6 +165,18 @@ impl Store {
                 map.insert(r.try_get("", "external_id")?, r.try_get("", "id")?);
             }
         }
+        Ok(map)
+    }
+
+    /// Inserts new orders (none of their external ids may be stored yet) of stored customers,
+    /// and recomputes the order facts of every customer they touch, in one transaction.
+    /// Returns how many were inserted; an order of an unknown customer is an error.
+    pub async fn bulk_insert_orders(
+        &self,
+        records: &[OrderRecord],
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        let map = self.customer_ids_of(records).await?;
         let txn = self.db.begin().await?;
         let mut touched = BTreeSet::new();
         for chunk in records.chunks(ORDER_ROWS) {
@@ -210,22 +219,7 @@ impl Store {
         now: i64,
     ) -> Result<(UpsertStats, Vec<(usize, String)>), StoreError> {
         // Every read before the transaction (see `upsert_customers_checked`).
-        let wanted: BTreeSet<&str> = records
-            .iter()
-            .map(|o| o.customer_external_id.as_str())
-            .collect();
-        let wanted: Vec<&str> = wanted.into_iter().collect();
-        let mut map: HashMap<String, i64> = HashMap::with_capacity(wanted.len());
-        for chunk in wanted.chunks(LOOKUP) {
-            let sql = format!(
-                "SELECT id, external_id FROM customers WHERE external_id IN ({})",
-                placeholders(1, chunk.len())
-            );
-            let values = chunk.iter().map(|s| Value::from(s.to_string())).collect();
-            for r in self.all(&sql, values).await? {
-                map.insert(r.try_get("", "external_id")?, r.try_get("", "id")?);
-            }
-        }
+        let map = self.customer_ids_of(records).await?;
         let mut stored: BTreeSet<String> = BTreeSet::new();
         for chunk in records.chunks(LOOKUP) {
             let sql = format!(
