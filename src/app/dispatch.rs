@@ -170,13 +170,6 @@ impl Handover for RowHandover<'_> {
             }
         })
     }
-
-    fn earlier_settled(&self) -> BoxFuture<'_, ()> {
-        let settled = self.store.ledger_settled();
-        Box::pin(async move {
-            let _ = settled.await;
-        })
-    }
 }
 
 impl App {
@@ -423,6 +416,10 @@ impl App {
         // SMS of this batch whose result is not yet on its way to the ledger.
         let sms_left = AtomicUsize::new(batch.iter().filter(|r| r.channel == Channel::Sms).count());
         let sms_left = &sms_left;
+        // Emails of this batch whose result is not yet on its way to the ledger.
+        let email_left =
+            AtomicUsize::new(batch.iter().filter(|r| r.channel != Channel::Sms).count());
+        let email_left = &email_left;
         let sends = batch.iter().zip(&handovers).map(|(row, handover)| {
             async move {
                 let from = self.envelope_from(row, &self.cfg.shop.from_email);
@@ -434,10 +431,9 @@ impl App {
                     .expect("the semaphore is never closed");
                 // A batch can take a while: its send window may have closed since it was
                 // claimed.
+                let left = if sms { sms_left } else { email_left };
                 if let Some(next) = quiet_now(row, clock) {
-                    if sms {
-                        sms_left.fetch_sub(1, Ordering::SeqCst);
-                    }
+                    left.fetch_sub(1, Ordering::SeqCst);
                     return self.defer_quiet(row, next, clock.now_s()).await;
                 }
                 let msg = outgoing(row, &from, Some(handover));
@@ -446,29 +442,14 @@ impl App {
                     .timed(row.channel, self.channels.send(&msg))
                     .await;
                 // Recorded as soon as it is known: a crash now leaves at most the messages
-                // still on the wire in doubt, not the whole batch. The permit goes back once a
-                // `sent` is queued: the next email's envelope goes out while it commits, and
-                // that email waits for it (`earlier_settled`) before acting on MAIL's reply
-                // and queues its own `sending` after it — at most one unsettled email per
-                // permit still.
-                if !sms {
-                    return self
-                        .settle(
-                            row,
-                            result,
-                            clock.now_s(),
-                            paused,
-                            Urgency::Now,
-                            Some(permit),
-                        )
-                        .await;
-                }
-                // An SMS is handed over right before its request, so the next one's handover
-                // may share the commit of this result: the permit goes back once the result is
-                // queued, and the handover queued after it never commits before it (at most
-                // one unsettled SMS per permit still). The result lingers for that handover
-                // while more SMS of the batch are to come.
-                let urgency = if sms_left.fetch_sub(1, Ordering::SeqCst) > 1 {
+                // still on the wire in doubt, not the whole batch. The permit goes back once
+                // the result is queued, and the next message on it is handed over by a commit
+                // queued after that result — so the result is durable no later than the next
+                // handover (the next email's dot, the next SMS's request): at most one
+                // unsettled message per permit still. The result lingers for that handover
+                // while more messages of the channel are to come, so the two share one commit
+                // (issue #26: one durable commit per email on its connection's path, not two).
+                let urgency = if left.fetch_sub(1, Ordering::SeqCst) > 1 {
                     Urgency::Linger
                 } else {
                     Urgency::Now

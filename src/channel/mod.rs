@@ -192,16 +192,6 @@ impl SendFailure {
 /// transport returns that error.
 pub trait Handover: Send + Sync {
     fn commit(&self) -> futures_util::future::BoxFuture<'_, Result<(), SendFailure>>;
-
-    /// Resolves once every result recorded before this message took its place is durable:
-    /// the `sent` of the message its connection carried before, whose commit runs while this
-    /// one's envelope is on the wire. SMTP awaits it before it acts on the reply to MAIL FROM,
-    /// so a crash from then on never finds that earlier message unsettled. An error is the
-    /// earlier message's to report (its own result carries it); the default has nothing to
-    /// wait for.
-    fn earlier_settled(&self) -> futures_util::future::BoxFuture<'_, ()> {
-        Box::pin(async {})
-    }
 }
 
 /// Calls the handover, if any.

@@ -412,8 +412,8 @@ fn smtp_config(path: &Path, s: &SmtpSpec, diags: &mut Diagnostics) -> SmtpConfig
         hello_name: s.hello_name.clone().unwrap_or_else(|| "localhost".into()),
         timeout_secs: s.timeout_secs.unwrap_or(30).max(1),
         // 16 (was 4), from measurement (docs/performance.md): at `handover_batch: 1` each
-        // connection waits for two commits per email, so the drain scales with connections
-        // (4: ~840, 16: ~1,560, 64: ~3,450 msg/s on a loaded machine); 16 stays within the
+        // connection waits for one commit per email (its `sending`, which carries the previous
+        // email's `sent`), so the drain scales with connections; 16 stays within the
         // per-client limits relays commonly set, and bounds what a crash leaves in doubt to 16.
         connections: s.connections.unwrap_or(16).clamp(1, 64),
         accept_invalid_certs: s.accept_invalid_certs.unwrap_or(false),

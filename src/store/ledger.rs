@@ -686,14 +686,6 @@ impl Store {
         Ok(out)
     }
 
-    /// Resolves once every update queued to the group commit before this call is durable
-    /// (nothing of its own to write): the `sent` a connection's previous email queued, which
-    /// the next email on that permit waits for before it acts on its envelope's replies.
-    pub fn ledger_settled(&self) -> impl Future<Output = Result<bool, StoreError>> + 'static {
-        self.group()
-            .queue(super::group::Op::Barrier, super::Urgency::Now)
-    }
-
     /// `true` when the lease still held and the row is now `sent` (group-committed like
     /// [`Store::mark_sending`]). With [`Urgency::Linger`] (a caller holding no connection while
     /// it waits) the commit may wait a few milliseconds for other results to share it; the row

@@ -8,13 +8,16 @@
 //! Named regressions it covers: a restart never skips rows that were claimed but not sent
 //! (listmonk #3022: `after_claim`), and resuming after a crash sends each message once.
 //!
-//! Up to "after 354, before the `sending` commit" nothing was handed over: 0 duplicates and 0
-//! losses under both policies — including "the body written, its final dot held back while the
-//! `sending` commit runs" (`body_sent_before_dot`: the commit overlaps the body on the wire and
-//! only the dot waits for it). From the commit on the message is in doubt: email resent with
-//! the same Message-ID (`resend`) or kept `in_doubt` (`skip`). Whether the relay actually got
-//! it depends on the point: before the final dot it cannot have (resend: no duplicate; skip: a
-//! loss), after the dot it has (resend: one duplicate; skip: `in_doubt`, in fact delivered).
+//! Up to "after 354, before the `sending` commit" message #500 was not handed over: it is never
+//! lost nor sent twice under both policies — including "the body written, its final dot held
+//! back while the `sending` commit runs" (`body_sent_before_dot`: the commit overlaps the body
+//! on the wire and only the dot waits for it). At those points the connection's earlier email
+//! (#499, delivered) is the one unsettled, because its `sent` shares #500's commit: resent once
+//! with the same Message-ID (`resend`) or kept `in_doubt` though delivered (`skip`) — never
+//! more than one email in doubt on the connection. From the commit on #500 is in doubt: resent
+//! (`resend`) or kept `in_doubt` (`skip`). Whether the relay actually got it depends on the
+//! point: before the final dot it cannot have (resend: no duplicate; skip: a loss), after the
+//! dot it has (resend: one duplicate; skip: `in_doubt`, in fact delivered).
 
 use std::collections::BTreeMap;
 use std::process::Stdio;
@@ -34,19 +37,24 @@ const NOW: &str = "2027-05-05T12:00:00Z";
 /// After the lease (300 s) of the crashed run expired.
 const RESTART: &str = "2027-05-05T12:10:00Z";
 
-/// (failpoint, handed over, reached the relay whole)
-const POINTS: [(&str, bool, bool); 9] = [
-    ("after_claim", false, false),
-    ("after_mail", false, false),
-    ("after_rcpt", false, false),
-    ("after_data", false, false),
+/// (failpoint, handed over, reached the relay whole, the earlier email unsettled)
+///
+/// The last field: the connection's earlier email (#499, delivered) is still `sending`
+/// because its `sent` waits to share this message's `sending` commit (issue #26: one commit
+/// per email on the connection's path, not two) — so the crash leaves *it* in doubt, still one
+/// unsettled email on the connection, and message #500 itself is not handed over.
+const POINTS: [(&str, bool, bool, bool); 9] = [
+    ("after_claim", false, false, false),
+    ("after_mail", false, false, true),
+    ("after_rcpt", false, false, true),
+    ("after_data", false, false, true),
     // The body written, the final dot held back, the `sending` commit queued but not yet
-    // answered: nothing is handed over (the relay drops a message without its dot).
-    ("body_sent_before_dot", false, false),
-    ("after_sending", true, false),
-    ("mid_body", true, false),
-    ("after_dot", true, true),
-    ("after_accept", true, true),
+    // answered: nothing of #500 is handed over (the relay drops a message without its dot).
+    ("body_sent_before_dot", false, false, true),
+    ("after_sending", true, false, false),
+    ("mid_body", true, false, false),
+    ("after_dot", true, true, false),
+    ("after_accept", true, true, false),
 ];
 
 /// `connections`: `None` leaves `smtp.connections` at its default.
@@ -235,32 +243,46 @@ fn expected(policy: &str, handed_over: bool, reached: bool) -> Outcome {
     }
 }
 
-/// `body_sent_before_dot` is reached while the `sending` commit has not answered; on a loaded
-/// machine the process may be descheduled between queueing the commit and writing the body,
-/// and the commit may then be durable (not yet answered) when the process dies. Under `skip`
-/// the row is then kept `in_doubt` and never sent — the cell of a crash after the commit
-/// (`after_sending`) — still no duplicate and no row neither sent nor in doubt; under `resend`
-/// both cases give the same outcome.
-fn commit_outran_the_body(point: &str, policy: &str, got: &Outcome) -> bool {
-    let outran = expected(policy, true, false);
-    if point == "body_sent_before_dot" && *got == outran {
-        eprintln!("body_sent_before_dot / {policy}: the commit was durable before the crash");
-        return true;
+/// The outcome a cell must show, and the one other it may show when timing decides.
+///
+/// Where the earlier email's `sent` waits for #500's commit, it waits at most 5 ms (the
+/// group commit's linger) and then commits alone: on a loaded machine #500's envelope may take
+/// longer, and the crash then finds nothing of #499 unsettled — the cell as if nothing were
+/// handed over. `body_sent_before_dot` is reached while the `sending` commit has not answered;
+/// the process may be descheduled between queueing the commit and writing the body, and the
+/// commit may then be durable (not yet answered) when the process dies: #500 is then in doubt
+/// and not delivered — the cell of a crash after the commit (`after_sending`). Every outcome
+/// allowed has at most one email in doubt and no message lost that was not in doubt.
+fn allowed(point: &str, policy: &str, handed: bool, reached: bool, earlier: bool) -> Vec<Outcome> {
+    let mut ok = vec![if earlier {
+        expected(policy, true, true)
+    } else {
+        expected(policy, handed, reached)
+    }];
+    if earlier {
+        ok.push(expected(policy, handed, reached));
     }
-    false
+    if point == "body_sent_before_dot" {
+        ok.push(expected(policy, true, false));
+    }
+    ok
 }
 
 async fn matrix(db: Db, policy: &str) {
     // The points are independent cells (each its own sink and database): two at a time.
-    let got = in_parallel(&POINTS, 2, |&(point, _, _)| crash_once(db, policy, point));
+    let got = in_parallel(&POINTS, 2, |&(point, _, _, _)| {
+        crash_once(db, policy, point)
+    });
     let mut failures = Vec::new();
-    for ((point, handed_over, reached), got) in POINTS.iter().zip(got) {
+    for ((point, handed_over, reached, earlier), got) in POINTS.iter().zip(got) {
         let Some(got) = got else {
             return;
         };
-        let want = expected(policy, *handed_over, *reached);
-        if got != want && !commit_outran_the_body(point, policy, &got) {
-            failures.push(format!("{point}: got {got:?}, want {want:?}"));
+        let ok = allowed(point, policy, *handed_over, *reached, *earlier);
+        if !ok.contains(&got) {
+            failures.push(format!("{point}: got {got:?}, want {:?}", ok[0]));
+        } else if got != ok[0] {
+            eprintln!("{point} / {policy}: {got:?}, the outcome timing allows (see `allowed`)");
         }
     }
     assert!(

@@ -56,17 +56,10 @@ pub(super) async fn transaction(
         envelope.from().cloned(),
         mail_parameters(conn, envelope, message)?,
     );
-    // The previous email's `sent` commits while MAIL is on the wire; its reply is acted on
-    // only once that commit is durable.
-    let earlier = async {
-        if let Some(h) = handover {
-            h.earlier_settled().await;
-        }
-    };
     let envelope_phase = if pipelining {
-        envelope_pipelined(conn, mail, envelope, earlier).await
+        envelope_pipelined(conn, mail, envelope).await
     } else {
-        envelope_one_by_one(conn, mail, envelope, earlier).await
+        envelope_one_by_one(conn, mail, envelope).await
     };
     if let Err((phase, e)) = envelope_phase {
         conn.abort().await;
@@ -205,22 +198,20 @@ type PhaseError = (SmtpPhase, lettre::transport::smtp::Error);
 
 /// MAIL, RCPT and DATA in one write; the first reply (to MAIL) comes back from `command`, the
 /// rest are read in the order the commands went out. A refusal stops at its command: the
-/// connection is aborted, so later replies never need reading. `earlier` (the previous
-/// email's result made durable) runs while the group is on the wire and ends before the
-/// reply to MAIL is acted on.
+/// connection is aborted, so later replies never need reading.
 async fn envelope_pipelined(
     conn: &mut AsyncSmtpConnection,
     mail: Mail,
     envelope: &lettre::address::Envelope,
-    earlier: impl Future<Output = ()>,
 ) -> Result<(), PhaseError> {
     let mut group = mail.to_string();
     for to in envelope.to() {
         group.push_str(&Rcpt::new(to.clone(), Vec::new()).to_string());
     }
     group.push_str(&Data.to_string());
-    let (mail_reply, ()) = tokio::join!(conn.command(group), earlier);
-    mail_reply.map_err(|e| (SmtpPhase::Mail, e))?;
+    conn.command(group)
+        .await
+        .map_err(|e| (SmtpPhase::Mail, e))?;
     crate::failpoint::hit("after_mail");
     for _ in envelope.to() {
         conn.read_response()
@@ -234,16 +225,13 @@ async fn envelope_pipelined(
     Ok(())
 }
 
-/// MAIL, RCPT and DATA, each waiting for its reply (`earlier` as in [`envelope_pipelined`],
-/// beside MAIL).
+/// MAIL, RCPT and DATA, each waiting for its reply.
 async fn envelope_one_by_one(
     conn: &mut AsyncSmtpConnection,
     mail: Mail,
     envelope: &lettre::address::Envelope,
-    earlier: impl Future<Output = ()>,
 ) -> Result<(), PhaseError> {
-    let (mail_reply, ()) = tokio::join!(conn.command(mail), earlier);
-    mail_reply.map_err(|e| (SmtpPhase::Mail, e))?;
+    conn.command(mail).await.map_err(|e| (SmtpPhase::Mail, e))?;
     crate::failpoint::hit("after_mail");
     for to in envelope.to() {
         conn.command(Rcpt::new(to.clone(), Vec::new()))
