@@ -934,6 +934,19 @@ impl App {
     /// queue: `claimed` ones to `pending`, `sending` ones to `in_doubt` (or, under a resend
     /// policy, to `retry_wait`).
     pub async fn drain(&self, now: Timestamp) -> Result<DispatchReport, super::AppError> {
+        let (_done, done) = tokio::sync::watch::channel(true);
+        self.drain_beside(now, done).await
+    }
+
+    /// [`App::drain`] beside a tick that is still recording (`tick_done` turns `true` when it
+    /// has finished): when nothing is due yet it waits for the tick's next chunk (polling
+    /// every 50 ms) instead of returning, and it returns once a claim made after the tick
+    /// finished finds nothing.
+    pub(super) async fn drain_beside(
+        &self,
+        now: Timestamp,
+        mut tick_done: tokio::sync::watch::Receiver<bool>,
+    ) -> Result<DispatchReport, super::AppError> {
         let resend = self.cfg.delivery.resend_channels();
         let (_, doubt) = self
             .store
@@ -954,9 +967,20 @@ impl App {
             if self.stop_requested() {
                 return Ok(total);
             }
+            // Read before the claim: a chunk recorded just before the tick ends is claimed by
+            // the step after the one that saw it end.
+            let tick_was_done = *tick_done.borrow_and_update();
             let r = self.dispatch_step(&clock).await?;
             if r.claimed == 0 {
-                return Ok(total);
+                if tick_was_done {
+                    return Ok(total);
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                    _ = tick_done.changed() => {}
+                    _ = self.stopped() => {}
+                }
+                continue;
             }
             tracing::info!(
                 claimed = r.claimed,

@@ -26,6 +26,7 @@ mod report;
 mod scan;
 mod surveys;
 mod tick;
+mod tick_drain;
 mod tokens;
 
 use std::collections::{BTreeMap, BTreeSet};

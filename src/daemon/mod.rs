@@ -1,6 +1,6 @@
 //! The daemon: a thin loop around the two step functions (`App::tick`, `App::drain`). It
 //! only decides when to run them, when to reload, and when to stop:
-//! - every `tick_secs` (aligned to the period): tick, then drain what is due;
+//! - every `tick_secs` (aligned to the period): tick, and drain what is due while it records;
 //! - on SIGHUP, or when a file under the rituals or templates folders changes (polled every
 //!   2 s): validate the whole new set; if anything is wrong, keep running the old set and log
 //!   every problem with its file and line;
@@ -182,8 +182,7 @@ async fn ticks(app: &App) -> Result<(), AppError> {
             return Ok(());
         }
         let now = crate::clock::now();
-        let tick = app.tick(now).await?;
-        let sent = app.drain(now).await?;
+        let (tick, sent) = app.tick_and_drain(now).await?;
         tracing::info!(
             queued = tick.queued,
             suppressed = tick.suppressed,

@@ -43,6 +43,7 @@ mod sms_receipts;
 mod snapshots;
 mod surveys;
 mod test_ca;
+mod tick_drain;
 mod tls_peer;
 mod tls_pg;
 mod tls_private_ca;

@@ -39,8 +39,7 @@ async fn run_once(app: Arc<App>, now: Option<jiff::Timestamp>) -> Result<ExitCod
     // SIGTERM/SIGINT: stop claiming, give messages in flight their grace.
     let stopper = crate::daemon::stop_on_signal(app.clone());
     let now = now.unwrap_or_else(crate::clock::now);
-    let t = app.tick(now).await?;
-    let d = app.drain(now).await?;
+    let (t, d) = app.tick_and_drain(now).await?;
     stopper.abort();
     app.channels.close().await;
     out(&summary(now, &t, &d, app.stop_requested()));
