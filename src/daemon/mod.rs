@@ -1,5 +1,6 @@
-//! The daemon: a thin loop around the two step functions (`App::tick`, `App::drain`). It
-//! only decides when to run them, when to reload, and when to stop:
+//! The daemon: a thin loop around the step function `App::tick_and_drain` (a tick, and the
+//! drain of what is due beside it). It only decides when to run it, when to reload, and when
+//! to stop:
 //! - every `tick_secs` (aligned to the period): tick, and drain what is due while it records;
 //! - on SIGHUP, or when a file under the rituals or templates folders changes (polled every
 //!   2 s): validate the whole new set; if anything is wrong, keep running the old set and log

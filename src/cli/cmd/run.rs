@@ -34,7 +34,7 @@ pub async fn run(
     }
 }
 
-/// One tick and one dispatch at `now` (default: the clock).
+/// One tick at `now` (default: the clock), and the drain of what is due beside it.
 async fn run_once(app: Arc<App>, now: Option<jiff::Timestamp>) -> Result<ExitCode, AppError> {
     // SIGTERM/SIGINT: stop claiming, give messages in flight their grace.
     let stopper = crate::daemon::stop_on_signal(app.clone());
