@@ -9,7 +9,7 @@ use crate::harness::{BOTH, HEADER, TestApp, ritualist_cmd};
 const CUSTOMERS: usize = 5_000;
 
 #[tokio::test(flavor = "multi_thread")]
-async fn run_once_sends_while_the_tick_records_and_each_message_once() {
+async fn run_once_with_the_drain_beside_the_tick_sends_each_message_once() {
     for db in BOTH {
         let Some(t) =
             TestApp::start(db, "  batch_size: 500\n  email:\n    transport: outbox\n").await
