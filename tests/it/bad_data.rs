@@ -39,6 +39,7 @@ fn customers() -> String {
 fn raw_sql(t: &TestApp, db: Db, statement: &str) {
     let out = match db {
         Db::Sqlite => Command::new("sqlite3")
+            .args(["-cmd", ".timeout 10000"])
             .arg(t.dir.join("data/ritualist.db"))
             .arg(statement)
             .output(),

@@ -244,7 +244,9 @@ async fn a_database_error_is_a_451_and_the_retry_is_recorded() {
     let rp = t.app.return_path(id);
     let db = t.dir.join("data/ritualist.db");
     let sqlite = |sql: &str| {
+        // Wait for the server's lock, as any client sharing the file would.
         let out = std::process::Command::new("sqlite3")
+            .args(["-cmd", ".timeout 10000"])
             .arg(&db)
             .arg(sql)
             .output()

@@ -799,7 +799,10 @@ async fn mailgun_signed_permanent_failure_opts_the_customer_out_once() {
 
 /// Runs one SQL statement on `s`'s SQLite file with the `sqlite3` client.
 fn sqlite(s: &Sent, statement: &str) -> Option<()> {
+    // The server's pool may still be ending the failed request's transaction when the
+    // 500 arrives; like any client sharing the file, wait for its lock instead of failing.
     let out = match Command::new("sqlite3")
+        .args(["-cmd", ".timeout 10000"])
         .arg(s.t.dir.join("data/ritualist.db"))
         .arg(statement)
         .output()
