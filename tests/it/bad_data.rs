@@ -134,6 +134,82 @@ async fn a_stored_name_with_a_line_break_fails_only_its_message() {
     }
 }
 
+/// A batch big enough to be composed on two threads (issue #26) keeps each message with its
+/// row: 100 customers, each named after their number, two of them with a stored name no
+/// header can carry (one in each half of the batch). Those two rows fail with the reason;
+/// each of the 98 emails on the wire goes to its own customer with its own name.
+#[tokio::test]
+async fn a_batch_composed_on_two_threads_keeps_each_message_with_its_row() {
+    const M: usize = 100;
+    let Some(sink) = SmtpSink::start(&[]) else {
+        return;
+    };
+    let Some(t) = TestApp::start(Db::Sqlite, &smtp(sink.port())).await else {
+        return;
+    };
+    let mut csv = HEADER.to_string();
+    for i in 0..M {
+        csv.push_str(&format!(
+            "c{i},Emma{i},Test,user{i}@example.com,,en,Europe/Bucharest,1990-03-01,email\n"
+        ));
+    }
+    assert!(t.customers(&csv).await.is_empty());
+    raw_sql(
+        &t,
+        Db::Sqlite,
+        "UPDATE customers SET first_name = 'Ana' || char(10) || 'Bcc: x@evil.example' \
+         WHERE external_id IN ('c7', 'c93')",
+    );
+    assert_eq!(
+        t.app.tick(at("2027-03-01T09:00:00Z")).await.unwrap().queued,
+        M
+    );
+    let r = t.app.drain(at("2027-03-01T09:00:00Z")).await.unwrap();
+    assert_eq!((r.sent, r.failed), (M - 2, 2), "{r:?}");
+    let rows = t.rows().await;
+    let mut failed: Vec<i64> = rows
+        .iter()
+        .filter(|d| d.status == "failed")
+        .map(|d| d.customer_id)
+        .collect();
+    failed.sort();
+    let mut bad = Vec::new();
+    for c in ["c7", "c93"] {
+        bad.push(t.app.store.find_customer(c).await.unwrap().unwrap().id);
+    }
+    bad.sort();
+    assert_eq!(failed, bad);
+    assert!(
+        rows.iter().filter(|d| d.status == "failed").all(|d| d
+            .last_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("line break")),
+        "{rows:?}"
+    );
+    let got = sink.wait_for(M - 2, Duration::from_secs(30));
+    assert_eq!(got.len(), M - 2, "{}", sink.log());
+    let mut seen = Vec::new();
+    for m in &got {
+        let m = String::from_utf8_lossy(m);
+        let i: usize = m
+            .lines()
+            .find_map(|l| l.strip_prefix("To: "))
+            .and_then(|to| to.split("<user").nth(1))
+            .and_then(|rest| rest.split('@').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no recipient in {m}"));
+        assert!(
+            m.contains(&format!("Happy birthday, Emma{i}!")),
+            "user{i}'s email is not theirs: {m}"
+        );
+        seen.push(i);
+    }
+    seen.sort();
+    let want: Vec<usize> = (0..M).filter(|i| *i != 7 && *i != 93).collect();
+    assert_eq!(seen, want);
+}
+
 /// `ritualist run` (the daemon, with its HTTP server) where composing the third message
 /// panics (`RITUALIST_FAILPOINT=compose@3`): that row is `failed` with the reason, the others
 /// are delivered, `/healthz` still answers, the daemon logs the bug with the customer id and
