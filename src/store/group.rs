@@ -22,7 +22,8 @@ use std::collections::HashSet;
 use sea_orm::{ConnectionTrait, Value};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Store, StoreError, placeholders};
+use super::bulk::values_list;
+use super::{Store, StoreError, distinct_chunks};
 
 /// One fenced update of one row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,27 +139,18 @@ impl GroupCommit {
 /// but cheap to guard) starts a new statement, so the updates of one row apply in order.
 async fn apply(store: &Store, group: &[(Op, Reply)]) -> Result<Vec<bool>, String> {
     let mut changed = Vec::with_capacity(group.len());
-    let mut rest: Vec<(i64, &Op)> = group.iter().map(|(op, _)| (op.id(), op)).collect();
-    while !rest.is_empty() {
-        let mut ids = HashSet::new();
-        let cut = rest
-            .iter()
-            .position(|(id, _)| !ids.insert(*id))
-            .unwrap_or(rest.len());
-        let ops: Vec<&Op> = rest[..cut].iter().map(|(_, op)| *op).collect();
+    for run in distinct_chunks(group, group.len(), |(op, _)| op.id()) {
+        let ops: Vec<&Op> = run.iter().map(|(op, _)| op).collect();
         let matched: HashSet<i64> = run_round(store, &ops).await?.into_iter().collect();
-        changed.extend(rest[..cut].iter().map(|(id, _)| matched.contains(id)));
-        rest.drain(..cut);
+        changed.extend(run.iter().map(|(op, _)| matched.contains(&op.id())));
     }
     Ok(changed)
 }
 
 /// One statement over ops with distinct ids; the ids it changed.
 async fn run_round(store: &Store, ops: &[&Op]) -> Result<Vec<i64>, String> {
-    let mut rows = Vec::with_capacity(ops.len());
     let mut values: Vec<Value> = Vec::with_capacity(ops.len() * 5);
-    for (i, op) in ops.iter().enumerate() {
-        rows.push(format!("({})", placeholders(i * 5 + 1, 5)));
+    for op in ops {
         let (id, token, kind, lease_until, now) = match op {
             Op::Sending {
                 id,
@@ -190,7 +182,7 @@ async fn run_round(store: &Store, ops: &[&Op]) -> Result<Vec<i64>, String> {
          WHERE deliveries.id = o.column1 AND deliveries.lease_token = o.column2 \
            AND (deliveries.status = 'claimed' OR (deliveries.status = 'sending' AND o.column3 = 1)) \
          RETURNING deliveries.id",
-        rows.join(", ")
+        values_list(1, ops.len(), 5, false)
     );
     let rows = store
         .db

@@ -16,11 +16,12 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use sea_orm::{ConnectionTrait, DatabaseTransaction, QueryResult, TransactionTrait, Value};
 
+use super::bulk::values_list;
 use super::codes::sql::{
     CANCELLED, CLAIMED, FAILED, IN_DOUBT, LEASED, PENDING, RETRY_WAIT, SENDING, SENT, SUPPRESSED,
 };
 use super::codes::{channel_at, status_at};
-use super::{Store, StoreError, placeholders, random_token};
+use super::{Store, StoreError, distinct_chunks, placeholders, random_token};
 use crate::domain::Channel;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -362,7 +363,7 @@ impl Store {
                     &format!(
                         "INSERT INTO delivery_messages (delivery_id, payload) VALUES {} \
                          ON CONFLICT (delivery_id) DO UPDATE SET payload = excluded.payload",
-                        tuples(payloads.len(), 2)
+                        values_list(1, payloads.len(), 2, false)
                     ),
                     values,
                 ))
@@ -397,7 +398,7 @@ impl Store {
              WHERE deliveries.id = o.column1 AND deliveries.lease_token = o.column2 \
                AND deliveries.status = {CLAIMED} \
              RETURNING deliveries.id",
-            tuples(chunk.len(), 4)
+            values_list(1, chunk.len(), 4, false)
         );
         let mut matched = HashSet::with_capacity(chunk.len());
         for r in txn.query_all_raw(self.stmt(&sql, values)).await? {
@@ -1002,50 +1003,3 @@ impl Store {
 /// Rows per statement of [`Store::set_messages`]: 4 parameters each, far below either
 /// database's limit, and few distinct statement texts for the prepared-statement cache.
 const SET_MESSAGES_CHUNK: usize = 200;
-
-/// `n` parenthesised groups of `width` placeholders, numbered from `$1`: `($1, $2), ($3, $4)`.
-fn tuples(n: usize, width: usize) -> String {
-    (0..n)
-        .map(|i| format!("({})", placeholders(i * width + 1, width)))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// `rows` cut into runs of at most `max` in which no id repeats: a row given twice is written
-/// by a later statement, in order, as one statement per row would have.
-fn distinct_chunks<T>(rows: &[T], max: usize, id: impl Fn(&T) -> i64) -> Vec<&[T]> {
-    let mut chunks = Vec::new();
-    let mut start = 0;
-    let mut seen = HashSet::new();
-    for (i, r) in rows.iter().enumerate() {
-        if i - start == max || !seen.insert(id(r)) {
-            chunks.push(&rows[start..i]);
-            start = i;
-            seen.clear();
-            seen.insert(id(r));
-        }
-    }
-    chunks.push(&rows[start..]);
-    chunks
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn chunks_hold_at_most_max_rows_and_no_id_twice() {
-        let rows = [1i64, 2, 3, 2, 4, 5, 6, 7, 7];
-        let got: Vec<Vec<i64>> = distinct_chunks(&rows, 3, |r| *r)
-            .into_iter()
-            .map(<[i64]>::to_vec)
-            .collect();
-        assert_eq!(got, vec![vec![1, 2, 3], vec![2, 4, 5], vec![6, 7], vec![7]]);
-        assert_eq!(distinct_chunks(&[9i64], 3, |r| *r), vec![&[9i64][..]]);
-    }
-
-    #[test]
-    fn tuples_number_their_placeholders_in_order() {
-        assert_eq!(tuples(2, 2), "($1, $2), ($3, $4)");
-    }
-}

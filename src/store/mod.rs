@@ -93,6 +93,26 @@ pub(crate) fn placeholders(first: usize, n: usize) -> String {
         .join(", ")
 }
 
+/// `rows` cut into runs of at most `max` in which no id repeats: a row given twice is written
+/// by a later statement, in order, as one statement per row would have.
+pub(super) fn distinct_chunks<T>(rows: &[T], max: usize, id: impl Fn(&T) -> i64) -> Vec<&[T]> {
+    let mut chunks = Vec::new();
+    let mut start = 0;
+    let mut seen = std::collections::HashSet::new();
+    for (i, r) in rows.iter().enumerate() {
+        if i - start == max || !seen.insert(id(r)) {
+            chunks.push(&rows[start..i]);
+            start = i;
+            seen.clear();
+            seen.insert(id(r));
+        }
+    }
+    if start < rows.len() {
+        chunks.push(&rows[start..]);
+    }
+    chunks
+}
+
 /// `url` without the query parameter `param` (`key=value`), and whether it was there.
 fn strip_param(url: &str, param: &str) -> (String, bool) {
     let Some((base, query)) = url.split_once('?') else {
@@ -420,7 +440,7 @@ pub fn random_token() -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{Store, strip_param, with_default_sslmode};
+    use super::{Store, distinct_chunks, strip_param, with_default_sslmode};
     use sea_orm::ConnectionTrait;
 
     /// Migration 000009 moves stored messages out of `deliveries`: a row rendered before the
@@ -510,5 +530,17 @@ mod tests {
             strip_param("postgres://u@h/db", "synchronous=normal"),
             ("postgres://u@h/db".to_string(), false)
         );
+    }
+
+    #[test]
+    fn chunks_hold_at_most_max_rows_and_no_id_twice() {
+        let rows = [1i64, 2, 3, 2, 4, 5, 6, 7, 7];
+        let got: Vec<Vec<i64>> = distinct_chunks(&rows, 3, |r| *r)
+            .into_iter()
+            .map(<[i64]>::to_vec)
+            .collect();
+        assert_eq!(got, vec![vec![1, 2, 3], vec![2, 4, 5], vec![6, 7], vec![7]]);
+        assert_eq!(distinct_chunks(&[9i64], 3, |r| *r), vec![&[9i64][..]]);
+        assert!(distinct_chunks(&[] as &[i64], 3, |r| *r).is_empty());
     }
 }
