@@ -96,6 +96,8 @@ pub(crate) fn placeholders(first: usize, n: usize) -> String {
 /// `rows` cut into runs of at most `max` in which no id repeats: a row given twice is written
 /// by a later statement, in order, as one statement per row would have.
 pub(super) fn distinct_chunks<T>(rows: &[T], max: usize, id: impl Fn(&T) -> i64) -> Vec<&[T]> {
+    // A chunk holds at least one row, whatever `max` says.
+    let max = max.max(1);
     let mut chunks = Vec::new();
     let mut start = 0;
     let mut seen = std::collections::HashSet::new();
@@ -542,5 +544,6 @@ mod tests {
         assert_eq!(got, vec![vec![1, 2, 3], vec![2, 4, 5], vec![6, 7], vec![7]]);
         assert_eq!(distinct_chunks(&[9i64], 3, |r| *r), vec![&[9i64][..]]);
         assert!(distinct_chunks(&[] as &[i64], 3, |r| *r).is_empty());
+        assert_eq!(distinct_chunks(&[1i64, 2], 0, |r| *r).len(), 2);
     }
 }

@@ -23,12 +23,19 @@ fn smtp(port: u16) -> String {
     )
 }
 
-/// `N` customers with a birthday on 1 March, all preferring email.
+/// `N` customers named Emma with a birthday on 1 March, all preferring email.
 fn customers() -> String {
+    named_customers(N, |_| "Emma".into())
+}
+
+/// `n` customers `c0`, `c1`, … (`user<i>@example.com`, first name `name(i)`) with a birthday
+/// on 1 March, all preferring email.
+fn named_customers(n: usize, name: impl Fn(usize) -> String) -> String {
     let mut s = HEADER.to_string();
-    for i in 0..N {
+    for i in 0..n {
         s.push_str(&format!(
-            "c{i},Emma,Test,user{i}@example.com,,en,Europe/Bucharest,1990-03-01,email\n"
+            "c{i},{},Test,user{i}@example.com,,en,Europe/Bucharest,1990-03-01,email\n",
+            name(i)
         ));
     }
     s
@@ -147,12 +154,7 @@ async fn a_batch_composed_on_two_threads_keeps_each_message_with_its_row() {
     let Some(t) = TestApp::start(Db::Sqlite, &smtp(sink.port())).await else {
         return;
     };
-    let mut csv = HEADER.to_string();
-    for i in 0..M {
-        csv.push_str(&format!(
-            "c{i},Emma{i},Test,user{i}@example.com,,en,Europe/Bucharest,1990-03-01,email\n"
-        ));
-    }
+    let csv = named_customers(M, |i| format!("Emma{i}"));
     assert!(t.customers(&csv).await.is_empty());
     raw_sql(
         &t,
