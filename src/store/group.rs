@@ -16,10 +16,17 @@
 //! it commits, so results arriving a few per millisecond (an SMS gateway answering in about a
 //! millisecond over 8 connections) share one commit instead of paying one each. Any update that
 //! does not linger ends the wait at once, so nothing on a connection's path is ever delayed.
+//!
+//! The writer keeps a connection of its own between groups ([`Own`]) and pads each statement
+//! to a power-of-two number of rows, so a commit is one round trip to the database and a
+//! statement prepared once: a connection taken from the pool and given back for each group
+//! costs sqlx a spawned task and a ping of the connection on every return, and a statement per
+//! group size falls out of the statement cache (issue #26).
 
 use std::collections::HashSet;
 
-use sea_orm::{ConnectionTrait, Value};
+use sea_orm::DbBackend;
+use sea_orm::sqlx::{self, Postgres, Row, Sqlite, pool::PoolConnection};
 use tokio::sync::{mpsc, oneshot};
 
 use super::bulk::values_list;
@@ -81,6 +88,8 @@ impl GroupCommit {
     fn spawn_lingering(store: Store, linger: std::time::Duration) -> GroupCommit {
         let (tx, mut rx) = mpsc::unbounded_channel::<(Op, Reply, Urgency)>();
         tokio::spawn(async move {
+            // The writer's connection, taken on the first group and again after an error.
+            let mut own: Option<Own> = None;
             while let Some((op, reply, urgency)) = rx.recv().await {
                 let mut urgent = urgency == Urgency::Now;
                 let mut group = vec![(op, reply)];
@@ -100,7 +109,7 @@ impl GroupCommit {
                     urgent |= urgency == Urgency::Now;
                     group.push((op, reply));
                 }
-                let result = apply(&store, &group).await;
+                let result = apply(&store, &mut own, &group).await;
                 for (i, (_, reply)) in group.into_iter().enumerate() {
                     let _ = reply.send(match &result {
                         Ok(matched) => Ok(matched[i]),
@@ -137,40 +146,48 @@ impl GroupCommit {
 /// commit. Each row is fenced by its own lease token and the status it may move from. A row
 /// that appears twice (never, as the dispatcher issues `sent` only after `sending` answered,
 /// but cheap to guard) starts a new statement, so the updates of one row apply in order.
-async fn apply(store: &Store, group: &[(Op, Reply)]) -> Result<Vec<bool>, String> {
+async fn apply(
+    store: &Store,
+    own: &mut Option<Own>,
+    group: &[(Op, Reply)],
+) -> Result<Vec<bool>, String> {
     let mut changed = Vec::with_capacity(group.len());
     for run in distinct_chunks(group, group.len(), |(op, _)| op.id()) {
         let ops: Vec<&Op> = run.iter().map(|(op, _)| op).collect();
-        let matched: HashSet<i64> = run_round(store, &ops).await?.into_iter().collect();
+        let matched: HashSet<i64> = run_round(store, own, &ops).await?.into_iter().collect();
         changed.extend(run.iter().map(|(op, _)| matched.contains(&op.id())));
     }
     Ok(changed)
 }
 
-/// One statement over ops with distinct ids; the ids it changed.
-async fn run_round(store: &Store, ops: &[&Op]) -> Result<Vec<i64>, String> {
-    let mut values: Vec<Value> = Vec::with_capacity(ops.len() * 5);
-    for op in ops {
-        let (id, token, kind, lease_until, now) = match op {
-            Op::Sending {
-                id,
-                token,
-                lease_until,
-                now,
-            } => (*id, token, 0i64, *lease_until, *now),
-            Op::Sent { id, token, now } => (*id, token, 1i64, 0, *now),
-        };
-        values.extend([
-            id.into(),
-            token.clone().into(),
-            kind.into(),
-            lease_until.into(),
-            now.into(),
-        ]);
+/// The columns of one op's `VALUES` row: id, lease token, kind (0 sending, 1 sent), lease
+/// until (sending), now.
+fn columns(op: &Op) -> (i64, &str, i64, i64, i64) {
+    match op {
+        Op::Sending {
+            id,
+            token,
+            lease_until,
+            now,
+        } => (*id, token, 0, *lease_until, *now),
+        Op::Sent { id, token, now } => (*id, token, 1, 0, *now),
     }
+}
+
+/// A `VALUES` row that matches no delivery (ids start at 1): pads a group to its statement's
+/// size.
+const PADDING: (i64, &str, i64, i64, i64) = (-1, "", 1, 0, 0);
+
+/// The statement for `rows` rows of `VALUES` (`?` on SQLite, `$n` on PostgreSQL).
+fn update_sql(backend: DbBackend, rows: usize) -> String {
+    let values = if backend == DbBackend::Sqlite {
+        vec!["(?, ?, ?, ?, ?)"; rows].join(", ")
+    } else {
+        values_list(1, rows, 5, false)
+    };
     // o.column1 id, column2 lease token, column3 kind (0 sending, 1 sent), column4 lease
     // until (sending), column5 now.
-    let sql = format!(
+    format!(
         "UPDATE deliveries SET \
            status = CASE WHEN o.column3 = 0 THEN 'sending' ELSE 'sent' END, \
            lease_until = CASE WHEN o.column3 = 0 THEN o.column4 ELSE NULL END, \
@@ -178,20 +195,85 @@ async fn run_round(store: &Store, ops: &[&Op]) -> Result<Vec<i64>, String> {
            sent_at = CASE WHEN o.column3 = 0 THEN deliveries.sent_at ELSE o.column5 END, \
            last_error = CASE WHEN o.column3 = 0 THEN deliveries.last_error ELSE NULL END, \
            updated_at = o.column5 \
-         FROM (VALUES {}) AS o \
+         FROM (VALUES {values}) AS o \
          WHERE deliveries.id = o.column1 AND deliveries.lease_token = o.column2 \
            AND (deliveries.status = 'claimed' OR (deliveries.status = 'sending' AND o.column3 = 1)) \
-         RETURNING deliveries.id",
-        values_list(1, ops.len(), 5, false)
-    );
-    let rows = store
-        .db
-        .query_all_raw(store.stmt(&sql, values))
-        .await
-        .map_err(|e| e.to_string())?;
-    rows.iter()
-        .map(|r| r.try_get::<i64>("", "id").map_err(|e| e.to_string()))
-        .collect()
+         RETURNING deliveries.id"
+    )
+}
+
+/// One statement over ops with distinct ids, padded to the next power of two rows (at most
+/// nine statements, each prepared once on the writer's connection); the ids it changed. An
+/// error gives the connection up: the next group takes a fresh one from the pool.
+async fn run_round(store: &Store, own: &mut Option<Own>, ops: &[&Op]) -> Result<Vec<i64>, String> {
+    let rows: Vec<(i64, &str, i64, i64, i64)> = ops
+        .iter()
+        .map(|op| columns(op))
+        .chain(std::iter::repeat(PADDING))
+        .take(ops.len().next_power_of_two())
+        .collect();
+    let sql = update_sql(store.backend, rows.len());
+    let conn = match own {
+        Some(conn) => conn,
+        None => own.insert(Own::acquire(store).await.map_err(|e| e.to_string())?),
+    };
+    let ids = conn.fetch_ids(sql, &rows).await;
+    if ids.is_err() {
+        *own = None;
+    }
+    ids.map_err(|e| e.to_string())
+}
+
+/// The writer's own connection from the store's pool, held from one group to the next.
+enum Own {
+    Sqlite(PoolConnection<Sqlite>),
+    Postgres(PoolConnection<Postgres>),
+}
+
+impl Own {
+    async fn acquire(store: &Store) -> Result<Own, sqlx::Error> {
+        match store.backend {
+            DbBackend::Sqlite => Ok(Own::Sqlite(
+                store.db.get_sqlite_connection_pool().acquire().await?,
+            )),
+            DbBackend::Postgres => Ok(Own::Postgres(
+                store.db.get_postgres_connection_pool().acquire().await?,
+            )),
+            other => Err(sqlx::Error::Configuration(
+                format!("no ledger writer for {other:?}").into(),
+            )),
+        }
+    }
+
+    /// Runs `sql` with `rows` bound in order; the `id` column of each row returned.
+    async fn fetch_ids(
+        &mut self,
+        sql: String,
+        rows: &[(i64, &str, i64, i64, i64)],
+    ) -> Result<Vec<i64>, sqlx::Error> {
+        macro_rules! fetch {
+            ($conn:expr, $db:ty) => {{
+                let mut q = sqlx::query::<$db>(sqlx::AssertSqlSafe(sql));
+                for &(id, token, kind, lease_until, now) in rows {
+                    q = q
+                        .bind(id)
+                        .bind(token)
+                        .bind(kind)
+                        .bind(lease_until)
+                        .bind(now);
+                }
+                q.fetch_all(&mut **$conn)
+                    .await?
+                    .iter()
+                    .map(|r| r.try_get::<i64, _>(0))
+                    .collect()
+            }};
+        }
+        match self {
+            Own::Sqlite(conn) => fetch!(conn, Sqlite),
+            Own::Postgres(conn) => fetch!(conn, Postgres),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -284,10 +366,78 @@ mod tests {
             }),
         ];
         assert_eq!(
-            apply(&store, &group).await.unwrap(),
+            apply(&store, &mut None, &group).await.unwrap(),
             [true, true, true, false]
         );
         assert_eq!(statuses(&store).await, ["sent", "sending"]);
+    }
+
+    fn sending(row: &ClaimedDelivery) -> Op {
+        Op::Sending {
+            id: row.id,
+            token: row.lease_token.clone(),
+            lease_until: 100,
+            now: 10,
+        }
+    }
+
+    /// Groups of sizes that are not powers of two are padded with rows that match nothing:
+    /// each group changes exactly its own rows, on one connection kept from group to group.
+    #[tokio::test]
+    async fn a_padded_group_changes_exactly_its_rows() {
+        let (store, claimed, _dir) = claimed("group-padded", 9).await;
+        let op = |o: Op| (o, oneshot::channel().0);
+        let mut own = None;
+        let three: Vec<_> = claimed[..3].iter().map(|r| op(sending(r))).collect();
+        assert_eq!(apply(&store, &mut own, &three).await.unwrap(), [true; 3]);
+        assert!(own.is_some(), "the writer gave its connection back");
+        let mut five: Vec<_> = claimed[3..8].iter().map(|r| op(sending(r))).collect();
+        // A stale token among them matches nothing, padded or not.
+        five[4] = op(Op::Sending {
+            id: claimed[7].id,
+            token: "someone else".into(),
+            lease_until: 100,
+            now: 10,
+        });
+        assert_eq!(
+            apply(&store, &mut own, &five).await.unwrap(),
+            [true, true, true, true, false]
+        );
+        let one = [op(sent(&claimed[0]))];
+        assert_eq!(apply(&store, &mut own, &one).await.unwrap(), [true]);
+        assert_eq!(
+            statuses(&store).await,
+            [
+                "sent", "sending", "sending", "sending", "sending", "sending", "sending",
+                "claimed", "claimed"
+            ]
+        );
+    }
+
+    /// A statement that fails gives the writer's connection up, and the next group commits on
+    /// a fresh one from the pool.
+    #[tokio::test]
+    async fn the_writer_takes_a_fresh_connection_after_an_error() {
+        let (store, claimed, _dir) = claimed("group-error", 2).await;
+        let op = |o: Op| (o, oneshot::channel().0);
+        let mut own = None;
+        let first = [op(sending(&claimed[0]))];
+        assert_eq!(apply(&store, &mut own, &first).await.unwrap(), [true]);
+        store
+            .exec("ALTER TABLE deliveries RENAME TO deliveries_away", vec![])
+            .await
+            .unwrap();
+        let second = [op(sending(&claimed[1]))];
+        let err = apply(&store, &mut own, &second).await.unwrap_err();
+        assert!(err.contains("deliveries"), "{err}");
+        assert!(own.is_none(), "the failed connection was kept");
+        store
+            .exec("ALTER TABLE deliveries_away RENAME TO deliveries", vec![])
+            .await
+            .unwrap();
+        assert_eq!(apply(&store, &mut own, &second).await.unwrap(), [true]);
+        assert!(own.is_some());
+        assert_eq!(statuses(&store).await, ["sending", "sending"]);
     }
 
     /// A lingering update waits for company; an update that does not linger ends the wait at
