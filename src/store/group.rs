@@ -17,13 +17,14 @@
 //! millisecond over 8 connections) share one commit instead of paying one each. Any update that
 //! does not linger ends the wait at once, so nothing on a connection's path is ever delayed.
 //!
-//! The writer keeps a connection of its own between groups ([`Own`]) and pads each statement
+//! The writer keeps a connection of its own between groups ([`Writer`]) and pads each statement
 //! to a power-of-two number of rows, so a commit is one round trip to the database and a
 //! statement prepared once: a connection taken from the pool and given back for each group
 //! costs sqlx a spawned task and a ping of the connection on every return, and a statement per
 //! group size falls out of the statement cache (issue #26).
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use sea_orm::DbBackend;
 use sea_orm::sqlx::{self, Postgres, Row, Sqlite, pool::PoolConnection};
@@ -88,8 +89,7 @@ impl GroupCommit {
     fn spawn_lingering(store: Store, linger: std::time::Duration) -> GroupCommit {
         let (tx, mut rx) = mpsc::unbounded_channel::<(Op, Reply, Urgency)>();
         tokio::spawn(async move {
-            // The writer's connection, taken on the first group and again after an error.
-            let mut own: Option<Own> = None;
+            let mut writer = Writer::default();
             while let Some((op, reply, urgency)) = rx.recv().await {
                 let mut urgent = urgency == Urgency::Now;
                 let mut group = vec![(op, reply)];
@@ -109,7 +109,7 @@ impl GroupCommit {
                     urgent |= urgency == Urgency::Now;
                     group.push((op, reply));
                 }
-                let result = apply(&store, &mut own, &group).await;
+                let result = apply(&store, &mut writer, &group).await;
                 for (i, (_, reply)) in group.into_iter().enumerate() {
                     let _ = reply.send(match &result {
                         Ok(matched) => Ok(matched[i]),
@@ -148,13 +148,13 @@ impl GroupCommit {
 /// but cheap to guard) starts a new statement, so the updates of one row apply in order.
 async fn apply(
     store: &Store,
-    own: &mut Option<Own>,
+    writer: &mut Writer,
     group: &[(Op, Reply)],
 ) -> Result<Vec<bool>, String> {
     let mut changed = Vec::with_capacity(group.len());
     for run in distinct_chunks(group, group.len(), |(op, _)| op.id()) {
         let ops: Vec<&Op> = run.iter().map(|(op, _)| op).collect();
-        let matched: HashSet<i64> = run_round(store, own, &ops).await?.into_iter().collect();
+        let matched: HashSet<i64> = run_round(store, writer, &ops).await?.into_iter().collect();
         changed.extend(run.iter().map(|(op, _)| matched.contains(&op.id())));
     }
     Ok(changed)
@@ -203,25 +203,35 @@ fn update_sql(backend: DbBackend, rows: usize) -> String {
 }
 
 /// One statement over ops with distinct ids, padded to the next power of two rows (at most
-/// nine statements, each prepared once on the writer's connection); the ids it changed. An
-/// error gives the connection up: the next group takes a fresh one from the pool.
-async fn run_round(store: &Store, own: &mut Option<Own>, ops: &[&Op]) -> Result<Vec<i64>, String> {
+/// nine statements, each built and prepared once on the writer's connection); the ids it
+/// changed. An error gives the connection up: the next group takes a fresh one from the pool.
+async fn run_round(store: &Store, writer: &mut Writer, ops: &[&Op]) -> Result<Vec<i64>, String> {
     let rows: Vec<(i64, &str, i64, i64, i64)> = ops
         .iter()
         .map(|op| columns(op))
         .chain(std::iter::repeat(PADDING))
         .take(ops.len().next_power_of_two())
         .collect();
-    let sql = update_sql(store.backend, rows.len());
-    let conn = match own {
+    let sql = writer.sql[rows.len().trailing_zeros() as usize]
+        .get_or_insert_with(|| update_sql(store.backend, rows.len()).into())
+        .clone();
+    let conn = match &mut writer.conn {
         Some(conn) => conn,
-        None => own.insert(Own::acquire(store).await.map_err(|e| e.to_string())?),
+        none => none.insert(Own::acquire(store).await.map_err(|e| e.to_string())?),
     };
     let ids = conn.fetch_ids(sql, &rows).await;
     if ids.is_err() {
-        *own = None;
+        writer.conn = None;
     }
     ids.map_err(|e| e.to_string())
+}
+
+/// What the writer keeps from one group to the next: its connection (taken on the first group
+/// and again after an error) and its statements, by their rows' power of two.
+#[derive(Default)]
+struct Writer {
+    conn: Option<Own>,
+    sql: [Option<Arc<str>>; MAX_GROUP.next_power_of_two().trailing_zeros() as usize + 1],
 }
 
 /// The writer's own connection from the store's pool, held from one group to the next.
@@ -248,7 +258,7 @@ impl Own {
     /// Runs `sql` with `rows` bound in order; the `id` column of each row returned.
     async fn fetch_ids(
         &mut self,
-        sql: String,
+        sql: Arc<str>,
         rows: &[(i64, &str, i64, i64, i64)],
     ) -> Result<Vec<i64>, sqlx::Error> {
         macro_rules! fetch {
@@ -366,7 +376,7 @@ mod tests {
             }),
         ];
         assert_eq!(
-            apply(&store, &mut None, &group).await.unwrap(),
+            apply(&store, &mut Writer::default(), &group).await.unwrap(),
             [true, true, true, false]
         );
         assert_eq!(statuses(&store).await, ["sent", "sending"]);
@@ -387,10 +397,10 @@ mod tests {
     async fn a_padded_group_changes_exactly_its_rows() {
         let (store, claimed, _dir) = claimed("group-padded", 9).await;
         let op = |o: Op| (o, oneshot::channel().0);
-        let mut own = None;
+        let mut writer = Writer::default();
         let three: Vec<_> = claimed[..3].iter().map(|r| op(sending(r))).collect();
-        assert_eq!(apply(&store, &mut own, &three).await.unwrap(), [true; 3]);
-        assert!(own.is_some(), "the writer gave its connection back");
+        assert_eq!(apply(&store, &mut writer, &three).await.unwrap(), [true; 3]);
+        assert!(writer.conn.is_some(), "the writer gave its connection back");
         let mut five: Vec<_> = claimed[3..8].iter().map(|r| op(sending(r))).collect();
         // A stale token among them matches nothing, padded or not.
         five[4] = op(Op::Sending {
@@ -400,11 +410,13 @@ mod tests {
             now: 10,
         });
         assert_eq!(
-            apply(&store, &mut own, &five).await.unwrap(),
+            apply(&store, &mut writer, &five).await.unwrap(),
             [true, true, true, true, false]
         );
         let one = [op(sent(&claimed[0]))];
-        assert_eq!(apply(&store, &mut own, &one).await.unwrap(), [true]);
+        assert_eq!(apply(&store, &mut writer, &one).await.unwrap(), [true]);
+        // Three sizes (4, 8 and 1 rows once padded): three statements kept, one of each.
+        assert_eq!(writer.sql.iter().flatten().count(), 3);
         assert_eq!(
             statuses(&store).await,
             [
@@ -420,23 +432,23 @@ mod tests {
     async fn the_writer_takes_a_fresh_connection_after_an_error() {
         let (store, claimed, _dir) = claimed("group-error", 2).await;
         let op = |o: Op| (o, oneshot::channel().0);
-        let mut own = None;
+        let mut writer = Writer::default();
         let first = [op(sending(&claimed[0]))];
-        assert_eq!(apply(&store, &mut own, &first).await.unwrap(), [true]);
+        assert_eq!(apply(&store, &mut writer, &first).await.unwrap(), [true]);
         store
             .exec("ALTER TABLE deliveries RENAME TO deliveries_away", vec![])
             .await
             .unwrap();
         let second = [op(sending(&claimed[1]))];
-        let err = apply(&store, &mut own, &second).await.unwrap_err();
+        let err = apply(&store, &mut writer, &second).await.unwrap_err();
         assert!(err.contains("deliveries"), "{err}");
-        assert!(own.is_none(), "the failed connection was kept");
+        assert!(writer.conn.is_none(), "the failed connection was kept");
         store
             .exec("ALTER TABLE deliveries_away RENAME TO deliveries", vec![])
             .await
             .unwrap();
-        assert_eq!(apply(&store, &mut own, &second).await.unwrap(), [true]);
-        assert!(own.is_some());
+        assert_eq!(apply(&store, &mut writer, &second).await.unwrap(), [true]);
+        assert!(writer.conn.is_some());
         assert_eq!(statuses(&store).await, ["sending", "sending"]);
     }
 
