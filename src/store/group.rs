@@ -160,9 +160,12 @@ async fn apply(
     Ok(changed)
 }
 
-/// The columns of one op's `VALUES` row: id, lease token, kind (0 sending, 1 sent), lease
-/// until (sending), now.
-fn columns(op: &Op) -> (i64, &str, i64, i64, i64) {
+/// One row of the statement's `VALUES`: id, lease token, kind (0 sending, 1 sent), lease until
+/// (sending), now.
+type ValuesRow<'a> = (i64, &'a str, i64, i64, i64);
+
+/// The `VALUES` row of one op.
+fn columns(op: &Op) -> ValuesRow<'_> {
     match op {
         Op::Sending {
             id,
@@ -176,9 +179,10 @@ fn columns(op: &Op) -> (i64, &str, i64, i64, i64) {
 
 /// A `VALUES` row that matches no delivery (ids start at 1): pads a group to its statement's
 /// size.
-const PADDING: (i64, &str, i64, i64, i64) = (-1, "", 1, 0, 0);
+const PADDING: ValuesRow<'static> = (-1, "", 1, 0, 0);
 
-/// The statement for `rows` rows of `VALUES` (`?` on SQLite, `$n` on PostgreSQL).
+/// The statement for `rows` rows of `VALUES`: `$n` on PostgreSQL, anonymous `?` on SQLite, for
+/// the reason [`Store::stmt_positional`] gives (numbered ones bind in O(N²) there).
 fn update_sql(backend: DbBackend, rows: usize) -> String {
     let values = if backend == DbBackend::Sqlite {
         vec!["(?, ?, ?, ?, ?)"; rows].join(", ")
@@ -206,7 +210,7 @@ fn update_sql(backend: DbBackend, rows: usize) -> String {
 /// nine statements, each built and prepared once on the writer's connection); the ids it
 /// changed. An error gives the connection up: the next group takes a fresh one from the pool.
 async fn run_round(store: &Store, writer: &mut Writer, ops: &[&Op]) -> Result<Vec<i64>, String> {
-    let rows: Vec<(i64, &str, i64, i64, i64)> = ops
+    let rows: Vec<ValuesRow<'_>> = ops
         .iter()
         .map(|op| columns(op))
         .chain(std::iter::repeat(PADDING))
@@ -259,7 +263,7 @@ impl Own {
     async fn fetch_ids(
         &mut self,
         sql: Arc<str>,
-        rows: &[(i64, &str, i64, i64, i64)],
+        rows: &[ValuesRow<'_>],
     ) -> Result<Vec<i64>, sqlx::Error> {
         macro_rules! fetch {
             ($conn:expr, $db:ty) => {{
