@@ -298,6 +298,9 @@ impl Store {
             // per statement (the dispatcher's ledger writes are one statement each). Only a
             // connection idle for a while is checked.
             .test_before_acquire_if_idle_for(Duration::from_secs(30));
+        // Once the dispatcher has recorded a handover, one connection of the pool stays with
+        // the ledger writer (`group.rs`) for the store's life: the rest of the process shares
+        // the others (three on SQLite, seven on PostgreSQL).
         if url.starts_with("sqlite:") {
             opts.max_connections(4)
                 .min_connections(1)
