@@ -384,8 +384,9 @@ impl App {
         }
     }
 
-    /// Sends rows committing each one `sending` by itself, at the last moment (after `354`,
-    /// right before the request): at most one unsettled message per connection.
+    /// Sends rows committing each one `sending` by itself, at the last moment it can be waited
+    /// for (SMTP: beside the envelope and body, durable before the final dot; HTTP: right
+    /// before the request): at most one unsettled message per connection.
     async fn send_one_by_one(
         &self,
         batch: Vec<ClaimedDelivery>,

@@ -186,8 +186,8 @@ impl SendFailure {
 }
 
 /// The last step before a transport hands a message over: the dispatcher commits the row as
-/// `sending` (docs/delivery-guarantee.md §1). SMTP queues it after `354` to DATA and holds the
-/// final dot until it is durable (the body goes out meanwhile); SMS calls it right before the
+/// `sending` (docs/delivery-guarantee.md §1). SMTP queues it as MAIL FROM goes out and holds the
+/// final dot until it is durable (the envelope and the body go out meanwhile); SMS calls it right before the
 /// request; the outbox before writing the file. If it fails, nothing is handed over and the
 /// transport returns that error.
 pub trait Handover: Send + Sync {

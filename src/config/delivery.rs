@@ -218,8 +218,9 @@ pub struct DeliveryConfig {
     /// First pause of a channel refused "about us"; doubles per strike, at most a day.
     pub pause_secs: u32,
     pub shutdown_timeout_secs: u32,
-    /// Per channel ([`HandoverBatch::of`]): `1` (the default): each message is committed `sending` by itself at the last moment
-    /// (SMTP: after `354`; HTTP: right before the request), so a crash leaves at most one
+    /// Per channel ([`HandoverBatch::of`]): `1` (the default): each message is committed
+    /// `sending` by itself at the last moment (SMTP: beside the envelope and body, durable
+    /// before the final dot; HTTP: right before the request), so a crash leaves at most one
     /// message per connection or request in doubt. `N > 1`: messages are committed `sending` N
     /// per statement before their envelope or request, at most `2 × N` at once — fewer commits
     /// per message, and up to `2 × N` messages in doubt after a crash (docs/delivery-guarantee.md §1,

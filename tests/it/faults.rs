@@ -30,8 +30,9 @@ const NOW: &str = "2027-05-05T12:00:00Z";
 /// After every backoff of the first drain (at most an hour).
 const LATER: &str = "2027-05-05T14:00:00Z";
 
-/// `handover_batch`: 1 (the default: each row `sending` by itself, after 354) or N (rows
-/// committed `sending` N at a time before their envelope).
+/// `handover_batch`: 1 (the default: each row `sending` by itself, beside its envelope and
+/// body, durable before its final dot) or N (rows committed `sending` N at a time before their
+/// envelope).
 fn delivery(port: u16, handover_batch: u32) -> String {
     format!(
         "  email:\n    transport: smtp\n    smtp:\n      host: 127.0.0.1\n      port: {port}\n      security: plain\n      timeout_secs: 2\n      connections: 2\n      breaker_failures: 3\n      breaker_secs: 1\n  sms:\n    transport: outbox\n  batch_size: 50\n  handover_batch: {handover_batch}\n  in_doubt:\n    email: skip\n"

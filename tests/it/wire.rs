@@ -272,3 +272,66 @@ async fn a_pooled_connection_the_relay_closed_is_replaced_and_the_message_still_
     }
     assert_eq!(sink.messages().len(), 3);
 }
+
+/// The dispatcher's handover as the ledger's fence sees it: the first commit moves the row to
+/// `sending`; a second one finds it `sending` already and is refused (the lease looks lost).
+struct FencedHandover(std::sync::atomic::AtomicUsize);
+
+impl ritualist::channel::Handover for FencedHandover {
+    fn commit(
+        &self,
+    ) -> futures_util::future::BoxFuture<'_, Result<(), ritualist::channel::SendFailure>> {
+        Box::pin(async move {
+            match self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+                0 => Ok(()),
+                _ => Err(ritualist::channel::SendFailure::lease_lost(
+                    "committed twice: the row is `sending` already",
+                )),
+            }
+        })
+    }
+}
+
+/// Issue #26, sixth pass: the `sending` commit is queued as MAIL FROM goes out, so a pooled
+/// connection the relay closed is found out after the commit. The fresh connection's try must
+/// not commit the row again: the message goes out, committed exactly once.
+#[tokio::test]
+async fn a_message_retried_on_a_fresh_connection_is_committed_once() {
+    let Some(sink) = crate::peers::SmtpSink::start(&["-t", "2"]) else {
+        return;
+    };
+    let pool = pool(sink.port(), true);
+    let msg = small_message();
+    // Opens the connection the relay then closes while it sits idle.
+    pool.send(
+        "hello@floare.example",
+        "emma@example.com",
+        msg.as_bytes(),
+        None,
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
+    let handover = FencedHandover(std::sync::atomic::AtomicUsize::new(0));
+    let reply = pool
+        .send(
+            "hello@floare.example",
+            "emma@example.com",
+            msg.as_bytes(),
+            Some(&handover),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("the message after the idle timeout: {e:?}"));
+    assert!(reply.starts_with("250"), "{reply}");
+    assert_eq!(
+        handover.0.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the handover was not committed exactly once"
+    );
+    pool.close().await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while sink.messages().len() < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(sink.messages().len(), 2);
+}

@@ -23,6 +23,27 @@ pub(super) struct Conn {
     pub(super) gate: Option<super::stream::DotGate>,
 }
 
+/// A handover committed at most once across the tries of one message: the `sending` commit
+/// runs beside the envelope, so a pooled connection found closed at MAIL FROM may come after
+/// it, and the fresh connection's try must not commit the row again (its fence would refuse).
+struct Once<'a> {
+    inner: &'a dyn crate::channel::Handover,
+    done: AtomicBool,
+}
+
+impl crate::channel::Handover for Once<'_> {
+    fn commit(&self) -> futures_util::future::BoxFuture<'_, Result<(), SendFailure>> {
+        Box::pin(async move {
+            if self.done.load(Ordering::SeqCst) {
+                return Ok(());
+            }
+            self.inner.commit().await?;
+            self.done.store(true, Ordering::SeqCst);
+            Ok(())
+        })
+    }
+}
+
 struct Idle {
     conn: Conn,
     since: Timestamp,
@@ -136,10 +157,11 @@ impl SmtpPool {
     }
 
     /// Sends `message` (already CRLF-normalised) from `from` to `to`; returns the server's reply.
-    /// `handover` is committed after `354` to DATA, while the body goes out, and is durable
-    /// before the final dot (before the body under STARTTLS): a failure before it is "not
-    /// sent", a reply code after it is "accepted" or "rejected", and a broken or silent
-    /// connection after it is "in doubt" ([`SendFailure::InDoubt`]).
+    /// `handover` is committed beside the envelope and the body (queued as MAIL goes out) and
+    /// is durable before the final dot (under STARTTLS: after `354`, before the body): a
+    /// failure before `354` and the commit is "not sent", a reply code to the dot is
+    /// "accepted" or "rejected", and a broken or silent connection after both is "in doubt"
+    /// ([`SendFailure::InDoubt`]). It is committed once per message, whatever the tries.
     ///
     /// A pooled connection the relay closed while it sat idle (its idle timeout is shorter
     /// than ours, or it restarted) fails at MAIL FROM, before anything is handed over: the
@@ -233,6 +255,12 @@ impl SmtpPool {
             })?],
         )
         .map_err(|e| mine(SendFailure::permanent(e.to_string())))?;
+        // Committed once: a fresh try after a stale connection does not commit again.
+        let once = handover.map(|inner| Once {
+            inner,
+            done: AtomicBool::new(false),
+        });
+        let handover = once.as_ref().map(|o| o as &dyn crate::channel::Handover);
         let (mut conn, mut reused) = self.checkout().await.map_err(down)?;
         loop {
             let handed = AtomicBool::new(false);

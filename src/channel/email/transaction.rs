@@ -39,10 +39,11 @@ pub(super) fn offers_pipelining(ehlo: &Response) -> bool {
 /// `AsyncSmtpConnection::send` does in one call, minus the phase). When the relay offers
 /// PIPELINING the three envelope commands go out in one write and their replies are read in
 /// order (one round trip instead of three); DATA is the last command of the group, so nothing
-/// of the body is written before its `354`. After `354` the handover's commit is queued and
-/// the body written while it runs; the final dot waits until it is durable (`handed` set then).
-/// Where the dot cannot be held back the commit comes before the body. A failed transaction
-/// leaves the connection aborted, as lettre's own `send` does.
+/// of the body is written before its `354`. The handover's commit is queued as MAIL goes out;
+/// the envelope and then the body go to the relay while it runs, and the final dot waits until
+/// it is durable ([`early`]). Where the dot cannot be held back the commit comes after `354`,
+/// before the body. A failed transaction leaves the connection aborted, as lettre's own `send`
+/// does.
 pub(super) async fn transaction(
     session: &mut Conn,
     envelope: &lettre::address::Envelope,
@@ -51,32 +52,29 @@ pub(super) async fn transaction(
     handed: &AtomicBool,
 ) -> Result<Response, Failed> {
     let pipelining = session.pipelining;
-    let conn = &mut session.smtp;
     let mail = Mail::new(
         envelope.from().cloned(),
-        mail_parameters(conn, envelope, message)?,
+        mail_parameters(&session.smtp, envelope, message)?,
     );
-    let envelope_phase = if pipelining {
-        envelope_pipelined(conn, mail, envelope).await
-    } else {
-        envelope_one_by_one(conn, mail, envelope).await
-    };
-    if let Err((phase, e)) = envelope_phase {
-        conn.abort().await;
-        let closed = e.status().is_none_or(|c| u16::from(c) == 421);
-        let err = classify_reply(&e, phase);
-        return Err(match (phase, closed) {
-            (SmtpPhase::Mail, true) => Failed::Stale(err),
-            (_, true) => Failed::Down(err),
-            _ => Failed::Other(err),
-        });
-    }
-    crate::failpoint::hit("after_data");
     let delivered = match (handover, overlap(session, message)) {
         (Some(h), Some((gate, block))) => {
-            overlapped(&mut session.smtp, gate, block, h, handed).await
+            early(
+                &mut session.smtp,
+                pipelining,
+                mail,
+                envelope,
+                gate,
+                block,
+                h,
+                handed,
+            )
+            .await
         }
-        _ => committed_first(&mut session.smtp, message, handover, handed).await,
+        _ => {
+            envelope_phase(&mut session.smtp, pipelining, mail, envelope).await?;
+            crate::failpoint::hit("after_data");
+            committed_first(&mut session.smtp, message, handover, handed).await
+        }
     };
     if let Some(gate) = &session.gate {
         gate.clear();
@@ -84,6 +82,98 @@ pub(super) async fn transaction(
     let resp = delivered?;
     crate::failpoint::hit("after_accept");
     Ok(resp)
+}
+
+/// MAIL, RCPT and DATA up to `354`, pipelined when the relay offers it; a refusal or a
+/// broken connection aborts the transaction and says whose trouble it was.
+async fn envelope_phase(
+    conn: &mut AsyncSmtpConnection,
+    pipelining: bool,
+    mail: Mail,
+    envelope: &lettre::address::Envelope,
+) -> Result<(), Failed> {
+    let sent = if pipelining {
+        envelope_pipelined(conn, mail, envelope).await
+    } else {
+        envelope_one_by_one(conn, mail, envelope).await
+    };
+    let Err((phase, e)) = sent else {
+        return Ok(());
+    };
+    conn.abort().await;
+    let closed = e.status().is_none_or(|c| u16::from(c) == 421);
+    let err = classify_reply(&e, phase);
+    Err(match (phase, closed) {
+        (SmtpPhase::Mail, true) => Failed::Stale(err),
+        (_, true) => Failed::Down(err),
+        _ => Failed::Other(err),
+    })
+}
+
+/// The handover beside the whole transaction: the `sending` commit is queued as MAIL goes
+/// out, and the envelope and the body go to the relay while it runs; only the final dot
+/// waits at the gate until it is durable. Nothing is handed over before the commit (the relay
+/// takes a message only at its dot), and a connection pays for the commit only what outlasts
+/// its envelope round trip and body (issue #26: the envelope's round trip no longer adds to
+/// the commit's wait; measured in docs/performance.md, sixth pass). `handed` is set once the
+/// commit is durable *and* the relay has answered `354`, whichever comes last: from then on
+/// the dot may be on the wire, and a silent connection is "in doubt". A refusal or a broken
+/// connection during the envelope is "not sent", committed or not: the row is `sending` then
+/// but no byte of the message went out, and its result is recorded as for any failure before
+/// the body (a crash in that moment leaves the row in doubt, as one after the commit always
+/// did: docs/delivery-guarantee.md §1).
+#[allow(clippy::too_many_arguments)]
+async fn early(
+    conn: &mut AsyncSmtpConnection,
+    pipelining: bool,
+    mail: Mail,
+    envelope: &lettre::address::Envelope,
+    gate: super::stream::DotGate,
+    block: String,
+    h: &dyn crate::channel::Handover,
+    handed: &AtomicBool,
+) -> Result<Response, Failed> {
+    let (go, until) = tokio::sync::oneshot::channel();
+    let committed = AtomicBool::new(false);
+    let ready = AtomicBool::new(false);
+    // Whichever of the two comes second sets `handed`.
+    let done = |mine: &AtomicBool, other: &AtomicBool| {
+        mine.store(true, Ordering::SeqCst);
+        if other.load(Ordering::SeqCst) {
+            handed.store(true, Ordering::SeqCst);
+        }
+    };
+    let commit = async {
+        let r = h.commit().await;
+        if r.is_ok() {
+            done(&committed, &ready);
+            crate::failpoint::hit("after_sending");
+        }
+        let _ = go.send(r.is_ok());
+        r
+    };
+    let wire = async {
+        envelope_phase(conn, pipelining, mail, envelope).await?;
+        crate::failpoint::hit("after_data");
+        done(&ready, &committed);
+        gate.hold_after(block.len() - b"\r\n.\r\n".len(), until);
+        Ok(conn.command(block).await)
+    };
+    let (committed, sent) = tokio::join!(commit, wire);
+    if let Err(e) = committed {
+        // The dot never went: nothing was handed over. (A failed envelope aborted already.)
+        if sent.is_ok() {
+            conn.abort().await;
+        }
+        return Err(Failed::Other(e));
+    }
+    match sent? {
+        Ok(resp) => Ok(resp),
+        Err(e) => {
+            conn.abort().await;
+            Err(body_failed(&e))
+        }
+    }
 }
 
 /// The session's dot gate and the DATA block, when the `sending` commit can overlap the body:
@@ -96,43 +186,6 @@ fn overlap(session: &Conn, message: &[u8]) -> Option<(super::stream::DotGate, St
     }
     let text = std::str::from_utf8(message).ok()?;
     Some((gate, data_block(text)))
-}
-
-/// The handover and the message at once: the `sending` commit is queued, the body goes out
-/// while it runs, and the final dot waits at the gate until it is durable — nothing is handed
-/// over before the commit (the relay takes a message only at its dot), and the commit costs
-/// the connection only what outlasts the body. A commit that fails keeps the dot back for good.
-async fn overlapped(
-    conn: &mut AsyncSmtpConnection,
-    gate: super::stream::DotGate,
-    block: String,
-    h: &dyn crate::channel::Handover,
-    handed: &AtomicBool,
-) -> Result<Response, Failed> {
-    let (go, until) = tokio::sync::oneshot::channel();
-    gate.hold_after(block.len() - b"\r\n.\r\n".len(), until);
-    let commit = async {
-        let r = h.commit().await;
-        if r.is_ok() {
-            handed.store(true, Ordering::SeqCst);
-            crate::failpoint::hit("after_sending");
-        }
-        let _ = go.send(r.is_ok());
-        r
-    };
-    let (committed, sent) = tokio::join!(commit, conn.command(block));
-    if let Err(e) = committed {
-        // The dot never went: nothing was handed over.
-        conn.abort().await;
-        return Err(Failed::Other(e));
-    }
-    match sent {
-        Ok(resp) => Ok(resp),
-        Err(e) => {
-            conn.abort().await;
-            Err(body_failed(&e))
-        }
-    }
 }
 
 /// The handover, then the message: the order where the dot cannot be held back (STARTTLS, a
