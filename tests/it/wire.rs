@@ -266,11 +266,7 @@ async fn a_pooled_connection_the_relay_closed_is_replaced_and_the_message_still_
         tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
     }
     pool.close().await;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while sink.messages().len() < 3 && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    assert_eq!(sink.messages().len(), 3);
+    assert_eq!(sink.wait_for(3, std::time::Duration::from_secs(5)).len(), 3);
 }
 
 /// The dispatcher's handover as the ledger's fence sees it: the first commit moves the row to
@@ -329,9 +325,5 @@ async fn a_message_retried_on_a_fresh_connection_is_committed_once() {
         "the handover was not committed exactly once"
     );
     pool.close().await;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while sink.messages().len() < 2 && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    assert_eq!(sink.messages().len(), 2);
+    assert_eq!(sink.wait_for(2, std::time::Duration::from_secs(5)).len(), 2);
 }

@@ -58,17 +58,7 @@ pub(super) async fn transaction(
     );
     let delivered = match (handover, overlap(session, message)) {
         (Some(h), Some((gate, block))) => {
-            early(
-                &mut session.smtp,
-                pipelining,
-                mail,
-                envelope,
-                gate,
-                block,
-                h,
-                handed,
-            )
-            .await
+            early(session, mail, envelope, gate, block, h, handed).await
         }
         _ => {
             envelope_phase(&mut session.smtp, pipelining, mail, envelope).await?;
@@ -122,10 +112,8 @@ async fn envelope_phase(
 /// but no byte of the message went out, and its result is recorded as for any failure before
 /// the body (a crash in that moment leaves the row in doubt, as one after the commit always
 /// did: docs/delivery-guarantee.md §1).
-#[allow(clippy::too_many_arguments)]
 async fn early(
-    conn: &mut AsyncSmtpConnection,
-    pipelining: bool,
+    session: &mut Conn,
     mail: Mail,
     envelope: &lettre::address::Envelope,
     gate: super::stream::DotGate,
@@ -133,8 +121,9 @@ async fn early(
     h: &dyn crate::channel::Handover,
     handed: &AtomicBool,
 ) -> Result<Response, Failed> {
+    let (pipelining, conn) = (session.pipelining, &mut session.smtp);
     let (go, until) = tokio::sync::oneshot::channel();
-    let committed = AtomicBool::new(false);
+    let durable = AtomicBool::new(false);
     let ready = AtomicBool::new(false);
     // Whichever of the two comes second sets `handed`.
     let done = |mine: &AtomicBool, other: &AtomicBool| {
@@ -146,7 +135,7 @@ async fn early(
     let commit = async {
         let r = h.commit().await;
         if r.is_ok() {
-            done(&committed, &ready);
+            done(&durable, &ready);
             crate::failpoint::hit("after_sending");
         }
         let _ = go.send(r.is_ok());
@@ -155,7 +144,7 @@ async fn early(
     let wire = async {
         envelope_phase(conn, pipelining, mail, envelope).await?;
         crate::failpoint::hit("after_data");
-        done(&ready, &committed);
+        done(&ready, &durable);
         gate.hold_after(block.len() - b"\r\n.\r\n".len(), until);
         Ok(conn.command(block).await)
     };
