@@ -186,10 +186,10 @@ impl SendFailure {
 }
 
 /// The last step before a transport hands a message over: the dispatcher commits the row as
-/// `sending` (docs/delivery-guarantee.md §1). SMTP queues it as MAIL FROM goes out and holds the
-/// final dot until it is durable (the envelope and the body go out meanwhile); SMS calls it right before the
-/// request; the outbox before writing the file. If it fails, nothing is handed over and the
-/// transport returns that error.
+/// `sending` (docs/delivery-guarantee.md §1). SMTP queues it as MAIL FROM goes out and holds
+/// the final dot until it is durable (the envelope and the body go out meanwhile); SMS calls it
+/// right before the request; the outbox before writing the file. If it fails, nothing is
+/// handed over and the transport returns that error.
 pub trait Handover: Send + Sync {
     fn commit(&self) -> futures_util::future::BoxFuture<'_, Result<(), SendFailure>>;
 }

@@ -51,7 +51,6 @@ pub(super) async fn transaction(
     handover: Option<&dyn crate::channel::Handover>,
     handed: &AtomicBool,
 ) -> Result<Response, Failed> {
-    let pipelining = session.pipelining;
     let mail = Mail::new(
         envelope.from().cloned(),
         mail_parameters(&session.smtp, envelope, message)?,
@@ -61,7 +60,7 @@ pub(super) async fn transaction(
             early(session, mail, envelope, gate, block, h, handed).await
         }
         _ => {
-            envelope_phase(&mut session.smtp, pipelining, mail, envelope).await?;
+            envelope_phase(&mut session.smtp, session.pipelining, mail, envelope).await?;
             crate::failpoint::hit("after_data");
             committed_first(&mut session.smtp, message, handover, handed).await
         }
