@@ -522,8 +522,15 @@ mod tests {
         );
         let occ = crate::domain::OccurrenceKey::yearly("birthday", 42, 2027);
         assert_eq!(
-            super::super::message_id(b"pinned-secret", &occ, Channel::Email, "shop.example"),
-            "9ab43e0f16e16f9c9fd957c0b22c15f5@shop.example"
+            super::super::message_id(
+                b"pinned-secret",
+                &occ,
+                Channel::Email,
+                "shop.example",
+                1_798_750_800
+            ),
+            // The time, then the first 24 digits of the HMAC pinned before the time came first.
+            "6b36c2509ab43e0f16e16f9c9fd957c0@shop.example"
         );
     }
 
