@@ -3,6 +3,7 @@
 //! it sends the stored bytes, so a retry is byte-identical to the first attempt (a row's first
 //! attempt has its message rendered by `render_queue`).
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
-use super::App;
+use super::{App, render_queue};
 
 use crate::channel::{Handover, Outgoing, SendFailure};
 use crate::config::{AllowedHours, InDoubtPolicy};
@@ -21,6 +22,10 @@ use crate::store::{ClaimedDelivery, Urgency};
 
 /// How long a row whose send window cannot be read waits before it is looked at again.
 const UNREADABLE_WINDOW_WAIT_SECS: i64 = 3600;
+
+/// A batch with more messages than this to compose is composed and sent in parts of this
+/// many rows, each part composed while the one before it is sent.
+const PART: usize = 250;
 
 /// When a row's send window (`<zone> HH:MM-HH:MM`) is closed at `now`, when it opens.
 ///
@@ -146,8 +151,7 @@ impl DrainClock {
 /// moment of the commit) at the last moment before the provider can hold the message.
 struct RowHandover<'a> {
     store: &'a crate::store::Store,
-    id: i64,
-    token: &'a str,
+    row: &'a ClaimedDelivery,
     clock: &'a DrainClock,
     lease_secs: u32,
 }
@@ -157,7 +161,13 @@ impl Handover for RowHandover<'_> {
         Box::pin(async move {
             match self
                 .store
-                .mark_sending(self.id, self.token, self.clock.now_s(), self.lease_secs)
+                .mark_sending(
+                    self.row.id,
+                    &self.row.lease_token,
+                    self.clock.now_s(),
+                    self.lease_secs,
+                    self.row.unstored(),
+                )
                 .await
             {
                 Ok(true) => Ok(()),
@@ -301,41 +311,110 @@ impl App {
             }
             batch.push(row);
         }
-        // First attempts: render now, and keep the bytes so every retry sends the same.
-        self.render_claimed(&mut batch, now, &mut report).await?;
-        let batch: Vec<ClaimedDelivery> =
-            batch.into_iter().filter(|r| r.payload.is_some()).collect();
-        // Each channel goes one by one or, with `handover_batch` > 1, ahead; both at once.
-        let (ahead, one_by_one): (Vec<_>, Vec<_>) = batch
+        let Some(token) = batch.first().map(|r| r.lease_token.clone()) else {
+            return Ok(report);
+        };
+        let out: Vec<i64> = batch.iter().map(|r| r.id).collect();
+        let parts = self.send_in_parts(batch, clock, &paused);
+        // Leases are renewed while the batch is out: rows waiting their turn, or committed
+        // `sending` ahead of a slow provider, keep theirs.
+        let sent = tokio::select! {
+            r = parts => r,
+            _ = self.keep_leases(&out, &token, clock) => unreachable!("the lease keeper never ends"),
+        };
+        report.add(sent?);
+        Ok(report)
+    }
+
+    /// Composes and sends a batch. Rows with no stored message are composed first; a batch
+    /// with more than [`PART`] of them goes in parts, each part composed on the blocking
+    /// threads while the one before it is sent, so composing (the biggest cost on a mass day)
+    /// and the ledger's commits use the cores at once (issue #26). Once a stop is requested,
+    /// the parts not yet sent go back to the queue untried.
+    async fn send_in_parts(
+        &self,
+        batch: Vec<ClaimedDelivery>,
+        clock: &DrainClock,
+        paused: &[Channel],
+    ) -> Result<DispatchReport, super::AppError> {
+        let now = clock.now();
+        let mut report = DispatchReport::default();
+        let facts = Arc::new(self.facts_for(&batch).await?);
+        let defs = self.defs();
+        let to_compose = batch.iter().filter(|r| r.payload.is_none()).count();
+        let mut parts = std::collections::VecDeque::new();
+        if to_compose > PART {
+            let mut rows = batch.into_iter().peekable();
+            while rows.peek().is_some() {
+                parts.push_back(rows.by_ref().take(PART).collect::<Vec<_>>());
+            }
+        } else {
+            parts.push_back(batch);
+        }
+        let first = parts.pop_front().unwrap_or_default();
+        let first = render_queue::compose_part(&self.kit, &defs, &facts, first, now);
+        let mut ready = self.settle_composed(first, now, &mut report).await?;
+        loop {
+            let composing = parts.pop_front().map(|part| {
+                let (kit, defs, facts) = (self.kit.clone(), defs.clone(), facts.clone());
+                tokio::task::spawn_blocking(move || {
+                    render_queue::compose_part(&kit, &defs, &facts, part, now)
+                })
+            });
+            report.add(self.send_ready(ready, clock, paused).await?);
+            let Some(composing) = composing else {
+                return Ok(report);
+            };
+            let part = composing.await.map_err(|e| {
+                super::AppError::Other(format!("composing a part of the batch: {e}"))
+            })?;
+            ready = self.settle_composed(part, now, &mut report).await?;
+            if self.stop_requested() {
+                let rest: Vec<ClaimedDelivery> = ready
+                    .into_iter()
+                    .chain(parts.into_iter().flatten())
+                    .collect();
+                let mut released = 0;
+                for row in &rest {
+                    if self
+                        .store
+                        .release_claimed(row.id, &row.lease_token, clock.now_s())
+                        .await?
+                    {
+                        released += 1;
+                    }
+                }
+                report.released += released;
+                tracing::info!(
+                    released,
+                    "stopping: the parts of the batch not yet sent go back to the queue untried"
+                );
+                return Ok(report);
+            }
+        }
+    }
+
+    /// Sends rows whose messages are ready: each channel one by one or, with `handover_batch`
+    /// > 1, ahead; all at once.
+    async fn send_ready(
+        &self,
+        rows: Vec<ClaimedDelivery>,
+        clock: &DrainClock,
+        paused: &[Channel],
+    ) -> Result<DispatchReport, super::AppError> {
+        let d = &self.cfg.delivery;
+        let (ahead, one_by_one): (Vec<_>, Vec<_>) = rows
             .into_iter()
             .partition(|r| d.handover_batch.of(r.channel) > 1);
         let (email_ahead, sms_ahead): (Vec<_>, Vec<_>) =
             ahead.into_iter().partition(|r| r.channel != Channel::Sms);
-        let paused = &paused;
-        let out: Vec<i64> = one_by_one
-            .iter()
-            .chain(&email_ahead)
-            .chain(&sms_ahead)
-            .map(|r| r.id)
-            .collect();
-        let Some(token) = one_by_one
-            .first()
-            .or(email_ahead.first())
-            .or(sms_ahead.first())
-            .map(|r| r.lease_token.clone())
-        else {
-            return Ok(report);
-        };
-        let sends = futures_util::future::join3(
+        let (a, b, c) = futures_util::future::join3(
             self.send_one_by_one(one_by_one, clock, paused),
             self.send_ahead(email_ahead, clock, paused),
             self.send_ahead(sms_ahead, clock, paused),
-        );
-        let (a, b, c) = tokio::select! {
-            r = sends => r,
-            _ = self.keep_leases(&out, &token, clock) => unreachable!("the lease keeper never ends"),
-        };
-        report.add(a?);
+        )
+        .await;
+        let mut report = a?;
         report.add(b?);
         report.add(c?);
         Ok(report)
@@ -402,8 +481,7 @@ impl App {
             .iter()
             .map(|row| RowHandover {
                 store: &self.store,
-                id: row.id,
-                token: &row.lease_token,
+                row,
                 clock,
                 lease_secs: d.lease_secs,
             })
@@ -576,7 +654,7 @@ impl App {
             let now_s = clock.now_s();
             let marked = futures_util::future::join_all(open.iter().map(|(_, row)| {
                 self.store
-                    .mark_sending(row.id, &row.lease_token, now_s, lease_secs)
+                    .mark_sending(row.id, &row.lease_token, now_s, lease_secs, row.unstored())
             }))
             .await;
             crate::failpoint::hit("after_handover_batch");

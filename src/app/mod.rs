@@ -287,7 +287,7 @@ pub struct App {
     pub store: Store,
     pub channels: Channels,
     /// Signs every email that will be sent (`delivery.dkim`).
-    pub dkim: Option<DkimSigner>,
+    pub dkim: Option<Arc<DkimSigner>>,
     /// Key deriving Message-IDs and link tokens.
     pub key: Vec<u8>,
     /// `key` for signing links, plus the previous key (`http.previous_secret_env`) for
@@ -305,6 +305,8 @@ pub struct App {
     pub clock: SharedClock,
     /// The deliverability alerts raised at the last check (each crossing is logged once).
     deliverability_log: deliverability::AlertLog,
+    /// What composing the outbox's messages needs, shared with the threads that compose.
+    kit: Arc<render_queue::ComposeKit>,
 }
 
 /// The store's `rate_limits` as the channels' [`RateBook`](crate::channel::RateBook): the
@@ -378,7 +380,7 @@ impl App {
     /// [`ManualClock`](crate::clock::ManualClock)).
     pub async fn open_with_clock(cfg: Config, clock: SharedClock) -> Result<App, AppError> {
         let defs = Definitions::load(&cfg)?;
-        let dkim = dkim_signer(&cfg)?;
+        let dkim = dkim_signer(&cfg)?.map(Arc::new);
         let store = Store::open_with_clock(&cfg.database_url, &*clock).await?;
         if let Some(sample) = &cfg.sample_data
             && store.customer_count().await? == 0
@@ -416,6 +418,12 @@ impl App {
         let (link_keys, stub_keys) = (keys.link_keys(), keys.stub_keys());
         sms_receipts(&cfg, &channels, &link_keys);
         let key = keys.current;
+        let kit = Arc::new(render_queue::ComposeKit::new(
+            &cfg,
+            &key,
+            dkim.clone(),
+            &link_keys,
+        ));
         Ok(App {
             cfg,
             defs: RwLock::new(Arc::new(defs)),
@@ -429,6 +437,7 @@ impl App {
             metrics: Metrics::new(clock.now().as_second()),
             clock,
             deliverability_log: Default::default(),
+            kit,
         })
     }
 

@@ -231,7 +231,7 @@ impl App {
             channel,
             now: t.send_at.timestamp().as_second(),
             prefix,
-            dkim: self.dkim.as_ref(),
+            dkim: self.dkim.as_deref(),
             // Previews and test sends carry test links: clicking them records nothing.
             links: LinkMode::Test,
             delivery_token: None,

@@ -1,19 +1,30 @@
-//! Rendering the rows the dispatcher claimed for their first attempt: the only place where
-//! the outbox meets rituals and templates. A row's message is composed from its ritual, its
-//! customer's facts today and the occasion stored with the decision, then stored with the row
-//! (one transaction per batch) so that every retry sends the same bytes.
+//! Rendering the rows the dispatcher claimed with no stored message: the only place where the
+//! outbox meets rituals and templates. A row's message is composed from its ritual, its
+//! customer's facts today and the occasion stored with the decision, and kept with the claimed
+//! row; the handover's commit stores it (`Store::mark_sending`), so every attempt after one
+//! that may have reached the provider sends the same bytes. An attempt that never hands its
+//! message over stores nothing, and the next one composes it afresh (issue #26: storing each
+//! batch's messages in a write of their own was the biggest of a mass day's ledger writes).
+//!
+//! Composing is pure and needs nothing of the [`App`] but its [`ComposeKit`], so a big batch
+//! is composed a part at a time on the blocking threads while the part before it is sent
+//! (`dispatch.rs`).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use jiff::Timestamp;
 
 use super::dispatch::DispatchReport;
 use super::message::{ComposeError, ComposeRequest, Composed, compose_with};
-use super::tokens::LinkMode;
+use super::tokens::{LinkKeys, LinkMode};
 use super::{App, AppError, Definitions};
+use crate::channel::DkimSigner;
+use crate::config::Config;
 use crate::domain::{Channel, DomainError, Email, Phone};
 use crate::plan::{CustomerFacts, Occasion};
-use crate::store::{ClaimedDelivery, RenderedMessage};
+use crate::store::ClaimedDelivery;
 
 /// How a message that could not be composed is logged (its reason always goes on the row).
 #[derive(Debug, Clone, Copy)]
@@ -26,76 +37,66 @@ enum Logged {
     Already,
 }
 
-/// Batches with at least this many messages to compose are composed on two threads.
+/// Parts with at least this many messages to compose are composed on two threads.
 const PARALLEL_FROM: usize = 64;
 
 /// Why a row's message could not be composed, and how that is logged.
 type Uncomposed = (String, Logged);
 
-impl App {
-    /// Renders the rows claimed for their first attempt (those without a payload). A row
-    /// whose message cannot be composed (its ritual was removed, a template fails for this
-    /// customer, the email cannot carry its address or name, or composing it panicked:
-    /// [`compose_with`] catches that) is `failed` with the reason, alone: the rest of the
-    /// batch goes on.
-    pub(super) async fn render_claimed(
-        &self,
-        batch: &mut [ClaimedDelivery],
-        now: Timestamp,
-        report: &mut DispatchReport,
-    ) -> Result<(), AppError> {
-        let ids: Vec<i64> = batch
-            .iter()
-            .filter(|r| r.payload.is_none())
-            .map(|r| r.customer_id)
-            .collect();
-        if ids.is_empty() {
-            return Ok(());
-        }
-        let rows = self.store.customers_by_ids(&ids).await?;
-        let mut builder = self.facts_builder();
-        let facts: HashMap<i64, CustomerFacts> = rows
-            .iter()
-            .map(|r| (r.id, builder.facts(r, Vec::new())))
-            .collect();
-        let defs = self.defs();
-        let todo: Vec<usize> = (0..batch.len())
-            .filter(|&i| batch[i].payload.is_none())
-            .collect();
-        let composed = self.compose_all(batch, &todo, &facts, &defs, now);
-        let mut rendered = Vec::with_capacity(composed.len());
-        for (i, m) in todo.into_iter().zip(composed) {
-            match m {
-                Ok(m) => rendered.push((i, m)),
-                Err((e, logged)) => {
-                    self.fail_uncomposed(&batch[i], &e, logged, now, report)
-                        .await?
-                }
-            }
-        }
-        self.store_rendered(batch, rendered, report).await
-    }
+/// What composing a claimed row's message needs of the app, shared with the threads that
+/// compose: the configuration, the keys and the DKIM signer, fixed for the process's life.
+pub(crate) struct ComposeKit {
+    cfg: Config,
+    key: Vec<u8>,
+    dkim: Option<Arc<DkimSigner>>,
+    link_keys: LinkKeys,
+}
 
-    /// The messages of the rows `todo` (indexes into `batch`), in that order. Composing is
-    /// the drain's biggest cost on a mass day (templates, MIME, DKIM), and pure: a batch big
-    /// enough has its second half composed on a thread of its own beside the first, so both
-    /// cores work (issue #26).
-    fn compose_all(
-        &self,
-        batch: &[ClaimedDelivery],
-        todo: &[usize],
-        facts: &HashMap<i64, CustomerFacts>,
-        defs: &Definitions,
-        now: Timestamp,
-    ) -> Vec<Result<Composed, Uncomposed>> {
-        let compose = |part: &[usize]| -> Vec<Result<Composed, Uncomposed>> {
-            part.iter()
-                .map(|&i| self.compose_claimed(&batch[i], facts, defs, now))
-                .collect()
-        };
-        if todo.len() < PARALLEL_FROM {
-            return compose(todo);
+impl ComposeKit {
+    pub(super) fn new(
+        cfg: &Config,
+        key: &[u8],
+        dkim: Option<Arc<DkimSigner>>,
+        link_keys: &LinkKeys,
+    ) -> ComposeKit {
+        ComposeKit {
+            cfg: cfg.clone(),
+            key: key.to_vec(),
+            dkim,
+            link_keys: link_keys.clone(),
         }
+    }
+}
+
+/// A part of a batch once composed: its rows with their messages, in order, and the rows
+/// whose message could not be composed, with why.
+pub(super) struct ComposedPart {
+    ready: Vec<ClaimedDelivery>,
+    failed: Vec<(ClaimedDelivery, Uncomposed)>,
+}
+
+/// The messages of the rows of `part` without one (indexes into `batch`), in that order.
+/// Composing is the drain's biggest cost on a mass day (templates, MIME, DKIM): a part big
+/// enough has its second half composed on a thread of its own beside the first, so both
+/// cores work (issue #26).
+pub(super) fn compose_part(
+    kit: &ComposeKit,
+    defs: &Definitions,
+    facts: &HashMap<i64, CustomerFacts>,
+    part: Vec<ClaimedDelivery>,
+    now: Timestamp,
+) -> ComposedPart {
+    let todo: Vec<usize> = (0..part.len())
+        .filter(|&i| part[i].payload.is_none())
+        .collect();
+    let compose = |rows: &[usize]| -> Vec<Result<Composed, Uncomposed>> {
+        rows.iter()
+            .map(|&i| kit.compose(&part[i], facts, defs, now))
+            .collect()
+    };
+    let composed = if todo.len() < PARALLEL_FROM {
+        compose(&todo)
+    } else {
         let (first, second) = todo.split_at(todo.len() / 2);
         std::thread::scope(|s| {
             let beside = std::thread::Builder::new()
@@ -112,10 +113,36 @@ impl App {
             }
             out
         })
+    };
+    let mut messages: Vec<Option<Result<Composed, Uncomposed>>> =
+        (0..part.len()).map(|_| None).collect();
+    for (i, m) in todo.into_iter().zip(composed) {
+        messages[i] = Some(m);
     }
+    let mut out = ComposedPart {
+        ready: Vec::with_capacity(part.len()),
+        failed: Vec::new(),
+    };
+    for (mut row, m) in part.into_iter().zip(messages) {
+        match m {
+            // Stored already: sent as it is.
+            None => out.ready.push(row),
+            Some(Ok(m)) => {
+                row.message_id = m.message_id;
+                row.subject = m.subject;
+                row.payload = Some(m.payload);
+                row.stored = false;
+                out.ready.push(row);
+            }
+            Some(Err(e)) => out.failed.push((row, e)),
+        }
+    }
+    out
+}
 
+impl ComposeKit {
     /// The message of one claimed row, written to the address decided at planning time.
-    fn compose_claimed(
+    fn compose(
         &self,
         row: &ClaimedDelivery,
         facts: &HashMap<i64, CustomerFacts>,
@@ -153,7 +180,7 @@ impl App {
             channel,
             now: now.as_second(),
             prefix: None,
-            dkim: self.dkim.as_ref(),
+            dkim: self.dkim.as_deref(),
             links: LinkMode::Live,
             delivery_token: Some(&self.link_keys.delivery_token(row.id)),
         })
@@ -167,6 +194,46 @@ impl App {
             };
             (e.to_string(), logged)
         })
+    }
+}
+
+impl App {
+    /// The facts of the customers of the rows claimed without a stored message, read at once
+    /// for the whole batch.
+    pub(super) async fn facts_for(
+        &self,
+        batch: &[ClaimedDelivery],
+    ) -> Result<HashMap<i64, CustomerFacts>, AppError> {
+        let ids: Vec<i64> = batch
+            .iter()
+            .filter(|r| r.payload.is_none())
+            .map(|r| r.customer_id)
+            .collect();
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let rows = self.store.customers_by_ids(&ids).await?;
+        let mut builder = self.facts_builder();
+        Ok(rows
+            .iter()
+            .map(|r| (r.id, builder.facts(r, Vec::new())))
+            .collect())
+    }
+
+    /// The rows of a composed part ready to send. A row whose message could not be composed
+    /// (its ritual was removed, a template fails for this customer, the email cannot carry its
+    /// address or name, or composing it panicked: [`compose_with`] catches that) is `failed`
+    /// with the reason, alone: the rest of the batch goes on.
+    pub(super) async fn settle_composed(
+        &self,
+        part: ComposedPart,
+        now: Timestamp,
+        report: &mut DispatchReport,
+    ) -> Result<Vec<ClaimedDelivery>, AppError> {
+        for (row, (e, logged)) in &part.failed {
+            self.fail_uncomposed(row, e, *logged, now, report).await?;
+        }
+        Ok(part.ready)
     }
 
     /// A row whose message could not be composed: `failed` with the reason `e`.
@@ -197,52 +264,24 @@ impl App {
         }
         Ok(())
     }
-
-    /// Every rendered message of the batch stored in one transaction, and kept on its row
-    /// for the send.
-    async fn store_rendered(
-        &self,
-        batch: &mut [ClaimedDelivery],
-        rendered: Vec<(usize, Composed)>,
-        report: &mut DispatchReport,
-    ) -> Result<(), AppError> {
-        let stored = self
-            .store
-            .set_messages(
-                &rendered
-                    .iter()
-                    .map(|(i, m)| RenderedMessage {
-                        id: batch[*i].id,
-                        token: &batch[*i].lease_token,
-                        subject: m.subject.as_deref(),
-                        payload: &m.payload,
-                        message_id: m.message_id.as_deref(),
-                    })
-                    .collect::<Vec<_>>(),
-            )
-            .await?;
-        for ((i, m), ok) in rendered.into_iter().zip(stored) {
-            if ok {
-                let row = &mut batch[i];
-                row.message_id = m.message_id;
-                row.subject = m.subject;
-                row.payload = Some(m.payload);
-            } else {
-                report.lease_lost += 1;
-            }
-        }
-        Ok(())
-    }
 }
 
 /// The customer's facts with the address decided at planning time, the one written to. One
 /// queued by an older version may be refused by today's rules: say so (the reason quotes the
 /// address, so it stays on the row and out of the log).
-fn with_queued_address(
-    c: &CustomerFacts,
+fn with_queued_address<'c>(
+    c: &'c CustomerFacts,
     row: &ClaimedDelivery,
     channel: Channel,
-) -> Result<CustomerFacts, Uncomposed> {
+) -> Result<Cow<'c, CustomerFacts>, Uncomposed> {
+    // Mostly the address is still the customer's: nothing to change, nothing to copy.
+    let current = match channel {
+        Channel::Email => c.email.as_ref().map(Email::as_str),
+        Channel::Sms => c.phone.as_ref().map(Phone::as_str),
+    };
+    if current == Some(row.recipient.as_str()) {
+        return Ok(Cow::Borrowed(c));
+    }
     let refused = |e: DomainError| {
         (
             format!(
@@ -256,5 +295,5 @@ fn with_queued_address(
         Channel::Email => c.email = Some(Email::parse(&row.recipient).map_err(refused)?),
         Channel::Sms => c.phone = Some(Phone::parse(&row.recipient, None).map_err(refused)?),
     }
-    Ok(c)
+    Ok(Cow::Owned(c))
 }

@@ -31,17 +31,19 @@ use sea_orm::sqlx::{self, Postgres, Row, Sqlite, pool::PoolConnection};
 use tokio::sync::{mpsc, oneshot};
 
 use super::bulk::values_list;
-use super::{Store, StoreError, distinct_chunks};
+use super::{NewMessage, Store, StoreError, distinct_chunks};
 
 /// One fenced update of one row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Op {
-    /// `claimed → sending`, lease until `lease_until`.
+    /// `claimed → sending`, lease until `lease_until`; with the message composed for this
+    /// attempt, stored in the same commit.
     Sending {
         id: i64,
         token: String,
         lease_until: i64,
         now: i64,
+        message: Option<Box<NewMessage>>,
     },
     /// `claimed | sending → sent`.
     Sent { id: i64, token: String, now: i64 },
@@ -52,6 +54,14 @@ impl Op {
     fn id(&self) -> i64 {
         match self {
             Op::Sending { id, .. } | Op::Sent { id, .. } => *id,
+        }
+    }
+
+    /// The message it stores, if any.
+    fn message(&self) -> Option<&NewMessage> {
+        match self {
+            Op::Sending { message, .. } => message.as_deref(),
+            Op::Sent { .. } => None,
         }
     }
 }
@@ -161,8 +171,16 @@ async fn apply(
 }
 
 /// One row of the statement's `VALUES`: id, lease token, kind (0 sending, 1 sent), lease until
-/// (sending), now.
-type ValuesRow<'a> = (i64, &'a str, i64, i64, i64);
+/// (sending), now, and the subject and Message-ID of a message stored with the handover.
+type ValuesRow<'a> = (
+    i64,
+    &'a str,
+    i64,
+    i64,
+    i64,
+    Option<&'a str>,
+    Option<&'a str>,
+);
 
 /// The `VALUES` row of one op.
 fn columns(op: &Op) -> ValuesRow<'_> {
@@ -172,28 +190,43 @@ fn columns(op: &Op) -> ValuesRow<'_> {
             token,
             lease_until,
             now,
-        } => (*id, token, 0, *lease_until, *now),
-        Op::Sent { id, token, now } => (*id, token, 1, 0, *now),
+            message,
+        } => {
+            let m = message.as_deref();
+            (
+                *id,
+                token,
+                0,
+                *lease_until,
+                *now,
+                m.and_then(|m| m.subject.as_deref()),
+                m.and_then(|m| m.message_id.as_deref()),
+            )
+        }
+        Op::Sent { id, token, now } => (*id, token, 1, 0, *now, None, None),
     }
 }
 
 /// A `VALUES` row that matches no delivery (ids start at 1): pads a group to its statement's
 /// size.
-const PADDING: ValuesRow<'static> = (-1, "", 1, 0, 0);
+const PADDING: ValuesRow<'static> = (-1, "", 1, 0, 0, None, None);
 
 /// The statement for `rows` rows of `VALUES`: `$n` on PostgreSQL, anonymous `?` on SQLite, for
 /// the reason [`Store::stmt_positional`] gives (numbered ones bind in O(N²) there).
 fn update_sql(backend: DbBackend, rows: usize) -> String {
     let values = if backend == DbBackend::Sqlite {
-        vec!["(?, ?, ?, ?, ?)"; rows].join(", ")
+        vec!["(?, ?, ?, ?, ?, ?, ?)"; rows].join(", ")
     } else {
-        values_list(1, rows, 5, false)
+        values_list(1, rows, 7, false)
     };
     // o.column1 id, column2 lease token, column3 kind (0 sending, 1 sent), column4 lease
-    // until (sending), column5 now.
+    // until (sending), column5 now, column6 and column7 the subject and Message-ID of a
+    // message stored with its handover (NULL otherwise: the row keeps its own).
     format!(
         "UPDATE deliveries SET \
            status = CASE WHEN o.column3 = 0 THEN 'sending' ELSE 'sent' END, \
+           subject = COALESCE(o.column6, deliveries.subject), \
+           message_id = COALESCE(o.column7, deliveries.message_id), \
            lease_until = CASE WHEN o.column3 = 0 THEN o.column4 ELSE NULL END, \
            lease_token = CASE WHEN o.column3 = 0 THEN deliveries.lease_token ELSE NULL END, \
            sent_at = CASE WHEN o.column3 = 0 THEN deliveries.sent_at ELSE o.column5 END, \
@@ -208,7 +241,9 @@ fn update_sql(backend: DbBackend, rows: usize) -> String {
 
 /// One statement over ops with distinct ids, padded to the next power of two rows (at most
 /// nine statements, each built and prepared once on the writer's connection); the ids it
-/// changed. An error gives the connection up: the next group takes a fresh one from the pool.
+/// changed. The messages some handovers carry are stored, for the rows the statement changed,
+/// in the same transaction. An error gives the connection up: the next group takes a fresh one
+/// from the pool.
 async fn run_round(store: &Store, writer: &mut Writer, ops: &[&Op]) -> Result<Vec<i64>, String> {
     let rows: Vec<ValuesRow<'_>> = ops
         .iter()
@@ -219,16 +254,91 @@ async fn run_round(store: &Store, writer: &mut Writer, ops: &[&Op]) -> Result<Ve
     let sql = writer.sql[rows.len().trailing_zeros() as usize]
         .get_or_insert_with(|| update_sql(store.backend, rows.len()).into())
         .clone();
+    let messages: Vec<(i64, &str)> = ops
+        .iter()
+        .filter_map(|op| op.message().map(|m| (op.id(), m.payload.as_str())))
+        .collect();
     let conn = match &mut writer.conn {
         Some(conn) => conn,
         none => none.insert(Own::acquire(store).await.map_err(|e| e.to_string())?),
     };
-    let ids = conn.fetch_ids(sql, &rows).await;
+    let ids = match conn {
+        _ if messages.is_empty() => conn.fetch_ids(sql, &rows).await,
+        // One round trip to SQLite's worker thread: the transaction, the payloads and the
+        // update in one statement list.
+        Own::Sqlite(c) => {
+            let payloads: Vec<(i64, &str, &str)> = ops
+                .iter()
+                .map(|op| match op.message() {
+                    Some(m) => (op.id(), m.payload.as_str(), columns(op).1),
+                    None => NO_PAYLOAD,
+                })
+                .chain(std::iter::repeat(NO_PAYLOAD))
+                .take(rows.len())
+                .collect();
+            let sql = writer.storing_sql[rows.len().trailing_zeros() as usize]
+                .get_or_insert_with(|| storing_sql_sqlite(rows.len()).into())
+                .clone();
+            let r = Own::fetch_ids_storing_sqlite(c, sql, &payloads, &rows).await;
+            if r.is_err() {
+                // Whatever the list left open is undone before the connection goes back.
+                let _ = sqlx::query("ROLLBACK").execute(&mut **c).await;
+            }
+            r
+        }
+        Own::Postgres(_) => {
+            let payloads = &mut writer.storing_sql;
+            conn.fetch_ids_storing(sql, &rows, &messages, |n| {
+                payloads[n.trailing_zeros() as usize]
+                    .get_or_insert_with(|| payload_sql(store.backend, n).into())
+                    .clone()
+            })
+            .await
+        }
+    };
     if ids.is_err() {
         writer.conn = None;
     }
     ids.map_err(|e| e.to_string())
 }
+
+/// The statement storing `rows` payloads (`VALUES` of id and payload; padding rows have the id
+/// -1 and are skipped), replacing one stored before: PostgreSQL, in the update's transaction,
+/// for the rows the update changed.
+fn payload_sql(backend: DbBackend, rows: usize) -> String {
+    let values = if backend == DbBackend::Sqlite {
+        vec!["(?, ?)"; rows].join(", ")
+    } else {
+        values_list(1, rows, 2, false)
+    };
+    format!(
+        "INSERT INTO delivery_messages (delivery_id, payload) \
+         SELECT o.column1, o.column2 FROM (VALUES {values}) AS o WHERE o.column1 > 0 \
+         ON CONFLICT (delivery_id) DO UPDATE SET payload = excluded.payload"
+    )
+}
+
+/// SQLite's group with messages as one statement list: `BEGIN IMMEDIATE`, the payloads of the
+/// rows the update will change (`VALUES` of id, payload and lease token: the same fence as the
+/// `claimed → sending` update; padding rows have the id -1), the update of `rows` rows, and
+/// `COMMIT`.
+fn storing_sql_sqlite(rows: usize) -> String {
+    let values = vec!["(?, ?, ?)"; rows].join(", ");
+    format!(
+        "BEGIN IMMEDIATE; \
+         INSERT INTO delivery_messages (delivery_id, payload) \
+         SELECT o.column1, o.column2 FROM (VALUES {values}) AS o \
+         JOIN deliveries d ON d.id = o.column1 AND d.lease_token = o.column3 AND d.status = 'claimed' \
+         WHERE o.column1 > 0 \
+         ON CONFLICT (delivery_id) DO UPDATE SET payload = excluded.payload; \
+         {}; \
+         COMMIT",
+        update_sql(DbBackend::Sqlite, rows)
+    )
+}
+
+/// A payload row that stores nothing: pads a payload statement to its size.
+const NO_PAYLOAD: (i64, &str, &str) = (-1, "", "");
 
 /// What the writer keeps from one group to the next: its connection (taken on the first group
 /// and again after an error) and its statements, by their rows' power of two.
@@ -236,12 +346,40 @@ async fn run_round(store: &Store, writer: &mut Writer, ops: &[&Op]) -> Result<Ve
 struct Writer {
     conn: Option<Own>,
     sql: [Option<Arc<str>>; MAX_GROUP.next_power_of_two().trailing_zeros() as usize + 1],
+    storing_sql: [Option<Arc<str>>; MAX_GROUP.next_power_of_two().trailing_zeros() as usize + 1],
 }
 
 /// The writer's own connection from the store's pool, held from one group to the next.
 enum Own {
     Sqlite(PoolConnection<Sqlite>),
     Postgres(PoolConnection<Postgres>),
+}
+
+/// Binds the `VALUES` rows of the update statement, in order.
+macro_rules! bind_rows {
+    ($sql:expr, $rows:expr, $db:ty) => {{
+        let mut q = sqlx::query::<$db>(sqlx::AssertSqlSafe($sql));
+        for &(id, token, kind, lease_until, now, subject, message_id) in $rows {
+            q = q
+                .bind(id)
+                .bind(token)
+                .bind(kind)
+                .bind(lease_until)
+                .bind(now)
+                .bind(subject)
+                .bind(message_id);
+        }
+        q
+    }};
+}
+
+/// The `id` column of each row returned.
+fn ids_of<R: Row>(rows: Vec<R>) -> Result<Vec<i64>, sqlx::Error>
+where
+    usize: sqlx::ColumnIndex<R>,
+    i64: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    rows.iter().map(|r| r.try_get::<i64, _>(0)).collect()
 }
 
 impl Own {
@@ -265,27 +403,81 @@ impl Own {
         sql: Arc<str>,
         rows: &[ValuesRow<'_>],
     ) -> Result<Vec<i64>, sqlx::Error> {
-        macro_rules! fetch {
+        match self {
+            Own::Sqlite(conn) => {
+                ids_of(bind_rows!(sql, rows, Sqlite).fetch_all(&mut **conn).await?)
+            }
+            Own::Postgres(conn) => ids_of(
+                bind_rows!(sql, rows, Postgres)
+                    .fetch_all(&mut **conn)
+                    .await?,
+            ),
+        }
+    }
+
+    /// Runs SQLite's statement list of [`storing_sql_sqlite`]: `payloads` bound first, then
+    /// `rows`; the ids the update changed.
+    async fn fetch_ids_storing_sqlite(
+        conn: &mut PoolConnection<Sqlite>,
+        sql: Arc<str>,
+        payloads: &[(i64, &str, &str)],
+        rows: &[ValuesRow<'_>],
+    ) -> Result<Vec<i64>, sqlx::Error> {
+        let mut q = sqlx::query::<Sqlite>(sqlx::AssertSqlSafe(sql));
+        for &(id, payload, token) in payloads {
+            q = q.bind(id).bind(payload).bind(token);
+        }
+        for &(id, token, kind, lease_until, now, subject, message_id) in rows {
+            q = q
+                .bind(id)
+                .bind(token)
+                .bind(kind)
+                .bind(lease_until)
+                .bind(now)
+                .bind(subject)
+                .bind(message_id);
+        }
+        ids_of(q.fetch_all(&mut **conn).await?)
+    }
+
+    /// [`Own::fetch_ids`], and in the same transaction the `messages` (row id, payload) of
+    /// the rows it changed, by statements from `payload_sql` (given a power of two rows).
+    async fn fetch_ids_storing(
+        &mut self,
+        sql: Arc<str>,
+        rows: &[ValuesRow<'_>],
+        messages: &[(i64, &str)],
+        mut payload_sql: impl FnMut(usize) -> Arc<str>,
+    ) -> Result<Vec<i64>, sqlx::Error> {
+        macro_rules! storing {
             ($conn:expr, $db:ty) => {{
-                let mut q = sqlx::query::<$db>(sqlx::AssertSqlSafe(sql));
-                for &(id, token, kind, lease_until, now) in rows {
-                    q = q
-                        .bind(id)
-                        .bind(token)
-                        .bind(kind)
-                        .bind(lease_until)
-                        .bind(now);
-                }
-                q.fetch_all(&mut **$conn)
-                    .await?
+                let mut tx = sqlx::Connection::begin(&mut **$conn).await?;
+                let ids = ids_of(bind_rows!(sql, rows, $db).fetch_all(&mut *tx).await?)?;
+                let changed: HashSet<i64> = ids.iter().copied().collect();
+                let stored: Vec<(i64, &str)> = messages
                     .iter()
-                    .map(|r| r.try_get::<i64, _>(0))
-                    .collect()
+                    .copied()
+                    .filter(|(id, _)| changed.contains(id))
+                    .collect();
+                if !stored.is_empty() {
+                    let n = stored.len().next_power_of_two();
+                    let mut q = sqlx::query::<$db>(sqlx::AssertSqlSafe(payload_sql(n)));
+                    for (id, payload) in stored
+                        .into_iter()
+                        .chain(std::iter::repeat((-1, "")))
+                        .take(n)
+                    {
+                        q = q.bind(id).bind(payload);
+                    }
+                    q.execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(ids)
             }};
         }
         match self {
-            Own::Sqlite(conn) => fetch!(conn, Sqlite),
-            Own::Postgres(conn) => fetch!(conn, Postgres),
+            Own::Sqlite(conn) => storing!(conn, Sqlite),
+            Own::Postgres(conn) => storing!(conn, Postgres),
         }
     }
 }
@@ -360,12 +552,14 @@ mod tests {
                 token: a.lease_token.clone(),
                 lease_until: 100,
                 now: 10,
+                message: None,
             }),
             op(Op::Sending {
                 id: b.id,
                 token: b.lease_token.clone(),
                 lease_until: 100,
                 now: 10,
+                message: None,
             }),
             op(Op::Sent {
                 id: a.id,
@@ -392,7 +586,96 @@ mod tests {
             token: row.lease_token.clone(),
             lease_until: 100,
             now: 10,
+            message: None,
         }
+    }
+
+    /// The message of each row, as the ledger holds it: (subject, Message-ID, payload), in id
+    /// order.
+    async fn messages(store: &Store) -> Vec<(Option<String>, Option<String>, Option<String>)> {
+        store
+            .all(
+                "SELECT d.subject, d.message_id, m.payload FROM deliveries d \
+                 LEFT JOIN delivery_messages m ON m.delivery_id = d.id ORDER BY d.id",
+                vec![],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r.try_get("", "subject").unwrap(),
+                    r.try_get("", "message_id").unwrap(),
+                    r.try_get("", "payload").unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    fn with_message(row: &ClaimedDelivery, token: &str, n: usize) -> Op {
+        Op::Sending {
+            id: row.id,
+            token: token.into(),
+            lease_until: 100,
+            now: 10,
+            message: Some(Box::new(NewMessage {
+                subject: Some(format!("subject {n}")),
+                message_id: Some(format!("<{n}@example.com>")),
+                payload: format!("message {n}"),
+            })),
+        }
+    }
+
+    /// A handover carrying the message composed for its attempt stores it with the row in the
+    /// same commit (replacing a stored one); a handover whose lease was lost stores nothing; a
+    /// handover without a message leaves the stored one as it was. In groups of 1, 3 (padded)
+    /// and with a `sent` beside them.
+    #[tokio::test]
+    async fn a_handover_stores_its_message_in_the_same_commit() {
+        let (store, claimed, _dir) = claimed("group-message", 5).await;
+        let op = |o: Op| (o, oneshot::channel().0);
+        let mut writer = Writer::default();
+        let group = [
+            op(with_message(&claimed[0], &claimed[0].lease_token, 0)),
+            op(with_message(&claimed[1], "someone else", 1)),
+            op(sending(&claimed[2])),
+        ];
+        assert_eq!(
+            apply(&store, &mut writer, &group).await.unwrap(),
+            [true, false, true]
+        );
+        let one = [op(with_message(&claimed[3], &claimed[3].lease_token, 3))];
+        assert_eq!(apply(&store, &mut writer, &one).await.unwrap(), [true]);
+        let mixed = [
+            op(sent(&claimed[0])),
+            op(with_message(&claimed[4], &claimed[4].lease_token, 4)),
+        ];
+        assert_eq!(
+            apply(&store, &mut writer, &mixed).await.unwrap(),
+            [true, true]
+        );
+        assert_eq!(
+            statuses(&store).await,
+            ["sent", "claimed", "sending", "sending", "sending"]
+        );
+        let stored = |n: usize| {
+            (
+                Some(format!("subject {n}")),
+                Some(format!("<{n}@example.com>")),
+                Some(format!("message {n}")),
+            )
+        };
+        let untouched = (None, None, Some("x".to_string()));
+        assert_eq!(
+            messages(&store).await,
+            [
+                stored(0),
+                untouched.clone(),
+                untouched,
+                stored(3),
+                stored(4)
+            ]
+        );
     }
 
     /// Groups of sizes that are not powers of two are padded with rows that match nothing:
@@ -412,6 +695,7 @@ mod tests {
             token: "someone else".into(),
             lease_until: 100,
             now: 10,
+            message: None,
         });
         assert_eq!(
             apply(&store, &mut writer, &five).await.unwrap(),
@@ -500,6 +784,7 @@ mod tests {
             token: claimed[1].lease_token.clone(),
             lease_until: 100,
             now: 11,
+            message: None,
         };
         let second =
             tokio::time::timeout(Duration::from_secs(30), group.queue(handover, Urgency::Now))

@@ -16,12 +16,11 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use sea_orm::{ConnectionTrait, DatabaseTransaction, QueryResult, TransactionTrait, Value};
 
-use super::bulk::values_list;
 use super::codes::sql::{
     CANCELLED, CLAIMED, FAILED, IN_DOUBT, LEASED, PENDING, RETRY_WAIT, SENDING, SENT, SUPPRESSED,
 };
 use super::codes::{channel_at, status_at};
-use super::{Store, StoreError, distinct_chunks, placeholders, random_token};
+use super::{Store, StoreError, placeholders, random_token};
 use crate::domain::Channel;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -80,14 +79,13 @@ pub struct NewDelivery {
     pub send_window: Option<String>,
 }
 
-/// A message rendered for a claimed row, to store before its first attempt.
-#[derive(Debug, Clone, Copy)]
-pub struct RenderedMessage<'a> {
-    pub id: i64,
-    pub token: &'a str,
-    pub subject: Option<&'a str>,
-    pub payload: &'a str,
-    pub message_id: Option<&'a str>,
+/// A message composed for a claimed row's attempt, stored with the row's handover
+/// ([`Store::mark_sending`]): from then on every attempt sends these bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMessage {
+    pub subject: Option<String>,
+    pub message_id: Option<String>,
+    pub payload: String,
 }
 
 /// A row claimed for sending, with the lease token that fences its result.
@@ -109,6 +107,24 @@ pub struct ClaimedDelivery {
     pub attempts: i32,
     pub due_at: i64,
     pub lease_token: String,
+    /// Whether `payload` (with `subject` and `message_id`) is the one in the ledger; `false`
+    /// for a message composed for this attempt, which is stored with the handover.
+    pub stored: bool,
+}
+
+impl ClaimedDelivery {
+    /// The message composed for this attempt and not yet in the ledger, to store with the
+    /// handover.
+    pub fn unstored(&self) -> Option<NewMessage> {
+        match (&self.payload, self.stored) {
+            (Some(payload), false) => Some(NewMessage {
+                subject: self.subject.clone(),
+                message_id: self.message_id.clone(),
+                payload: payload.clone(),
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// A ledger row, for reports and tests.
@@ -185,6 +201,7 @@ fn claimed_row(
     token: &str,
 ) -> Result<ClaimedDelivery, StoreError> {
     Ok(ClaimedDelivery {
+        stored: payload.is_some(),
         id: r.try_get("", "id")?,
         ritual: r.try_get("", "ritual")?,
         category: r.try_get("", "category")?,
@@ -333,80 +350,6 @@ impl Store {
         Ok(blocked)
     }
 
-    /// Stores the rendered messages of claimed rows (first attempts), so every retry sends the
-    /// same bytes: one transaction for the whole batch. For each row, `false` when its lease
-    /// was lost (nothing is stored for it).
-    ///
-    /// A few statements per batch, not two per row: each chunk of rows is fenced and given its
-    /// headers by one `UPDATE … FROM (VALUES …) RETURNING id`, and the payloads of the rows it
-    /// matched go in by one multi-row upsert (issue #26: two statements per message were a
-    /// third of a mass day's drain).
-    pub async fn set_messages(
-        &self,
-        rows: &[RenderedMessage<'_>],
-    ) -> Result<Vec<bool>, StoreError> {
-        if rows.is_empty() {
-            return Ok(Vec::new());
-        }
-        let txn = self.db.begin().await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for chunk in distinct_chunks(rows, SET_MESSAGES_CHUNK, |r| r.id) {
-            let matched = self.set_message_headers(&txn, chunk).await?;
-            let payloads: Vec<&RenderedMessage<'_>> =
-                chunk.iter().filter(|r| matched.contains(&r.id)).collect();
-            if !payloads.is_empty() {
-                let mut values: Vec<Value> = Vec::with_capacity(payloads.len() * 2);
-                for r in &payloads {
-                    values.extend([r.id.into(), r.payload.to_string().into()]);
-                }
-                txn.execute_raw(self.stmt(
-                    &format!(
-                        "INSERT INTO delivery_messages (delivery_id, payload) VALUES {} \
-                         ON CONFLICT (delivery_id) DO UPDATE SET payload = excluded.payload",
-                        values_list(1, payloads.len(), 2, false)
-                    ),
-                    values,
-                ))
-                .await?;
-            }
-            out.extend(chunk.iter().map(|r| matched.contains(&r.id)));
-        }
-        txn.commit().await?;
-        Ok(out)
-    }
-
-    /// The subject and Message-ID of each row of `chunk` (distinct ids) still `claimed` under
-    /// its token; the ids it changed.
-    async fn set_message_headers(
-        &self,
-        txn: &DatabaseTransaction,
-        chunk: &[RenderedMessage<'_>],
-    ) -> Result<HashSet<i64>, StoreError> {
-        let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 4);
-        for r in chunk {
-            values.extend([
-                r.id.into(),
-                r.token.to_string().into(),
-                r.subject.map(str::to_string).into(),
-                r.message_id.map(str::to_string).into(),
-            ]);
-        }
-        // o.column1 id, column2 lease token, column3 subject, column4 Message-ID.
-        let sql = format!(
-            "UPDATE deliveries SET subject = o.column3, message_id = o.column4 \
-             FROM (VALUES {}) AS o \
-             WHERE deliveries.id = o.column1 AND deliveries.lease_token = o.column2 \
-               AND deliveries.status = {CLAIMED} \
-             RETURNING deliveries.id",
-            values_list(1, chunk.len(), 4, false)
-        );
-        let mut matched = HashSet::with_capacity(chunk.len());
-        for r in txn.query_all_raw(self.stmt(&sql, values)).await? {
-            matched.insert(r.try_get::<i64>("", "id")?);
-        }
-        Ok(matched)
-    }
-
     /// Puts a claimed row back, untried and the attempt not counted, until `next_at` (quiet
     /// hours; the relay's circuit breaker is open; the provider's daily limit is spent). A row
     /// committed `sending` ahead of its send (`delivery.handover_batch` > 1) may be deferred
@@ -479,14 +422,17 @@ impl Store {
     }
 
     /// Commits the handover: `claimed → sending`, the lease renewed for `lease_secs` from
-    /// `now`. `false` when the lease was lost (then nothing may be handed over). Concurrent
-    /// calls share a commit (group commit); each returns once its own update is durable.
+    /// `now`, and `message` (one composed for this attempt) stored with the row in the same
+    /// commit. `false` when the lease was lost (then nothing may be handed over, and nothing
+    /// is stored). Concurrent calls share a commit (group commit); each returns once its own
+    /// update is durable.
     pub async fn mark_sending(
         &self,
         id: i64,
         token: &str,
         now: i64,
         lease_secs: u32,
+        message: Option<NewMessage>,
     ) -> Result<bool, StoreError> {
         self.group()
             .queue(
@@ -495,6 +441,7 @@ impl Store {
                     token: token.to_string(),
                     lease_until: now + lease_secs as i64,
                     now,
+                    message: message.map(Box::new),
                 },
                 super::Urgency::Now,
             )
@@ -910,9 +857,9 @@ impl Store {
         Ok(changed)
     }
 
-    /// Failed rows back to the queue: `pending`, attempts reset, due at `now`. The stored
-    /// message (same bytes, same Message-ID) is what will be sent; consent is checked again
-    /// when the row is claimed.
+    /// Failed rows back to the queue: `pending`, attempts reset, due at `now`. A stored
+    /// message (one handed over before: same bytes, same Message-ID) is what will be sent, and
+    /// a row without one is composed again; consent is checked again when the row is claimed.
     pub async fn retry_failed(
         &self,
         which: &RowSelection,
@@ -999,7 +946,3 @@ impl Store {
             .collect()
     }
 }
-
-/// Rows per statement of [`Store::set_messages`]: 4 parameters each, far below either
-/// database's limit, and few distinct statement texts for the prepared-statement cache.
-const SET_MESSAGES_CHUNK: usize = 200;

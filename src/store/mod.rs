@@ -42,8 +42,8 @@ pub use feedback::{ConsentAction, FeedbackRecord, FeedbackTarget, Recorded};
 pub use group::Urgency;
 pub use history::{StoryMessage, StoryOrder};
 pub use ledger::{
-    ChannelPause, ClaimedDelivery, DeliveryRow, FailedDelivery, NewDelivery, QueueCount,
-    RenderedMessage, RowSelection, Status,
+    ChannelPause, ClaimedDelivery, DeliveryRow, FailedDelivery, NewDelivery, NewMessage,
+    QueueCount, RowSelection, Status,
 };
 pub use limits::RateSlot;
 pub use metrics::LedgerCount;

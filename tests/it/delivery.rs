@@ -147,6 +147,49 @@ async fn a_soft_reject_waits_and_is_retried_later() {
     assert_eq!(t.rows().await[0].attempts, 2);
 }
 
+/// A message that never reached the relay (nothing listens on its port) stored nothing: its
+/// retry composes it again from the customer's data of that moment, and what the handover
+/// stores is what goes on the wire (issue #26: a message is stored with its `sending` commit,
+/// not before its first attempt).
+#[tokio::test]
+async fn a_message_never_handed_over_is_composed_again_at_its_retry() {
+    let port = crate::peers::free_port();
+    let t = TestApp::start(Db::Sqlite, &smtp_delivery(port))
+        .await
+        .unwrap();
+    assert!(t.customers(&birthdays(1, "05-05")).await.is_empty());
+    let now = at("2027-05-05T12:00:00Z");
+    assert_eq!(t.app.tick(now).await.unwrap().queued, 1);
+    let d = t.app.drain(now).await.unwrap();
+    assert_eq!((d.sent, d.retrying), (0, 1), "{d:?}");
+    let row = &t.rows().await[0];
+    assert_eq!(row.status, "retry_wait");
+    assert_eq!(
+        row.message_id, None,
+        "nothing was handed over, nothing stored"
+    );
+    let Some(sink) = SmtpSink::start_on(port, &[]) else {
+        return;
+    };
+    // The customer's name was corrected before the retry.
+    let corrected = birthdays(1, "05-05").replace(",Emma,", ",Emily,");
+    assert!(t.customers(&corrected).await.is_empty());
+    let d = t.app.drain(at("2027-05-05T12:02:00Z")).await.unwrap();
+    assert_eq!(d.sent, 1, "{d:?}");
+    let got = sink.wait_for(1, Duration::from_secs(10));
+    assert_eq!(got.len(), 1, "{}", sink.log());
+    let msg = String::from_utf8_lossy(dumped_message_body(&got[0])).to_string();
+    assert!(msg.contains("Emily"), "composed again: {msg}");
+    assert!(!msg.contains("Emma"), "{msg}");
+    assert!(
+        msg.contains("Date: Wed, 05 May 2027 12:02:00 +0000"),
+        "{msg}"
+    );
+    let row = &t.rows().await[0];
+    let mid = row.message_id.as_deref().expect("stored with the handover");
+    assert!(msg.contains(&format!("Message-ID: <{mid}>")), "{msg}");
+}
+
 #[tokio::test]
 async fn an_unreachable_relay_is_a_transient_failure() {
     let (_t, d) = birthdays_through(&smtp_delivery(crate::peers::free_port()), 1).await;

@@ -7,7 +7,7 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::harness::{Db, HEADER, TestApp, ritualist_cmd, wait_exit};
+use crate::harness::{Db, HEADER, TestApp, at, ritualist_cmd, wait_exit};
 use crate::peers::SmtpSink;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -20,6 +20,60 @@ async fn sigterm_releases_what_was_not_handed_over_and_settles_what_was() {
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_gives_back_rows_committed_ahead_that_never_started() {
     stop_with_two_on_the_wire(4).await;
+}
+
+/// A stop while a big batch goes out in parts (issue #26: more than 250 messages to compose,
+/// each part composed while the one before it is sent): the part on the wire finishes, the
+/// parts not yet sent go back to the queue untried, and nothing is left `claimed` or
+/// `sending`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stop_gives_back_the_parts_of_a_batch_not_yet_sent() {
+    const N: usize = 600;
+    let Some(sink) = SmtpSink::start(&[]) else {
+        return;
+    };
+    let delivery = format!(
+        "  email:\n    transport: smtp\n    smtp:\n      host: 127.0.0.1\n      port: {}\n      security: plain\n      timeout_secs: 60\n      connections: 1\n  sms:\n    transport: outbox\n  shutdown_timeout_secs: 30\n",
+        sink.port()
+    );
+    let Some(t) = TestApp::start(Db::Sqlite, &delivery).await else {
+        return;
+    };
+    let mut csv = HEADER.to_string();
+    for i in 0..N {
+        csv.push_str(&format!(
+            "p{i},Emma,Test,user{i}@example.com,,en,Europe/Bucharest,1990-05-05,email\n"
+        ));
+    }
+    assert!(t.customers(&csv).await.is_empty());
+    let now = at("2027-05-05T12:00:00Z");
+    assert_eq!(t.app.tick(now).await.unwrap().queued, N);
+    let stop = async {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while sink.messages().is_empty() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        t.app.request_stop();
+    };
+    let (r, ()) = tokio::join!(t.app.drain(now), stop);
+    let r = r.unwrap();
+    assert_eq!(r.claimed, N, "{r:?}");
+    assert!(r.sent >= 1, "{r:?}");
+    assert!(r.released >= 100, "at least the last part goes back: {r:?}");
+    assert_eq!(r.sent + r.released, N, "{r:?}");
+    let counts = t.app.store.status_counts().await.unwrap();
+    assert_eq!(
+        counts.get("sent").copied().unwrap_or(0),
+        r.sent as i64,
+        "{counts:?}"
+    );
+    assert_eq!(
+        counts.get("pending").copied().unwrap_or(0),
+        r.released as i64,
+        "{counts:?}"
+    );
+    assert_eq!(counts.len(), 2, "nothing claimed or sending: {counts:?}");
+    assert_eq!(sink.wait_for(r.sent, Duration::from_secs(30)).len(), r.sent);
 }
 
 async fn stop_with_two_on_the_wire(handover_batch: usize) {
