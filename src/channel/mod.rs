@@ -327,12 +327,13 @@ impl Channels {
     }
 
     /// How many messages of `channel` may be in flight at once: the SMTP pool's connections;
-    /// `sms.concurrency` SMS requests (default 8); 4 outbox writes; 64 discarded messages.
+    /// `sms.concurrency` SMS requests (default 8); 4 outbox writes; 256 discarded messages (a
+    /// group commit's most: `discard` measures the ledger, not a provider).
     pub fn concurrency(&self, channel: &str) -> usize {
         match (channel, &self.email, &self.sms) {
             ("email", EmailSender::Smtp(p), _) => p.connections(),
             ("sms", _, SmsSender::Providers(_)) => self.sms_concurrency,
-            ("email", EmailSender::Discard, _) | ("sms", _, SmsSender::Discard) => 64,
+            ("email", EmailSender::Discard, _) | ("sms", _, SmsSender::Discard) => 256,
             _ => 4,
         }
     }
