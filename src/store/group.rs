@@ -1,6 +1,7 @@
 //! Group commit of the dispatcher's two per-message ledger writes — `claimed → sending` (the
-//! handover) and `→ sent` — which would otherwise cost one durable commit each (an fsync on
-//! SQLite with `synchronous=FULL`, a WAL flush on PostgreSQL).
+//! handover, storing the message composed for the attempt) and `→ sent` — which would
+//! otherwise cost one durable commit each (an fsync on SQLite with `synchronous=FULL`, a WAL
+//! flush on PostgreSQL).
 //!
 //! Each caller still waits until *its* update is committed, so the guarantee is unchanged:
 //! nothing is handed over before its `sending` is durable. Concurrent callers (one per SMTP
@@ -8,7 +9,9 @@
 //! previous commit was running, applies it as one `UPDATE … FROM (VALUES …)` statement (its own
 //! transaction: one round trip to the database, however many rows, tokens and kinds it
 //! carries) and answers each caller with whether its row matched (the lease token fences every
-//! update as before).
+//! update as before). A group whose handovers carry messages stores them in the same
+//! transaction: on SQLite one statement list (`BEGIN IMMEDIATE`, the payloads, the update,
+//! `COMMIT`), still one round trip to SQLite's worker thread; on PostgreSQL a transaction.
 //!
 //! A caller that is not holding a connection while it waits — the `sent` of a row committed
 //! ahead (`delivery.handover_batch` > 1), whose connection has already moved on — may let its
