@@ -289,11 +289,11 @@ async fn run_round(store: &Store, writer: &mut Writer, ops: &[&Op]) -> Result<Ve
             }
             r
         }
-        Own::Postgres(_) => {
-            let payloads = &mut writer.storing_sql;
-            conn.fetch_ids_storing(sql, &rows, &messages, |n| {
-                payloads[n.trailing_zeros() as usize]
-                    .get_or_insert_with(|| payload_sql(store.backend, n).into())
+        Own::Postgres(c) => {
+            let statements = &mut writer.storing_sql;
+            Own::fetch_ids_storing_postgres(c, sql, &rows, &messages, |n| {
+                statements[n.trailing_zeros() as usize]
+                    .get_or_insert_with(|| payload_sql_postgres(n).into())
                     .clone()
             })
             .await
@@ -305,19 +305,15 @@ async fn run_round(store: &Store, writer: &mut Writer, ops: &[&Op]) -> Result<Ve
     ids.map_err(|e| e.to_string())
 }
 
-/// The statement storing `rows` payloads (`VALUES` of id and payload; padding rows have the id
-/// -1 and are skipped), replacing one stored before: PostgreSQL, in the update's transaction,
-/// for the rows the update changed.
-fn payload_sql(backend: DbBackend, rows: usize) -> String {
-    let values = if backend == DbBackend::Sqlite {
-        vec!["(?, ?)"; rows].join(", ")
-    } else {
-        values_list(1, rows, 2, false)
-    };
+/// PostgreSQL's statement storing `rows` payloads (`VALUES` of id and payload; padding rows
+/// have the id -1 and are skipped), replacing one stored before; run in the update's
+/// transaction, for the rows the update changed.
+fn payload_sql_postgres(rows: usize) -> String {
     format!(
         "INSERT INTO delivery_messages (delivery_id, payload) \
-         SELECT o.column1, o.column2 FROM (VALUES {values}) AS o WHERE o.column1 > 0 \
-         ON CONFLICT (delivery_id) DO UPDATE SET payload = excluded.payload"
+         SELECT o.column1, o.column2 FROM (VALUES {}) AS o WHERE o.column1 > 0 \
+         ON CONFLICT (delivery_id) DO UPDATE SET payload = excluded.payload",
+        values_list(1, rows, 2, false)
     )
 }
 
@@ -349,6 +345,7 @@ const NO_PAYLOAD: (i64, &str, &str) = (-1, "", "");
 struct Writer {
     conn: Option<Own>,
     sql: [Option<Arc<str>>; MAX_GROUP.next_power_of_two().trailing_zeros() as usize + 1],
+    /// For groups with messages: SQLite's statement lists, PostgreSQL's payload statements.
     storing_sql: [Option<Arc<str>>; MAX_GROUP.next_power_of_two().trailing_zeros() as usize + 1],
 }
 
@@ -443,45 +440,38 @@ impl Own {
         ids_of(q.fetch_all(&mut **conn).await?)
     }
 
-    /// [`Own::fetch_ids`], and in the same transaction the `messages` (row id, payload) of
-    /// the rows it changed, by statements from `payload_sql` (given a power of two rows).
-    async fn fetch_ids_storing(
-        &mut self,
+    /// PostgreSQL's group with messages: in one transaction the update of `rows`, then the
+    /// `messages` (row id, payload) of the rows it changed, by statements from `payload_sql`
+    /// (given a power of two rows); the ids it changed.
+    async fn fetch_ids_storing_postgres(
+        conn: &mut PoolConnection<Postgres>,
         sql: Arc<str>,
         rows: &[ValuesRow<'_>],
         messages: &[(i64, &str)],
         mut payload_sql: impl FnMut(usize) -> Arc<str>,
     ) -> Result<Vec<i64>, sqlx::Error> {
-        macro_rules! storing {
-            ($conn:expr, $db:ty) => {{
-                let mut tx = sqlx::Connection::begin(&mut **$conn).await?;
-                let ids = ids_of(bind_rows!(sql, rows, $db).fetch_all(&mut *tx).await?)?;
-                let changed: HashSet<i64> = ids.iter().copied().collect();
-                let stored: Vec<(i64, &str)> = messages
-                    .iter()
-                    .copied()
-                    .filter(|(id, _)| changed.contains(id))
-                    .collect();
-                if !stored.is_empty() {
-                    let n = stored.len().next_power_of_two();
-                    let mut q = sqlx::query::<$db>(sqlx::AssertSqlSafe(payload_sql(n)));
-                    for (id, payload) in stored
-                        .into_iter()
-                        .chain(std::iter::repeat((-1, "")))
-                        .take(n)
-                    {
-                        q = q.bind(id).bind(payload);
-                    }
-                    q.execute(&mut *tx).await?;
-                }
-                tx.commit().await?;
-                Ok(ids)
-            }};
+        let mut tx = sqlx::Connection::begin(&mut **conn).await?;
+        let ids = ids_of(bind_rows!(sql, rows, Postgres).fetch_all(&mut *tx).await?)?;
+        let changed: HashSet<i64> = ids.iter().copied().collect();
+        let stored: Vec<(i64, &str)> = messages
+            .iter()
+            .copied()
+            .filter(|(id, _)| changed.contains(id))
+            .collect();
+        if !stored.is_empty() {
+            let n = stored.len().next_power_of_two();
+            let mut q = sqlx::query::<Postgres>(sqlx::AssertSqlSafe(payload_sql(n)));
+            for (id, payload) in stored
+                .into_iter()
+                .chain(std::iter::repeat((-1, "")))
+                .take(n)
+            {
+                q = q.bind(id).bind(payload);
+            }
+            q.execute(&mut *tx).await?;
         }
-        match self {
-            Own::Sqlite(conn) => storing!(conn, Sqlite),
-            Own::Postgres(conn) => storing!(conn, Postgres),
-        }
+        tx.commit().await?;
+        Ok(ids)
     }
 }
 
