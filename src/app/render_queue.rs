@@ -45,7 +45,7 @@ type Uncomposed = (String, Logged);
 
 /// What composing a claimed row's message needs of the app, shared with the threads that
 /// compose: the configuration, the keys and the DKIM signer, fixed for the process's life.
-pub(crate) struct ComposeKit {
+pub(super) struct ComposeKit {
     cfg: Config,
     key: Vec<u8>,
     dkim: Option<Arc<DkimSigner>>,

@@ -355,10 +355,14 @@ enum Own {
     Postgres(PoolConnection<Postgres>),
 }
 
-/// Binds the `VALUES` rows of the update statement, in order.
+/// The statement `$sql` with the `VALUES` rows of the update bound, in order.
 macro_rules! bind_rows {
-    ($sql:expr, $rows:expr, $db:ty) => {{
-        let mut q = sqlx::query::<$db>(sqlx::AssertSqlSafe($sql));
+    ($sql:expr, $rows:expr, $db:ty) => {
+        bind_rows!(sqlx::query::<$db>(sqlx::AssertSqlSafe($sql)), $rows)
+    };
+    // Bound after what `$q` has bound already.
+    ($q:expr, $rows:expr) => {{
+        let mut q = $q;
         for &(id, token, kind, lease_until, now, subject, message_id) in $rows {
             q = q
                 .bind(id)
@@ -427,17 +431,7 @@ impl Own {
         for &(id, payload, token) in payloads {
             q = q.bind(id).bind(payload).bind(token);
         }
-        for &(id, token, kind, lease_until, now, subject, message_id) in rows {
-            q = q
-                .bind(id)
-                .bind(token)
-                .bind(kind)
-                .bind(lease_until)
-                .bind(now)
-                .bind(subject)
-                .bind(message_id);
-        }
-        ids_of(q.fetch_all(&mut **conn).await?)
+        ids_of(bind_rows!(q, rows).fetch_all(&mut **conn).await?)
     }
 
     /// PostgreSQL's group with messages: in one transaction the update of `rows`, then the
