@@ -75,10 +75,10 @@ pub(super) struct ComposedPart {
     failed: Vec<(ClaimedDelivery, Uncomposed)>,
 }
 
-/// The messages of the rows of `part` without one (indexes into `batch`), in that order.
-/// Composing is the drain's biggest cost on a mass day (templates, MIME, DKIM): a part big
-/// enough has its second half composed on a thread of its own beside the first, so both
-/// cores work (issue #26).
+/// `part` with a message composed for each of its rows without a stored one; a row whose
+/// message cannot be composed comes back apart, with why. Composing is the drain's biggest
+/// cost on a mass day (templates, MIME, DKIM): a part big enough has its second half composed
+/// on a thread of its own beside the first, so both cores work (issue #26).
 pub(super) fn compose_part(
     kit: &ComposeKit,
     defs: &Definitions,
