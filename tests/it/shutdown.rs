@@ -39,13 +39,7 @@ async fn a_stop_gives_back_the_parts_of_a_batch_not_yet_sent() {
     let Some(t) = TestApp::start(Db::Sqlite, &delivery).await else {
         return;
     };
-    let mut csv = HEADER.to_string();
-    for i in 0..N {
-        csv.push_str(&format!(
-            "p{i},Emma,Test,user{i}@example.com,,en,Europe/Bucharest,1990-05-05,email\n"
-        ));
-    }
-    assert!(t.customers(&csv).await.is_empty());
+    assert!(t.customers(&born_on_may_5("p", N)).await.is_empty());
     let now = at("2027-05-05T12:00:00Z");
     assert_eq!(t.app.tick(now).await.unwrap().queued, N);
     let stop = async {
@@ -87,13 +81,7 @@ async fn stop_with_two_on_the_wire(handover_batch: usize) {
     let Some(t) = TestApp::start(Db::Sqlite, &delivery).await else {
         return;
     };
-    let mut csv = HEADER.to_string();
-    for i in 0..10 {
-        csv.push_str(&format!(
-            "g{i},Emma,Test,user{i}@example.com,,en,Europe/Bucharest,1990-05-05,email\n"
-        ));
-    }
-    assert!(t.customers(&csv).await.is_empty());
+    assert!(t.customers(&born_on_may_5("g", 10)).await.is_empty());
     let now = "2027-05-05T12:00:00Z";
     assert_eq!(
         t.app.tick(crate::harness::at(now)).await.unwrap().queued,
@@ -169,4 +157,15 @@ async fn stop_with_two_on_the_wire(handover_batch: usize) {
         );
         assert!(r.message_id.is_some());
     }
+}
+
+/// `n` customers `<prefix>0`, `<prefix>1`, … named Emma, born on 5 May, preferring email.
+fn born_on_may_5(prefix: &str, n: usize) -> String {
+    let mut csv = HEADER.to_string();
+    for i in 0..n {
+        csv.push_str(&format!(
+            "{prefix}{i},Emma,Test,user{i}@example.com,,en,Europe/Bucharest,1990-05-05,email\n"
+        ));
+    }
+    csv
 }
