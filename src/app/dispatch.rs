@@ -27,6 +27,28 @@ const UNREADABLE_WINDOW_WAIT_SECS: i64 = 3600;
 /// many rows, each part composed while the one before it is sent.
 const PART: usize = 250;
 
+/// Parts with at least this many rows are composed in two halves at once, on two of the
+/// blocking threads.
+const PARALLEL_FROM: usize = 64;
+
+/// A batch claimed and readied to send ([`App::claim_step`]).
+#[derive(Default)]
+struct Claimed {
+    /// `claimed`, and the rows deferred to their send window.
+    report: DispatchReport,
+    /// Channels paused when the batch was claimed.
+    paused: Vec<Channel>,
+    /// The rows out (their leases are kept while the batch is) and the batch's lease token.
+    ids: Vec<i64>,
+    token: String,
+    /// The moment the batch was claimed: its messages' date.
+    now: Timestamp,
+    facts: Arc<std::collections::HashMap<i64, crate::plan::CustomerFacts>>,
+    /// The first part, composed; the others, to compose.
+    first: Vec<ClaimedDelivery>,
+    parts: std::collections::VecDeque<Vec<ClaimedDelivery>>,
+}
+
 /// When a row's send window (`<zone> HH:MM-HH:MM`) is closed at `now`, when it opens.
 ///
 /// A window that cannot be read (an unknown zone, malformed hours) fails closed: the row is
@@ -272,11 +294,16 @@ impl App {
         self.dispatch_step(&DrainClock::starting_at(now)).await
     }
 
-    /// [`App::dispatch_batch`] at the clock's current moment. The leases of the batch's rows
-    /// are renewed every third of `lease_secs` while it is out: a row waiting its turn (a big
-    /// batch, a slow or rate-limited provider) or on a relay slow to answer keeps its lease,
-    /// so no reaper takes a row this worker is about to send or is sending.
+    /// [`App::dispatch_batch`] at the clock's current moment.
     async fn dispatch_step(&self, clock: &DrainClock) -> Result<DispatchReport, super::AppError> {
+        let claimed = self.claim_step(clock).await?;
+        self.send_claimed(claimed, clock).await
+    }
+
+    /// Claims a batch of due rows and readies it: rows whose send window is closed wait,
+    /// untried; the customers' facts are read; the first part's messages are composed.
+    /// `report.claimed == 0` means nothing is due.
+    async fn claim_step(&self, clock: &DrainClock) -> Result<Claimed, super::AppError> {
         let now = clock.now();
         let now_s = now.as_second();
         let d = &self.cfg.delivery;
@@ -285,14 +312,17 @@ impl App {
             .claim_due(now_s, d.batch_size, d.lease_secs)
             .await?;
         crate::failpoint::hit("after_claim");
-        let mut report = DispatchReport {
-            claimed: claimed.len(),
+        let mut c = Claimed {
+            report: DispatchReport {
+                claimed: claimed.len(),
+                ..Default::default()
+            },
             ..Default::default()
         };
         if claimed.is_empty() {
-            return Ok(report);
+            return Ok(c);
         }
-        let paused: Vec<Channel> = self
+        c.paused = self
             .store
             .channel_pauses()
             .await?
@@ -306,92 +336,156 @@ impl App {
                 self.store
                     .defer(row.id, &row.lease_token, next.as_second(), now_s, None)
                     .await?;
-                report.deferred += 1;
+                c.report.deferred += 1;
                 continue;
             }
             batch.push(row);
         }
         let Some(token) = batch.first().map(|r| r.lease_token.clone()) else {
-            return Ok(report);
+            return Ok(c);
         };
-        let out: Vec<i64> = batch.iter().map(|r| r.id).collect();
-        let parts = self.send_in_parts(batch, clock, &paused);
-        // Leases are renewed while the batch is out: rows waiting their turn, or committed
-        // `sending` ahead of a slow provider, keep theirs.
-        let sent = tokio::select! {
-            r = parts => r,
-            _ = self.keep_leases(&out, &token, clock) => unreachable!("the lease keeper never ends"),
-        };
-        report.add(sent?);
-        Ok(report)
-    }
-
-    /// Composes and sends a batch. Rows with no stored message are composed first; a batch
-    /// with more than [`PART`] of them goes in parts, each part composed on the blocking
-    /// threads while the one before it is sent, so composing (the biggest cost on a mass day)
-    /// and the ledger's commits use the cores at once (issue #26). Once a stop is requested,
-    /// the parts not yet sent go back to the queue untried.
-    async fn send_in_parts(
-        &self,
-        batch: Vec<ClaimedDelivery>,
-        clock: &DrainClock,
-        paused: &[Channel],
-    ) -> Result<DispatchReport, super::AppError> {
-        let now = clock.now();
-        let mut report = DispatchReport::default();
-        let facts = Arc::new(self.facts_for(&batch).await?);
-        let defs = self.defs();
+        c.ids = batch.iter().map(|r| r.id).collect();
+        c.token = token;
+        c.now = now;
+        c.facts = Arc::new(self.facts_for(&batch).await?);
         let to_compose = batch.iter().filter(|r| r.payload.is_none()).count();
-        let mut parts = std::collections::VecDeque::new();
         if to_compose > PART {
             let mut rows = batch.into_iter().peekable();
             while rows.peek().is_some() {
-                parts.push_back(rows.by_ref().take(PART).collect::<Vec<_>>());
+                c.parts
+                    .push_back(rows.by_ref().take(PART).collect::<Vec<_>>());
             }
         } else {
-            parts.push_back(batch);
+            c.parts.push_back(batch);
         }
-        let first = parts.pop_front().unwrap_or_default();
-        let first = render_queue::compose_part(&self.kit, &defs, &facts, first, now);
-        let mut ready = self.settle_composed(first, now, &mut report).await?;
-        loop {
-            let composing = parts.pop_front().map(|part| {
-                let (kit, defs, facts) = (self.kit.clone(), defs.clone(), facts.clone());
+        let first = c.parts.pop_front().unwrap_or_default();
+        let first = self.compose_beside(&c.facts, now, first).await?;
+        c.first = self.settle_composed(first, now, &mut c.report).await?;
+        Ok(c)
+    }
+
+    /// Composes `part` of a batch (its customers' `facts`, its moment `now`) on the blocking
+    /// threads: a part of [`PARALLEL_FROM`] rows or more in two halves at once, so composing
+    /// (the drain's biggest cost on a mass day: templates, MIME, DKIM) has both cores. The
+    /// pool's threads live on between parts (a thread started for each part cost its start
+    /// and a fresh allocator heap each time).
+    fn compose_beside(
+        &self,
+        facts: &Arc<std::collections::HashMap<i64, crate::plan::CustomerFacts>>,
+        now: Timestamp,
+        mut part: Vec<ClaimedDelivery>,
+    ) -> impl std::future::Future<Output = Result<render_queue::ComposedPart, super::AppError>> + 'static
+    {
+        let (kit, defs, facts) = (self.kit.clone(), self.defs(), facts.clone());
+        let half = |rows: Vec<ClaimedDelivery>| {
+            let (kit, defs, facts) = (kit.clone(), defs.clone(), facts.clone());
+            async move {
                 tokio::task::spawn_blocking(move || {
-                    render_queue::compose_part(&kit, &defs, &facts, part, now)
+                    render_queue::compose_part(&kit, &defs, &facts, rows, now)
                 })
-            });
-            report.add(self.send_ready(ready, clock, paused).await?);
+                .await
+                .map_err(|e| super::AppError::Other(format!("composing a part of the batch: {e}")))
+            }
+        };
+        let second = if part.len() >= PARALLEL_FROM {
+            part.split_off(part.len() / 2)
+        } else {
+            Vec::new()
+        };
+        let first = half(part);
+        let second = (!second.is_empty()).then(|| half(second));
+        async move {
+            match second {
+                Some(second) => {
+                    let (first, second) = futures_util::future::join(first, second).await;
+                    Ok(first?.then(second?))
+                }
+                None => first.await,
+            }
+        }
+    }
+
+    /// Sends a claimed batch, its leases renewed every third of `lease_secs` while it is out:
+    /// a row waiting its turn (a big batch, a slow or rate-limited provider) or on a relay
+    /// slow to answer keeps its lease, so no reaper takes a row this worker is about to send
+    /// or is sending.
+    async fn send_claimed(
+        &self,
+        c: Claimed,
+        clock: &DrainClock,
+    ) -> Result<DispatchReport, super::AppError> {
+        let mut report = c.report;
+        if c.ids.is_empty() {
+            return Ok(report);
+        }
+        let (ids, token) = (c.ids.clone(), c.token.clone());
+        let parts = self.send_in_parts(c, clock);
+        let sent = tokio::select! {
+            r = parts => r?,
+            _ = self.keep_leases(&ids, &token, clock) => unreachable!("the lease keeper never ends"),
+        };
+        report.add(sent);
+        Ok(report)
+    }
+
+    /// Sends a readied batch a part at a time, each part after the first composed on the
+    /// blocking threads while the one before it is sent, so composing (the biggest cost on a
+    /// mass day) and the ledger's commits use the cores at once (issue #26). Once a stop is
+    /// requested, the parts not yet sent go back to the queue untried.
+    async fn send_in_parts(
+        &self,
+        mut c: Claimed,
+        clock: &DrainClock,
+    ) -> Result<DispatchReport, super::AppError> {
+        let mut report = DispatchReport::default();
+        let mut ready = std::mem::take(&mut c.first);
+        loop {
+            let composing = c
+                .parts
+                .pop_front()
+                .map(|part| self.compose_beside(&c.facts, c.now, part));
+            let paused = &c.paused;
             let Some(composing) = composing else {
+                report.add(self.send_ready(ready, clock, paused).await?);
                 return Ok(report);
             };
-            let part = composing.await.map_err(|e| {
-                super::AppError::Other(format!("composing a part of the batch: {e}"))
-            })?;
-            ready = self.settle_composed(part, now, &mut report).await?;
+            let (sent, part) =
+                futures_util::future::join(self.send_ready(ready, clock, paused), composing).await;
+            report.add(sent?);
+            ready = self.settle_composed(part?, c.now, &mut report).await?;
             if self.stop_requested() {
                 let rest: Vec<ClaimedDelivery> = ready
                     .into_iter()
-                    .chain(parts.into_iter().flatten())
+                    .chain(std::mem::take(&mut c.parts).into_iter().flatten())
                     .collect();
-                let mut released = 0;
-                for row in &rest {
-                    if self
-                        .store
-                        .release_claimed(row.id, &row.lease_token, clock.now_s())
-                        .await?
-                    {
-                        released += 1;
-                    }
-                }
-                report.released += released;
+                let released = self.release_rows(&rest, clock).await?;
                 tracing::info!(
                     released,
                     "stopping: the parts of the batch not yet sent go back to the queue untried"
                 );
+                report.released += released;
                 return Ok(report);
             }
         }
+    }
+
+    /// Gives `rows` (claimed, never handed over) back to the queue untried; how many were.
+    async fn release_rows(
+        &self,
+        rows: &[ClaimedDelivery],
+        clock: &DrainClock,
+    ) -> Result<usize, super::AppError> {
+        let mut released = 0;
+        for row in rows {
+            if self
+                .store
+                .release_claimed(row.id, &row.lease_token, clock.now_s())
+                .await?
+            {
+                released += 1;
+            }
+        }
+        Ok(released)
     }
 
     /// Sends rows whose messages are ready: each channel one by one or, with `handover_batch`

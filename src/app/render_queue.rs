@@ -37,9 +37,6 @@ enum Logged {
     Already,
 }
 
-/// Parts with at least this many messages to compose are composed on two threads.
-const PARALLEL_FROM: usize = 64;
-
 /// Why a row's message could not be composed, and how that is logged.
 type Uncomposed = (String, Logged);
 
@@ -75,10 +72,19 @@ pub(super) struct ComposedPart {
     failed: Vec<(ClaimedDelivery, Uncomposed)>,
 }
 
+impl ComposedPart {
+    /// This part followed by `next`, the rows of the batch after it.
+    pub(super) fn then(mut self, next: ComposedPart) -> ComposedPart {
+        self.ready.extend(next.ready);
+        self.failed.extend(next.failed);
+        self
+    }
+}
+
 /// `part` with a message composed for each of its rows without a stored one; a row whose
-/// message cannot be composed comes back apart, with why. Composing is the drain's biggest
-/// cost on a mass day (templates, MIME, DKIM): a part big enough has its second half composed
-/// on a thread of its own beside the first, so both cores work (issue #26).
+/// message cannot be composed comes back apart, with why. Pure and synchronous: the
+/// dispatcher runs it on the blocking threads, a big part in two halves at once
+/// (`dispatch.rs`).
 pub(super) fn compose_part(
     kit: &ComposeKit,
     defs: &Definitions,
@@ -89,31 +95,10 @@ pub(super) fn compose_part(
     let todo: Vec<usize> = (0..part.len())
         .filter(|&i| part[i].payload.is_none())
         .collect();
-    let compose = |rows: &[usize]| -> Vec<Result<Composed, Uncomposed>> {
-        rows.iter()
-            .map(|&i| kit.compose(&part[i], facts, defs, now))
-            .collect()
-    };
-    let composed = if todo.len() < PARALLEL_FROM {
-        compose(&todo)
-    } else {
-        let (first, second) = todo.split_at(todo.len() / 2);
-        std::thread::scope(|s| {
-            let beside = std::thread::Builder::new()
-                .name("ritualist-compose".into())
-                .spawn_scoped(s, || compose(second));
-            let mut out = compose(first);
-            match beside {
-                Ok(h) => match h.join() {
-                    Ok(rest) => out.extend(rest),
-                    Err(panic) => std::panic::resume_unwind(panic),
-                },
-                // No thread to be had (a process limit): compose it here.
-                Err(_) => out.extend(compose(second)),
-            }
-            out
-        })
-    };
+    let composed: Vec<Result<Composed, Uncomposed>> = todo
+        .iter()
+        .map(|&i| kit.compose(&part[i], facts, defs, now))
+        .collect();
     let mut messages: Vec<Option<Result<Composed, Uncomposed>>> =
         (0..part.len()).map(|_| None).collect();
     for (i, m) in todo.into_iter().zip(composed) {
