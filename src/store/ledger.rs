@@ -12,9 +12,9 @@
 //! rows with one `UPDATE … RETURNING` that sets a lease (PostgreSQL adds `FOR UPDATE SKIP
 //! LOCKED`); results are written only while the lease token still matches.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
-use sea_orm::{ConnectionTrait, DatabaseTransaction, QueryResult, TransactionTrait, Value};
+use sea_orm::{ConnectionTrait, QueryResult, Value};
 
 use super::codes::sql::{
     CANCELLED, CLAIMED, FAILED, IN_DOUBT, LEASED, PENDING, RETRY_WAIT, SENDING, SENT, SUPPRESSED,
@@ -224,12 +224,18 @@ fn claimed_row(
 
 impl Store {
     /// Claims up to `limit` due rows for `lease_secs`, oldest due first. In the same
-    /// transaction, claimed rows whose customer opted out since planning are marked
-    /// `suppressed` (`opted_out_before_send`, the attempt not counted) and not returned.
+    /// statement, rows whose customer opted out since planning are marked `suppressed`
+    /// (`opted_out_before_send`, the attempt not counted) instead, and not returned.
     ///
     /// The due rows are read through `idx_deliveries_due` (status, next_attempt_at) once per
     /// status, each already in order and cut at `limit`, so a claim costs O(limit) however long
     /// the queue is (a single `status IN (…) ORDER BY` sorts every due row on each claim).
+    ///
+    /// One statement, so the claim holds SQLite's write lock only while it runs: a claim made
+    /// of a transaction of three statements held it across four round trips to the
+    /// connection's thread, while the ledger writer's commits waited (issue #26). The messages
+    /// already stored for some of the rows are read after it, outside the lock: a claimed
+    /// row's message is only ever written by the worker holding its lease.
     pub async fn claim_due(
         &self,
         now: i64,
@@ -237,8 +243,8 @@ impl Store {
         lease_secs: u32,
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
         let token = random_token();
-        let txn = self.db.begin().await?;
-        let rows = txn
+        let rows = self
+            .db
             .query_all_raw(self.stmt(
                 &self.claim_sql(),
                 vec![
@@ -249,30 +255,33 @@ impl Store {
                 ],
             ))
             .await?;
-        let mut blocked = HashSet::new();
-        let mut payloads = HashMap::new();
-        if !rows.is_empty() {
-            let ids: Vec<i64> = rows
-                .iter()
-                .map(|r| r.try_get::<i64>("", "id"))
-                .collect::<Result<_, _>>()?;
-            payloads = self.stored_payloads(&txn, &ids).await?;
-            blocked = self.suppress_opted_out(&txn, &ids, now, &token).await?;
-        }
-        txn.commit().await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
-            let id: i64 = r.try_get("", "id")?;
-            if !blocked.contains(&id) {
-                out.push(claimed_row(&r, payloads.remove(&id), &token)?);
+        let mut claimed = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let status: String = r.try_get("", "status")?;
+            if status != Status::Suppressed.as_str() {
+                claimed.push(r);
             }
+        }
+        let ids: Vec<i64> = claimed
+            .iter()
+            .map(|r| r.try_get::<i64>("", "id"))
+            .collect::<Result<_, _>>()?;
+        let mut payloads = if ids.is_empty() {
+            HashMap::new()
+        } else {
+            self.stored_payloads(&ids).await?
+        };
+        let mut out = Vec::with_capacity(claimed.len());
+        for (r, id) in claimed.into_iter().zip(ids) {
+            out.push(claimed_row(r, payloads.remove(&id), &token)?);
         }
         out.sort_by_key(|c| c.id);
         Ok(out)
     }
 
     /// The claim of [`Store::claim_due`]: `$1` the lease token, `$2` its end, `$3` now, `$4`
-    /// the limit; returns the claimed rows.
+    /// the limit; returns the rows it changed with their new status (`claimed`, or
+    /// `suppressed` for those the customer's consent now blocks).
     fn claim_sql(&self) -> String {
         let lock = if self.is_postgres() {
             " FOR UPDATE SKIP LOCKED"
@@ -287,25 +296,34 @@ impl Store {
                  ORDER BY next_attempt_at, id LIMIT $4{lock}"
             )
         };
+        let blocked = BLOCKED_BY_CONSENT.replace("deliveries.", "d.");
         format!(
-            "WITH fresh AS ({}), again AS ({}) \
-             UPDATE deliveries SET status = {CLAIMED}, lease_token = $1, lease_until = $2, attempts = attempts + 1, updated_at = $3 \
-             WHERE id IN (SELECT id FROM (SELECT id, next_attempt_at FROM fresh UNION ALL SELECT id, next_attempt_at FROM again) AS due \
-             ORDER BY next_attempt_at, id LIMIT $4) \
-             RETURNING id, ritual, category, customer_id, occurrence, channel, recipient, subject, message_id, attempts, due_at, occasion, send_window",
+            "WITH fresh AS ({}), again AS ({}), \
+             picked AS (SELECT id FROM (SELECT id, next_attempt_at FROM fresh UNION ALL SELECT id, next_attempt_at FROM again) AS due \
+               ORDER BY next_attempt_at, id LIMIT $4), \
+             judged AS (SELECT d.id AS picked_id, CASE WHEN {blocked} THEN 1 ELSE 0 END AS blocked \
+               FROM deliveries d JOIN picked ON picked.id = d.id) \
+             UPDATE deliveries SET \
+               status = CASE WHEN judged.blocked = 1 THEN {SUPPRESSED} ELSE {CLAIMED} END, \
+               reason = CASE WHEN judged.blocked = 1 THEN 'opted_out_before_send' ELSE deliveries.reason END, \
+               lease_token = CASE WHEN judged.blocked = 1 THEN NULL ELSE $1 END, \
+               lease_until = CASE WHEN judged.blocked = 1 THEN NULL ELSE $2 END, \
+               attempts = deliveries.attempts + 1 - judged.blocked, \
+               updated_at = $3 \
+             FROM judged WHERE deliveries.id = judged.picked_id \
+             RETURNING deliveries.id, deliveries.status, deliveries.ritual, deliveries.category, deliveries.customer_id, \
+               deliveries.occurrence, deliveries.channel, deliveries.recipient, deliveries.subject, deliveries.message_id, \
+               deliveries.attempts, deliveries.due_at, deliveries.occasion, deliveries.send_window",
             due(Status::Pending),
             due(Status::RetryWait)
         )
     }
 
     /// The stored messages of rows already rendered (retries, pre-rendered rows) among `ids`.
-    async fn stored_payloads(
-        &self,
-        txn: &DatabaseTransaction,
-        ids: &[i64],
-    ) -> Result<HashMap<i64, String>, StoreError> {
+    async fn stored_payloads(&self, ids: &[i64]) -> Result<HashMap<i64, String>, StoreError> {
         let mut payloads = HashMap::new();
-        for r in txn
+        for r in self
+            .db
             .query_all_raw(self.stmt(
                 &format!(
                     "SELECT delivery_id, payload FROM delivery_messages WHERE delivery_id IN ({})",
@@ -318,36 +336,6 @@ impl Store {
             payloads.insert(r.try_get("", "delivery_id")?, r.try_get("", "payload")?);
         }
         Ok(payloads)
-    }
-
-    /// Of the rows `ids` just claimed under `token`, those whose customer opted out since
-    /// planning become `suppressed` (`opted_out_before_send`, the attempt not counted);
-    /// returns their ids.
-    async fn suppress_opted_out(
-        &self,
-        txn: &DatabaseTransaction,
-        ids: &[i64],
-        now: i64,
-        token: &str,
-    ) -> Result<HashSet<i64>, StoreError> {
-        let mut values: Vec<Value> = vec![now.into(), token.to_string().into()];
-        values.extend(ids.iter().map(|i| Value::from(*i)));
-        let mut blocked = HashSet::new();
-        for r in txn
-            .query_all_raw(self.stmt(
-                &format!(
-                    "UPDATE deliveries SET status = {SUPPRESSED}, reason = 'opted_out_before_send', updated_at = $1, \
-                     lease_token = NULL, lease_until = NULL, attempts = attempts - 1 \
-                     WHERE lease_token = $2 AND id IN ({}) AND {BLOCKED_BY_CONSENT} RETURNING id",
-                    placeholders(3, ids.len())
-                ),
-                values,
-            ))
-            .await?
-        {
-            blocked.insert(r.try_get::<i64>("", "id")?);
-        }
-        Ok(blocked)
     }
 
     /// Puts a claimed row back, untried and the attempt not counted, until `next_at` (quiet
