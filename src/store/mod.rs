@@ -10,6 +10,7 @@
 //! between threads costs more than SQLite's own work at a million customers.
 
 mod bulk;
+mod busy;
 mod codes;
 mod consent;
 mod deliverability;
@@ -314,6 +315,9 @@ impl Store {
                         })
                         .foreign_keys(true)
                         .statement_cache_capacity(SQLITE_STATEMENT_CACHE)
+                })
+                .map_sqlx_sqlite_pool_opts(|o| {
+                    o.after_connect(|conn, _| Box::pin(async move { busy::wait_soon(conn).await }))
                 });
         } else {
             opts.max_connections(8);
