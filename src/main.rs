@@ -1,4 +1,5 @@
-//! The `ritualist` binary: parse arguments, set up logging, run, map to an exit code.
+//! The `ritualist` binary: its allocator; parse arguments, set up logging, run, map to an exit
+//! code.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
