@@ -38,9 +38,6 @@ struct Claimed {
     report: DispatchReport,
     /// Channels paused when the batch was claimed.
     paused: Vec<Channel>,
-    /// The rows out (their leases are kept while the batch is) and the batch's lease token.
-    ids: Vec<i64>,
-    token: String,
     /// The moment the batch was claimed: its messages' date.
     now: Timestamp,
     facts: Arc<std::collections::HashMap<i64, crate::plan::CustomerFacts>>,
@@ -341,11 +338,9 @@ impl App {
             }
             batch.push(row);
         }
-        let Some(token) = batch.first().map(|r| r.lease_token.clone()) else {
+        if batch.is_empty() {
             return Ok(c);
-        };
-        c.ids = batch.iter().map(|r| r.id).collect();
-        c.token = token;
+        }
         c.now = now;
         c.facts = Arc::new(self.facts_for(&batch).await?);
         let to_compose = batch.iter().filter(|r| r.payload.is_none()).count();
@@ -415,10 +410,11 @@ impl App {
         clock: &DrainClock,
     ) -> Result<DispatchReport, super::AppError> {
         let mut report = c.report;
-        if c.ids.is_empty() {
+        let rows = || c.first.iter().chain(c.parts.iter().flatten());
+        let Some(token) = rows().next().map(|r| r.lease_token.clone()) else {
             return Ok(report);
-        }
-        let (ids, token) = (c.ids.clone(), c.token.clone());
+        };
+        let ids: Vec<i64> = rows().map(|r| r.id).collect();
         let parts = self.send_in_parts(c, clock);
         let sent = tokio::select! {
             r = parts => r?,

@@ -257,8 +257,7 @@ impl Store {
             .await?;
         let mut claimed = Vec::with_capacity(rows.len());
         for r in &rows {
-            let status: String = r.try_get("", "status")?;
-            if status != Status::Suppressed.as_str() {
+            if status_at(r, "status")? != Status::Suppressed {
                 claimed.push(r);
             }
         }
@@ -296,13 +295,12 @@ impl Store {
                  ORDER BY next_attempt_at, id LIMIT $4{lock}"
             )
         };
-        let blocked = BLOCKED_BY_CONSENT.replace("deliveries.", "d.");
         format!(
             "WITH fresh AS ({}), again AS ({}), \
              picked AS (SELECT id FROM (SELECT id, next_attempt_at FROM fresh UNION ALL SELECT id, next_attempt_at FROM again) AS due \
                ORDER BY next_attempt_at, id LIMIT $4), \
-             judged AS (SELECT d.id AS picked_id, CASE WHEN {blocked} THEN 1 ELSE 0 END AS blocked \
-               FROM deliveries d JOIN picked ON picked.id = d.id) \
+             judged AS (SELECT deliveries.id AS picked_id, CASE WHEN {BLOCKED_BY_CONSENT} THEN 1 ELSE 0 END AS blocked \
+               FROM deliveries JOIN picked ON picked.id = deliveries.id) \
              UPDATE deliveries SET \
                status = CASE WHEN judged.blocked = 1 THEN {SUPPRESSED} ELSE {CLAIMED} END, \
                reason = CASE WHEN judged.blocked = 1 THEN 'opted_out_before_send' ELSE deliveries.reason END, \
