@@ -231,6 +231,14 @@ pub struct DeliveryConfig {
 /// The largest `delivery.handover_batch`.
 pub const MAX_HANDOVER_BATCH: u32 = 1000;
 
+/// `email.smtp.connections` when it is not set: 32 (16 until issue #26's tenth pass), from
+/// measurement (docs/performance.md). At `handover_batch: 1` each connection waits for one
+/// commit per email (its `sending`, which carries the previous email's `sent`), so the drain
+/// scales with connections; 32 stays below Postfix's default per-client limit (50,
+/// `smtpd_client_connection_count_limit`), and bounds what a crash leaves in doubt to 32
+/// emails, one per connection.
+pub const DEFAULT_SMTP_CONNECTIONS: u32 = 32;
+
 /// `delivery.handover_batch` of each channel (1: one by one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HandoverBatch {
@@ -412,11 +420,10 @@ fn smtp_config(path: &Path, s: &SmtpSpec, diags: &mut Diagnostics) -> SmtpConfig
         password,
         hello_name: s.hello_name.clone().unwrap_or_else(|| "localhost".into()),
         timeout_secs: s.timeout_secs.unwrap_or(30).max(1),
-        // 16 (was 4), from measurement (docs/performance.md): at `handover_batch: 1` each
-        // connection waits for one commit per email (its `sending`, which carries the previous
-        // email's `sent`), so the drain scales with connections; 16 stays within the
-        // per-client limits relays commonly set, and bounds what a crash leaves in doubt to 16.
-        connections: s.connections.unwrap_or(16).clamp(1, 64),
+        connections: s
+            .connections
+            .unwrap_or(DEFAULT_SMTP_CONNECTIONS)
+            .clamp(1, 64),
         accept_invalid_certs: s.accept_invalid_certs.unwrap_or(false),
         tls: Box::new(super::tls::tls_trust(
             path,

@@ -26,8 +26,8 @@ pub use bounces::{
     SendgridHook, SesHook, SmsReceipts, SoftBouncePolicy, WebhooksConfig,
 };
 pub use delivery::{
-    DeliveryConfig, DkimAlgorithm, DkimSettings, EmailTransport, HandoverBatch, InDoubtPolicy,
-    SmtpConfig, SmtpSecurity,
+    DEFAULT_SMTP_CONNECTIONS, DeliveryConfig, DkimAlgorithm, DkimSettings, EmailTransport,
+    HandoverBatch, InDoubtPolicy, SmtpConfig, SmtpSecurity,
 };
 pub use diagnostic::{Diagnostic, Diagnostics, Severity, parse_yaml, yaml_files};
 pub use engine::{AllowedHours, EngineConfig, FrequencyCap};

@@ -369,14 +369,14 @@ async fn crash_with_a_handover_batch_postgres_skip() {
     widened(Db::Postgres, "skip").await;
 }
 
-/// Issue #26: at the shipped defaults (`smtp.connections` 16, `handover_batch: 1`) the
+/// Issue #26: at the shipped defaults (`smtp.connections` 32, `handover_batch: 1`) the
 /// connections share commits, each email's `sent` commits during the next envelope and its
 /// `sending` during its body — and a crash with message #500 just past its final dot still
 /// leaves at most one email per connection unsettled: under `resend` between 1 (#500 itself)
-/// and 16 duplicates, under `skip` between 1 and 16 rows in doubt, none sent twice, nothing
+/// and 32 duplicates, under `skip` between 1 and 32 rows in doubt, none sent twice, nothing
 /// neither sent nor in doubt.
 async fn at_the_default_connections(db: Db, policy: &str) {
-    const CONNECTIONS: usize = 16;
+    const CONNECTIONS: usize = ritualist::config::DEFAULT_SMTP_CONNECTIONS as usize;
     let Some(got) = crash_over(db, policy, "after_dot", 500, 1, None).await else {
         return;
     };
