@@ -27,8 +27,8 @@ const UNREADABLE_WINDOW_WAIT_SECS: i64 = 3600;
 /// many rows, each part composed while the one before it is sent.
 const PART: usize = 250;
 
-/// Parts with at least this many rows are composed in two halves at once, on two of the
-/// blocking threads.
+/// Parts with at least this many messages to compose are composed in two halves at once, on
+/// two of the blocking threads.
 const PARALLEL_FROM: usize = 64;
 
 /// A batch claimed and readied to send ([`App::claim_step`]).
@@ -360,10 +360,11 @@ impl App {
     }
 
     /// Composes `part` of a batch (its customers' `facts`, its moment `now`) on the blocking
-    /// threads: a part of [`PARALLEL_FROM`] rows or more in two halves at once, so composing
-    /// (the drain's biggest cost on a mass day: templates, MIME, DKIM) has both cores. The
-    /// pool's threads live on between parts (a thread started for each part cost its start
-    /// and a fresh allocator heap each time).
+    /// threads: a part with [`PARALLEL_FROM`] messages or more to compose in two halves at
+    /// once, so composing (the drain's biggest cost on a mass day: templates, MIME, DKIM) has
+    /// both cores. The pool's threads live on between parts (a thread started for each part
+    /// cost its start and a fresh allocator heap each time). A part whose messages are all
+    /// stored already (retries) is ready as it is, without a thread.
     fn compose_beside(
         &self,
         facts: &Arc<std::collections::HashMap<i64, crate::plan::CustomerFacts>>,
@@ -372,31 +373,29 @@ impl App {
     ) -> impl std::future::Future<Output = Result<render_queue::ComposedPart, super::AppError>> + 'static
     {
         let (kit, defs, facts) = (self.kit.clone(), self.defs(), facts.clone());
-        let half = |rows: Vec<ClaimedDelivery>| {
-            let (kit, defs, facts) = (kit.clone(), defs.clone(), facts.clone());
-            async move {
-                tokio::task::spawn_blocking(move || {
-                    render_queue::compose_part(&kit, &defs, &facts, rows, now)
-                })
-                .await
-                .map_err(|e| super::AppError::Other(format!("composing a part of the batch: {e}")))
-            }
-        };
-        let second = if part.len() >= PARALLEL_FROM {
-            part.split_off(part.len() / 2)
-        } else {
-            Vec::new()
-        };
-        let first = half(part);
-        let second = (!second.is_empty()).then(|| half(second));
         async move {
-            match second {
-                Some(second) => {
-                    let (first, second) = futures_util::future::join(first, second).await;
-                    Ok(first?.then(second?))
-                }
-                None => first.await,
+            let to_compose = part.iter().filter(|r| r.payload.is_none()).count();
+            if to_compose == 0 {
+                return Ok(render_queue::compose_part(&kit, &defs, &facts, part, now));
             }
+            let half = |rows: Vec<ClaimedDelivery>| {
+                let (kit, defs, facts) = (kit.clone(), defs.clone(), facts.clone());
+                async move {
+                    tokio::task::spawn_blocking(move || {
+                        render_queue::compose_part(&kit, &defs, &facts, rows, now)
+                    })
+                    .await
+                    .map_err(|e| {
+                        super::AppError::Other(format!("composing a part of the batch: {e}"))
+                    })
+                }
+            };
+            if to_compose < PARALLEL_FROM {
+                return half(part).await;
+            }
+            let second = part.split_off(part.len() / 2);
+            let (first, second) = futures_util::future::join(half(part), half(second)).await;
+            Ok(first?.then(second?))
         }
     }
 
