@@ -98,11 +98,16 @@ def child(cmd, copy, stdout=subprocess.DEVNULL, stderr=None, env_extra=None, wat
     return secs, ru.ru_maxrss / 1024, ru.ru_utime + ru.ru_stime, first
 
 
-def raw_stream():
+def read_all(reader):
+    """`reader(copy, query)`'s command run on a fresh copy: a plain read of the customers."""
     copy = fresh_copy("stream")
-    r = child(["sqlite3", copy, f"SELECT {COLS} FROM customers"], copy)
+    r = child(reader(copy, f"SELECT {COLS} FROM customers"), copy)
     drop(copy)
     return r
+
+
+def raw_stream():
+    return read_all(lambda copy, q: ["sqlite3", copy, q])
 
 
 # The issue's other baseline: a Python sqlite3 loop over the same rows (each row fetched into
@@ -116,10 +121,7 @@ PY_LOOP = (
 
 
 def py_stream():
-    copy = fresh_copy("pystream")
-    r = child([sys.executable, "-c", PY_LOOP, copy, f"SELECT {COLS} FROM customers"], copy)
-    drop(copy)
-    return r
+    return read_all(lambda copy, q: [sys.executable, "-c", PY_LOOP, copy, q])
 
 
 def first_sent(copy):
