@@ -33,6 +33,7 @@ mod peers;
 mod plan_stream;
 mod postfix_relay;
 mod regression;
+mod relay_limit;
 mod reload;
 mod report;
 mod scale_out;

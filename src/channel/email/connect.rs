@@ -16,8 +16,30 @@ use super::transaction::offers_pipelining;
 use crate::channel::SendFailure;
 use crate::config::SmtpSecurity;
 
+/// A connection not opened, and whether the relay itself turned it away: a 4xx reply to the
+/// greeting or EHLO, from a relay that is up (most often its connection limit, such as
+/// Postfix's "421 … too many connections").
+pub(super) struct NotOpened {
+    pub(super) failure: SendFailure,
+    pub(super) turned_away: bool,
+}
+
+impl From<SendFailure> for NotOpened {
+    fn from(failure: SendFailure) -> Self {
+        NotOpened {
+            failure,
+            turned_away: false,
+        }
+    }
+}
+
 impl SmtpPool {
     pub(super) async fn connect(&self) -> Result<Conn, SendFailure> {
+        self.open_conn().await.map_err(|n| n.failure)
+    }
+
+    /// [`SmtpPool::connect`], saying whether the relay turned the connection away.
+    pub(super) async fn open_conn(&self) -> Result<Conn, NotOpened> {
         let t = self.timeout();
         let hello = ClientId::Domain(self.cfg.hello_name.clone());
         let tcp = tokio::time::timeout(
@@ -60,7 +82,10 @@ impl SmtpPool {
         )
         .await
         .map_err(|_| SendFailure::transient("SMTP greeting timed out"))?
-        .map_err(|e| refused_at_hello(&e, "greeting or EHLO"))?;
+        .map_err(|e| NotOpened {
+            turned_away: e.is_transient(),
+            failure: refused_at_hello(&e, "greeting or EHLO"),
+        })?;
         if self.cfg.security == SmtpSecurity::Starttls {
             let params = self.starttls_params()?;
             tokio::time::timeout(t, conn.starttls(params, &hello))
@@ -101,6 +126,7 @@ impl SmtpPool {
             smtp: conn,
             pipelining,
             gate,
+            _open: super::pool::OpenConn::count(&self.open),
         })
     }
 

@@ -1,8 +1,9 @@
-//! The SMTP pool: reused connections (at most `connections` at once), the rate limiter and
-//! the circuit breaker around each message, one fresh try when a pooled connection turns out
-//! to be closed.
+//! The SMTP pool: reused connections (at most `connections` at once, fewer while the relay
+//! refuses more), the rate limiter and the circuit breaker around each message, one fresh try
+//! when a pooled connection turns out to be closed.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -21,7 +22,39 @@ pub(super) struct Conn {
     pub(super) smtp: AsyncSmtpConnection,
     pub(super) pipelining: bool,
     pub(super) gate: Option<super::stream::DotGate>,
+    /// Counted among the pool's open connections until dropped.
+    pub(super) _open: OpenConn,
 }
+
+/// One of the pool's open connections, busy or idle: counted from the relay's greeting until
+/// the connection is dropped.
+pub(super) struct OpenConn(Arc<AtomicUsize>);
+
+impl OpenConn {
+    pub(super) fn count(open: &Arc<AtomicUsize>) -> OpenConn {
+        open.fetch_add(1, Ordering::SeqCst);
+        OpenConn(open.clone())
+    }
+}
+
+impl Drop for OpenConn {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// How many slots the pool gave up because the relay turned a connection away beyond those
+/// open, when it last did, and the most it gave up at once (logged at WARN when it grows).
+#[derive(Debug, Default)]
+struct Lowered {
+    slots: usize,
+    since: Option<Timestamp>,
+    most: usize,
+}
+
+/// After this long without another refusal, one slot given up is taken back (and if the relay
+/// still allows no more, given up again: one connection turned away a minute).
+const REGROW_AFTER: Duration = Duration::from_secs(60);
 
 /// A handover committed at most once across the tries of one message: the `sending` commit
 /// runs beside the envelope, so a pooled connection found closed at MAIL FROM may come after
@@ -54,6 +87,10 @@ pub struct SmtpPool {
     pub(super) cfg: SmtpConfig,
     idle: Mutex<Vec<Idle>>,
     slots: Semaphore,
+    /// Connections open now (see [`OpenConn`]).
+    pub(super) open: Arc<AtomicUsize>,
+    /// Slots given up to the relay's own connection limit.
+    lowered: std::sync::Mutex<Lowered>,
     /// `smtp.rate` (None: unlimited).
     rate: Option<crate::channel::RateLimiter>,
     breaker: std::sync::Mutex<Breaker>,
@@ -103,6 +140,8 @@ impl SmtpPool {
             cfg,
             idle: Mutex::new(Vec::new()),
             slots,
+            open: Arc::new(AtomicUsize::new(0)),
+            lowered: std::sync::Mutex::new(Lowered::default()),
             rate,
             breaker,
             clock,
@@ -133,7 +172,7 @@ impl SmtpPool {
     }
 
     /// A pooled connection that still answers (`true`: reused), or a new one.
-    async fn checkout(&self) -> Result<(Conn, bool), SendFailure> {
+    async fn checkout(&self) -> Result<(Conn, bool), super::connect::NotOpened> {
         loop {
             let candidate = self.idle.lock().await.pop();
             let Some(mut idle) = candidate else { break };
@@ -153,7 +192,7 @@ impl SmtpPool {
                 return Ok((idle.conn, true));
             }
         }
-        Ok((self.connect().await?, false))
+        Ok((self.open_conn().await?, false))
     }
 
     /// Sends `message` (already CRLF-normalised) from `from` to `to`; returns the server's reply.
@@ -237,7 +276,7 @@ impl SmtpPool {
         if let Some(r) = &self.rate {
             r.admit().await.map_err(mine)?;
         }
-        let _slot = self
+        let mut slot = self
             .slots
             .acquire()
             .await
@@ -261,7 +300,22 @@ impl SmtpPool {
             done: AtomicBool::new(false),
         });
         let handover = once.as_ref().map(|o| o as &dyn crate::channel::Handover);
-        let (mut conn, mut reused) = self.checkout().await.map_err(down)?;
+        let (mut conn, mut reused) = loop {
+            match self.checkout().await {
+                Ok(c) => break c,
+                Err(n) if n.turned_away && self.at_the_relays_limit(&n.failure) => {
+                    // This slot is given up (until REGROW_AFTER passes without a refusal):
+                    // wait for one of the connections open to come back, and reuse it.
+                    slot.forget();
+                    slot = self
+                        .slots
+                        .acquire()
+                        .await
+                        .map_err(|_| mine(SendFailure::transient("pool closed")))?;
+                }
+                Err(n) => return Err(down(n.failure)),
+            }
+        };
         loop {
             let handed = AtomicBool::new(false);
             let sent = tokio::time::timeout(
@@ -271,6 +325,7 @@ impl SmtpPool {
             .await;
             return match sent {
                 Ok(Ok(resp)) => {
+                    self.regrow();
                     let reply = format!(
                         "{} {}",
                         resp.code(),
@@ -305,6 +360,60 @@ impl SmtpPool {
                 )),
             };
         }
+    }
+
+    /// Whether a connection the relay turned away (a 4xx greeting, such as Postfix's "421 …
+    /// too many connections") is its connection limit: other connections of this pool are
+    /// open. Then the pool gives up a slot instead of failing the message, and the refusal
+    /// does not count towards the circuit breaker: a relay that allows 20 connections takes 20
+    /// at a time, with no message sent back to wait for a retry. With no other connection open
+    /// it is an ordinary failure, as is a connection that could not be made at all (a relay
+    /// that is down gives no greeting).
+    fn at_the_relays_limit(&self, e: &SendFailure) -> bool {
+        let open = self.open.load(Ordering::SeqCst);
+        if open == 0 {
+            return false;
+        }
+        let mut lowered = self.lowered_state();
+        lowered.slots += 1;
+        lowered.since = Some(self.clock.now());
+        let using = self.connections().saturating_sub(lowered.slots).max(1);
+        if lowered.slots > lowered.most {
+            lowered.most = lowered.slots;
+            tracing::warn!(
+                "SMTP relay {}:{} turned a connection away with {open} open ({e}): using at \
+                 most {using} connections (email.smtp.connections is {}; set it to the relay's \
+                 limit)",
+                self.cfg.host,
+                self.cfg.port,
+                self.cfg.connections
+            );
+        } else {
+            tracing::debug!(
+                "SMTP relay {}:{} still allows no more than {open} connections ({e})",
+                self.cfg.host,
+                self.cfg.port
+            );
+        }
+        true
+    }
+
+    /// Takes back one slot given up to the relay's limit once [`REGROW_AFTER`] has passed
+    /// without another refusal (the limit may have been other clients' connections).
+    fn regrow(&self) {
+        let mut lowered = self.lowered_state();
+        let Some(since) = lowered.since else { return };
+        let quiet = Duration::try_from(self.clock.now().duration_since(since))
+            .is_ok_and(|d| d >= REGROW_AFTER);
+        if quiet {
+            lowered.slots -= 1;
+            lowered.since = (lowered.slots > 0).then(|| self.clock.now());
+            self.slots.add_permits(1);
+        }
+    }
+
+    fn lowered_state(&self) -> std::sync::MutexGuard<'_, Lowered> {
+        self.lowered.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub async fn close(&self) {
