@@ -266,17 +266,11 @@ impl SmtpPool {
         handover: Option<&dyn crate::channel::Handover>,
     ) -> Result<String, (SendFailure, bool)> {
         let mine = |e: SendFailure| (e, false);
-        // A failure to connect (refused, timed out, greeting or STARTTLS refused) is the
-        // relay's; a refusal of our credentials is about us (the channel pauses instead).
-        let down = |e: SendFailure| {
-            let about_us = matches!(e, SendFailure::AboutUs { .. });
-            (e, !about_us)
-        };
         // Paced before a connection is taken: the wait never holds a slot.
         if let Some(r) = &self.rate {
             r.admit().await.map_err(mine)?;
         }
-        let mut slot = self
+        let slot = self
             .slots
             .acquire()
             .await
@@ -300,22 +294,7 @@ impl SmtpPool {
             done: AtomicBool::new(false),
         });
         let handover = once.as_ref().map(|o| o as &dyn crate::channel::Handover);
-        let (mut conn, mut reused) = loop {
-            match self.checkout().await {
-                Ok(c) => break c,
-                Err(n) if n.turned_away && self.at_the_relays_limit(&n.failure) => {
-                    // This slot is given up (until REGROW_AFTER passes without a refusal):
-                    // wait for one of the connections open to come back, and reuse it.
-                    slot.forget();
-                    slot = self
-                        .slots
-                        .acquire()
-                        .await
-                        .map_err(|_| mine(SendFailure::transient("pool closed")))?;
-                }
-                Err(n) => return Err(down(n.failure)),
-            }
-        };
+        let (mut conn, mut reused, _slot) = self.checkout_within_limit(slot).await?;
         loop {
             let handed = AtomicBool::new(false);
             let sent = tokio::time::timeout(
@@ -341,7 +320,7 @@ impl SmtpPool {
                     tracing::debug!(
                         "a pooled SMTP connection was closed by the relay ({e}); reconnecting"
                     );
-                    conn = self.connect().await.map_err(down)?;
+                    conn = self.connect().await.map_err(relay_down)?;
                     reused = false;
                     continue;
                 }
@@ -359,6 +338,30 @@ impl SmtpPool {
                     true,
                 )),
             };
+        }
+    }
+
+    /// [`SmtpPool::checkout`] holding `slot`, within the relay's connection limit: a connection
+    /// turned away while others are open gives the slot up (until [`REGROW_AFTER`] passes
+    /// without a refusal) and waits for one of the open connections to come back
+    /// ([`SmtpPool::at_the_relays_limit`]). Errors as [`SmtpPool::attempt`]'s.
+    async fn checkout_within_limit<'a>(
+        &'a self,
+        mut slot: tokio::sync::SemaphorePermit<'a>,
+    ) -> Result<(Conn, bool, tokio::sync::SemaphorePermit<'a>), (SendFailure, bool)> {
+        loop {
+            match self.checkout().await {
+                Ok((conn, reused)) => return Ok((conn, reused, slot)),
+                Err(n) if n.turned_away && self.at_the_relays_limit(&n.failure) => {
+                    slot.forget();
+                    slot = self
+                        .slots
+                        .acquire()
+                        .await
+                        .map_err(|_| (SendFailure::transient("pool closed"), false))?;
+                }
+                Err(n) => return Err(relay_down(n.failure)),
+            }
         }
     }
 
@@ -422,4 +425,12 @@ impl SmtpPool {
             let _ = tokio::time::timeout(Duration::from_secs(2), i.conn.smtp.quit()).await;
         }
     }
+}
+
+/// A failure to connect (refused, timed out, greeting or STARTTLS refused) is the relay's
+/// (`true`: it counts towards the circuit breaker); a refusal of our credentials is about us
+/// (the channel pauses instead).
+fn relay_down(e: SendFailure) -> (SendFailure, bool) {
+    let about_us = matches!(e, SendFailure::AboutUs { .. });
+    (e, !about_us)
 }
