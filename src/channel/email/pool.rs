@@ -374,10 +374,12 @@ impl SmtpPool {
     /// that is down gives no greeting).
     fn at_the_relays_limit(&self, e: &SendFailure) -> bool {
         let open = self.open.load(Ordering::SeqCst);
-        if open == 0 {
+        let mut lowered = self.lowered_state();
+        // One slot is always kept, whatever the counts say: a pool with none would never send
+        // again (a slot comes back only after a send).
+        if open == 0 || lowered.slots + 1 >= self.connections() {
             return false;
         }
-        let mut lowered = self.lowered_state();
         lowered.slots += 1;
         lowered.since = Some(self.clock.now());
         let using = self.connections().saturating_sub(lowered.slots).max(1);
@@ -410,6 +412,10 @@ impl SmtpPool {
             .is_ok_and(|d| d >= REGROW_AFTER);
         if quiet {
             lowered.slots -= 1;
+            if lowered.slots == 0 {
+                // A later, lower limit is news again.
+                lowered.most = 0;
+            }
             lowered.since = (lowered.slots > 0).then(|| self.clock.now());
             self.slots.add_permits(1);
         }
