@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::harness::{Db, TestApp, at, ritualist_cmd, wait_exit};
+use crate::harness::{Db, TestApp, at, born_on_may_5, ritualist_cmd, wait_exit};
 use crate::parallel::in_parallel;
 use crate::peers::{SmtpSink, dumped_message_body};
 
@@ -73,16 +73,6 @@ fn delivery(port: u16, policy: &str, handover_batch: u32, connections: Option<u3
     )
 }
 
-fn customers() -> String {
-    let mut s = crate::harness::HEADER.to_string();
-    for i in 0..N {
-        s.push_str(&format!(
-            "c{i},Emma,Test,user{i}@example.com,,en,Europe/Bucharest,1990-05-05,email\n"
-        ));
-    }
-    s
-}
-
 #[derive(Debug, PartialEq, Eq)]
 struct Outcome {
     received: usize,
@@ -123,7 +113,7 @@ async fn crash_over(
         &delivery(sink.port(), policy, handover_batch, connections),
     )
     .await?;
-    assert!(t.customers(&customers()).await.is_empty());
+    assert!(t.customers(&born_on_may_5("c", N)).await.is_empty());
     assert_eq!(t.app.tick(at(NOW)).await.unwrap().queued, N);
 
     let log = t.dir.join(format!("crash-{point}.log"));

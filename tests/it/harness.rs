@@ -210,6 +210,17 @@ pub const BOTH: [Db; 2] = [Db::Sqlite, Db::Postgres];
 pub const HEADER: &str =
     "external_id,first_name,last_name,email,phone,locale,time_zone,birthday,preferred_channel\n";
 
+/// `n` customers `<prefix>0`, `<prefix>1`, … named Emma, born on 5 May, preferring email.
+pub fn born_on_may_5(prefix: &str, n: usize) -> String {
+    let mut csv = HEADER.to_string();
+    for i in 0..n {
+        csv.push_str(&format!(
+            "{prefix}{i},Emma,Test,user{i}@example.com,,en,Europe/Bucharest,1990-05-05,email\n"
+        ));
+    }
+    csv
+}
+
 /// A copy of the repository as a newcomer gets it: config, rituals, templates, samples.
 pub fn newcomer_checkout() -> ScratchDir {
     let d = ScratchDir::new("ritualist-checkout");

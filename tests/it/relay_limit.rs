@@ -5,23 +5,13 @@
 //! counted towards the circuit breaker — with the default of 32 connections since issue #26,
 //! against any relay allowing fewer.
 
-use crate::harness::{Db, HEADER, TestApp, at};
+use crate::harness::{Db, TestApp, at, born_on_may_5};
 use crate::peers::{Postfix, SmtpSink};
 
 const N: usize = 120;
 const NOW: &str = "2027-05-05T12:00:00Z";
 /// The connections the relay allows this client.
 const LIMIT: usize = 3;
-
-fn customers() -> String {
-    let mut s = HEADER.to_string();
-    for i in 0..N {
-        s.push_str(&format!(
-            "c{i},Emma,Test,user{i}@example.com,,en,Europe/Bucharest,1990-05-05,email\n"
-        ));
-    }
-    s
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relay_allowing_fewer_connections_than_configured_takes_every_message_in_one_drain() {
@@ -43,7 +33,7 @@ async fn a_relay_allowing_fewer_connections_than_configured_takes_every_message_
     let Some(t) = TestApp::start(Db::Sqlite, &delivery).await else {
         return;
     };
-    assert!(t.customers(&customers()).await.is_empty());
+    assert!(t.customers(&born_on_may_5("c", N)).await.is_empty());
     assert_eq!(t.app.tick(at(NOW)).await.unwrap().queued, N);
 
     let report = t.app.drain(at(NOW)).await.unwrap();

@@ -7,7 +7,7 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::harness::{Db, HEADER, TestApp, at, ritualist_cmd, wait_exit};
+use crate::harness::{Db, TestApp, at, born_on_may_5, ritualist_cmd, wait_exit};
 use crate::peers::SmtpSink;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -157,15 +157,4 @@ async fn stop_with_two_on_the_wire(handover_batch: usize) {
         );
         assert!(r.message_id.is_some());
     }
-}
-
-/// `n` customers `<prefix>0`, `<prefix>1`, … named Emma, born on 5 May, preferring email.
-fn born_on_may_5(prefix: &str, n: usize) -> String {
-    let mut csv = HEADER.to_string();
-    for i in 0..n {
-        csv.push_str(&format!(
-            "{prefix}{i},Emma,Test,user{i}@example.com,,en,Europe/Bucharest,1990-05-05,email\n"
-        ));
-    }
-    csv
 }

@@ -44,12 +44,12 @@ impl Drop for OpenConn {
 }
 
 /// How many slots the pool gave up because the relay turned a connection away beyond those
-/// open, when it last did, and the most it gave up at once (logged at WARN when it grows).
+/// open, when it last did, and whether that was logged at WARN yet.
 #[derive(Debug, Default)]
 struct Lowered {
     slots: usize,
     since: Option<Timestamp>,
-    most: usize,
+    warned: bool,
 }
 
 /// After this long without another refusal, one slot given up is taken back (and if the relay
@@ -382,13 +382,14 @@ impl SmtpPool {
         }
         lowered.slots += 1;
         lowered.since = Some(self.clock.now());
-        let using = self.connections().saturating_sub(lowered.slots).max(1);
-        if lowered.slots > lowered.most {
-            lowered.most = lowered.slots;
+        // One line at WARN for the pool's life (a burst of refusals, or a slot tried again each
+        // minute, would otherwise log one each); the rest at DEBUG.
+        if !lowered.warned {
+            lowered.warned = true;
             tracing::warn!(
-                "SMTP relay {}:{} turned a connection away with {open} open ({e}): using at \
-                 most {using} connections (email.smtp.connections is {}; set it to the relay's \
-                 limit)",
+                "SMTP relay {}:{} turned a connection away with {open} open ({e}): using only \
+                 the connections it allows (email.smtp.connections is {}; set it to the \
+                 relay's limit)",
                 self.cfg.host,
                 self.cfg.port,
                 self.cfg.connections
@@ -412,10 +413,6 @@ impl SmtpPool {
             .is_ok_and(|d| d >= REGROW_AFTER);
         if quiet {
             lowered.slots -= 1;
-            if lowered.slots == 0 {
-                // A later, lower limit is news again.
-                lowered.most = 0;
-            }
             lowered.since = (lowered.slots > 0).then(|| self.clock.now());
             self.slots.add_permits(1);
         }
