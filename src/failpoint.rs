@@ -5,7 +5,9 @@
 //! is an empty function and the variable is ignored.
 //!
 //! Points, in the order a message meets them:
-//! `after_claim`, `after_mail`, `after_rcpt`, `after_data` (354 received, `sending` not yet
+//! `after_claim` (the claim statement done: the batch before it may still be sending, as the
+//! next batch is claimed beside the sends of the one before it), `before_sends` (the batch
+//! about to be sent, nothing in flight), `after_mail`, `after_rcpt`, `after_data` (354 received, `sending` not yet
 //! committed), `body_sent_before_dot` (the `sending` commit queued and not yet answered, the
 //! body written while it runs, the final dot held back), `after_sending` (committed, the dot
 //! not yet written), `mid_body` (committed, half the body written: with this point armed the

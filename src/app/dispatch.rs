@@ -33,17 +33,51 @@ const PARALLEL_FROM: usize = 64;
 
 /// A batch claimed and readied to send ([`App::claim_step`]).
 #[derive(Default)]
-struct Claimed {
+pub(super) struct Claimed {
     /// `claimed`, and the rows deferred to their send window.
-    report: DispatchReport,
+    pub(super) report: DispatchReport,
     /// Channels paused when the batch was claimed.
     paused: Vec<Channel>,
     /// The moment the batch was claimed: its messages' date.
-    now: Timestamp,
+    pub(super) now: Timestamp,
     facts: Arc<std::collections::HashMap<i64, crate::plan::CustomerFacts>>,
     /// The first part, composed; the others, to compose.
     first: Vec<ClaimedDelivery>,
     parts: std::collections::VecDeque<Vec<ClaimedDelivery>>,
+}
+
+impl Claimed {
+    /// The rows to send, the first part's first.
+    pub(super) fn rows(&self) -> impl Iterator<Item = &ClaimedDelivery> {
+        self.first.iter().chain(self.parts.iter().flatten())
+    }
+
+    /// The batch's lease: its rows' ids and their token (`None` without rows to send).
+    pub(super) fn lease(&self) -> Option<(Vec<i64>, String)> {
+        let token = self.rows().next()?.lease_token.clone();
+        Some((self.rows().map(|r| r.id).collect(), token))
+    }
+
+    /// The rows to send, in order.
+    pub(super) fn into_rows(self) -> Vec<ClaimedDelivery> {
+        self.first
+            .into_iter()
+            .chain(self.parts.into_iter().flatten())
+            .collect()
+    }
+
+    /// Takes the rows of `channels` out of the batch.
+    pub(super) fn take_channels(&mut self, channels: &[Channel]) -> Vec<ClaimedDelivery> {
+        let mut taken = Vec::new();
+        for part in std::iter::once(&mut self.first).chain(self.parts.iter_mut()) {
+            let (out, keep) = std::mem::take(part)
+                .into_iter()
+                .partition(|r| channels.contains(&r.channel));
+            *part = keep;
+            taken.extend::<Vec<_>>(out);
+        }
+        taken
+    }
 }
 
 /// When a row's send window (`<zone> HH:MM-HH:MM`) is closed at `now`, when it opens.
@@ -143,13 +177,13 @@ fn jitter() -> f64 {
 /// happens, so a second daemon's reaper never finds a fresh lease already expired (and puts a
 /// message in doubt that this one is still sending).
 #[derive(Debug, Clone, Copy)]
-struct DrainClock {
+pub(super) struct DrainClock {
     base: i64,
     started: std::time::Instant,
 }
 
 impl DrainClock {
-    fn starting_at(now: Timestamp) -> DrainClock {
+    pub(super) fn starting_at(now: Timestamp) -> DrainClock {
         DrainClock {
             base: now.as_second(),
             started: std::time::Instant::now(),
@@ -157,7 +191,7 @@ impl DrainClock {
     }
 
     /// `now` plus the whole seconds elapsed since the drain began.
-    fn now_s(&self) -> i64 {
+    pub(super) fn now_s(&self) -> i64 {
         self.base + self.started.elapsed().as_secs() as i64
     }
 
@@ -300,7 +334,7 @@ impl App {
     /// Claims a batch of due rows and readies it: rows whose send window is closed wait,
     /// untried; the customers' facts are read; the first part's messages are composed.
     /// `report.claimed == 0` means nothing is due.
-    async fn claim_step(&self, clock: &DrainClock) -> Result<Claimed, super::AppError> {
+    pub(super) async fn claim_step(&self, clock: &DrainClock) -> Result<Claimed, super::AppError> {
         let now = clock.now();
         let now_s = now.as_second();
         let d = &self.cfg.delivery;
@@ -403,17 +437,17 @@ impl App {
     /// a row waiting its turn (a big batch, a slow or rate-limited provider) or on a relay
     /// slow to answer keeps its lease, so no reaper takes a row this worker is about to send
     /// or is sending.
-    async fn send_claimed(
+    pub(super) async fn send_claimed(
         &self,
         c: Claimed,
         clock: &DrainClock,
     ) -> Result<DispatchReport, super::AppError> {
-        let mut report = c.report;
-        let rows = || c.first.iter().chain(c.parts.iter().flatten());
-        let Some(token) = rows().next().map(|r| r.lease_token.clone()) else {
-            return Ok(report);
+        // The batch claimed, nothing of it sent, nothing of the batch before it in flight.
+        crate::failpoint::hit("before_sends");
+        let Some((ids, token)) = c.lease() else {
+            return Ok(c.report);
         };
-        let ids: Vec<i64> = rows().map(|r| r.id).collect();
+        let mut report = c.report;
         let parts = self.send_in_parts(c, clock);
         let sent = tokio::select! {
             r = parts => r?,
@@ -465,7 +499,7 @@ impl App {
     }
 
     /// Gives `rows` (claimed, never handed over) back to the queue untried; how many were.
-    async fn release_rows(
+    pub(super) async fn release_rows(
         &self,
         rows: &[ClaimedDelivery],
         clock: &DrainClock,
@@ -528,7 +562,7 @@ impl App {
     /// Renews the leases of the rows `ids` of the batch claimed under `token` (those still
     /// `claimed` or `sending`) every third of `lease_secs`, from the clock's moment; never
     /// completes.
-    async fn keep_leases(&self, ids: &[i64], token: &str, clock: &DrainClock) {
+    pub(super) async fn keep_leases(&self, ids: &[i64], token: &str, clock: &DrainClock) {
         let lease = self.cfg.delivery.lease_secs;
         let every = Duration::from_secs((lease as u64 / 3).max(1));
         loop {
@@ -1095,72 +1129,6 @@ impl App {
             d.shutdown_timeout_secs
         );
         Ok(report)
-    }
-
-    /// Sends until nothing is due at `now` (rows waiting for a later retry stay waiting), or
-    /// until a stop is requested. First returns rows whose worker died (expired lease) to the
-    /// queue: `claimed` ones to `pending`, `sending` ones to `in_doubt` (or, under a resend
-    /// policy, to `retry_wait`).
-    pub async fn drain(&self, now: Timestamp) -> Result<DispatchReport, super::AppError> {
-        let (_done, done) = tokio::sync::watch::channel(true);
-        self.drain_beside(now, done).await
-    }
-
-    /// [`App::drain`] beside a tick that is still recording (`tick_done` turns `true` when it
-    /// has finished): when nothing is due yet it waits for the tick's next chunk (polling
-    /// every 50 ms) instead of returning, and it returns once a claim made after the tick
-    /// finished finds nothing.
-    pub(super) async fn drain_beside(
-        &self,
-        now: Timestamp,
-        mut tick_done: tokio::sync::watch::Receiver<bool>,
-    ) -> Result<DispatchReport, super::AppError> {
-        let resend = self.cfg.delivery.resend_channels();
-        let (_, doubt) = self
-            .store
-            .release_expired_leases(now.as_second(), &resend)
-            .await?;
-        if doubt > 0 {
-            tracing::warn!(
-                rows = doubt,
-                "messages found in flight from a worker that died: in doubt (email resent with the same Message-ID unless `delivery.in_doubt` says skip)"
-            );
-        }
-        let mut total = DispatchReport {
-            in_doubt: doubt as usize,
-            ..Default::default()
-        };
-        let clock = DrainClock::starting_at(now);
-        loop {
-            if self.stop_requested() {
-                return Ok(total);
-            }
-            // Read before the claim: a chunk recorded just before the tick ends is claimed by
-            // the step after the one that saw it end.
-            let tick_was_done = *tick_done.borrow_and_update();
-            let r = self.dispatch_step(&clock).await?;
-            if r.claimed == 0 {
-                if tick_was_done {
-                    return Ok(total);
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(50)) => {}
-                    _ = tick_done.changed() => {}
-                    _ = self.stopped() => {}
-                }
-                continue;
-            }
-            tracing::info!(
-                claimed = r.claimed,
-                sent = r.sent,
-                retrying = r.retrying,
-                failed = r.failed,
-                deferred = r.deferred,
-                in_doubt = r.in_doubt,
-                "batch sent"
-            );
-            total.add(r);
-        }
     }
 }
 

@@ -8,6 +8,7 @@ mod check;
 mod deliverability;
 mod dispatch;
 mod doctor;
+mod drain;
 mod feedback;
 mod forget;
 mod history;

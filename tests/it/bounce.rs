@@ -244,6 +244,62 @@ async fn a_paused_channel_waits_and_resumes_after_the_fix() {
     assert!(fixed.store.channel_pauses().await.unwrap().is_empty());
 }
 
+/// The drain claims its next batch while the one before it is sent (issue #26). When that
+/// send pauses the channel (the relay refuses ritualist itself), the batch claimed ahead goes
+/// back to the queue untried instead of going out into the refusal: one strike, one refused
+/// message, the others waiting for the pause with no attempt counted. One email per batch,
+/// so the second batch is claimed while the first is refused.
+#[tokio::test]
+async fn a_batch_claimed_ahead_waits_out_a_pause_the_batch_before_it_set() {
+    for db in BOTH {
+        let Some(bad) = SmtpSink::start(&["-f", "MAIL", "-B", "535 5.7.8 Authentication failed"])
+        else {
+            return;
+        };
+        let Some(t) = TestApp::start(
+            db,
+            &format!(
+                "{}  batch_size: 1
+",
+                smtp(bad.port())
+            ),
+        )
+        .await
+        else {
+            continue;
+        };
+        let csv = format!(
+            "{HEADER}b1,Emma,Test,emma@example.com,,en,Europe/Bucharest,1990-05-05,email\n\
+             b2,Ana,Test,ana@example.com,,ro,Europe/Bucharest,1991-05-05,email\n\
+             b3,Ion,Test,ion@example.com,,ro,Europe/Bucharest,1992-05-05,email\n"
+        );
+        assert!(t.customers(&csv).await.is_empty());
+        let now = at("2027-05-05T12:00:00Z");
+        assert_eq!(t.app.tick(now).await.unwrap().queued, 3);
+        let d = t.app.drain(now).await.unwrap();
+        assert_eq!((d.paused, d.sent, d.failed), (1, 0, 0), "{db:?}: {d:?}");
+        let pauses = t.app.store.channel_pauses().await.unwrap();
+        assert_eq!(pauses.len(), 1, "{db:?}: {pauses:?}");
+        assert_eq!(pauses[0].strikes, 1, "{db:?}: one refusal, one strike");
+        let mut statuses: Vec<(String, i32)> = t
+            .rows()
+            .await
+            .into_iter()
+            .map(|r| (r.status.to_string(), r.attempts))
+            .collect();
+        statuses.sort();
+        assert_eq!(
+            statuses,
+            [
+                ("pending".to_string(), 0),
+                ("pending".to_string(), 0),
+                ("retry_wait".to_string(), 1)
+            ],
+            "{db:?}"
+        );
+    }
+}
+
 /// A relay that refuses us at the greeting or at EHLO (`554 5.7.1 … blocklist`: our IP is
 /// listed) refuses ritualist itself, never a recipient: the email channel pauses, nothing is
 /// failed, nobody is opted out. Regression: each message was marked `failed`, one per
