@@ -88,7 +88,17 @@ impl App {
             let (r, next) = self
                 .send_claiming_next(claimed, &clock, &mut tick_done)
                 .await;
-            let r = r?;
+            let r = match r {
+                Ok(r) => r,
+                Err(e) => {
+                    // The batch claimed ahead goes back untried now rather than when its
+                    // lease ends (best effort: the database may be what failed).
+                    if let Ok((_, c)) = next {
+                        let _ = self.release_rows(&c.into_rows(), &clock).await;
+                    }
+                    return Err(e);
+                }
+            };
             tracing::info!(
                 claimed = r.claimed,
                 sent = r.sent,
