@@ -70,11 +70,11 @@ impl Claimed {
     pub(super) fn take_channels(&mut self, channels: &[Channel]) -> Vec<ClaimedDelivery> {
         let mut taken = Vec::new();
         for part in std::iter::once(&mut self.first).chain(self.parts.iter_mut()) {
-            let (out, keep) = std::mem::take(part)
+            let (out, keep): (Vec<_>, Vec<_>) = std::mem::take(part)
                 .into_iter()
                 .partition(|r| channels.contains(&r.channel));
             *part = keep;
-            taken.extend::<Vec<_>>(out);
+            taken.extend(out);
         }
         taken
     }

@@ -164,7 +164,9 @@ impl App {
         c: &mut Claimed,
         clock: &DrainClock,
     ) -> Result<(), AppError> {
-        if c.report.claimed == 0 {
+        // Nothing to send (nothing due, or every row deferred to its send window): nothing
+        // to give back, and `c.now` was never set.
+        if c.rows().next().is_none() {
             return Ok(());
         }
         let claimed_at = c.now.as_second();
